@@ -1,0 +1,47 @@
+# tether_add_layer(<name> SOURCES ... DEPS ... [PUBLIC_LIBS ...] [PRIVATE_LIBS ...])
+# Creates the static library tether_<name> exported as tether::<name>.
+set(TETHER_LAYERS "" CACHE INTERNAL "")
+
+function(tether_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wno-missing-field-initializers)
+  if(TETHER_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
+endfunction()
+
+function(tether_add_layer name)
+  cmake_parse_arguments(L "" "" "SOURCES;DEPS;PUBLIC_LIBS;PRIVATE_LIBS" ${ARGN})
+  add_library(tether_${name} ${L_SOURCES})
+  add_library(tether::${name} ALIAS tether_${name})
+  set_target_properties(tether_${name} PROPERTIES EXPORT_NAME ${name} OUTPUT_NAME tether_${name})
+  target_include_directories(tether_${name} PUBLIC
+    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
+    PRIVATE ${PROJECT_SOURCE_DIR}/src)
+  target_compile_features(tether_${name} PUBLIC cxx_std_20)
+  foreach(dep IN LISTS L_DEPS)
+    target_link_libraries(tether_${name} PUBLIC tether_${dep})
+  endforeach()
+  if(L_PUBLIC_LIBS)
+    target_link_libraries(tether_${name} PUBLIC ${L_PUBLIC_LIBS})
+  endif()
+  if(L_PRIVATE_LIBS)
+    target_link_libraries(tether_${name} PRIVATE ${L_PRIVATE_LIBS})
+  endif()
+  tether_warnings(tether_${name})
+  set(TETHER_LAYERS ${TETHER_LAYERS} ${name} CACHE INTERNAL "")
+endfunction()
+
+# tether_add_test(<name> SOURCES ... LIBS ... [LABELS ...] [TIMEOUT s])
+function(tether_add_test name)
+  cmake_parse_arguments(T "" "TIMEOUT" "SOURCES;LIBS;LABELS" ${ARGN})
+  add_executable(${name} ${T_SOURCES})
+  target_link_libraries(${name} PRIVATE ${T_LIBS} GTest::gtest GTest::gtest_main)
+  target_include_directories(${name} PRIVATE ${PROJECT_SOURCE_DIR}/tests ${PROJECT_SOURCE_DIR}/src)
+  tether_warnings(${name})
+  if(NOT T_TIMEOUT)
+    set(T_TIMEOUT 120)
+  endif()
+  gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
+    PROPERTIES TIMEOUT ${T_TIMEOUT} LABELS "${T_LABELS}")
+endfunction()

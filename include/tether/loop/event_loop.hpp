@@ -1,0 +1,193 @@
+#pragma once
+/// \file EventLoop: one per thread; epoll-based reactor with timers, cross-thread post,
+/// signals and a ready queue from which coroutines are resumed.
+///
+/// Loop iteration (the order is part of the contract):
+///  1. wait for I/O (no wait if callbacks are ready, else until the next timer);
+///  2. dispatch I/O events to their watchers;
+///  3. run expired timers in deadline order (equal deadlines: creation order);
+///  4. run callbacks posted from other threads;
+///  5. run the ready queue (coroutines, call_soon callbacks) as it stood at the start of this
+///     step; what they schedule runs in the next iteration.
+///
+/// Thread rules: post(), stop() and wake() are safe from any thread; everything else must be
+/// called on the loop's thread (checked in debug builds, UsageError).
+
+#include <chrono>
+#include <atomic>
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "tether/base/error.hpp"
+#include "tether/base/export.hpp"
+#include "tether/base/function.hpp"
+#include "tether/loop/runner.hpp"
+#include "tether/loop/task.hpp"
+
+namespace tether {
+
+class IoWatcher;
+class WorkerPool;
+namespace detail {
+class Poller;
+struct PollEvent;
+class TimerQueue;
+class SignalSet;
+}  // namespace detail
+
+using Clock = std::chrono::steady_clock;
+using Duration = Clock::duration;
+using TimePoint = Clock::time_point;
+using Callback = UniqueFunction<void()>;
+
+/// Identifies a scheduled timer. Plain value; cancelling a fired or cancelled timer is a no-op.
+struct TimerId {
+  std::uint64_t value = 0;
+  explicit operator bool() const noexcept { return value != 0; }
+};
+
+class EventLoop;
+
+/// A cancellable reference to a timer (asyncio's TimerHandle). Does not cancel on destruction.
+class TETHER_API TimerHandle {
+ public:
+  TimerHandle() noexcept = default;
+  TimerHandle(EventLoop* loop, TimerId id) noexcept : loop_(loop), id_(id) {}
+  /// Loop thread only.
+  void cancel() noexcept;
+  [[nodiscard]] TimerId id() const noexcept { return id_; }
+
+ private:
+  EventLoop* loop_ = nullptr;
+  TimerId id_{};
+};
+
+/// Counts of what a loop holds; tests assert all are zero at the end.
+struct LoopStats {
+  std::size_t watchers = 0;   ///< registered IoWatchers (the loop's own wake-up fd excluded)
+  std::size_t timers = 0;     ///< pending timers
+  std::size_t ready = 0;      ///< queued callbacks and coroutines
+  std::size_t signals = 0;    ///< signal handlers
+};
+
+class TETHER_API EventLoop {
+ public:
+  EventLoop();
+  ~EventLoop();
+  EventLoop(const EventLoop&) = delete;
+  EventLoop& operator=(const EventLoop&) = delete;
+
+  /// The loop created on (and bound to) this thread, or null.
+  static EventLoop* current() noexcept;
+  /// current(), or throws UsageError if this thread has no loop.
+  static EventLoop& current_or_throw();
+
+  /// Runs until stop(). Re-entrant: a nested run()/run_until_complete() inside a callback
+  /// keeps dispatching (this is how blocking facades serve callbacks while they wait).
+  void run();
+  /// Makes run() return after the current iteration (a stop() before run() makes the next
+  /// run() return after one iteration). Safe from any thread.
+  void stop() noexcept;
+  /// One iteration; waits at most `max_wait` (nullopt: until something happens).
+  void run_once(std::optional<Duration> max_wait = std::nullopt);
+
+  /// Runs the loop until `task` finishes; returns its value or rethrows its exception.
+  template <class T>
+  T run_until_complete(Task<T> task);
+
+  /// Queues fn to run on the loop thread. Safe from any thread; wakes the loop.
+  void post(Callback fn);
+  /// Queues fn for the next ready-queue step. Loop thread only; no wake-up needed.
+  void call_soon(Callback fn);
+  /// Queues a suspended coroutine to resume in the ready-queue step. Loop thread only.
+  void schedule(std::coroutine_handle<> h);
+
+  /// Runs fn after `delay` (asyncio's call_later). Loop thread only.
+  TimerHandle call_later(Duration delay, Callback fn);
+  /// Runs fn at `when`. Loop thread only.
+  TimerHandle call_at(TimePoint when, Callback fn);
+  /// Cancels a pending timer; returns false if it already ran or was cancelled.
+  bool cancel_timer(TimerId id) noexcept;
+
+  /// Calls fn(signo) on the loop thread whenever signo arrives. Blocks the signal in the
+  /// calling thread (block it in every thread, e.g. before starting others, for reliable
+  /// delivery) and reads it through a signalfd. Replaces an earlier handler for signo.
+  void add_signal_handler(int signo, std::function<void(int)> fn);
+  /// Removes the handler and restores the signal's previous mask. Returns false if none.
+  bool remove_signal_handler(int signo);
+
+  /// The loop's worker pool for blocking work (created on first use; see run_in_worker).
+  WorkerPool& workers();
+  /// Sets the worker pool size before its first use (default: max(4, cores)).
+  void set_worker_threads(std::size_t n);
+
+  [[nodiscard]] TimePoint now() const noexcept { return Clock::now(); }
+  [[nodiscard]] bool in_loop_thread() const noexcept { return std::this_thread::get_id() == thread_; }
+  /// Throws UsageError when called from another thread (debug builds only).
+  void assert_in_loop_thread() const {
+#ifndef NDEBUG
+    if (!in_loop_thread()) throw_wrong_thread();
+#endif
+  }
+  [[nodiscard]] LoopStats stats() const;
+  [[nodiscard]] bool running() const noexcept { return depth_ > 0; }
+
+  // Internal: used by IoWatcher.
+  detail::Poller& poller() noexcept { return *poller_; }
+  void watcher_added() noexcept { ++watchers_; }
+  /// Drops events already fetched for w in the batch being dispatched.
+  void watcher_removed(IoWatcher* w) noexcept;
+
+ private:
+  [[noreturn]] void throw_wrong_thread() const;
+  void drain_posted();
+  void run_ready();
+  int compute_timeout_ms(std::optional<Duration> max_wait);
+
+  std::thread::id thread_;
+  std::unique_ptr<detail::Poller> poller_;
+  std::unique_ptr<detail::TimerQueue> timers_;
+  std::unique_ptr<detail::SignalSet> signals_;
+  std::unique_ptr<WorkerPool> workers_;
+  std::size_t worker_threads_ = 0;
+
+  struct ReadyItem {
+    std::coroutine_handle<> coro;
+    Callback fn;
+  };
+  std::vector<ReadyItem> ready_;
+  std::vector<ReadyItem> running_;
+  std::deque<std::vector<detail::PollEvent>> batches_;  // one per nesting depth
+
+  std::mutex post_mu_;
+  std::vector<Callback> posted_;
+  std::atomic<bool> posted_pending_{false};
+  std::unique_ptr<IoWatcher> wake_watcher_;
+  int wake_fd_ = -1;
+
+  std::size_t watchers_ = 0;
+  int depth_ = 0;
+  std::atomic<bool> stop_requested_{false};
+};
+
+template <class T>
+T EventLoop::run_until_complete(Task<T> task) {
+  assert_in_loop_thread();
+  // The task completes into a noop continuation; we poll its done() flag between turns.
+  auto h = task.handle();
+  h.promise().set_continuation(std::noop_coroutine());
+  schedule(h);
+  while (!task.done()) run_once();
+  return task.take_result();
+}
+
+}  // namespace tether

@@ -1,0 +1,167 @@
+#pragma once
+/// \file Async synchronisation for tasks on one loop: Event, Semaphore, bounded Queue<T>.
+/// Loop thread only. Waiters resume through the ready queue in FIFO order; a waiter whose task
+/// is cancelled removes itself (and hands back anything it was given).
+
+#include <coroutine>
+#include <cstddef>
+#include <deque>
+#include <optional>
+#include <utility>
+
+#include "tether/base/error.hpp"
+#include "tether/base/export.hpp"
+#include "tether/loop/event_loop.hpp"
+#include "tether/loop/task.hpp"
+
+namespace tether {
+
+namespace detail {
+
+/// Intrusive FIFO of suspended waiters. A node unlinks itself when destroyed.
+class TETHER_API WaitList {
+ public:
+  struct Node {
+    Node* prev = nullptr;
+    Node* next = nullptr;
+    WaitList* owner = nullptr;
+    std::coroutine_handle<> handle;
+    bool woken = false;
+    ~Node() {
+      if (owner) owner->unlink(this);
+    }
+  };
+
+  explicit WaitList(EventLoop* loop = nullptr) : loop_(loop) {}
+  WaitList(const WaitList&) = delete;
+  WaitList& operator=(const WaitList&) = delete;
+  ~WaitList();
+
+  void push(Node* n, std::coroutine_handle<> h);
+  /// Schedules the oldest waiter; returns false if there is none.
+  bool wake_one();
+  void wake_all();
+  [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+
+ private:
+  void unlink(Node* n) noexcept;
+  EventLoop& loop();
+
+  EventLoop* loop_;
+  Node* head_ = nullptr;
+  Node* tail_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+/// Suspends until woken. A waiter that was woken but cancelled before it ran passes the
+/// wake-up on, so re-check loops (while (!cond) co_await ...) never lose one.
+struct WaitAwaiter {
+  WaitList& list;
+  WaitList::Node node{};
+  bool resumed = false;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) { list.push(&node, h); }
+  void await_resume() noexcept { resumed = true; }
+  ~WaitAwaiter() {
+    if (node.woken && !resumed) list.wake_one();
+  }
+};
+
+}  // namespace detail
+
+/// asyncio.Event: wait() suspends until set(); set() wakes every waiter.
+class TETHER_API Event {
+ public:
+  Event() = default;
+  void set();
+  void clear() noexcept { set_ = false; }
+  [[nodiscard]] bool is_set() const noexcept { return set_; }
+  /// Completes at once if set.
+  Task<void> wait();
+  [[nodiscard]] std::size_t waiters() const noexcept { return list_.size(); }
+
+ private:
+  bool set_ = false;
+  detail::WaitList list_;
+};
+
+/// asyncio.Semaphore with FIFO fairness.
+class TETHER_API Semaphore {
+ public:
+  explicit Semaphore(std::size_t permits) : permits_(permits) {}
+  Task<void> acquire();
+  bool try_acquire() noexcept;
+  void release();
+  [[nodiscard]] std::size_t available() const noexcept { return permits_; }
+
+ private:
+  std::size_t permits_;
+  detail::WaitList list_;
+};
+
+/// Thrown by Queue::push/pop after close().
+class TETHER_API QueueClosed : public Error {
+ public:
+  QueueClosed() : Error(ErrorKind::kStreamClosed, "queue is closed") {}
+};
+
+/// Bounded FIFO queue between tasks (asyncio.Queue with maxsize). capacity 0 = unbounded.
+template <class T>
+class Queue {
+ public:
+  explicit Queue(std::size_t capacity = 0) : capacity_(capacity) {}
+
+  /// Waits while full. Throws QueueClosed after close().
+  Task<void> push(T value) {
+    while (!closed_ && full()) {
+      co_await detail::WaitAwaiter{not_full_};
+    }
+    if (closed_) throw QueueClosed();
+    items_.push_back(std::move(value));
+    not_empty_.wake_one();
+  }
+  bool try_push(T value) {
+    if (closed_ || full()) return false;
+    items_.push_back(std::move(value));
+    not_empty_.wake_one();
+    return true;
+  }
+  /// Waits while empty. After close(), drains what is left, then throws QueueClosed.
+  Task<T> pop() {
+    while (items_.empty() && !closed_) {
+      co_await detail::WaitAwaiter{not_empty_};
+    }
+    if (items_.empty()) throw QueueClosed();
+    T v = std::move(items_.front());
+    items_.pop_front();
+    not_full_.wake_one();
+    co_return v;
+  }
+  std::optional<T> try_pop() {
+    if (items_.empty()) return std::nullopt;
+    T v = std::move(items_.front());
+    items_.pop_front();
+    not_full_.wake_one();
+    return v;
+  }
+  /// Wakes every waiter; later pushes fail, pops drain then fail.
+  void close() {
+    closed_ = true;
+    not_empty_.wake_all();
+    not_full_.wake_all();
+  }
+  [[nodiscard]] std::size_t size() const noexcept { return items_.size(); }
+  [[nodiscard]] bool empty() const noexcept { return items_.empty(); }
+  [[nodiscard]] bool full() const noexcept { return capacity_ && items_.size() >= capacity_; }
+  [[nodiscard]] bool closed() const noexcept { return closed_; }
+
+ private:
+  std::size_t capacity_;
+  bool closed_ = false;
+  std::deque<T> items_;
+  detail::WaitList not_empty_;
+  detail::WaitList not_full_;
+};
+
+}  // namespace tether

@@ -1,0 +1,161 @@
+#pragma once
+/// \file Task<T>: tether's one coroutine type.
+///
+/// A Task is lazy (it starts when awaited or handed to a loop), move-only and owns its
+/// coroutine frame. Destroying an unfinished Task destroys its frame: that cancels it, runs
+/// the destructors of its locals, and recursively cancels whatever it was awaiting (awaiters
+/// deregister timers and watchers in their destructors). Exceptions propagate to the awaiter.
+/// Completion hands control straight to the awaiting coroutine (symmetric transfer), so long
+/// chains of synchronous completions never grow the stack.
+///
+/// GCC 12 rules (see shared/design/style-anchors.md §4.1): one co_await per statement with a
+/// named result, no capturing coroutine lambdas, no lambda built inside a co_await expression,
+/// no structured binding directly on a co_await result.
+
+#include <atomic>
+#include <cassert>
+#include <coroutine>
+#include <cstddef>
+#include <exception>
+#include <type_traits>
+#include <utility>
+#include <variant>
+
+#include "tether/base/export.hpp"
+
+namespace tether {
+
+template <class T = void>
+class Task;
+
+namespace detail {
+
+/// Number of live Task frames in the process (all threads); tests use it to prove that
+/// cancellation freed everything.
+TETHER_API extern std::atomic<long> g_live_tasks;
+
+struct TaskFinalAwaiter {
+  bool await_ready() const noexcept { return false; }
+  template <class P>
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
+    auto c = h.promise().continuation_;
+    return c ? c : std::noop_coroutine();
+  }
+  void await_resume() const noexcept {}
+};
+
+class TaskPromiseBase {
+ public:
+  TaskPromiseBase() noexcept { g_live_tasks.fetch_add(1, std::memory_order_relaxed); }
+  ~TaskPromiseBase() { g_live_tasks.fetch_sub(1, std::memory_order_relaxed); }
+  TaskPromiseBase(const TaskPromiseBase&) = delete;
+  TaskPromiseBase& operator=(const TaskPromiseBase&) = delete;
+
+  std::suspend_always initial_suspend() const noexcept { return {}; }
+  TaskFinalAwaiter final_suspend() const noexcept { return {}; }
+  void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
+
+  std::coroutine_handle<> continuation_{};
+};
+
+template <class T>
+class TaskPromise final : public TaskPromiseBase {
+ public:
+  Task<T> get_return_object() noexcept;
+  void unhandled_exception() noexcept { result_.template emplace<2>(std::current_exception()); }
+  template <class U>
+    requires std::is_convertible_v<U&&, T>
+  void return_value(U&& v) noexcept(std::is_nothrow_constructible_v<T, U&&>) {
+    result_.template emplace<1>(std::forward<U>(v));
+  }
+  T take() {
+    if (result_.index() == 2) std::rethrow_exception(std::get<2>(result_));
+    assert(result_.index() == 1);
+    return std::move(std::get<1>(result_));
+  }
+  [[nodiscard]] std::exception_ptr exception() const noexcept {
+    return result_.index() == 2 ? std::get<2>(result_) : nullptr;
+  }
+
+ private:
+  std::variant<std::monostate, T, std::exception_ptr> result_;
+};
+
+template <>
+class TaskPromise<void> final : public TaskPromiseBase {
+ public:
+  Task<void> get_return_object() noexcept;
+  void unhandled_exception() noexcept { exception_ = std::current_exception(); }
+  void return_void() noexcept {}
+  void take() {
+    if (exception_) std::rethrow_exception(exception_);
+  }
+  [[nodiscard]] std::exception_ptr exception() const noexcept { return exception_; }
+
+ private:
+  std::exception_ptr exception_;
+};
+
+}  // namespace detail
+
+/// Number of live Task frames in the process.
+inline long live_task_count() noexcept { return detail::g_live_tasks.load(std::memory_order_relaxed); }
+
+template <class T>
+class [[nodiscard]] Task {
+ public:
+  using promise_type = detail::TaskPromise<T>;
+  using handle_type = std::coroutine_handle<promise_type>;
+  using value_type = T;
+
+  Task() noexcept = default;
+  explicit Task(handle_type h) noexcept : h_(h) {}
+  Task(Task&& o) noexcept : h_(std::exchange(o.h_, {})) {}
+  Task& operator=(Task&& o) noexcept {
+    if (this != &o) {
+      reset();
+      h_ = std::exchange(o.h_, {});
+    }
+    return *this;
+  }
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+  ~Task() { reset(); }
+
+  [[nodiscard]] bool valid() const noexcept { return static_cast<bool>(h_); }
+  /// True once the body has returned or thrown.
+  [[nodiscard]] bool done() const noexcept { return h_ && h_.done(); }
+  /// Destroys the frame now (cancelling the task if unfinished).
+  void reset() noexcept {
+    if (h_) std::exchange(h_, {}).destroy();
+  }
+  [[nodiscard]] handle_type handle() const noexcept { return h_; }
+  /// The result of a finished task (rethrows its exception). Call once.
+  T take_result() { return h_.promise().take(); }
+
+  // Awaiting a Task starts it and suspends the awaiter until it finishes.
+  bool await_ready() const noexcept {
+    assert(h_ && "awaiting an empty Task");
+    return h_.done();
+  }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> awaiting) noexcept {
+    h_.promise().set_continuation(awaiting);
+    return h_;
+  }
+  T await_resume() { return h_.promise().take(); }
+
+ private:
+  handle_type h_{};
+};
+
+namespace detail {
+template <class T>
+Task<T> TaskPromise<T>::get_return_object() noexcept {
+  return Task<T>(std::coroutine_handle<TaskPromise<T>>::from_promise(*this));
+}
+inline Task<void> TaskPromise<void>::get_return_object() noexcept {
+  return Task<void>(std::coroutine_handle<TaskPromise<void>>::from_promise(*this));
+}
+}  // namespace detail
+
+}  // namespace tether

@@ -1,0 +1,373 @@
+#include "tether/loop/event_loop.hpp"
+
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <map>
+
+#include "loop/poller.hpp"
+#include "loop/timer_queue.hpp"
+#include "tether/base/fd.hpp"
+#include "tether/base/log.hpp"
+#include "tether/loop/io_watcher.hpp"
+#include "tether/loop/worker_pool.hpp"
+
+namespace tether {
+
+namespace {
+thread_local EventLoop* t_current_loop = nullptr;
+
+void run_guarded(Callback& fn, const char* what) noexcept {
+  try {
+    fn();
+  } catch (...) {
+    // Nothing throws through loop dispatch: a failing callback is reported and dropped.
+    TETHER_LOG_ERROR("uncaught exception in {}: {}", what, describe_current_exception());
+  }
+}
+}  // namespace
+
+namespace detail {
+
+/// signalfd-based signal dispatch for one loop.
+class SignalSet {
+ public:
+  explicit SignalSet(EventLoop& loop) : loop_(loop) {}
+  ~SignalSet() {
+    watcher_.reset();
+    for (auto& [signo, h] : handlers_) restore(signo, h);
+  }
+
+  void add(int signo, std::function<void(int)> fn) {
+    auto it = handlers_.find(signo);
+    if (it != handlers_.end()) {
+      it->second.fn = std::move(fn);
+      return;
+    }
+    Handler h;
+    h.fn = std::move(fn);
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, signo);
+    sigset_t old;
+    pthread_sigmask(SIG_BLOCK, &one, &old);
+    h.was_blocked = sigismember(&old, signo) == 1;
+    handlers_.emplace(signo, std::move(h));
+    rebuild();
+  }
+
+  bool remove(int signo) {
+    auto it = handlers_.find(signo);
+    if (it == handlers_.end()) return false;
+    restore(signo, it->second);
+    handlers_.erase(it);
+    rebuild();
+    return true;
+  }
+
+  [[nodiscard]] std::size_t size() const noexcept { return handlers_.size(); }
+
+ private:
+  struct Handler {
+    std::function<void(int)> fn;
+    bool was_blocked = false;
+  };
+
+  static void restore(int signo, const Handler& h) {
+    if (h.was_blocked) return;
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, signo);
+    pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+  }
+
+  void rebuild() {
+    if (handlers_.empty()) {
+      watcher_.reset();
+      fd_.reset();
+      return;
+    }
+    sigset_t mask;
+    sigemptyset(&mask);
+    for (auto& [signo, h] : handlers_) sigaddset(&mask, signo);
+    int fd = ::signalfd(fd_.valid() ? fd_.get() : -1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0) throw IoError(errno, "signalfd");
+    if (!fd_.valid()) {
+      fd_.reset(fd);
+      watcher_ = std::make_unique<IoWatcher>(loop_, fd_.get());
+      watcher_->set_handler([this](std::uint32_t) { drain(); });
+      watcher_->enable_reading();
+    }
+  }
+
+  void drain() {
+    signalfd_siginfo info;
+    while (::read(fd_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+      int signo = static_cast<int>(info.ssi_signo);
+      auto it = handlers_.find(signo);
+      if (it == handlers_.end()) continue;
+      auto fn = it->second.fn;  // the handler may remove itself
+      try {
+        fn(signo);
+      } catch (...) {
+        TETHER_LOG_ERROR("uncaught exception in signal handler: {}", describe_current_exception());
+      }
+    }
+  }
+
+  EventLoop& loop_;
+  std::map<int, Handler> handlers_;
+  Fd fd_;
+  std::unique_ptr<IoWatcher> watcher_;
+};
+
+}  // namespace detail
+
+void TimerHandle::cancel() noexcept {
+  if (loop_ && id_) loop_->cancel_timer(id_);
+  id_ = {};
+}
+
+EventLoop::EventLoop()
+    : thread_(std::this_thread::get_id()),
+      poller_(detail::make_epoll_poller()),
+      timers_(std::make_unique<detail::TimerQueue>()) {
+  if (t_current_loop) throw UsageError("this thread already has an EventLoop");
+  wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (wake_fd_ < 0) throw IoError(errno, "eventfd");
+  wake_watcher_ = std::make_unique<IoWatcher>(*this, wake_fd_);
+  wake_watcher_->set_handler([this](std::uint32_t) {
+    std::uint64_t v;
+    while (::read(wake_fd_, &v, sizeof v) > 0) {
+    }
+  });
+  wake_watcher_->enable_reading();
+  --watchers_;  // the wake-up watcher is the loop's own; stats() does not count it
+  t_current_loop = this;
+}
+
+EventLoop::~EventLoop() {
+  // Let queued work of the pool finish (its completions post back here and are dropped).
+  workers_.reset();
+  signals_.reset();
+  ++watchers_;
+  wake_watcher_.reset();
+  ::close(wake_fd_);
+  // Drop what never ran: destroying a queued coroutine handle is the owner's job, not ours.
+  ready_.clear();
+  if (t_current_loop == this) t_current_loop = nullptr;
+}
+
+EventLoop* EventLoop::current() noexcept { return t_current_loop; }
+
+EventLoop& EventLoop::current_or_throw() {
+  if (!t_current_loop) throw UsageError("no EventLoop on this thread");
+  return *t_current_loop;
+}
+
+void EventLoop::throw_wrong_thread() const {
+  throw UsageError("EventLoop used from a thread that does not own it");
+}
+
+void EventLoop::watcher_removed(IoWatcher* w) noexcept {
+  --watchers_;
+  for (int d = 0; d < depth_ && static_cast<std::size_t>(d) < batches_.size(); ++d) {
+    for (auto& ev : batches_[static_cast<std::size_t>(d)]) {
+      if (ev.watcher == w) ev.watcher = nullptr;
+    }
+  }
+}
+
+void EventLoop::run() {
+  assert_in_loop_thread();
+  while (!stop_requested_.exchange(false, std::memory_order_acq_rel)) run_once();
+}
+
+void EventLoop::stop() noexcept {
+  stop_requested_.store(true, std::memory_order_release);
+  std::uint64_t one = 1;
+  [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+}
+
+int EventLoop::compute_timeout_ms(std::optional<Duration> max_wait) {
+  if (!ready_.empty() || posted_pending_.load(std::memory_order_acquire)) return 0;
+  std::optional<Duration> wait = max_wait;
+  if (auto next = timers_->next_deadline()) {
+    Duration until = *next - Clock::now();
+    if (!wait || until < *wait) wait = until;
+  }
+  if (!wait) return -1;
+  if (*wait <= Duration::zero()) return 0;
+  // Round up so a timer is never polled for before it is due.
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(*wait).count();
+  return static_cast<int>(std::min<long long>(ms, INT_MAX));
+}
+
+void EventLoop::run_once(std::optional<Duration> max_wait) {
+  assert_in_loop_thread();
+  ++depth_;
+  // 1. wait for I/O. Each nesting depth has its own batch, so a nested run_once() (blocking
+  // facade inside a callback) cannot disturb the batch an outer iteration is dispatching.
+  if (batches_.size() < static_cast<std::size_t>(depth_)) batches_.emplace_back();
+  auto& batch = batches_[static_cast<std::size_t>(depth_) - 1];
+  batch.clear();
+  poller_->poll(compute_timeout_ms(max_wait), batch);
+  // 2. dispatch; a watcher destroyed meanwhile has its entries nulled by watcher_removed().
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    detail::PollEvent ev = batch[i];
+    if (ev.watcher) ev.watcher->dispatch(ev.events);
+  }
+  batch.clear();
+  // 3. timers due now
+  const TimePoint now = Clock::now();
+  Callback fn;
+  while (timers_->pop_due(now, fn)) run_guarded(fn, "timer callback");
+  // 4. posted from other threads
+  drain_posted();
+  // 5. the ready queue as it stood
+  run_ready();
+  --depth_;
+}
+
+void EventLoop::drain_posted() {
+  if (!posted_pending_.load(std::memory_order_acquire)) return;
+  std::vector<Callback> batch;
+  {
+    std::lock_guard lock(post_mu_);
+    batch.swap(posted_);
+    posted_pending_.store(false, std::memory_order_release);
+  }
+  for (auto& fn : batch) run_guarded(fn, "posted callback");
+}
+
+void EventLoop::run_ready() {
+  if (ready_.empty()) return;
+  std::vector<ReadyItem> batch;
+  batch.swap(running_);
+  batch.clear();
+  batch.swap(ready_);
+  for (auto& item : batch) {
+    if (item.coro) {
+      item.coro.resume();
+    } else {
+      run_guarded(item.fn, "call_soon callback");
+    }
+  }
+  batch.clear();
+  if (running_.empty()) running_.swap(batch);  // keep the capacity for the next turn
+}
+
+void EventLoop::post(Callback fn) {
+  bool was_pending;
+  {
+    std::lock_guard lock(post_mu_);
+    posted_.push_back(std::move(fn));
+    was_pending = posted_pending_.exchange(true, std::memory_order_acq_rel);
+  }
+  if (!was_pending && !in_loop_thread()) {
+    std::uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
+  }
+}
+
+void EventLoop::call_soon(Callback fn) {
+  assert_in_loop_thread();
+  ready_.push_back({{}, std::move(fn)});
+}
+
+void EventLoop::schedule(std::coroutine_handle<> h) {
+  assert_in_loop_thread();
+  ready_.push_back({h, {}});
+}
+
+TimerHandle EventLoop::call_later(Duration delay, Callback fn) {
+  return call_at(Clock::now() + delay, std::move(fn));
+}
+
+TimerHandle EventLoop::call_at(TimePoint when, Callback fn) {
+  assert_in_loop_thread();
+  return TimerHandle(this, timers_->add(when, std::move(fn)));
+}
+
+bool EventLoop::cancel_timer(TimerId id) noexcept { return timers_->cancel(id); }
+
+void EventLoop::add_signal_handler(int signo, std::function<void(int)> fn) {
+  assert_in_loop_thread();
+  if (!signals_) signals_ = std::make_unique<detail::SignalSet>(*this);
+  signals_->add(signo, std::move(fn));
+}
+
+bool EventLoop::remove_signal_handler(int signo) {
+  assert_in_loop_thread();
+  return signals_ && signals_->remove(signo);
+}
+
+WorkerPool& EventLoop::workers() {
+  if (!workers_) {
+    std::size_t n = worker_threads_;
+    if (n == 0) n = std::max<std::size_t>(4, std::thread::hardware_concurrency());
+    workers_ = std::make_unique<WorkerPool>(n);
+  }
+  return *workers_;
+}
+
+void EventLoop::set_worker_threads(std::size_t n) {
+  if (workers_) throw UsageError("set_worker_threads after the pool started");
+  worker_threads_ = n;
+}
+
+LoopStats EventLoop::stats() const {
+  LoopStats s;
+  s.watchers = watchers_ - (signals_ && signals_->size() ? 1 : 0);
+  s.timers = timers_->size();
+  s.ready = ready_.size();
+  {
+    std::lock_guard lock(const_cast<std::mutex&>(post_mu_));
+    s.ready += posted_.size();
+  }
+  s.signals = signals_ ? signals_->size() : 0;
+  return s;
+}
+
+// ---------------------------------------------------------------------------------- IoWatcher
+
+IoWatcher::IoWatcher(EventLoop& loop, int fd, Mode mode) : loop_(loop), fd_(fd), mode_(mode) {
+  loop_.assert_in_loop_thread();
+}
+
+IoWatcher::~IoWatcher() {
+  if (registered_) {
+    loop_.poller().remove(fd_);
+    loop_.watcher_removed(this);
+  }
+}
+
+void IoWatcher::set_interest(std::uint32_t interest) {
+  if (interest == interest_ && registered_) return;
+  interest_ = interest;
+  if (!registered_) {
+    if (interest == 0) return;
+    loop_.poller().update(fd_, this, interest, mode_ == Mode::kEdge, true);
+    registered_ = true;
+    loop_.watcher_added();
+    return;
+  }
+  if (interest == 0) {
+    loop_.poller().remove(fd_);
+    registered_ = false;
+    loop_.watcher_removed(this);
+    return;
+  }
+  loop_.poller().update(fd_, this, interest, mode_ == Mode::kEdge, false);
+}
+
+void IoWatcher::dispatch(std::uint32_t events) {
+  if (handler_) handler_(events);
+}
+
+}  // namespace tether

@@ -1,0 +1,105 @@
+#include "tether/loop/sync.hpp"
+
+#include <cassert>
+
+namespace tether {
+
+namespace detail {
+
+WaitList::~WaitList() {
+  // Waiters still linked belong to frames being torn down after us; detach them.
+  for (Node* n = head_; n;) {
+    Node* next = n->next;
+    n->owner = nullptr;
+    n->prev = n->next = nullptr;
+    n = next;
+  }
+}
+
+EventLoop& WaitList::loop() {
+  if (!loop_) loop_ = &EventLoop::current_or_throw();
+  return *loop_;
+}
+
+void WaitList::push(Node* n, std::coroutine_handle<> h) {
+  loop();  // bind to the loop of the first waiter
+  n->owner = this;
+  n->handle = h;
+  n->prev = tail_;
+  n->next = nullptr;
+  if (tail_) {
+    tail_->next = n;
+  } else {
+    head_ = n;
+  }
+  tail_ = n;
+  ++size_;
+}
+
+void WaitList::unlink(Node* n) noexcept {
+  if (n->prev) {
+    n->prev->next = n->next;
+  } else {
+    head_ = n->next;
+  }
+  if (n->next) {
+    n->next->prev = n->prev;
+  } else {
+    tail_ = n->prev;
+  }
+  n->prev = n->next = nullptr;
+  n->owner = nullptr;
+  --size_;
+}
+
+bool WaitList::wake_one() {
+  Node* n = head_;
+  if (!n) return false;
+  unlink(n);
+  n->woken = true;
+  loop().schedule(n->handle);
+  return true;
+}
+
+void WaitList::wake_all() {
+  while (wake_one()) {
+  }
+}
+
+}  // namespace detail
+
+void Event::set() {
+  set_ = true;
+  list_.wake_all();
+}
+
+Task<void> Event::wait() {
+  while (!set_) {
+    co_await detail::WaitAwaiter{list_};
+  }
+}
+
+Task<void> Semaphore::acquire() {
+  // FIFO: a newcomer queues behind earlier waiters even if a permit is free.
+  if (permits_ == 0 || !list_.empty()) {
+    do {
+      co_await detail::WaitAwaiter{list_};
+    } while (permits_ == 0);
+  }
+  --permits_;
+  // If permits remain and others wait (several releases woke only us), pass it on.
+  if (permits_ > 0) list_.wake_one();
+}
+
+bool Semaphore::try_acquire() noexcept {
+  if (permits_ == 0 || !list_.empty()) return false;
+  --permits_;
+  return true;
+}
+
+void Semaphore::release() {
+  ++permits_;
+  list_.wake_one();
+}
+
+}  // namespace tether
