@@ -1,0 +1,56 @@
+#pragma once
+/// \file Transport: the byte-moving contract under BufferedStream. TCP, Unix, pipes and
+/// child processes implement it over a non-blocking fd (FdTransport); TLS wraps OpenSSL over
+/// an fd; the in-memory pipe pair implements it without any fd.
+///
+/// Rules every implementation follows:
+///  * At most one read() and one write() are in flight at a time (BufferedStream ensures it).
+///  * Each operation first tries the system call at once and only suspends when it would block,
+///    so data that is already there costs no loop turn.
+///  * Destroying the Task of an in-flight operation cancels it (it deregisters its wait).
+///  * Errors: peer reset / broken pipe -> Disconnected; other OS errors -> IoError; operations
+///    after close() -> StreamClosed.
+///  * Loop thread only.
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <span>
+#include <string>
+
+#include "tether/base/buffer.hpp"
+#include "tether/base/export.hpp"
+#include "tether/loop/task.hpp"
+
+namespace tether {
+
+class EventLoop;
+
+class TETHER_API Transport {
+ public:
+  virtual ~Transport() = default;
+
+  /// Appends at least one and at most `max_bytes` bytes to `buf`, waiting until some arrive.
+  /// Returns the count; 0 means EOF (the peer closed its write side).
+  virtual Task<std::size_t> read(Buffer& buf, std::size_t max_bytes) = 0;
+
+  /// Writes a prefix of the gathered chunks, waiting until at least one byte is accepted.
+  /// Returns the number of bytes written (> 0).
+  virtual Task<std::size_t> write(std::span<const iovec> chunks) = 0;
+
+  /// Sends EOF to the peer (shutdown(SHUT_WR) or the equivalent); reading continues.
+  virtual void shutdown_write() = 0;
+
+  /// Releases the underlying resource at once. Idempotent.
+  virtual void close() noexcept = 0;
+
+  [[nodiscard]] virtual bool closed() const noexcept = 0;
+  /// The loop the transport is bound to.
+  [[nodiscard]] virtual EventLoop& loop() const noexcept = 0;
+  /// The OS descriptor, or -1 (in-memory pipes).
+  [[nodiscard]] virtual int fd() const noexcept { return -1; }
+  /// Human-readable peer description ("127.0.0.1:4242", "unix:/tmp/s", "pipe").
+  [[nodiscard]] virtual std::string peer_name() const { return {}; }
+};
+
+}  // namespace tether
