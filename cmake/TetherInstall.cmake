@@ -28,5 +28,13 @@ foreach(t IN LISTS _tether_targets)
     string(APPEND _tether_pc_libs " -l${t}")
   endif()
 endforeach()
+# The prefix is written relative to the .pc file's own directory (${pcfiledir}), so the file
+# stays right for `cmake --install --prefix <elsewhere>` and for relocated installs.
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+  set(_tether_pc_prefix "${CMAKE_INSTALL_PREFIX}")
+else()
+  file(RELATIVE_PATH _tether_pc_up "/_p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/_p")
+  set(_tether_pc_prefix "\${pcfiledir}/${_tether_pc_up}")
+endif()
 configure_file(${PROJECT_SOURCE_DIR}/cmake/tether.pc.in ${PROJECT_BINARY_DIR}/tether.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/tether.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)

@@ -1,0 +1,96 @@
+# tether's entry points. Every target installs missing Debian packages first
+# (scripts/deps.sh, a no-op when all are present), configures its build directory (Ninja when
+# available) and builds incrementally.
+#
+#   make demo            build and run the current demo (scripts/demo.sh)
+#   make test            build everything in build/ and run the whole test suite
+#   make asan            ASan+UBSan build in build-asan/, all unit tests (not interop/bench)
+#   make tsan            TSan build in build-tsan/, tests labelled "tsan"
+#   make check-headers   every public header compiles on its own
+#   make check-layering  no upward #include between layers
+#   make consumer        install build/ to a temp prefix, build+run tests/consumer (CMake, pkg-config)
+#   make bench           build and run the benchmarks (short runs)
+#   make format          clang-format every source file in place (format-check: dry run)
+#   make clean           remove the build directories
+#   make ci              what .ci/run does
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD_DIR ?= build
+ASAN_DIR  ?= build-asan
+TSAN_DIR  ?= build-tsan
+
+CMAKE_OPTIONS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTETHER_WERROR=ON
+# Sanitizer builds: tests only, -O1 (fast enough to run, still debuggable), Debug so that
+# assertions and loop-affinity checks are on. Warnings are errors in the main build only
+# (GCC emits sanitizer-specific false positives).
+SAN_OPTIONS := -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-O1\ -g \
+               -DTETHER_BUILD_BENCH=OFF -DTETHER_BUILD_EXAMPLES=OFF -DTETHER_BUILD_TOOLS=OFF
+
+CTEST_FLAGS ?= --output-on-failure -j2 --no-tests=error
+export ASAN_OPTIONS  ?= detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1:strict_string_checks=1
+export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS  ?= halt_on_error=1:second_deadlock_stack=1
+BENCH_ARGS ?= --benchmark_min_time=0.2
+
+FORMAT_DIRS := include src tests bench examples tools
+
+.PHONY: build demo test asan tsan check-headers check-layering consumer bench format format-check \
+        clean ci deps configure
+
+deps:
+	@scripts/deps.sh
+
+configure: deps
+	@scripts/configure.sh $(BUILD_DIR) $(CMAKE_OPTIONS)
+
+build: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+demo: configure
+	JOBS=$(JOBS) scripts/demo.sh $(BUILD_DIR)
+
+test: build
+	cd $(BUILD_DIR) && ctest $(CTEST_FLAGS)
+
+asan: deps
+	@scripts/configure.sh $(ASAN_DIR) $(SAN_OPTIONS) -DTETHER_SANITIZE=address,undefined
+	cmake --build $(ASAN_DIR) -j $(JOBS)
+	cd $(ASAN_DIR) && ctest $(CTEST_FLAGS) -LE 'interop|bench'
+
+tsan: deps
+	@scripts/configure.sh $(TSAN_DIR) $(SAN_OPTIONS) -DTETHER_SANITIZE=thread
+	cmake --build $(TSAN_DIR) -j $(JOBS)
+	cd $(TSAN_DIR) && ctest $(CTEST_FLAGS) -L tsan
+
+check-headers: deps
+	JOBS=2 scripts/check_headers.sh
+
+check-layering:
+	scripts/check_layering.sh
+
+consumer: configure
+	JOBS=$(JOBS) scripts/consumer.sh $(BUILD_DIR)
+
+bench: build
+	@set -e; found=0; for b in $(BUILD_DIR)/bench/bench_*; do \
+	  [ -x "$$b" ] || continue; found=1; echo "== $$b"; "$$b" $(BENCH_ARGS); done; \
+	  [ $$found = 1 ] || echo "no benchmarks built yet (bench/*.cpp)"
+
+format:
+	@scripts/deps.sh format
+	find $(FORMAT_DIRS) -type f \( -name '*.hpp' -o -name '*.cpp' \) -print0 2>/dev/null \
+	  | xargs -0 -r clang-format -i --style=file
+
+format-check:
+	@scripts/deps.sh format
+	find $(FORMAT_DIRS) -type f \( -name '*.hpp' -o -name '*.cpp' \) -print0 2>/dev/null \
+	  | xargs -0 -r clang-format --dry-run --Werror --style=file
+
+clean:
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR)
+
+ci:
+	bash .ci/run

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Configure a tether build directory (idempotent; cheap when nothing changed).
+#
+#   scripts/configure.sh <build-dir> [extra cmake -D options...]
+#
+# Uses Ninja when it is available, unless the directory was already configured with another
+# generator (CMake cannot switch generators in place). Re-running with the same options is a
+# no-op apart from CMake's own quick check; changed options are applied.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+build=${1:?usage: configure.sh <build-dir> [cmake options...]}
+shift
+
+gen=()
+if [ -f "$build/CMakeCache.txt" ]; then
+  : # keep the existing generator
+elif command -v ninja >/dev/null 2>&1; then
+  gen=(-G Ninja)
+fi
+
+# Skip the configure step entirely when the cache already holds exactly these options and the
+# build system exists (the build tool re-runs CMake itself when a CMakeLists.txt changes).
+stamp="$build/.tether-configure-args"
+args="$*"
+if [ -f "$build/CMakeCache.txt" ] && { [ -f "$build/build.ninja" ] || [ -f "$build/Makefile" ]; } \
+   && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$args" ]; then
+  exit 0
+fi
+
+cmake -S "$root" -B "$build" "${gen[@]}" "$@"
+printf '%s' "$args" >"$stamp"
