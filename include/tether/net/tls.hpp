@@ -1,0 +1,75 @@
+#pragma once
+/// \file TLS configuration (OpenSSL 3 behind a pimpl): TlsContext for clients and servers,
+/// and TlsError, the error every TLS failure throws.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tether/base/error.hpp"
+#include "tether/base/export.hpp"
+
+namespace tether {
+
+/// A TLS failure: handshake, certificate verification, a fatal alert from the peer, or a bad
+/// configuration. Kind: kProtocolError. what() carries OpenSSL's reasons, for verification
+/// failures the verifier's text (e.g. "certificate verify failed: self-signed certificate").
+class TETHER_API TlsError : public Error {
+ public:
+  explicit TlsError(const std::string& what, long verify_result = 0)
+      : Error(ErrorKind::kProtocolError, what), verify_result_(verify_result) {}
+  /// X509_V_* code of a failed certificate verification (0 when not a verification failure).
+  [[nodiscard]] long verify_result() const noexcept { return verify_result_; }
+
+ private:
+  long verify_result_;
+};
+
+/// Client-side settings.
+struct TlsClientOptions {
+  /// PEM file of trusted CAs; empty = the system store (OpenSSL's default paths).
+  std::string ca_file;
+  /// Verify the server's certificate chain (turning this off is for tests and debugging).
+  bool verify_peer = true;
+  /// Check that the certificate matches the host name (or IP) given to the connect call.
+  bool check_hostname = true;
+  /// Client certificate and key (PEM) for servers that require one (mutual TLS).
+  std::string cert_file;
+  std::string key_file;
+  /// ALPN protocols to offer, in preference order (empty: no ALPN).
+  std::vector<std::string> alpn;
+};
+
+/// Server-side settings.
+struct TlsServerOptions {
+  std::string cert_file;  ///< PEM certificate chain (leaf first); required
+  std::string key_file;   ///< PEM private key; required
+  /// PEM file of CAs accepted for client certificates.
+  std::string ca_file;
+  /// Mutual TLS: refuse clients that present no certificate valid under ca_file.
+  bool require_client_cert = false;
+  /// ALPN protocols accepted, in preference order (empty: ignore the client's offer).
+  std::vector<std::string> alpn;
+};
+
+/// Shared TLS configuration (an SSL_CTX). Cheap to copy (shared); after creation it is
+/// immutable and usable from any thread, so one context serves every loop of a server.
+/// Creating one reads the files named in the options and throws TlsError (with OpenSSL's
+/// reason and the file name) if they cannot be loaded.
+class TETHER_API TlsContext {
+ public:
+  struct Impl;
+
+  static TlsContext client(const TlsClientOptions& opts = {});
+  static TlsContext server(const TlsServerOptions& opts);
+
+  [[nodiscard]] bool is_server() const noexcept;
+  [[nodiscard]] bool check_hostname() const noexcept;
+  [[nodiscard]] const std::shared_ptr<Impl>& impl() const noexcept { return impl_; }
+
+ private:
+  explicit TlsContext(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace tether
