@@ -1,0 +1,112 @@
+#pragma once
+/// \file RPyC channel frames (wire spec §2) as pure functions: no stream, no loop.
+///
+///     offset  size  field
+///     0       4     length      u32 big-endian: body bytes that follow (after compression)
+///     4       1     flag        0 = body is the payload, non-zero = body is a zlib stream
+///     5       len   body
+///     5+len   1     trailer     0x0A
+///
+/// Senders compress (zlib format, level 1 by default) iff compression is on and the payload
+/// is strictly longer than the threshold (3000 bytes), and write flag 0 or 1 only. Receivers
+/// decompress whenever the flag is non-zero, whatever the size, and drop the trailer without
+/// checking it (as RPyC does). Channel (channel.hpp) uses exactly this code, so these
+/// functions are the single statement of the rules.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string_view>
+
+#include "tether/base/buffer.hpp"
+#include "tether/base/bytes.hpp"
+#include "tether/base/export.hpp"
+
+namespace tether {
+
+/// Size of the frame header: u32 length + u8 flag.
+inline constexpr std::size_t kFrameHeaderSize = 5;
+/// The byte after every body ('\n'); RPyC writes it to flush line-buffered transports.
+inline constexpr std::uint8_t kFrameTrailer = 0x0A;
+/// Header + trailer.
+inline constexpr std::size_t kFrameOverhead = kFrameHeaderSize + 1;
+
+/// Framing parameters. A plain value; copy it freely.
+struct ChannelOptions {
+  /// Compress (zlib) payloads longer than compress_threshold. RPyC's default is on.
+  bool compress = true;
+  /// Payloads of exactly this many bytes are sent raw; one more byte and they are compressed.
+  std::size_t compress_threshold = 3000;
+  /// zlib level for outgoing frames (RPyC: 1). 0..9, or -1 for zlib's default.
+  int compress_level = 1;
+  /// Largest body (the u32 length field) accepted from the peer; larger -> ProtocolError
+  /// as soon as the header arrives, before the body is buffered.
+  std::size_t max_frame_size = std::size_t{64} << 20;
+  /// Largest payload after decompression (zlib bombs); inflation stops at this many bytes
+  /// and never allocates more than this for the output.
+  std::size_t max_payload_size = std::size_t{64} << 20;
+};
+
+/// One frame as received.
+struct Frame {
+  Bytes payload;               ///< the payload, decompressed if the flag was non-zero
+  std::uint8_t flag = 0;       ///< the flag byte as received
+  std::size_t wire_size = 0;   ///< header + body + trailer bytes consumed
+  [[nodiscard]] bool compressed() const noexcept { return flag != 0; }
+};
+
+/// Encodes one frame (header, possibly compressed body, trailer). Any payload size up to
+/// 4 GiB - 1 after compression (LimitExceeded beyond); an empty payload gives an empty frame
+/// (useful for tests; Channel::send refuses those). No thread or loop affinity.
+[[nodiscard]] TETHER_API Bytes encode_frame(std::string_view payload, const ChannelOptions& opts = {});
+
+/// Compresses `data` into a zlib stream (RFC 1950), as zlib.compress(data, level) does.
+[[nodiscard]] TETHER_API Bytes zlib_compress(std::string_view data, int level = 1);
+
+/// Inflates one complete zlib stream, producing at most `max_output` bytes and never
+/// allocating more than that for the output. Throws ProtocolError on a corrupt, truncated or
+/// over-long stream, and on bytes after the end of the stream.
+[[nodiscard]] TETHER_API Bytes zlib_decompress(std::string_view data, std::size_t max_output);
+
+namespace detail {
+class Inflater;
+}
+
+/// Incremental frame parser over a Buffer that something else fills (a BufferedStream's read
+/// buffer, or a test's). Keeps no bytes of its own: each call looks at the front of the
+/// buffer and consumes exactly one whole frame or nothing.
+///
+/// Not thread-safe; owned by one reader. Movable.
+class TETHER_API FrameDecoder {
+ public:
+  explicit FrameDecoder(const ChannelOptions& opts = {});
+  FrameDecoder(FrameDecoder&&) noexcept;
+  FrameDecoder& operator=(FrameDecoder&&) noexcept;
+  ~FrameDecoder();
+
+  /// Takes one whole frame from the front of `in` and returns it; returns nullopt, consuming
+  /// nothing, when `in` does not hold a whole frame yet (see bytes_needed()). Empty payloads
+  /// are returned like any other (Channel skips them).
+  ///
+  /// Throws ProtocolError, consuming nothing, when the header announces a body longer than
+  /// max_frame_size (checked as soon as the 5 header bytes are there), when a compressed
+  /// body is not a valid zlib stream, or when it inflates past max_payload_size. After a
+  /// ProtocolError the byte stream cannot be resynchronised: abandon the connection.
+  /// A trailer other than 0x0A is accepted (RPyC does not check it) and logged once.
+  std::optional<Frame> decode(Buffer& in);
+
+  /// How many readable bytes `in` must hold before decode() can return the next frame: 5
+  /// while the header is incomplete, then the whole frame's size. Does not validate the
+  /// header (decode() does); call decode() first.
+  [[nodiscard]] std::size_t bytes_needed(const Buffer& in) const noexcept;
+
+  [[nodiscard]] const ChannelOptions& options() const noexcept { return opts_; }
+
+ private:
+  ChannelOptions opts_;
+  std::unique_ptr<detail::Inflater> inflater_;  // created on the first compressed frame
+  bool warned_trailer_ = false;
+};
+
+}  // namespace tether

@@ -1,0 +1,121 @@
+#include "tether/channel/frame.hpp"
+
+#include <cstring>
+#include <limits>
+#include <string>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "channel/zlib_codec.hpp"
+#include "tether/base/endian.hpp"
+#include "tether/base/error.hpp"
+#include "tether/base/log.hpp"
+
+namespace tether {
+namespace {
+
+constexpr std::size_t kMaxBody = std::numeric_limits<std::uint32_t>::max();
+
+void check_body_size(std::size_t n) {
+  if (n > kMaxBody) {
+    throw LimitExceeded(fmt::format("frame body of {} bytes does not fit the u32 length field", n));
+  }
+}
+
+void write_header(std::uint8_t* p, std::size_t body, std::uint8_t flag) noexcept {
+  store_be32(p, static_cast<std::uint32_t>(body));
+  p[4] = flag;
+}
+
+const std::uint8_t* bytes_of(std::string_view s) noexcept {
+  return reinterpret_cast<const std::uint8_t*>(s.data());
+}
+
+}  // namespace
+
+Bytes encode_frame(std::string_view payload, const ChannelOptions& opts) {
+  const std::size_t n = payload.size();
+  std::string out;
+  if (opts.compress && n > opts.compress_threshold) {
+    detail::Deflater deflater(opts.compress_level);
+    const std::size_t bound = deflater.bound(n);
+    out.resize(kFrameOverhead + bound);
+    auto* p = reinterpret_cast<std::uint8_t*>(out.data());
+    const std::size_t body = deflater.compress(bytes_of(payload), n, p + kFrameHeaderSize);
+    check_body_size(body);
+    write_header(p, body, 1);
+    p[kFrameHeaderSize + body] = kFrameTrailer;
+    out.resize(kFrameOverhead + body);
+    return Bytes(std::move(out));
+  }
+  check_body_size(n);
+  out.resize(kFrameOverhead + n);
+  auto* p = reinterpret_cast<std::uint8_t*>(out.data());
+  write_header(p, n, 0);
+  if (n) std::memcpy(p + kFrameHeaderSize, payload.data(), n);
+  p[kFrameHeaderSize + n] = kFrameTrailer;
+  return Bytes(std::move(out));
+}
+
+Bytes zlib_compress(std::string_view data, int level) {
+  detail::Deflater deflater(level);
+  std::string out(deflater.bound(data.size()), '\0');
+  const std::size_t n =
+      deflater.compress(bytes_of(data), data.size(), reinterpret_cast<std::uint8_t*>(out.data()));
+  out.resize(n);
+  return Bytes(std::move(out));
+}
+
+Bytes zlib_decompress(std::string_view data, std::size_t max_output) {
+  detail::Inflater inflater;
+  return inflater.inflate(bytes_of(data), data.size(), max_output);
+}
+
+FrameDecoder::FrameDecoder(const ChannelOptions& opts) : opts_(opts) {}
+FrameDecoder::FrameDecoder(FrameDecoder&&) noexcept = default;
+FrameDecoder& FrameDecoder::operator=(FrameDecoder&&) noexcept = default;
+FrameDecoder::~FrameDecoder() = default;
+
+std::size_t FrameDecoder::bytes_needed(const Buffer& in) const noexcept {
+  if (in.readable_bytes() < kFrameHeaderSize) return kFrameHeaderSize;
+  return kFrameOverhead + load_be32(in.peek());
+}
+
+std::optional<Frame> FrameDecoder::decode(Buffer& in) {
+  const std::size_t have = in.readable_bytes();
+  if (have < kFrameHeaderSize) return std::nullopt;
+  const std::uint8_t* p = in.peek();
+  const std::size_t body = load_be32(p);
+  const std::uint8_t flag = p[4];
+  if (body > opts_.max_frame_size) {
+    throw ProtocolError(fmt::format("frame body of {} bytes exceeds max_frame_size ({} bytes)",
+                                    body, opts_.max_frame_size));
+  }
+  const std::size_t total = kFrameOverhead + body;
+  if (have < total) return std::nullopt;
+
+  Frame frame;
+  frame.flag = flag;
+  frame.wire_size = total;
+  const std::uint8_t* data = p + kFrameHeaderSize;
+  if (flag != 0) {
+    if (!inflater_) inflater_ = std::make_unique<detail::Inflater>();
+    frame.payload = inflater_->inflate(data, body, opts_.max_payload_size);
+  } else {
+    if (body > opts_.max_payload_size) {
+      throw ProtocolError(fmt::format("frame payload of {} bytes exceeds max_payload_size ({} bytes)",
+                                      body, opts_.max_payload_size));
+    }
+    frame.payload = Bytes(data, body);
+  }
+  const std::uint8_t trailer = data[body];
+  if (trailer != kFrameTrailer && !warned_trailer_) {
+    warned_trailer_ = true;
+    TETHER_LOG_WARN("channel: frame trailer is 0x{:02x}, not 0x0a (accepted, as RPyC does)", trailer);
+  }
+  in.retrieve(total);
+  return frame;
+}
+
+}  // namespace tether
