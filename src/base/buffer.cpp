@@ -56,14 +56,20 @@ void Buffer::append(const void* data, std::size_t n) {
   has_written(n);
 }
 
+void Buffer::unwrite(std::size_t n) noexcept {
+  assert(n <= readable_bytes());
+  writer_ -= n;
+  if (writer_ == reader_) retrieve_all();
+}
+
 void Buffer::ensure_writable(std::size_t n) {
   if (writable_bytes() < n) make_space(n);
 }
 
 void Buffer::make_space(std::size_t n) {
   const std::size_t readable = readable_bytes();
-  if (data_ && reader_ - kCheapPrepend + writable_bytes() >= n && readable <= capacity_ / 2) {
-    // Enough room once the readable bytes move back to the front of the head-room.
+  if (data_ && capacity_ >= kCheapPrepend + readable + n) {
+    // Enough room once the readable bytes move back behind the head-room: compact, never grow.
     std::memmove(data_.get() + kCheapPrepend, data_.get() + reader_, readable);
     reader_ = kCheapPrepend;
     writer_ = reader_ + readable;
@@ -81,6 +87,7 @@ void Buffer::make_space(std::size_t n) {
 
 void Buffer::prepend(const void* data, std::size_t n) noexcept {
   assert(n <= prependable_bytes());
+  if (n == 0) return;
   reader_ -= n;
   std::memcpy(data_.get() + reader_, data, n);
 }
@@ -107,10 +114,14 @@ void Buffer::shrink_to_fit() {
     capacity_ = reader_ = writer_ = 0;
     return;
   }
-  Buffer tmp;
-  tmp.ensure_writable(readable_bytes());
-  tmp.append(peek(), readable_bytes());
-  swap(tmp);
+  const std::size_t readable = readable_bytes();
+  if (capacity_ == kCheapPrepend + readable) return;
+  auto fresh = std::make_unique_for_overwrite<std::uint8_t[]>(kCheapPrepend + readable);
+  std::memcpy(fresh.get() + kCheapPrepend, peek(), readable);
+  data_ = std::move(fresh);
+  capacity_ = kCheapPrepend + readable;
+  reader_ = kCheapPrepend;
+  writer_ = capacity_;
 }
 
 ssize_t Buffer::read_from_fd(int fd, int* saved_errno, std::size_t max_bytes) {

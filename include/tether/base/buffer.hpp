@@ -61,8 +61,8 @@ class TETHER_API Buffer {
   [[nodiscard]] std::uint8_t* begin_write() noexcept { return data_.get() + writer_; }
   /// Marks n bytes after begin_write() as written (n ≤ writable_bytes()).
   void has_written(std::size_t n) noexcept { writer_ += n; }
-  /// Drops the last n readable bytes.
-  void unwrite(std::size_t n) noexcept { writer_ -= n; }
+  /// Drops the last n readable bytes (n ≤ readable_bytes()). Resets to the start when emptied.
+  void unwrite(std::size_t n) noexcept;
 
   /// Writes n bytes in front of the readable bytes; requires prependable_bytes() ≥ n.
   void prepend(const void* data, std::size_t n) noexcept;
@@ -73,7 +73,8 @@ class TETHER_API Buffer {
   /// search after more data arrives, pass the previous readable_bytes() - delim.size() + 1.
   [[nodiscard]] std::optional<std::size_t> find(std::string_view delim, std::size_t from = 0) const noexcept;
 
-  /// Releases unused capacity; an empty buffer frees its storage entirely.
+  /// Releases unused capacity: afterwards capacity() == kCheapPrepend + readable_bytes(); an
+  /// empty buffer frees its storage entirely.
   void shrink_to_fit();
 
   /// Reads from fd with one readv into the writable space plus a 64 KiB stack spill, reading
