@@ -116,7 +116,7 @@ class ReprWriter {
  public:
   explicit ReprWriter(std::size_t max_chars) : max_(max_chars) {}
 
-  [[nodiscard]] bool full() const noexcept { return out_.size() >= max_; }
+  [[nodiscard]] bool full() const noexcept { return out_.size() > max_; }
 
   void put(std::string_view s) { out_.append(s); }
   void put(char c) { out_.push_back(c); }
