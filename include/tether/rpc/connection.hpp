@@ -1,0 +1,108 @@
+#pragma once
+/// \file Connection: one RPyC connection over a Channel (either side; the protocol is
+/// symmetric). It serves the peer's requests — including while one of its own requests
+/// waits, so callbacks nest in both directions — and sends requests of its own.
+///
+/// Loop thread only. Destroying a Connection closes it: pending requests fail with
+/// Disconnected, exported objects are released, and Netrefs that outlive it report
+/// "connection closed".
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "tether/base/export.hpp"
+#include "tether/brine/codec.hpp"
+#include "tether/brine/value.hpp"
+#include "tether/channel/channel.hpp"
+#include "tether/loop/task.hpp"
+#include "tether/rpc/any.hpp"
+#include "tether/rpc/object.hpp"
+#include "tether/rpc/protocol.hpp"
+
+namespace tether {
+
+struct ConnectionOptions {
+  /// kAuto: a server detects the peer's generation from its first message; a client that must
+  /// speak first uses `first_generation`. Set k5 or k6 to force one.
+  rpc::Generation generation = rpc::Generation::kAuto;
+  rpc::Generation first_generation = rpc::Generation::k5;
+  /// Deadline of sync requests (RPyC's sync_request_timeout).
+  Duration sync_request_timeout = std::chrono::seconds(30);
+  AccessPolicy policy{};
+  /// Put a short C++ description in exception replies' traceback text (no file paths).
+  bool include_traceback = true;
+  /// Limits on decoded brine values.
+  brine::Limits limits{};
+  /// Most incoming requests served concurrently per connection; more wait (backpressure).
+  std::size_t max_concurrent_requests = 1024;
+  /// Logged name of the connection.
+  std::string name;
+};
+
+/// Counters for tests and monitoring.
+struct ConnectionStats {
+  std::size_t exported = 0;       ///< objects in the export table
+  std::size_t proxies = 0;        ///< live Netrefs to peer objects
+  std::size_t pending = 0;        ///< requests awaiting a reply
+  std::uint64_t requests_in = 0;
+  std::uint64_t requests_out = 0;
+};
+
+/// Raised by a client when the peer turns out to speak the other RPyC generation (it answered
+/// our first request with its own CLOSE and hung up). connect() reconnects once in the other
+/// generation when it sees this.
+class TETHER_API GenerationMismatch : public ProtocolError {
+ public:
+  GenerationMismatch(rpc::Generation peer, const std::string& what) : ProtocolError(what), peer_(peer) {}
+  [[nodiscard]] rpc::Generation peer_generation() const noexcept { return peer_; }
+
+ private:
+  rpc::Generation peer_;
+};
+
+class TETHER_API Connection {
+ public:
+  /// `root` is what the peer gets for GETROOT (null: a void root with no attributes).
+  Connection(std::unique_ptr<Channel> channel, ObjectPtr root, ConnectionOptions options = {});
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  /// Starts serving incoming messages in the background.
+  void start();
+
+  /// The peer's root object (GETROOT once, then cached).
+  Task<Netref> root();
+  /// PING with `data`; throws if the echo differs.
+  Task<void> ping(std::string data = {});
+  /// Sends a request and waits for its reply (sync_request_timeout applies).
+  Task<Any> request(rpc::Handler handler, std::vector<Any> args);
+  /// Sends a request without waiting.
+  AsyncResult async_request(rpc::Handler handler, std::vector<Any> args);
+  /// Sends CLOSE and closes. 6.x waits for the peer's EOF (bounded by the sync timeout).
+  Task<void> close();
+  /// Closes at once without telling the peer.
+  void abort();
+  [[nodiscard]] bool closed() const noexcept;
+  /// Completes when the connection has closed (peer EOF, CLOSE, error or close()).
+  Task<void> wait_closed();
+  /// Why it closed (null: closed cleanly).
+  [[nodiscard]] std::exception_ptr error() const noexcept;
+  /// fn runs once when the connection closes.
+  void set_close_callback(std::function<void()> fn);
+
+  [[nodiscard]] rpc::Generation generation() const noexcept;
+  [[nodiscard]] ConnectionStats stats() const noexcept;
+  [[nodiscard]] EventLoop& loop() const noexcept;
+  [[nodiscard]] const ConnectionOptions& options() const noexcept;
+  [[nodiscard]] const std::shared_ptr<rpc::detail::ConnectionCore>& core() const noexcept { return core_; }
+
+ private:
+  std::shared_ptr<rpc::detail::ConnectionCore> core_;
+};
+
+}  // namespace tether

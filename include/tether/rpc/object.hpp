@@ -1,0 +1,108 @@
+#pragma once
+/// \file Object: a C++ object the peer can reach by reference.
+///
+/// The dispatcher applies RPyC's attribute access check (§12.2 of the wire spec) before it
+/// calls get_attr/call_attr/set_attr/del_attr with the *resolved* name, so an Object only
+/// answers for names it has (has_attr). Exported objects are shared: the connection's export
+/// table holds them while the peer holds references (DEL releases them).
+///
+/// Everything here runs on the connection's loop thread.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tether/base/export.hpp"
+#include "tether/loop/task.hpp"
+#include "tether/rpc/any.hpp"
+
+namespace tether {
+
+class Connection;
+
+/// RPyC's attribute-access configuration (defaults identical to RPyC's, §12.1).
+struct AccessPolicy {
+  bool allow_safe_attrs = true;
+  bool allow_exposed_attrs = true;
+  bool allow_public_attrs = false;
+  bool allow_all_attrs = false;
+  bool allow_getattr = true;
+  bool allow_setattr = false;
+  bool allow_delattr = false;
+  std::string exposed_prefix = "exposed_";
+};
+
+/// RPyC's safe_attrs list (§12.3).
+TETHER_API bool is_safe_attr(std::string_view name) noexcept;
+
+/// What a handler knows about the request it serves.
+class TETHER_API CallContext {
+ public:
+  explicit CallContext(rpc::detail::ConnectionCore& core) noexcept : core_(core) {}
+  /// The connection the request came in on (to call the peer back, reach its root, etc.).
+  [[nodiscard]] rpc::detail::ConnectionCore& core() const noexcept { return core_; }
+  /// The peer's root object (GETROOT, cached).
+  Task<Netref> peer_root() const;
+  [[nodiscard]] EventLoop& loop() const noexcept;
+
+ private:
+  rpc::detail::ConnectionCore& core_;
+};
+
+class TETHER_API Object {
+ public:
+  virtual ~Object() = default;
+
+  /// The name the peer sees for this object's type (RPyC name_pack). "builtins.method" and
+  /// "builtins.function" make Python treat the object as callable without an INSPECT round
+  /// trip; other names get an INSPECT answered by inspect_names().
+  [[nodiscard]] virtual std::string type_name() const = 0;
+
+  /// Whether the object has an attribute with exactly this name (e.g. "exposed_add",
+  /// "__len__"). The access check uses it to resolve "add" to "exposed_add".
+  [[nodiscard]] virtual bool has_attr(std::string_view name) const;
+  /// Value of a resolved attribute (a method is returned as a bound callable object).
+  virtual Any get_attr(CallContext& ctx, std::string_view name);
+  /// Calls the resolved attribute `name` (default: get_attr then call).
+  virtual Task<Any> call_attr(CallContext& ctx, std::string_view name, std::vector<Any> args, Kwargs kwargs);
+  virtual void set_attr(CallContext& ctx, std::string_view name, Any value);
+  virtual void del_attr(CallContext& ctx, std::string_view name);
+  /// Calling the object itself (default: TypeError "object is not callable").
+  virtual Task<Any> call(CallContext& ctx, std::vector<Any> args, Kwargs kwargs);
+
+  [[nodiscard]] virtual std::string repr() const;
+  [[nodiscard]] virtual std::string str() const { return repr(); }
+  [[nodiscard]] virtual std::int64_t hash() const;
+  /// Attribute names reachable by the peer (DIR).
+  [[nodiscard]] virtual std::vector<std::string> attr_names() const { return {}; }
+  /// Dunder operations advertised to Python peers in INSPECT ("__call__", "__len__", ...).
+  [[nodiscard]] virtual std::vector<std::string> inspect_names() const;
+};
+
+using ObjectPtr = std::shared_ptr<Object>;
+
+/// A callable exported as "builtins.function" (Python treats it as a function).
+using NativeFunction = std::function<Task<Any>(CallContext&, std::vector<Any>, Kwargs)>;
+
+class TETHER_API FunctionObject : public Object {
+ public:
+  FunctionObject(std::string name, NativeFunction fn, std::string type_name = "builtins.function")
+      : name_(std::move(name)), type_name_(std::move(type_name)), fn_(std::move(fn)) {}
+  [[nodiscard]] std::string type_name() const override { return type_name_; }
+  Task<Any> call(CallContext& ctx, std::vector<Any> args, Kwargs kwargs) override;
+  [[nodiscard]] std::string repr() const override;
+  [[nodiscard]] std::vector<std::string> inspect_names() const override { return {"__call__"}; }
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+
+ private:
+  std::string name_;
+  std::string type_name_;
+  NativeFunction fn_;
+};
+
+/// Wraps a plain synchronous callable taking Anys.
+TETHER_API ObjectPtr make_function(std::string name, std::function<Any(std::vector<Any>, Kwargs)> fn);
+
+}  // namespace tether

@@ -1,0 +1,574 @@
+#include "rpc/connection_core.hpp"
+
+#include <algorithm>
+#include <functional>
+
+#include "tether/base/log.hpp"
+#include "tether/brine/codec.hpp"
+#include "tether/loop/time.hpp"
+#include "tether/rpc/py_error.hpp"
+
+namespace tether::rpc::detail {
+
+using brine::Value;
+
+namespace {
+
+Value label_value(Label l) { return Value(static_cast<std::int64_t>(l)); }
+
+std::string id_pack_key(const Value& id_pack) {
+  std::string key;
+  brine::dump_into(id_pack, key);
+  return key;
+}
+
+/// Checks the shape (name: str, class_id: int, instance_id: int) of an id_pack.
+void check_id_pack(const Value& v) {
+  if (!v.is_tuple() || v.as_tuple().size() != 3 || !v.as_tuple()[0].is_str() || !v.as_tuple()[1].is_int() ||
+      !v.as_tuple()[2].is_int()) {
+    throw PyError("builtins", "ValueError", {Value("invalid id_pack: " + v.repr(200))});
+  }
+}
+
+std::uint64_t stable_class_id(const std::string& type_name) {
+  // FNV-1a: the same C++ type gets the same class id in every process and run.
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : type_name) h = (h ^ c) * 1099511628211ull;
+  return (h >> 16) | 1;  // positive, non-zero, CPython-like magnitude
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------- PendingCall
+
+PendingCall::~PendingCall() {
+  if (expiry && loop) loop->cancel_timer(expiry);
+}
+
+void complete_pending(const std::shared_ptr<PendingCall>& p, Any v, std::exception_ptr e) {
+  if (p->done) return;
+  p->done = true;
+  p->value = std::move(v);
+  p->error = std::move(e);
+  if (p->expiry) {
+    p->loop->cancel_timer(p->expiry);
+    p->expiry = {};
+  }
+  p->waiters.wake_all();
+  auto callbacks = std::move(p->callbacks);
+  AsyncResult r(p);
+  for (auto& cb : callbacks) {
+    try {
+      cb(r);
+    } catch (...) {
+      TETHER_LOG_ERROR("AsyncResult callback threw: {}", describe_current_exception());
+    }
+  }
+}
+
+// --------------------------------------------------------------------------------- NetrefState
+
+NetrefState::~NetrefState() {
+  auto c = core.lock();
+  if (!c) return;
+  c->forget_proxy(key);
+  if (!c->closed()) c->send_del(id_pack, refcount);
+}
+
+std::shared_ptr<ConnectionCore> NetrefState::lock() const {
+  auto c = core.lock();
+  if (!c || c->closed()) throw Disconnected("connection closed");
+  return c;
+}
+
+// ------------------------------------------------------------------------------ ConnectionCore
+
+namespace {
+class VoidRoot final : public Object {
+ public:
+  [[nodiscard]] std::string type_name() const override { return "tether.VoidService"; }
+};
+}  // namespace
+
+ConnectionCore::ConnectionCore(std::unique_ptr<Channel> channel, ObjectPtr root, ConnectionOptions options)
+    : loop_(EventLoop::current_or_throw()),
+      channel_(std::move(channel)),
+      root_(root ? std::move(root) : std::make_shared<VoidRoot>()),
+      opts_(std::move(options)),
+      gen_(opts_.generation == Generation::kAuto ? opts_.first_generation : opts_.generation),
+      gen_locked_(opts_.generation != Generation::kAuto),
+      request_slots_(std::max<std::size_t>(1, opts_.max_concurrent_requests)),
+      tasks_(loop_, [this](std::exception_ptr e) {
+        try {
+          std::rethrow_exception(e);
+        } catch (...) {
+          TETHER_LOG_WARN("rpc connection {}: task failed: {}", opts_.name, describe_current_exception());
+        }
+      }) {}
+
+ConnectionCore::~ConnectionCore() {
+  close_now(nullptr);
+  tasks_.cancel_all();
+}
+
+void ConnectionCore::start() {
+  if (started_) return;
+  started_ = true;
+  tasks_.spawn(serve_loop());
+}
+
+ConnectionStats ConnectionCore::stats() const noexcept {
+  ConnectionStats s = counters_;
+  s.exported = exports_.size();
+  s.proxies = 0;
+  for (auto& [k, w] : proxies_) s.proxies += w.expired() ? 0 : 1;
+  s.pending = pending_.size();
+  return s;
+}
+
+Task<void> ConnectionCore::wait_closed() {
+  co_await closed_event_.wait();
+}
+
+// --- sending
+
+void ConnectionCore::send_message(MsgType type, std::uint64_t seq, Value body) {
+  if (closed_) throw Disconnected("connection closed");
+  Buffer payload;
+  if (gen_ == Generation::k6) {
+    const auto t = static_cast<std::uint8_t>(type);
+    payload.append(&t, 1);
+    brine::dump_into(Value::tuple({Value(seq), std::move(body)}), payload);
+  } else {
+    brine::dump_into(Value::tuple({Value(static_cast<std::int64_t>(type)), Value(seq), std::move(body)}), payload);
+  }
+  channel_->send(std::move(payload));
+}
+
+std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, const std::vector<Any>& args) {
+  if (closed_) throw Disconnected("connection closed");
+  const std::uint64_t seq = next_seq_++;
+  Value body = Value::tuple({Value(static_cast<std::int64_t>(h)), box(Any::tuple(args))});
+  auto p = std::make_shared<PendingCall>(&loop_);
+  p->seq = seq;
+  p->handler = h;
+  p->core = self_;
+  pending_.emplace(seq, p);
+  sent_first_ = true;
+  ++counters_.requests_out;
+  try {
+    send_message(MsgType::kRequest, seq, std::move(body));
+  } catch (...) {
+    pending_.erase(seq);
+    throw;
+  }
+  return p;
+}
+
+Task<Any> ConnectionCore::sync_request(Handler h, std::vector<Any> args) {
+  AsyncResult r(send_request(h, args));
+  r.set_expiry(opts_.sync_request_timeout);
+  Any v = co_await r.wait();
+  co_return v;
+}
+
+Task<Netref> ConnectionCore::root() {
+  if (!peer_root_) {
+    Any r = co_await sync_request(Handler::kGetRoot, {});
+    if (!r.is_netref()) throw ProtocolError("GETROOT did not return a reference");
+    if (!peer_root_) peer_root_ = r.netref();
+  }
+  co_return *peer_root_;
+}
+
+void ConnectionCore::send_del(const Value& id_pack, std::uint64_t count) {
+  if (closed_) return;
+  const std::uint64_t seq = next_seq_++;
+  // (DEL, (TUPLE, ((LOCAL_REF, id_pack), (VALUE, count)))) — the reply is dropped as unknown.
+  Value args = Value::tuple({label_value(Label::kTuple),
+                             Value::tuple({Value::tuple({label_value(Label::kLocalRef), id_pack}),
+                                           Value::tuple({label_value(Label::kValue), Value(count)})})});
+  try {
+    send_message(MsgType::kRequest, seq, Value::tuple({Value(static_cast<std::int64_t>(Handler::kDel)), std::move(args)}));
+  } catch (...) {
+    // A DEL that cannot be sent is moot: the peer drops everything when the connection goes.
+  }
+}
+
+void ConnectionCore::send_reply(std::uint64_t seq, const Any& result) {
+  if (closed_) return;
+  send_message(MsgType::kReply, seq, box(result));
+}
+
+void ConnectionCore::send_exception(std::uint64_t seq, std::exception_ptr e, Handler h) {
+  if (closed_) return;
+  send_message(MsgType::kException, seq, encode_exception(e, gen_, opts_.include_traceback, handler_name(h)));
+}
+
+Task<void> ConnectionCore::close_gracefully() {
+  if (closed_) co_return;
+  bool sent = false;
+  try {
+    const std::uint64_t seq = next_seq_++;
+    send_message(MsgType::kRequest, seq,
+                 Value::tuple({Value(static_cast<std::int64_t>(Handler::kClose)),
+                               Value::tuple({label_value(Label::kValue), Value::tuple({})})}));
+    sent = true;
+  } catch (...) {
+  }
+  if (sent) {
+    try {
+      co_await with_timeout(opts_.sync_request_timeout, channel_->drain());
+      if (gen_ == Generation::k6 && !closed_) {
+        // 6.x waits for the peer to hang up (or reply), bounded by the sync timeout.
+        co_await with_timeout(opts_.sync_request_timeout, closed_event_.wait());
+      }
+    } catch (...) {
+    }
+  }
+  close_now(nullptr);
+}
+
+void ConnectionCore::close_now(std::exception_ptr reason) noexcept {
+  if (closed_) return;
+  closed_ = true;
+  error_ = reason;
+  try {
+    channel_->close();
+  } catch (...) {
+  }
+  auto pending = std::move(pending_);
+  pending_.clear();
+  std::exception_ptr fail;
+  try {
+    if (reason) std::rethrow_exception(reason);
+    throw Disconnected("connection closed");
+  } catch (const Disconnected&) {
+    fail = std::current_exception();
+  } catch (...) {
+    fail = std::make_exception_ptr(Disconnected("connection closed: " + describe_current_exception()));
+  }
+  for (auto& [seq, p] : pending) complete_pending(p, Any(), fail);
+  // Release exported objects (their destructors may drop Netrefs: no DEL is sent now).
+  auto exports = std::move(exports_);
+  exports_.clear();
+  export_ids_.clear();
+  exports.clear();
+  peer_root_.reset();
+  closed_event_.set();
+  try {
+    tasks_.cancel_all_soon();
+  } catch (...) {
+  }
+  if (on_close_) {
+    auto fn = std::move(on_close_);
+    try {
+      loop_.call_soon(std::move(fn));
+    } catch (...) {
+    }
+  }
+}
+
+// --- receiving
+
+Task<void> ConnectionCore::serve_loop() {
+  std::exception_ptr failure;
+  try {
+    while (!closed_) {
+      Bytes payload = co_await channel_->recv();
+      if (payload.empty()) continue;
+      handle_payload(std::move(payload));
+      if (request_slots_.available() == 0 && !closed_) {
+        // Backpressure: stop reading until a request handler finishes.
+        co_await request_slots_.acquire();
+        request_slots_.release();
+      }
+    }
+  } catch (const Disconnected&) {
+    failure = std::current_exception();
+  } catch (...) {
+    failure = std::current_exception();
+    TETHER_LOG_WARN("rpc connection {}: closing: {}", opts_.name, describe_current_exception());
+  }
+  close_now(failure);
+}
+
+void ConnectionCore::handle_payload(Bytes payload) {
+  const std::uint8_t first = payload[0];
+  Generation seen;
+  if (first == 0x12) {
+    seen = Generation::k5;
+  } else if (first >= 1 && first <= 3) {
+    seen = Generation::k6;
+  } else {
+    throw ProtocolError(fmt::format("invalid message: first byte 0x{:02x}", first));
+  }
+  if (seen != gen_) {
+    if (gen_locked_ || !sent_first_) {
+      if (gen_locked_) {
+        throw ProtocolError(fmt::format("peer speaks RPyC {}.x, this connection is set to {}.x",
+                                        static_cast<int>(seen), static_cast<int>(gen_)));
+      }
+      gen_ = seen;  // a server learns the generation from the first message
+    } else {
+      throw GenerationMismatch(seen, fmt::format("peer speaks RPyC {}.x (answered our {}.x request with its own "
+                                                 "generation's message)",
+                                                 static_cast<int>(seen), static_cast<int>(gen_)));
+    }
+  }
+  gen_locked_ = true;
+
+  std::uint64_t msg = 0;
+  std::uint64_t seq = 0;
+  Value body;
+  if (gen_ == Generation::k6) {
+    msg = first;
+    Value env = brine::load(std::span<const std::uint8_t>(payload.data() + 1, payload.size() - 1), opts_.limits);
+    if (!env.is_tuple() || env.as_tuple().size() != 2 || !env.as_tuple()[0].is_int64()) {
+      throw ProtocolError("malformed 6.x message envelope");
+    }
+    auto items = std::move(env).take_tuple();
+    seq = static_cast<std::uint64_t>(items[0].as_int64());
+    body = std::move(items[1]);
+  } else {
+    Value env = brine::load(payload.span(), opts_.limits);
+    if (!env.is_tuple() || env.as_tuple().size() != 3 || !env.as_tuple()[0].is_int64() ||
+        !env.as_tuple()[1].is_int64()) {
+      throw ProtocolError("malformed 5.x message envelope");
+    }
+    auto items = std::move(env).take_tuple();
+    msg = static_cast<std::uint64_t>(items[0].as_int64());
+    seq = static_cast<std::uint64_t>(items[1].as_int64());
+    body = std::move(items[2]);
+  }
+
+  switch (msg) {
+    case 1: {
+      if (!body.is_tuple() || body.as_tuple().size() != 2 || !body.as_tuple()[0].is_int64()) {
+        throw ProtocolError("malformed request body");
+      }
+      auto parts = std::move(body).take_tuple();
+      const std::int64_t h = parts[0].as_int64();
+      ++counters_.requests_in;
+      if (h < 1 || h > 20) {
+        // Unknown handler: refused like RPyC does, with KeyError(N); the connection stays up.
+        send_exception(seq, std::make_exception_ptr(PyError("builtins", "KeyError", {Value(h)})), Handler::kPing);
+      } else if (h == static_cast<std::int64_t>(Handler::kDel)) {
+        handle_del(seq, parts[1]);
+      } else if (h == static_cast<std::int64_t>(Handler::kClose)) {
+        close_now(nullptr);  // RPyC sends no reply to CLOSE and hangs up at once
+      } else {
+        start_request(seq, static_cast<Handler>(h), std::move(parts[1]));
+      }
+      break;
+    }
+    case 2:
+    case 3:
+      handle_reply(seq, static_cast<MsgType>(msg), std::move(body));
+      break;
+    default:
+      throw ProtocolError(fmt::format("invalid message type: {}", msg));
+  }
+}
+
+void ConnectionCore::handle_reply(std::uint64_t seq, MsgType type, Value body) {
+  auto it = pending_.find(seq);
+  if (it == pending_.end()) return;  // late (timed out) or never sent: dropped, as RPyC does
+  auto p = std::move(it->second);
+  pending_.erase(it);
+  if (type == MsgType::kReply) {
+    Any v;
+    std::exception_ptr e;
+    try {
+      v = unbox(std::move(body));
+    } catch (...) {
+      e = std::current_exception();
+    }
+    complete_pending(p, std::move(v), e);
+  } else {
+    complete_pending(p, Any(), decode_exception(body));
+  }
+}
+
+void ConnectionCore::start_request(std::uint64_t seq, Handler h, Value args) {
+  // serve_loop waits for a free slot before reading the next message, so this succeeds.
+  const bool holds_slot = request_slots_.try_acquire();
+  // Handlers run as tasks started from the ready queue, so a handler that blocks in a nested
+  // loop (blocking facade) never runs on top of this read loop's frame.
+  tasks_.spawn(serve_request(this, seq, h, std::move(args), holds_slot));
+}
+
+Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq, Handler h, Value boxed_args,
+                                         bool holds_slot) {
+  struct SlotGuard {
+    Semaphore& s;
+    bool held;
+    ~SlotGuard() {
+      if (held) s.release();
+    }
+  } guard{self->request_slots_, holds_slot};
+  std::exception_ptr failure;
+  Any result;
+  try {
+    Any args_any = self->unbox(std::move(boxed_args));
+    if (!args_any.is_tuple()) throw PyError("TypeError", "request arguments must be a tuple");
+    std::vector<Any> args = args_any.items();
+    result = co_await self->dispatch(h, args);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (self->closed_) co_return;
+  try {
+    if (failure) {
+      self->send_exception(seq, failure, h);
+    } else {
+      self->send_reply(seq, result);
+    }
+  } catch (...) {
+    // The result could not be boxed (e.g. a Netref of another connection): report that.
+    self->send_exception(seq, std::current_exception(), h);
+  }
+}
+
+void ConnectionCore::handle_del(std::uint64_t seq, const Value& boxed_args) {
+  try {
+    // (TUPLE, ((LOCAL_REF, id_pack), (VALUE, count)))  — count optional (default 1)
+    if (!boxed_args.is_tuple() || boxed_args.as_tuple().size() != 2) throw PyError("TypeError", "bad DEL arguments");
+    const auto& outer = boxed_args.as_tuple();
+    const auto& items = outer[1];
+    if (!items.is_tuple() || items.as_tuple().empty()) throw PyError("TypeError", "bad DEL arguments");
+    const auto& ref = items.as_tuple()[0];
+    if (!ref.is_tuple() || ref.as_tuple().size() != 2 || ref.as_tuple()[0] != Value(3)) {
+      throw PyError("TypeError", "DEL needs a reference to a local object");
+    }
+    const Value& id_pack = ref.as_tuple()[1];
+    check_id_pack(id_pack);
+    std::uint64_t count = 1;
+    if (items.as_tuple().size() > 1) {
+      const auto& c = items.as_tuple()[1];
+      if (c.is_tuple() && c.as_tuple().size() == 2 && c.as_tuple()[1].is_int64() && c.as_tuple()[1].as_int64() > 0) {
+        count = static_cast<std::uint64_t>(c.as_tuple()[1].as_int64());
+      }
+    }
+    const auto iid = static_cast<std::uint64_t>(id_pack.as_tuple()[2].as_int64());
+    auto it = exports_.find(iid);
+    if (it == exports_.end()) throw PyError("builtins", "KeyError", {id_pack});
+    if (it->second.extra < count) {
+      ObjectPtr dying = std::move(it->second.obj);  // destroyed after the tables are consistent
+      export_ids_.erase(dying.get());
+      exports_.erase(it);
+    } else {
+      it->second.extra -= count;
+    }
+    send_reply(seq, Any());
+  } catch (...) {
+    send_exception(seq, std::current_exception(), Handler::kDel);
+  }
+}
+
+// --- boxing
+
+Value ConnectionCore::box(const Any& a) {
+  switch (a.kind()) {
+    case Any::Kind::kValue:
+      return Value::tuple({label_value(Label::kValue), std::get<0>(a.v_)});
+    case Any::Kind::kTuple: {
+      const auto& items = std::get<1>(a.v_);
+      Value::Tuple boxed;
+      boxed.reserve(items.size());
+      for (const auto& item : items) boxed.push_back(box(item));
+      return Value::tuple({label_value(Label::kTuple), Value::tuple(std::move(boxed))});
+    }
+    case Any::Kind::kLocal:
+      return Value::tuple({label_value(Label::kRemoteRef), export_object(std::get<2>(a.v_))});
+    case Any::Kind::kRemote: {
+      const Netref& ref = std::get<3>(a.v_);
+      if (!ref.valid()) return Value::tuple({label_value(Label::kValue), Value()});
+      auto owner = ref.state()->core.lock();
+      if (owner.get() != this) {
+        throw UsageError("a Netref can only be sent back over the connection it came from");
+      }
+      return Value::tuple({label_value(Label::kLocalRef), ref.id_pack()});
+    }
+  }
+  throw UsageError("invalid Any");
+}
+
+Any ConnectionCore::unbox(const Value& boxed) {
+  if (!boxed.is_tuple() || boxed.as_tuple().size() != 2 || !boxed.as_tuple()[0].is_int64()) {
+    throw PyError("ValueError", "invalid boxed value " + boxed.repr(100));
+  }
+  const auto& pair = boxed.as_tuple();
+  switch (pair[0].as_int64()) {
+    case 1:
+      return Any(pair[1]);
+    case 2: {
+      if (!pair[1].is_tuple()) throw PyError("ValueError", "label 2 needs a tuple");
+      std::vector<Any> items;
+      items.reserve(pair[1].as_tuple().size());
+      for (const auto& item : pair[1].as_tuple()) items.push_back(unbox(item));
+      return Any::tuple(std::move(items));
+    }
+    case 3: {
+      check_id_pack(pair[1]);
+      return Any(lookup_export(pair[1]));
+    }
+    case 4: {
+      check_id_pack(pair[1]);
+      return Any(make_proxy(pair[1]));
+    }
+    default:
+      throw PyError("ValueError", fmt::format("invalid label {}", pair[0].as_int64()));
+  }
+}
+
+Value ConnectionCore::export_object(const ObjectPtr& obj) {
+  if (!obj) return Value();
+  auto found = export_ids_.find(obj.get());
+  if (found != export_ids_.end()) {
+    Export& e = exports_.at(found->second);
+    ++e.extra;
+    return e.id_pack;
+  }
+  const std::uint64_t iid = next_instance_++;
+  std::string name = obj->type_name();
+  const std::uint64_t cid = stable_class_id(name);
+  Value id_pack = Value::tuple({Value(std::move(name)), Value(cid), Value(iid)});
+  exports_.emplace(iid, Export{obj, id_pack, 0});
+  export_ids_.emplace(obj.get(), iid);
+  return id_pack;
+}
+
+ObjectPtr ConnectionCore::lookup_export(const Value& id_pack) const {
+  const auto& t = id_pack.as_tuple();
+  if (t[2].is_int64() && t[2].as_int64() > 0) {
+    auto it = exports_.find(static_cast<std::uint64_t>(t[2].as_int64()));
+    if (it != exports_.end() && it->second.id_pack == id_pack) return it->second.obj;
+  }
+  throw PyError("builtins", "KeyError", {id_pack});
+}
+
+Netref ConnectionCore::make_proxy(const Value& id_pack) {
+  std::string key = id_pack_key(id_pack);
+  auto it = proxies_.find(key);
+  if (it != proxies_.end()) {
+    if (auto live = it->second.lock()) {
+      ++live->refcount;
+      return Netref(std::move(live));
+    }
+  }
+  auto st = std::make_shared<NetrefState>();
+  st->core = self_;
+  st->id_pack = id_pack;
+  st->type_name = id_pack.as_tuple()[0].as_str();
+  st->key = key;
+  proxies_[std::move(key)] = st;
+  return Netref(std::move(st));
+}
+
+void ConnectionCore::forget_proxy(const std::string& key) noexcept {
+  auto it = proxies_.find(key);
+  if (it != proxies_.end() && it->second.expired()) proxies_.erase(it);
+}
+
+}  // namespace tether::rpc::detail

@@ -1,0 +1,158 @@
+#pragma once
+// Private: the state of one RPyC connection. The public Connection owns it through a
+// shared_ptr; Netrefs and AsyncResults hold weak references, so they fail cleanly with
+// "connection closed" once it is gone.
+
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tether/brine/value.hpp"
+#include "tether/channel/channel.hpp"
+#include "tether/loop/sync.hpp"
+#include "tether/loop/task_group.hpp"
+#include "tether/rpc/any.hpp"
+#include "tether/rpc/connection.hpp"
+#include "tether/rpc/object.hpp"
+#include "tether/rpc/protocol.hpp"
+
+namespace tether::rpc::detail {
+
+class ConnectionCore;
+
+/// One request awaiting its reply.
+struct PendingCall {
+  std::uint64_t seq = 0;
+  Handler handler = Handler::kPing;
+  std::weak_ptr<ConnectionCore> core;
+  EventLoop* loop = nullptr;
+  bool done = false;
+  bool expired = false;
+  Any value;
+  std::exception_ptr error;
+  tether::detail::WaitList waiters;
+  std::vector<std::function<void(const AsyncResult&)>> callbacks;
+  TimerId expiry{};
+
+  explicit PendingCall(EventLoop* l) : loop(l), waiters(l) {}
+  ~PendingCall();
+};
+
+/// Marks p done, wakes its waiters and runs its callbacks (once).
+void complete_pending(const std::shared_ptr<PendingCall>& p, Any v, std::exception_ptr e);
+
+/// A proxy's shared state: one per (connection, id_pack) while alive.
+struct NetrefState {
+  std::weak_ptr<ConnectionCore> core;
+  brine::Value id_pack;
+  std::string type_name;
+  std::string key;  // dumped id_pack: the proxy-cache key
+  std::uint64_t refcount = 1;
+  ~NetrefState();
+  /// The live core, or throws Disconnected("connection closed").
+  std::shared_ptr<ConnectionCore> lock() const;
+};
+
+class ConnectionCore {
+ public:
+  ConnectionCore(std::unique_ptr<Channel> channel, ObjectPtr root, ConnectionOptions options);
+  ~ConnectionCore();
+  ConnectionCore(const ConnectionCore&) = delete;
+  ConnectionCore& operator=(const ConnectionCore&) = delete;
+
+  void set_self(const std::shared_ptr<ConnectionCore>& self) { self_ = self; }
+  void start();
+
+  // --- outgoing requests
+  std::shared_ptr<PendingCall> send_request(Handler h, const std::vector<Any>& args);
+  /// Sends and waits (sync_request_timeout).
+  Task<Any> sync_request(Handler h, std::vector<Any> args);
+  Task<Netref> root();
+  /// Queues a DEL for a released proxy (no reply awaited).
+  void send_del(const brine::Value& id_pack, std::uint64_t count);
+  Task<void> close_gracefully();
+  /// Closes now; pending requests fail with `reason` (Disconnected if null).
+  void close_now(std::exception_ptr reason) noexcept;
+
+  // --- boxing (§5)
+  brine::Value box(const Any& a);
+  Any unbox(const brine::Value& boxed);
+
+  // --- state
+  [[nodiscard]] bool closed() const noexcept { return closed_; }
+  [[nodiscard]] EventLoop& loop() const noexcept { return loop_; }
+  [[nodiscard]] Generation generation() const noexcept { return gen_; }
+  [[nodiscard]] const ConnectionOptions& options() const noexcept { return opts_; }
+  [[nodiscard]] ConnectionStats stats() const noexcept;
+  [[nodiscard]] std::exception_ptr error() const noexcept { return error_; }
+  Task<void> wait_closed();
+  void set_close_callback(std::function<void()> fn) { on_close_ = std::move(fn); }
+  void forget_proxy(const std::string& key) noexcept;
+  void forget_pending(std::uint64_t seq) noexcept { pending_.erase(seq); }
+
+ private:
+  struct Export {
+    ObjectPtr obj;
+    brine::Value id_pack;
+    std::uint64_t extra = 0;  // times sent - 1
+  };
+
+  Task<void> serve_loop();
+  void handle_payload(Bytes payload);
+  void handle_reply(std::uint64_t seq, MsgType type, brine::Value body);
+  void start_request(std::uint64_t seq, Handler h, brine::Value args);
+  static Task<void> serve_request(ConnectionCore* self, std::uint64_t seq, Handler h, brine::Value boxed_args,
+                                  bool holds_slot);
+  Task<Any> dispatch(Handler h, std::vector<Any>& args);
+  void handle_del(std::uint64_t seq, const brine::Value& boxed_args);
+
+  void send_message(MsgType type, std::uint64_t seq, brine::Value body);
+  void send_reply(std::uint64_t seq, const Any& result);
+  void send_exception(std::uint64_t seq, std::exception_ptr e, Handler h);
+
+  brine::Value export_object(const ObjectPtr& obj);
+  ObjectPtr lookup_export(const brine::Value& id_pack) const;
+  Netref make_proxy(const brine::Value& id_pack);
+  std::string resolve_attr(const Object& obj, std::string_view name, bool master_switch) const;
+  ObjectPtr local_target(const Any& a, std::string_view what) const;
+
+  EventLoop& loop_;
+  std::unique_ptr<Channel> channel_;
+  ObjectPtr root_;
+  ConnectionOptions opts_;
+  Generation gen_;
+  bool gen_locked_ = false;
+  bool sent_first_ = false;
+  std::weak_ptr<ConnectionCore> self_;
+
+  std::uint64_t next_seq_ = 0;
+  std::unordered_map<std::uint64_t, std::shared_ptr<PendingCall>> pending_;
+  std::unordered_map<std::uint64_t, Export> exports_;            // by instance id
+  std::unordered_map<const Object*, std::uint64_t> export_ids_;  // object -> instance id
+  std::uint64_t next_instance_ = 1;
+  std::unordered_map<std::string, std::weak_ptr<NetrefState>> proxies_;  // by dumped id_pack
+  std::optional<Netref> peer_root_;
+
+  Semaphore request_slots_;
+  Event closed_event_;
+  bool closed_ = false;
+  bool started_ = false;
+  std::exception_ptr error_;
+  std::function<void()> on_close_;
+  ConnectionStats counters_;
+  // Last: destroyed first, so no task outlives the state it uses.
+  TaskGroup tasks_;
+};
+
+/// Builds the exception-reply body (vinegar, §9) for a C++ exception.
+brine::Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceback,
+                              std::string_view context);
+/// Turns an exception-reply body into the C++ exception to throw.
+std::exception_ptr decode_exception(const brine::Value& body);
+
+}  // namespace tether::rpc::detail

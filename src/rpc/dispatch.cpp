@@ -1,0 +1,210 @@
+// The request handlers (wire spec §6) and the attribute access check (§12.2).
+
+#include <fmt/format.h>
+
+#include <array>
+#include <algorithm>
+
+#include "rpc/connection_core.hpp"
+#include "tether/rpc/py_error.hpp"
+
+namespace tether::rpc::detail {
+
+using brine::Value;
+
+namespace {
+
+std::string attr_name(const Any& a) {
+  if (a.is_value()) {
+    if (a.value().is_str()) return a.value().as_str();
+    if (a.value().is_bytes()) return std::string(a.value().as_bytes().view());
+  }
+  throw PyError("TypeError", "name must be a string");
+}
+
+void require_args(const std::vector<Any>& args, std::size_t min, std::size_t max, Handler h) {
+  if (args.size() < min || args.size() > max) {
+    throw PyError("TypeError", fmt::format("{} takes {} to {} arguments ({} given)", handler_name(h), min, max,
+                                           args.size()));
+  }
+}
+
+std::vector<Any> as_call_args(const Any& a) {
+  if (a.is_none()) return {};
+  if (!a.is_tuple()) throw PyError("TypeError", "call arguments must be a tuple");
+  return a.items();
+}
+
+Kwargs as_kwargs(const Any& a) {
+  Kwargs out;
+  if (a.is_none()) return out;
+  if (!a.is_tuple()) throw PyError("TypeError", "keyword arguments must be a tuple of pairs");
+  for (auto& pair : a.items()) {
+    if (!pair.is_tuple()) throw PyError("TypeError", "keyword arguments must be a tuple of pairs");
+    auto kv = pair.items();
+    if (kv.size() != 2 || !kv[0].is_value() || !kv[0].value().is_str()) {
+      throw PyError("TypeError", "keyword argument names must be strings");
+    }
+    out.emplace_back(kv[0].value().as_str(), std::move(kv[1]));
+  }
+  return out;
+}
+
+constexpr std::array<std::string_view, 7> kCompareOps = {"__eq__", "__ne__", "__lt__", "__gt__",
+                                                         "__le__", "__ge__", "__cmp__"};
+
+}  // namespace
+
+ObjectPtr ConnectionCore::local_target(const Any& a, std::string_view what) const {
+  if (a.is_local()) return a.object();
+  throw PyError("TypeError", fmt::format("{}: the target is not an object of this peer ({})", what, a.repr()));
+}
+
+std::string ConnectionCore::resolve_attr(const Object& obj, std::string_view name, bool master_switch) const {
+  if (!master_switch) throw attribute_error(name);
+  const AccessPolicy& p = opts_.policy;
+  const std::string_view prefix = p.allow_exposed_attrs ? std::string_view(p.exposed_prefix) : std::string_view();
+  const bool plain = p.allow_all_attrs || (p.allow_exposed_attrs && !prefix.empty() && name.starts_with(prefix)) ||
+                     (p.allow_safe_attrs && is_safe_attr(name)) || (p.allow_public_attrs && !name.starts_with("_"));
+  std::string exposed = prefix.empty() ? std::string() : std::string(prefix) + std::string(name);
+  const bool has_exposed = !prefix.empty() && obj.has_attr(exposed);
+  if (plain && (!has_exposed || obj.has_attr(name))) return std::string(name);
+  if (has_exposed) return exposed;
+  if (plain) return std::string(name);
+  throw attribute_error(name);
+}
+
+Task<Any> ConnectionCore::dispatch(Handler h, std::vector<Any>& args) {
+  CallContext ctx(*this);
+  switch (h) {
+    case Handler::kPing:
+      require_args(args, 1, 1, h);
+      co_return std::move(args[0]);
+    case Handler::kGetRoot:
+      co_return Any(root_);
+    case Handler::kGetAttr: {
+      require_args(args, 2, 2, h);
+      ObjectPtr obj = local_target(args[0], "getattr");
+      std::string name = resolve_attr(*obj, attr_name(args[1]), opts_.policy.allow_getattr);
+      co_return obj->get_attr(ctx, name);
+    }
+    case Handler::kSetAttr: {
+      require_args(args, 3, 3, h);
+      ObjectPtr obj = local_target(args[0], "setattr");
+      std::string name = resolve_attr(*obj, attr_name(args[1]), opts_.policy.allow_setattr);
+      obj->set_attr(ctx, name, std::move(args[2]));
+      co_return Any();
+    }
+    case Handler::kDelAttr: {
+      require_args(args, 2, 2, h);
+      ObjectPtr obj = local_target(args[0], "delattr");
+      std::string name = resolve_attr(*obj, attr_name(args[1]), opts_.policy.allow_delattr);
+      obj->del_attr(ctx, name);
+      co_return Any();
+    }
+    case Handler::kCall: {
+      require_args(args, 2, 3, h);
+      ObjectPtr obj = local_target(args[0], "call");
+      std::vector<Any> call_args = as_call_args(args[1]);
+      Kwargs kwargs = args.size() > 2 ? as_kwargs(args[2]) : Kwargs{};
+      Any r = co_await obj->call(ctx, std::move(call_args), std::move(kwargs));
+      co_return r;
+    }
+    case Handler::kCallAttr: {
+      require_args(args, 3, 4, h);
+      ObjectPtr obj = local_target(args[0], "callattr");
+      std::string name = resolve_attr(*obj, attr_name(args[1]), opts_.policy.allow_getattr);
+      std::vector<Any> call_args = as_call_args(args[2]);
+      Kwargs kwargs = args.size() > 3 ? as_kwargs(args[3]) : Kwargs{};
+      Any r = co_await obj->call_attr(ctx, name, std::move(call_args), std::move(kwargs));
+      co_return r;
+    }
+    case Handler::kRepr:
+    case Handler::kStr: {
+      require_args(args, 1, 1, h);
+      if (!args[0].is_local()) co_return Any(Value(args[0].repr()));
+      co_return Any(Value(h == Handler::kRepr ? args[0].object()->repr() : args[0].object()->str()));
+    }
+    case Handler::kCmp: {
+      require_args(args, 2, 3, h);
+      ObjectPtr obj = local_target(args[0], "cmp");
+      std::string op = args.size() > 2 ? attr_name(args[2]) : std::string("__cmp__");
+      if (std::find(kCompareOps.begin(), kCompareOps.end(), op) == kCompareOps.end()) throw attribute_error(op);
+      if (obj->has_attr(op)) {
+        std::string name = resolve_attr(*obj, op, opts_.policy.allow_getattr);
+        Any r = co_await obj->call_attr(ctx, name, make_args(std::move(args[1])), Kwargs{});
+        co_return r;
+      }
+      // object's default: identity for ==/!=, NotImplemented otherwise.
+      const bool same = args[1].is_local() && args[1].object() == obj;
+      if (op == "__eq__") co_return Any(Value(same));
+      if (op == "__ne__") co_return Any(Value(!same));
+      co_return Any(Value::not_implemented());
+    }
+    case Handler::kHash: {
+      require_args(args, 1, 1, h);
+      ObjectPtr obj = local_target(args[0], "hash");
+      co_return Any(Value(obj->hash()));
+    }
+    case Handler::kDir: {
+      require_args(args, 1, 1, h);
+      ObjectPtr obj = local_target(args[0], "dir");
+      Value::Tuple names;
+      for (auto& n : obj->attr_names()) names.emplace_back(std::move(n));
+      co_return Any(Value::tuple(std::move(names)));
+    }
+    case Handler::kPickle:
+      throw PyError("ValueError", "pickling is disabled");
+    case Handler::kInspect: {
+      require_args(args, 1, 1, h);
+      if (!args[0].is_value()) throw PyError("TypeError", "INSPECT takes an id_pack");
+      const Value& id_pack = args[0].value();
+      if (!id_pack.is_tuple() || id_pack.as_tuple().size() != 3 || !id_pack.as_tuple()[2].is_int()) {
+        throw PyError("builtins", "KeyError", {id_pack});
+      }
+      ObjectPtr obj = lookup_export(id_pack);
+      Value::Tuple methods;
+      for (auto& n : obj->inspect_names()) methods.push_back(Value::tuple({Value(std::move(n)), Value()}));
+      co_return Any(Value::tuple(std::move(methods)));
+    }
+    case Handler::kBuffIter: {
+      require_args(args, 2, 2, h);
+      ObjectPtr obj = local_target(args[0], "buffiter");
+      std::int64_t count = 0;
+      if (args[1].is_value() && args[1].value().is_int64()) count = args[1].value().as_int64();
+      if (count < 0) throw PyError("ValueError", "negative count");
+      if (!obj->has_attr("__next__")) throw PyError("TypeError", "object is not an iterator");
+      std::vector<Any> items;
+      for (std::int64_t i = 0; i < count; ++i) {
+        bool stopped = false;
+        Any item;
+        try {
+          item = co_await obj->call_attr(ctx, "__next__", std::vector<Any>{}, Kwargs{});
+        } catch (const StopIteration&) {
+          stopped = true;
+        }
+        if (stopped) break;
+        items.push_back(std::move(item));
+      }
+      co_return Any::tuple(std::move(items));
+    }
+    case Handler::kOldSlicing:
+      throw PyError("TypeError", "old-style slicing is not supported");
+    case Handler::kCtxExit: {
+      require_args(args, 1, 2, h);
+      ObjectPtr obj = local_target(args[0], "__exit__");
+      std::string name = resolve_attr(*obj, "__exit__", opts_.policy.allow_getattr);
+      Any exc = args.size() > 1 ? std::move(args[1]) : Any();
+      Any r = co_await obj->call_attr(ctx, name, make_args(std::move(exc)), Kwargs{});
+      co_return r;
+    }
+    case Handler::kInstanceCheck:
+      co_return Any(Value(false));
+    case Handler::kClose:
+    case Handler::kDel:
+      break;  // handled by the read loop
+  }
+  throw PyError("builtins", "KeyError", {Value(static_cast<std::int64_t>(h))});
+}
+
+}  // namespace tether::rpc::detail

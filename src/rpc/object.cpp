@@ -1,0 +1,98 @@
+#include "tether/rpc/object.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+
+#include "rpc/connection_core.hpp"
+#include "tether/rpc/py_error.hpp"
+
+namespace tether {
+
+namespace {
+// RPyC's safe_attrs (wire spec §12.3), sorted for binary search.
+constexpr std::array<std::string_view, 80> kSafeAttrs = {
+    "__abs__",       "__add__",       "__and__",       "__bool__",      "__cmp__",       "__contains__",
+    "__delitem__",   "__delslice__",  "__div__",       "__divmod__",    "__doc__",       "__enter__",
+    "__eq__",        "__exit__",      "__float__",     "__floordiv__",  "__format__",    "__ge__",
+    "__getitem__",   "__getslice__",  "__gt__",        "__hash__",      "__hex__",       "__iadd__",
+    "__iand__",      "__idiv__",      "__ifloordiv__", "__ilshift__",   "__imod__",      "__imul__",
+    "__index__",     "__int__",       "__invert__",    "__ior__",       "__ipow__",      "__irshift__",
+    "__isub__",      "__iter__",      "__itruediv__",  "__ixor__",      "__le__",        "__len__",
+    "__length_hint__", "__long__",    "__lshift__",    "__lt__",        "__mod__",       "__mul__",
+    "__ne__",        "__neg__",       "__new__",       "__next__",      "__nonzero__",   "__oct__",
+    "__or__",        "__pos__",       "__pow__",       "__radd__",      "__rand__",      "__rdiv__",
+    "__rdivmod__",   "__repr__",      "__rfloordiv__", "__rlshift__",   "__rmod__",      "__rmul__",
+    "__ror__",       "__rpow__",      "__rrshift__",   "__rshift__",    "__rsub__",      "__rtruediv__",
+    "__rxor__",      "__setitem__",   "__setslice__",  "__str__",       "__sub__",       "__truediv__",
+    "__xor__",       "next"};
+}  // namespace
+
+bool is_safe_attr(std::string_view name) noexcept {
+  static const auto sorted = [] {
+    auto a = kSafeAttrs;
+    std::sort(a.begin(), a.end());
+    return a;
+  }();
+  return std::binary_search(sorted.begin(), sorted.end(), name);
+}
+
+Task<Netref> CallContext::peer_root() const {
+  Netref r = co_await core_.root();
+  co_return r;
+}
+
+EventLoop& CallContext::loop() const noexcept { return core_.loop(); }
+
+bool Object::has_attr(std::string_view) const { return false; }
+
+Any Object::get_attr(CallContext&, std::string_view name) { throw attribute_error(name); }
+
+Task<Any> Object::call_attr(CallContext& ctx, std::string_view name, std::vector<Any> args, Kwargs kwargs) {
+  Any attr = get_attr(ctx, name);
+  if (!attr.is_local()) throw PyError("TypeError", fmt::format("'{}' is not callable", name));
+  ObjectPtr target = attr.object();
+  Any r = co_await target->call(ctx, std::move(args), std::move(kwargs));
+  co_return r;
+}
+
+void Object::set_attr(CallContext&, std::string_view name, Any) { throw attribute_error(name); }
+
+void Object::del_attr(CallContext&, std::string_view name) { throw attribute_error(name); }
+
+Task<Any> Object::call(CallContext&, std::vector<Any>, Kwargs) {
+  throw PyError("TypeError", fmt::format("'{}' object is not callable", type_name()));
+}
+
+std::string Object::repr() const {
+  return fmt::format("<{} object at {}>", type_name(), static_cast<const void*>(this));
+}
+
+std::int64_t Object::hash() const {
+  return static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(this) >> 4);
+}
+
+std::vector<std::string> Object::inspect_names() const { return {}; }
+
+Task<Any> FunctionObject::call(CallContext& ctx, std::vector<Any> args, Kwargs kwargs) {
+  Any r = co_await fn_(ctx, std::move(args), std::move(kwargs));
+  co_return r;
+}
+
+std::string FunctionObject::repr() const { return fmt::format("<tether function {}>", name_); }
+
+namespace {
+Task<Any> call_sync_fn(std::function<Any(std::vector<Any>, Kwargs)> fn, std::vector<Any> args, Kwargs kwargs) {
+  co_return fn(std::move(args), std::move(kwargs));
+}
+}  // namespace
+
+ObjectPtr make_function(std::string name, std::function<Any(std::vector<Any>, Kwargs)> fn) {
+  return std::make_shared<FunctionObject>(
+      std::move(name), [fn = std::move(fn)](CallContext&, std::vector<Any> args, Kwargs kwargs) {
+        return call_sync_fn(fn, std::move(args), std::move(kwargs));
+      });
+}
+
+}  // namespace tether

@@ -1,0 +1,82 @@
+// The tether server used by the Python-client interop tests. Listens on 127.0.0.1 with a
+// kernel-chosen port, prints "PORT <n>" on stdout, serves until SIGTERM/SIGINT or stdin EOF.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <list>
+#include <memory>
+
+#include "interop_objects.hpp"
+#include "tether/channel/channel.hpp"
+#include "tether/loop/event_loop.hpp"
+#include "tether/loop/io_watcher.hpp"
+#include "tether/rpc/connection.hpp"
+#include "tether/stream/buffered_stream.hpp"
+#include "tether/stream/fd_transport.hpp"
+
+using namespace tether;
+
+int main() {
+  EventLoop loop;
+  Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  int one = 1;
+  ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::listen(listener.get(), 128) != 0) {
+    std::perror("bind/listen");
+    return 1;
+  }
+  socklen_t len = sizeof addr;
+  ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len);
+  std::printf("PORT %d\n", ntohs(addr.sin_port));
+  std::fflush(stdout);
+
+  std::list<std::unique_ptr<Connection>> conns;
+  std::size_t last_closed_exported = 0;
+  auto root_factory = [&] { return interop::make_interop_root([&] { return last_closed_exported; }); };
+
+  IoWatcher accept_watcher(loop, listener.get());
+  accept_watcher.set_handler([&](std::uint32_t) {
+    for (;;) {
+      int fd = ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (fd < 0) break;
+      int nodelay = 1;
+      ::setsockopt(fd, IPPROTO_TCP, 1 /*TCP_NODELAY*/, &nodelay, sizeof nodelay);
+      auto transport = std::make_unique<FdTransport>(loop, Fd(fd), "client");
+      auto conn = std::make_unique<Connection>(
+          std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(transport))), root_factory());
+      Connection* raw = conn.get();
+      auto it = conns.insert(conns.end(), std::move(conn));
+      raw->set_close_callback([&, it, raw] {
+        last_closed_exported = raw->stats().exported;
+        // Destroy on a later turn: we are inside the connection's own close notification.
+        loop.call_soon([&conns, it] { conns.erase(it); });
+      });
+      raw->start();
+    }
+  });
+  accept_watcher.enable_reading();
+
+  loop.add_signal_handler(SIGTERM, [&](int) { loop.stop(); });
+  loop.add_signal_handler(SIGINT, [&](int) { loop.stop(); });
+  IoWatcher stdin_watcher(loop, STDIN_FILENO);
+  stdin_watcher.set_handler([&](std::uint32_t) {
+    char buf[256];
+    if (::read(STDIN_FILENO, buf, sizeof buf) <= 0) loop.stop();
+  });
+  stdin_watcher.enable_reading();
+  loop.run();
+  conns.clear();
+  loop.remove_signal_handler(SIGTERM);
+  loop.remove_signal_handler(SIGINT);
+  return 0;
+}
