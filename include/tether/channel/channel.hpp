@@ -1,0 +1,120 @@
+#pragma once
+/// \file Channel: RPyC frames (wire spec §2) over a BufferedStream. The rpc layer talks to a
+/// Channel and never sees bytes, sockets or zlib.
+///
+/// Error behaviour (what recv() throws and what state it leaves):
+///  * EOF between frames          -> Disconnected("connection closed by peer"); stream left open.
+///  * EOF inside a frame          -> Disconnected("... truncated frame ..."); stream left open.
+///  * oversize length, corrupt zlib body, payload inflating past max_payload_size
+///                                -> ProtocolError; the Channel first closes its stream at once
+///                                   (BufferedStream::close(reason): queued writes dropped,
+///                                   stream error() = the ProtocolError), so nothing reads what
+///                                   follows the bad frame; later send()/recv() throw
+///                                   StreamClosed carrying the protocol error text.
+///  * transport failures (reset, I/O error, stream closed) propagate from the stream unchanged.
+/// Frames with an empty payload are skipped (RPyC ignores them too), counted in
+/// ChannelStats::empty_frames_in. None of these leave the process in a bad state: the caller
+/// (the rpc layer) ends the connection.
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "tether/base/buffer.hpp"
+#include "tether/base/bytes.hpp"
+#include "tether/base/export.hpp"
+#include "tether/channel/frame.hpp"
+#include "tether/loop/task.hpp"
+#include "tether/stream/buffered_stream.hpp"
+
+namespace tether {
+
+namespace detail {
+class Deflater;
+}
+
+/// Counters since construction. Plain value.
+struct ChannelStats {
+  std::uint64_t frames_in = 0;          ///< frames received, empty ones included
+  std::uint64_t frames_out = 0;         ///< frames queued for sending
+  std::uint64_t payload_bytes_in = 0;   ///< payload bytes received (after decompression)
+  std::uint64_t payload_bytes_out = 0;  ///< payload bytes sent (before compression)
+  std::uint64_t wire_bytes_in = 0;      ///< header + body + trailer bytes received
+  std::uint64_t wire_bytes_out = 0;     ///< header + body + trailer bytes queued
+  std::uint64_t compressed_in = 0;      ///< received frames whose flag was non-zero
+  std::uint64_t compressed_out = 0;     ///< sent frames that were compressed
+  std::uint64_t empty_frames_in = 0;    ///< received frames with an empty payload (skipped)
+};
+
+/// A framed, optionally compressed message pipe over one BufferedStream, which it owns.
+///
+/// Loop thread only (the stream's loop). Not copyable or movable: coroutines returned by
+/// recv() and drain() refer to it and must finish or be destroyed before it is. One recv()
+/// at a time (a second concurrent one is the stream's UsageError); send() may be called at
+/// any time, including while a recv() is pending.
+class TETHER_API Channel {
+ public:
+  /// Takes ownership of `stream`; it must be non-null and open.
+  explicit Channel(std::unique_ptr<BufferedStream> stream, ChannelOptions opts = {});
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+  ~Channel();
+
+  /// Receives one non-empty payload (decompressed). Frames already buffered are returned
+  /// without a system call. See the file comment for EOF and error behaviour. Destroying
+  /// the task cancels the wait; a partly received frame stays buffered for the next recv().
+  Task<Bytes> recv();
+
+  /// Queues one frame and returns at once (it never waits; pair with drain() for flow
+  /// control). Frames queued in one loop turn go out together in one writev.
+  ///
+  /// Uncompressed payloads are not copied: the 5-byte header goes into the Buffer's
+  /// head-room (Buffer::prepend; a Buffer that has allocated storage always has
+  /// Buffer::kCheapPrepend bytes of it unless the caller retrieved and prepended) and the
+  /// trailer into its spare capacity; a Buffer without that room is sent as separate pieces,
+  /// still without copying. Payloads longer than compress_threshold are compressed into a
+  /// fresh buffer when compression is on.
+  ///
+  /// Throws UsageError for an empty payload (never send one: stock peers ignore it),
+  /// LimitExceeded if the body would not fit the u32 length field, StreamClosed after
+  /// close() or a protocol error, and whatever BufferedStream::write throws (if a frame was
+  /// only partly queued then, the stream is closed, since its framing is broken).
+  void send(Buffer&& payload);
+  /// As above, copying `payload` once (or compressing it straight from the caller's memory).
+  /// `payload` need only live for the call.
+  void send(std::string_view payload);
+
+  /// Waits until the stream's write queue is at or below its low watermark.
+  Task<void> drain();
+
+  /// Graceful close (BufferedStream::close): frames already queued still go out in the
+  /// background, then the transport closes. A pending recv() fails with StreamClosed; later
+  /// send()/recv() throw StreamClosed. Idempotent.
+  void close();
+  /// True after close(), after a protocol error, or once the stream itself is closed.
+  [[nodiscard]] bool closed() const noexcept;
+  /// Why the channel closed itself (the ProtocolError text), or empty.
+  [[nodiscard]] const std::string& error() const noexcept { return error_; }
+
+  [[nodiscard]] BufferedStream& stream() noexcept { return *stream_; }
+  [[nodiscard]] const ChannelOptions& options() const noexcept { return opts_; }
+  [[nodiscard]] ChannelStats stats() const noexcept { return stats_; }
+
+ private:
+  void check_open() const;
+  void send_raw(Buffer&& payload);
+  void send_compressed(const std::uint8_t* data, std::size_t n);
+  void fail(const std::string& why);
+
+  std::unique_ptr<BufferedStream> stream_;
+  ChannelOptions opts_;
+  FrameDecoder decoder_;
+  std::unique_ptr<detail::Deflater> deflater_;  // created on the first compressed send
+  ChannelStats stats_;
+  std::string error_;
+  bool closed_ = false;
+};
+
+}  // namespace tether
