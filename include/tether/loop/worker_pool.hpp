@@ -97,10 +97,13 @@ struct WorkerAwaiter {
 template <class F>
 auto run_in_worker(F fn) -> Task<std::invoke_result_t<F&>> {
   using R = std::invoke_result_t<F&>;
+  // A named awaiter, not a temporary in the co_await operand: GCC 12 destroys such an aggregate
+  // temporary at a wrong address (a never-constructed F), which crashes for F holding a string.
+  detail::WorkerAwaiter<R, F> awaiter{std::move(fn)};
   if constexpr (std::is_void_v<R>) {
-    co_await detail::WorkerAwaiter<R, F>{std::move(fn)};
+    co_await awaiter;
   } else {
-    R r = co_await detail::WorkerAwaiter<R, F>{std::move(fn)};
+    R r = co_await awaiter;
     co_return r;
   }
 }
