@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <array>
 #include <cstring>
 
 #include "brine/value_access.hpp"
@@ -31,6 +32,15 @@ unsigned decimal_digits(std::uint64_t v) noexcept {
 std::uint64_t magnitude(std::int64_t i) noexcept {
   return i < 0 ? ~static_cast<std::uint64_t>(i) + 1 : static_cast<std::uint64_t>(i);
 }
+
+constexpr auto kDigitPairs = [] {
+  std::array<std::uint8_t, 200> t{};
+  for (int i = 0; i < 100; ++i) {
+    t[static_cast<std::size_t>(2 * i)] = static_cast<std::uint8_t>('0' + i / 10);
+    t[static_cast<std::size_t>(2 * i + 1)] = static_cast<std::uint8_t>('0' + i % 10);
+  }
+  return t;
+}();
 
 bool is_immediate(std::int64_t i) noexcept { return i >= tag::kImmMin && i <= tag::kImmMax; }
 
@@ -145,10 +155,20 @@ std::uint8_t* put_int64(std::int64_t i, std::uint8_t* out) noexcept {
   if (i < 0) *out = '-';
   std::uint8_t* end = out + len;
   std::uint8_t* p = end;
-  do {
-    *--p = static_cast<std::uint8_t>('0' + m % 10);
-    m /= 10;
-  } while (m != 0);
+  // Two digits per division.
+  while (m >= 100) {
+    const std::size_t pair = static_cast<std::size_t>(m % 100) * 2;
+    m /= 100;
+    *--p = kDigitPairs[pair + 1];
+    *--p = kDigitPairs[pair];
+  }
+  if (m >= 10) {
+    const std::size_t pair = static_cast<std::size_t>(m) * 2;
+    *--p = kDigitPairs[pair + 1];
+    *--p = kDigitPairs[pair];
+  } else {
+    *--p = static_cast<std::uint8_t>('0' + m);
+  }
   return end;
 }
 
