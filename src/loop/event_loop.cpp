@@ -154,12 +154,26 @@ EventLoop::EventLoop()
 EventLoop::~EventLoop() {
   // Let queued work of the pool finish (its completions post back here and are dropped).
   workers_.reset();
+  // Destroy what never ran while the loop is still whole: a callback may own a Task whose
+  // destruction cancels timers or watchers on this loop. (A queued coroutine handle is only a
+  // reference: destroying the frame is its owner's job.)
+  for (int round = 0; round < 4; ++round) {
+    std::vector<Callback> posted;
+    {
+      std::lock_guard lock(post_mu_);
+      posted.swap(posted_);
+      posted_pending_.store(false, std::memory_order_relaxed);
+    }
+    std::vector<ReadyItem> ready;
+    ready.swap(ready_);
+    const bool had_timers = timers_->size() > 0;
+    timers_->clear();
+    if (posted.empty() && ready.empty() && !had_timers) break;
+  }
   signals_.reset();
   ++watchers_;
   wake_watcher_.reset();
   ::close(wake_fd_);
-  // Drop what never ran: destroying a queued coroutine handle is the owner's job, not ours.
-  ready_.clear();
   if (t_current_loop == this) t_current_loop = nullptr;
 }
 
@@ -185,7 +199,9 @@ void EventLoop::watcher_removed(IoWatcher* w) noexcept {
 
 void EventLoop::run() {
   assert_in_loop_thread();
-  while (!stop_requested_.exchange(false, std::memory_order_acq_rel)) run_once();
+  do {
+    run_once();
+  } while (!stop_requested_.exchange(false, std::memory_order_acq_rel));
 }
 
 void EventLoop::stop() noexcept {
@@ -251,15 +267,56 @@ void EventLoop::run_ready() {
   batch.swap(running_);
   batch.clear();
   batch.swap(ready_);
-  for (auto& item : batch) {
+  // unschedule() must also see the batch being run: an item may cancel a later one.
+  active_batches_.push_back(&batch);
+  struct Pop {
+    std::vector<std::vector<ReadyItem>*>& v;
+    ~Pop() { v.pop_back(); }
+  } pop{active_batches_};
+  // The batch does not grow while it runs (new items go to ready_), so indexes stay valid.
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    ReadyItem& item = batch[i];
     if (item.coro) {
-      item.coro.resume();
-    } else {
+      detail::resume(std::exchange(item.coro, {}));
+    } else if (item.fn) {
       run_guarded(item.fn, "call_soon callback");
     }
   }
   batch.clear();
   if (running_.empty()) running_.swap(batch);  // keep the capacity for the next turn
+}
+
+void EventLoop::unschedule(std::coroutine_handle<> h) noexcept {
+  if (!h) return;
+  std::erase_if(ready_, [h](const ReadyItem& it) { return it.coro == h; });
+  for (auto* batch : active_batches_) {
+    for (auto& it : *batch) {
+      if (it.coro == h) it.coro = {};
+    }
+  }
+}
+
+void EventLoop::unschedule(std::span<const std::coroutine_handle<>> hs) noexcept {
+  if (hs.empty()) return;
+  if (hs.size() == 1) return unschedule(hs.front());
+  std::vector<void*> sorted;
+  try {
+    sorted.reserve(hs.size());
+  } catch (...) {
+    for (auto h : hs) unschedule(h);  // no memory for the fast path: one pass each
+    return;
+  }
+  for (auto h : hs) sorted.push_back(h.address());
+  std::sort(sorted.begin(), sorted.end());
+  auto doomed = [&sorted](const ReadyItem& it) {
+    return it.coro && std::binary_search(sorted.begin(), sorted.end(), it.coro.address());
+  };
+  std::erase_if(ready_, doomed);
+  for (auto* batch : active_batches_) {
+    for (auto& it : *batch) {
+      if (doomed(it)) it.coro = {};
+    }
+  }
 }
 
 void EventLoop::post(Callback fn) {

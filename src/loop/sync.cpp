@@ -66,6 +66,10 @@ void WaitList::wake_all() {
   }
 }
 
+void WaitList::unschedule(std::coroutine_handle<> h) noexcept {
+  if (loop_) loop_->unschedule(h);
+}
+
 }  // namespace detail
 
 void Event::set() {
@@ -73,23 +77,27 @@ void Event::set() {
   list_.wake_all();
 }
 
+namespace {
+void drop_wakeup(void*) {}  // every waiter of an Event is woken at once: nothing to hand on
+}  // namespace
+
 Task<void> Event::wait() {
-  while (!set_) {
-    co_await detail::WaitAwaiter{list_};
-  }
+  if (set_) co_return;
+  // Only set() wakes the list, so being woken means "released", whatever set_ says now.
+  co_await detail::WaitAwaiter{list_, &drop_wakeup, nullptr};
 }
 
 Task<void> Semaphore::acquire() {
-  // FIFO: a newcomer queues behind earlier waiters even if a permit is free.
-  if (permits_ == 0 || !list_.empty()) {
-    do {
-      co_await detail::WaitAwaiter{list_};
-    } while (permits_ == 0);
+  // FIFO: a newcomer queues behind earlier waiters.
+  if (permits_ > 0 && list_.empty()) {
+    --permits_;
+    co_return;
   }
-  --permits_;
-  // If permits remain and others wait (several releases woke only us), pass it on.
-  if (permits_ > 0) list_.wake_one();
+  // release() hands the permit over with the wake-up: when we resume, it is ours.
+  co_await detail::WaitAwaiter{list_, &Semaphore::give_back, this};
 }
+
+void Semaphore::give_back(void* self) { static_cast<Semaphore*>(self)->release(); }
 
 bool Semaphore::try_acquire() noexcept {
   if (permits_ == 0 || !list_.empty()) return false;
@@ -98,8 +106,7 @@ bool Semaphore::try_acquire() noexcept {
 }
 
 void Semaphore::release() {
-  ++permits_;
-  list_.wake_one();
+  if (!list_.wake_one()) ++permits_;
 }
 
 }  // namespace tether

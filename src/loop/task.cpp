@@ -8,11 +8,43 @@ namespace detail {
 
 std::atomic<long> g_live_tasks{0};
 
+thread_local Trampoline* t_trampoline = nullptr;
+
+void resume(std::coroutine_handle<> h) noexcept {
+  Trampoline t;
+  t.outer = t_trampoline;
+  t.next = h;
+  t_trampoline = &t;
+  while (t.next) {
+    t.running = std::exchange(t.next, {});
+    t.running.resume();
+  }
+  t_trampoline = t.outer;
+}
+
 WhenAll::WhenAll(std::vector<Task<void>> tasks) : tasks_(std::move(tasks)) {}
 
-WhenAll::~WhenAll() { destroy_runners(); }
+WhenAll::~WhenAll() {
+  // Cancelled after the last branch finished but before the awaiter resumed.
+  if (scheduled_ && loop_) loop_->unschedule(scheduled_);
+  destroy_runners();
+}
 
 void WhenAll::destroy_runners() noexcept {
+  // Branches that never started are still queued: drop their queued start first.
+  if (loop_) {
+    try {
+      std::vector<std::coroutine_handle<>> unstarted;
+      for (auto& h : runners_) {
+        if (h && !h.promise().started_) unstarted.push_back(h);
+      }
+      loop_->unschedule(unstarted);
+    } catch (...) {  // out of memory: one pass per runner instead
+      for (auto& h : runners_) {
+        if (h && !h.promise().started_) loop_->unschedule(h);
+      }
+    }
+  }
   for (auto& h : runners_) {
     if (h) std::exchange(h, {}).destroy();
   }
@@ -32,7 +64,7 @@ void WhenAll::await_suspend(std::coroutine_handle<> h) {
 void WhenAll::on_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr e) noexcept {
   auto* self = static_cast<WhenAll*>(ctx);
   for (auto& r : self->runners_) {
-    if (r == h) {
+    if (r.address() == h.address()) {
       r = {};
       h.destroy();
       break;
@@ -46,11 +78,13 @@ void WhenAll::on_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr e
     self->remaining_ = 0;
   }
   if (self->remaining_ == 0 && self->waiter_) {
-    self->loop_->schedule(std::exchange(self->waiter_, {}));
+    self->scheduled_ = std::exchange(self->waiter_, {});
+    self->loop_->schedule(self->scheduled_);
   }
 }
 
 void WhenAll::await_resume() {
+  scheduled_ = {};
   if (error_) std::rethrow_exception(error_);
 }
 

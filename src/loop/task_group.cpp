@@ -1,5 +1,7 @@
 #include "tether/loop/task_group.hpp"
 
+#include <vector>
+
 #include "tether/base/log.hpp"
 
 namespace tether {
@@ -22,6 +24,8 @@ void TaskGroup::on_task_done(void* ctx, std::coroutine_handle<> h, std::exceptio
   auto* self = static_cast<TaskGroup*>(ctx);
   self->tasks_.erase(h.address());
   h.destroy();
+  if (self->tasks_.empty()) self->wake_waiters();
+  // Last: the handler may spawn more tasks, or even destroy the group.
   if (error) {
     try {
       if (self->on_error_) {
@@ -33,7 +37,6 @@ void TaskGroup::on_task_done(void* ctx, std::coroutine_handle<> h, std::exceptio
       TETHER_LOG_ERROR("task in TaskGroup failed: {}", describe_current_exception());
     }
   }
-  if (self->tasks_.empty()) self->wake_waiters();
 }
 
 void TaskGroup::wake_waiters() { waiters_.wake_all(); }
@@ -49,6 +52,20 @@ void TaskGroup::cancel_all() noexcept {
   while (!tasks_.empty()) {
     auto batch = std::move(tasks_);
     tasks_.clear();
+    // Tasks spawned but not started yet are still queued: drop their queued start first.
+    try {
+      std::vector<std::coroutine_handle<>> unstarted;
+      for (void* addr : batch) {
+        auto h = std::coroutine_handle<detail::RunnerPromise>::from_address(addr);
+        if (!h.promise().started_) unstarted.push_back(h);
+      }
+      loop_.unschedule(unstarted);
+    } catch (...) {  // out of memory: one pass per task instead
+      for (void* addr : batch) {
+        auto h = std::coroutine_handle<detail::RunnerPromise>::from_address(addr);
+        if (!h.promise().started_) loop_.unschedule(h);
+      }
+    }
     for (void* addr : batch) std::coroutine_handle<>::from_address(addr).destroy();
   }
   if (*alive_) wake_waiters();

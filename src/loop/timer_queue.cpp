@@ -19,6 +19,12 @@ bool TimerQueue::cancel(TimerId id) noexcept {
   return erased;
 }
 
+void TimerQueue::clear() {
+  std::unordered_map<std::uint64_t, Callback> doomed;
+  doomed.swap(live_);
+  heap_.clear();
+}
+
 void TimerQueue::compact() {
   std::erase_if(heap_, [this](const Entry& e) { return !live_.contains(e.id); });
   std::make_heap(heap_.begin(), heap_.end(), std::greater<>{});

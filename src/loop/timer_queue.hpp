@@ -21,6 +21,9 @@ class TimerQueue {
   /// Removes and returns the callbacks due at `now`, in firing order, one at a time.
   bool pop_due(TimePoint now, Callback& out);
   [[nodiscard]] std::size_t size() const noexcept { return live_.size(); }
+  /// Drops every timer. The callbacks are destroyed after the queue is already empty, so a
+  /// destructor that cancels or adds timers sees a consistent queue.
+  void clear();
 
  private:
   struct Entry {

@@ -24,6 +24,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -95,7 +96,7 @@ class TETHER_API EventLoop {
   /// keeps dispatching (this is how blocking facades serve callbacks while they wait).
   void run();
   /// Makes run() return after the current iteration (a stop() before run() makes the next
-  /// run() return after one iteration). Safe from any thread.
+  /// run() return after one iteration, as asyncio does). Safe from any thread.
   void stop() noexcept;
   /// One iteration; waits at most `max_wait` (nullopt: until something happens).
   void run_once(std::optional<Duration> max_wait = std::nullopt);
@@ -109,7 +110,13 @@ class TETHER_API EventLoop {
   /// Queues fn for the next ready-queue step. Loop thread only; no wake-up needed.
   void call_soon(Callback fn);
   /// Queues a suspended coroutine to resume in the ready-queue step. Loop thread only.
+  /// Whoever destroys a frame that is still queued must unschedule() it first.
   void schedule(std::coroutine_handle<> h);
+  /// Drops every queued resumption of h (including in the ready batch now running). For
+  /// awaiters whose frame is destroyed (cancelled) after they scheduled it. Loop thread only.
+  void unschedule(std::coroutine_handle<> h) noexcept;
+  /// unschedule() for several frames in one pass over the queue.
+  void unschedule(std::span<const std::coroutine_handle<>> hs) noexcept;
 
   /// Runs fn after `delay` (asyncio's call_later). Loop thread only.
   TimerHandle call_later(Duration delay, Callback fn);
@@ -166,6 +173,7 @@ class TETHER_API EventLoop {
   };
   std::vector<ReadyItem> ready_;
   std::vector<ReadyItem> running_;
+  std::vector<std::vector<ReadyItem>*> active_batches_;  // ready batches being run (nesting)
   std::deque<std::vector<detail::PollEvent>> batches_;  // one per nesting depth
 
   std::mutex post_mu_;
@@ -182,11 +190,17 @@ class TETHER_API EventLoop {
 template <class T>
 T EventLoop::run_until_complete(Task<T> task) {
   assert_in_loop_thread();
+  if (!task.valid()) throw UsageError("run_until_complete: empty Task");
   // The task completes into a noop continuation; we poll its done() flag between turns.
   auto h = task.handle();
   h.promise().set_continuation(std::noop_coroutine());
   schedule(h);
-  while (!task.done()) run_once();
+  try {
+    while (!task.done()) run_once();
+  } catch (...) {
+    unschedule(h);  // the task is destroyed on the way out: drop a pending start
+    throw;
+  }
   return task.take_result();
 }
 

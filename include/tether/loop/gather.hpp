@@ -29,17 +29,18 @@ class TETHER_API WhenAll {
   ~WhenAll();
   bool await_ready() const noexcept { return tasks_.empty(); }
   void await_suspend(std::coroutine_handle<> h);
-  void await_resume();
+  void await_resume();  // rethrows the first branch failure
 
  private:
   static void on_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr e) noexcept;
   void destroy_runners() noexcept;
 
   std::vector<Task<void>> tasks_;
-  std::vector<std::coroutine_handle<>> runners_;
+  std::vector<std::coroutine_handle<RunnerPromise>> runners_;
   std::size_t remaining_ = 0;
   std::exception_ptr error_;
-  std::coroutine_handle<> waiter_;
+  std::coroutine_handle<> waiter_;     // suspended in co_await, not yet scheduled
+  std::coroutine_handle<> scheduled_;  // scheduled to resume, not yet resumed
   EventLoop* loop_ = nullptr;
 };
 

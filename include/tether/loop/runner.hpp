@@ -21,7 +21,14 @@ struct RunnerHook {
 class RunnerPromise {
  public:
   Runner get_return_object() noexcept;
-  std::suspend_always initial_suspend() const noexcept { return {}; }
+  /// Suspends at creation; marks the runner started when first resumed.
+  struct Initial {
+    RunnerPromise* promise;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<>) const noexcept {}
+    void await_resume() const noexcept { promise->started_ = true; }
+  };
+  Initial initial_suspend() noexcept { return {this}; }
   struct Final {
     bool await_ready() const noexcept { return false; }
     void await_suspend(std::coroutine_handle<RunnerPromise> h) noexcept {
@@ -37,6 +44,9 @@ class RunnerPromise {
 
   RunnerHook hook_;
   std::exception_ptr error_;
+  /// False while the runner still waits in the ready queue for its first resumption: whoever
+  /// destroys it then must EventLoop::unschedule() it first.
+  bool started_ = false;
 };
 
 class Runner {
@@ -60,7 +70,8 @@ Runner make_runner(Task<T> task) {
 }
 
 /// Creates a suspended runner for `task` whose completion calls hook. The caller owns the
-/// returned handle: it resumes it to start, and destroys it (from the hook or later).
+/// returned handle: it schedules it to start, and destroys it (from the hook or later; an
+/// unstarted one must be unscheduled first).
 template <class T>
 std::coroutine_handle<RunnerPromise> start_runner(Task<T> task, RunnerHook hook) {
   auto h = make_runner(std::move(task)).release();

@@ -43,6 +43,8 @@ class TETHER_API WaitList {
   void wake_all();
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  /// Drops the queued resumption of a woken waiter whose frame is being destroyed.
+  void unschedule(std::coroutine_handle<> h) noexcept;
 
  private:
   void unlink(Node* n) noexcept;
@@ -54,30 +56,42 @@ class TETHER_API WaitList {
   std::size_t size_ = 0;
 };
 
-/// Suspends until woken. A waiter that was woken but cancelled before it ran passes the
-/// wake-up on, so re-check loops (while (!cond) co_await ...) never lose one.
+/// Suspends until woken. If the waiting task is cancelled after it was woken but before it
+/// ran, its queued resumption is dropped and the wake-up is handed on: by default to the next
+/// waiter (re-check loops such as `while (!cond) co_await ...` never lose one), or through
+/// `on_abandon(ctx)` when the owner needs something else (a semaphore returns the permit).
 struct WaitAwaiter {
   WaitList& list;
+  void (*on_abandon)(void* ctx) = nullptr;
+  void* ctx = nullptr;
   WaitList::Node node{};
   bool resumed = false;
   bool await_ready() const noexcept { return false; }
   void await_suspend(std::coroutine_handle<> h) { list.push(&node, h); }
   void await_resume() noexcept { resumed = true; }
   ~WaitAwaiter() {
-    if (node.woken && !resumed) list.wake_one();
+    if (node.woken && !resumed) {
+      list.unschedule(node.handle);
+      if (on_abandon) {
+        on_abandon(ctx);
+      } else {
+        list.wake_one();
+      }
+    }
   }
 };
 
 }  // namespace detail
 
-/// asyncio.Event: wait() suspends until set(); set() wakes every waiter.
+/// asyncio.Event: wait() suspends until set(); set() releases every task waiting at that
+/// moment, even if clear() follows before they run.
 class TETHER_API Event {
  public:
   Event() = default;
   void set();
   void clear() noexcept { set_ = false; }
   [[nodiscard]] bool is_set() const noexcept { return set_; }
-  /// Completes at once if set.
+  /// Completes at once if set. Cancelling the waiting task just removes it.
   Task<void> wait();
   [[nodiscard]] std::size_t waiters() const noexcept { return list_.size(); }
 
@@ -86,16 +100,23 @@ class TETHER_API Event {
   detail::WaitList list_;
 };
 
-/// asyncio.Semaphore with FIFO fairness.
+/// asyncio.Semaphore with strict FIFO fairness: release() hands its permit straight to the
+/// oldest waiter, so a newcomer (acquire() or try_acquire()) cannot overtake it. A waiter
+/// cancelled after it was handed a permit passes it on (to the next waiter, or back).
 class TETHER_API Semaphore {
  public:
   explicit Semaphore(std::size_t permits) : permits_(permits) {}
+  /// Completes at once if a permit is free and nobody waits; else waits its turn.
   Task<void> acquire();
+  /// Takes a free permit if nobody waits.
   bool try_acquire() noexcept;
   void release();
+  /// Free permits (a permit handed to a woken waiter that has not run yet is not free).
   [[nodiscard]] std::size_t available() const noexcept { return permits_; }
 
  private:
+  static void give_back(void* self);
+
   std::size_t permits_;
   detail::WaitList list_;
 };

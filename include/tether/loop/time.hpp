@@ -27,7 +27,7 @@ class SleepAwaiter {
     loop_ = &EventLoop::current_or_throw();
     timer_ = loop_->call_later(delay_, [this, h]() {
                       timer_ = {};
-                      h.resume();
+                      detail::resume(h);
                     })
                  .id();
   }
@@ -55,11 +55,11 @@ class TimeoutAwaiter {
                       timer_ = {};
                       timed_out_ = true;
                       inner_.reset();  // cancels the inner task and everything it awaits
-                      outer.resume();
+                      detail::resume(outer);
                     })
                  .id();
     inner_.handle().promise().set_continuation(outer);
-    return inner_.handle();
+    return detail::transfer(outer, inner_.handle());
   }
   T await_resume() {
     if (timed_out_) throw Timeout("operation timed out");

@@ -77,7 +77,7 @@ struct WorkerAwaiter {
         st->error = std::current_exception();
       }
       lp->post([st]() {
-        if (!st->cancelled) st->waiter.resume();
+        if (!st->cancelled) detail::resume(st->waiter);
       });
     });
   }

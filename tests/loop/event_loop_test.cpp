@@ -1,0 +1,578 @@
+// EventLoop: timers, call_soon, post from other threads, stop, signals, IoWatcher, nesting.
+#include "tether/loop/event_loop.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <future>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "loop_fixture.hpp"
+#include "tether/base/fd.hpp"
+#include "tether/base/log.hpp"
+#include "tether/loop/io_watcher.hpp"
+
+namespace tether {
+namespace {
+
+using testing::LoopFixture;
+using testing::put;
+using testing::SocketPair;
+using testing::take;
+using namespace std::chrono_literals;
+
+class EventLoopTest : public LoopFixture {};
+
+// ------------------------------------------------------------------------------------ timers
+
+TEST_F(EventLoopTest, TimersFireInDeadlineOrder) {
+  std::vector<int> fired;
+  const TimePoint base = loop_.now();
+  loop_.call_at(base + 3ms, [&] { fired.push_back(3); });
+  loop_.call_at(base + 1ms, [&] { fired.push_back(1); });
+  loop_.call_at(base + 2ms, [&] { fired.push_back(2); });
+  loop_.call_later(-5ms, [&] { fired.push_back(0); });  // already due
+  EXPECT_EQ(loop_.stats().timers, 4u);
+  ASSERT_TRUE(turn_until([&] { return fired.size() == 4; }));
+  EXPECT_EQ(fired, (std::vector<int>{0, 1, 2, 3}));
+  EXPECT_EQ(loop_.stats().timers, 0u);
+}
+
+TEST_F(EventLoopTest, EqualDeadlinesFireInCreationOrder) {
+  std::vector<int> fired;
+  const TimePoint when = loop_.now() + 1ms;
+  for (int i = 0; i < 50; ++i) loop_.call_at(when, [&fired, i] { fired.push_back(i); });
+  ASSERT_TRUE(turn_until([&] { return fired.size() == 50; }));
+  for (int i = 0; i < 50; ++i) EXPECT_EQ(fired[static_cast<std::size_t>(i)], i);
+}
+
+TEST_F(EventLoopTest, TimerFiresNoEarlierThanItsDeadline) {
+  const TimePoint due = loop_.now() + 15ms;
+  TimePoint ran{};
+  loop_.call_at(due, [&] { ran = Clock::now(); });
+  ASSERT_TRUE(turn_until([&] { return ran != TimePoint{}; }));
+  EXPECT_GE(ran, due);
+}
+
+TEST_F(EventLoopTest, CancelledTimerNeverFires) {
+  int a = 0, b = 0;
+  TimerHandle ha = loop_.call_later(1ms, [&] { ++a; });
+  TimerHandle hb = loop_.call_later(2ms, [&] { ++b; });
+  ha.cancel();
+  EXPECT_EQ(loop_.stats().timers, 1u);
+  EXPECT_FALSE(loop_.cancel_timer(ha.id())) << "the handle forgets its id once cancelled";
+  ASSERT_TRUE(turn_until([&] { return b == 1; }));
+  EXPECT_EQ(a, 0);
+  // Cancelling after it fired is a no-op.
+  EXPECT_FALSE(loop_.cancel_timer(hb.id()));
+  hb.cancel();
+  EXPECT_EQ(b, 1);
+}
+
+TEST_F(EventLoopTest, TimerCancelledByAnEarlierTimerInTheSameTurn) {
+  int late = 0;
+  const TimePoint when = loop_.now() + 1ms;
+  TimerHandle second;
+  loop_.call_at(when, [&] { second.cancel(); });
+  second = loop_.call_at(when, [&] { ++late; });
+  bool done = false;
+  loop_.call_at(when + 1ms, [&] { done = true; });
+  ASSERT_TRUE(turn_until([&] { return done; }));
+  EXPECT_EQ(late, 0);
+}
+
+TEST_F(EventLoopTest, HundredThousandTimersFireInOrder) {
+  constexpr int kCount = 100000;
+  std::mt19937_64 rng(7);
+  const TimePoint base = loop_.now() + 1ms;
+  std::vector<TimePoint> deadline(kCount);
+  std::vector<int> fired;
+  fired.reserve(kCount);
+  for (int i = 0; i < kCount; ++i) {
+    deadline[static_cast<std::size_t>(i)] = base + std::chrono::microseconds(rng() % 5000);
+    loop_.call_at(deadline[static_cast<std::size_t>(i)], [&fired, i] { fired.push_back(i); });
+  }
+  // Cancel every tenth one.
+  EXPECT_EQ(loop_.stats().timers, static_cast<std::size_t>(kCount));
+  ASSERT_TRUE(turn_until([&] { return fired.size() == kCount; }, 30s));
+  for (std::size_t k = 1; k < fired.size(); ++k) {
+    auto prev = static_cast<std::size_t>(fired[k - 1]), cur = static_cast<std::size_t>(fired[k]);
+    ASSERT_TRUE(deadline[prev] < deadline[cur] || (deadline[prev] == deadline[cur] && prev < cur))
+        << "timer " << cur << " fired out of order at position " << k;
+  }
+  EXPECT_EQ(loop_.stats().timers, 0u);
+}
+
+TEST_F(EventLoopTest, ManyTimersWithCancellations) {
+  std::mt19937_64 rng(11);
+  std::vector<TimerHandle> handles;
+  std::vector<char> cancelled(20000, 0), ran(20000, 0);
+  for (std::size_t i = 0; i < cancelled.size(); ++i) {
+    handles.push_back(loop_.call_later(std::chrono::microseconds(rng() % 3000), [&ran, i] { ran[i] = 1; }));
+  }
+  std::size_t live = cancelled.size();
+  for (std::size_t i = 0; i < cancelled.size(); ++i) {
+    if (rng() % 3 == 0) {
+      handles[i].cancel();
+      cancelled[i] = 1;
+      --live;
+    }
+  }
+  EXPECT_EQ(loop_.stats().timers, live);
+  ASSERT_TRUE(turn_until([&] { return loop_.stats().timers == 0; }));
+  for (std::size_t i = 0; i < cancelled.size(); ++i) ASSERT_NE(cancelled[i], ran[i]) << i;
+}
+
+TEST_F(EventLoopTest, ThrowingCallbackIsLoggedAndTheLoopGoesOn) {
+  std::vector<std::string> logged;
+  set_log_sink([&](LogLevel, std::string_view m) { logged.emplace_back(m); });
+  int after = 0;
+  loop_.call_later(0ms, [] { throw std::runtime_error("timer boom"); });
+  loop_.call_soon([] { throw Disconnected("soon boom"); });
+  loop_.post([] { throw std::runtime_error("post boom"); });
+  loop_.call_later(1ms, [&] { ++after; });
+  ASSERT_TRUE(turn_until([&] { return after == 1; }));
+  set_log_sink({});
+  ASSERT_EQ(logged.size(), 3u);
+  std::string all = logged[0] + logged[1] + logged[2];
+  EXPECT_NE(all.find("timer boom"), std::string::npos);
+  EXPECT_NE(all.find("Disconnected: soon boom"), std::string::npos);
+  EXPECT_NE(all.find("post boom"), std::string::npos);
+}
+
+// -------------------------------------------------------------------------- call_soon / post
+
+TEST_F(EventLoopTest, CallSoonRunsInOrderAndNestedCallsWaitForTheNextTurn) {
+  std::vector<int> order;
+  loop_.call_soon([&] {
+    order.push_back(1);
+    loop_.call_soon([&] { order.push_back(3); });
+  });
+  loop_.call_soon([&] { order.push_back(2); });
+  EXPECT_EQ(loop_.stats().ready, 2u);
+  turn();
+  EXPECT_EQ(order, (std::vector<int>{1, 2}));
+  turn();
+  EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+}
+
+TEST_F(EventLoopTest, PostFromTheLoopThreadRunsNextTurn) {
+  int n = 0;
+  loop_.post([&] { ++n; });
+  EXPECT_EQ(loop_.stats().ready, 1u);
+  turn();
+  EXPECT_EQ(n, 1);
+}
+
+TEST_F(EventLoopTest, PostsFromFourThreadsAllArriveInPerThreadOrder) {
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 20000;
+  std::vector<std::vector<int>> seen(kThreads);
+  std::size_t total = 0;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([this, t, &seen, &total] {
+      for (int i = 0; i < kPerThread; ++i) {
+        loop_.post([t, i, &seen, &total] {
+          seen[static_cast<std::size_t>(t)].push_back(i);
+          ++total;
+        });
+      }
+    });
+  }
+  const bool all = turn_until([&] { return total == kThreads * kPerThread; }, 60s);
+  for (auto& th : threads) th.join();
+  ASSERT_TRUE(all) << "only " << total << " posts arrived";
+  for (int t = 0; t < kThreads; ++t) {
+    auto& v = seen[static_cast<std::size_t>(t)];
+    ASSERT_EQ(v.size(), static_cast<std::size_t>(kPerThread));
+    for (int i = 0; i < kPerThread; ++i) ASSERT_EQ(v[static_cast<std::size_t>(i)], i);
+  }
+}
+
+TEST_F(EventLoopTest, StopFromAnotherThread) {
+  std::promise<void> running;
+  std::thread stopper([&] {
+    running.get_future().wait();
+    loop_.stop();
+  });
+  // Guard: if stop() were lost, fail instead of hanging.
+  bool guard_fired = false;
+  TimerHandle guard = loop_.call_later(20s, [&] {
+    guard_fired = true;
+    loop_.stop();
+  });
+  loop_.call_soon([&] { running.set_value(); });
+  loop_.run();
+  stopper.join();
+  guard.cancel();
+  EXPECT_FALSE(guard_fired);
+}
+
+TEST_F(EventLoopTest, PostWakesALoopBlockedInRun) {
+  std::promise<void> running;
+  std::atomic<bool> ran{false};
+  std::thread poster([&] {
+    running.get_future().wait();
+    loop_.post([&] {
+      ran = true;
+      loop_.stop();
+    });
+  });
+  TimerHandle guard = loop_.call_later(20s, [&] { loop_.stop(); });
+  loop_.call_soon([&] { running.set_value(); });
+  loop_.run();
+  poster.join();
+  guard.cancel();
+  EXPECT_TRUE(ran);
+}
+
+TEST_F(EventLoopTest, StopBeforeRunReturnsAfterOneIteration) {
+  bool ran = false;
+  loop_.call_soon([&] { ran = true; });
+  loop_.stop();
+  loop_.run();
+  EXPECT_TRUE(ran);
+}
+
+TEST_F(EventLoopTest, StopInsideCallbackEndsRun) {
+  int ticks = 0;
+  std::function<void()> tick = [&] {
+    if (++ticks == 5) {
+      loop_.stop();
+    } else {
+      loop_.call_soon([&] { tick(); });
+    }
+  };
+  loop_.call_soon([&] { tick(); });
+  loop_.run();
+  EXPECT_EQ(ticks, 5);
+}
+
+// ----------------------------------------------------------------------------------- signals
+
+bool signal_blocked(int signo) {
+  sigset_t cur;
+  pthread_sigmask(SIG_BLOCK, nullptr, &cur);
+  return sigismember(&cur, signo) == 1;
+}
+
+class SignalTest : public EventLoopTest {
+ protected:
+  void SetUp() override {
+    EventLoopTest::SetUp();
+    pthread_sigmask(SIG_BLOCK, nullptr, &saved_);
+  }
+  void TearDown() override {
+    EventLoopTest::TearDown();
+    pthread_sigmask(SIG_SETMASK, &saved_, nullptr);
+  }
+  sigset_t saved_;
+};
+
+TEST_F(SignalTest, DeliversRaisedSignals) {
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &one, nullptr);
+  std::vector<int> got;
+  loop_.add_signal_handler(SIGUSR1, [&](int s) { got.push_back(s); });
+  EXPECT_EQ(loop_.stats().signals, 1u);
+  EXPECT_EQ(loop_.stats().watchers, 0u) << "the signalfd watcher is the loop's own";
+  ASSERT_EQ(::raise(SIGUSR1), 0);
+  ASSERT_TRUE(turn_until([&] { return got.size() == 1; }));
+  EXPECT_EQ(got[0], SIGUSR1);
+  ASSERT_EQ(::kill(::getpid(), SIGUSR1), 0);
+  ASSERT_TRUE(turn_until([&] { return got.size() == 2; }));
+  EXPECT_TRUE(loop_.remove_signal_handler(SIGUSR1));
+  EXPECT_FALSE(loop_.remove_signal_handler(SIGUSR1));
+  EXPECT_TRUE(signal_blocked(SIGUSR1)) << "it was blocked before; removal keeps it blocked";
+}
+
+TEST_F(SignalTest, HandlerForTwoSignalsAndReplacement) {
+  sigset_t two;
+  sigemptyset(&two);
+  sigaddset(&two, SIGUSR1);
+  sigaddset(&two, SIGUSR2);
+  pthread_sigmask(SIG_BLOCK, &two, nullptr);
+  std::vector<std::string> got;
+  loop_.add_signal_handler(SIGUSR1, [&](int) { got.push_back("old1"); });
+  loop_.add_signal_handler(SIGUSR2, [&](int) { got.push_back("2"); });
+  loop_.add_signal_handler(SIGUSR1, [&](int) { got.push_back("new1"); });
+  EXPECT_EQ(loop_.stats().signals, 2u);
+  ::raise(SIGUSR2);
+  ASSERT_TRUE(turn_until([&] { return got.size() == 1; }));
+  ::raise(SIGUSR1);
+  ASSERT_TRUE(turn_until([&] { return got.size() == 2; }));
+  EXPECT_EQ(got, (std::vector<std::string>{"2", "new1"}));
+  // A handler may remove itself.
+  loop_.add_signal_handler(SIGUSR2, [&](int s) {
+    got.push_back("last");
+    loop_.remove_signal_handler(s);
+  });
+  ::raise(SIGUSR2);
+  ASSERT_TRUE(turn_until([&] { return got.size() == 3; }));
+  EXPECT_EQ(loop_.stats().signals, 1u);
+  EXPECT_TRUE(loop_.remove_signal_handler(SIGUSR1));
+}
+
+TEST_F(SignalTest, RemovingTheHandlerRestoresTheMask) {
+  sigset_t one;
+  sigemptyset(&one);
+  sigaddset(&one, SIGUSR2);
+  pthread_sigmask(SIG_UNBLOCK, &one, nullptr);
+  ASSERT_FALSE(signal_blocked(SIGUSR2));
+  loop_.add_signal_handler(SIGUSR2, [](int) {});
+  EXPECT_TRUE(signal_blocked(SIGUSR2));
+  EXPECT_TRUE(loop_.remove_signal_handler(SIGUSR2));
+  EXPECT_FALSE(signal_blocked(SIGUSR2));
+}
+
+// --------------------------------------------------------------------------------- IoWatcher
+
+TEST_F(EventLoopTest, LevelTriggeredReadableRepeatsUntilDrained) {
+  SocketPair sp;
+  IoWatcher w(loop_, sp.a.get(), IoWatcher::Mode::kLevel);
+  std::vector<std::uint32_t> events;
+  w.set_handler([&](std::uint32_t e) { events.push_back(e); });
+  w.enable_reading();
+  EXPECT_TRUE(w.is_reading());
+  EXPECT_EQ(loop_.stats().watchers, 1u);
+  turn();
+  EXPECT_TRUE(events.empty()) << "nothing to read yet";
+  put(sp.b, "x");
+  ASSERT_TRUE(turn_until([&] { return !events.empty(); }));
+  EXPECT_TRUE(events[0] & kIoReadable);
+  turn();
+  EXPECT_EQ(events.size(), 2u) << "level mode reports again while data is pending";
+  EXPECT_EQ(take(sp.a), "x");
+  turn();
+  EXPECT_EQ(events.size(), 2u);
+  w.disable_reading();
+  EXPECT_EQ(loop_.stats().watchers, 0u);
+}
+
+TEST_F(EventLoopTest, EdgeTriggeredReadableReportsOncePerArrival) {
+  SocketPair sp;
+  IoWatcher w(loop_, sp.a.get(), IoWatcher::Mode::kEdge);
+  int calls = 0;
+  w.set_handler([&](std::uint32_t e) {
+    EXPECT_TRUE(e & kIoReadable);
+    ++calls;
+  });
+  w.enable_reading();
+  put(sp.b, "x");
+  ASSERT_TRUE(turn_until([&] { return calls == 1; }));
+  turn(3);
+  EXPECT_EQ(calls, 1) << "edge mode: no repeat without new data";
+  put(sp.b, "y");
+  ASSERT_TRUE(turn_until([&] { return calls == 2; }));
+  EXPECT_EQ(take(sp.a), "xy");
+}
+
+TEST_F(EventLoopTest, WritableInBothModesAndHangup) {
+  SocketPair sp;
+  IoWatcher level(loop_, sp.a.get(), IoWatcher::Mode::kLevel);
+  IoWatcher edge(loop_, sp.b.get(), IoWatcher::Mode::kEdge);
+  int level_writable = 0, edge_writable = 0, hangups = 0;
+  level.set_handler([&](std::uint32_t e) {
+    if (e & kIoWritable) ++level_writable;
+    if (e & kIoHangup) ++hangups;
+  });
+  edge.set_handler([&](std::uint32_t e) {
+    if (e & kIoWritable) ++edge_writable;
+  });
+  level.enable_writing();
+  edge.enable_all();
+  EXPECT_EQ(loop_.stats().watchers, 2u);
+  ASSERT_TRUE(turn_until([&] { return level_writable >= 1 && edge_writable >= 1; }));
+  turn(2);
+  EXPECT_GE(level_writable, 3);
+  EXPECT_EQ(edge_writable, 1);
+  level.disable_writing();
+  level.enable_reading();
+  edge.disable_all();
+  sp.b.reset();  // peer closes: readable + hangup on a
+  ASSERT_TRUE(turn_until([&] { return hangups >= 1; }));
+  EXPECT_EQ(take(sp.a), "");
+  level.disable_all();
+}
+
+TEST_F(EventLoopTest, WatcherDestroyedByAnotherHandlerInTheSameBatchIsNotCalled) {
+  SocketPair one, two;
+  auto w1 = std::make_unique<IoWatcher>(loop_, one.a.get());
+  auto w2 = std::make_unique<IoWatcher>(loop_, two.a.get());
+  int calls1 = 0, calls2 = 0;
+  // Whichever runs first destroys the other; both are ready in the same poll.
+  w1->set_handler([&](std::uint32_t) {
+    ++calls1;
+    take(one.a);
+    w2.reset();
+  });
+  w2->set_handler([&](std::uint32_t) {
+    ++calls2;
+    take(two.a);
+    w1.reset();
+  });
+  w1->enable_reading();
+  w2->enable_reading();
+  put(one.b, "1");
+  put(two.b, "2");
+  ASSERT_TRUE(turn_until([&] { return calls1 + calls2 > 0; }));
+  turn(2);
+  EXPECT_EQ(calls1 + calls2, 1);
+  EXPECT_TRUE(!w1 || !w2);
+  w1.reset();
+  w2.reset();
+  EXPECT_EQ(loop_.stats().watchers, 0u);
+}
+
+TEST_F(EventLoopTest, WatcherDisabledByAnotherHandlerInTheSameBatchIsNotCalled) {
+  SocketPair one, two;
+  IoWatcher w1(loop_, one.a.get());
+  IoWatcher w2(loop_, two.a.get());
+  int calls1 = 0, calls2 = 0;
+  w1.set_handler([&](std::uint32_t) {
+    ++calls1;
+    w2.disable_all();
+    w1.disable_all();
+  });
+  w2.set_handler([&](std::uint32_t) {
+    ++calls2;
+    w1.disable_all();
+    w2.disable_all();
+  });
+  w1.enable_reading();
+  w2.enable_reading();
+  put(one.b, "1");
+  put(two.b, "2");
+  ASSERT_TRUE(turn_until([&] { return calls1 + calls2 > 0; }));
+  turn(2);
+  EXPECT_EQ(calls1 + calls2, 1);
+}
+
+TEST_F(EventLoopTest, WatcherMayDestroyItselfInItsHandler) {
+  SocketPair sp;
+  auto w = std::make_unique<IoWatcher>(loop_, sp.a.get());
+  int calls = 0;
+  w->set_handler([&](std::uint32_t) {
+    ++calls;
+    w.reset();
+  });
+  w->enable_reading();
+  put(sp.b, "x");
+  ASSERT_TRUE(turn_until([&] { return calls == 1; }));
+  EXPECT_FALSE(w);
+}
+
+// ---------------------------------------------------------------------------------- nesting
+
+TEST_F(EventLoopTest, NestedRunOnceInsideACallback) {
+  std::vector<std::string> order;
+  SocketPair sp;
+  IoWatcher w(loop_, sp.a.get());
+  w.set_handler([&](std::uint32_t) {
+    order.push_back("io:" + take(sp.a));
+  });
+  w.enable_reading();
+  loop_.call_soon([&] {
+    order.push_back("outer");
+    loop_.call_soon([&] { order.push_back("inner-soon"); });
+    put(sp.b, "n");
+    bool timer = false;
+    loop_.call_later(1ms, [&] {
+      order.push_back("inner-timer");
+      timer = true;
+    });
+    // A blocking facade turns the loop from inside a callback until its condition holds.
+    const TimePoint deadline = Clock::now() + 10s;
+    while (!timer && Clock::now() < deadline) loop_.run_once(10ms);
+    order.push_back("outer-done");
+  });
+  turn();
+  ASSERT_GE(order.size(), 4u);
+  EXPECT_EQ(order.front(), "outer");
+  EXPECT_EQ(order.back(), "outer-done");
+  EXPECT_NE(std::find(order.begin(), order.end(), "inner-soon"), order.end());
+  EXPECT_NE(std::find(order.begin(), order.end(), "io:n"), order.end());
+  EXPECT_NE(std::find(order.begin(), order.end(), "inner-timer"), order.end());
+  w.disable_all();
+}
+
+TEST_F(EventLoopTest, NestedIterationInsideAWatcherKeepsTheOuterBatchSafe) {
+  SocketPair one, two;
+  IoWatcher w1(loop_, one.a.get());
+  auto w2 = std::make_unique<IoWatcher>(loop_, two.a.get());
+  int calls1 = 0, calls2 = 0;
+  w1.set_handler([&](std::uint32_t) {
+    ++calls1;
+    take(one.a);
+    // Destroy w2 from a nested iteration while the outer batch may still hold its event.
+    loop_.call_soon([&] { w2.reset(); });
+    loop_.run_once(0ms);
+  });
+  w2->set_handler([&](std::uint32_t) {
+    ++calls2;
+    take(two.a);
+  });
+  w1.enable_reading();
+  w2->enable_reading();
+  put(one.b, "1");
+  put(two.b, "2");
+  ASSERT_TRUE(turn_until([&] { return calls1 == 1; }));
+  turn(2);
+  EXPECT_FALSE(w2);
+  EXPECT_LE(calls2, 1) << "w2 ran at most once: in the nested batch or before w1";
+  w1.disable_all();
+}
+
+TEST_F(EventLoopTest, RunUntilCompleteReturnsTheValueOrRethrows) {
+  struct Local {
+    static Task<int> answer() { co_return 42; }
+    static Task<int> fail() {
+      throw ProtocolError("bad frame");
+      co_return 0;
+    }
+  };
+  EXPECT_EQ(loop_.run_until_complete(Local::answer()), 42);
+  EXPECT_THROW(loop_.run_until_complete(Local::fail()), ProtocolError);
+}
+
+// ------------------------------------------------------------------------------ thread rules
+
+TEST_F(EventLoopTest, CurrentLoopAndOneLoopPerThread) {
+  EXPECT_EQ(EventLoop::current(), &loop_);
+  EXPECT_EQ(&EventLoop::current_or_throw(), &loop_);
+  EXPECT_TRUE(loop_.in_loop_thread());
+  EXPECT_THROW(EventLoop second, UsageError);
+  std::thread([] {
+    EXPECT_EQ(EventLoop::current(), nullptr);
+    EXPECT_THROW(EventLoop::current_or_throw(), UsageError);
+    EventLoop own;  // another thread may have its own
+    EXPECT_EQ(EventLoop::current(), &own);
+  }).join();
+}
+
+#ifndef NDEBUG
+TEST_F(EventLoopTest, LoopThreadOnlyCallsThrowFromOtherThreadsInDebugBuilds) {
+  std::thread([this] {
+    EXPECT_FALSE(loop_.in_loop_thread());
+    EXPECT_THROW(loop_.call_soon([] {}), UsageError);
+    EXPECT_THROW(loop_.call_later(1ms, [] {}), UsageError);
+    EXPECT_THROW(loop_.run_once(0ms), UsageError);
+  }).join();
+}
+#endif
+
+}  // namespace
+}  // namespace tether
