@@ -5,7 +5,8 @@
 #include <bit>
 #include <cmath>
 #include <ostream>
-#include <unordered_set>
+#include <algorithm>
+#include <numeric>
 
 #include "brine/value_access.hpp"
 #include "tether/brine/utf8.hpp"
@@ -57,7 +58,8 @@ bool double_eq(double a, double b) noexcept {
   return a == b || std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b);
 }
 
-/// Set equality of two duplicate-free member lists.
+/// Set equality of two duplicate-free member lists. Sorting (not hashing) keeps the worst case
+/// at O(n log n) whatever a hostile peer chooses as members.
 bool same_members(const Value::Tuple& a, const Value::Tuple& b) {
   if (a.size() != b.size()) return false;
   if (a.size() <= 8) {
@@ -73,17 +75,10 @@ bool same_members(const Value::Tuple& a, const Value::Tuple& b) {
     }
     return true;
   }
-  struct PtrHash {
-    std::size_t operator()(const Value* v) const noexcept { return v->hash(); }
-  };
-  struct PtrEq {
-    bool operator()(const Value* x, const Value* y) const noexcept { return *x == *y; }
-  };
-  std::unordered_set<const Value*, PtrHash, PtrEq> set;
-  set.reserve(b.size());
-  for (const Value& y : b) set.insert(&y);
-  for (const Value& x : a) {
-    if (set.find(&x) == set.end()) return false;
+  const auto sa = detail::sorted_members(a);
+  const auto sb = detail::sorted_members(b);
+  for (std::size_t i = 0; i < sa.size(); ++i) {
+    if (detail::total_order(*sa[i], *sb[i]) != 0) return false;
   }
   return true;
 }
@@ -153,6 +148,80 @@ Value Value::object(std::shared_ptr<const Object> obj) {
 
 namespace detail {
 
+namespace {
+std::uint64_t double_order_key(double d) noexcept {
+  if (d == 0.0) d = 0.0;  // -0.0 == 0.0
+  return std::bit_cast<std::uint64_t>(d);
+}
+template <class T>
+int cmp3(const T& a, const T& b) noexcept {
+  return a < b ? -1 : (b < a ? 1 : 0);
+}
+}  // namespace
+
+std::vector<const Value*> sorted_members(const Value::Tuple& members) {
+  std::vector<const Value*> out;
+  out.reserve(members.size());
+  for (const Value& m : members) out.push_back(&m);
+  std::sort(out.begin(), out.end(), [](const Value* x, const Value* y) { return total_order(*x, *y) < 0; });
+  return out;
+}
+
+int total_order(const Value& a, const Value& b) {
+  const auto& ra = ValueAccess::rep(a);
+  const auto& rb = ValueAccess::rep(b);
+  if (ra.index() != rb.index()) return cmp3(ra.index(), rb.index());
+  switch (ra.index()) {
+    case ValueAccess::kBoolIdx: return cmp3(std::get<ValueAccess::kBoolIdx>(ra), std::get<ValueAccess::kBoolIdx>(rb));
+    case ValueAccess::kIntIdx: return cmp3(std::get<ValueAccess::kIntIdx>(ra), std::get<ValueAccess::kIntIdx>(rb));
+    case ValueAccess::kBigIdx: return cmp3(std::get<ValueAccess::kBigIdx>(ra), std::get<ValueAccess::kBigIdx>(rb));
+    case ValueAccess::kFloatIdx:
+      return cmp3(double_order_key(std::get<ValueAccess::kFloatIdx>(ra)),
+                  double_order_key(std::get<ValueAccess::kFloatIdx>(rb)));
+    case ValueAccess::kComplexIdx: {
+      const auto x = std::get<ValueAccess::kComplexIdx>(ra);
+      const auto y = std::get<ValueAccess::kComplexIdx>(rb);
+      if (int c = cmp3(double_order_key(x.real()), double_order_key(y.real()))) return c;
+      return cmp3(double_order_key(x.imag()), double_order_key(y.imag()));
+    }
+    case ValueAccess::kBytesIdx:
+      return cmp3(std::get<ValueAccess::kBytesIdx>(ra).view(), std::get<ValueAccess::kBytesIdx>(rb).view());
+    case ValueAccess::kStrIdx:
+      return cmp3(std::get<ValueAccess::kStrIdx>(ra).text, std::get<ValueAccess::kStrIdx>(rb).text);
+    case ValueAccess::kTupleIdx: {
+      const auto& x = std::get<ValueAccess::kTupleIdx>(ra);
+      const auto& y = std::get<ValueAccess::kTupleIdx>(rb);
+      for (std::size_t i = 0; i < x.size() && i < y.size(); ++i) {
+        if (int c = total_order(x[i], y[i])) return c;
+      }
+      return cmp3(x.size(), y.size());
+    }
+    case ValueAccess::kFrozenSetIdx: {
+      // Order-independent: compare the sorted member lists.
+      const auto& x = std::get<ValueAccess::kFrozenSetIdx>(ra).members;
+      const auto& y = std::get<ValueAccess::kFrozenSetIdx>(rb).members;
+      if (x.size() != y.size()) return cmp3(x.size(), y.size());
+      const auto sx = sorted_members(x);
+      const auto sy = sorted_members(y);
+      for (std::size_t i = 0; i < sx.size(); ++i) {
+        if (int c = total_order(*sx[i], *sy[i])) return c;
+      }
+      return 0;
+    }
+    case ValueAccess::kSliceIdx: {
+      const Slice& x = std::get<ValueAccess::kSliceIdx>(ra).get();
+      const Slice& y = std::get<ValueAccess::kSliceIdx>(rb).get();
+      if (int c = total_order(x.start, y.start)) return c;
+      if (int c = total_order(x.stop, y.stop)) return c;
+      return total_order(x.step, y.step);
+    }
+    case ValueAccess::kObjectIdx:
+      return cmp3(reinterpret_cast<std::uintptr_t>(std::get<ValueAccess::kObjectIdx>(ra).get()),
+                  reinterpret_cast<std::uintptr_t>(std::get<ValueAccess::kObjectIdx>(rb).get()));
+    default: return 0;  // None, Ellipsis, NotImplemented
+  }
+}
+
 bool is_hashable(const Value& v) noexcept {
   if (v.is_slice()) return false;
   if (v.is_tuple()) {
@@ -181,18 +250,17 @@ void dedupe_members(Value::Tuple& members) {
       }
     }
   } else {
-    struct PtrHash {
-      std::size_t operator()(const Value* v) const noexcept { return v->hash(); }
-    };
-    struct PtrEq {
-      bool operator()(const Value* x, const Value* y) const noexcept { return *x == *y; }
-    };
-    // Record which indices are first occurrences before moving anything.
-    std::unordered_set<const Value*, PtrHash, PtrEq> seen;
-    seen.reserve(members.size());
-    std::vector<bool> keep(members.size());
-    for (std::size_t i = 0; i < members.size(); ++i) keep[i] = seen.insert(&members[i]).second;
-    seen.clear();
+    // Stable sort of indices by value: each run of equal values starts with its first
+    // occurrence, which is the one kept. O(n log n) comparisons in the worst case.
+    std::vector<std::size_t> idx(members.size());
+    std::iota(idx.begin(), idx.end(), std::size_t{0});
+    std::stable_sort(idx.begin(), idx.end(), [&](std::size_t x, std::size_t y) {
+      return total_order(members[x], members[y]) < 0;
+    });
+    std::vector<bool> keep(members.size(), false);
+    for (std::size_t k = 0; k < idx.size(); ++k) {
+      if (k == 0 || total_order(members[idx[k - 1]], members[idx[k]]) != 0) keep[idx[k]] = true;
+    }
     for (std::size_t i = 0; i < members.size(); ++i) {
       if (!keep[i]) continue;
       if (out != i) members[out] = std::move(members[i]);
@@ -320,7 +388,7 @@ std::string Value::take_str() && {
 
 // ---------------------------------------------------------------- equality and hash
 
-bool operator==(const Value& a, const Value& b) noexcept {
+bool operator==(const Value& a, const Value& b) {
   const std::size_t i = a.v_.index();
   if (i != b.v_.index()) return false;
   switch (i) {

@@ -2,6 +2,7 @@
 // Private to src/brine: constructors that skip checks the caller has already made.
 
 #include <string>
+#include <vector>
 
 #include "tether/brine/value.hpp"
 
@@ -30,7 +31,13 @@ namespace detail {
 /// Whether Python could hash `v` (slices, and tuples containing one, are unhashable in 3.11).
 bool is_hashable(const Value& v) noexcept;
 /// Drops later duplicates (by Value equality) in place, keeping first occurrences in order.
+/// O(n log n) comparisons in the worst case (no hashing, so no hash flooding).
 void dedupe_members(Value::Tuple& members);
+/// A total order consistent with Value equality (<0, 0, >0): by kind, then by value; floats by
+/// their bits with -0.0 as 0.0; frozensets by their sorted members; Objects by address.
+int total_order(const Value& a, const Value& b);
+/// Pointers to `members`, sorted by total_order.
+std::vector<const Value*> sorted_members(const Value::Tuple& members);
 }  // namespace detail
 
 }  // namespace tether::brine

@@ -190,3 +190,30 @@ TEST(BrineHostile, DeclaredElementsBeyondInputAllocateNothingLarge) {
 
 }  // namespace
 }  // namespace tether::brine
+
+namespace tether::brine {
+namespace {
+
+// Large frozensets are deduplicated and compared by sorting, not hashing: a peer cannot pick
+// members that make decoding quadratic. This exercises that path at scale.
+TEST(BrineHostile, LargeFrozensetsDecodeAndCompare) {
+  const std::uint32_t n = 100000;
+  std::string data = b({0x1A, 0x15});
+  data += static_cast<char>((n >> 24) & 0xFF);
+  data += static_cast<char>((n >> 16) & 0xFF);
+  data += static_cast<char>((n >> 8) & 0xFF);
+  data += static_cast<char>(n & 0xFF);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const std::string digits = std::to_string((i * 7919u) % (n / 2) + 1000);  // every value twice
+    data += '\x16';
+    data += static_cast<char>(digits.size());
+    data += digits;
+  }
+  const Value v = load(data);
+  ASSERT_EQ(v.as_frozenset().size(), n / 2);
+  Value::Tuple reversed(v.as_frozenset().rbegin(), v.as_frozenset().rend());
+  EXPECT_EQ(v, Value::frozenset(std::move(reversed)));
+}
+
+}  // namespace
+}  // namespace tether::brine

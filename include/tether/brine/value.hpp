@@ -243,13 +243,15 @@ class TETHER_API Value {
   /// longer than `max_chars` is cut and ends in "..." (for error messages). Non-ASCII str
   /// characters are escaped by an approximation of Python's isprintable().
   [[nodiscard]] std::string repr(std::size_t max_chars = SIZE_MAX) const;
-  /// Consistent with operator==.
+  /// Consistent with operator==. Deterministic and not flooding-resistant: do not key
+  /// unbounded tables on peer-chosen Values (tether's own decoder sorts instead of hashing).
   [[nodiscard]] std::size_t hash() const noexcept;
 
   /// Type-strict equality with Python semantics inside a type: True != 1, 1 != 1.0,
   /// b"a" != "a"; 0.0 == -0.0; a NaN equals a NaN with the same bits (so equality is
-  /// reflexive); frozensets compare as sets; Objects by identity.
-  friend TETHER_API bool operator==(const Value& a, const Value& b) noexcept;
+  /// reflexive); frozensets compare as sets (O(n log n), allocates for large ones); Objects
+  /// by identity.
+  friend TETHER_API bool operator==(const Value& a, const Value& b);
 
  private:
   friend class ValueAccess;  // the decoder's unchecked constructors (src/brine)
@@ -274,7 +276,7 @@ struct Slice {
   Value start;
   Value stop;
   Value step;
-  friend bool operator==(const Slice&, const Slice&) noexcept = default;
+  friend bool operator==(const Slice&, const Slice&) = default;
 };
 
 inline detail::SliceBox::SliceBox(const SliceBox& o) : p_(std::make_unique<Slice>(*o.p_)) {}
