@@ -70,12 +70,34 @@ std::string py_type_name();
 template <class T>
 Task<T> from_any(Any a);
 
+// ---- Extension point (added with the typed bindings: rpc/bind.hpp, rpc/class.hpp) ----------
+/// Specialise Converter<T> to teach to_any / from_any a C++ type. A specialisation provides
+///   static std::string py_name();        // Python-facing type name used in TypeError messages
+///   static Any to_any(const T& x);        // C++ -> Any
+///   static T from_any_now(const Any& a);  // Any -> C++, synchronous (throws PyError TypeError)
+/// bind.hpp specialises it for std::function<R(A...)> (callbacks) and shared_ptr<Object
+/// subclasses>; class.hpp for shared_ptr<T> of classes bound with tether::Class<T>. The
+/// specialisation must be visible before the first conversion of its type (include the header
+/// that declares it, or tether/tether.hpp).
+template <class T>
+struct Converter;
+namespace detail {
+template <class T>
+concept HasConverter = requires(const Any& a) {
+  Converter<T>::py_name();
+  Converter<T>::from_any_now(a);
+};
+}  // namespace detail
+// ---- end of extension point -----------------------------------------------------------------
+
 namespace detail {
 
 template <class T>
 std::string py_type_name() {
   using U = std::remove_cvref_t<T>;
-  if constexpr (std::is_same_v<U, bool>) {
+  if constexpr (HasConverter<U>) {  // extension point (see Converter)
+    return Converter<U>::py_name();
+  } else if constexpr (std::is_same_v<U, bool>) {
     return "bool";
   } else if constexpr (std::is_integral_v<U>) {
     return "int";
@@ -161,7 +183,9 @@ Task<Tup> tuple_from_items(std::vector<Any> items) {
 template <class T>
 Any to_any(T&& x) {
   using U = std::remove_cvref_t<T>;
-  if constexpr (std::is_same_v<U, Any>) {
+  if constexpr (detail::HasConverter<U>) {  // extension point (see Converter)
+    return Converter<U>::to_any(x);
+  } else if constexpr (std::is_same_v<U, Any>) {
     return std::forward<T>(x);
   } else if constexpr (std::is_same_v<U, brine::Value> || std::is_same_v<U, Netref>) {
     return Any(std::forward<T>(x));
@@ -195,7 +219,9 @@ Any to_any(T&& x) {
 template <class T>
 Task<T> from_any(Any a) {
   using U = std::remove_cvref_t<T>;
-  if constexpr (std::is_same_v<U, Any>) {
+  if constexpr (detail::HasConverter<U>) {  // extension point (see Converter)
+    co_return Converter<U>::from_any_now(a);
+  } else if constexpr (std::is_same_v<U, Any>) {
     co_return a;
   } else if constexpr (std::is_same_v<U, brine::Value>) {
     co_return a.value();
