@@ -37,10 +37,19 @@ inline std::string reference_compress(std::string_view data, int level) {
   return out;
 }
 
+/// n pseudo-random bytes drawn from the first `alphabet` byte values (256: incompressible).
+/// Eight bytes per generator call: the tests build payloads of tens of MiB.
 inline std::string random_text(std::mt19937_64& rng, std::size_t n, int alphabet = 256) {
   std::string s(n, '\0');
-  std::uniform_int_distribution<int> d(0, alphabet - 1);
-  for (auto& c : s) c = static_cast<char>(d(rng));
+  const auto a = static_cast<unsigned>(alphabet);
+  std::size_t i = 0;
+  while (i < n) {
+    std::uint64_t w = rng();
+    for (int k = 0; k < 8 && i < n; ++k, w >>= 8) {
+      const auto byte = static_cast<unsigned>(w & 0xFF);
+      s[i++] = static_cast<char>(a == 256 ? byte : byte % a);
+    }
+  }
   return s;
 }
 

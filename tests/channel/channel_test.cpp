@@ -1,0 +1,401 @@
+// Channel over real streams: in-memory pipes (and a socketpair), raw peers that write
+// hand-made frames, trickled deliveries, error and EOF paths.
+
+#include "tether/channel/channel.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "channel_test_util.hpp"
+#include "frame_test_util.hpp"
+#include "test_util.hpp"
+#include "tether/base/error.hpp"
+#include "tether/loop/gather.hpp"
+
+namespace tether {
+namespace {
+
+using testing::header;
+using testing::ProbeTransport;
+using testing::random_text;
+using testing::raw_frame;
+using testing::reference_compress;
+using testing::stream_of;
+using testing::zero_bomb;
+
+class ChannelTest : public testing::LoopTest {
+ protected:
+  /// A Channel on one end of a mem pipe and a plain BufferedStream (the raw peer) on the other;
+  /// max_read_chunk = 1 makes the pipe deliver one byte per read.
+  void TearDown() override {
+    channel_.reset();  // before LoopTest checks that the loop is empty
+    peer_.reset();
+    LoopTest::TearDown();
+  }
+
+  void make(ChannelOptions opts = {}, std::size_t max_read_chunk = 0) {
+    auto ends = testing::mem_pipe_ends(loop_, max_read_chunk);
+    auto probe = std::make_unique<ProbeTransport>(std::move(ends.a));
+    probe_ = probe.get();
+    channel_ = std::make_unique<Channel>(stream_of(std::move(probe)), opts);
+    peer_ = stream_of(std::move(ends.b));
+  }
+
+  std::unique_ptr<Channel> channel_;
+  std::unique_ptr<BufferedStream> peer_;
+  ProbeTransport* probe_ = nullptr;  // owned by channel_'s stream
+};
+
+// ------------------------------------------------------------------- coroutine helpers
+
+Task<Bytes> recv_one(Channel* ch) {
+  Bytes b = co_await ch->recv();
+  co_return b;
+}
+
+Task<std::vector<std::string>> recv_n(Channel* ch, std::size_t n) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < n; ++i) {
+    Bytes b = co_await ch->recv();
+    out.emplace_back(b.view());
+  }
+  co_return out;
+}
+
+/// Writes raw bytes from the peer, flushes them, then optionally sends EOF.
+Task<void> peer_write(BufferedStream* s, std::string data, bool eof) {
+  s->write(std::string_view(data));
+  co_await s->flush();
+  if (eof) s->write_eof();
+}
+
+/// Reads exactly n raw bytes on the peer.
+Task<Bytes> peer_read(BufferedStream* s, std::size_t n) {
+  Bytes b = co_await s->read_exactly(n);
+  co_return b;
+}
+
+Task<Bytes> peer_read_all(BufferedStream* s) {
+  Bytes b = co_await s->read_until_close();
+  co_return b;
+}
+
+/// Sends *out and receives one payload, concurrently; returns what arrived. `out` must
+/// outlive the task (payloads here are up to 32 MiB: no copies).
+Task<Bytes> exchange_one(Channel* ch, const std::string* out) {
+  ch->send(std::string_view(*out));
+  Bytes in = co_await ch->recv();
+  co_await ch->drain();
+  co_return in;
+}
+
+/// Expects recv() to fail with E; returns the message.
+template <class E>
+Task<std::string> recv_fails(Channel* ch) {
+  std::string what;
+  try {
+    Bytes b = co_await ch->recv();
+    ADD_FAILURE() << "recv returned " << b.size() << " bytes";
+  } catch (const E& e) {
+    what = e.what();
+  }
+  co_return what;
+}
+
+// ------------------------------------------------------------------- tests
+
+TEST_F(ChannelTest, RoundTripAndStats) {
+  auto ends = testing::mem_pipe_ends(loop_);
+  Channel a(stream_of(std::move(ends.a)));
+  Channel b(stream_of(std::move(ends.b)));
+  std::mt19937_64 rng(11);
+  const std::string small = "ping";
+  const std::string big = random_text(rng, 5000, 4);  // compressed
+  a.send(small);
+  a.send(big);
+  auto got = run(recv_n(&b, 2));
+  EXPECT_EQ(got, (std::vector<std::string>{small, big}));
+  const ChannelStats sa = a.stats();
+  const ChannelStats sb = b.stats();
+  EXPECT_EQ(sa.frames_out, 2u);
+  EXPECT_EQ(sa.compressed_out, 1u);
+  EXPECT_EQ(sa.payload_bytes_out, small.size() + big.size());
+  EXPECT_EQ(sa.wire_bytes_out, encode_frame(small).size() + encode_frame(big).size());
+  EXPECT_EQ(sb.frames_in, 2u);
+  EXPECT_EQ(sb.compressed_in, 1u);
+  EXPECT_EQ(sb.payload_bytes_in, sa.payload_bytes_out);
+  EXPECT_EQ(sb.wire_bytes_in, sa.wire_bytes_out);
+  EXPECT_EQ(sb.frames_out, 0u);
+}
+
+TEST_F(ChannelTest, WireBytesEqualEncodeFrame) {
+  std::mt19937_64 rng(12);
+  for (bool compress : {true, false}) {
+    make(ChannelOptions{.compress = compress});
+    std::string expected;
+    for (std::size_t n : {1u, 5u, 3000u, 3001u, 100000u}) {
+      const std::string p = random_text(rng, n, 8);
+      expected += encode_frame(p, channel_->options()).view();
+      channel_->send(p);  // string_view form
+      Buffer b;
+      b.append(p);
+      channel_->send(std::move(b));  // Buffer form (head-room path)
+      expected += encode_frame(p, channel_->options()).view();
+    }
+    Bytes wire = run(peer_read(peer_.get(), expected.size()));
+    EXPECT_EQ(wire.view(), expected) << "compress=" << compress;
+  }
+}
+
+TEST_F(ChannelTest, UncompressedPayloadIsNotCopied) {
+  make(ChannelOptions{.compress = false});
+  std::mt19937_64 rng(13);
+  const std::string p = random_text(rng, 100000);
+  // With a spare byte the whole frame is the caller's buffer: header in the head-room,
+  // trailer in the spare byte. Filled exactly, the trailer follows as its own piece.
+  for (bool spare : {true, false}) {
+    Buffer b;
+    b.ensure_writable(p.size() + (spare ? 1 : 0));
+    b.append(p);
+    ASSERT_GE(b.prependable_bytes(), kFrameHeaderSize);
+    ASSERT_EQ(b.writable_bytes() > 0, spare);
+    const std::uint8_t* payload_at = b.peek();
+    channel_->send(std::move(b));
+    Bytes wire = run(peer_read(peer_.get(), p.size() + kFrameOverhead));
+    EXPECT_EQ(wire.view(), encode_frame(p, channel_->options()).view());
+    // The transport was handed the caller's own storage, starting with the header.
+    const std::size_t len = p.size() + kFrameHeaderSize + (spare ? 1 : 0);
+    bool found = false;
+    for (const iovec& c : probe_->chunks()) {
+      if (c.iov_base == payload_at - kFrameHeaderSize && c.iov_len == len) found = true;
+    }
+    EXPECT_TRUE(found) << "no write of the caller's buffer (spare byte: " << spare << ")";
+  }
+}
+
+TEST_F(ChannelTest, BufferWithoutHeadOrTailRoomIsSentInPieces) {
+  make(ChannelOptions{.compress = false});
+  std::mt19937_64 rng(14);
+  const std::string p = random_text(rng, 4000);
+  Buffer b;
+  b.ensure_writable(p.size());
+  b.append(p);
+  b.prepend("12345678", 8);  // uses up the head-room
+  ASSERT_EQ(b.prependable_bytes(), 0u);
+  ASSERT_EQ(b.writable_bytes(), 0u);
+  const std::string sent = "12345678" + p;
+  channel_->send(std::move(b));
+  Bytes wire = run(peer_read(peer_.get(), sent.size() + kFrameOverhead));
+  EXPECT_EQ(wire.view(), encode_frame(sent, channel_->options()).view());
+}
+
+TEST_F(ChannelTest, FramesOfOneTurnLeaveInOneWrite) {
+  make(ChannelOptions{.compress = false});
+  std::string expected;
+  for (int i = 0; i < 200; ++i) {
+    const std::string p = "frame " + std::to_string(i);
+    channel_->send(p);
+    expected += encode_frame(p).view();
+  }
+  Bytes wire = run(peer_read(peer_.get(), expected.size()));
+  EXPECT_EQ(wire.view(), expected);
+  EXPECT_EQ(probe_->writes(), 1u);
+}
+
+TEST_F(ChannelTest, ManyFramesCoalescedInOneRead) {
+  make();
+  std::mt19937_64 rng(15);
+  std::vector<std::string> payloads;
+  std::string wire;
+  for (int i = 0; i < 100; ++i) {
+    payloads.push_back(random_text(rng, 1 + rng() % 200));
+    wire += raw_frame(0, payloads.back());
+  }
+  payloads.push_back(random_text(rng, 3500, 4));  // one compressed among them
+  wire += raw_frame(1, reference_compress(payloads.back(), 1));
+  ASSERT_LT(wire.size(), StreamOptions{}.read_chunk_size);
+  run(peer_write(peer_.get(), wire, false));
+  Bytes first = run(recv_one(channel_.get()));
+  EXPECT_EQ(first.view(), payloads[0]);
+  // Everything else is already buffered: the rest comes without another transport read.
+  EXPECT_EQ(channel_->stream().buffer().readable_bytes(), wire.size() - payloads[0].size() - 6);
+  const std::size_t reads = probe_->reads();
+  auto rest = run(recv_n(channel_.get(), payloads.size() - 1));
+  EXPECT_EQ(probe_->reads(), reads);
+  EXPECT_EQ(reads, 1u);
+  payloads.erase(payloads.begin());
+  EXPECT_EQ(rest, payloads);
+}
+
+TEST_F(ChannelTest, FramesSplitIntoOneByteDeliveries) {
+  make({}, /*max_read_chunk=*/1);
+  std::mt19937_64 rng(16);
+  const std::string a = random_text(rng, 6000, 3);  // compressed
+  const std::string b = "tiny";
+  const std::string wire = std::string(encode_frame(a).view()) + std::string(encode_frame(b).view());
+  run(peer_write(peer_.get(), wire, false));
+  auto got = run(recv_n(channel_.get(), 2));
+  EXPECT_EQ(got, (std::vector<std::string>{a, b}));
+  EXPECT_GE(probe_->reads(), wire.size());
+  EXPECT_EQ(channel_->stats().wire_bytes_in, wire.size());
+}
+
+TEST_F(ChannelTest, EmptyFramesAreSkipped) {
+  make();
+  const std::string wire = raw_frame(0, "") + raw_frame(1, reference_compress("", 1)) + raw_frame(0, "x");
+  run(peer_write(peer_.get(), wire, false));
+  Bytes got = run(recv_one(channel_.get()));
+  EXPECT_EQ(got.view(), "x");
+  EXPECT_EQ(channel_->stats().frames_in, 3u);
+  EXPECT_EQ(channel_->stats().empty_frames_in, 2u);
+}
+
+TEST_F(ChannelTest, SendingAnEmptyPayloadIsAUsageError) {
+  make();
+  EXPECT_THROW(channel_->send(std::string_view()), UsageError);
+  EXPECT_THROW(channel_->send(Buffer()), UsageError);
+  EXPECT_EQ(channel_->stats().frames_out, 0u);
+}
+
+TEST_F(ChannelTest, CleanEofBetweenFramesIsDisconnected) {
+  make();
+  run(peer_write(peer_.get(), raw_frame(0, "last"), true));
+  Bytes got = run(recv_one(channel_.get()));
+  EXPECT_EQ(got.view(), "last");
+  const std::string what = run(recv_fails<Disconnected>(channel_.get()));
+  EXPECT_EQ(what, "connection closed by peer");
+}
+
+TEST_F(ChannelTest, EofInsideAFrameIsATruncatedFrame) {
+  for (std::size_t cut : {std::size_t{3}, std::size_t{5}, std::size_t{50}, std::size_t{105}}) {
+    make();
+    const std::string frame = raw_frame(0, std::string(100, 'z'));
+    ASSERT_EQ(frame.size(), 106u);
+    run(peer_write(peer_.get(), frame.substr(0, cut), true));
+    const std::string what = run(recv_fails<Disconnected>(channel_.get()));
+    EXPECT_NE(what.find("truncated frame"), std::string::npos) << what;
+    EXPECT_NE(what.find(std::to_string(cut) + " of"), std::string::npos) << what;
+  }
+}
+
+TEST_F(ChannelTest, ProtocolErrorClosesTheStream) {
+  ChannelOptions opts;
+  opts.max_frame_size = 1 << 20;
+  make(opts);
+  // An oversize header followed by bytes that must never be read as a frame.
+  const std::string wire = header((1 << 20) + 1, 0) + raw_frame(0, "after");
+  run(peer_write(peer_.get(), wire, false));
+  const std::string what = run(recv_fails<ProtocolError>(channel_.get()));
+  EXPECT_NE(what.find("max_frame_size"), std::string::npos) << what;
+  EXPECT_TRUE(channel_->closed());
+  EXPECT_TRUE(channel_->stream().closed());
+  EXPECT_TRUE(channel_->stream().error() != nullptr);
+  EXPECT_EQ(channel_->error(), what);
+  // Later calls report the closed channel with the cause.
+  const std::string again = run(recv_fails<StreamClosed>(channel_.get()));
+  EXPECT_NE(again.find("max_frame_size"), std::string::npos) << again;
+  EXPECT_THROW(channel_->send(std::string_view("x")), StreamClosed);
+  // The peer sees the connection end.
+  Bytes rest = run(peer_read_all(peer_.get()));
+  EXPECT_TRUE(rest.empty());
+}
+
+TEST_F(ChannelTest, CorruptZlibClosesTheStream) {
+  make();
+  const std::string wire = raw_frame(1, "definitely not a zlib stream") + raw_frame(0, "after");
+  run(peer_write(peer_.get(), wire, false));
+  const std::string what = run(recv_fails<ProtocolError>(channel_.get()));
+  EXPECT_NE(what.find("zlib"), std::string::npos) << what;
+  EXPECT_TRUE(channel_->stream().closed());
+  run(recv_fails<StreamClosed>(channel_.get()));
+}
+
+TEST_F(ChannelTest, ZlibBombIsAProtocolError) {
+  ChannelOptions opts;
+  opts.max_payload_size = 1 << 20;
+  make(opts);
+  const std::string bomb = zero_bomb(1 << 20, 64);  // 64 MiB of zeros
+  ASSERT_GT(bomb.size(), std::size_t{64} << 10);      // more than the pipe holds:
+  peer_->write(std::string_view(raw_frame(1, bomb)));  // flushed while recv() reads
+  const std::string what = run(recv_fails<ProtocolError>(channel_.get()));
+  EXPECT_NE(what.find("max_payload_size"), std::string::npos) << what;
+  EXPECT_TRUE(channel_->stream().closed());
+}
+
+TEST_F(ChannelTest, CancelledRecvKeepsThePartialFrame) {
+  make();
+  const std::string frame = std::string(encode_frame(std::string(300, 'q')).view());
+  run(peer_write(peer_.get(), frame.substr(0, 100), false));
+  // The frame cannot complete, so the timeout fires and destroys (cancels) the pending recv.
+  EXPECT_THROW(run(recv_one(channel_.get()), std::chrono::milliseconds(20)), Timeout);
+  EXPECT_EQ(channel_->stream().buffer().readable_bytes(), 100u);
+  run(peer_write(peer_.get(), frame.substr(100), false));
+  Bytes got = run(recv_one(channel_.get()));
+  EXPECT_EQ(got.view(), std::string(300, 'q'));
+}
+
+TEST_F(ChannelTest, ConcurrentSendWhileRecvPending) {
+  auto ends = testing::mem_pipe_ends(loop_);
+  Channel a(stream_of(std::move(ends.a)));
+  Channel b(stream_of(std::move(ends.b)));
+  const std::string from_a = "from a";
+  const std::string from_b = "from b";
+  auto both = run(gather(exchange_one(&a, &from_a), exchange_one(&b, &from_b)));
+  EXPECT_EQ(std::get<0>(both).view(), from_b);
+  EXPECT_EQ(std::get<1>(both).view(), from_a);
+}
+
+struct BigCase {
+  std::size_t size;
+  bool compress;
+  int alphabet;  // 256: random bytes (zlib cannot shrink them), 4: compressible
+};
+
+class ChannelBigTest : public ChannelTest, public ::testing::WithParamInterface<BigCase> {};
+
+TEST_P(ChannelBigTest, BothWaysAtOnce) {
+  const BigCase c = GetParam();
+  ChannelOptions opts;
+  opts.compress = c.compress;
+  auto ends = testing::mem_pipe_ends(loop_);
+  Channel a(stream_of(std::move(ends.a)), opts);
+  Channel b(stream_of(std::move(ends.b)), opts);
+  std::mt19937_64 rng(c.size + c.alphabet);
+  const std::string pa = random_text(rng, c.size, c.alphabet);
+  const std::string pb = random_text(rng, c.size, c.alphabet);
+  auto both = run(gather(exchange_one(&a, &pa), exchange_one(&b, &pb)), std::chrono::seconds(60));
+  EXPECT_TRUE(std::get<0>(both).view() == pb);
+  EXPECT_TRUE(std::get<1>(both).view() == pa);
+  EXPECT_EQ(a.stats().compressed_out, c.compress ? 1u : 0u);
+  EXPECT_EQ(b.stats().compressed_in, c.compress ? 1u : 0u);
+  if (c.compress && c.alphabet == 4) {
+    EXPECT_LT(a.stats().wire_bytes_out, c.size / 2);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Sizes, ChannelBigTest,
+                         ::testing::Values(BigCase{1 << 20, false, 256}, BigCase{1 << 20, true, 256},
+                                           BigCase{1 << 20, true, 4}, BigCase{32 << 20, false, 256},
+                                           BigCase{32 << 20, true, 256}, BigCase{32 << 20, true, 4}));
+
+TEST_F(ChannelTest, OverASocketpair) {
+  auto ends = testing::socketpair_ends(loop_);
+  Channel a(stream_of(std::move(ends.a)));
+  Channel b(stream_of(std::move(ends.b)));
+  std::mt19937_64 rng(17);
+  const std::string big = random_text(rng, 3 << 20, 16);
+  const std::string small = "small";
+  auto both = run(gather(exchange_one(&a, &big), exchange_one(&b, &small)));
+  EXPECT_EQ(std::get<0>(both).view(), small);
+  EXPECT_TRUE(std::get<1>(both).view() == big);
+  a.close();
+  const std::string what = run(recv_fails<Disconnected>(&b));
+  EXPECT_EQ(what, "connection closed by peer");
+}
+
+}  // namespace
+}  // namespace tether

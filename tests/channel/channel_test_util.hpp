@@ -1,0 +1,74 @@
+#pragma once
+// Transports and stream pairs for the channel tests: in-memory pipes, socketpairs, and a
+// wrapper transport that counts reads and records the iovecs handed to write().
+
+#include <sys/uio.h>
+
+#include <cstddef>
+#include <memory>
+#include <span>
+#include <utility>
+#include <vector>
+
+#include "tether/loop/event_loop.hpp"
+#include "tether/stream/buffered_stream.hpp"
+#include "tether/stream/fd_transport.hpp"
+#include "tether/stream/mem_pipe.hpp"
+#include "tether/stream/transport.hpp"
+
+namespace tether::testing {
+
+/// Forwards to another transport, counting reads and recording the iovecs of writes.
+class ProbeTransport final : public Transport {
+ public:
+  explicit ProbeTransport(std::unique_ptr<Transport> inner) : inner_(std::move(inner)) {}
+
+  Task<std::size_t> read(Buffer& buf, std::size_t max_bytes) override {
+    ++reads_;
+    return inner_->read(buf, max_bytes);
+  }
+  Task<std::size_t> write(std::span<const iovec> chunks) override {
+    ++writes_;
+    for (const iovec& c : chunks) chunks_.push_back(c);
+    return inner_->write(chunks);
+  }
+  void shutdown_write() override { inner_->shutdown_write(); }
+  void close() noexcept override { inner_->close(); }
+  [[nodiscard]] bool closed() const noexcept override { return inner_->closed(); }
+  [[nodiscard]] EventLoop& loop() const noexcept override { return inner_->loop(); }
+
+  [[nodiscard]] std::size_t reads() const noexcept { return reads_; }
+  [[nodiscard]] std::size_t writes() const noexcept { return writes_; }
+  /// Every iovec passed to write(), in order (a retried partial write appears again).
+  [[nodiscard]] const std::vector<iovec>& chunks() const noexcept { return chunks_; }
+
+ private:
+  std::unique_ptr<Transport> inner_;
+  std::size_t reads_ = 0;
+  std::size_t writes_ = 0;
+  std::vector<iovec> chunks_;
+};
+
+struct TransportEnds {
+  std::unique_ptr<Transport> a;
+  std::unique_ptr<Transport> b;
+};
+
+/// An in-memory pipe; max_read_chunk = 1 delivers one byte per read.
+inline TransportEnds mem_pipe_ends(EventLoop& loop, std::size_t max_read_chunk = 0) {
+  MemPipeOptions o;
+  o.max_read_chunk = max_read_chunk;
+  auto p = make_mem_pipe(loop, o);
+  return {std::move(p.first), std::move(p.second)};
+}
+
+inline TransportEnds socketpair_ends(EventLoop& loop) {
+  auto p = make_socketpair_transports(loop);
+  return {std::move(p.first), std::move(p.second)};
+}
+
+inline std::unique_ptr<BufferedStream> stream_of(std::unique_ptr<Transport> t, StreamOptions o = {}) {
+  return std::make_unique<BufferedStream>(std::move(t), o);
+}
+
+}  // namespace tether::testing
