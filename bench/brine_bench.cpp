@@ -19,8 +19,9 @@ using tether::brine::Value;
 Value typical_call() {
   return Value::make_tuple(
       1, 42,
-      Value::make_tuple(3, Value::make_tuple(Value::make_tuple("builtins.method", 94372110536624, 140234823318400),
-                                             Value::make_tuple(1, 2), Value::tuple({}))));
+      Value::make_tuple(
+          3, Value::make_tuple(Value::make_tuple("builtins.method", 94372110536624, 140234823318400),
+                               Value::make_tuple(1, 2), Value::tuple({}))));
 }
 
 /// The smaller shape from the brief: (1, 42, (3, ((1, ("x", 1, 2)),))).
@@ -45,7 +46,8 @@ void dump_bench(benchmark::State& state, const Value& v) {
     tether::brine::dump_into(v, out);
     benchmark::DoNotOptimize(out.data());
   }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(out.size()));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(out.size()));
 }
 
 void dump_buffer_bench(benchmark::State& state, const Value& v) {
@@ -65,7 +67,8 @@ void load_bench(benchmark::State& state, const Value& v) {
     Value back = tether::brine::load(enc);
     benchmark::DoNotOptimize(back);
   }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(enc.size()));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(enc.size()));
 }
 
 /// Baseline: copying the encoded bytes into a fresh std::string (one allocation + memcpy).
@@ -75,7 +78,8 @@ void copy_baseline(benchmark::State& state, const Value& v) {
     std::string copy(enc.view());
     benchmark::DoNotOptimize(copy.data());
   }
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(enc.size()));
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) *
+                          static_cast<std::int64_t>(enc.size()));
 }
 
 void BM_Typical_Dump(benchmark::State& s) { dump_bench(s, typical_call()); }

@@ -7,8 +7,8 @@ namespace tether::brine {
 
 namespace {
 
-constexpr std::uint32_t kPow10[10] = {1,       10,       100,       1000,       10000,
-                                      100000,  1000000,  10000000,  100000000,  1000000000};
+constexpr std::uint32_t kPow10[10] = {1,      10,      100,      1000,      10000,
+                                      100000, 1000000, 10000000, 100000000, 1000000000};
 
 unsigned digits_of(std::uint32_t v) noexcept {
   unsigned n = 1;
@@ -152,7 +152,8 @@ std::size_t BigInt::hash() const noexcept {
 }
 
 std::strong_ordering operator<=>(const BigInt& a, const BigInt& b) noexcept {
-  if (a.negative_ != b.negative_) return a.negative_ ? std::strong_ordering::less : std::strong_ordering::greater;
+  if (a.negative_ != b.negative_)
+    return a.negative_ ? std::strong_ordering::less : std::strong_ordering::greater;
   // Same sign: compare magnitudes, reversed for negatives.
   std::strong_ordering mag = std::strong_ordering::equal;
   if (a.limbs_.size() != b.limbs_.size()) {

@@ -1,6 +1,4 @@
 // Encoding: one pass to size the output exactly, one pass to write it through a raw pointer.
-#include "tether/brine/codec.hpp"
-
 #include <fmt/format.h>
 
 #include <array>
@@ -8,6 +6,7 @@
 
 #include "brine/value_access.hpp"
 #include "tether/base/endian.hpp"
+#include "tether/brine/codec.hpp"
 
 namespace tether::brine {
 

@@ -1,12 +1,11 @@
 // Decoding: a bounded recursive-descent reader over a span.
-#include "tether/brine/codec.hpp"
-
 #include <fmt/format.h>
 
 #include <cstring>
 
 #include "brine/value_access.hpp"
 #include "tether/base/endian.hpp"
+#include "tether/brine/codec.hpp"
 #include "tether/brine/utf8.hpp"
 
 namespace tether::brine {
@@ -16,11 +15,20 @@ namespace {
 using VA = ValueAccess;
 
 const char* tag_name(std::uint8_t t) noexcept {
-  static constexpr const char* kNames[] = {
-      "NONE",   "EMPTY_STR", "EMPTY_TUPLE", "TRUE",   "FALSE", "NOT_IMPLEMENTED", "ELLIPSIS", "unused tag",
-      "UNICODE", "LONG (py2, unused)", "STR1", "STR2", "STR3", "STR4", "STR_L1", "STR_L4",
-      "TUP1",   "TUP2",      "TUP3",        "TUP4",   "TUP_L1", "TUP_L4",         "INT_L1",   "INT_L4",
-      "FLOAT",  "SLICE",     "FSET",        "COMPLEX"};
+  static constexpr const char* kNames[] = {"NONE",        "EMPTY_STR",
+                                           "EMPTY_TUPLE", "TRUE",
+                                           "FALSE",       "NOT_IMPLEMENTED",
+                                           "ELLIPSIS",    "unused tag",
+                                           "UNICODE",     "LONG (py2, unused)",
+                                           "STR1",        "STR2",
+                                           "STR3",        "STR4",
+                                           "STR_L1",      "STR_L4",
+                                           "TUP1",        "TUP2",
+                                           "TUP3",        "TUP4",
+                                           "TUP_L1",      "TUP_L4",
+                                           "INT_L1",      "INT_L4",
+                                           "FLOAT",       "SLICE",
+                                           "FSET",        "COMPLEX"};
   if (t < sizeof kNames / sizeof kNames[0]) return kNames[t];
   if (t >= 0x20 && t <= 0xEF) return "IMM_INT";
   return "unused tag";
@@ -40,7 +48,8 @@ class Decoder {
     const std::size_t at = offset();
     const std::uint8_t t = *p_++;
     if (++values_ > limits_.max_total_values) {
-      fail(at, t, fmt::format("more than {} values in total (Limits::max_total_values)", limits_.max_total_values));
+      fail(at, t,
+           fmt::format("more than {} values in total (Limits::max_total_values)", limits_.max_total_values));
     }
     VA::Rep& r = VA::rep(out);
     if (t >= 0x20 && t <= 0xEF) {
@@ -69,7 +78,9 @@ class Decoder {
       case 0x10:
       case 0x11:
       case 0x12:
-      case 0x13: read_tuple(r.emplace<VA::kTupleIdx>(), static_cast<std::size_t>(t - tag::kTup1 + 1), depth, at, t); return;
+      case 0x13:
+        read_tuple(r.emplace<VA::kTupleIdx>(), static_cast<std::size_t>(t - tag::kTup1 + 1), depth, at, t);
+        return;
       case tag::kTupL1: {
         const std::size_t n = take_u8(at, t);
         read_tuple(r.emplace<VA::kTupleIdx>(), n, depth, at, t);
@@ -109,13 +120,15 @@ class Decoder {
 
  private:
   /// Input ended (or the max_total_bytes window ended) before `n` more bytes.
-  [[noreturn]] void short_input(std::size_t at, std::string_view what, std::size_t n, std::string_view of) const {
+  [[noreturn]] void short_input(std::size_t at, std::string_view what, std::size_t n,
+                                std::string_view of) const {
     if (static_cast<std::size_t>(real_end_ - p_) >= n) {
-      throw ProtocolError(fmt::format("brine: value at offset {} is larger than {} bytes (Limits::max_total_bytes)",
-                                      at, limits_.max_total_bytes));
+      throw ProtocolError(
+          fmt::format("brine: value at offset {} is larger than {} bytes (Limits::max_total_bytes)", at,
+                      limits_.max_total_bytes));
     }
-    throw ProtocolError(fmt::format("brine: truncated {}: needs {} ({} byte{}) at offset {}, {} remain", of, what,
-                                    n, n == 1 ? "" : "s", offset(), real_end_ - p_));
+    throw ProtocolError(fmt::format("brine: truncated {}: needs {} ({} byte{}) at offset {}, {} remain", of,
+                                    what, n, n == 1 ? "" : "s", offset(), real_end_ - p_));
   }
 
   void need(std::size_t n, std::size_t at, std::uint8_t t, std::string_view what) const {
@@ -185,15 +198,18 @@ class Decoder {
   void read_tuple(Value::Tuple& items, std::size_t n, std::size_t depth, std::size_t at, std::uint8_t t) {
     enter(depth, at, t);
     if (n > limits_.max_container_len) {
-      fail(at, t, fmt::format("{} elements, more than {} (Limits::max_container_len)", n, limits_.max_container_len));
+      fail(
+          at, t,
+          fmt::format("{} elements, more than {} (Limits::max_container_len)", n, limits_.max_container_len));
     }
     // Every element takes at least one byte: refuse before reserving anything.
     if (n > remaining()) {
       short_input(at, fmt::format("{} elements", n), n, fmt::format("{} at offset {}", tag_name(t), at));
     }
     if (n > limits_.max_total_values - values_) {
-      fail(at, t, fmt::format("{} elements would exceed {} values in total (Limits::max_total_values)", n,
-                              limits_.max_total_values));
+      fail(at, t,
+           fmt::format("{} elements would exceed {} values in total (Limits::max_total_values)", n,
+                       limits_.max_total_values));
     }
     items.reserve(n);
     for (std::size_t i = 0; i < n; ++i) read(items.emplace_back(), depth + 1);
@@ -202,8 +218,9 @@ class Decoder {
   void read_int(Value& out, std::uint8_t t, std::size_t at) {
     const std::size_t n = t == tag::kIntL1 ? take_u8(at, t) : take_u32(at, t);
     if (n > limits_.max_int_digits + 1) {
-      fail(at, t, fmt::format("int of {} characters, more than {} digits (Limits::max_int_digits)", n,
-                              limits_.max_int_digits));
+      fail(at, t,
+           fmt::format("int of {} characters, more than {} digits (Limits::max_int_digits)", n,
+                       limits_.max_int_digits));
     }
     need(n, at, t, "its declared digits");
     std::string_view text(reinterpret_cast<const char*>(p_), n);
@@ -227,7 +244,8 @@ class Decoder {
         case IntParseError::kEmpty: fail(at, t, "int text has no digits");
         case IntParseError::kSyntax: fail(at, t, "int text is not -?[0-9]+");
         case IntParseError::kTooManyDigits:
-          fail(at, t, fmt::format("int has more than {} digits (Limits::max_int_digits)", limits_.max_int_digits));
+          fail(at, t,
+               fmt::format("int has more than {} digits (Limits::max_int_digits)", limits_.max_int_digits));
       }
     }
     out = Value(std::move(parsed).value());  // canonical: int64 when it fits
@@ -248,7 +266,8 @@ class Decoder {
     enter(depth, at, tag::kFrozenSet);
     Value inner;
     read(inner, depth + 1);
-    if (!inner.is_tuple()) fail(at, tag::kFrozenSet, fmt::format("FSET must wrap a tuple, found {}", inner.repr(80)));
+    if (!inner.is_tuple())
+      fail(at, tag::kFrozenSet, fmt::format("FSET must wrap a tuple, found {}", inner.repr(80)));
     Value::Tuple members = std::move(inner).take_tuple();
     for (const Value& m : members) {
       if (!detail::is_hashable(m)) {

@@ -1,11 +1,10 @@
 // Value::repr(): Python-like repr text.
-#include "tether/brine/value.hpp"
-
 #include <charconv>
 #include <cmath>
 #include <cstring>
 
 #include "brine/float_repr.hpp"
+#include "tether/brine/value.hpp"
 
 namespace tether::brine {
 

@@ -2,11 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
-#include <ostream>
-#include <algorithm>
 #include <numeric>
+#include <ostream>
 
 #include "brine/value_access.hpp"
 #include "tether/brine/utf8.hpp"
@@ -172,9 +172,12 @@ int total_order(const Value& a, const Value& b) {
   const auto& rb = ValueAccess::rep(b);
   if (ra.index() != rb.index()) return cmp3(ra.index(), rb.index());
   switch (ra.index()) {
-    case ValueAccess::kBoolIdx: return cmp3(std::get<ValueAccess::kBoolIdx>(ra), std::get<ValueAccess::kBoolIdx>(rb));
-    case ValueAccess::kIntIdx: return cmp3(std::get<ValueAccess::kIntIdx>(ra), std::get<ValueAccess::kIntIdx>(rb));
-    case ValueAccess::kBigIdx: return cmp3(std::get<ValueAccess::kBigIdx>(ra), std::get<ValueAccess::kBigIdx>(rb));
+    case ValueAccess::kBoolIdx:
+      return cmp3(std::get<ValueAccess::kBoolIdx>(ra), std::get<ValueAccess::kBoolIdx>(rb));
+    case ValueAccess::kIntIdx:
+      return cmp3(std::get<ValueAccess::kIntIdx>(ra), std::get<ValueAccess::kIntIdx>(rb));
+    case ValueAccess::kBigIdx:
+      return cmp3(std::get<ValueAccess::kBigIdx>(ra), std::get<ValueAccess::kBigIdx>(rb));
     case ValueAccess::kFloatIdx:
       return cmp3(double_order_key(std::get<ValueAccess::kFloatIdx>(ra)),
                   double_order_key(std::get<ValueAccess::kFloatIdx>(rb)));
@@ -254,9 +257,8 @@ void dedupe_members(Value::Tuple& members) {
     // occurrence, which is the one kept. O(n log n) comparisons in the worst case.
     std::vector<std::size_t> idx(members.size());
     std::iota(idx.begin(), idx.end(), std::size_t{0});
-    std::stable_sort(idx.begin(), idx.end(), [&](std::size_t x, std::size_t y) {
-      return total_order(members[x], members[y]) < 0;
-    });
+    std::stable_sort(idx.begin(), idx.end(),
+                     [&](std::size_t x, std::size_t y) { return total_order(members[x], members[y]) < 0; });
     std::vector<bool> keep(members.size(), false);
     for (std::size_t k = 0; k < idx.size(); ++k) {
       if (k == 0 || total_order(members[idx[k - 1]], members[idx[k]]) != 0) keep[idx[k]] = true;
@@ -275,9 +277,9 @@ void dedupe_members(Value::Tuple& members) {
 // ---------------------------------------------------------------- inspection
 
 Type Value::type() const noexcept {
-  static constexpr Type kByIndex[] = {Type::kNone,  Type::kBool,      Type::kInt,   Type::kInt,
-                                      Type::kFloat, Type::kComplex,   Type::kBytes, Type::kStr,
-                                      Type::kTuple, Type::kFrozenSet, Type::kSlice, Type::kEllipsis,
+  static constexpr Type kByIndex[] = {Type::kNone,           Type::kBool,      Type::kInt,   Type::kInt,
+                                      Type::kFloat,          Type::kComplex,   Type::kBytes, Type::kStr,
+                                      Type::kTuple,          Type::kFrozenSet, Type::kSlice, Type::kEllipsis,
                                       Type::kNotImplemented, Type::kObject};
   return kByIndex[v_.index()];
 }
@@ -304,8 +306,9 @@ bool Value::is_dumpable() const noexcept {
 }
 
 void Value::type_mismatch(Type expected) const {
-  throw ValueTypeError(expected, type(),
-                       fmt::format("expected {}, got {} ({})", type_name(expected), type_name(type()), repr(80)));
+  throw ValueTypeError(
+      expected, type(),
+      fmt::format("expected {}, got {} ({})", type_name(expected), type_name(type()), repr(80)));
 }
 
 bool Value::as_bool() const {
@@ -398,7 +401,8 @@ bool operator==(const Value& a, const Value& b) {
     case Value::kBoolIdx: return std::get<Value::kBoolIdx>(a.v_) == std::get<Value::kBoolIdx>(b.v_);
     case Value::kIntIdx: return std::get<Value::kIntIdx>(a.v_) == std::get<Value::kIntIdx>(b.v_);
     case Value::kBigIdx: return std::get<Value::kBigIdx>(a.v_) == std::get<Value::kBigIdx>(b.v_);
-    case Value::kFloatIdx: return double_eq(std::get<Value::kFloatIdx>(a.v_), std::get<Value::kFloatIdx>(b.v_));
+    case Value::kFloatIdx:
+      return double_eq(std::get<Value::kFloatIdx>(a.v_), std::get<Value::kFloatIdx>(b.v_));
     case Value::kComplexIdx: {
       auto x = std::get<Value::kComplexIdx>(a.v_);
       auto y = std::get<Value::kComplexIdx>(b.v_);
@@ -410,7 +414,8 @@ bool operator==(const Value& a, const Value& b) {
     case Value::kFrozenSetIdx:
       return same_members(std::get<Value::kFrozenSetIdx>(a.v_).members,
                           std::get<Value::kFrozenSetIdx>(b.v_).members);
-    case Value::kSliceIdx: return std::get<Value::kSliceIdx>(a.v_).get() == std::get<Value::kSliceIdx>(b.v_).get();
+    case Value::kSliceIdx:
+      return std::get<Value::kSliceIdx>(a.v_).get() == std::get<Value::kSliceIdx>(b.v_).get();
     case Value::kObjectIdx: return std::get<Value::kObjectIdx>(a.v_) == std::get<Value::kObjectIdx>(b.v_);
   }
   return false;
@@ -447,9 +452,7 @@ std::size_t Value::hash() const noexcept {
       h = mix(mix(mix(h, s.start.hash()), s.stop.hash()), s.step.hash());
       break;
     }
-    case kObjectIdx:
-      h = mix(h, reinterpret_cast<std::uintptr_t>(std::get<kObjectIdx>(v_).get()));
-      break;
+    case kObjectIdx: h = mix(h, reinterpret_cast<std::uintptr_t>(std::get<kObjectIdx>(v_).get())); break;
   }
   return static_cast<std::size_t>(h);
 }

@@ -11,13 +11,13 @@ namespace tether::brine {
 class ValueAccess {
  public:
   using Rep = Value::Rep;
-  static constexpr std::size_t kNoneIdx = Value::kNoneIdx, kBoolIdx = Value::kBoolIdx, kIntIdx = Value::kIntIdx,
-                               kBigIdx = Value::kBigIdx, kFloatIdx = Value::kFloatIdx,
-                               kComplexIdx = Value::kComplexIdx, kBytesIdx = Value::kBytesIdx,
-                               kStrIdx = Value::kStrIdx, kTupleIdx = Value::kTupleIdx,
-                               kFrozenSetIdx = Value::kFrozenSetIdx, kSliceIdx = Value::kSliceIdx,
-                               kEllipsisIdx = Value::kEllipsisIdx, kNotImplementedIdx = Value::kNotImplementedIdx,
-                               kObjectIdx = Value::kObjectIdx;
+  static constexpr std::size_t kNoneIdx = Value::kNoneIdx, kBoolIdx = Value::kBoolIdx,
+                               kIntIdx = Value::kIntIdx, kBigIdx = Value::kBigIdx,
+                               kFloatIdx = Value::kFloatIdx, kComplexIdx = Value::kComplexIdx,
+                               kBytesIdx = Value::kBytesIdx, kStrIdx = Value::kStrIdx,
+                               kTupleIdx = Value::kTupleIdx, kFrozenSetIdx = Value::kFrozenSetIdx,
+                               kSliceIdx = Value::kSliceIdx, kEllipsisIdx = Value::kEllipsisIdx,
+                               kNotImplementedIdx = Value::kNotImplementedIdx, kObjectIdx = Value::kObjectIdx;
   /// The variant itself, for the codec's switch-based traversal.
   static const Rep& rep(const Value& v) noexcept { return v.v_; }
   static Rep& rep(Value& v) noexcept { return v.v_; }

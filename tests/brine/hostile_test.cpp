@@ -106,8 +106,8 @@ TEST(BrineHostile, MalformedIntText) {
 TEST(BrineHostile, InvalidUtf8InStr) {
   expect_rejected(b({0x08, 0x0A, 0xFF}), "invalid UTF-8");
   expect_rejected(b({0x08, 0x0B, 0xC3, 0x28}), "invalid UTF-8");
-  expect_rejected(b({0x08, 0x0C, 0xED, 0xA0, 0x80}), "invalid UTF-8");  // a surrogate
-  expect_rejected(b({0x08, 0x0B, 0xC0, 0x80}), "invalid UTF-8");        // overlong NUL
+  expect_rejected(b({0x08, 0x0C, 0xED, 0xA0, 0x80}), "invalid UTF-8");        // a surrogate
+  expect_rejected(b({0x08, 0x0B, 0xC0, 0x80}), "invalid UTF-8");              // overlong NUL
   expect_rejected(b({0x08, 0x0D, 0xF4, 0x90, 0x80, 0x80}), "invalid UTF-8");  // > U+10FFFF
   EXPECT_EQ(load(b({0x08, 0x0B, 0xC3, 0xA9})).as_str(), "\xc3\xa9");
 }
@@ -134,10 +134,12 @@ TEST(BrineHostile, UnknownTags) {
 TEST(BrineHostile, SliceNeedsAThreeTuple) {
   expect_rejected(b({0x19, 0x11, 0x50, 0x51}), "SLICE must wrap a 3-tuple");
   expect_rejected(b({0x19, 0x13, 0x50, 0x51, 0x52, 0x53}), "SLICE must wrap a 3-tuple");
-  expect_rejected(b({0x19, 0x0C, 0x61, 0x62, 0x63}), "SLICE must wrap a 3-tuple");  // Python would iterate bytes
+  expect_rejected(b({0x19, 0x0C, 0x61, 0x62, 0x63}),
+                  "SLICE must wrap a 3-tuple");  // Python would iterate bytes
   expect_rejected(b({0x19, 0x50}), "SLICE must wrap a 3-tuple");
   expect_rejected(b({0x19, 0x02}), "SLICE must wrap a 3-tuple");
-  EXPECT_EQ(load(b({0x19, 0x14, 0x03, 0x51, 0x00, 0x52})), Value::slice(1, {}, 2));  // TUP_L1 n=3 is a 3-tuple
+  EXPECT_EQ(load(b({0x19, 0x14, 0x03, 0x51, 0x00, 0x52})),
+            Value::slice(1, {}, 2));  // TUP_L1 n=3 is a 3-tuple
 }
 
 TEST(BrineHostile, FrozensetNeedsATupleOfHashables) {
@@ -155,7 +157,8 @@ TEST(BrineHostile, TrailingBytes) {
   expect_rejected(b({0x50, 0x50}), "1 trailing byte");
   expect_rejected(b({0x11, 0x50, 0x51, 0x00, 0x00}), "2 trailing bytes");
   const std::string data = b({0x11, 0x50, 0x51, 0xFF, 0xFF});
-  LoadResult r = load_prefix(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()));
+  LoadResult r = load_prefix(
+      std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()));
   EXPECT_EQ(r.consumed, 3u);
   EXPECT_EQ(r.value, Value::tuple({0, 1}));
 }

@@ -86,7 +86,8 @@ class PythonOracle {
     }
     ::close(fd);
     // -I: ignore PYTHONPATH and the user site, so the Debian python3-rpyc is what runs.
-    std::string cmd = "/usr/bin/python3 -I '" + std::string(TETHER_BRINE_ORACLE) + "' " + mode + " '" + path + "' 2>&1";
+    std::string cmd =
+        "/usr/bin/python3 -I '" + std::string(TETHER_BRINE_ORACLE) + "' " + mode + " '" + path + "' 2>&1";
     FILE* p = ::popen(cmd.c_str(), "r");
     if (p == nullptr) {
       ::unlink(path.c_str());
@@ -102,11 +103,14 @@ class PythonOracle {
     if (code == 3 || out.rfind("NORPYC", 0) == 0) {
       throw std::runtime_error(
           "the stock RPyC brine is not importable by /usr/bin/python3 (install Debian's python3-rpyc; CI "
-          "does): " + out);
+          "does): " +
+          out);
     }
     if (code != 0) {
-      throw std::runtime_error("the brine oracle failed (exit " + std::to_string(code) + ", is /usr/bin/python3 "
-                               "installed?): " + out.substr(0, 2000));
+      throw std::runtime_error("the brine oracle failed (exit " + std::to_string(code) +
+                               ", is /usr/bin/python3 "
+                               "installed?): " +
+                               out.substr(0, 2000));
     }
     std::vector<std::string> result;
     std::size_t start = 0;

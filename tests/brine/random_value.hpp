@@ -1,8 +1,8 @@
 #pragma once
 // Seeded random brine values for round-trip, cross-check and fuzz tests.
 
-#include <cstdint>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <random>
@@ -108,8 +108,8 @@ class RandomValues {
       case 2: return std::uniform_real_distribution<double>(-1e6, 1e6)(rng_);
       case 3: {
         constexpr double kInf = std::numeric_limits<double>::infinity();
-        static constexpr double kEdges[] = {0.0, -0.0, 1e16, 1e-5, 1e-4, 1e15, 0.1, 1e300, 5e-324,
-                                            kInf, -kInf, 123456789012345678.0};
+        static constexpr double kEdges[] = {0.0, -0.0,  1e16,   1e-5, 1e-4,  1e15,
+                                            0.1, 1e300, 5e-324, kInf, -kInf, 123456789012345678.0};
         return kEdges[below(sizeof kEdges / sizeof kEdges[0])];
       }
       default: return std::ldexp(std::uniform_real_distribution<double>(0.5, 1.0)(rng_), below(2000) - 1000);
@@ -132,9 +132,9 @@ class RandomValues {
 
   char32_t code_point() {
     if (opt_.repr_safe_text) {
-      static constexpr char32_t kSafe[] = {U'a', U'Z', U'0', U' ', U'\'', U'"', U'\\', U'\n', U'\t', U'\r',
-                                           U'\0', 0x7F, 0xE9, 0xDF, 0xA0, 0xAD, 0x85, 0x65E5, 0x672C,
-                                           0x1F600, 0x2028, 0xFEFF, 0x3000, 0x4E2D};
+      static constexpr char32_t kSafe[] = {U'a',  U'Z',   U'0',   U' ',    U'\'',  U'"',   U'\\',  U'\n',
+                                           U'\t', U'\r',  U'\0',  0x7F,    0xE9,   0xDF,   0xA0,   0xAD,
+                                           0x85,  0x65E5, 0x672C, 0x1F600, 0x2028, 0xFEFF, 0x3000, 0x4E2D};
       return kSafe[below(sizeof kSafe / sizeof kSafe[0])];
     }
     switch (below(4)) {

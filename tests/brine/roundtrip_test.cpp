@@ -80,8 +80,9 @@ void expect_graceful(const std::string& data, const Limits& limits, int& returne
     ++rejected;
   }
   try {
-    (void)load_prefix(std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()),
-                      limits);
+    (void)load_prefix(
+        std::span<const std::uint8_t>(reinterpret_cast<const std::uint8_t*>(data.data()), data.size()),
+        limits);
   } catch (const ProtocolError&) {
   }
 }
@@ -96,17 +97,19 @@ TEST(BrineFuzz, MutatedAndTruncatedEncodingsNeverCrash) {
     const std::string enc(dump(gen.any()).view());
     // Every truncation.
     if (enc.size() < 200) {
-      for (std::size_t n = 0; n < enc.size(); ++n) expect_graceful(enc.substr(0, n), limits, returned, rejected);
+      for (std::size_t n = 0; n < enc.size(); ++n)
+        expect_graceful(enc.substr(0, n), limits, returned, rejected);
     } else {
-      expect_graceful(enc.substr(0, static_cast<std::size_t>(gen.below(static_cast<int>(enc.size())))), limits,
-                      returned, rejected);
+      expect_graceful(enc.substr(0, static_cast<std::size_t>(gen.below(static_cast<int>(enc.size())))),
+                      limits, returned, rejected);
     }
     // Random byte mutations, insertions and deletions.
     for (int m = 0; m < 12; ++m) {
       std::string mut = enc;
       const int edits = 1 + gen.below(3);
       for (int e = 0; e < edits; ++e) {
-        const std::size_t pos = mut.empty() ? 0 : static_cast<std::size_t>(gen.below(static_cast<int>(mut.size())));
+        const std::size_t pos =
+            mut.empty() ? 0 : static_cast<std::size_t>(gen.below(static_cast<int>(mut.size())));
         switch (gen.below(4)) {
           case 0:
             if (!mut.empty()) mut[pos] = static_cast<char>(gen.below(256));

@@ -1,4 +1,6 @@
 // The Value model: construction, typing, accessors, equality, hashing, repr; BigInt; UTF-8.
+#include "tether/brine/value.hpp"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,7 +10,6 @@
 #include "tether/base/error.hpp"
 #include "tether/brine/codec.hpp"
 #include "tether/brine/utf8.hpp"
-#include "tether/brine/value.hpp"
 
 namespace tether::brine {
 namespace {
@@ -204,8 +205,8 @@ TEST(BrineValue, ObjectExtensionIsNotDumpable) {
 }
 
 TEST(BrineBigInt, ParseAndPrintAreInverse) {
-  for (const char* s : {"0", "1", "-1", "999999999", "1000000000", "-1000000000", "123456789012345678901234567890",
-                        "-98765432109876543210"}) {
+  for (const char* s : {"0", "1", "-1", "999999999", "1000000000", "-1000000000",
+                        "123456789012345678901234567890", "-98765432109876543210"}) {
     auto b = BigInt::parse(s);
     ASSERT_TRUE(b.has_value()) << s;
     EXPECT_EQ(b->to_string(), s);

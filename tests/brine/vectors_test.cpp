@@ -32,8 +32,8 @@ std::string repeat(std::string_view s, int n) {
 }
 
 struct Case {
-  std::string expr;  // the Python expression building the same value
-  Value value;       // the C++ construction
+  std::string expr;         // the Python expression building the same value
+  Value value;              // the C++ construction
   bool order_free = false;  // a frozenset whose Python member order is not predictable
 };
 
@@ -73,11 +73,11 @@ std::vector<Case> cases() {
       {"-10**19", big("-10000000000000000000")},
       {"10**300", big(pow10(300))},
       {"-10**300", big("-" + pow10(300))},
-      {"10**254", big(pow10(254))},          // 255 characters: INT_L1
-      {"10**255", big(pow10(255))},          // 256 characters: INT_L4
-      {"-10**253", big("-" + pow10(253))},   // 255 characters with the sign
-      {"-10**254", big("-" + pow10(254))},   // 256 characters with the sign
-      {"10**4299", big(pow10(4299))},        // 4300 digits: Python's limit
+      {"10**254", big(pow10(254))},         // 255 characters: INT_L1
+      {"10**255", big(pow10(255))},         // 256 characters: INT_L4
+      {"-10**253", big("-" + pow10(253))},  // 255 characters with the sign
+      {"-10**254", big("-" + pow10(254))},  // 256 characters with the sign
+      {"10**4299", big(pow10(4299))},       // 4300 digits: Python's limit
       {"-(10**4300-1)", big("-" + std::string(4300, '9'))},
       // floats
       {"0.0", Value(0.0)},
@@ -142,9 +142,12 @@ std::vector<Case> cases() {
       {"((),)", Value::tuple({Value::tuple({})})},
       {"(((1,),),)", Value::tuple({Value::tuple({Value::tuple({1})})})},
       {"((1, 'a'), (b'b', None, (True, 2.5)))",
-       Value::tuple({Value::tuple({1, "a"}), Value::tuple({Value::bytes("b"), Value(), Value::tuple({true, 2.5})})})},
+       Value::tuple(
+           {Value::tuple({1, "a"}), Value::tuple({Value::bytes("b"), Value(), Value::tuple({true, 2.5})})})},
       {"(1, 42, (3, ((1, ('x', 1, 2)),)))",
-       Value::make_tuple(1, 42, Value::make_tuple(3, Value::make_tuple(Value::make_tuple(1, Value::make_tuple("x", 1, 2)))))},
+       Value::make_tuple(
+           1, 42,
+           Value::make_tuple(3, Value::make_tuple(Value::make_tuple(1, Value::make_tuple("x", 1, 2)))))},
       {"(True, 1, 1.0, b'1', '1')", Value::make_tuple(true, 1, 1.0, Value::bytes("1"), "1")},
       // slices
       {"slice(1, 2, 3)", Value::slice(1, 2, 3)},
@@ -163,7 +166,8 @@ std::vector<Case> cases() {
       {"frozenset(range(300))", Value::frozenset(range_tuple(300).as_tuple())},
       {"(frozenset([frozenset([1])]),)", Value::tuple({Value::frozenset({Value::frozenset({1})})})},
       // the brine module's docstring example (spec §3.1)
-      {"('he', 7, 'llo', 8, (), 900, None, True, Ellipsis, 18.2, 18.2j + 13, slice(1,2,3), frozenset([5,6,7]), "
+      {"('he', 7, 'llo', 8, (), 900, None, True, Ellipsis, 18.2, 18.2j + 13, slice(1,2,3), "
+       "frozenset([5,6,7]), "
        "NotImplemented)",
        Value::tuple({"he", 7, "llo", 8, Value::tuple({}), 900, Value(), true, Value::ellipsis(), 18.2,
                      Value::complex(13, 18.2), Value::slice(1, 2, 3), Value::frozenset({5, 6, 7}),
@@ -172,16 +176,15 @@ std::vector<Case> cases() {
   return c;
 }
 
-TEST(BrineVectors, CasesCoverTheSpecList) {
-  EXPECT_GE(cases().size(), 63u);
-}
+TEST(BrineVectors, CasesCoverTheSpecList) { EXPECT_GE(cases().size(), 63u); }
 
 TEST(BrineVectors, ByteExactWithStockRpyc) {
   const auto cs = cases();
   std::vector<std::string> exprs;
   for (const auto& c : cs) exprs.push_back(c.expr);
   const auto answers = PythonOracle::run("exprs", exprs);
-  ASSERT_EQ(PythonOracle::version().substr(0, 2), "5.") << "the reference is RPyC 5.x, got " << PythonOracle::version();
+  ASSERT_EQ(PythonOracle::version().substr(0, 2), "5.")
+      << "the reference is RPyC 5.x, got " << PythonOracle::version();
   for (std::size_t i = 0; i < cs.size(); ++i) {
     const Case& c = cs[i];
     const auto& a = answers[i];
@@ -202,11 +205,13 @@ TEST(BrineVectors, ByteExactWithStockRpyc) {
 TEST(BrineVectors, DocstringExampleFixedVector) {
   // Spec §3.1: the real 5.3 encoding of brine's docstring example.
   const std::string hex =
-      "140e080b686557080c6c6c6f580216033930300003061840323333333333331b402a000000000000403233333333333319125152531a12"
+      "140e080b686557080c6c6c6f580216033930300003061840323333333333331b402a0000000000004032333333333333191251"
+      "52531a12"
       "55565705";
-  const Value expected = Value::tuple({"he", 7, "llo", 8, Value::tuple({}), 900, Value(), true, Value::ellipsis(),
-                                       18.2, Value::complex(13, 18.2), Value::slice(1, 2, 3),
-                                       Value::frozenset({5, 6, 7}), Value::not_implemented()});
+  const Value expected =
+      Value::tuple({"he", 7, "llo", 8, Value::tuple({}), 900, Value(), true, Value::ellipsis(), 18.2,
+                    Value::complex(13, 18.2), Value::slice(1, 2, 3), Value::frozenset({5, 6, 7}),
+                    Value::not_implemented()});
   EXPECT_EQ(to_hex(dump(expected)), hex);
   EXPECT_EQ(load(from_hex(hex)), expected);
 }
@@ -268,8 +273,9 @@ TEST(BrineVectors, Utf8ValidationMatchesPython) {
     samples.push_back(s);
   }
   // Known edge cases.
-  for (const char* e : {"\xed\x9f\xbf", "\xed\xa0\x80", "\xf4\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xe0\x9f\xbf",
-                        "\xe0\xa0\x80", "\xf0\x8f\xbf\xbf", "\xf0\x90\x80\x80", "\xc1\xbf", "\xc2\x80", "\xef\xbf\xbf"}) {
+  for (const char* e :
+       {"\xed\x9f\xbf", "\xed\xa0\x80", "\xf4\x8f\xbf\xbf", "\xf4\x90\x80\x80", "\xe0\x9f\xbf",
+        "\xe0\xa0\x80", "\xf0\x8f\xbf\xbf", "\xf0\x90\x80\x80", "\xc1\xbf", "\xc2\x80", "\xef\xbf\xbf"}) {
     samples.emplace_back(e);
   }
   std::vector<std::string> hexes;
@@ -283,7 +289,10 @@ TEST(BrineVectors, Utf8ValidationMatchesPython) {
 // Python's own decoder accepts what tether's rejects only where the spec allows it (leading
 // zeros are accepted by both; the value is canonicalised).
 TEST(BrineVectors, LenientIntTextAgreesWithPython) {
-  const std::vector<std::string> hexes = {"16033030" "37", "16022d30", "1603303030", "1614" + to_hex("00000000000000000000")};
+  const std::vector<std::string> hexes = {
+      "16033030"
+      "37",
+      "16022d30", "1603303030", "1614" + to_hex("00000000000000000000")};
   const auto answers = PythonOracle::run("roundtrip", hexes);
   for (std::size_t i = 0; i < hexes.size(); ++i) {
     ASSERT_TRUE(answers[i].ok) << answers[i].raw;

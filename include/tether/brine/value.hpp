@@ -141,12 +141,12 @@ class TETHER_API Value {
   }
   template <std::floating_point F>
   Value(F f) noexcept : v_(static_cast<double>(f)) {}  // NOLINT
-  Value(std::complex<double> c) noexcept : v_(c) {}  // NOLINT
-  Value(BigInt i);                                    // NOLINT
-  Value(const char* s);                               // NOLINT: str
-  Value(std::string s);                               // NOLINT: str
-  Value(std::string_view s);                          // NOLINT: str
-  Value(Bytes b) noexcept : v_(std::move(b)) {}       // NOLINT: bytes
+  Value(std::complex<double> c) noexcept : v_(c) {}    // NOLINT
+  Value(BigInt i);                                     // NOLINT
+  Value(const char* s);                                // NOLINT: str
+  Value(std::string s);                                // NOLINT: str
+  Value(std::string_view s);                           // NOLINT: str
+  Value(Bytes b) noexcept : v_(std::move(b)) {}        // NOLINT: bytes
   /// Pointers other than const char* would silently become bool; refuse them.
   template <class T>
   Value(T*) = delete;
