@@ -314,7 +314,10 @@ Task<std::vector<Address>> resolve(std::string host, std::uint16_t port, Address
     co_return std::vector<Address>{*a};
   }
   if (host.empty()) throw UsageError("resolve: empty host name");
-  std::vector<Address> out = co_await run_in_worker(ResolveJob{std::move(host), port, family});
+  // Named job and task: GCC 12 mishandles non-trivial temporaries inside a co_await operand.
+  ResolveJob job{std::move(host), port, family};
+  Task<std::vector<Address>> lookup = run_in_worker(std::move(job));
+  std::vector<Address> out = co_await lookup;
   co_return out;
 }
 

@@ -43,16 +43,32 @@ struct ConnectOptions {
 /// TlsError / Disconnected from the TLS handshake. Cancelling the task closes any socket in
 /// progress. Runs on the current loop; the stream is bound to it.
 TETHER_API Task<std::unique_ptr<BufferedStream>> open_connection(std::string host, std::uint16_t port,
-                                                                 ConnectOptions opts = {});
+                                                                 ConnectOptions opts);
 
 /// Connects to a Unix socket path ('@' prefix: abstract name). TLS over Unix sockets works
 /// too (opts.tls; the server name must then be given in opts.server_hostname).
-TETHER_API Task<std::unique_ptr<BufferedStream>> open_unix_connection(std::string path, ConnectOptions opts = {});
+TETHER_API Task<std::unique_ptr<BufferedStream>> open_unix_connection(std::string path, ConnectOptions opts);
 
 /// The transport-level form of open_connection (no BufferedStream around it).
 TETHER_API Task<std::unique_ptr<Transport>> connect_transport(std::string host, std::uint16_t port,
-                                                              ConnectOptions opts = {});
+                                                              ConnectOptions opts);
 /// Connects to one known address (any family) and returns the transport.
-TETHER_API Task<std::unique_ptr<Transport>> connect_transport(Address addr, ConnectOptions opts = {});
+TETHER_API Task<std::unique_ptr<Transport>> connect_transport(Address addr, ConnectOptions opts);
+
+// Default-option forms. These are overloads, not default arguments, on purpose: GCC 12
+// bit-copies a class-type default argument of a coroutine when the call sits in a co_await
+// inside another coroutine (a std::string member then frees a foreign pointer).
+inline Task<std::unique_ptr<BufferedStream>> open_connection(std::string host, std::uint16_t port) {
+  return open_connection(std::move(host), port, ConnectOptions{});
+}
+inline Task<std::unique_ptr<BufferedStream>> open_unix_connection(std::string path) {
+  return open_unix_connection(std::move(path), ConnectOptions{});
+}
+inline Task<std::unique_ptr<Transport>> connect_transport(std::string host, std::uint16_t port) {
+  return connect_transport(std::move(host), port, ConnectOptions{});
+}
+inline Task<std::unique_ptr<Transport>> connect_transport(Address addr) {
+  return connect_transport(addr, ConnectOptions{});
+}
 
 }  // namespace tether

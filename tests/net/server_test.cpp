@@ -1,0 +1,516 @@
+// StreamServer: life cycle, families, limits, shutdown, threads, bad peers.
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "net_test_util.hpp"
+#include "test_util.hpp"
+#include "tether/loop/gather.hpp"
+#include "tether/loop/sync.hpp"
+#include "tether/loop/task_group.hpp"
+#include "tether/net/sockets.hpp"
+#include "tether/net/stream_server.hpp"
+#include "tether/stream/fd_transport.hpp"
+
+namespace tether {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::echo_lines;
+using testing::echo_once;
+using testing::round_trip;
+
+class ServerTest : public testing::LoopTest {};
+
+std::string temp_socket_path(const char* tag) {
+  return (std::filesystem::temp_directory_path() / fmt::format("tether-{}-{}.sock", tag, ::getpid())).string();
+}
+
+Task<std::vector<std::string>> echo_many(std::string host, std::uint16_t port, int n) {
+  std::vector<Task<std::string>> tasks;
+  for (int i = 0; i < n; ++i) tasks.push_back(echo_once(host, port, fmt::format("hello {}", i)));
+  std::vector<std::string> out = co_await gather(std::move(tasks));
+  co_return out;
+}
+
+TEST_F(ServerTest, PortZeroPicksAFreePortAndEchoes) {
+  StreamServer server(echo_lines);
+  server.listen(0, "127.0.0.1");
+  ASSERT_EQ(server.ports().size(), 1u);
+  std::uint16_t port = server.ports()[0];
+  EXPECT_NE(port, 0);
+  EXPECT_EQ(server.addresses()[0], Address::loopback_v4(port));
+  EXPECT_TRUE(server.serving());
+  std::string reply = run(echo_once("127.0.0.1", port, "ping"));
+  EXPECT_EQ(reply, "ping");
+  EXPECT_EQ(server.stats().accepted, 1u);
+  server.stop();
+  EXPECT_FALSE(server.serving());
+}
+
+TEST_F(ServerTest, Ipv6Loopback) {
+  StreamServer server(echo_lines);
+  try {
+    server.listen(0, "::1");
+  } catch (const IoError& e) {
+    GTEST_SKIP() << "no IPv6 loopback on this kernel: " << e.what();
+  }
+  std::uint16_t port = server.ports().at(0);
+  EXPECT_EQ(server.addresses()[0].family(), Address::Family::kIPv6);
+  EXPECT_EQ(run(echo_once("::1", port, "six")), "six");
+}
+
+TEST_F(ServerTest, LocalhostTriesEveryResolvedAddress) {
+  // Served on IPv4 only: if "localhost" resolves to ::1 first, that attempt is refused and
+  // the client must move on to 127.0.0.1.
+  StreamServer server(echo_lines);
+  server.listen(0, "127.0.0.1");
+  EXPECT_EQ(run(echo_once("localhost", server.ports()[0], "name")), "name");
+}
+
+TEST_F(ServerTest, UnixPathServerRemovesItsFile) {
+  std::string path = temp_socket_path("unix");
+  {
+    StreamServer server(echo_lines);
+    server.listen_unix(path);
+    EXPECT_TRUE(std::filesystem::exists(path));
+    EXPECT_EQ(server.addresses()[0].to_string(), "unix:" + path);
+    ConnectOptions o;
+    auto s = run(open_unix_connection(path, o));
+    EXPECT_EQ(run(round_trip(*s, "over unix")), "over unix");
+    s.reset();
+    server.stop();
+    EXPECT_FALSE(std::filesystem::exists(path));
+  }
+}
+
+TEST_F(ServerTest, UnixStaleFileIsReplacedLiveOneRefused) {
+  std::string path = temp_socket_path("stale");
+  {
+    Fd stale = bind_unix_socket(path);  // listening, then closed: the file stays behind
+  }
+  ASSERT_TRUE(std::filesystem::exists(path));
+  StreamServer server(echo_lines);
+  server.listen_unix(path);
+  auto s = run(open_unix_connection(path));
+  EXPECT_EQ(run(round_trip(*s, "fresh")), "fresh");
+  // A second server on the same live path is refused.
+  StreamServer second(echo_lines);
+  EXPECT_THROW(second.listen_unix(path), IoError);
+  // A regular file is never removed.
+  std::string file = temp_socket_path("file");
+  { std::FILE* f = std::fopen(file.c_str(), "w"); std::fclose(f); }
+  EXPECT_THROW((void)bind_unix_socket(file), IoError);
+  EXPECT_TRUE(std::filesystem::exists(file));
+  std::filesystem::remove(file);
+}
+
+TEST_F(ServerTest, AbstractUnixName) {
+  std::string name = fmt::format("@tether-test-{}", ::getpid());
+  StreamServer server(echo_lines);
+  server.listen_unix(name);
+  EXPECT_TRUE(server.addresses()[0].is_abstract());
+  auto s = run(open_unix_connection(name));
+  EXPECT_EQ(run(round_trip(*s, "abstract")), "abstract");
+}
+
+TEST_F(ServerTest, AddSocketsAndOnListenHook) {
+  std::vector<Fd> fds = bind_sockets(0, "127.0.0.1");
+  ASSERT_EQ(fds.size(), 1u);
+  Address bound = local_address(fds[0].get());
+  std::vector<Address> announced;
+  StreamServer server(echo_lines);
+  server.set_on_listen([&announced](const std::vector<Address>& a) { announced = a; });
+  server.add_sockets(std::move(fds));
+  ASSERT_EQ(announced.size(), 1u);
+  EXPECT_EQ(announced[0], bound);
+  EXPECT_EQ(run(echo_once("127.0.0.1", bound.port(), "added")), "added");
+}
+
+TEST_F(ServerTest, StartServerShortForm) {
+  auto server = start_server(echo_lines, "127.0.0.1", 0);
+  EXPECT_EQ(run(echo_once("127.0.0.1", server->ports()[0], "short")), "short");
+  std::string path = temp_socket_path("short");
+  auto userver = start_unix_server(echo_lines, path);
+  auto s = run(open_unix_connection(path));
+  EXPECT_EQ(run(round_trip(*s, "unix short")), "unix short");
+}
+
+TEST_F(ServerTest, ThousandConcurrentEchoConnections) {
+  ASSERT_GE(testing::raise_fd_limit(), 2200u) << "this test needs ~2100 descriptors";
+  StreamServer server(echo_lines);
+  server.bind(0, "127.0.0.1", /*backlog=*/1024);
+  server.start();
+  auto started = Clock::now();
+  std::vector<std::string> replies = run(echo_many("127.0.0.1", server.ports()[0], 1000), 60s);
+  auto elapsed = Clock::now() - started;
+  ASSERT_EQ(replies.size(), 1000u);
+  for (int i = 0; i < 1000; ++i) ASSERT_EQ(replies[static_cast<std::size_t>(i)], fmt::format("hello {}", i));
+  EXPECT_EQ(server.stats().accepted, 1000u);
+  EXPECT_LT(elapsed, 30s);
+}
+
+// ---------------------------------------------------------------------- held connections
+
+struct Gate {
+  int started = 0;
+  int target = 0;
+  Event all_started;
+  Event release;
+  int finished = 0;
+};
+
+Task<void> held_handler(std::unique_ptr<BufferedStream> stream, Address, Gate* g) {
+  if (++g->started == g->target) g->all_started.set();
+  Bytes line = co_await stream->read_until("\n");
+  co_await g->release.wait();
+  stream->write(std::move(line));
+  co_await stream->drain();
+  ++g->finished;
+}
+
+StreamServer::Handler held(Gate* g) {
+  return [g](std::unique_ptr<BufferedStream> s, Address p) { return held_handler(std::move(s), p, g); };
+}
+
+Task<std::vector<std::unique_ptr<BufferedStream>>> connect_n(std::uint16_t port, int n) {
+  std::vector<std::unique_ptr<BufferedStream>> out;
+  for (int i = 0; i < n; ++i) {
+    std::unique_ptr<BufferedStream> s = co_await open_connection("127.0.0.1", port);
+    s->write(fmt::format("line {}\n", i));
+    co_await s->drain();
+    out.push_back(std::move(s));
+  }
+  co_return out;
+}
+
+Task<void> wait_event(Event* e) { co_await e->wait(); }
+
+/// Reads until EOF or a reset; returns the bytes read before it.
+Task<std::string> read_to_end(BufferedStream* s) {
+  std::string out;
+  try {
+    Bytes b = co_await s->read_until_close();
+    out = b.str();
+  } catch (const Disconnected&) {
+  } catch (const StreamClosed&) {
+  }
+  co_return out;
+}
+
+Task<void> shutdown_then_flag(StreamServer* server, Duration grace, bool* done) {
+  co_await server->shutdown(grace);
+  *done = true;
+}
+
+/// Turns the loop until pred() holds (bounded; fails the test on expiry).
+template <class Pred>
+void turn_until(EventLoop& loop, Pred pred, Duration limit = std::chrono::seconds(10)) {
+  auto deadline = Clock::now() + limit;
+  while (!pred()) {
+    ASSERT_LT(Clock::now(), deadline) << "condition not reached in time";
+    loop.run_once(std::chrono::milliseconds(10));
+  }
+}
+
+TEST_F(ServerTest, MaxConnectionsClosesTheExcess) {
+  Gate gate;
+  gate.target = 2;
+  ServerOptions opts;
+  opts.max_connections = 2;
+  StreamServer server(held(&gate), opts);
+  server.listen(0, "127.0.0.1");
+  std::uint16_t port = server.ports()[0];
+  auto clients = run(connect_n(port, 2));
+  run(wait_event(&gate.all_started));
+  EXPECT_EQ(server.active_connections(), 2u);
+  // The third is accepted and closed at once: it reads EOF without any reply.
+  auto third = run(open_connection("127.0.0.1", port));
+  EXPECT_EQ(run(read_to_end(third.get())), "");
+  EXPECT_EQ(server.stats().rejected, 1u);
+  EXPECT_EQ(gate.started, 2);
+  gate.release.set();
+  EXPECT_EQ(run(round_trip(*clients[0], "x")), "line 0");
+  // A slot is free again once a handler finishes.
+  clients.clear();
+  third.reset();
+}
+
+TEST_F(ServerTest, GracefulShutdownFinishesInFlightWork) {
+  Gate gate;
+  gate.target = 3;
+  StreamServer server(held(&gate));
+  server.listen(0, "127.0.0.1");
+  std::uint16_t port = server.ports()[0];
+  auto clients = run(connect_n(port, 3));
+  run(wait_event(&gate.all_started));
+
+  TaskGroup group(loop_);
+  bool done = false;
+  group.spawn(shutdown_then_flag(&server, 10s, &done));
+  loop_.run_once(0ms);  // the group starts it: it stops accepting at once
+  EXPECT_FALSE(server.serving());
+  EXPECT_FALSE(done) << "shutdown must wait for the handlers";
+  EXPECT_THROW(run(open_connection("127.0.0.1", port)), IoError);  // refused now
+
+  gate.release.set();
+  for (int i = 0; i < 3; ++i) {
+    std::string reply = run(read_to_end(clients[static_cast<std::size_t>(i)].get()));
+    EXPECT_EQ(reply, fmt::format("line {}\n", i));
+  }
+  run(group.wait());
+  EXPECT_TRUE(done);
+  EXPECT_EQ(gate.finished, 3);
+  EXPECT_EQ(server.stats().cancelled, 0u);
+  EXPECT_EQ(server.active_connections(), 0u);
+}
+
+TEST_F(ServerTest, ShutdownCancelsHandlersAfterGrace) {
+  Gate gate;
+  gate.target = 2;
+  StreamServer server(held(&gate));
+  server.listen(0, "127.0.0.1");
+  auto clients = run(connect_n(server.ports()[0], 2));
+  run(wait_event(&gate.all_started));
+  auto t0 = Clock::now();
+  run(server.shutdown(50ms));
+  EXPECT_GE(Clock::now() - t0, 50ms);
+  EXPECT_EQ(server.stats().cancelled, 2u);
+  EXPECT_EQ(gate.finished, 0);
+  for (auto& c : clients) EXPECT_EQ(run(read_to_end(c.get())), "");
+}
+
+// ------------------------------------------------------------------------------- threads
+
+struct ThreadLog {
+  std::mutex mu;
+  std::set<std::thread::id> ids;
+};
+
+Task<void> logging_echo(std::unique_ptr<BufferedStream> s, Address peer, ThreadLog* log) {
+  {
+    std::lock_guard lock(log->mu);
+    log->ids.insert(std::this_thread::get_id());
+  }
+  co_await echo_lines(std::move(s), peer);
+}
+
+TEST_F(ServerTest, TwoThreadsShareTheConnections) {
+  ThreadLog log;
+  ServerOptions opts;
+  opts.threads = 2;
+  StreamServer server(
+      [&log](std::unique_ptr<BufferedStream> s, Address p) { return logging_echo(std::move(s), p, &log); }, opts);
+  server.listen(0, "127.0.0.1");
+  auto replies = run(echo_many("127.0.0.1", server.ports()[0], 20));
+  EXPECT_EQ(replies.size(), 20u);
+  ServerStats st = server.stats();
+  ASSERT_EQ(st.per_thread.size(), 2u);
+  EXPECT_EQ(st.per_thread[0], 10u);
+  EXPECT_EQ(st.per_thread[1], 10u);
+  server.close();
+  std::lock_guard lock(log.mu);
+  EXPECT_EQ(log.ids.size(), 2u);
+  EXPECT_EQ(log.ids.count(std::this_thread::get_id()), 0u) << "handlers must run on the server's threads";
+}
+
+Task<void> hold_forever(std::unique_ptr<BufferedStream> s, Address) {
+  Bytes never = co_await s->read_until("\r\n\r\n");  // the clients send single lines
+  s->write(std::move(never));
+}
+
+TEST_F(ServerTest, ThreadedShutdownCancelsAcrossThreads) {
+  ServerOptions opts;
+  opts.threads = 2;
+  StreamServer server(hold_forever, opts);
+  server.listen(0, "127.0.0.1");
+  auto clients = run(connect_n(server.ports()[0], 2));
+  turn_until(loop_, [&] { return server.active_connections() == 2; });
+  // Both handlers wait for bytes that never come: shutdown cancels them on their threads.
+  run(server.shutdown(20ms));
+  EXPECT_EQ(server.active_connections(), 0u);
+  for (auto& c : clients) EXPECT_EQ(run(read_to_end(c.get())), "");
+  EXPECT_EQ(server.stats().cancelled, 2u);
+}
+
+// ------------------------------------------------------------------------------ bad peers
+
+struct SlowStats {
+  std::size_t high_water = 0;
+  int timeouts = 0;
+  int overruns = 0;
+};
+
+Task<void> strict_line_handler(std::unique_ptr<BufferedStream> s, Address, SlowStats* st) {
+  bool timed_out = false;
+  bool overrun = false;
+  try {
+    Bytes line = co_await with_timeout(200ms, s->read_until("\n", 1024));
+    s->write(std::move(line));
+    co_await s->drain();
+  } catch (const Timeout&) {
+    timed_out = true;
+  } catch (const LimitOverrun&) {
+    overrun = true;
+  }
+  st->high_water = std::max(st->high_water, s->stats().read_buffer_high_water);
+  if (timed_out) ++st->timeouts;
+  if (overrun) ++st->overruns;
+}
+
+Task<std::string> slow_client(std::uint16_t port, std::string payload) {
+  std::unique_ptr<BufferedStream> s = co_await open_connection("127.0.0.1", port);
+  s->write(payload);
+  try {
+    co_await s->drain();
+  } catch (const Error&) {
+    // The server may reset the connection before it took everything (flood case).
+  }
+  std::string rest = co_await read_to_end(s.get());
+  co_return rest;
+}
+
+TEST_F(ServerTest, SlowlorisAndFloodAreBounded) {
+  SlowStats st;
+  ServerOptions opts;
+  opts.stream.read_chunk_size = 4096;
+  StreamServer server(
+      [&st](std::unique_ptr<BufferedStream> s, Address p) { return strict_line_handler(std::move(s), p, &st); },
+      opts);
+  server.listen(0, "127.0.0.1");
+  std::uint16_t port = server.ports()[0];
+  auto t0 = Clock::now();
+  // A partial line that never ends: the handler's read timeout drops it.
+  EXPECT_EQ(run(slow_client(port, "GET / HTTP/1.1\r\nHost: ")), "");
+  EXPECT_LT(Clock::now() - t0, 5s);
+  // A megabyte without a newline: the line limit drops it after at most one extra chunk.
+  EXPECT_EQ(run(slow_client(port, std::string(1 << 20, 'x'))), "");
+  EXPECT_EQ(st.timeouts, 1);
+  EXPECT_EQ(st.overruns, 1);
+  EXPECT_LE(st.high_water, 1024u + 4096u);
+}
+
+Task<void> forever_reader(std::unique_ptr<BufferedStream> s, Address) {
+  Bytes never = co_await s->read_until("\n");  // the peer never ends the line
+  s->write(std::move(never));
+}
+
+TEST_F(ServerTest, HandlerTimeoutIsTheBackstop) {
+  ServerOptions opts;
+  opts.handler_timeout = 100ms;
+  StreamServer server(forever_reader, opts);
+  server.listen(0, "127.0.0.1");
+  auto t0 = Clock::now();
+  EXPECT_EQ(run(slow_client(server.ports()[0], "no newline, ever")), "");
+  EXPECT_GE(Clock::now() - t0, 100ms);
+  EXPECT_EQ(server.stats().handler_timeouts, 1u);
+}
+
+Task<void> read_eofs(std::vector<std::unique_ptr<BufferedStream>>* clients, int* eofs) {
+  for (auto& c : *clients) {
+    std::string rest = co_await read_to_end(c.get());
+    if (rest.empty()) ++*eofs;
+  }
+}
+
+TEST_F(ServerTest, DescriptorExhaustionShedsWithoutSpinning) {
+  StreamServer server(echo_lines);
+  server.listen(0, "127.0.0.1");
+  std::uint16_t port = server.ports()[0];
+  // Clients connected at the kernel level (the backlog), wrapped before descriptors run out.
+  std::vector<std::unique_ptr<BufferedStream>> clients;
+  for (int i = 0; i < 3; ++i) {
+    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    Address a = Address::loopback_v4(port);
+    ASSERT_EQ(::connect(fd.get(), a.sockaddr_ptr(), a.sockaddr_len()), 0);
+    clients.push_back(std::make_unique<BufferedStream>(std::make_unique<FdTransport>(loop_, std::move(fd), "c")));
+  }
+  // Use up every descriptor below the soft limit.
+  rlimit saved{};
+  ::getrlimit(RLIMIT_NOFILE, &saved);
+  int top = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(top, 0);
+  rlimit low = saved;
+  low.rlim_cur = static_cast<rlim_t>(top) + 1;
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  std::vector<Fd> fillers;
+  fillers.emplace_back(top);
+  while (true) {
+    int f = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (f < 0) break;
+    fillers.emplace_back(f);
+  }
+  int eofs = 0;
+  bool ok = true;
+  try {
+    run(read_eofs(&clients, &eofs), 10s);
+  } catch (...) {
+    ok = false;
+  }
+  fillers.clear();
+  ::setrlimit(RLIMIT_NOFILE, &saved);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(eofs, 3);
+  ServerStats st = server.stats();
+  EXPECT_EQ(st.shed, 3u);
+  EXPECT_GE(st.fd_exhausted, 3u);
+  EXPECT_LE(st.fd_exhausted, 6u) << "accept must not spin on EMFILE";
+  EXPECT_EQ(st.accepted, 0u);
+  clients.clear();
+  // Descriptors are back: the server serves again.
+  EXPECT_EQ(run(echo_once("127.0.0.1", port, "again")), "again");
+}
+
+// -------------------------------------------------------------------------------- connect
+
+TEST_F(ServerTest, ConnectRefusedNamesTheAddress) {
+  // Bound but not listening: the port is ours and refuses connections.
+  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  Address any = Address::loopback_v4(0);
+  ASSERT_EQ(::bind(fd.get(), any.sockaddr_ptr(), any.sockaddr_len()), 0);
+  std::uint16_t port = local_address(fd.get()).port();
+  try {
+    run(open_connection("127.0.0.1", port));
+    FAIL() << "connect should fail";
+  } catch (const IoError& e) {
+    EXPECT_EQ(e.code(), ECONNREFUSED);
+    EXPECT_NE(std::string(e.what()).find(fmt::format("127.0.0.1:{}", port)), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(ServerTest, ConnectTimeoutAgainstAFullBacklog) {
+  // A listener that never accepts, with its backlog filled: further SYNs are dropped.
+  Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  Address any = Address::loopback_v4(0);
+  ASSERT_EQ(::bind(listener.get(), any.sockaddr_ptr(), any.sockaddr_len()), 0);
+  ASSERT_EQ(::listen(listener.get(), 0), 0);
+  Address target = local_address(listener.get());
+  std::vector<Fd> fillers;
+  for (int i = 0; i < 4; ++i) {
+    Fd f(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    (void)::connect(f.get(), target.sockaddr_ptr(), target.sockaddr_len());
+    fillers.push_back(std::move(f));
+  }
+  ConnectOptions o;
+  o.connect_timeout = 100ms;
+  auto t0 = Clock::now();
+  try {
+    run(open_connection("127.0.0.1", target.port(), o));
+    FAIL() << "connect should time out";
+  } catch (const Timeout& e) {
+    EXPECT_NE(std::string(e.what()).find(target.to_string()), std::string::npos) << e.what();
+  }
+  EXPECT_GE(Clock::now() - t0, 100ms);
+  EXPECT_LT(Clock::now() - t0, 5s);
+}
+
+}  // namespace
+}  // namespace tether
