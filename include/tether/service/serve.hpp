@@ -1,0 +1,145 @@
+#pragma once
+/// \file Serving a Service: over TCP, Unix sockets or TLS (Server, serve), over one stream
+/// (serve_stream), over stdin/stdout (serve_stdio), or on a thread of its own (ServerThread).
+///
+/// Each accepted connection becomes Stream -> Channel -> Connection whose root is a fresh
+/// per-connection service root (see service.hpp); the RPyC generation (5.x / 6.x) is detected
+/// from the client's first message unless ServeOptions::connection.generation forces one.
+///
+/// Graceful shutdown (Server::shutdown, serve() on SIGINT/SIGTERM): stop accepting; close every
+/// connection as soon as no call into the service is running on it (CLOSE is sent, queued
+/// replies are flushed); after the grace period the remaining connections are cancelled.
+/// "Calls into the service" are calls of the root's functions; a long call on an object the
+/// service handed out does not hold the connection open.
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tether/base/export.hpp"
+#include "tether/channel/frame.hpp"
+#include "tether/loop/event_loop.hpp"
+#include "tether/loop/task.hpp"
+#include "tether/net/address.hpp"
+#include "tether/net/stream_server.hpp"
+#include "tether/rpc/connection.hpp"
+#include "tether/service/service.hpp"
+#include "tether/stream/buffered_stream.hpp"
+
+namespace tether {
+
+struct ServeOptions {
+  /// TCP address (port 0: a free port, see Server::port()). Ignored when unix_path is set.
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 18861;
+  /// Set: listen on this Unix socket path instead ('@' prefix: abstract name).
+  std::string unix_path;
+  /// Network side: `threads` (loop threads serving connections; 1 = the server's loop),
+  /// max_connections, tls (a TlsContext::server), socket and stream options.
+  ServerOptions server;
+  /// RPC side of each connection: generation (kAuto = detect per connection), access policy,
+  /// sync_request_timeout, limits ...
+  ConnectionOptions connection;
+  /// Framing: compression threshold, frame size limits.
+  ChannelOptions channel;
+  /// How long shutdown() waits for busy connections before cancelling them.
+  Duration shutdown_grace = std::chrono::seconds(5);
+  /// Called once listening, on the server's loop, with the bound addresses.
+  std::function<void(const std::vector<Address>& addresses)> on_listen;
+};
+
+/// A listening service (the non-blocking form of serve()). Every method on the loop that was
+/// current at start() (the "server's loop"); connections run there too unless
+/// options.server.threads > 1.
+class TETHER_API Server {
+ public:
+  /// Takes a snapshot of `service` (later changes to it are not seen).
+  Server(const Service& service, ServeOptions options);
+  Server(std::shared_ptr<const detail::ServiceDef> service, ServeOptions options);
+  /// close().
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  /// Binds and starts accepting on the current loop. Throws IoError (address in use ...).
+  void start();
+  /// The bound TCP port (0 for Unix sockets).
+  [[nodiscard]] std::uint16_t port() const;
+  [[nodiscard]] std::vector<Address> addresses() const;
+  /// Connections currently open (any thread).
+  [[nodiscard]] std::size_t connections() const noexcept;
+  /// The network server's counters (accepted, rejected, ...).
+  [[nodiscard]] ServerStats stats() const;
+  [[nodiscard]] EventLoop& loop() const;
+
+  /// Stops accepting (open connections continue). Idempotent.
+  void stop();
+  /// Graceful shutdown (see the file comment) with options.shutdown_grace / `grace`.
+  /// Completes when every connection is gone. Await on the server's loop.
+  Task<void> shutdown();
+  Task<void> shutdown(Duration grace);
+  /// Stops and cancels every connection at once (the destructor calls it).
+  void close();
+
+  struct Shared;
+
+ private:
+  std::shared_ptr<Shared> shared_;
+  ServeOptions options_;
+  std::unique_ptr<StreamServer> server_;
+};
+
+/// Serves until SIGINT or SIGTERM, then shuts down gracefully and returns. Uses the calling
+/// thread's EventLoop, or creates one for the call. Installs handlers for both signals for the
+/// duration (blocking them in this thread first, so loop threads started by the server inherit
+/// the mask).
+TETHER_API void serve(const Service& service, ServeOptions options = {});
+
+/// Serves one connection over `stream` (a pipe, a socketpair, a stream accepted elsewhere)
+/// until it closes. `peer` names it in the Session. Loop thread of the stream.
+TETHER_API Task<void> serve_stream(const Service& service, std::unique_ptr<BufferedStream> stream,
+                                   ConnectionOptions options = {}, ChannelOptions channel = {},
+                                   std::string peer = "stream");
+
+/// Serves one connection over this process's stdin/stdout (a child started with
+/// connect_process) until the peer closes it. Blocking; creates an EventLoop if the thread has
+/// none. Nothing else may write to stdout meanwhile (tether's log goes to stderr).
+TETHER_API void serve_stdio(const Service& service, ConnectionOptions options = {}, ChannelOptions channel = {});
+
+/// A Server running on a thread (and EventLoop) of its own: for applications whose main
+/// thread does something else, and for tests of blocking clients. The constructor returns
+/// once the server listens (or rethrows why it could not).
+class TETHER_API ServerThread {
+ public:
+  ServerThread(const Service& service, ServeOptions options);
+  /// stop().
+  ~ServerThread();
+  ServerThread(const ServerThread&) = delete;
+  ServerThread& operator=(const ServerThread&) = delete;
+
+  [[nodiscard]] std::uint16_t port() const noexcept { return port_; }
+  [[nodiscard]] const std::vector<Address>& addresses() const noexcept { return addresses_; }
+  /// Open connections (any thread).
+  [[nodiscard]] std::size_t connections() const noexcept;
+  [[nodiscard]] ServerStats stats() const;
+  [[nodiscard]] std::thread::id thread_id() const noexcept { return thread_.get_id(); }
+  /// Graceful shutdown (options.shutdown_grace), then joins the thread. Idempotent; any thread
+  /// but the server's own.
+  void stop();
+
+ private:
+  void run(std::shared_ptr<const detail::ServiceDef> def, ServeOptions options, void* ready);
+
+  EventLoop* loop_ = nullptr;
+  Server* server_ = nullptr;
+  std::shared_ptr<Event> stop_;
+  std::uint16_t port_ = 0;
+  std::vector<Address> addresses_;
+  std::thread thread_;
+};
+
+}  // namespace tether

@@ -1,0 +1,220 @@
+#pragma once
+/// \file Service: what a tether server (or a client, for its callbacks) exposes — RPyC's
+/// rpyc.Service.
+///
+///   tether::Service calc("Calculator");
+///   calc.expose("add", [](std::int64_t a, std::int64_t b) { return a + b; }, tether::arg_names("a", "b"));
+///   calc.expose_async("slow", [](double s) -> tether::Task<void> { co_await tether::sleep_for_seconds(s); });
+///   calc.expose_blocking("digest", digest_file);          // runs on the worker pool
+///   calc.expose_object("store", std::make_shared<Store>());  // a class bound with tether::Class
+///   calc.on_connect([](tether::Session& s) { s.state() = Counter{}; });
+///
+/// Every connection gets its own root object (type name "tether.<Name>Service", nothing in its
+/// INSPECT answer) exposing each member as "exposed_<name>", so a Python client reaches both
+/// `root.add` and `root.exposed_add`, plus `get_service_name()` (the first alias upper-cased:
+/// "CalcService" -> "CALC", "Calculator" -> "CALCULATOR") and `get_service_aliases()` as
+/// rpyc.Service does. Setting or deleting attributes of the root is refused
+/// (AttributeError; "access denied" when the policy lets the request reach the root).
+///
+/// Functions are typed bindings (rpc/bind.hpp): arguments and results are converted, keyword
+/// arguments work when names are given, errors reach the peer as Python exceptions. A function
+/// may take `tether::Session&` (and `tether::CallContext&`) parameters, supplied by tether.
+///
+/// Threads: a Service is a builder. serve()/Server and connect() take a snapshot of it, so
+/// later changes do not affect running servers. With several server threads the exposed
+/// functions and objects run concurrently on each thread's loop; Sessions are per connection
+/// and live on one loop thread.
+
+#include <any>
+#include <cstddef>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tether/base/error.hpp"
+#include "tether/base/export.hpp"
+#include "tether/loop/event_loop.hpp"
+#include "tether/loop/sync.hpp"
+#include "tether/loop/task.hpp"
+#include "tether/rpc/any.hpp"
+#include "tether/rpc/bind.hpp"
+#include "tether/rpc/class.hpp"
+#include "tether/rpc/connection.hpp"
+#include "tether/rpc/object.hpp"
+
+namespace tether {
+
+class Session;
+
+namespace detail {
+
+/// One exposed member of a service.
+struct ServiceMember {
+  enum class Kind { kFunction, kObject, kValue };
+  Kind kind = Kind::kValue;
+  NativeFunction fn;  ///< kFunction
+  Any value;          ///< kObject (a local object) or kValue
+};
+
+/// An immutable snapshot of a Service, shared by every connection that serves it.
+struct ServiceDef {
+  std::string name;
+  std::vector<std::string> aliases;  ///< upper-cased; the first is the service name
+  std::string type_name;             ///< "tether.CalculatorService"
+  std::map<std::string, ServiceMember, std::less<>> members;  ///< by "exposed_<name>"
+  std::function<void(Session&)> on_connect;
+  std::function<void(Session&)> on_disconnect;
+  std::function<std::any()> state_factory;
+};
+
+}  // namespace detail
+
+/// One connection's view of the service: per-connection state, the peer, the connection.
+/// Created by serve()/Server and connect(); lives on the connection's loop thread. Handlers
+/// reach it through a `tether::Session&` parameter.
+class TETHER_API Session {
+ public:
+  Session(std::shared_ptr<const detail::ServiceDef> def, std::string peer, EventLoop& loop);
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  /// The peer's address ("127.0.0.1:51234", "unix:/run/x.sock", "process:123:argv0" ...).
+  [[nodiscard]] const std::string& peer() const noexcept { return peer_; }
+  [[nodiscard]] EventLoop& loop() const noexcept { return loop_; }
+  /// The connection while it is open (also during on_connect, and during on_disconnect on a
+  /// server); null afterwards.
+  [[nodiscard]] Connection* connection() const noexcept { return conn_; }
+  /// The service's name (get_service_name()).
+  [[nodiscard]] const std::string& service_name() const noexcept;
+  /// Per-connection state: starts as what the service's state factory returns (empty if none).
+  [[nodiscard]] std::any& state() noexcept { return state_; }
+  /// The state as S; UsageError if it holds something else.
+  template <class S>
+  S& state_as() {
+    if (S* p = std::any_cast<S>(&state_)) return *p;
+    throw UsageError("tether::Session::state_as: the session state has another type");
+  }
+  /// The peer's root object (one GETROOT per connection, then cached). A Python client's root
+  /// is a VoidService unless it passed a service.
+  Task<Netref> peer_root();
+
+  /// The session serving the connection of `ctx` (null outside a service connection). Loop
+  /// thread only.
+  static Session* find(const CallContext& ctx) noexcept;
+
+  // --- used by serve()/connect(), not by applications
+  /// Binds the session to its connection (registers it for find()).
+  void attach(Connection& conn);
+  /// Runs on_connect. False (and logged) if it threw.
+  bool run_on_connect() noexcept;
+  /// Runs on_disconnect once and detaches from the connection.
+  void finish(bool connection_alive) noexcept;
+  /// Calls into the service in progress, and the drain protocol used by Server::shutdown.
+  void enter() noexcept { ++busy_; }
+  void leave() noexcept;
+  void begin_drain() noexcept;
+  [[nodiscard]] bool should_close() const noexcept { return draining_ && busy_ == 0; }
+  /// Wakes the server's per-connection task (connection closed, or drain progress).
+  void wake() noexcept { wake_.set(); }
+  Task<void> wait_wake();
+
+ private:
+  std::shared_ptr<const detail::ServiceDef> def_;
+  std::string peer_;
+  EventLoop& loop_;
+  Connection* conn_ = nullptr;
+  const void* core_key_ = nullptr;
+  std::any state_;
+  std::size_t busy_ = 0;
+  bool draining_ = false;
+  bool connected_ = false;
+  bool finished_ = false;
+  Event wake_;
+};
+
+/// `tether::Session&` parameters of bound functions.
+template <>
+struct ContextParam<Session> {
+  TETHER_API static Session& get(CallContext& ctx);
+};
+
+class TETHER_API Service {
+ public:
+  /// `aliases` empty: RPyC's rule, the name without a "Service" suffix, upper-cased.
+  explicit Service(std::string name, std::vector<std::string> aliases = {});
+  Service(const Service& other);
+  Service& operator=(const Service& other);
+  Service(Service&&) noexcept = default;
+  Service& operator=(Service&&) noexcept = default;
+  ~Service();
+
+  [[nodiscard]] const std::string& name() const noexcept;
+  /// get_service_name(): the first alias.
+  [[nodiscard]] const std::string& service_name() const noexcept;
+  [[nodiscard]] const std::vector<std::string>& aliases() const noexcept;
+  /// The root object's type name, "tether.<Name>Service".
+  [[nodiscard]] const std::string& type_name() const noexcept;
+
+  /// A function called on the loop thread (a Task result is awaited). See rpc/bind.hpp.
+  template <class F>
+  Service& expose(std::string name, F f, ArgNames names = {}) {
+    NativeFunction fn = bind_function(name, std::move(f), std::move(names));
+    return expose_native(std::move(name), std::move(fn));
+  }
+  /// A coroutine function (returns Task<R>); the same as expose(), checked.
+  template <class F>
+  Service& expose_async(std::string name, F f, ArgNames names = {}) {
+    static_assert(detail::IsTask<std::remove_cvref_t<detail::ResultOf<F>>>::value,
+                  "expose_async: the callable must return tether::Task<R>");
+    return expose(std::move(name), std::move(f), std::move(names));
+  }
+  /// A function run on the loop's worker pool (blocking work); arguments are converted on the
+  /// loop thread first. It cannot take Session&/CallContext&.
+  template <class F>
+  Service& expose_blocking(std::string name, F f, ArgNames names = {}) {
+    NativeFunction fn = bind_blocking_function(name, std::move(f), std::move(names));
+    return expose_native(std::move(name), std::move(fn));
+  }
+  /// An untyped function (Anys in, Any out).
+  Service& expose_native(std::string name, NativeFunction fn);
+  /// An object shared by every connection (exported by reference).
+  Service& expose_object(std::string name, ObjectPtr obj);
+  /// An instance of a class bound with tether::Class<T> (or an Object subclass).
+  template <class T>
+  Service& expose_object(std::string name, std::shared_ptr<T> obj) {
+    return expose_any(std::move(name), to_any(std::move(obj)), true);
+  }
+  /// A plain value (e.g. a version string or a tuple of settings); Netrefs are refused.
+  Service& expose_value(std::string name, Any value);
+
+  /// Runs when a connection starts (before its first request is served) / after it closed.
+  /// Loop thread of the connection. Exceptions from on_connect close the connection.
+  Service& on_connect(std::function<void(Session&)> fn);
+  Service& on_disconnect(std::function<void(Session&)> fn);
+  /// Initial per-connection state (Session::state()).
+  Service& state_factory(std::function<std::any()> fn);
+  /// Per-connection state default-constructed as S.
+  template <class S>
+  Service& with_state() {
+    return state_factory([] { return std::any(S{}); });
+  }
+
+  /// An immutable snapshot (what servers and connections use).
+  [[nodiscard]] std::shared_ptr<const detail::ServiceDef> snapshot() const;
+
+ private:
+  Service& expose_any(std::string name, Any value, bool object);
+
+  std::shared_ptr<detail::ServiceDef> def_;
+};
+
+/// The root object of one connection serving `def` (used by serve()/connect()).
+TETHER_API ObjectPtr make_service_root(std::shared_ptr<const detail::ServiceDef> def, std::shared_ptr<Session> session);
+
+}  // namespace tether

@@ -1,0 +1,224 @@
+#pragma once
+/// \file The blocking client facade: RPyC's synchronous style from plain C++.
+///
+///   auto conn = tether::connect_sync("127.0.0.1", 18861);
+///   std::int64_t sum = conn.call_sync<std::int64_t>("add", 1, 2);
+///   tether::SyncNetref store = conn.root().attr("store");
+///   for (tether::Any key : store) { ... }
+///
+/// A SyncConnection runs on the calling thread: it uses that thread's EventLoop, or — when the
+/// thread has none — a private loop shared by the thread's SyncConnections (created with the
+/// first, destroyed with the last). Every blocking call runs the loop
+/// (EventLoop::run_until_complete) until its reply arrives, so requests from the peer —
+/// callbacks into this process, INSPECT, DEL — are served while it waits, and blocking calls
+/// nest: a C++ callback called by the server may itself make blocking calls (each level nests
+/// the loop once on the C stack).
+///
+/// Thread rules: a SyncConnection and its SyncNetrefs belong to the thread that created them.
+/// SyncNetrefs must not outlive their SyncConnection (they hold its loop). Errors are those of
+/// the coroutine API: RemoteError (a RemoteException) for the peer's exceptions, Timeout,
+/// Disconnected.
+
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "tether/base/export.hpp"
+#include "tether/loop/event_loop.hpp"
+#include "tether/rpc/any.hpp"
+#include "tether/rpc/connection.hpp"
+#include "tether/service/client.hpp"
+
+namespace tether {
+
+class SyncNetref;
+class SyncIterator;
+
+namespace detail {
+template <class R>
+struct IsSyncNetref : std::is_same<std::remove_cvref_t<R>, SyncNetref> {};
+
+template <class R>
+Task<R> typed_result(Any a) {
+  R r = co_await from_any<R>(std::move(a));
+  co_return r;
+}
+
+template <class... A>
+std::vector<Any> to_anys(A&&... args) {
+  std::vector<Any> v;
+  v.reserve(sizeof...(A));
+  (v.push_back(to_any(std::forward<A>(args))), ...);
+  return v;
+}
+}  // namespace detail
+
+/// A blocking handle to a remote object (see the file comment).
+class TETHER_API SyncNetref {
+ public:
+  SyncNetref() = default;
+  SyncNetref(Netref ref, EventLoop& loop) : ref_(std::move(ref)), loop_(&loop) {}
+
+  [[nodiscard]] const Netref& netref() const noexcept { return ref_; }
+  [[nodiscard]] bool valid() const noexcept { return ref_.valid(); }
+  [[nodiscard]] const std::string& type_name() const { return ref_.type_name(); }
+  [[nodiscard]] EventLoop& loop() const;
+
+  /// GETATTR; the value as Any (a Netref for objects).
+  [[nodiscard]] Any getattr(std::string name) const;
+  /// GETATTR of an object attribute.
+  [[nodiscard]] SyncNetref attr(std::string name) const;
+  void setattr(std::string name, Any value) const;
+  void delattr(std::string name) const;
+
+  /// CALL with typed arguments; the result converted to R (SyncNetref for objects).
+  template <class R = Any, class... A>
+  R call(A&&... args) const {
+    return finish<R>(ref_.call(detail::to_anys(std::forward<A>(args)...)));
+  }
+  /// CALL with keyword arguments.
+  template <class R = Any>
+  R call_kw(std::vector<Any> args, Kwargs kwargs) const {
+    return finish<R>(ref_.call(std::move(args), std::move(kwargs)));
+  }
+  /// CALLATTR: one request for obj.name(args...).
+  template <class R = Any, class... A>
+  R callattr(std::string name, A&&... args) const {
+    return finish<R>(ref_.callattr(std::move(name), detail::to_anys(std::forward<A>(args)...)));
+  }
+  template <class R = Any>
+  R callattr_kw(std::string name, std::vector<Any> args, Kwargs kwargs) const {
+    return finish<R>(ref_.callattr(std::move(name), std::move(args), std::move(kwargs)));
+  }
+
+  [[nodiscard]] std::string str() const;
+  [[nodiscard]] std::string repr() const;
+  [[nodiscard]] std::int64_t len() const;
+  [[nodiscard]] std::int64_t hash() const;
+  [[nodiscard]] std::vector<std::string> dir() const;
+  [[nodiscard]] Any getitem(Any key) const;
+  void setitem(Any key, Any value) const;
+  void delitem(Any key) const;
+  [[nodiscard]] bool contains(Any item) const;
+  [[nodiscard]] bool truth() const;
+  [[nodiscard]] bool equals(Any other) const;
+  /// Every item (__iter__ + BUFFITER batches).
+  [[nodiscard]] std::vector<Any> to_list() const;
+  /// iter(obj) on the peer.
+  [[nodiscard]] SyncNetref iter() const;
+  /// next(it): the next item or nullopt at the end.
+  [[nodiscard]] std::optional<Any> next() const;
+
+  /// Input iteration: `for (Any x : ref)` — iter() once, then one __next__ request per item.
+  using iterator = SyncIterator;
+  [[nodiscard]] SyncIterator begin() const;
+  [[nodiscard]] SyncIterator end() const;
+
+ private:
+  template <class R>
+  R finish(Task<Any> t) const {
+    Any a = run(std::move(t));
+    if constexpr (std::is_void_v<R>) {
+      (void)a;
+    } else if constexpr (std::is_same_v<R, Any>) {
+      return a;
+    } else if constexpr (detail::IsSyncNetref<R>::value) {
+      return wrap(std::move(a));
+    } else {
+      return loop().run_until_complete(detail::typed_result<R>(std::move(a)));
+    }
+  }
+  Any run(Task<Any> t) const;
+  SyncNetref wrap(Any a) const;
+
+  Netref ref_;
+  EventLoop* loop_ = nullptr;
+};
+
+/// Input iterator over a remote iterable (see SyncNetref::begin).
+class TETHER_API SyncIterator {
+ public:
+  using iterator_category = std::input_iterator_tag;
+  using value_type = Any;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const Any*;
+  using reference = const Any&;
+  SyncIterator() = default;
+  explicit SyncIterator(SyncNetref it) : it_(std::move(it)) { advance(); }
+  reference operator*() const { return *current_; }
+  pointer operator->() const { return &*current_; }
+  SyncIterator& operator++() {
+    advance();
+    return *this;
+  }
+  void operator++(int) { advance(); }
+  friend bool operator==(const SyncIterator& a, const SyncIterator& b) noexcept {
+    return !a.current_ && !b.current_;
+  }
+
+ private:
+  void advance() {
+    current_ = it_.next();
+    if (!current_) it_ = SyncNetref();
+  }
+  SyncNetref it_;
+  std::optional<Any> current_;
+};
+
+inline SyncIterator SyncNetref::begin() const { return SyncIterator(iter()); }
+inline SyncIterator SyncNetref::end() const { return SyncIterator(); }
+
+/// A blocking connection (see the file comment). Movable; closing is graceful (close()), the
+/// destructor closes too.
+class TETHER_API SyncConnection {
+ public:
+  SyncConnection() = default;
+  SyncConnection(SyncConnection&&) noexcept;
+  SyncConnection& operator=(SyncConnection&&) noexcept;
+  ~SyncConnection();
+
+  /// The server's root object.
+  [[nodiscard]] SyncNetref root();
+  /// root().callattr<R>(name, args...): one CALLATTR request.
+  template <class R = Any, class... A>
+  R call_sync(std::string name, A&&... args) {
+    return root().callattr<R>(std::move(name), std::forward<A>(args)...);
+  }
+  /// PING; throws if the peer does not answer in time or echoes something else.
+  void ping();
+  /// Sends CLOSE and closes (6.x waits for the server's EOF). Idempotent.
+  void close();
+  [[nodiscard]] bool closed() const noexcept;
+
+  /// The underlying connection and loop (for the coroutine API).
+  [[nodiscard]] Connection& connection();
+  [[nodiscard]] EventLoop& loop();
+
+  /// Runs any task on this connection's loop until it completes.
+  template <class T>
+  T run(Task<T> task) {
+    return loop().run_until_complete(std::move(task));
+  }
+
+ private:
+  friend SyncConnection connect_sync(std::string host, std::uint16_t port, ClientOptions options);
+  friend SyncConnection connect_sync_unix(std::string path, ClientOptions options);
+  SyncConnection(std::shared_ptr<EventLoop> own, EventLoop& loop, std::unique_ptr<Connection> conn);
+
+  std::shared_ptr<EventLoop> own_loop_;  // the thread's private loop (shared), destroyed last
+  EventLoop* loop_ = nullptr;
+  std::unique_ptr<Connection> conn_;
+  std::optional<Netref> root_;
+};
+
+/// Blocking connect over TCP (see client.hpp for options and the generation fallback).
+TETHER_API SyncConnection connect_sync(std::string host, std::uint16_t port, ClientOptions options = {});
+/// Blocking connect over a Unix socket.
+TETHER_API SyncConnection connect_sync_unix(std::string path, ClientOptions options = {});
+
+}  // namespace tether

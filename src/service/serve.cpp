@@ -1,0 +1,310 @@
+#include "tether/service/serve.hpp"
+
+#include <unistd.h>
+
+#include <csignal>
+#include <future>
+#include <mutex>
+#include <unordered_map>
+
+#include "tether/base/log.hpp"
+#include "tether/channel/channel.hpp"
+#include "tether/rpc/protocol.hpp"
+#include "tether/stream/fd_transport.hpp"
+
+namespace tether {
+
+// ------------------------------------------------------------------------ shared state
+
+/// What every connection handler of one Server shares (any thread).
+struct Server::Shared {
+  std::shared_ptr<const detail::ServiceDef> def;
+  ConnectionOptions connection;
+  ChannelOptions channel;
+
+  struct Entry {
+    std::weak_ptr<Session> session;
+    EventLoop* loop;
+  };
+  mutable std::mutex mu;
+  bool draining = false;
+  std::unordered_map<const Session*, Entry> sessions;
+
+  /// Registers a live session; starts its drain at once if the server is shutting down.
+  void add(const std::shared_ptr<Session>& s, EventLoop& loop) {
+    bool drain = false;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      sessions[s.get()] = Entry{s, &loop};
+      drain = draining;
+    }
+    if (drain) s->begin_drain();
+  }
+  void remove(const Session* s) {
+    std::lock_guard<std::mutex> lock(mu);
+    sessions.erase(s);
+  }
+  std::size_t count() const {
+    std::lock_guard<std::mutex> lock(mu);
+    return sessions.size();
+  }
+  /// Asks every session to close once idle (on its own loop thread).
+  void drain_all() {
+    std::lock_guard<std::mutex> lock(mu);
+    draining = true;
+    for (auto& [key, e] : sessions) {
+      e.loop->post([weak = e.session]() {
+        if (auto s = weak.lock()) s->begin_drain();
+      });
+    }
+  }
+};
+
+namespace {
+
+/// Unregisters a session however its handler ends.
+struct Registration {
+  std::shared_ptr<Server::Shared> shared;
+  const Session* key;
+  Registration(std::shared_ptr<Server::Shared> sh, const std::shared_ptr<Session>& s, EventLoop& loop)
+      : shared(std::move(sh)), key(s.get()) {
+    if (shared) shared->add(s, loop);
+  }
+  Registration(const Registration&) = delete;
+  Registration& operator=(const Registration&) = delete;
+  ~Registration() {
+    if (shared) shared->remove(key);
+  }
+};
+
+/// Runs on_disconnect if the handler is cancelled before it could.
+struct Finisher {
+  Session* session;
+  ~Finisher() { session->finish(true); }
+};
+
+/// Serves one connection: Channel -> Connection with a fresh service root, until it closes or
+/// the drain protocol closes it.
+Task<void> run_session(std::shared_ptr<const detail::ServiceDef> def, ConnectionOptions options,
+                       ChannelOptions channel_options, std::unique_ptr<BufferedStream> stream, std::string peer,
+                       std::shared_ptr<Server::Shared> shared) {
+  EventLoop& loop = EventLoop::current_or_throw();
+  auto session = std::make_shared<Session>(def, peer, loop);
+  if (options.name.empty()) options.name = peer;
+  auto channel = std::make_unique<Channel>(std::move(stream), channel_options);
+  auto conn = std::make_unique<Connection>(std::move(channel), make_service_root(def, session), std::move(options));
+  session->attach(*conn);
+  std::weak_ptr<Session> weak = session;
+  conn->set_close_callback([weak]() {
+    if (auto s = weak.lock()) s->wake();
+  });
+  Finisher finisher{session.get()};
+  Registration registration(std::move(shared), session, loop);
+  conn->start();
+  if (!session->run_on_connect()) {
+    conn->abort();
+    co_return;
+  }
+  while (!conn->closed()) {
+    co_await session->wait_wake();
+    if (!conn->closed() && session->should_close()) {
+      // Like a 5.x peer's close: CLOSE goes out after the replies already queued, then the
+      // socket closes (no waiting for the client, which may not be reading).
+      try {
+        AsyncResult closing = conn->async_request(rpc::Handler::kClose, {});
+        (void)closing;
+      } catch (...) {
+      }
+      conn->abort();
+    }
+  }
+  session->finish(true);
+}
+
+}  // namespace
+
+// ------------------------------------------------------------------------------- Server
+
+Server::Server(const Service& service, ServeOptions options) : Server(service.snapshot(), std::move(options)) {}
+
+Server::Server(std::shared_ptr<const detail::ServiceDef> service, ServeOptions options)
+    : shared_(std::make_shared<Shared>()), options_(std::move(options)) {
+  shared_->def = std::move(service);
+  shared_->connection = options_.connection;
+  shared_->channel = options_.channel;
+}
+
+Server::~Server() { close(); }
+
+void Server::start() {
+  if (server_) throw UsageError("tether::Server::start: already started");
+  std::shared_ptr<Shared> shared = shared_;
+  StreamServer::Handler handler = [shared](std::unique_ptr<BufferedStream> stream, Address peer) {
+    return run_session(shared->def, shared->connection, shared->channel, std::move(stream), peer.to_string(),
+                       shared);
+  };
+  server_ = std::make_unique<StreamServer>(std::move(handler), options_.server);
+  if (!options_.unix_path.empty()) {
+    server_->listen_unix(options_.unix_path);
+  } else {
+    server_->listen(options_.port, options_.host);
+  }
+  if (options_.on_listen) options_.on_listen(server_->addresses());
+}
+
+std::uint16_t Server::port() const {
+  if (!server_) return 0;
+  auto ports = server_->ports();
+  return ports.empty() ? 0 : ports.front();
+}
+
+std::vector<Address> Server::addresses() const { return server_ ? server_->addresses() : std::vector<Address>{}; }
+
+std::size_t Server::connections() const noexcept { return shared_->count(); }
+
+ServerStats Server::stats() const { return server_ ? server_->stats() : ServerStats{}; }
+
+EventLoop& Server::loop() const {
+  if (!server_) throw UsageError("tether::Server: not started");
+  return server_->loop();
+}
+
+void Server::stop() {
+  if (server_) server_->stop();
+}
+
+Task<void> Server::shutdown() { return shutdown(options_.shutdown_grace); }
+
+Task<void> Server::shutdown(Duration grace) {
+  if (!server_) co_return;
+  server_->stop();
+  shared_->drain_all();
+  co_await server_->shutdown(grace);
+}
+
+void Server::close() {
+  if (server_) server_->close();
+}
+
+// ------------------------------------------------------------------------------- serve
+
+namespace {
+
+Task<void> serve_until_signal(Server& server, Event& stop) {
+  co_await stop.wait();
+  TETHER_LOG_INFO("tether::serve: signal received, shutting down");
+  co_await server.shutdown();
+}
+
+}  // namespace
+
+void serve(const Service& service, ServeOptions options) {
+  std::unique_ptr<EventLoop> own;
+  if (!EventLoop::current()) own = std::make_unique<EventLoop>();
+  EventLoop& loop = EventLoop::current_or_throw();
+  Event stop;
+  // Installed before the server starts its loop threads, which inherit the blocked mask.
+  loop.add_signal_handler(SIGINT, [&stop](int) { stop.set(); });
+  loop.add_signal_handler(SIGTERM, [&stop](int) { stop.set(); });
+  struct Unhook {
+    EventLoop& loop;
+    ~Unhook() {
+      loop.remove_signal_handler(SIGINT);
+      loop.remove_signal_handler(SIGTERM);
+    }
+  } unhook{loop};
+  Server server(service, std::move(options));
+  server.start();
+  loop.run_until_complete(serve_until_signal(server, stop));
+  server.close();
+  for (int i = 0; i < 3; ++i) loop.run_once(Duration::zero());
+}
+
+// Not a coroutine (GCC 12 bit-copies class-type default arguments of coroutines).
+Task<void> serve_stream(const Service& service, std::unique_ptr<BufferedStream> stream, ConnectionOptions options,
+                        ChannelOptions channel, std::string peer) {
+  return run_session(service.snapshot(), std::move(options), channel, std::move(stream), std::move(peer), nullptr);
+}
+
+void serve_stdio(const Service& service, ConnectionOptions options, ChannelOptions channel) {
+  std::unique_ptr<EventLoop> own;
+  if (!EventLoop::current()) own = std::make_unique<EventLoop>();
+  EventLoop& loop = EventLoop::current_or_throw();
+  Fd in(::dup(STDIN_FILENO));
+  Fd out(::dup(STDOUT_FILENO));
+  if (!in.valid() || !out.valid()) throw IoError(errno, "serve_stdio: dup");
+  auto transport = std::make_unique<FdTransport>(loop, std::move(in), std::move(out), "stdio");
+  auto stream = std::make_unique<BufferedStream>(std::move(transport));
+  loop.run_until_complete(serve_stream(service, std::move(stream), std::move(options), channel, "stdio"));
+  for (int i = 0; i < 3; ++i) loop.run_once(Duration::zero());
+}
+
+// --------------------------------------------------------------------------- ServerThread
+
+namespace {
+struct ThreadReady {
+  std::promise<void> promise;
+};
+
+Task<void> wait_and_shutdown(Server& server, std::shared_ptr<Event> stop) {
+  co_await stop->wait();
+  co_await server.shutdown();
+}
+}  // namespace
+
+ServerThread::ServerThread(const Service& service, ServeOptions options) : stop_(std::make_shared<Event>()) {
+  ThreadReady ready;
+  std::future<void> started = ready.promise.get_future();
+  thread_ = std::thread(&ServerThread::run, this, service.snapshot(), std::move(options), &ready);
+  try {
+    started.get();
+  } catch (...) {
+    thread_.join();
+    throw;
+  }
+}
+
+ServerThread::~ServerThread() { stop(); }
+
+void ServerThread::run(std::shared_ptr<const detail::ServiceDef> def, ServeOptions options, void* ready_ptr) {
+  auto* ready = static_cast<ThreadReady*>(ready_ptr);
+  EventLoop loop;
+  Server server(std::move(def), std::move(options));
+  try {
+    server.start();
+  } catch (...) {
+    ready->promise.set_exception(std::current_exception());
+    return;
+  }
+  loop_ = &loop;
+  server_ = &server;
+  port_ = server.port();
+  addresses_ = server.addresses();
+  ready->promise.set_value();  // `ready` is gone after this
+  try {
+    loop.run_until_complete(wait_and_shutdown(server, stop_));
+  } catch (...) {
+    TETHER_LOG_ERROR("tether::ServerThread: {}", describe_current_exception());
+  }
+  server.close();
+  for (int i = 0; i < 3; ++i) loop.run_once(Duration::zero());
+}
+
+std::size_t ServerThread::connections() const noexcept { return server_ ? server_->connections() : 0; }
+
+ServerStats ServerThread::stats() const {
+  if (!loop_ || !thread_.joinable()) return {};
+  std::promise<ServerStats> p;
+  std::future<ServerStats> f = p.get_future();
+  loop_->post([&p, this]() { p.set_value(server_->stats()); });
+  return f.get();
+}
+
+void ServerThread::stop() {
+  if (!thread_.joinable()) return;
+  if (std::this_thread::get_id() == thread_.get_id()) throw UsageError("ServerThread::stop from its own thread");
+  loop_->post([stop = stop_]() { stop->set(); });
+  thread_.join();
+}
+
+}  // namespace tether

@@ -1,0 +1,302 @@
+#include "tether/service/service.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <unordered_map>
+
+#include "tether/base/log.hpp"
+#include "tether/rpc/py_error.hpp"
+
+namespace tether {
+
+namespace {
+
+std::string upper(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  return s;
+}
+
+std::string without_service_suffix(const std::string& name) {
+  constexpr std::string_view kSuffix = "Service";
+  if (name.size() > kSuffix.size() && name.ends_with(kSuffix)) return name.substr(0, name.size() - kSuffix.size());
+  return name;
+}
+
+std::string exposed_key(std::string_view name) { return "exposed_" + std::string(name); }
+
+/// Sessions by connection (ConnectionCore address), per loop thread: a connection and its
+/// handlers live on one thread.
+thread_local std::unordered_map<const void*, Session*> t_sessions;
+
+}  // namespace
+
+// ------------------------------------------------------------------------------- Service
+
+Service::Service(std::string name, std::vector<std::string> aliases) : def_(std::make_shared<detail::ServiceDef>()) {
+  if (name.empty()) throw UsageError("tether::Service needs a name");
+  def_->name = std::move(name);
+  if (aliases.empty()) aliases.push_back(without_service_suffix(def_->name));
+  for (auto& a : aliases) def_->aliases.push_back(upper(std::move(a)));
+  def_->type_name = "tether." + (def_->name.ends_with("Service") ? def_->name : def_->name + "Service");
+  // rpyc.Service's own exposed methods (wire spec §8.3).
+  std::string service_name = def_->aliases.front();
+  std::vector<std::string> all_aliases = def_->aliases;
+  expose("get_service_name", [service_name]() { return service_name; });
+  expose("get_service_aliases", [all_aliases]() { return all_aliases; });
+}
+
+Service::Service(const Service& other) : def_(std::make_shared<detail::ServiceDef>(*other.def_)) {}
+
+Service& Service::operator=(const Service& other) {
+  if (this != &other) def_ = std::make_shared<detail::ServiceDef>(*other.def_);
+  return *this;
+}
+
+Service::~Service() = default;
+
+const std::string& Service::name() const noexcept { return def_->name; }
+const std::string& Service::service_name() const noexcept { return def_->aliases.front(); }
+const std::vector<std::string>& Service::aliases() const noexcept { return def_->aliases; }
+const std::string& Service::type_name() const noexcept { return def_->type_name; }
+
+Service& Service::expose_native(std::string name, NativeFunction fn) {
+  if (!fn) throw UsageError("tether::Service::expose: empty function for '" + name + "'");
+  detail::ServiceMember m;
+  m.kind = detail::ServiceMember::Kind::kFunction;
+  m.fn = std::move(fn);
+  def_->members[exposed_key(name)] = std::move(m);
+  return *this;
+}
+
+Service& Service::expose_object(std::string name, ObjectPtr obj) {
+  if (!obj) throw UsageError("tether::Service::expose_object: null object for '" + name + "'");
+  return expose_any(std::move(name), Any(std::move(obj)), true);
+}
+
+Service& Service::expose_value(std::string name, Any value) { return expose_any(std::move(name), std::move(value), false); }
+
+Service& Service::expose_any(std::string name, Any value, bool object) {
+  if (value.is_netref()) {
+    throw UsageError("tether::Service: '" + name + "' is a Netref; a service can only expose its own objects");
+  }
+  detail::ServiceMember m;
+  m.kind = (object && value.is_local()) ? detail::ServiceMember::Kind::kObject : detail::ServiceMember::Kind::kValue;
+  m.value = std::move(value);
+  def_->members[exposed_key(name)] = std::move(m);
+  return *this;
+}
+
+Service& Service::on_connect(std::function<void(Session&)> fn) {
+  def_->on_connect = std::move(fn);
+  return *this;
+}
+
+Service& Service::on_disconnect(std::function<void(Session&)> fn) {
+  def_->on_disconnect = std::move(fn);
+  return *this;
+}
+
+Service& Service::state_factory(std::function<std::any()> fn) {
+  def_->state_factory = std::move(fn);
+  return *this;
+}
+
+std::shared_ptr<const detail::ServiceDef> Service::snapshot() const {
+  return std::make_shared<const detail::ServiceDef>(*def_);
+}
+
+// ------------------------------------------------------------------------------- Session
+
+Session::Session(std::shared_ptr<const detail::ServiceDef> def, std::string peer, EventLoop& loop)
+    : def_(std::move(def)), peer_(std::move(peer)), loop_(loop) {
+  if (def_->state_factory) state_ = def_->state_factory();
+}
+
+Session::~Session() {
+  if (core_key_) {
+    auto it = t_sessions.find(core_key_);
+    if (it != t_sessions.end() && it->second == this) t_sessions.erase(it);
+  }
+}
+
+const std::string& Session::service_name() const noexcept { return def_->aliases.front(); }
+
+Task<Netref> Session::peer_root() {
+  if (!conn_) throw Disconnected("connection closed");
+  Netref r = co_await conn_->root();
+  co_return r;
+}
+
+Session* Session::find(const CallContext& ctx) noexcept {
+  auto it = t_sessions.find(static_cast<const void*>(&ctx.core()));
+  return it == t_sessions.end() ? nullptr : it->second;
+}
+
+void Session::attach(Connection& conn) {
+  conn_ = &conn;
+  core_key_ = static_cast<const void*>(conn.core().get());
+  t_sessions[core_key_] = this;
+}
+
+bool Session::run_on_connect() noexcept {
+  connected_ = true;
+  if (!def_->on_connect) return true;
+  try {
+    def_->on_connect(*this);
+    return true;
+  } catch (...) {
+    TETHER_LOG_WARN("service {}: on_connect failed for {}: {}", def_->name, peer_, describe_current_exception());
+    connected_ = false;
+    return false;
+  }
+}
+
+void Session::finish(bool connection_alive) noexcept {
+  if (finished_) return;
+  finished_ = true;
+  if (!connection_alive) conn_ = nullptr;
+  if (connected_ && def_->on_disconnect) {
+    try {
+      def_->on_disconnect(*this);
+    } catch (...) {
+      TETHER_LOG_WARN("service {}: on_disconnect failed for {}: {}", def_->name, peer_, describe_current_exception());
+    }
+  }
+  conn_ = nullptr;
+  if (core_key_) {
+    auto it = t_sessions.find(core_key_);
+    if (it != t_sessions.end() && it->second == this) t_sessions.erase(it);
+    core_key_ = nullptr;
+  }
+}
+
+void Session::leave() noexcept {
+  if (busy_ > 0) --busy_;
+  if (busy_ == 0 && draining_) wake_.set();
+}
+
+void Session::begin_drain() noexcept {
+  draining_ = true;
+  wake_.set();
+}
+
+Task<void> Session::wait_wake() {
+  co_await wake_.wait();
+  wake_.clear();
+}
+
+Session& ContextParam<Session>::get(CallContext& ctx) {
+  Session* s = Session::find(ctx);
+  if (!s) throw UsageError("no tether::Session for this connection (it does not serve a tether::Service)");
+  return *s;
+}
+
+// ----------------------------------------------------------------------------- the root
+
+namespace {
+
+/// Counts a call into the service for the drain protocol.
+Task<Any> counted_call(std::shared_ptr<Session> session, std::shared_ptr<const detail::ServiceDef> def,
+                       const NativeFunction* fn, CallContext& ctx, std::vector<Any> args, Kwargs kwargs) {
+  session->enter();
+  struct Leave {
+    Session* s;
+    ~Leave() { s->leave(); }
+  } leave{session.get()};
+  (void)def;  // keeps *fn alive
+  Any r = co_await (*fn)(ctx, std::move(args), std::move(kwargs));
+  co_return r;
+}
+
+/// A service function handed to the peer by GETATTR ("builtins.method": callable for Python
+/// without an INSPECT round trip).
+class MemberFunction final : public Object {
+ public:
+  MemberFunction(std::shared_ptr<const detail::ServiceDef> def, const detail::ServiceMember* m, std::string name,
+                 std::shared_ptr<Session> session)
+      : def_(std::move(def)), member_(m), name_(std::move(name)), session_(std::move(session)) {}
+  [[nodiscard]] std::string type_name() const override { return "builtins.method"; }
+  Task<Any> call(CallContext& ctx, std::vector<Any> args, Kwargs kwargs) override {
+    return counted_call(session_, def_, &member_->fn, ctx, std::move(args), std::move(kwargs));
+  }
+  [[nodiscard]] std::string repr() const override {
+    return fmt::format("<bound method {}.{} of tether service>", def_->name, name_);
+  }
+  [[nodiscard]] std::vector<std::string> inspect_names() const override { return {"__call__"}; }
+
+ private:
+  std::shared_ptr<const detail::ServiceDef> def_;
+  const detail::ServiceMember* member_;
+  std::string name_;
+  std::shared_ptr<Session> session_;
+};
+
+class ServiceRoot final : public Object {
+ public:
+  ServiceRoot(std::shared_ptr<const detail::ServiceDef> def, std::shared_ptr<Session> session)
+      : def_(std::move(def)), session_(std::move(session)) {}
+
+  [[nodiscard]] std::string type_name() const override { return def_->type_name; }
+  [[nodiscard]] bool has_attr(std::string_view name) const override { return def_->members.contains(name); }
+
+  Any get_attr(CallContext&, std::string_view name) override {
+    const detail::ServiceMember& m = member(name);
+    if (m.kind != detail::ServiceMember::Kind::kFunction) return m.value;
+    auto it = methods_.find(name);
+    if (it == methods_.end()) {
+      std::string display(name.starts_with("exposed_") ? name.substr(8) : name);
+      it = methods_.emplace(std::string(name), std::make_shared<MemberFunction>(def_, &m, display, session_)).first;
+    }
+    return Any(it->second);
+  }
+
+  Task<Any> call_attr(CallContext& ctx, std::string_view name, std::vector<Any> args, Kwargs kwargs) override {
+    const detail::ServiceMember& m = member(name);
+    switch (m.kind) {
+      case detail::ServiceMember::Kind::kFunction:
+        return counted_call(session_, def_, &m.fn, ctx, std::move(args), std::move(kwargs));
+      case detail::ServiceMember::Kind::kObject:
+        return m.value.object()->call(ctx, std::move(args), std::move(kwargs));
+      case detail::ServiceMember::Kind::kValue:
+        break;
+    }
+    throw PyError("TypeError", fmt::format("'{}' object is not callable", m.value.repr()));
+  }
+
+  void set_attr(CallContext&, std::string_view, Any) override { throw PyError("AttributeError", "access denied"); }
+  void del_attr(CallContext&, std::string_view) override { throw PyError("AttributeError", "access denied"); }
+
+  [[nodiscard]] std::string repr() const override {
+    return fmt::format("<{} object at {}>", def_->type_name, static_cast<const void*>(this));
+  }
+  [[nodiscard]] std::vector<std::string> attr_names() const override {
+    std::vector<std::string> names;
+    for (const auto& [key, m] : def_->members) {
+      names.push_back(key.substr(8));
+      names.push_back(key);
+    }
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+ private:
+  const detail::ServiceMember& member(std::string_view name) const {
+    auto it = def_->members.find(name);
+    if (it == def_->members.end()) throw attribute_error(name);
+    return it->second;
+  }
+
+  std::shared_ptr<const detail::ServiceDef> def_;
+  std::shared_ptr<Session> session_;
+  std::map<std::string, std::shared_ptr<MemberFunction>, std::less<>> methods_;
+};
+
+}  // namespace
+
+ObjectPtr make_service_root(std::shared_ptr<const detail::ServiceDef> def, std::shared_ptr<Session> session) {
+  return std::make_shared<ServiceRoot>(std::move(def), std::move(session));
+}
+
+}  // namespace tether
