@@ -152,8 +152,9 @@ std::size_t BigInt::hash() const noexcept {
 }
 
 std::strong_ordering operator<=>(const BigInt& a, const BigInt& b) noexcept {
-  if (a.negative_ != b.negative_)
+  if (a.negative_ != b.negative_) {
     return a.negative_ ? std::strong_ordering::less : std::strong_ordering::greater;
+  }
   // Same sign: compare magnitudes, reversed for negatives.
   std::strong_ordering mag = std::strong_ordering::equal;
   if (a.limbs_.size() != b.limbs_.size()) {

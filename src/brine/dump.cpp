@@ -34,9 +34,9 @@ std::uint64_t magnitude(std::int64_t i) noexcept {
 
 constexpr auto kDigitPairs = [] {
   std::array<std::uint8_t, 200> t{};
-  for (int i = 0; i < 100; ++i) {
-    t[static_cast<std::size_t>(2 * i)] = static_cast<std::uint8_t>('0' + i / 10);
-    t[static_cast<std::size_t>(2 * i + 1)] = static_cast<std::uint8_t>('0' + i % 10);
+  for (std::size_t i = 0; i < 100; ++i) {
+    t[2 * i] = static_cast<std::uint8_t>('0' + i / 10);
+    t[2 * i + 1] = static_cast<std::uint8_t>('0' + i % 10);
   }
   return t;
 }();

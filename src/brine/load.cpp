@@ -79,7 +79,7 @@ class Decoder {
       case 0x11:
       case 0x12:
       case 0x13:
-        read_tuple(r.emplace<VA::kTupleIdx>(), static_cast<std::size_t>(t - tag::kTup1 + 1), depth, at, t);
+        read_tuple(r.emplace<VA::kTupleIdx>(), static_cast<std::size_t>(t - tag::kTup1) + 1, depth, at, t);
         return;
       case tag::kTupL1: {
         const std::size_t n = take_u8(at, t);
@@ -160,7 +160,7 @@ class Decoder {
     std::size_t n;
     if (t == tag::kEmptyBytes) return {};
     if (t >= tag::kBytes1 && t <= tag::kBytes4) {
-      n = static_cast<std::size_t>(t - tag::kBytes1 + 1);
+      n = static_cast<std::size_t>(t - tag::kBytes1) + 1;
     } else if (t == tag::kBytesL1) {
       n = take_u8(at, t);
     } else {
@@ -266,8 +266,9 @@ class Decoder {
     enter(depth, at, tag::kFrozenSet);
     Value inner;
     read(inner, depth + 1);
-    if (!inner.is_tuple())
+    if (!inner.is_tuple()) {
       fail(at, tag::kFrozenSet, fmt::format("FSET must wrap a tuple, found {}", inner.repr(80)));
+    }
     Value::Tuple members = std::move(inner).take_tuple();
     for (const Value& m : members) {
       if (!detail::is_hashable(m)) {

@@ -89,8 +89,9 @@ bool is_printable(char32_t c) noexcept {
   if (c <= 0xA0 || c == 0xAD) return false;  // C1 controls, NBSP, soft hyphen
   if (c < 0x300) return true;
   if (c == 0x1680 || (c >= 0x2000 && c <= 0x200F) || (c >= 0x2028 && c <= 0x202F) ||
-      (c >= 0x205F && c <= 0x206F) || c == 0x3000 || c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFB))
+      (c >= 0x205F && c <= 0x206F) || c == 0x3000 || c == 0xFEFF || (c >= 0xFFF9 && c <= 0xFFFB)) {
     return false;
+  }
   if ((c >= 0xD800 && c <= 0xF8FF) || (c >= 0xF0000)) return false;  // surrogates, private use
   if ((c & 0xFFFE) == 0xFFFE) return false;                          // noncharacters
   if (c >= 0xFDD0 && c <= 0xFDEF) return false;

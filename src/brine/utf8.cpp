@@ -29,16 +29,18 @@ std::optional<std::size_t> find_invalid_utf8(std::string_view text) noexcept {
       len = 2;
     } else if (c >= 0xE0 && c <= 0xEF) {
       len = 3;
-      if (c == 0xE0)
+      if (c == 0xE0) {
         lo = 0xA0;  // no overlong 3-byte forms
-      else if (c == 0xED)
+      } else if (c == 0xED) {
         hi = 0x9F;  // no surrogates
+      }
     } else if (c >= 0xF0 && c <= 0xF4) {
       len = 4;
-      if (c == 0xF0)
+      if (c == 0xF0) {
         lo = 0x90;  // no overlong 4-byte forms
-      else if (c == 0xF4)
+      } else if (c == 0xF4) {
         hi = 0x8F;  // nothing above U+10FFFF
+      }
     } else {
       return i;  // continuation byte, C0/C1 overlong lead, or F5..FF
     }

@@ -131,9 +131,8 @@ class TETHER_API Value {
   template <class I>
     requires(std::is_integral_v<I> && !std::is_same_v<I, bool> && !detail::kIsCharType<I>)
   Value(I i) {  // NOLINT
-    if constexpr (std::is_signed_v<I> || sizeof(I) < sizeof(std::int64_t)) {
-      v_.template emplace<std::int64_t>(static_cast<std::int64_t>(i));
-    } else if (static_cast<std::uint64_t>(i) <= static_cast<std::uint64_t>(INT64_MAX)) {
+    constexpr bool kAlwaysFits = std::is_signed_v<I> || sizeof(I) < sizeof(std::int64_t);
+    if (kAlwaysFits || static_cast<std::uint64_t>(i) <= static_cast<std::uint64_t>(INT64_MAX)) {
       v_.template emplace<std::int64_t>(static_cast<std::int64_t>(i));
     } else {
       v_.template emplace<BigInt>(BigInt::from_uint64(static_cast<std::uint64_t>(i)));
