@@ -50,7 +50,8 @@ struct StreamServer::Impl {
   void attach_to_current_loop();
   void serve_pending();
   void on_acceptable(Listener& l);
-  bool shed_one(Listener& l);
+  /// 1: a pending connection was closed; 0: nothing pending; -1: not possible (pause).
+  int shed_one(Listener& l);
   void pause_accepting();
   void resume_accepting();
   void dispatch(Fd conn, Address peer);

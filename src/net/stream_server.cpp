@@ -121,7 +121,9 @@ void StreamServer::Impl::on_acceptable(Listener& l) {
       if (err == EINTR || err == ECONNABORTED || err == EPROTO || err == EPERM) continue;
       if (err == EMFILE || err == ENFILE) {
         fd_exhausted.fetch_add(1, std::memory_order_relaxed);
-        if (shed_one(l)) continue;
+        int shed_result = shed_one(l);
+        if (shed_result > 0) continue;  // one pending connection closed; look for more
+        if (shed_result == 0) return;   // the backlog is empty
         TETHER_LOG_WARN("accept on {}: out of file descriptors; pausing accepts", l.addr.to_string());
       } else {
         accept_errors.fetch_add(1, std::memory_order_relaxed);
@@ -144,10 +146,10 @@ void StreamServer::Impl::on_acceptable(Listener& l) {
   }
 }
 
-bool StreamServer::Impl::shed_one(Listener& l) {
+int StreamServer::Impl::shed_one(Listener& l) {
   // The reserve-descriptor trick: free one slot, accept the connection into it, close it, and
   // take the slot back. The client sees a closed connection instead of hanging in the backlog.
-  if (!spare) return false;
+  if (!spare) return -1;
   spare.reset();
   int c = ::accept4(l.fd.get(), nullptr, nullptr, SOCK_CLOEXEC);
   int err = errno;
@@ -156,7 +158,8 @@ bool StreamServer::Impl::shed_one(Listener& l) {
     shed.fetch_add(1, std::memory_order_relaxed);
   }
   spare = open_spare();
-  return c >= 0 || err == EAGAIN || err == EWOULDBLOCK;
+  if (c >= 0) return 1;
+  return (err == EAGAIN || err == EWOULDBLOCK) ? 0 : -1;
 }
 
 void StreamServer::Impl::pause_accepting() {

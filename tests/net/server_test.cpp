@@ -389,7 +389,7 @@ TEST_F(ServerTest, SlowlorisAndFloodAreBounded) {
   std::uint16_t port = server.ports()[0];
   auto t0 = Clock::now();
   // A partial line that never ends: the handler's read timeout drops it.
-  EXPECT_EQ(run(slow_client(port, "GET / HTTP/1.1\r\nHost: ")), "");
+  EXPECT_EQ(run(slow_client(port, "GET / HTTP/1.1 Host: exa")), "");
   EXPECT_LT(Clock::now() - t0, 5s);
   // A megabyte without a newline: the line limit drops it after at most one extra chunk.
   EXPECT_EQ(run(slow_client(port, std::string(1 << 20, 'x'))), "");
