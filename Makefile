@@ -5,7 +5,7 @@
 #   make demo            build and run the current demo (scripts/demo.sh)
 #   make test            build everything in build/ and run the whole test suite
 #   make asan            ASan+UBSan build in build-asan/, all unit tests (not interop/bench)
-#   make tsan            TSan build in build-tsan/, tests labelled "tsan"
+#   make tsan            TSan build in build-tsan/ of the programs with tests labelled "tsan"; runs those
 #   make check-headers   every public header compiles on its own
 #   make check-layering  no upward #include between layers
 #   make consumer        install build/ to a temp prefix, build+run tests/consumer (CMake, pkg-config)
@@ -62,7 +62,7 @@ asan: deps
 
 tsan: deps
 	@scripts/configure.sh $(TSAN_DIR) $(SAN_OPTIONS) -DTETHER_SANITIZE=thread
-	cmake --build $(TSAN_DIR) -j $(JOBS)
+	cmake --build $(TSAN_DIR) -j $(JOBS) --target tether_tsan_tests
 	cd $(TSAN_DIR) && ctest $(CTEST_FLAGS) -L tsan
 
 check-headers: deps

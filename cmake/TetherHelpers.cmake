@@ -54,4 +54,9 @@ function(tether_add_test name)
       "endif()\n")
     set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES "${_labels_file}")
   endif()
+  # Remembered so that the TSan job can build only the programs holding tsan-labelled tests
+  # (target tether_tsan_tests, created in the top-level CMakeLists.txt).
+  if("tsan" IN_LIST T_LABELS)
+    set_property(GLOBAL APPEND PROPERTY TETHER_TSAN_TEST_TARGETS ${name})
+  endif()
 endfunction()
