@@ -10,7 +10,7 @@
 ///  5. run the ready queue (coroutines, call_soon callbacks) as it stood at the start of this
 ///     step; what they schedule runs in the next iteration.
 ///
-/// Thread rules: post(), stop() and wake() are safe from any thread; everything else must be
+/// Thread rules: post() and stop() are safe from any thread; everything else must be
 /// called on the loop's thread (checked in debug builds, UsageError).
 
 #include <chrono>
