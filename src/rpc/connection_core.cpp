@@ -221,7 +221,7 @@ Task<void> ConnectionCore::close_gracefully() {
       co_await with_timeout(opts_.sync_request_timeout, channel_->drain());
       if (gen_ == Generation::k6 && !closed_) {
         // 6.x waits for the peer to hang up (or reply), bounded by the sync timeout.
-        co_await with_timeout(opts_.sync_request_timeout, closed_event_.wait());
+        co_await with_timeout(std::min(opts_.close_grace, opts_.sync_request_timeout), closed_event_.wait());
       }
     } catch (...) {
     }

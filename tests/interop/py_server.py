@@ -121,6 +121,7 @@ def main():
     else:
         server = ThreadedServer(make_service(), hostname="127.0.0.1", port=0,
                                 protocol_config={"sync_request_timeout": 30})
+    server._listen()  # listen before announcing the port (start() would listen later)
     print(f"PORT {server.port}", flush=True)
     server.start()
 

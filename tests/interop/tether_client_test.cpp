@@ -48,7 +48,8 @@ std::unique_ptr<PyProcess> start_peer(Peer p, const std::string& mode = "") {
 }
 
 Task<std::unique_ptr<Connection>> dial(std::uint16_t port, rpc::Generation gen, ObjectPtr root = nullptr) {
-  std::unique_ptr<BufferedStream> stream = co_await open_connection("127.0.0.1", port);
+  ConnectOptions copts;
+  std::unique_ptr<BufferedStream> stream = co_await open_connection("127.0.0.1", port, copts);
   ConnectionOptions opts;
   opts.generation = gen;
   auto conn = std::make_unique<Connection>(std::make_unique<Channel>(std::move(stream)), std::move(root), opts);
@@ -123,6 +124,10 @@ TEST_P(TetherClientTest, EveryBrineTypeRoundTrips) {
                                Value::tuple({Value(1), Value::tuple({Value(2), Value("x")})}),
                                Value::frozenset({Value(1), Value("a")}), Value::slice(Value(1), Value(), Value(3)),
                                Value::ellipsis(), Value::not_implemented()};
+  if (mini()) {
+    // minirpyc (a protocol probe) treats slices as non-dumpable and returns them by reference.
+    std::erase_if(values, [](const Value& v) { return v.is_slice(); });
+  }
   run(echo_all(*conn_, values));
 }
 
@@ -195,11 +200,8 @@ TEST_P(TetherClientTest, PythonCallsCppCallback) { EXPECT_EQ(run(callback(*conn_
 Task<std::int64_t> bounce(Connection& c, int depth) {
   Netref root = co_await c.root();
   Netref b = co_await root.attr("bounce");
-  auto fn = std::make_shared<FunctionObject>("cpp_bounce", [b](CallContext&, std::vector<Any> args, Kwargs) {
-    // Python called us with (n); call bounce(self, n) again: nesting grows both ways.
-    return b.call(make_args(args.size() > 1 ? args[1] : Any(), args.at(0)));
-  });
-  // bounce(fn, n) on Python calls fn(n - 1); our fn must pass itself back: give it a handle.
+  // bounce(fn, n) on Python calls fn(n - 1); our fn calls bounce(fn, n - 1) again, passing
+  // itself back, so the nesting grows in both directions.
   auto self_ref = std::make_shared<ObjectPtr>();
   auto fn2 = std::make_shared<FunctionObject>("cpp_bounce2", [b, self_ref](CallContext&, std::vector<Any> args, Kwargs) {
     return b.call(make_args(*self_ref, args.at(0)));
@@ -207,7 +209,6 @@ Task<std::int64_t> bounce(Connection& c, int depth) {
   *self_ref = fn2;
   Any r = co_await b.call(make_args(ObjectPtr(fn2), Value(depth)));
   self_ref->reset();
-  (void)fn;
   co_return r.value().as_int64();
 }
 
@@ -250,8 +251,8 @@ Task<void> python_objects(Connection& c) {
 
   Any g = co_await root.callattr("gen", make_args(Value(4)));
   std::vector<Any> squares = co_await g.netref().to_list();
-  ASSERT_EQ(squares.size(), 4u);
-  EXPECT_EQ(squares[3].value().as_int64(), 9);
+  EXPECT_EQ(squares.size(), 4u);
+  if (squares.size() == 4) EXPECT_EQ(squares[3].value().as_int64(), 9);
 
   Any t = co_await root.callattr("thing");
   Netref thing = t.netref();

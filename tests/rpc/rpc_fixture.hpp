@@ -8,6 +8,7 @@
 
 #include "test_util.hpp"
 #include "tether/channel/channel.hpp"
+#include "tether/loop/sync.hpp"
 #include "tether/rpc/connection.hpp"
 #include "tether/rpc/object.hpp"
 #include "tether/rpc/py_error.hpp"

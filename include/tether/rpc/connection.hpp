@@ -32,6 +32,9 @@ struct ConnectionOptions {
   rpc::Generation first_generation = rpc::Generation::k5;
   /// Deadline of sync requests (RPyC's sync_request_timeout).
   Duration sync_request_timeout = std::chrono::seconds(30);
+  /// 6.x close(): how long to wait for the peer to hang up after our CLOSE (RPyC 6 waits up to
+  /// sync_request_timeout; stock 6.0.2 servers sometimes never hang up, so tether caps it).
+  Duration close_grace = std::chrono::seconds(2);
   AccessPolicy policy{};
   /// Put a short C++ description in exception replies' traceback text (no file paths).
   bool include_traceback = true;
