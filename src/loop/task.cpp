@@ -55,7 +55,10 @@ void WhenAll::await_suspend(std::coroutine_handle<> h) {
   loop_ = &EventLoop::current_or_throw();
   remaining_ = tasks_.size();
   runners_.reserve(tasks_.size());
-  for (auto& t : tasks_) runners_.push_back(start_runner(std::move(t), RunnerHook{&WhenAll::on_done, this}));
+  for (auto& t : tasks_) {
+    runners_.push_back(start_runner(std::move(t), RunnerHook{&WhenAll::on_done, this}));
+    runners_.back().promise().tag_ = runners_.size() - 1;
+  }
   tasks_.clear();
   // Start every branch through the ready queue so none runs inside another's stack.
   for (auto& r : runners_) loop_->schedule(r);
@@ -63,13 +66,9 @@ void WhenAll::await_suspend(std::coroutine_handle<> h) {
 
 void WhenAll::on_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr e) noexcept {
   auto* self = static_cast<WhenAll*>(ctx);
-  for (auto& r : self->runners_) {
-    if (r.address() == h.address()) {
-      r = {};
-      h.destroy();
-      break;
-    }
-  }
+  const std::size_t index = std::coroutine_handle<RunnerPromise>::from_address(h.address()).promise().tag_;
+  self->runners_[index] = {};
+  h.destroy();
   --self->remaining_;
   if (e && !self->error_) {
     self->error_ = e;

@@ -4,6 +4,7 @@
 /// which may destroy the runner's frame right there (it is suspended at its final point).
 
 #include <coroutine>
+#include <cstddef>
 #include <exception>
 
 #include "tether/loop/task.hpp"
@@ -47,6 +48,8 @@ class RunnerPromise {
   /// False while the runner still waits in the ready queue for its first resumption: whoever
   /// destroys it then must EventLoop::unschedule() it first.
   bool started_ = false;
+  /// Free for the owner (gather keeps the branch index here).
+  std::size_t tag_ = 0;
 };
 
 class Runner {
