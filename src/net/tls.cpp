@@ -120,6 +120,9 @@ TlsContext TlsContext::server(const TlsServerOptions& o) {
     fail(fmt::format("cannot load private key '{}'", o.key_file));
   }
   if (SSL_CTX_check_private_key(impl->ctx) != 1) fail("certificate and private key do not match");
+  // No TLS 1.3 session tickets: tether clients do not resume sessions, and unsolicited
+  // tickets left unread in a client's socket turn its close() into a reset.
+  SSL_CTX_set_num_tickets(impl->ctx, 0);
   static const unsigned char kSessionContext[] = "tether";
   SSL_CTX_set_session_id_context(impl->ctx, kSessionContext, sizeof kSessionContext - 1);
   if (!o.ca_file.empty()) {

@@ -350,6 +350,11 @@ void TlsTransport::close() noexcept {
     ERR_clear_error();
     s.flush_some();  // best effort, never waits
   }
+  // Discard what the kernel still holds for us: closing a socket with unread bytes makes the
+  // kernel send a reset, which could destroy our close_notify and last data at the peer.
+  char sink[4096];
+  while (::recv(s.fd.get(), sink, sizeof sink, MSG_DONTWAIT) > 0) {
+  }
   s.closed = true;
   s.rd->detach();
   s.rd->poke(Readiness::kRead);
