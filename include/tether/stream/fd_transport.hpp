@@ -6,7 +6,8 @@
 /// How it waits: each fd is registered once with the loop in edge-triggered mode, and the
 /// transport tracks "readable"/"writable" flags itself. An operation always tries the system
 /// call first and suspends only after EAGAIN (or after a short read/write, which proves the
-/// kernel buffer was drained/filled at that instant); the next edge sets the flag again.
+/// kernel buffer was drained/filled at that instant; not once a hang-up or error was reported,
+/// as no further edge would announce the EOF or error); the next edge sets the flag again.
 ///
 /// Errors: ECONNRESET, EPIPE, ENOTCONN, ESHUTDOWN and ETIMEDOUT -> Disconnected; other errno ->
 /// IoError; an operation on a closed transport (or one pending when close() is called) ->
@@ -84,7 +85,7 @@ class TETHER_API FdTransport : public Transport {
   void mark_write_blocked() noexcept { writable_ = false; }
   [[nodiscard]] bool readable() const noexcept { return readable_; }
   [[nodiscard]] bool writable() const noexcept { return writable_; }
-  /// Whether the last readiness report included a hang-up (EPOLLHUP/EPOLLRDHUP).
+  /// Whether a readiness report included a hang-up or an error (EPOLLHUP/EPOLLRDHUP/EPOLLERR).
   [[nodiscard]] bool hangup_seen() const noexcept { return hangup_; }
 
  private:

@@ -1,0 +1,475 @@
+#include "tether/stream/buffered_stream.hpp"
+
+#include <algorithm>
+#include <cassert>
+
+#include <fmt/format.h>
+
+#include "stream/buffered_stream_impl.hpp"
+#include "tether/base/error.hpp"
+#include "tether/loop/runner.hpp"
+
+namespace tether {
+
+std::string describe_exception(const std::exception_ptr& e) {
+  if (!e) return {};
+  try {
+    std::rethrow_exception(e);
+  } catch (...) {
+    return describe_current_exception();
+  }
+}
+
+namespace {
+
+using Impl = BufferedStream::Impl;
+
+/// Awaits a transport read that the stream owns (op_task), so that close() can cancel it and
+/// wake the reader; destroying the awaiting task cancels the read. Resumes with the byte count,
+/// nullopt when close() cancelled it, or the transport's exception.
+class ReadOpAwaiter {
+ public:
+  ReadOpAwaiter(Impl& s, std::size_t max) noexcept : s_(&s), max_(max) {}
+  ReadOpAwaiter(const ReadOpAwaiter&) = delete;
+  ReadOpAwaiter& operator=(const ReadOpAwaiter&) = delete;
+  ~ReadOpAwaiter() {
+    if (!cell_) return;
+    if (cell_->waiter == handle_) cell_->waiter = {};
+    cell_->release();
+    if (!resumed_) {
+      if (Impl* s = anchor_.get()) s->op_task.reset();  // cancelled while waiting
+    }
+  }
+  bool await_ready() const noexcept { return false; }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
+    Impl& s = *s_;
+    assert(!s.op_task.valid() && "one transport read at a time");
+    s.op_task = s.transport->read(s.rbuf, max_);
+    s.op_cancelled = false;
+    if (!s.op_cell) s.op_cell = new detail::WakeCell();
+    cell_ = s.op_cell;
+    cell_->retain();
+    cell_->waiter = h;
+    handle_ = h;
+    anchor_ = detail::AnchorRef(s.anchor);
+    ++s.stats.read_calls;
+    s.op_task.handle().promise().set_continuation(h);
+    // Start it: data already there completes without a loop turn.
+    return detail::transfer(h, s.op_task.handle());
+  }
+  std::optional<std::size_t> await_resume() {
+    resumed_ = true;
+    if (cell_->waiter == handle_) cell_->waiter = {};
+    Impl& s = *s_;
+    if (s.op_cancelled) {
+      s.op_cancelled = false;
+      return std::nullopt;
+    }
+    Task<std::size_t> t = std::move(s.op_task);
+    return t.take_result();
+  }
+
+ private:
+  Impl* s_;
+  std::size_t max_;
+  detail::WakeCell* cell_ = nullptr;
+  std::coroutine_handle<> handle_{};
+  detail::AnchorRef anchor_;
+  bool resumed_ = false;
+};
+
+/// Marks the pending user read for the duration of one read operation.
+class ReadScope {
+ public:
+  explicit ReadScope(Impl& s) : s_(s) { s_.begin_read(); }
+  ReadScope(const ReadScope&) = delete;
+  ReadScope& operator=(const ReadScope&) = delete;
+  ~ReadScope() { s_.end_read(); }
+
+ private:
+  Impl& s_;
+};
+
+std::size_t effective_limit(const Impl& s, std::size_t max_bytes) {
+  return max_bytes ? max_bytes : s.opts.max_buffer_size;
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------------------------- Impl
+
+Impl::Impl(std::unique_ptr<Transport> t, StreamOptions o)
+    : transport(std::move(t)),
+      loop(&transport->loop()),
+      opts(o),
+      anchor(new detail::StreamAnchor{this, 1}),
+      drain_waiters(*loop),
+      flush_waiters(*loop),
+      close_waiters(*loop) {
+  if (opts.read_chunk_size == 0) opts.read_chunk_size = 64 << 10;
+  if (opts.max_buffer_size == 0) opts.max_buffer_size = 100 << 20;
+  if (opts.write_low_water > opts.write_high_water) opts.write_low_water = opts.write_high_water / 4;
+}
+
+Impl::~Impl() {
+  anchor->target = nullptr;
+  if (--anchor->refs == 0) delete anchor;
+  // Background work belongs to the stream: destroying it cancels them (they are suspended in
+  // a transport operation whenever the stream can be destroyed).
+  if (watcher) std::exchange(watcher, {}).destroy();
+  if (flusher) std::exchange(flusher, {}).destroy();
+  op_task.reset();
+  if (op_cell) {
+    op_cell->waiter = {};
+    op_cell->release();
+  }
+  if (transport && !transport->closed()) transport->close();
+}
+
+void Impl::begin_read() {
+  if (reading) throw UsageError("BufferedStream: another read is already pending");
+  reading = true;
+}
+
+void Impl::end_read() noexcept {
+  reading = false;
+  arm_watcher();
+}
+
+void Impl::throw_closed() const { throw StreamClosed(cause); }
+
+void Impl::note_read(std::size_t n) noexcept {
+  stats.bytes_read += n;
+  stats.read_buffer_high_water = std::max(stats.read_buffer_high_water, rbuf.readable_bytes());
+}
+
+Task<std::size_t> Impl::read_some(std::size_t max) {
+  if (closed) throw_closed();
+  if (eof) co_return 0;
+  stop_watcher();
+  std::optional<std::size_t> got;
+  try {
+    std::optional<std::size_t> r = co_await ReadOpAwaiter(*this, max);
+    got = r;
+  } catch (...) {
+    if (!closed) close_now(std::current_exception());
+    throw;
+  }
+  if (!got) throw_closed();
+  if (*got == 0) {
+    eof = true;
+    note_closed_or_eof();
+    co_return 0;
+  }
+  note_read(*got);
+  co_return *got;
+}
+
+detail::StreamRegex& Impl::regex_for(const std::string& pattern) {
+  if (!regex || regex->pattern() != pattern) regex = std::make_unique<detail::StreamRegex>(pattern);
+  return *regex;
+}
+
+// ---------------------------------------------------------------------------- idle watcher
+
+void Impl::arm_watcher() {
+  if (!close_cb || close_event || closed || eof || reading || watcher || watcher_armed) return;
+  if (rbuf.readable_bytes() >= opts.max_buffer_size) return;
+  watcher_armed = true;
+  loop->call_soon([a = detail::AnchorRef(anchor)]() {
+    if (Impl* s = a.get()) {
+      s->watcher_armed = false;
+      s->start_watcher();
+    }
+  });
+}
+
+void Impl::start_watcher() {
+  if (!close_cb || close_event || closed || eof || reading || watcher) return;
+  if (rbuf.readable_bytes() >= opts.max_buffer_size) return;
+  watcher = detail::start_runner(watch_loop(), detail::RunnerHook{&Impl::on_watcher_done, this});
+  detail::resume(watcher);
+}
+
+void Impl::on_watcher_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr) noexcept {
+  auto* s = static_cast<Impl*>(ctx);
+  if (s->watcher == h) s->watcher = {};
+  h.destroy();
+}
+
+void Impl::stop_watcher() noexcept {
+  if (!watcher) return;
+  assert(watcher_waiting && "the watcher is only stopped while it waits");
+  watcher_waiting = false;
+  std::exchange(watcher, {}).destroy();  // its awaiter cancels the transport read
+}
+
+Task<void> Impl::watch_loop() {
+  while (close_cb && !closed && !eof && !reading && rbuf.readable_bytes() < opts.max_buffer_size) {
+    std::optional<std::size_t> got;
+    watcher_waiting = true;
+    try {
+      std::optional<std::size_t> r = co_await ReadOpAwaiter(*this, opts.read_chunk_size);
+      got = r;
+    } catch (...) {
+      watcher_waiting = false;
+      close_now(std::current_exception());
+      co_return;
+    }
+    watcher_waiting = false;
+    if (!got) co_return;
+    if (*got == 0) {
+      eof = true;
+      note_closed_or_eof();
+      co_return;
+    }
+    note_read(*got);
+  }
+}
+
+// ------------------------------------------------------------------------------ lifecycle
+
+void Impl::cancel_read_op() noexcept {
+  if (watcher && watcher_waiting) {
+    stop_watcher();
+    return;
+  }
+  if (!op_task.valid()) return;
+  op_task.reset();
+  op_cancelled = true;
+  if (op_cell) detail::wake_cell(*loop, op_cell);
+}
+
+void Impl::note_closed_or_eof() {
+  if (close_event) return;
+  close_event = true;
+  schedule_close_callback();
+}
+
+void Impl::schedule_close_callback() {
+  if (!close_event || !close_cb || close_cb_scheduled) return;
+  close_cb_scheduled = true;
+  loop->call_soon([a = detail::AnchorRef(anchor)]() {
+    Impl* s = a.get();
+    if (!s) return;
+    s->close_cb_scheduled = false;
+    UniqueFunction<void()> cb = std::move(s->close_cb);
+    s->close_cb = nullptr;
+    if (cb) cb();
+  });
+}
+
+void Impl::close_graceful() {
+  if (closed) return;
+  closed = true;
+  cancel_read_op();
+  note_closed_or_eof();
+  drain_waiters.notify_all();
+  if (queued == 0 && !flusher) {
+    finish_close();
+  } else {
+    start_flusher();  // finish_close() runs when the queue is empty
+  }
+}
+
+void Impl::close_now(std::exception_ptr reason, bool keep_error_null) {
+  if (transport_closed) return;
+  if (!error && reason && !keep_error_null) {
+    error = reason;
+    cause = describe_exception(reason);
+  }
+  closed = true;
+  cancel_read_op();
+  if (flusher && flusher_waiting) {
+    flusher_waiting = false;
+    inflight_chunks = 0;
+    std::exchange(flusher, {}).destroy();  // cancels its transport write
+  }
+  drop_write_queue();
+  note_closed_or_eof();
+  finish_close();
+}
+
+void Impl::finish_close() noexcept {
+  if (transport_closed) return;
+  transport_closed = true;
+  closed = true;
+  transport->close();
+  drain_waiters.notify_all();
+  flush_waiters.notify_all();
+  close_waiters.notify_all();
+}
+
+// ----------------------------------------------------------------------- BufferedStream
+
+BufferedStream::BufferedStream(std::unique_ptr<Transport> transport, StreamOptions options) {
+  if (!transport) throw UsageError("BufferedStream needs a transport");
+  impl_ = std::make_unique<Impl>(std::move(transport), options);
+}
+
+BufferedStream::~BufferedStream() = default;
+
+Task<Bytes> BufferedStream::read(std::size_t n) {
+  Impl& s = *impl_;
+  ReadScope scope(s);
+  if (n == 0) co_return Bytes{};
+  while (s.rbuf.empty()) {
+    const std::size_t got = co_await s.read_some(s.opts.read_chunk_size);
+    if (got == 0) co_return Bytes{};
+  }
+  co_return s.rbuf.retrieve_as_bytes(std::min(n, s.rbuf.readable_bytes()));
+}
+
+Task<Bytes> BufferedStream::read_exactly(std::size_t n) {
+  Impl& s = *impl_;
+  ReadScope scope(s);
+  if (n > s.opts.max_buffer_size) {
+    throw LimitExceeded(fmt::format("read_exactly({}) exceeds max_buffer_size {}", n, s.opts.max_buffer_size));
+  }
+  while (s.rbuf.readable_bytes() < n) {
+    const std::size_t need = n - s.rbuf.readable_bytes();
+    if (need > Buffer::kSpillSize) s.rbuf.ensure_writable(need);  // read big frames in place
+    const std::size_t got = co_await s.read_some(std::max(s.opts.read_chunk_size, need));
+    if (got == 0) throw IncompleteRead(s.rbuf.retrieve_all_as_bytes(), n);
+  }
+  co_return s.rbuf.retrieve_as_bytes(n);
+}
+
+Task<Bytes> BufferedStream::read_until(std::string_view delim, std::size_t max_bytes) {
+  Impl& s = *impl_;
+  ReadScope scope(s);
+  if (delim.empty()) throw UsageError("read_until: empty delimiter");
+  const std::string d(delim);
+  const std::size_t limit = effective_limit(s, max_bytes);
+  std::size_t from = 0;  // bytes before this offset cannot start the delimiter
+  for (;;) {
+    const std::string_view v = s.rbuf.view();
+    const std::size_t pos = v.find(d, from);
+    if (pos != std::string_view::npos) {
+      if (pos + d.size() <= limit) co_return s.rbuf.retrieve_as_bytes(pos + d.size());
+      throw LimitOverrun(fmt::format("read_until: delimiter found at offset {}, past max_bytes {}", pos, limit),
+                         pos);
+    }
+    from = v.size() >= d.size() ? v.size() - d.size() + 1 : 0;
+    if (v.size() >= limit) {
+      throw LimitOverrun(fmt::format("read_until: no delimiter within max_bytes {}", limit), from);
+    }
+    const std::size_t got = co_await s.read_some(s.opts.read_chunk_size);
+    if (got == 0) throw IncompleteRead(s.rbuf.retrieve_all_as_bytes(), 0);
+  }
+}
+
+Task<Bytes> BufferedStream::read_until_regex(std::string_view pattern, std::size_t max_bytes) {
+  Impl& s = *impl_;
+  ReadScope scope(s);
+  const std::string pat(pattern);
+  const std::size_t limit = effective_limit(s, max_bytes);
+  std::size_t from = 0;  // the earliest offset where a match can still begin
+  for (;;) {
+    detail::StreamRegex& re = s.regex_for(pat);
+    const std::string_view v = s.rbuf.view();
+    const auto step = re.search(v.substr(0, std::min(v.size(), limit)), from);
+    if (step.found) co_return s.rbuf.retrieve_as_bytes(step.match_end);
+    from = step.resume;
+    if (v.size() >= limit) {
+      throw LimitOverrun(fmt::format("read_until_regex: no match within max_bytes {}", limit), from);
+    }
+    const std::size_t got = co_await s.read_some(s.opts.read_chunk_size);
+    if (got == 0) throw IncompleteRead(s.rbuf.retrieve_all_as_bytes(), 0);
+  }
+}
+
+Task<Bytes> BufferedStream::read_until_close() {
+  Impl& s = *impl_;
+  ReadScope scope(s);
+  for (;;) {
+    if (s.rbuf.readable_bytes() > s.opts.max_buffer_size) {
+      throw LimitExceeded(fmt::format("read_until_close: more than max_buffer_size {} bytes",
+                                      s.opts.max_buffer_size));
+    }
+    const std::size_t got = co_await s.read_some(s.opts.read_chunk_size);
+    if (got == 0) break;
+  }
+  co_return s.rbuf.retrieve_all_as_bytes();
+}
+
+Task<void> BufferedStream::read_exactly(std::size_t n, UniqueFunction<void(Bytes)> on_chunk) {
+  Impl& s = *impl_;
+  ReadScope scope(s);
+  std::size_t left = n;
+  while (left > 0) {
+    if (!s.rbuf.empty()) {
+      const std::size_t take = std::min(left, s.rbuf.readable_bytes());
+      Bytes chunk = s.rbuf.retrieve_as_bytes(take);
+      left -= take;
+      on_chunk(std::move(chunk));
+      continue;
+    }
+    const std::size_t got = co_await s.read_some(std::min(s.opts.read_chunk_size, left));
+    if (got == 0) throw IncompleteRead(Bytes{}, n);
+  }
+}
+
+Task<void> BufferedStream::read_until_close(UniqueFunction<void(Bytes)> on_chunk) {
+  Impl& s = *impl_;
+  ReadScope scope(s);
+  for (;;) {
+    if (!s.rbuf.empty()) on_chunk(s.rbuf.retrieve_all_as_bytes());
+    const std::size_t got = co_await s.read_some(s.opts.read_chunk_size);
+    if (got == 0) break;
+  }
+  if (!s.rbuf.empty()) on_chunk(s.rbuf.retrieve_all_as_bytes());
+}
+
+Task<void> BufferedStream::fill(std::size_t n) {
+  Impl& s = *impl_;
+  ReadScope scope(s);
+  if (n > s.opts.max_buffer_size) {
+    throw LimitExceeded(fmt::format("fill({}) exceeds max_buffer_size {}", n, s.opts.max_buffer_size));
+  }
+  while (s.rbuf.readable_bytes() < n) {
+    const std::size_t need = n - s.rbuf.readable_bytes();
+    if (need > Buffer::kSpillSize) s.rbuf.ensure_writable(need);
+    const std::size_t got = co_await s.read_some(std::max(s.opts.read_chunk_size, need));
+    if (got == 0) throw IncompleteRead(Bytes(s.rbuf.view()), n);
+  }
+}
+
+Buffer& BufferedStream::buffer() noexcept { return impl_->rbuf; }
+bool BufferedStream::at_eof() const noexcept { return impl_->eof && impl_->rbuf.empty(); }
+bool BufferedStream::eof_received() const noexcept { return impl_->eof; }
+
+void BufferedStream::close() { impl_->close_graceful(); }
+
+void BufferedStream::close(std::exception_ptr reason) {
+  impl_->close_now(std::move(reason), false);
+}
+
+void BufferedStream::abort() { impl_->close_now(nullptr, true); }
+
+Task<void> BufferedStream::wait_closed() {
+  Impl& s = *impl_;
+  while (!s.transport_closed) co_await s.close_waiters.wait();
+}
+
+bool BufferedStream::closed() const noexcept { return impl_->closed; }
+bool BufferedStream::reading() const noexcept { return impl_->reading; }
+bool BufferedStream::writing() const noexcept { return impl_->queued > 0; }
+
+void BufferedStream::set_close_callback(UniqueFunction<void()> fn) {
+  Impl& s = *impl_;
+  s.close_cb = std::move(fn);
+  if (s.close_event) {
+    s.schedule_close_callback();
+  } else {
+    s.arm_watcher();
+  }
+}
+
+const std::exception_ptr& BufferedStream::error() const noexcept { return impl_->error; }
+Transport& BufferedStream::transport() noexcept { return *impl_->transport; }
+EventLoop& BufferedStream::loop() const noexcept { return *impl_->loop; }
+const StreamOptions& BufferedStream::options() const noexcept { return impl_->opts; }
+const StreamStats& BufferedStream::stats() const noexcept { return impl_->stats; }
+
+}  // namespace tether

@@ -1,0 +1,178 @@
+#pragma once
+// BufferedStream's private state, shared by buffered_stream.cpp (reads, lifecycle) and
+// buffered_stream_write.cpp (the write queue and its flusher).
+
+#include <coroutine>
+#include <cstddef>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "stream/stream_regex.hpp"
+#include "tether/base/buffer.hpp"
+#include "tether/base/bytes.hpp"
+#include "tether/loop/event_loop.hpp"
+#include "tether/loop/task.hpp"
+#include "tether/stream/buffered_stream.hpp"
+#include "tether/stream/detail/wait_slot.hpp"
+
+namespace tether {
+
+namespace detail {
+
+/// Lets call_soon callbacks and awaiters find the stream, or learn that it is gone.
+struct StreamAnchor {
+  BufferedStream::Impl* target = nullptr;
+  std::uint32_t refs = 1;
+};
+
+class AnchorRef {
+ public:
+  AnchorRef() noexcept = default;
+  explicit AnchorRef(StreamAnchor* a) noexcept : a_(a) { ++a_->refs; }
+  AnchorRef(AnchorRef&& o) noexcept : a_(std::exchange(o.a_, nullptr)) {}
+  AnchorRef& operator=(AnchorRef&& o) noexcept {
+    if (this != &o) {
+      reset();
+      a_ = std::exchange(o.a_, nullptr);
+    }
+    return *this;
+  }
+  AnchorRef(const AnchorRef&) = delete;
+  AnchorRef& operator=(const AnchorRef&) = delete;
+  ~AnchorRef() { reset(); }
+  [[nodiscard]] BufferedStream::Impl* get() const noexcept { return a_ ? a_->target : nullptr; }
+  void reset() noexcept {
+    if (a_ && --a_->refs == 0) delete a_;
+    a_ = nullptr;
+  }
+
+ private:
+  StreamAnchor* a_ = nullptr;
+};
+
+/// One entry of the write queue: a coalescing/moved-in Buffer, or moved-in Bytes (always
+/// longer than the small-string size, so its bytes live on the heap and never move).
+struct WriteChunk {
+  Bytes bytes;
+  Buffer buffer;
+  std::size_t offset = 0;  // consumed prefix of `bytes`
+  bool is_buffer = false;
+  bool coalescing = false;  // the tail that small writes are copied into
+
+  [[nodiscard]] const std::uint8_t* data() const noexcept {
+    return is_buffer ? buffer.peek() : bytes.data() + offset;
+  }
+  [[nodiscard]] std::size_t size() const noexcept {
+    return is_buffer ? buffer.readable_bytes() : bytes.size() - offset;
+  }
+  void consume(std::size_t n) noexcept {
+    if (is_buffer) {
+      buffer.retrieve(n);
+    } else {
+      offset += n;
+    }
+  }
+};
+
+}  // namespace detail
+
+struct BufferedStream::Impl {
+  Impl(std::unique_ptr<Transport> t, StreamOptions o);
+  ~Impl();
+
+  // ---- reads (buffered_stream.cpp)
+  /// One transport read into rbuf (max bytes). 0 = EOF. Throws StreamClosed when closed (also
+  /// when close() cancels it) and the transport's error after closing the stream with it.
+  Task<std::size_t> read_some(std::size_t max);
+  void begin_read();  // UsageError if a read is pending
+  void end_read() noexcept;
+  [[noreturn]] void throw_closed() const;
+  void note_read(std::size_t n) noexcept;
+  detail::StreamRegex& regex_for(const std::string& pattern);
+
+  // ---- idle reading while a close callback is set
+  void arm_watcher();
+  void start_watcher();
+  void stop_watcher() noexcept;
+  Task<void> watch_loop();
+  static void on_watcher_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr e) noexcept;
+
+  // ---- writes (buffered_stream_write.cpp)
+  void check_writable(std::size_t n) const;
+  void append_small(const void* data, std::size_t n);
+  void push_chunk(detail::WriteChunk&& c);
+  void after_enqueue(std::size_t n);
+  void arm_flush();
+  void start_flusher();
+  Task<void> flush_loop();
+  static void on_flusher_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr e) noexcept;
+  std::size_t build_iov(iovec* iov, std::size_t max_iov);
+  void consume_written(std::size_t n) noexcept;
+  void drop_write_queue() noexcept;
+  void send_eof();
+  void rethrow_write_state() const;
+
+  // ---- lifecycle
+  void close_graceful();
+  void close_now(std::exception_ptr reason, bool keep_error_null = false);
+  void finish_close() noexcept;
+  void cancel_read_op() noexcept;
+  void note_closed_or_eof();
+  void schedule_close_callback();
+
+  std::unique_ptr<Transport> transport;  // first member: destroyed last
+  EventLoop* loop;
+  StreamOptions opts;
+  StreamStats stats;
+  detail::StreamAnchor* anchor;
+
+  // read side
+  Buffer rbuf;
+  bool eof = false;
+  bool reading = false;
+  Task<std::size_t> op_task;           // the transport read in flight (user read or watcher)
+  detail::WakeCell* op_cell = nullptr;  // wakes the reader when close() cancels op_task
+  bool op_cancelled = false;
+  std::unique_ptr<detail::StreamRegex> regex;
+
+  // idle watcher
+  std::coroutine_handle<> watcher{};
+  bool watcher_waiting = false;
+  bool watcher_armed = false;
+
+  // write side
+  std::vector<detail::WriteChunk> wq;
+  std::size_t wq_head = 0;
+  std::size_t inflight_chunks = 0;  // chunks from wq_head that the pending writev points into
+  std::size_t queued = 0;
+  std::uint64_t written_total = 0;  // bytes ever queued
+  std::uint64_t flushed_total = 0;  // bytes ever accepted by the transport
+  bool paused = false;
+  bool flush_armed = false;
+  std::coroutine_handle<> flusher{};
+  bool flusher_waiting = false;
+  bool eof_requested = false;
+  bool eof_sent = false;
+  detail::WaitQueue drain_waiters;  // woken when the queue drops to low water, and on close
+  detail::WaitQueue flush_waiters;  // woken on every write progress, and on close
+
+  // lifecycle
+  bool closed = false;            // close requested / failed: no new reads or writes
+  bool transport_closed = false;  // the transport is closed (wait_closed completes)
+  std::exception_ptr error;
+  std::string cause;  // describe(error), for StreamClosed
+  UniqueFunction<void()> close_cb;
+  bool close_event = false;  // closed or EOF seen: the callback is due
+  bool close_cb_scheduled = false;
+  detail::WaitQueue close_waiters;
+};
+
+/// "Kind: message" of an exception_ptr.
+std::string describe_exception(const std::exception_ptr& e);
+
+}  // namespace tether

@@ -1,0 +1,272 @@
+// BufferedStream's write path: the chunk queue, the end-of-turn flush and the background
+// flusher, drain()/flush() and write_eof(). (The class's own header is included first.)
+#include "tether/stream/buffered_stream.hpp"
+
+#include <sys/uio.h>
+
+#include <array>
+#include <span>
+
+#include <fmt/format.h>
+
+#include "stream/buffered_stream_impl.hpp"
+#include "tether/base/error.hpp"
+#include "tether/loop/runner.hpp"
+
+namespace tether {
+
+namespace {
+
+using Impl = BufferedStream::Impl;
+
+/// Writes up to this size are copied into the tail chunk; larger ones are moved in.
+constexpr std::size_t kCoalesceMax = 2048;
+/// A coalescing tail chunk stops growing at this size (a new one starts).
+constexpr std::size_t kTailCap = 64 << 10;
+/// Chunks gathered per writev.
+constexpr std::size_t kFlushIov = 64;
+
+}  // namespace
+
+void Impl::check_writable(std::size_t n) const {
+  if (closed) throw StreamClosed(cause);
+  if (eof_requested) throw UsageError("BufferedStream: write after write_eof()");
+  if (opts.max_write_buffer_size && queued + n > opts.max_write_buffer_size) {
+    throw LimitExceeded(fmt::format("write of {} bytes: {} already queued, max_write_buffer_size is {}", n,
+                                    queued, opts.max_write_buffer_size));
+  }
+}
+
+void Impl::append_small(const void* data, std::size_t n) {
+  if (wq.size() > wq_head) {
+    detail::WriteChunk& tail = wq.back();
+    const bool tail_in_flight = wq.size() - 1 < wq_head + inflight_chunks;
+    if (tail.coalescing && !tail_in_flight && tail.buffer.readable_bytes() + n <= kTailCap) {
+      tail.buffer.append(data, n);
+      return;
+    }
+  }
+  detail::WriteChunk c;
+  c.is_buffer = true;
+  c.coalescing = true;
+  c.buffer.append(data, n);
+  push_chunk(std::move(c));
+}
+
+void Impl::push_chunk(detail::WriteChunk&& c) { wq.push_back(std::move(c)); }
+
+void Impl::after_enqueue(std::size_t n) {
+  queued += n;
+  written_total += n;
+  if (!paused && queued > opts.write_high_water) paused = true;
+  arm_flush();
+}
+
+void Impl::arm_flush() {
+  if (flush_armed || flusher || queued == 0) return;
+  flush_armed = true;
+  loop->call_soon([a = detail::AnchorRef(anchor)]() {
+    if (Impl* s = a.get()) {
+      s->flush_armed = false;
+      s->start_flusher();
+    }
+  });
+}
+
+void Impl::start_flusher() {
+  if (flusher || transport_closed) return;
+  if (queued == 0 && !(eof_requested && !eof_sent) && !closed) return;
+  flusher = detail::start_runner(flush_loop(), detail::RunnerHook{&Impl::on_flusher_done, this});
+  detail::resume(flusher);
+}
+
+void Impl::on_flusher_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr) noexcept {
+  auto* s = static_cast<Impl*>(ctx);
+  if (s->flusher == h) s->flusher = {};
+  h.destroy();
+}
+
+std::size_t Impl::build_iov(iovec* iov, std::size_t max_iov) {
+  std::size_t cnt = 0;
+  for (std::size_t i = wq_head; i < wq.size() && cnt < max_iov; ++i) {
+    const detail::WriteChunk& c = wq[i];
+    iov[cnt].iov_base = const_cast<std::uint8_t*>(c.data());
+    iov[cnt].iov_len = c.size();
+    ++cnt;
+  }
+  inflight_chunks = cnt;
+  return cnt;
+}
+
+void Impl::consume_written(std::size_t n) noexcept {
+  queued -= n;
+  flushed_total += n;
+  stats.bytes_written += n;
+  while (n > 0 && wq_head < wq.size()) {
+    detail::WriteChunk& c = wq[wq_head];
+    const std::size_t sz = c.size();
+    if (n >= sz) {
+      n -= sz;
+      c = detail::WriteChunk{};  // free its storage now
+      ++wq_head;
+    } else {
+      c.consume(n);
+      n = 0;
+    }
+  }
+  if (wq_head == wq.size()) {
+    wq.clear();
+    wq_head = 0;
+  } else if (wq_head >= 16 && wq_head * 2 >= wq.size()) {
+    wq.erase(wq.begin(), wq.begin() + static_cast<std::ptrdiff_t>(wq_head));
+    wq_head = 0;
+  }
+  if (paused && queued <= opts.write_low_water) {
+    paused = false;
+    drain_waiters.notify_all();
+  }
+  flush_waiters.notify_all();
+}
+
+void Impl::drop_write_queue() noexcept {
+  wq.clear();
+  wq_head = 0;
+  inflight_chunks = 0;
+  queued = 0;
+  paused = false;
+}
+
+Task<void> Impl::flush_loop() {
+  std::array<iovec, kFlushIov> iov;
+  while (queued > 0 && !transport_closed) {
+    const std::size_t cnt = build_iov(iov.data(), iov.size());
+    std::size_t n = 0;
+    flusher_waiting = true;
+    try {
+      const std::size_t r = co_await transport->write(std::span<const iovec>(iov.data(), cnt));
+      n = r;
+    } catch (...) {
+      flusher_waiting = false;
+      inflight_chunks = 0;
+      close_now(std::current_exception());
+      co_return;
+    }
+    flusher_waiting = false;
+    inflight_chunks = 0;
+    ++stats.write_calls;
+    consume_written(n);
+  }
+  if (transport_closed) co_return;
+  if (eof_requested && !eof_sent) send_eof();
+  if (closed) finish_close();  // the last step of a graceful close()
+}
+
+void Impl::send_eof() {
+  eof_sent = true;
+  try {
+    transport->shutdown_write();
+  } catch (...) {
+    close_now(std::current_exception());
+  }
+}
+
+void Impl::rethrow_write_state() const {
+  if (error) std::rethrow_exception(error);
+  if (closed) throw StreamClosed(cause);
+}
+
+// ----------------------------------------------------------------------- BufferedStream
+
+void BufferedStream::write(Bytes data) {
+  Impl& s = *impl_;
+  const std::size_t n = data.size();
+  s.check_writable(n);
+  if (n == 0) return;
+  if (n <= kCoalesceMax) {
+    s.append_small(data.data(), n);
+  } else {
+    detail::WriteChunk c;
+    c.bytes = std::move(data);
+    s.push_chunk(std::move(c));
+  }
+  s.after_enqueue(n);
+}
+
+void BufferedStream::write(std::string_view data) {
+  Impl& s = *impl_;
+  const std::size_t n = data.size();
+  s.check_writable(n);
+  if (n == 0) return;
+  if (n <= kCoalesceMax) {
+    s.append_small(data.data(), n);
+  } else {
+    detail::WriteChunk c;
+    c.bytes = Bytes(data);
+    s.push_chunk(std::move(c));
+  }
+  s.after_enqueue(n);
+}
+
+void BufferedStream::write(Buffer&& data) {
+  Impl& s = *impl_;
+  const std::size_t n = data.readable_bytes();
+  s.check_writable(n);
+  if (n == 0) return;
+  if (n <= kCoalesceMax) {
+    s.append_small(data.peek(), n);
+    data.retrieve_all();
+  } else {
+    detail::WriteChunk c;
+    c.is_buffer = true;
+    c.buffer = std::move(data);
+    s.push_chunk(std::move(c));
+  }
+  s.after_enqueue(n);
+}
+
+Task<void> BufferedStream::drain() {
+  Impl& s = *impl_;
+  s.rethrow_write_state();
+  if (s.queued > 0 && !s.flusher) s.start_flusher();  // flush now, not at the end of the turn
+  while (s.paused && !s.closed) co_await s.drain_waiters.wait();
+  s.rethrow_write_state();
+}
+
+Task<void> BufferedStream::flush() {
+  Impl& s = *impl_;
+  const std::uint64_t target = s.written_total;
+  s.rethrow_write_state();
+  if (s.queued > 0 && !s.flusher) s.start_flusher();
+  while (s.flushed_total < target && !s.transport_closed) co_await s.flush_waiters.wait();
+  if (s.flushed_total < target) s.rethrow_write_state();
+}
+
+void BufferedStream::write_eof() {
+  Impl& s = *impl_;
+  if (s.closed) throw StreamClosed(s.cause);
+  if (s.eof_requested) return;
+  s.eof_requested = true;
+  if (s.queued == 0 && !s.flusher) {
+    s.send_eof();
+  } else {
+    s.arm_flush();
+  }
+}
+
+std::size_t BufferedStream::write_buffer_size() const noexcept { return impl_->queued; }
+
+void BufferedStream::set_write_buffer_limits(std::size_t high, std::size_t low) {
+  Impl& s = *impl_;
+  if (low == 0) low = high / 4;
+  if (low > high) throw UsageError("set_write_buffer_limits: low water above high water");
+  s.opts.write_high_water = high;
+  s.opts.write_low_water = low;
+  if (s.queued > high) {
+    s.paused = true;
+  } else if (s.paused && s.queued <= low) {
+    s.paused = false;
+    s.drain_waiters.notify_all();
+  }
+}
+
+}  // namespace tether
