@@ -21,6 +21,7 @@
 #include "tether/base/fd.hpp"
 #include "tether/base/log.hpp"
 #include "tether/loop/io_watcher.hpp"
+#include "tether/loop/time.hpp"
 
 namespace tether {
 namespace {
@@ -546,6 +547,31 @@ TEST_F(EventLoopTest, RunUntilCompleteReturnsTheValueOrRethrows) {
   };
   EXPECT_EQ(loop_.run_until_complete(Local::answer()), 42);
   EXPECT_THROW(loop_.run_until_complete(Local::fail()), ProtocolError);
+}
+
+// ------------------------------------------------------------------------------ destruction
+
+Task<void> sleep_with_probe(int* destroyed) {
+  testing::Probe p(destroyed);
+  co_await sleep(1h);
+}
+
+TEST(EventLoopDestruction, PendingCallbacksThatOwnTasksAreDestroyedWhileTheLoopIsWhole) {
+  int destroyed = 0;
+  std::thread([&destroyed] {
+    EventLoop loop;
+    Task<void> a = sleep_with_probe(&destroyed);
+    Task<void> b = sleep_with_probe(&destroyed);
+    loop.schedule(a.handle());
+    loop.schedule(b.handle());
+    loop.run_once(Duration::zero());  // both sleep now: two timers
+    ASSERT_EQ(loop.stats().timers, 2u);
+    // Callbacks that never run own the tasks; destroying them cancels the sleeps, which
+    // touches the loop's timer queue while the loop is being destroyed.
+    loop.call_later(1h, [t = std::move(a)] {});
+    loop.call_soon([t = std::move(b)] {});
+  }).join();
+  EXPECT_EQ(destroyed, 2);
 }
 
 // ------------------------------------------------------------------------------ thread rules

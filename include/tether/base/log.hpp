@@ -13,7 +13,8 @@ namespace tether {
 
 enum class LogLevel { kTrace = 0, kDebug, kInfo, kWarn, kError, kOff };
 
-/// Receives every enabled record. Called on the thread that logged; must be thread-safe.
+/// Receives every enabled record. Called on the thread that logged, one record at a time (under
+/// a lock): it must not log or call set_log_sink itself.
 using LogSink = std::function<void(LogLevel, std::string_view message)>;
 
 /// Safe to call from any thread. The default level is kWarn, or TETHER_LOG_LEVEL from the
