@@ -24,6 +24,9 @@ namespace {
 
 using Impl = BufferedStream::Impl;
 
+/// Empty read buffers up to this capacity are freed when a read completes.
+constexpr std::size_t kReleaseReadBufferBelow = 4096;
+
 /// Awaits a transport read that the stream owns (op_task), so that close() can cancel it and
 /// wake the reader; destroying the awaiting task cancels the read. Resumes with the byte count,
 /// nullopt when close() cancelled it, or the transport's exception.
@@ -133,6 +136,9 @@ void Impl::begin_read() {
 
 void Impl::end_read() noexcept {
   reading = false;
+  // An idle stream keeps no read buffer: a small one that a read left empty is released (a
+  // large one is kept, so bulk transfers do not reallocate per read).
+  if (rbuf.empty() && rbuf.capacity() != 0 && rbuf.capacity() <= kReleaseReadBufferBelow) rbuf.shrink_to_fit();
   arm_watcher();
 }
 

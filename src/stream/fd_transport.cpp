@@ -162,7 +162,10 @@ Task<std::size_t> FdTransport::read(Buffer& buf, std::size_t max_bytes) {
         // A short read proves the kernel buffer was empty: skip the EAGAIN round trip. Not
         // after a hang-up or error was reported: that edge has passed, and the next read must
         // still see the EOF or the error.
-        if (static_cast<std::size_t>(n) < max_bytes && !hangup_) readable_ = false;
+        // read_from_fd offers at least min(max_bytes, kSpillSize) bytes of room, so only a read
+        // below that is known to be short.
+        const std::size_t surely_offered = std::min(max_bytes, Buffer::kSpillSize);
+        if (static_cast<std::size_t>(n) < surely_offered && !hangup_) readable_ = false;
         co_return static_cast<std::size_t>(n);
       }
       if (n == 0) co_return 0;
