@@ -45,6 +45,21 @@ std::vector<Any> Any::items() const {
   throw UsageError("Any is not a tuple: " + repr());
 }
 
+std::vector<Any> Any::take_items() && {
+  std::vector<Any> out;
+  if (v_.index() == 1) {
+    out = std::move(std::get<1>(v_));
+  } else if (v_.index() == 0 && std::get<0>(v_).is_tuple()) {
+    brine::Value::Tuple t = std::move(std::get<0>(v_)).take_tuple();
+    out.reserve(t.size());
+    for (auto& v : t) out.emplace_back(std::move(v));
+  } else {
+    throw UsageError("Any is not a tuple: " + repr());
+  }
+  v_ = brine::Value();
+  return out;
+}
+
 const std::shared_ptr<Object>& Any::object() const {
   if (v_.index() != 2) throw UsageError("Any is not a local object: " + repr());
   return std::get<2>(v_);

@@ -44,7 +44,8 @@ void apply_names(SignatureInfo& info, ArgNames names) {
     return;
   }
   if (names.names.size() != n) {
-    throw UsageError(fmt::format("{}: {} parameter names given for {} parameters", info.name, names.names.size(), n));
+    throw UsageError(
+        fmt::format("{}: {} parameter names given for {} parameters", info.name, names.names.size(), n));
   }
   info.names = std::move(names.names);
   info.has_names = true;
@@ -86,8 +87,9 @@ std::vector<Any> merge_arguments(const SignatureInfo& info, std::vector<Any>&& a
     if (!filled[i] && info.required[i]) missing.push_back(info.names[i]);
   }
   if (!missing.empty()) {
-    throw PyError("TypeError", fmt::format("{}() missing {} required positional argument{}: {}", info.name,
-                                           missing.size(), missing.size() == 1 ? "" : "s", name_list(missing)));
+    throw PyError("TypeError",
+                  fmt::format("{}() missing {} required positional argument{}: {}", info.name, missing.size(),
+                              missing.size() == 1 ? "" : "s", name_list(missing)));
   }
   return slots;  // omitted optional parameters stay None
 }

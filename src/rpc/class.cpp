@@ -9,7 +9,9 @@ namespace tether {
 
 // --------------------------------------------------------------------------- IteratorObject
 
-bool IteratorObject::has_attr(std::string_view name) const { return name == "__iter__" || name == "__next__"; }
+bool IteratorObject::has_attr(std::string_view name) const {
+  return name == "__iter__" || name == "__next__";
+}
 
 Any IteratorObject::get_attr(CallContext&, std::string_view name) {
   if (!has_attr(name)) throw attribute_error(name);
@@ -39,10 +41,12 @@ namespace {
 Task<Any> ready(Any a) { co_return a; }
 }  // namespace
 
-Task<Any> IteratorObject::call_attr(CallContext&, std::string_view name, std::vector<Any> args, Kwargs kwargs) {
+Task<Any> IteratorObject::call_attr(CallContext&, std::string_view name, std::vector<Any> args,
+                                    Kwargs kwargs) {
   if (!has_attr(name)) throw attribute_error(name);
   if (!args.empty() || !kwargs.empty()) {
-    throw PyError("TypeError", fmt::format("{}() takes no arguments ({} given)", name, args.size() + kwargs.size()));
+    throw PyError("TypeError",
+                  fmt::format("{}() takes no arguments ({} given)", name, args.size() + kwargs.size()));
   }
   if (name == "__iter__") return ready(Any(ObjectPtr(self_.lock())));
   return ready(next());
@@ -66,14 +70,41 @@ ObjectPtr make_iterator(std::vector<Any> items) {
 
 bool is_proxy_local_attr(std::string_view name) noexcept {
   // RPyC's LOCAL_ATTRS (netref.py): served by the proxy itself, ignored in INSPECT answers.
-  static constexpr std::array<std::string_view, 35> kLocal = {
-      "____conn__",     "____id_pack__",    "____refcount__", "__class__",         "__cmp__",     "__del__",
-      "__delattr__",    "__dir__",          "__doc__",        "__getattr__",       "__getattribute__",
-      "__hash__",       "__instancecheck__", "__init__",      "__metaclass__",     "__module__",  "__new__",
-      "__reduce__",     "__reduce_ex__",    "__repr__",       "__setattr__",       "__slots__",   "__str__",
-      "__weakref__",    "__dict__",         "__methods__",    "__exit__",          "__eq__",      "__ne__",
-      "__lt__",         "__le__",           "__gt__",         "__ge__",            "__array_struct__",
-      "__array_interface__"};
+  static constexpr std::array<std::string_view, 35> kLocal = {"____conn__",
+                                                              "____id_pack__",
+                                                              "____refcount__",
+                                                              "__class__",
+                                                              "__cmp__",
+                                                              "__del__",
+                                                              "__delattr__",
+                                                              "__dir__",
+                                                              "__doc__",
+                                                              "__getattr__",
+                                                              "__getattribute__",
+                                                              "__hash__",
+                                                              "__instancecheck__",
+                                                              "__init__",
+                                                              "__metaclass__",
+                                                              "__module__",
+                                                              "__new__",
+                                                              "__reduce__",
+                                                              "__reduce_ex__",
+                                                              "__repr__",
+                                                              "__setattr__",
+                                                              "__slots__",
+                                                              "__str__",
+                                                              "__weakref__",
+                                                              "__dict__",
+                                                              "__methods__",
+                                                              "__exit__",
+                                                              "__eq__",
+                                                              "__ne__",
+                                                              "__lt__",
+                                                              "__le__",
+                                                              "__gt__",
+                                                              "__ge__",
+                                                              "__array_struct__",
+                                                              "__array_interface__"};
   return std::find(kLocal.begin(), kLocal.end(), name) != kLocal.end();
 }
 

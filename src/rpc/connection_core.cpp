@@ -145,10 +145,10 @@ void ConnectionCore::send_message(MsgType type, std::uint64_t seq, Value body) {
   channel_->send(std::move(payload));
 }
 
-std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, const std::vector<Any>& args) {
+std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, std::vector<Any> args) {
   if (closed_) throw Disconnected("connection closed");
   const std::uint64_t seq = next_seq_++;
-  Value body = Value::tuple({Value(static_cast<std::int64_t>(h)), box(Any::tuple(args))});
+  Value body = Value::tuple({Value(static_cast<std::int64_t>(h)), box(Any::tuple(std::move(args)))});
   auto p = std::make_shared<PendingCall>(&loop_);
   p->seq = seq;
   p->handler = h;
@@ -166,7 +166,7 @@ std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, const std::
 }
 
 Task<Any> ConnectionCore::sync_request(Handler h, std::vector<Any> args) {
-  AsyncResult r(send_request(h, args));
+  AsyncResult r(send_request(h, std::move(args)));
   r.set_expiry(opts_.sync_request_timeout);
   Any v = co_await r.wait();
   co_return v;
@@ -195,9 +195,9 @@ void ConnectionCore::send_del(const Value& id_pack, std::uint64_t count) {
   }
 }
 
-void ConnectionCore::send_reply(std::uint64_t seq, const Any& result) {
+void ConnectionCore::send_reply(std::uint64_t seq, Any result) {
   if (closed_) return;
-  send_message(MsgType::kReply, seq, box(result));
+  send_message(MsgType::kReply, seq, box(std::move(result)));
 }
 
 void ConnectionCore::send_exception(std::uint64_t seq, std::exception_ptr e, Handler h) {
@@ -412,7 +412,7 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
   try {
     Any args_any = self->unbox(std::move(boxed_args));
     if (!args_any.is_tuple()) throw PyError("TypeError", "request arguments must be a tuple");
-    std::vector<Any> args = args_any.items();
+    std::vector<Any> args = std::move(args_any).take_items();
     result = co_await self->dispatch(h, args);
   } catch (...) {
     failure = std::current_exception();
@@ -422,7 +422,7 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
     if (failure) {
       self->send_exception(seq, failure, h);
     } else {
-      self->send_reply(seq, result);
+      self->send_reply(seq, std::move(result));
     }
   } catch (...) {
     // The result could not be boxed (e.g. a Netref of another connection): report that.
@@ -468,15 +468,15 @@ void ConnectionCore::handle_del(std::uint64_t seq, const Value& boxed_args) {
 
 // --- boxing
 
-Value ConnectionCore::box(const Any& a) {
+Value ConnectionCore::box(Any a) {
   switch (a.kind()) {
     case Any::Kind::kValue:
-      return Value::tuple({label_value(Label::kValue), std::get<0>(a.v_)});
+      return Value::tuple({label_value(Label::kValue), std::move(std::get<0>(a.v_))});
     case Any::Kind::kTuple: {
-      const auto& items = std::get<1>(a.v_);
+      auto& items = std::get<1>(a.v_);
       Value::Tuple boxed;
       boxed.reserve(items.size());
-      for (const auto& item : items) boxed.push_back(box(item));
+      for (auto& item : items) boxed.push_back(box(std::move(item)));
       return Value::tuple({label_value(Label::kTuple), Value::tuple(std::move(boxed))});
     }
     case Any::Kind::kLocal:
@@ -494,19 +494,20 @@ Value ConnectionCore::box(const Any& a) {
   throw UsageError("invalid Any");
 }
 
-Any ConnectionCore::unbox(const Value& boxed) {
+Any ConnectionCore::unbox(Value boxed) {
   if (!boxed.is_tuple() || boxed.as_tuple().size() != 2 || !boxed.as_tuple()[0].is_int64()) {
     throw PyError("ValueError", "invalid boxed value " + boxed.repr(100));
   }
-  const auto& pair = boxed.as_tuple();
+  Value::Tuple pair = std::move(boxed).take_tuple();
   switch (pair[0].as_int64()) {
     case 1:
-      return Any(pair[1]);
+      return Any(std::move(pair[1]));
     case 2: {
       if (!pair[1].is_tuple()) throw PyError("ValueError", "label 2 needs a tuple");
+      Value::Tuple members = std::move(pair[1]).take_tuple();
       std::vector<Any> items;
-      items.reserve(pair[1].as_tuple().size());
-      for (const auto& item : pair[1].as_tuple()) items.push_back(unbox(item));
+      items.reserve(members.size());
+      for (auto& item : members) items.push_back(unbox(std::move(item)));
       return Any::tuple(std::move(items));
     }
     case 3: {

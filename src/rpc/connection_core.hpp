@@ -69,7 +69,7 @@ class ConnectionCore {
   void start();
 
   // --- outgoing requests
-  std::shared_ptr<PendingCall> send_request(Handler h, const std::vector<Any>& args);
+  std::shared_ptr<PendingCall> send_request(Handler h, std::vector<Any> args);
   /// Sends and waits (sync_request_timeout).
   Task<Any> sync_request(Handler h, std::vector<Any> args);
   Task<Netref> root();
@@ -80,8 +80,9 @@ class ConnectionCore {
   void close_now(std::exception_ptr reason) noexcept;
 
   // --- boxing (§5)
-  brine::Value box(const Any& a);
-  Any unbox(const brine::Value& boxed);
+  /// Boxing consumes its argument so large payloads move instead of being copied.
+  brine::Value box(Any a);
+  Any unbox(brine::Value boxed);
 
   // --- state
   [[nodiscard]] bool closed() const noexcept { return closed_; }
@@ -112,7 +113,7 @@ class ConnectionCore {
   void handle_del(std::uint64_t seq, const brine::Value& boxed_args);
 
   void send_message(MsgType type, std::uint64_t seq, brine::Value body);
-  void send_reply(std::uint64_t seq, const Any& result);
+  void send_reply(std::uint64_t seq, Any result);
   void send_exception(std::uint64_t seq, std::exception_ptr e, Handler h);
 
   brine::Value export_object(const ObjectPtr& obj);

@@ -29,10 +29,10 @@ void require_args(const std::vector<Any>& args, std::size_t min, std::size_t max
   }
 }
 
-std::vector<Any> as_call_args(const Any& a) {
+std::vector<Any> as_call_args(Any& a) {
   if (a.is_none()) return {};
   if (!a.is_tuple()) throw PyError("TypeError", "call arguments must be a tuple");
-  return a.items();
+  return std::move(a).take_items();
 }
 
 Kwargs as_kwargs(const Any& a) {

@@ -135,6 +135,8 @@ class TETHER_API Any {
   [[nodiscard]] const brine::Value& value() const;
   /// Members of a tuple (plain or not), as Anys.
   [[nodiscard]] std::vector<Any> items() const;
+  /// items() that moves the members out (the Any becomes None).
+  [[nodiscard]] std::vector<Any> take_items() &&;
   [[nodiscard]] const std::shared_ptr<Object>& object() const;
   [[nodiscard]] const Netref& netref() const;
 

@@ -1,0 +1,379 @@
+// RPC benchmarks (issue 5, point 13): tether <-> tether over TCP loopback, each figure beside a
+// raw-socket baseline measured in the same run, interleaved (raw, tether, raw, tether, ...),
+// medians reported with the ratio. Server and client run on two threads pinned to cores 0/1.
+//
+//   sync add(1, 2)    vs raw 64-byte ping-pong         (calls/s, p50/p99 µs)
+//   async window 128  vs raw pipelined 32-byte window  (calls/s)
+//   1 MiB echo        vs raw bulk one way              (MB/s)
+//
+// usage: bench_rpc_bench [seconds per run, default 1] [rounds, default 3]
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <list>
+#include <thread>
+#include <vector>
+
+#include "tether/channel/channel.hpp"
+#include "tether/loop/event_loop.hpp"
+#include "tether/loop/io_watcher.hpp"
+#include "tether/rpc/connection.hpp"
+#include "tether/rpc/object.hpp"
+#include "tether/stream/buffered_stream.hpp"
+#include "tether/stream/fd_transport.hpp"
+
+using namespace tether;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double g_seconds = 1.0;
+
+void pin(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(cpu % std::max(1u, std::thread::hardware_concurrency()), &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+int listen_loopback(std::uint16_t* port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::listen(fd, 16);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+int connect_loopback(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) std::perror("connect");
+  int one = 1;
+  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+bool read_full(int fd, void* p, std::size_t n) {
+  auto* c = static_cast<char*>(p);
+  while (n) {
+    ssize_t r = ::read(fd, c, n);
+    if (r <= 0) return false;
+    c += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+bool write_full(int fd, const void* p, std::size_t n) {
+  auto* c = static_cast<const char*>(p);
+  while (n) {
+    ssize_t r = ::write(fd, c, n);
+    if (r <= 0) return false;
+    c += r;
+    n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+struct Figure {
+  double rate = 0;  // per second
+  double p50 = 0, p99 = 0;
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+// ----------------------------------------------------------------------------- raw baselines
+
+/// Blocking echo server: msg-size reads echoed back (ping-pong and pipelined), or a sink.
+enum class RawMode { kEcho, kSink };
+
+Figure raw_run(RawMode mode, std::size_t msg, std::size_t window) {
+  std::uint16_t port = 0;
+  int lfd = listen_loopback(&port);
+  std::thread server([&] {
+    pin(0);
+    int c = ::accept(lfd, nullptr, nullptr);
+    int one = 1;
+    ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    std::vector<char> buf(mode == RawMode::kSink ? (1 << 20) : msg);
+    if (mode == RawMode::kSink) {
+      while (::read(c, buf.data(), buf.size()) > 0) {
+      }
+    } else {
+      while (read_full(c, buf.data(), msg) && write_full(c, buf.data(), msg)) {
+      }
+    }
+    ::close(c);
+  });
+  pin(1);
+  int fd = connect_loopback(port);
+  std::vector<char> buf(mode == RawMode::kSink ? (1 << 20) : msg, 'x');
+  std::vector<double> lat;
+  std::uint64_t count = 0;
+  auto start = Clock::now();
+  auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(g_seconds));
+  if (mode == RawMode::kSink) {
+    while (Clock::now() < end) {
+      write_full(fd, buf.data(), buf.size());
+      count += buf.size();
+    }
+  } else if (window <= 1) {
+    while (Clock::now() < end) {
+      auto t0 = Clock::now();
+      write_full(fd, buf.data(), msg);
+      read_full(fd, buf.data(), msg);
+      lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+      ++count;
+    }
+  } else {
+    for (std::size_t i = 0; i < window; ++i) write_full(fd, buf.data(), msg);
+    while (Clock::now() < end) {
+      read_full(fd, buf.data(), msg);
+      write_full(fd, buf.data(), msg);
+      ++count;
+    }
+    for (std::size_t i = 0; i < window; ++i) read_full(fd, buf.data(), msg);
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  ::shutdown(fd, SHUT_WR);
+  server.join();
+  ::close(fd);
+  ::close(lfd);
+  Figure f;
+  f.rate = static_cast<double>(count) / secs;
+  if (!lat.empty()) {
+    std::sort(lat.begin(), lat.end());
+    f.p50 = lat[lat.size() / 2];
+    f.p99 = lat[lat.size() * 99 / 100];
+  }
+  return f;
+}
+
+// ----------------------------------------------------------------------------- tether
+
+class BenchRoot : public Object {
+ public:
+  [[nodiscard]] std::string type_name() const override { return "bench.BenchService"; }
+  [[nodiscard]] bool has_attr(std::string_view n) const override { return n == "exposed_add" || n == "exposed_echo"; }
+  Task<Any> call_attr(CallContext&, std::string_view name, std::vector<Any> args, Kwargs) override {
+    if (name == "exposed_add") {
+      co_return Any(brine::Value(args.at(0).value().as_int64() + args.at(1).value().as_int64()));
+    }
+    co_return std::move(args.at(0));
+  }
+};
+
+/// A tether server on its own thread and loop; stop() ends it.
+class TetherServer {
+ public:
+  explicit TetherServer(bool compress) : compress_(compress) {
+    lfd_ = listen_loopback(&port_);
+    thread_ = std::thread([this] { run(); });
+    while (!ready_.load()) std::this_thread::yield();
+  }
+  ~TetherServer() {
+    loop_->post([this] { loop_->stop(); });
+    thread_.join();
+    ::close(lfd_);
+  }
+  std::uint16_t port() const { return port_; }
+
+ private:
+  void run() {
+    pin(0);
+    EventLoop loop;
+    loop_ = &loop;
+    set_nonblocking(lfd_);
+    std::list<std::unique_ptr<Connection>> conns;
+    IoWatcher w(loop, lfd_);
+    w.set_handler([&](std::uint32_t) {
+      int fd;
+      while ((fd = ::accept4(lfd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+        int one = 1;
+        ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        ChannelOptions co;
+        co.compress = compress_;
+        auto c = std::make_unique<Connection>(
+            std::make_unique<Channel>(std::make_unique<BufferedStream>(std::make_unique<FdTransport>(loop, Fd(fd))),
+                                      co),
+            std::make_shared<BenchRoot>());
+        c->start();
+        conns.push_back(std::move(c));
+      }
+    });
+    w.enable_reading();
+    ready_ = true;
+    loop.run();
+    conns.clear();
+    loop.run_once(std::chrono::milliseconds(0));
+  }
+
+  bool compress_;
+  int lfd_ = -1;
+  std::uint16_t port_ = 0;
+  std::thread thread_;
+  std::atomic<bool> ready_{false};
+  EventLoop* loop_ = nullptr;
+};
+
+Task<Figure> tether_sync(Connection& c) {
+  Netref root = co_await c.root();
+  std::vector<double> lat;
+  std::uint64_t count = 0;
+  auto start = Clock::now();
+  auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(g_seconds));
+  while (Clock::now() < end) {
+    auto t0 = Clock::now();
+    std::int64_t r = co_await root.call<std::int64_t>("add", 1, 2);
+    if (r != 3) std::abort();
+    lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+    ++count;
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  std::sort(lat.begin(), lat.end());
+  co_return Figure{static_cast<double>(count) / secs, lat[lat.size() / 2], lat[lat.size() * 99 / 100]};
+}
+
+Task<Figure> tether_pipelined(Connection& c, std::size_t window) {
+  Netref root = co_await c.root();
+  std::uint64_t count = 0;
+  std::deque<AsyncResult> inflight;
+  auto start = Clock::now();
+  auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(g_seconds));
+  for (std::size_t i = 0; i < window; ++i) {
+    inflight.push_back(root.callattr_async("add", make_args(brine::Value(1), brine::Value(2))));
+  }
+  while (Clock::now() < end) {
+    AsyncResult r = std::move(inflight.front());
+    inflight.pop_front();
+    Any v = co_await r;
+    (void)v;
+    ++count;
+    inflight.push_back(root.callattr_async("add", make_args(brine::Value(1), brine::Value(2))));
+  }
+  while (!inflight.empty()) {
+    Any v = co_await inflight.front();
+    (void)v;
+    inflight.pop_front();
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  co_return Figure{static_cast<double>(count) / secs, 0, 0};
+}
+
+Task<Figure> tether_echo(Connection& c, std::size_t size) {
+  Netref root = co_await c.root();
+  std::string data(size, '\0');
+  std::uint32_t x = 12345;
+  for (auto& ch : data) {  // incompressible, as most bulk data is
+    x = x * 1103515245u + 12345u;
+    ch = static_cast<char>(x >> 24);
+  }
+  brine::Value payload(Bytes(std::move(data)));
+  std::uint64_t bytes = 0;
+  auto start = Clock::now();
+  auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(g_seconds));
+  while (Clock::now() < end) {
+    Any r = co_await root.callattr("echo", make_args(payload));
+    bytes += r.value().as_bytes().size();
+  }
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  co_return Figure{static_cast<double>(bytes) / secs, 0, 0};
+}
+
+enum class Kind { kSync, kPipelined, kEcho };
+
+Figure tether_run(Kind kind, bool compress) {
+  TetherServer server(compress);
+  pin(1);
+  EventLoop loop;
+  int fd = connect_loopback(server.port());
+  set_nonblocking(fd);
+  ChannelOptions co;
+  co.compress = compress;
+  Connection conn(std::make_unique<Channel>(
+                      std::make_unique<BufferedStream>(std::make_unique<FdTransport>(loop, Fd(fd))), co),
+                  nullptr);
+  conn.start();
+  Figure f;
+  switch (kind) {
+    case Kind::kSync: f = loop.run_until_complete(tether_sync(conn)); break;
+    case Kind::kPipelined: f = loop.run_until_complete(tether_pipelined(conn, 128)); break;
+    case Kind::kEcho: f = loop.run_until_complete(tether_echo(conn, 1 << 20)); break;
+  }
+  conn.abort();
+  loop.run_once(std::chrono::milliseconds(0));
+  return f;
+}
+
+void report(const char* name, const std::vector<Figure>& raw, const std::vector<Figure>& ours, const char* unit,
+            double scale, bool latency) {
+  std::vector<double> r, o, rp50, op50, op99, rp99;
+  for (auto& f : raw) {
+    r.push_back(f.rate);
+    rp50.push_back(f.p50);
+    rp99.push_back(f.p99);
+  }
+  for (auto& f : ours) {
+    o.push_back(f.rate);
+    op50.push_back(f.p50);
+    op99.push_back(f.p99);
+  }
+  double mr = median(r), mo = median(o);
+  std::printf("%-34s raw %10.1f %-8s tether %10.1f %-8s ratio %5.1f%%", name, mr / scale, unit, mo / scale, unit,
+              100.0 * mo / mr);
+  if (latency) {
+    std::printf("   p50 raw %.1f / tether %.1f us, p99 raw %.1f / tether %.1f us", median(rp50), median(op50),
+                median(rp99), median(op99));
+  }
+  std::printf("\n");
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc > 1) g_seconds = std::atof(argv[1]);
+  int rounds = argc > 2 ? std::atoi(argv[2]) : 3;
+  std::printf("tether rpc benchmark: %d interleaved rounds of %.1f s each, TCP loopback, pinned cores 0/1\n", rounds,
+              g_seconds);
+  std::vector<Figure> raw_pp, t_sync, raw_pipe, t_pipe, raw_bulk, t_echo;
+  for (int i = 0; i < rounds; ++i) {
+    raw_pp.push_back(raw_run(RawMode::kEcho, 64, 1));
+    t_sync.push_back(tether_run(Kind::kSync, true));
+    raw_pipe.push_back(raw_run(RawMode::kEcho, 32, 128));
+    t_pipe.push_back(tether_run(Kind::kPipelined, true));
+    raw_bulk.push_back(raw_run(RawMode::kSink, 0, 0));
+    t_echo.push_back(tether_run(Kind::kEcho, false));
+  }
+  report("sync add(1,2) vs raw ping-pong", raw_pp, t_sync, "calls/s", 1, true);
+  report("async window 128 vs raw pipelined", raw_pipe, t_pipe, "calls/s", 1, false);
+  report("1 MiB echo (both ways) vs raw bulk", raw_bulk, t_echo, "MB/s", 1e6, false);
+  std::printf("(1 MiB echo moves each byte twice, request and reply, with compression off on both sides;"
+              " raw bulk moves it once.)\n");
+  return 0;
+}
