@@ -1,6 +1,7 @@
 #include "tether/channel/channel.hpp"
 
 #include <exception>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <utility>
@@ -19,6 +20,8 @@ constexpr std::size_t kMaxBody = std::numeric_limits<std::uint32_t>::max();
 // A compressed frame's buffer is sized for the worst case; when the output is much smaller
 // than that, copy it into a tight buffer rather than keep the slack queued.
 constexpr std::size_t kShrinkSlack = 64 * 1024;
+// Frames up to this size sent from a string_view are assembled on the stack.
+constexpr std::size_t kSmallFrame = 1024;
 
 void make_header(std::uint8_t (&h)[kFrameHeaderSize], std::size_t body, std::uint8_t flag) noexcept {
   store_be32(h, static_cast<std::uint32_t>(body));
@@ -104,6 +107,21 @@ void Channel::send(std::string_view payload) {
   if (n == 0) throw UsageError("Channel::send: empty payload (stock RPyC peers ignore empty frames)");
   if (opts_.compress && n > opts_.compress_threshold) {
     send_compressed(reinterpret_cast<const std::uint8_t*>(payload.data()), n);
+    return;
+  }
+  if (n + kFrameOverhead <= kSmallFrame) {
+    // The stream copies small writes into its tail chunk anyway: assemble the frame on the
+    // stack and hand it over in one write, with no heap allocation here.
+    char frame[kSmallFrame];
+    std::uint8_t header[kFrameHeaderSize];
+    make_header(header, n, 0);
+    std::memcpy(frame, header, kFrameHeaderSize);
+    std::memcpy(frame + kFrameHeaderSize, payload.data(), n);
+    frame[kFrameHeaderSize + n] = static_cast<char>(kFrameTrailer);
+    stream_->write(std::string_view(frame, n + kFrameOverhead));
+    ++stats_.frames_out;
+    stats_.payload_bytes_out += n;
+    stats_.wire_bytes_out += kFrameOverhead + n;
     return;
   }
   Buffer buf;
