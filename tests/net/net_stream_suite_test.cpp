@@ -20,15 +20,24 @@ namespace {
 
 using namespace std::chrono_literals;
 
+/// Small kernel buffers: back-pressure shows after a few hundred KiB, whatever the machine's
+/// loopback autotuning (which can otherwise swallow several MiB and hide a full queue).
+SocketOptions small_buffers() {
+  SocketOptions o;
+  o.send_buffer = 128 << 10;
+  o.recv_buffer = 128 << 10;
+  return o;
+}
+
 /// Connects a client to `listener` and accepts the server side: {client, server} fds.
 Task<std::pair<Fd, Fd>> connected_pair(Fd listener) {
   Address addr = local_address(listener.get());
   if (addr.is_unix() && addr.host().empty()) throw UsageError("unnamed listener");
-  Fd client = co_await connect_socket(addr, 5s, SocketOptions{});
+  Fd client = co_await connect_socket(addr, 5s, small_buffers());
   int s = ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (s < 0) throw IoError(errno, "accept4");
   Fd server(s);
-  apply_socket_options(server.get(), SocketOptions{});
+  apply_socket_options(server.get(), small_buffers());
   co_return std::make_pair(std::move(client), std::move(server));
 }
 
