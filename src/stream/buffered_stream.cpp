@@ -32,29 +32,27 @@ constexpr std::size_t kReleaseReadBufferBelow = 4096;
 /// nullopt when close() cancelled it, or the transport's exception.
 class ReadOpAwaiter {
  public:
-  ReadOpAwaiter(Impl& s, std::size_t max) noexcept : s_(&s), max_(max) {}
+  ReadOpAwaiter(Impl& s, std::size_t max) noexcept : max_(max) { w_.owner = &s; }
   ReadOpAwaiter(const ReadOpAwaiter&) = delete;
   ReadOpAwaiter& operator=(const ReadOpAwaiter&) = delete;
   ~ReadOpAwaiter() {
-    if (!cell_) return;
-    if (cell_->waiter == handle_) cell_->waiter = {};
-    cell_->release();
-    if (!resumed_) {
-      if (Impl* s = anchor_.get()) s->op_task.reset();  // cancelled while waiting
+    if (!suspended_ || resumed_) return;
+    // Destroyed while waiting: the task awaiting the read was cancelled.
+    if (Impl* s = w_.owner) {
+      s->op_task.reset();
+      if (s->op_waiter == &w_) s->op_waiter = nullptr;
+      if (w_.scheduled) s->loop->unschedule(w_.handle);
     }
   }
   bool await_ready() const noexcept { return false; }
   std::coroutine_handle<> await_suspend(std::coroutine_handle<> h) {
-    Impl& s = *s_;
+    Impl& s = *w_.owner;
     assert(!s.op_task.valid() && "one transport read at a time");
     s.op_task = s.transport->read(s.rbuf, max_);
     s.op_cancelled = false;
-    if (!s.op_cell) s.op_cell = new detail::WakeCell();
-    cell_ = s.op_cell;
-    cell_->retain();
-    cell_->waiter = h;
-    handle_ = h;
-    anchor_ = detail::AnchorRef(s.anchor);
+    s.op_waiter = &w_;
+    w_.handle = h;
+    suspended_ = true;
     ++s.stats.read_calls;
     s.op_task.handle().promise().set_continuation(h);
     // Start it: data already there completes without a loop turn.
@@ -62,8 +60,8 @@ class ReadOpAwaiter {
   }
   std::optional<std::size_t> await_resume() {
     resumed_ = true;
-    if (cell_->waiter == handle_) cell_->waiter = {};
-    Impl& s = *s_;
+    Impl& s = *w_.owner;
+    if (s.op_waiter == &w_) s.op_waiter = nullptr;
     if (s.op_cancelled) {
       s.op_cancelled = false;
       return std::nullopt;
@@ -73,24 +71,29 @@ class ReadOpAwaiter {
   }
 
  private:
-  Impl* s_;
+  detail::ReadOpWaiter w_;
   std::size_t max_;
-  detail::WakeCell* cell_ = nullptr;
-  std::coroutine_handle<> handle_{};
-  detail::AnchorRef anchor_;
+  bool suspended_ = false;
   bool resumed_ = false;
 };
 
 /// Marks the pending user read for the duration of one read operation.
+/// Holds the stream's anchor so that a read Task destroyed after its stream (against the
+/// rules, but easy to get wrong in member destruction order) does not touch freed memory.
 class ReadScope {
  public:
-  explicit ReadScope(Impl& s) : s_(s) { s_.begin_read(); }
+  explicit ReadScope(Impl& s) {
+    s.begin_read();
+    anchor_ = detail::AnchorRef(s.anchor);
+  }
   ReadScope(const ReadScope&) = delete;
   ReadScope& operator=(const ReadScope&) = delete;
-  ~ReadScope() { s_.end_read(); }
+  ~ReadScope() {
+    if (Impl* s = anchor_.get()) s->end_read();
+  }
 
  private:
-  Impl& s_;
+  detail::AnchorRef anchor_;
 };
 
 std::size_t effective_limit(const Impl& s, std::size_t max_bytes) {
@@ -117,14 +120,16 @@ Impl::Impl(std::unique_ptr<Transport> t, StreamOptions o)
 Impl::~Impl() {
   anchor->target = nullptr;
   if (--anchor->refs == 0) delete anchor;
-  // Background work belongs to the stream: destroying it cancels them (they are suspended in
-  // a transport operation whenever the stream can be destroyed).
-  if (watcher) std::exchange(watcher, {}).destroy();
-  if (flusher) std::exchange(flusher, {}).destroy();
+  // Background work belongs to the stream: destroying it cancels them (they are queued or
+  // suspended in a transport operation whenever the stream can be destroyed).
+  watcher_waiting = true;
+  stop_watcher();
+  flusher_waiting = true;
+  stop_flusher();
   op_task.reset();
-  if (op_cell) {
-    op_cell->waiter = {};
-    op_cell->release();
+  if (op_waiter) {
+    if (op_waiter->scheduled) loop->unschedule(op_waiter->handle);
+    op_waiter->owner = nullptr;
   }
   if (transport && !transport->closed()) transport->close();
 }
@@ -179,22 +184,11 @@ detail::StreamRegex& Impl::regex_for(const std::string& pattern) {
 // ---------------------------------------------------------------------------- idle watcher
 
 void Impl::arm_watcher() {
-  if (!close_cb || close_event || closed || eof || reading || watcher || watcher_armed) return;
-  if (rbuf.readable_bytes() >= opts.max_buffer_size) return;
-  watcher_armed = true;
-  loop->call_soon([a = detail::AnchorRef(anchor)]() {
-    if (Impl* s = a.get()) {
-      s->watcher_armed = false;
-      s->start_watcher();
-    }
-  });
-}
-
-void Impl::start_watcher() {
   if (!close_cb || close_event || closed || eof || reading || watcher) return;
   if (rbuf.readable_bytes() >= opts.max_buffer_size) return;
+  // Queued, not started: a read that begins in the meantime takes it off the queue.
   watcher = detail::start_runner(watch_loop(), detail::RunnerHook{&Impl::on_watcher_done, this});
-  detail::resume(watcher);
+  loop->schedule(watcher);
 }
 
 void Impl::on_watcher_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr) noexcept {
@@ -205,9 +199,14 @@ void Impl::on_watcher_done(void* ctx, std::coroutine_handle<> h, std::exception_
 
 void Impl::stop_watcher() noexcept {
   if (!watcher) return;
-  assert(watcher_waiting && "the watcher is only stopped while it waits");
+  detail::RunnerHandle h = std::exchange(watcher, {});
+  if (!h.promise().started_) {
+    loop->unschedule(h);
+  } else {
+    assert(watcher_waiting && "the watcher is only stopped while it waits");
+  }
   watcher_waiting = false;
-  std::exchange(watcher, {}).destroy();  // its awaiter cancels the transport read
+  h.destroy();  // its awaiter cancels the transport read
 }
 
 Task<void> Impl::watch_loop() {
@@ -236,14 +235,17 @@ Task<void> Impl::watch_loop() {
 // ------------------------------------------------------------------------------ lifecycle
 
 void Impl::cancel_read_op() noexcept {
-  if (watcher && watcher_waiting) {
+  if (watcher && (watcher_waiting || !watcher.promise().started_)) {
     stop_watcher();
     return;
   }
   if (!op_task.valid()) return;
   op_task.reset();
   op_cancelled = true;
-  if (op_cell) detail::wake_cell(*loop, op_cell);
+  if (op_waiter && !op_waiter->scheduled) {
+    op_waiter->scheduled = true;
+    loop->schedule(op_waiter->handle);
+  }
 }
 
 void Impl::note_closed_or_eof() {
@@ -286,11 +288,7 @@ void Impl::close_now(std::exception_ptr reason, bool keep_error_null) {
   }
   closed = true;
   cancel_read_op();
-  if (flusher && flusher_waiting) {
-    flusher_waiting = false;
-    inflight_chunks = 0;
-    std::exchange(flusher, {}).destroy();  // cancels its transport write
-  }
+  stop_flusher();  // unless it is the caller (a write error): then it returns by itself
   drop_write_queue();
   note_closed_or_eof();
   finish_close();

@@ -16,6 +16,7 @@
 #include "tether/base/buffer.hpp"
 #include "tether/base/bytes.hpp"
 #include "tether/loop/event_loop.hpp"
+#include "tether/loop/runner.hpp"
 #include "tether/loop/task.hpp"
 #include "tether/stream/buffered_stream.hpp"
 #include "tether/stream/detail/wait_slot.hpp"
@@ -54,6 +55,15 @@ class AnchorRef {
  private:
   StreamAnchor* a_ = nullptr;
 };
+
+/// The part of a reader suspended on the stream's transport read that close() needs to wake it.
+struct ReadOpWaiter {
+  BufferedStream::Impl* owner = nullptr;  // null once the stream is gone
+  std::coroutine_handle<> handle{};
+  bool scheduled = false;
+};
+
+using RunnerHandle = std::coroutine_handle<RunnerPromise>;
 
 /// One entry of the write queue: a coalescing/moved-in Buffer, or moved-in Bytes (always
 /// longer than the small-string size, so its bytes live on the heap and never move).
@@ -97,7 +107,6 @@ struct BufferedStream::Impl {
 
   // ---- idle reading while a close callback is set
   void arm_watcher();
-  void start_watcher();
   void stop_watcher() noexcept;
   Task<void> watch_loop();
   static void on_watcher_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr e) noexcept;
@@ -109,6 +118,7 @@ struct BufferedStream::Impl {
   void after_enqueue(std::size_t n);
   void arm_flush();
   void start_flusher();
+  void stop_flusher() noexcept;
   Task<void> flush_loop();
   static void on_flusher_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr e) noexcept;
   std::size_t build_iov(iovec* iov, std::size_t max_iov);
@@ -135,15 +145,14 @@ struct BufferedStream::Impl {
   Buffer rbuf;
   bool eof = false;
   bool reading = false;
-  Task<std::size_t> op_task;           // the transport read in flight (user read or watcher)
-  detail::WakeCell* op_cell = nullptr;  // wakes the reader when close() cancels op_task
+  Task<std::size_t> op_task;                // the transport read in flight (user read or watcher)
+  detail::ReadOpWaiter* op_waiter = nullptr;  // who awaits op_task, woken when close() cancels it
   bool op_cancelled = false;
   std::unique_ptr<detail::StreamRegex> regex;
 
-  // idle watcher
-  std::coroutine_handle<> watcher{};
+  // idle watcher: a runner, queued (not started) or suspended in its transport read
+  detail::RunnerHandle watcher{};
   bool watcher_waiting = false;
-  bool watcher_armed = false;
 
   // write side
   std::vector<detail::WriteChunk> wq;
@@ -153,8 +162,8 @@ struct BufferedStream::Impl {
   std::uint64_t written_total = 0;  // bytes ever queued
   std::uint64_t flushed_total = 0;  // bytes ever accepted by the transport
   bool paused = false;
-  bool flush_armed = false;
-  std::coroutine_handle<> flusher{};
+  // the flusher: a runner, queued for the end of the turn (not started yet) or running/waiting
+  detail::RunnerHandle flusher{};
   bool flusher_waiting = false;
   bool eof_requested = false;
   bool eof_sent = false;

@@ -63,21 +63,37 @@ void Impl::after_enqueue(std::size_t n) {
 }
 
 void Impl::arm_flush() {
-  if (flush_armed || flusher || queued == 0) return;
-  flush_armed = true;
-  loop->call_soon([a = detail::AnchorRef(anchor)]() {
-    if (Impl* s = a.get()) {
-      s->flush_armed = false;
-      s->start_flusher();
-    }
-  });
+  if (flusher || queued == 0 || transport_closed) return;
+  // Queued for this turn's ready step (everything written until then goes in one writev);
+  // drain()/close() may take it off the queue and run it at once instead.
+  flusher = detail::start_runner(flush_loop(), detail::RunnerHook{&Impl::on_flusher_done, this});
+  loop->schedule(flusher);
 }
 
 void Impl::start_flusher() {
-  if (flusher || transport_closed) return;
+  if (transport_closed) return;
+  if (flusher) {
+    if (!flusher.promise().started_) {
+      loop->unschedule(flusher);
+      detail::resume(flusher);
+    }
+    return;
+  }
   if (queued == 0 && !(eof_requested && !eof_sent) && !closed) return;
   flusher = detail::start_runner(flush_loop(), detail::RunnerHook{&Impl::on_flusher_done, this});
   detail::resume(flusher);
+}
+
+void Impl::stop_flusher() noexcept {
+  if (!flusher) return;
+  if (!flusher.promise().started_) {
+    loop->unschedule(flusher);
+  } else if (!flusher_waiting) {
+    return;  // running: it is the caller, and notices the close when it returns
+  }
+  flusher_waiting = false;
+  inflight_chunks = 0;
+  std::exchange(flusher, {}).destroy();  // cancels its transport write
 }
 
 void Impl::on_flusher_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr) noexcept {
@@ -227,7 +243,7 @@ void BufferedStream::write(Buffer&& data) {
 Task<void> BufferedStream::drain() {
   Impl& s = *impl_;
   s.rethrow_write_state();
-  if (s.queued > 0 && !s.flusher) s.start_flusher();  // flush now, not at the end of the turn
+  if (s.queued > 0) s.start_flusher();  // flush now, not at the end of the turn
   while (s.paused && !s.closed) co_await s.drain_waiters.wait();
   s.rethrow_write_state();
 }
@@ -236,7 +252,7 @@ Task<void> BufferedStream::flush() {
   Impl& s = *impl_;
   const std::uint64_t target = s.written_total;
   s.rethrow_write_state();
-  if (s.queued > 0 && !s.flusher) s.start_flusher();
+  if (s.queued > 0) s.start_flusher();
   while (s.flushed_total < target && !s.transport_closed) co_await s.flush_waiters.wait();
   if (s.flushed_total < target) s.rethrow_write_state();
 }

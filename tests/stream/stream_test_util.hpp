@@ -30,7 +30,7 @@ class YieldAwaiter {
     inner_.await_suspend(h);
     slot_.notify();
   }
-  void await_resume() const noexcept {}
+  void await_resume() noexcept { inner_.await_resume(); }
 
  private:
   detail::WaitSlot slot_;

@@ -12,6 +12,8 @@
 #include "stream_test_util.hpp"
 #include "test_util.hpp"
 #include "tether/base/error.hpp"
+#include "tether/stream/buffered_stream.hpp"
+#include "tether/stream/detail/wait_slot.hpp"
 #include "tether/stream/fd_transport.hpp"
 #include "tether/stream/mem_pipe.hpp"
 
@@ -246,6 +248,75 @@ TEST_F(TransportTest, MemPipeEndDestroyedIsEof) {
   auto mp = make_mem_pipe(loop_);
   run(mem_peer_destroyed(std::move(mp.first), *mp.second));
   EXPECT_THROW(make_mem_pipe(loop_, 0), UsageError);
+}
+
+}  // namespace
+}  // namespace tether::testing
+
+namespace tether::testing {
+namespace {
+
+Task<void> wait_slot_once(detail::WaitSlot& slot, int* woke) {
+  co_await slot.wait();
+  ++*woke;
+}
+
+Task<void> wait_queue_once(detail::WaitQueue& q, int* woke) {
+  co_await q.wait();
+  ++*woke;
+}
+
+template <class T>
+void start_by_hand(Task<T>& t) {
+  t.handle().promise().set_continuation(std::noop_coroutine());
+  detail::resume(t.handle());
+}
+
+// A waiter woken (queued on the ready queue) and cancelled before the queue runs must not be
+// resumed: that is the with_timeout-expires-in-the-same-turn case. ASan catches a violation.
+TEST_F(TransportTest, WokenThenCancelledWaiterIsNeverResumed) {
+  detail::WaitSlot slot(loop_);
+  detail::WaitQueue queue(loop_);
+  int woke = 0;
+  Task<void> a = wait_slot_once(slot, &woke);
+  Task<void> b = wait_queue_once(queue, &woke);
+  Task<void> c = wait_queue_once(queue, &woke);
+  start_by_hand(a);
+  start_by_hand(b);
+  start_by_hand(c);
+  EXPECT_TRUE(slot.waiting());
+  EXPECT_TRUE(slot.notify());
+  EXPECT_FALSE(slot.notify()) << "one wake-up per wait";
+  EXPECT_EQ(queue.notify_all(), 2u);
+  a.reset();
+  b.reset();
+  for (int i = 0; i < 3; ++i) loop_.run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(woke, 1) << "only the task that was not cancelled runs";
+  EXPECT_TRUE(c.done());
+}
+
+TEST_F(TransportTest, StreamDestroyedOrReadCancelledAfterCloseWokeTheReader) {
+  auto sp = make_socketpair_transports(loop_);
+  auto s = std::make_unique<BufferedStream>(std::move(sp.first));
+  Task<Bytes> r = s->read_exactly(10);
+  start_by_hand(r);
+  EXPECT_TRUE(s->reading());
+  s->close();  // queues the reader's wake-up...
+  r.reset();   // ...which is cancelled before it runs
+  EXPECT_FALSE(s->reading());
+  Task<Bytes> r2 = s->read(1);
+  start_by_hand(r2);
+  EXPECT_TRUE(r2.done());
+  EXPECT_THROW((void)r2.take_result(), StreamClosed);
+  r2.reset();
+  // A stream destroyed while a read waits: the read can still be destroyed afterwards.
+  auto mp = make_mem_pipe(loop_);
+  auto s2 = std::make_unique<BufferedStream>(std::move(mp.first));
+  Task<Bytes> r3 = s2->read(1);
+  start_by_hand(r3);
+  s2.reset();
+  r3.reset();
+  for (int i = 0; i < 3; ++i) loop_.run_once(std::chrono::milliseconds(0));
 }
 
 }  // namespace

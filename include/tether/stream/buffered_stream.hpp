@@ -24,7 +24,8 @@
 /// (asyncio half-close: writing still works), but it does fire the close callback.
 ///
 /// Thread rules: everything on the loop thread of the transport. Lifetimes: the stream must
-/// outlive every Task it returned; string_view arguments are copied before the first
+/// outlive every Task it returned while that Task runs (a pending Task may still be destroyed
+/// after the stream: that only cancels it); string_view arguments are copied before the first
 /// suspension.
 
 #include <cstddef>

@@ -5,8 +5,9 @@
 /// Each direction is a byte queue with a capacity: a writer whose peer already holds
 /// `capacity` unread bytes waits until the peer reads (back-pressure), and a write accepts at
 /// most the free room. shutdown_write() and close() deliver EOF to the peer after the bytes
-/// already written; abort() makes the peer's pending and later reads fail with Disconnected
-/// (a reset). Writing to a peer that closed throws Disconnected (a broken pipe).
+/// already written; abort() makes the peer's reads fail with Disconnected (a reset) once it has
+/// read the bytes written before. Writing to a peer that closed throws Disconnected (a broken
+/// pipe); bytes the closing end had not read are dropped.
 ///
 /// Loop thread only; both ends must live on the same loop. Either end may be destroyed
 /// first (destroying an end closes it).
@@ -48,7 +49,8 @@ class TETHER_API MemPipeEnd final : public Transport {
   Task<std::size_t> write(std::span<const iovec> chunks) override;
   void shutdown_write() override;
   void close() noexcept override;
-  /// Closes so that the peer sees a reset (Disconnected) instead of EOF.
+  /// Closes so that the peer sees a reset (Disconnected) instead of EOF, after the bytes
+  /// already written.
   void abort() noexcept;
 
   [[nodiscard]] bool closed() const noexcept override;

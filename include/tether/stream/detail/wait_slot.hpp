@@ -1,16 +1,16 @@
 #pragma once
 /// \file Cancellation-safe wake-ups for the stream layer's awaiters.
 ///
-/// A plain `loop.schedule(handle)` is unsafe when the waiting task can be destroyed (cancelled)
-/// between the wake-up and the ready-queue step that resumes it: the queue would then resume a
-/// freed frame (with_timeout expiring in the same loop turn as the readiness event is enough).
-/// The primitives here wake through `call_soon` with a small reference-counted cell instead;
-/// an awaiter that is destroyed first clears its entry in the cell, so the queued callback
-/// finds nothing to resume. Every wait must therefore sit in a re-check loop
-/// (`while (!ready) co_await slot.wait();`): a wake-up may be spurious.
+/// notify() queues the waiting coroutine on the loop's ready queue (EventLoop::schedule: no
+/// allocation, resumed through the loop's trampoline). If the waiting task is destroyed
+/// (cancelled) after it was queued but before it ran, its awaiter unschedules it, so the
+/// queue never resumes a freed frame (with_timeout expiring in the same loop turn as a
+/// readiness event is enough to get there). A wake-up may be spurious, so every wait sits in
+/// a re-check loop (`while (!ready) co_await slot.wait();`).
 ///
 /// Loop thread only. Used by FdTransport, the in-memory pipe and BufferedStream; transports
-/// written in other layers (TLS) may use them too.
+/// and servers in other layers may use them too. Awaiters must not outlive their slot/queue's
+/// loop; a slot or queue destroyed while a coroutine waits on it simply forgets the waiter.
 
 #include <coroutine>
 #include <cstddef>
@@ -24,23 +24,8 @@ class EventLoop;
 
 namespace detail {
 
-/// Shared between a wait point and the callbacks queued to wake it.
-struct WakeCell {
-  std::coroutine_handle<> waiter{};
-  std::uint32_t refs = 1;
-  bool queued = false;
-
-  void retain() noexcept { ++refs; }
-  void release() noexcept {
-    if (--refs == 0) delete this;
-  }
-};
-
-/// Queues a resume of cell->waiter for the ready step (at most one queued wake per cell).
-TETHER_API void wake_cell(EventLoop& loop, WakeCell* cell);
-
-/// A wait point for at most one coroutine at a time (a second concurrent waiter is a bug and
-/// is caught by an assertion). The cell is allocated on the first wait.
+/// A wait point for at most one coroutine at a time (a second concurrent waiter is a bug,
+/// caught by an assertion).
 class TETHER_API WaitSlot {
  public:
   explicit WaitSlot(EventLoop& loop) noexcept : loop_(&loop) {}
@@ -50,30 +35,33 @@ class TETHER_API WaitSlot {
 
   class [[nodiscard]] Awaiter {
    public:
-    explicit Awaiter(WaitSlot& slot) noexcept : slot_(slot) {}
+    explicit Awaiter(WaitSlot& slot) noexcept : slot_(&slot), loop_(slot.loop_) {}
     Awaiter(const Awaiter&) = delete;
     Awaiter& operator=(const Awaiter&) = delete;
     ~Awaiter();
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h);
-    void await_resume() const noexcept {}
+    void await_suspend(std::coroutine_handle<> h) noexcept;
+    void await_resume() noexcept { resumed_ = true; }
 
    private:
-    WaitSlot& slot_;
-    WakeCell* cell_ = nullptr;
+    friend class WaitSlot;
+    WaitSlot* slot_;  // null once notified (or when the slot is gone)
+    EventLoop* loop_;
     std::coroutine_handle<> handle_{};
+    bool scheduled_ = false;
+    bool resumed_ = false;
   };
 
   /// Suspends until notify() (or a spurious wake-up). Destroying the waiting task cancels it.
   Awaiter wait() noexcept { return Awaiter(*this); }
-  /// Resumes the waiter, if any, from the loop's ready queue. Returns whether one was waiting.
+  /// Queues the waiter, if any, on the ready queue. Returns whether one was waiting.
   bool notify();
-  [[nodiscard]] bool waiting() const noexcept { return cell_ && cell_->waiter; }
+  [[nodiscard]] bool waiting() const noexcept { return waiter_ != nullptr; }
   [[nodiscard]] EventLoop& loop() const noexcept { return *loop_; }
 
  private:
   EventLoop* loop_;
-  WakeCell* cell_ = nullptr;
+  Awaiter* waiter_ = nullptr;
 };
 
 /// A wait point for any number of coroutines; notify_all() wakes all current waiters.
@@ -86,27 +74,29 @@ class TETHER_API WaitQueue {
 
   class [[nodiscard]] Awaiter {
    public:
-    explicit Awaiter(WaitQueue& q) noexcept : queue_(&q) {}
+    explicit Awaiter(WaitQueue& q) noexcept : queue_(&q), loop_(q.loop_) {}
     Awaiter(const Awaiter&) = delete;
     Awaiter& operator=(const Awaiter&) = delete;
     ~Awaiter();
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h);
-    void await_resume() const noexcept {}
+    void await_suspend(std::coroutine_handle<> h) noexcept;
+    void await_resume() noexcept { resumed_ = true; }
 
    private:
     friend class WaitQueue;
     void unlink() noexcept;
-    WaitQueue* queue_;
+    WaitQueue* queue_;  // null once woken (or when the queue is gone)
+    EventLoop* loop_;
     Awaiter* prev_ = nullptr;
     Awaiter* next_ = nullptr;
-    bool linked_ = false;
-    WakeCell* cell_ = nullptr;
     std::coroutine_handle<> handle_{};
+    bool linked_ = false;
+    bool scheduled_ = false;
+    bool resumed_ = false;
   };
 
   Awaiter wait() noexcept { return Awaiter(*this); }
-  /// Wakes every current waiter (through the ready queue). Returns how many were waiting.
+  /// Queues every current waiter on the ready queue. Returns how many were waiting.
   std::size_t notify_all();
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
 
