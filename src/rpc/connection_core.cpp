@@ -286,9 +286,30 @@ Task<void> ConnectionCore::serve_loop() {
     }
   } catch (const Disconnected&) {
     failure = std::current_exception();
+  } catch (const ProtocolError& e) {
+    failure = std::current_exception();
+    const bool mismatch = dynamic_cast<const GenerationMismatch*>(&e) != nullptr;
+    if (mismatch) {
+      // Expected while connect() probes a server of the other generation (it reconnects).
+      TETHER_LOG_DEBUG("rpc connection {}: closing: {}", opts_.name, describe_current_exception());
+    } else {
+      TETHER_LOG_WARN("rpc connection {}: closing: {}", opts_.name, describe_current_exception());
+    }
+    if (!closed_ && !mismatch) {
+      // Like RPyC, send a CLOSE in our own generation before hanging up: a client speaking the
+      // other generation recognises it and reconnects in ours (wire spec §11.4, §14.3).
+      try {
+        const std::uint64_t seq = next_seq_++;
+        send_message(MsgType::kRequest, seq,
+                     Value::tuple({Value(static_cast<std::int64_t>(Handler::kClose)),
+                                   Value::tuple({label_value(Label::kValue), Value::tuple({})})}));
+      } catch (...) {
+      }
+    }
   } catch (...) {
     failure = std::current_exception();
-    TETHER_LOG_WARN("rpc connection {}: closing: {}", opts_.name, describe_current_exception());
+    // A recv cut short by our own close (StreamClosed) is not worth a warning.
+    if (!closed_) TETHER_LOG_WARN("rpc connection {}: closing: {}", opts_.name, describe_current_exception());
   }
   close_now(failure);
 }

@@ -34,8 +34,9 @@ std::optional<rpc::Generation> mismatch_of(const std::exception_ptr& error) {
   return std::nullopt;
 }
 
-std::unique_ptr<Connection> make_client_connection(std::unique_ptr<BufferedStream> stream, const ClientOptions& options,
-                                                   ConnectionOptions co, const std::string& peer) {
+std::unique_ptr<Connection> make_client_connection(std::unique_ptr<BufferedStream> stream,
+                                                   const ClientOptions& options, ConnectionOptions co,
+                                                   const std::string& peer) {
   EventLoop& loop = EventLoop::current_or_throw();
   std::shared_ptr<Session> session;
   ObjectPtr root;
@@ -98,8 +99,8 @@ Task<std::unique_ptr<Connection>> connect_endpoint(std::string endpoint, std::st
       conn.reset();
       std::rethrow_exception(why);
     }
-    TETHER_LOG_INFO("tether::connect {}: the server speaks RPyC {}.x; reconnecting in that generation", endpoint,
-                    static_cast<int>(*other));
+    TETHER_LOG_INFO("tether::connect {}: the server speaks RPyC {}.x; reconnecting in that generation",
+                    endpoint, static_cast<int>(*other));
     conn.reset();
     co.first_generation = *other;
   }

@@ -86,13 +86,14 @@ struct Finisher {
 /// Serves one connection: Channel -> Connection with a fresh service root, until it closes or
 /// the drain protocol closes it.
 Task<void> run_session(std::shared_ptr<const detail::ServiceDef> def, ConnectionOptions options,
-                       ChannelOptions channel_options, std::unique_ptr<BufferedStream> stream, std::string peer,
-                       std::shared_ptr<Server::Shared> shared) {
+                       ChannelOptions channel_options, std::unique_ptr<BufferedStream> stream,
+                       std::string peer, std::shared_ptr<Server::Shared> shared) {
   EventLoop& loop = EventLoop::current_or_throw();
   auto session = std::make_shared<Session>(def, peer, loop);
   if (options.name.empty()) options.name = peer;
   auto channel = std::make_unique<Channel>(std::move(stream), channel_options);
-  auto conn = std::make_unique<Connection>(std::move(channel), make_service_root(def, session), std::move(options));
+  auto conn =
+      std::make_unique<Connection>(std::move(channel), make_service_root(def, session), std::move(options));
   session->attach(*conn);
   std::weak_ptr<Session> weak = session;
   conn->set_close_callback([weak]() {
@@ -125,7 +126,8 @@ Task<void> run_session(std::shared_ptr<const detail::ServiceDef> def, Connection
 
 // ------------------------------------------------------------------------------- Server
 
-Server::Server(const Service& service, ServeOptions options) : Server(service.snapshot(), std::move(options)) {}
+Server::Server(const Service& service, ServeOptions options)
+    : Server(service.snapshot(), std::move(options)) {}
 
 Server::Server(std::shared_ptr<const detail::ServiceDef> service, ServeOptions options)
     : shared_(std::make_shared<Shared>()), options_(std::move(options)) {
@@ -158,7 +160,9 @@ std::uint16_t Server::port() const {
   return ports.empty() ? 0 : ports.front();
 }
 
-std::vector<Address> Server::addresses() const { return server_ ? server_->addresses() : std::vector<Address>{}; }
+std::vector<Address> Server::addresses() const {
+  return server_ ? server_->addresses() : std::vector<Address>{};
+}
 
 std::size_t Server::connections() const noexcept { return shared_->count(); }
 
@@ -221,9 +225,10 @@ void serve(const Service& service, ServeOptions options) {
 }
 
 // Not a coroutine (GCC 12 bit-copies class-type default arguments of coroutines).
-Task<void> serve_stream(const Service& service, std::unique_ptr<BufferedStream> stream, ConnectionOptions options,
-                        ChannelOptions channel, std::string peer) {
-  return run_session(service.snapshot(), std::move(options), channel, std::move(stream), std::move(peer), nullptr);
+Task<void> serve_stream(const Service& service, std::unique_ptr<BufferedStream> stream,
+                        ConnectionOptions options, ChannelOptions channel, std::string peer) {
+  return run_session(service.snapshot(), std::move(options), channel, std::move(stream), std::move(peer),
+                     nullptr);
 }
 
 void serve_stdio(const Service& service, ConnectionOptions options, ChannelOptions channel) {
@@ -302,7 +307,8 @@ ServerStats ServerThread::stats() const {
 
 void ServerThread::stop() {
   if (!thread_.joinable()) return;
-  if (std::this_thread::get_id() == thread_.get_id()) throw UsageError("ServerThread::stop from its own thread");
+  if (std::this_thread::get_id() == thread_.get_id())
+    throw UsageError("ServerThread::stop from its own thread");
   loop_->post([stop = stop_]() { stop->set(); });
   thread_.join();
 }

@@ -14,13 +14,15 @@ namespace tether {
 namespace {
 
 std::string upper(std::string s) {
-  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
   return s;
 }
 
 std::string without_service_suffix(const std::string& name) {
   constexpr std::string_view kSuffix = "Service";
-  if (name.size() > kSuffix.size() && name.ends_with(kSuffix)) return name.substr(0, name.size() - kSuffix.size());
+  if (name.size() > kSuffix.size() && name.ends_with(kSuffix))
+    return name.substr(0, name.size() - kSuffix.size());
   return name;
 }
 
@@ -34,7 +36,8 @@ thread_local std::unordered_map<const void*, Session*> t_sessions;
 
 // ------------------------------------------------------------------------------- Service
 
-Service::Service(std::string name, std::vector<std::string> aliases) : def_(std::make_shared<detail::ServiceDef>()) {
+Service::Service(std::string name, std::vector<std::string> aliases)
+    : def_(std::make_shared<detail::ServiceDef>()) {
   if (name.empty()) throw UsageError("tether::Service needs a name");
   def_->name = std::move(name);
   if (aliases.empty()) aliases.push_back(without_service_suffix(def_->name));
@@ -75,14 +78,18 @@ Service& Service::expose_object(std::string name, ObjectPtr obj) {
   return expose_any(std::move(name), Any(std::move(obj)), true);
 }
 
-Service& Service::expose_value(std::string name, Any value) { return expose_any(std::move(name), std::move(value), false); }
+Service& Service::expose_value(std::string name, Any value) {
+  return expose_any(std::move(name), std::move(value), false);
+}
 
 Service& Service::expose_any(std::string name, Any value, bool object) {
   if (value.is_netref()) {
-    throw UsageError("tether::Service: '" + name + "' is a Netref; a service can only expose its own objects");
+    throw UsageError("tether::Service: '" + name +
+                     "' is a Netref; a service can only expose its own objects");
   }
   detail::ServiceMember m;
-  m.kind = (object && value.is_local()) ? detail::ServiceMember::Kind::kObject : detail::ServiceMember::Kind::kValue;
+  m.kind = (object && value.is_local()) ? detail::ServiceMember::Kind::kObject
+                                        : detail::ServiceMember::Kind::kValue;
   m.value = std::move(value);
   def_->members[exposed_key(name)] = std::move(m);
   return *this;
@@ -147,7 +154,8 @@ bool Session::run_on_connect() noexcept {
     def_->on_connect(*this);
     return true;
   } catch (...) {
-    TETHER_LOG_WARN("service {}: on_connect failed for {}: {}", def_->name, peer_, describe_current_exception());
+    TETHER_LOG_WARN("service {}: on_connect failed for {}: {}", def_->name, peer_,
+                    describe_current_exception());
     connected_ = false;
     return false;
   }
@@ -161,7 +169,8 @@ void Session::finish(bool connection_alive) noexcept {
     try {
       def_->on_disconnect(*this);
     } catch (...) {
-      TETHER_LOG_WARN("service {}: on_disconnect failed for {}: {}", def_->name, peer_, describe_current_exception());
+      TETHER_LOG_WARN("service {}: on_disconnect failed for {}: {}", def_->name, peer_,
+                      describe_current_exception());
     }
   }
   conn_ = nullptr;
@@ -214,8 +223,8 @@ Task<Any> counted_call(std::shared_ptr<Session> session, std::shared_ptr<const d
 /// without an INSPECT round trip).
 class MemberFunction final : public Object {
  public:
-  MemberFunction(std::shared_ptr<const detail::ServiceDef> def, const detail::ServiceMember* m, std::string name,
-                 std::shared_ptr<Session> session)
+  MemberFunction(std::shared_ptr<const detail::ServiceDef> def, const detail::ServiceMember* m,
+                 std::string name, std::shared_ptr<Session> session)
       : def_(std::move(def)), member_(m), name_(std::move(name)), session_(std::move(session)) {}
   [[nodiscard]] std::string type_name() const override { return "builtins.method"; }
   Task<Any> call(CallContext& ctx, std::vector<Any> args, Kwargs kwargs) override {
@@ -247,25 +256,28 @@ class ServiceRoot final : public Object {
     auto it = methods_.find(name);
     if (it == methods_.end()) {
       std::string display(name.starts_with("exposed_") ? name.substr(8) : name);
-      it = methods_.emplace(std::string(name), std::make_shared<MemberFunction>(def_, &m, display, session_)).first;
+      it = methods_.emplace(std::string(name), std::make_shared<MemberFunction>(def_, &m, display, session_))
+               .first;
     }
     return Any(it->second);
   }
 
-  Task<Any> call_attr(CallContext& ctx, std::string_view name, std::vector<Any> args, Kwargs kwargs) override {
+  Task<Any> call_attr(CallContext& ctx, std::string_view name, std::vector<Any> args,
+                      Kwargs kwargs) override {
     const detail::ServiceMember& m = member(name);
     switch (m.kind) {
       case detail::ServiceMember::Kind::kFunction:
         return counted_call(session_, def_, &m.fn, ctx, std::move(args), std::move(kwargs));
       case detail::ServiceMember::Kind::kObject:
         return m.value.object()->call(ctx, std::move(args), std::move(kwargs));
-      case detail::ServiceMember::Kind::kValue:
-        break;
+      case detail::ServiceMember::Kind::kValue: break;
     }
     throw PyError("TypeError", fmt::format("'{}' object is not callable", m.value.repr()));
   }
 
-  void set_attr(CallContext&, std::string_view, Any) override { throw PyError("AttributeError", "access denied"); }
+  void set_attr(CallContext&, std::string_view, Any) override {
+    throw PyError("AttributeError", "access denied");
+  }
   void del_attr(CallContext&, std::string_view) override { throw PyError("AttributeError", "access denied"); }
 
   [[nodiscard]] std::string repr() const override {

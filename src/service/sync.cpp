@@ -63,7 +63,9 @@ void SyncNetref::setitem(Any key, Any value) const {
 }
 
 void SyncNetref::delitem(Any key) const { loop().run_until_complete(ref_.delitem(std::move(key))); }
-bool SyncNetref::contains(Any item) const { return loop().run_until_complete(ref_.contains(std::move(item))); }
+bool SyncNetref::contains(Any item) const {
+  return loop().run_until_complete(ref_.contains(std::move(item)));
+}
 bool SyncNetref::truth() const { return loop().run_until_complete(ref_.truth()); }
 bool SyncNetref::equals(Any other) const { return loop().run_until_complete(ref_.equals(std::move(other))); }
 std::vector<Any> SyncNetref::to_list() const { return loop().run_until_complete(ref_.to_list()); }
@@ -77,11 +79,15 @@ std::optional<Any> SyncNetref::next() const { return loop().run_until_complete(r
 
 // -------------------------------------------------------------------------- SyncConnection
 
-SyncConnection::SyncConnection(std::shared_ptr<EventLoop> own, EventLoop& loop, std::unique_ptr<Connection> conn)
+SyncConnection::SyncConnection(std::shared_ptr<EventLoop> own, EventLoop& loop,
+                               std::unique_ptr<Connection> conn)
     : own_loop_(std::move(own)), loop_(&loop), conn_(std::move(conn)) {}
 
 SyncConnection::SyncConnection(SyncConnection&& o) noexcept
-    : own_loop_(std::move(o.own_loop_)), loop_(o.loop_), conn_(std::move(o.conn_)), root_(std::move(o.root_)) {
+    : own_loop_(std::move(o.own_loop_)),
+      loop_(o.loop_),
+      conn_(std::move(o.conn_)),
+      root_(std::move(o.root_)) {
   o.loop_ = nullptr;
   o.root_.reset();
 }

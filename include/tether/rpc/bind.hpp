@@ -115,24 +115,24 @@ struct Sig {
 template <class M>
 struct MemFnTraits;
 
-#define TETHER_BIND_MEMFN_TRAITS(QUAL)                        \
-  template <class R, class C, class... P>                     \
-  struct MemFnTraits<R (C::*)(P...) QUAL> {                   \
-    using cls = C;                                            \
-    using sig = Sig<R, TypeList<P...>>;                       \
-    static constexpr bool is_const = false;                   \
+#define TETHER_BIND_MEMFN_TRAITS(QUAL)      \
+  template <class R, class C, class... P>   \
+  struct MemFnTraits<R (C::*)(P...) QUAL> { \
+    using cls = C;                          \
+    using sig = Sig<R, TypeList<P...>>;     \
+    static constexpr bool is_const = false; \
   };
-#define TETHER_BIND_MEMFN_TRAITS_CONST(QUAL)                  \
-  template <class R, class C, class... P>                     \
-  struct MemFnTraits<R (C::*)(P...) QUAL> {                   \
-    using cls = const C;                                      \
-    using sig = Sig<R, TypeList<P...>>;                       \
-    static constexpr bool is_const = true;                    \
+#define TETHER_BIND_MEMFN_TRAITS_CONST(QUAL) \
+  template <class R, class C, class... P>    \
+  struct MemFnTraits<R (C::*)(P...) QUAL> {  \
+    using cls = const C;                     \
+    using sig = Sig<R, TypeList<P...>>;      \
+    static constexpr bool is_const = true;   \
   };
 TETHER_BIND_MEMFN_TRAITS()
 TETHER_BIND_MEMFN_TRAITS(&)
 TETHER_BIND_MEMFN_TRAITS(noexcept)
-TETHER_BIND_MEMFN_TRAITS(& noexcept)
+TETHER_BIND_MEMFN_TRAITS(&noexcept)
 TETHER_BIND_MEMFN_TRAITS_CONST(const)
 TETHER_BIND_MEMFN_TRAITS_CONST(const&)
 TETHER_BIND_MEMFN_TRAITS_CONST(const noexcept)
@@ -204,7 +204,7 @@ template <class P>
 constexpr bool is_injected() {
   if constexpr (std::is_lvalue_reference_v<P>) {
     using U = std::remove_cvref_t<P>;
-    return requires(CallContext& c) { ContextParam<U>::get(c); };
+    return requires(CallContext & c) { ContextParam<U>::get(c); };
   } else {
     return false;
   }
@@ -298,7 +298,8 @@ struct TETHER_API SignatureInfo {
 };
 
 /// Python's argument binding: returns one slot per parameter (None for omitted optional ones).
-TETHER_API std::vector<Any> merge_arguments(const SignatureInfo& info, std::vector<Any>&& args, Kwargs&& kwargs);
+TETHER_API std::vector<Any> merge_arguments(const SignatureInfo& info, std::vector<Any>&& args,
+                                            Kwargs&& kwargs);
 
 /// Rethrows a conversion error of argument `index` (0-based) with the signature in front.
 [[noreturn]] TETHER_API void argument_error(const SignatureInfo& info, std::size_t index, const PyError& e);
@@ -626,7 +627,7 @@ struct RemoteCallable {
 /// A NativeFunction calling `f` on the loop thread (awaiting it if it returns Task<R>).
 /// `name` is used in error messages; `names` enables keyword arguments.
 template <class F>
-NativeFunction bind_function(std::string name, F f, ArgNames names = {}) {
+NativeFunction bind_function(std::string name, F f, ArgNames names = ArgNames()) {
   using B = detail::BinderFor<F, void, detail::CallMode::kDirect>;
   auto b = std::make_shared<const B>(std::move(name), std::move(f), std::move(names));
   return [b](CallContext& ctx, std::vector<Any> args, Kwargs kwargs) {
@@ -640,7 +641,7 @@ NativeFunction bind_function(std::string name, F f, ArgNames names = {}) {
 /// CallContext& and must not touch loop-bound objects, except that std::function callbacks it
 /// receives may be called (each call blocks the worker until the peer answers).
 template <class F>
-NativeFunction bind_blocking_function(std::string name, F f, ArgNames names = {}) {
+NativeFunction bind_blocking_function(std::string name, F f, ArgNames names = ArgNames()) {
   using B = detail::BinderFor<F, void, detail::CallMode::kBlocking>;
   auto b = std::make_shared<const B>(std::move(name), std::move(f), std::move(names));
   return [b](CallContext& ctx, std::vector<Any> args, Kwargs kwargs) {
@@ -650,19 +651,20 @@ NativeFunction bind_blocking_function(std::string name, F f, ArgNames names = {}
 
 /// A NativeFunction calling the member function `m` of `obj` (kept alive by the binding).
 template <class C, class M>
-  requires std::is_member_function_pointer_v<M>
-NativeFunction bind_method(std::string name, std::shared_ptr<C> obj, M m, ArgNames names = {}) {
-  using B = detail::BinderFor<M, C, detail::CallMode::kDirect>;
-  auto b = std::make_shared<const B>(std::move(name), m, std::move(names));
-  return [b, obj = std::move(obj)](CallContext& ctx, std::vector<Any> args, Kwargs kwargs) {
-    return detail::run_binding<B>(b, ctx, obj, std::move(args), std::move(kwargs));
-  };
-}
+  requires std::is_member_function_pointer_v<M> NativeFunction bind_method(std::string name,
+                                                                           std::shared_ptr<C> obj, M m,
+                                                                           ArgNames names = ArgNames()) {
+    using B = detail::BinderFor<M, C, detail::CallMode::kDirect>;
+    auto b = std::make_shared<const B>(std::move(name), m, std::move(names));
+    return [b, obj = std::move(obj)](CallContext& ctx, std::vector<Any> args, Kwargs kwargs) {
+      return detail::run_binding<B>(b, ctx, obj, std::move(args), std::move(kwargs));
+    };
+  }
 
 /// An exported callable object for `f` ("builtins.function": a Python peer calls it without an
 /// INSPECT round trip).
 template <class F>
-ObjectPtr make_function_object(std::string name, F f, ArgNames names = {}) {
+ObjectPtr make_function_object(std::string name, F f, ArgNames names = ArgNames()) {
   NativeFunction nf = bind_function(name, std::move(f), std::move(names));
   return std::make_shared<FunctionObject>(std::move(name), std::move(nf));
 }

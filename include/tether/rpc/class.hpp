@@ -99,9 +99,9 @@ template <class T>
 struct ClassDef {
   using MethodFn = std::function<Task<Any>(CallContext&, std::shared_ptr<T>, std::vector<Any>, Kwargs)>;
   struct Member {
-    MethodFn method;                              ///< set for methods
-    std::function<Any(T&)> getter;                ///< set for properties
-    std::function<void(T&, const Any&)> setter;   ///< optional, properties only
+    MethodFn method;                             ///< set for methods
+    std::function<Any(T&)> getter;               ///< set for properties
+    std::function<void(T&, const Any&)> setter;  ///< optional, properties only
   };
   std::string name;       ///< "Store"
   std::string type_name;  ///< "tether.Store"
@@ -162,7 +162,8 @@ class Instance final : public Object {
   Any get_attr(CallContext& ctx, std::string_view name) override {
     const auto& m = member(name);
     if (m.method) {
-      NativeFunction bound = [fn = m.method, self = ptr_](CallContext& c, std::vector<Any> args, Kwargs kwargs) {
+      NativeFunction bound = [fn = m.method, self = ptr_](CallContext& c, std::vector<Any> args,
+                                                          Kwargs kwargs) {
         return fn(c, self, std::move(args), std::move(kwargs));
       };
       return Any(std::make_shared<FunctionObject>(def_->name + "." + std::string(member_display_name(name)),
@@ -172,7 +173,8 @@ class Instance final : public Object {
     return m.getter(*ptr_);
   }
 
-  Task<Any> call_attr(CallContext& ctx, std::string_view name, std::vector<Any> args, Kwargs kwargs) override {
+  Task<Any> call_attr(CallContext& ctx, std::string_view name, std::vector<Any> args,
+                      Kwargs kwargs) override {
     const auto& m = member(name);
     if (m.method) return m.method(ctx, ptr_, std::move(args), std::move(kwargs));
     return Object::call_attr(ctx, name, std::move(args), std::move(kwargs));
@@ -189,7 +191,8 @@ class Instance final : public Object {
 
   Task<Any> call(CallContext& ctx, std::vector<Any> args, Kwargs kwargs) override {
     auto it = def_->members.find(std::string_view("__call__"));
-    if (it == def_->members.end() || !it->second.method) return Object::call(ctx, std::move(args), std::move(kwargs));
+    if (it == def_->members.end() || !it->second.method)
+      return Object::call(ctx, std::move(args), std::move(kwargs));
     return it->second.method(ctx, ptr_, std::move(args), std::move(kwargs));
   }
 
@@ -281,7 +284,8 @@ struct GetItem {
     if constexpr (is_optional<std::remove_cvref_t<R>>::value) {
       auto r = std::invoke(f, self_as<S0>(self), key);
       if (!r) {
-        if constexpr (std::is_integral_v<std::remove_cvref_t<K>> && !std::is_same_v<std::remove_cvref_t<K>, bool>) {
+        if constexpr (std::is_integral_v<std::remove_cvref_t<K>> &&
+                      !std::is_same_v<std::remove_cvref_t<K>, bool>) {
           throw PyError("IndexError", type + " index out of range");
         } else {
           Any k = to_any(key);
@@ -344,12 +348,12 @@ class Class {
 
   /// A method (see the file comment). Dunder names are stored raw and advertised in INSPECT.
   template <class F>
-  Class& method(std::string name, F f, ArgNames names = {}) {
+  Class& method(std::string name, F f, ArgNames names = ArgNames()) {
     return add_method<detail::CallMode::kDirect>(std::move(name), std::move(f), std::move(names));
   }
   /// A method that runs on the worker pool (it must not take CallContext&).
   template <class F>
-  Class& method_blocking(std::string name, F f, ArgNames names = {}) {
+  Class& method_blocking(std::string name, F f, ArgNames names = ArgNames()) {
     return add_method<detail::CallMode::kBlocking>(std::move(name), std::move(f), std::move(names));
   }
 
@@ -409,7 +413,7 @@ class Class {
   }
   /// obj(...): the object itself is callable.
   template <class F>
-  Class& call(F f, ArgNames names = {}) {
+  Class& call(F f, ArgNames names = ArgNames()) {
     return method("__call__", std::move(f), std::move(names));
   }
   /// repr(obj) / str(obj) on the peer.

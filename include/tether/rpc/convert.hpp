@@ -133,7 +133,13 @@ T value_as(const Any& a) {
     return v.as_bool();
   } else if constexpr (std::is_integral_v<U>) {
     if (!v.is_int()) conversion_error("int", a);
-    if (!v.is_int64()) overflow_error("int", v);
+    if (!v.is_int64()) {
+      if constexpr (std::is_unsigned_v<U> && sizeof(U) == sizeof(std::uint64_t)) {
+        // 2**63 .. 2**64-1 arrive as big ints (fix added with the typed bindings)
+        if (auto u = v.as_big_int().to_uint64()) return static_cast<U>(*u);
+      }
+      overflow_error("int", v);
+    }
     std::int64_t i = v.as_int64();
     if constexpr (std::is_unsigned_v<U>) {
       if (i < 0 || static_cast<std::uint64_t>(i) > std::numeric_limits<U>::max()) overflow_error("int", v);

@@ -55,16 +55,19 @@ struct ClientOptions {
 /// Connects over TCP (IPv4/IPv6; names resolve on the worker pool). Errors: Timeout, IoError
 /// (refused ...), TlsError, Disconnected / ProtocolError / GenerationMismatch if the RPC probe
 /// fails. The connection runs on the current loop.
-TETHER_API Task<std::unique_ptr<Connection>> connect(std::string host, std::uint16_t port, ClientOptions options = {});
+TETHER_API Task<std::unique_ptr<Connection>> connect(std::string host, std::uint16_t port,
+                                                     ClientOptions options = ClientOptions());
 
 /// Connects over a Unix socket path ('@' prefix: abstract name).
-TETHER_API Task<std::unique_ptr<Connection>> connect_unix(std::string path, ClientOptions options = {});
+TETHER_API Task<std::unique_ptr<Connection>> connect_unix(std::string path,
+                                                          ClientOptions options = ClientOptions());
 
 /// A connection over an existing stream (a pipe, a socketpair). No probe, no fallback: the
 /// first request decides (first_generation, or `generation` when forced). `peer` names the
 /// other end in the Session (if options.service is set).
 TETHER_API std::unique_ptr<Connection> connect_stream(std::unique_ptr<BufferedStream> stream,
-                                                      ClientOptions options = {}, std::string peer = "stream");
+                                                      ClientOptions options = ClientOptions(),
+                                                      std::string peer = "stream");
 
 /// A connection to a child process serving RPyC on its stdin/stdout (e.g. one running
 /// tether::serve_stdio, or `python3 -c "...rpyc.utils.server..."` over a pipe stream).
@@ -74,8 +77,9 @@ struct ProcessConnection {
   std::unique_ptr<Connection> connection;
   std::unique_ptr<ChildProcess> process;
 };
-TETHER_API Task<ProcessConnection> connect_process(std::vector<std::string> argv, ClientOptions options = {},
-                                                   ProcessOptions process_options = {});
+TETHER_API Task<ProcessConnection> connect_process(std::vector<std::string> argv,
+                                                   ClientOptions options = ClientOptions(),
+                                                   ProcessOptions process_options = ProcessOptions());
 
 /// The generation connect() learnt for an endpoint ("host:port" / "unix:path"), if any.
 TETHER_API std::optional<rpc::Generation> known_generation(const std::string& endpoint);

@@ -97,18 +97,19 @@ class TETHER_API Server {
 /// thread's EventLoop, or creates one for the call. Installs handlers for both signals for the
 /// duration (blocking them in this thread first, so loop threads started by the server inherit
 /// the mask).
-TETHER_API void serve(const Service& service, ServeOptions options = {});
+TETHER_API void serve(const Service& service, ServeOptions options = ServeOptions());
 
 /// Serves one connection over `stream` (a pipe, a socketpair, a stream accepted elsewhere)
 /// until it closes. `peer` names it in the Session. Loop thread of the stream.
 TETHER_API Task<void> serve_stream(const Service& service, std::unique_ptr<BufferedStream> stream,
-                                   ConnectionOptions options = {}, ChannelOptions channel = {},
-                                   std::string peer = "stream");
+                                   ConnectionOptions options = ConnectionOptions(),
+                                   ChannelOptions channel = ChannelOptions(), std::string peer = "stream");
 
 /// Serves one connection over this process's stdin/stdout (a child started with
 /// connect_process) until the peer closes it. Blocking; creates an EventLoop if the thread has
 /// none. Nothing else may write to stdout meanwhile (tether's log goes to stderr).
-TETHER_API void serve_stdio(const Service& service, ConnectionOptions options = {}, ChannelOptions channel = {});
+TETHER_API void serve_stdio(const Service& service, ConnectionOptions options = ConnectionOptions(),
+                            ChannelOptions channel = ChannelOptions());
 
 /// A Server running on a thread (and EventLoop) of its own: for applications whose main
 /// thread does something else, and for tests of blocking clients. The constructor returns

@@ -4,8 +4,8 @@
 ///
 ///   tether::Service calc("Calculator");
 ///   calc.expose("add", [](std::int64_t a, std::int64_t b) { return a + b; }, tether::arg_names("a", "b"));
-///   calc.expose_async("slow", [](double s) -> tether::Task<void> { co_await tether::sleep_for_seconds(s); });
-///   calc.expose_blocking("digest", digest_file);          // runs on the worker pool
+///   calc.expose_async("slow", [](double s) -> tether::Task<void> { co_await tether::sleep_for_seconds(s);
+///   }); calc.expose_blocking("digest", digest_file);          // runs on the worker pool
 ///   calc.expose_object("store", std::make_shared<Store>());  // a class bound with tether::Class
 ///   calc.on_connect([](tether::Session& s) { s.state() = Counter{}; });
 ///
@@ -64,8 +64,8 @@ struct ServiceMember {
 /// An immutable snapshot of a Service, shared by every connection that serves it.
 struct ServiceDef {
   std::string name;
-  std::vector<std::string> aliases;  ///< upper-cased; the first is the service name
-  std::string type_name;             ///< "tether.CalculatorService"
+  std::vector<std::string> aliases;                           ///< upper-cased; the first is the service name
+  std::string type_name;                                      ///< "tether.CalculatorService"
   std::map<std::string, ServiceMember, std::less<>> members;  ///< by "exposed_<name>"
   std::function<void(Session&)> on_connect;
   std::function<void(Session&)> on_disconnect;
@@ -147,7 +147,7 @@ struct ContextParam<Session> {
 class TETHER_API Service {
  public:
   /// `aliases` empty: RPyC's rule, the name without a "Service" suffix, upper-cased.
-  explicit Service(std::string name, std::vector<std::string> aliases = {});
+  explicit Service(std::string name, std::vector<std::string> aliases = std::vector<std::string>());
   Service(const Service& other);
   Service& operator=(const Service& other);
   Service(Service&&) noexcept = default;
@@ -163,13 +163,13 @@ class TETHER_API Service {
 
   /// A function called on the loop thread (a Task result is awaited). See rpc/bind.hpp.
   template <class F>
-  Service& expose(std::string name, F f, ArgNames names = {}) {
+  Service& expose(std::string name, F f, ArgNames names = ArgNames()) {
     NativeFunction fn = bind_function(name, std::move(f), std::move(names));
     return expose_native(std::move(name), std::move(fn));
   }
   /// A coroutine function (returns Task<R>); the same as expose(), checked.
   template <class F>
-  Service& expose_async(std::string name, F f, ArgNames names = {}) {
+  Service& expose_async(std::string name, F f, ArgNames names = ArgNames()) {
     static_assert(detail::IsTask<std::remove_cvref_t<detail::ResultOf<F>>>::value,
                   "expose_async: the callable must return tether::Task<R>");
     return expose(std::move(name), std::move(f), std::move(names));
@@ -177,7 +177,7 @@ class TETHER_API Service {
   /// A function run on the loop's worker pool (blocking work); arguments are converted on the
   /// loop thread first. It cannot take Session&/CallContext&.
   template <class F>
-  Service& expose_blocking(std::string name, F f, ArgNames names = {}) {
+  Service& expose_blocking(std::string name, F f, ArgNames names = ArgNames()) {
     NativeFunction fn = bind_blocking_function(name, std::move(f), std::move(names));
     return expose_native(std::move(name), std::move(fn));
   }
@@ -215,6 +215,7 @@ class TETHER_API Service {
 };
 
 /// The root object of one connection serving `def` (used by serve()/connect()).
-TETHER_API ObjectPtr make_service_root(std::shared_ptr<const detail::ServiceDef> def, std::shared_ptr<Session> session);
+TETHER_API ObjectPtr make_service_root(std::shared_ptr<const detail::ServiceDef> def,
+                                       std::shared_ptr<Session> session);
 
 }  // namespace tether

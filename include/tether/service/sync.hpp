@@ -217,8 +217,9 @@ class TETHER_API SyncConnection {
 };
 
 /// Blocking connect over TCP (see client.hpp for options and the generation fallback).
-TETHER_API SyncConnection connect_sync(std::string host, std::uint16_t port, ClientOptions options = {});
+TETHER_API SyncConnection connect_sync(std::string host, std::uint16_t port,
+                                       ClientOptions options = ClientOptions());
 /// Blocking connect over a Unix socket.
-TETHER_API SyncConnection connect_sync_unix(std::string path, ClientOptions options = {});
+TETHER_API SyncConnection connect_sync_unix(std::string path, ClientOptions options = ClientOptions());
 
 }  // namespace tether

@@ -1,0 +1,264 @@
+// Class<T>: C++ objects by reference — methods, properties, len/iter/getitem/contains/call
+// reached from a tether client through Netref operations, identity, INSPECT names.
+
+#include "tether/rpc/class.hpp"
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "service_fixture.hpp"
+
+namespace tether::testing {
+namespace {
+
+using brine::Value;
+
+class Store {
+ public:
+  std::optional<std::string> get(const std::string& key) const {
+    auto it = data_.find(key);
+    if (it == data_.end()) return std::nullopt;
+    return it->second;
+  }
+  void put(std::string key, std::string value) { data_[std::move(key)] = std::move(value); }
+  std::int64_t size() const { return static_cast<std::int64_t>(data_.size()); }
+  bool has(const std::string& key) const { return data_.count(key) > 0; }
+  std::vector<std::string> keys() const {
+    std::vector<std::string> k;
+    for (auto& [key, v] : data_) k.push_back(key);
+    return k;
+  }
+  std::int64_t limit() const { return limit_; }
+  void set_limit(std::int64_t l) { limit_ = l; }
+  std::string label = "main";
+
+ private:
+  std::map<std::string, std::string> data_;
+  std::int64_t limit_ = 10;
+};
+
+void bind_store() {
+  Class<Store>("Store")
+      .method("get", &Store::get)
+      .method("put", &Store::put, arg_names("key", "value"))
+      .method("clone", [](const Store& s) { return std::make_shared<Store>(s); })
+      .method("same",
+              [](const std::shared_ptr<Store>& self, std::shared_ptr<Store> other) { return self == other; })
+      .property("size", &Store::size)
+      .property("limit", &Store::limit, &Store::set_limit)
+      .property("label", &Store::label, &Store::label)
+      .len(&Store::size)
+      .iter([](const Store& s) { return s.keys(); })
+      .getitem([](const Store& s, const std::string& k) { return s.get(k); })
+      .contains(&Store::has)
+      .call([](Store& s, std::int64_t factor) { return s.size() * factor; })
+      .repr([](const Store& s) { return "<Store of " + std::to_string(s.size()) + ">"; });
+}
+
+Service store_service(const std::shared_ptr<Store>& store) {
+  Service svc("StoreService");
+  svc.expose_object("store", store);
+  svc.expose("is_main", [store](std::shared_ptr<Store> s) { return s == store; });
+  return svc;
+}
+
+Task<void> store_ops(std::uint16_t port) {
+  Client c = co_await open_client(port);
+  Netref store = co_await c.root.attr("store");
+  EXPECT_EQ(store.type_name(), "tether.Store");
+  // Both spellings reach the member (wire spec §12.2).
+  Any r = co_await store.callattr("put", make_args("a", "1"));
+  EXPECT_TRUE(r.is_none());
+  r = co_await store.callattr("exposed_put", make_args("b", "2"));
+  Kwargs kw;
+  kw.emplace_back("value", Any(Value("3")));
+  kw.emplace_back("key", Any(Value("c")));
+  std::vector<Any> none;
+  r = co_await store.callattr("put", std::move(none), kw);
+  std::optional<std::string> got = co_await store.call<std::optional<std::string>>("get", "b");
+  EXPECT_EQ(got, "2");
+  std::optional<std::string> missing = co_await store.call<std::optional<std::string>>("get", "zz");
+  EXPECT_EQ(missing, std::nullopt);
+
+  // Properties.
+  Any size = co_await store.getattr("size");
+  EXPECT_EQ(size.value().as_int64(), 3);
+  Any label = co_await store.getattr("exposed_label");
+  EXPECT_EQ(label.value().as_str(), "main");
+  // The default policy refuses SETATTR (RPyC's allow_setattr = False).
+  Caught e = co_await expect_remote_error(store.setattr("limit", Value(5)));
+  EXPECT_EQ(e.type, "AttributeError");
+
+  // Python's data model through safe dunders.
+  std::int64_t n = co_await store.len();
+  EXPECT_EQ(n, 3);
+  std::vector<Any> keys = co_await store.to_list();
+  EXPECT_EQ(keys.size(), 3u);
+  if (keys.size() == 3) {
+    EXPECT_EQ(keys[2].value().as_str(), "c");
+  }
+  Netref it = co_await store.iter();
+  std::optional<Any> first = co_await it.next();
+  std::optional<Any> second = co_await it.next();
+  std::optional<Any> third = co_await it.next();
+  std::optional<Any> end = co_await it.next();
+  EXPECT_TRUE(first && second && third);
+  EXPECT_FALSE(end);
+  std::optional<Any> after_end = co_await it.next();
+  EXPECT_FALSE(after_end);
+  Any item = co_await store.getitem(Value("a"));
+  EXPECT_EQ(item.value().as_str(), "1");
+  e = co_await expect_remote_error(store.getitem(Value("nope")));
+  EXPECT_EQ(e.type, "KeyError");
+  EXPECT_EQ(e.message, "nope");  // KeyError('nope'): the key itself is the argument
+  bool has_a = co_await store.contains(Value("a"));
+  bool has_z = co_await store.contains(Value("z"));
+  EXPECT_TRUE(has_a);
+  EXPECT_FALSE(has_z);
+  Any called = co_await store.call(make_args(10));
+  EXPECT_EQ(called.value().as_int64(), 30);
+  bool truth = co_await store.truth();
+  EXPECT_TRUE(truth);
+  std::string repr = co_await store.repr();
+  EXPECT_EQ(repr, "<Store of 3>");
+  std::vector<std::string> dir = co_await store.dir();
+  EXPECT_NE(std::find(dir.begin(), dir.end(), "get"), dir.end());
+  EXPECT_NE(std::find(dir.begin(), dir.end(), "__len__"), dir.end());
+
+  // Unknown and private names are refused with AttributeError.
+  e = co_await expect_remote_error(store.getattr("nothing"));
+  EXPECT_EQ(e.type, "AttributeError");
+  e = co_await expect_remote_error(store.getattr("__class__"));
+  EXPECT_EQ(e.type, "AttributeError");
+
+  // Identity: the same C++ object is the same remote object.
+  Netref again = co_await c.root.attr("store");
+  EXPECT_TRUE(again.same_object(store));
+  // Passed back, it arrives as the server's own object.
+  bool is_main = co_await c.root.call<bool>("is_main", store);
+  EXPECT_TRUE(is_main);
+  Any copy = co_await store.callattr("clone");
+  EXPECT_TRUE(copy.is_netref());
+  if (copy.is_netref()) {
+    EXPECT_FALSE(copy.netref().same_object(store));
+    bool copy_is_main = co_await c.root.call<bool>("is_main", copy.netref());
+    EXPECT_FALSE(copy_is_main);
+    bool same = co_await store.call<bool>("same", store);
+    bool different = co_await store.call<bool>("same", copy.netref());
+    EXPECT_TRUE(same);
+    EXPECT_FALSE(different);
+    std::int64_t copy_len = co_await copy.netref().len();
+    EXPECT_EQ(copy_len, 3);
+  }
+  // A plain value where a Store is expected.
+  e = co_await expect_remote_error(c.root.call<bool>("is_main", 5));
+  EXPECT_EQ(e.type, "TypeError");
+  EXPECT_EQ(e.message, "is_main(Store) -> bool: argument 1: expected Store, got int");
+  co_await close_client(c);
+}
+
+TEST_F(ServiceTest, ClassObjectsThroughNetrefOperations) {
+  bind_store();
+  auto store = std::make_shared<Store>();
+  Service svc = store_service(store);
+  run(store_ops(start(svc)));
+  EXPECT_EQ(store->size(), 3);
+}
+
+Task<void> set_property(std::uint16_t port) {
+  Client c = co_await open_client(port);
+  Netref store = co_await c.root.attr("store");
+  co_await store.setattr("limit", Value(25));
+  Any limit = co_await store.getattr("limit");
+  EXPECT_EQ(limit.value().as_int64(), 25);
+  co_await store.setattr("label", Value("renamed"));
+  Caught e = co_await expect_remote_error(store.setattr("limit", Value("x")));
+  EXPECT_EQ(e.type, "TypeError");
+  EXPECT_EQ(e.message, "Store.limit: expected int, got str");
+  e = co_await expect_remote_error(store.setattr("size", Value(1)));  // read-only
+  EXPECT_EQ(e.type, "AttributeError");
+  co_await close_client(c);
+}
+
+TEST_F(ServiceTest, PropertySettersNeedTheSetattrPolicy) {
+  bind_store();
+  auto store = std::make_shared<Store>();
+  Service svc = store_service(store);
+  ServeOptions opts;
+  opts.connection.policy.allow_setattr = true;
+  run(set_property(start(svc, opts)));
+  EXPECT_EQ(store->limit(), 25);
+  EXPECT_EQ(store->label, "renamed");
+}
+
+TEST(ClassBinding, InspectAdvertisesOnlyDunderOperations) {
+  bind_store();
+  ObjectPtr obj = Class<Store>::wrap(std::make_shared<Store>());
+  auto names = obj->inspect_names();
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"__call__", "__contains__", "__getitem__", "__iter__", "__len__"}));
+  EXPECT_TRUE(obj->has_attr("exposed_get"));
+  EXPECT_FALSE(obj->has_attr("get"));
+  EXPECT_EQ(obj->type_name(), "tether.Store");
+}
+
+TEST(ClassBinding, SameObjectWhileExported) {
+  bind_store();
+  auto s = std::make_shared<Store>();
+  ObjectPtr a = Class<Store>::wrap(s);
+  ObjectPtr b = Class<Store>::wrap(s);
+  EXPECT_EQ(a.get(), b.get());
+  ObjectPtr other = Class<Store>::wrap(std::make_shared<Store>());
+  EXPECT_NE(a.get(), other.get());
+  std::weak_ptr<Object> weak = a;
+  a.reset();
+  b.reset();
+  EXPECT_TRUE(weak.expired());  // the registry holds no strong reference
+}
+
+struct Unbound {};
+
+TEST(ClassBinding, UnboundTypesAreAUsageError) {
+  EXPECT_THROW(to_any(std::make_shared<Unbound>()), UsageError);
+}
+
+struct Counter {
+  std::int64_t limit = 0;
+};
+
+Task<void> generator_iteration(std::uint16_t port) {
+  Client c = co_await open_client(port);
+  Netref counter = co_await c.root.attr("counter");
+  std::vector<Any> items = co_await counter.to_list(2);
+  EXPECT_EQ(items.size(), 5u);
+  for (std::size_t i = 0; i < items.size(); ++i)
+    EXPECT_EQ(items[i].value().as_int64(), static_cast<std::int64_t>(i));
+  co_await close_client(c);
+}
+
+TEST_F(ServiceTest, GeneratorIteratorsProduceItemsOnDemand) {
+  Class<Counter>("Counter", "demo").iter([](const Counter& c) {
+    std::int64_t next = 0;
+    std::int64_t limit = c.limit;
+    return std::function<std::optional<std::int64_t>()>(
+        [next, limit]() mutable -> std::optional<std::int64_t> {
+          if (next >= limit) return std::nullopt;
+          return next++;
+        });
+  });
+  auto counter = std::make_shared<Counter>();
+  counter->limit = 5;
+  Service svc("Gen");
+  svc.expose_object("counter", counter);
+  EXPECT_EQ(Class<Counter>::wrap(counter)->type_name(), "demo.Counter");
+  run(generator_iteration(start(svc)));
+}
+
+}  // namespace
+}  // namespace tether::testing

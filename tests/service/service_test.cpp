@@ -1,0 +1,454 @@
+// Service, Session, serving and connecting: names and the root object, per-connection state and
+// hooks, the export table after a client is done, RPyC generations (forced and the fallback),
+// Unix sockets, TLS, in-memory pipes, a child's stdio, several server threads, graceful
+// shutdown.
+
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "net/test_certs.hpp"
+#include "service_fixture.hpp"
+#include "tether/loop/sync.hpp"
+#include "tether/loop/task_group.hpp"
+#include "tether/loop/time.hpp"
+#include "tether/net/tls.hpp"
+#include "tether/rpc/class.hpp"
+#include "tether/stream/mem_pipe.hpp"
+
+namespace tether::testing {
+namespace {
+
+using brine::Value;
+
+Service calc_service() {
+  Service svc("CalcService");
+  svc.expose(
+      "add", [](std::int64_t a, std::int64_t b) { return a + b; }, arg_names("a", "b"));
+  svc.expose_value("version", Value("1.2"));
+  return svc;
+}
+
+// --- names and the root -----------------------------------------------------------------
+
+TEST(ServiceNames, FollowRpycRules) {
+  Service calc("CalcService");
+  EXPECT_EQ(calc.service_name(), "CALC");
+  EXPECT_EQ(calc.type_name(), "tether.CalcService");
+  Service calculator("Calculator");
+  EXPECT_EQ(calculator.service_name(), "CALCULATOR");
+  EXPECT_EQ(calculator.type_name(), "tether.CalculatorService");
+  Service aliased("Calc", {"calc", "math"});
+  EXPECT_EQ(aliased.service_name(), "CALC");
+  EXPECT_EQ(aliased.aliases(), (std::vector<std::string>{"CALC", "MATH"}));
+}
+
+Task<void> root_behaviour(std::uint16_t port) {
+  Client c = co_await open_client(port);
+  EXPECT_EQ(c.root.type_name(), "tether.CalcService");
+  std::string name = co_await c.root.call<std::string>("get_service_name");
+  EXPECT_EQ(name, "CALC");
+  std::vector<std::string> aliases =
+      co_await c.root.call<std::vector<std::string>>("exposed_get_service_aliases");
+  EXPECT_EQ(aliases, std::vector<std::string>{"CALC"});
+  // root.add and root.exposed_add, by CALLATTR and by GETATTR + CALL.
+  std::int64_t a = co_await c.root.call<std::int64_t>("add", 1, 2);
+  std::int64_t b = co_await c.root.call<std::int64_t>("exposed_add", 3, 4);
+  EXPECT_EQ(a, 3);
+  EXPECT_EQ(b, 7);
+  Netref add = co_await c.root.attr("add");
+  EXPECT_EQ(add.type_name(), "builtins.method");
+  Any sum = co_await add.call(make_args(20, 22));
+  EXPECT_EQ(sum.value().as_int64(), 42);
+  Any version = co_await c.root.getattr("version");
+  EXPECT_EQ(version.value().as_str(), "1.2");
+  Caught e = co_await expect_remote_error(c.root.getattr("secret"));
+  EXPECT_EQ(e.type, "AttributeError");
+  e = co_await expect_remote_error(c.root.callattr("version"));
+  EXPECT_EQ(e.type, "TypeError");
+  e = co_await expect_remote_error(c.root.setattr("add", Value(1)));
+  EXPECT_EQ(e.type, "AttributeError");
+  e = co_await expect_remote_error(c.root.delattr("add"));
+  EXPECT_EQ(e.type, "AttributeError");
+  co_await close_client(c);
+}
+
+TEST_F(ServiceTest, RootExposesMembersUnderBothSpellings) {
+  Service svc = calc_service();
+  run(root_behaviour(start(svc)));
+}
+
+Task<void> root_refuses_setattr(std::uint16_t port) {
+  Client c = co_await open_client(port);
+  Caught e = co_await expect_remote_error(c.root.setattr("add", Value(1)));
+  EXPECT_EQ(e.type, "AttributeError");
+  EXPECT_EQ(e.message, "access denied");
+  co_await close_client(c);
+}
+
+TEST_F(ServiceTest, RootRefusesSetattrEvenWhenThePolicyAllowsIt) {
+  Service svc = calc_service();
+  ServeOptions opts;
+  opts.connection.policy.allow_setattr = true;
+  run(root_refuses_setattr(start(svc, opts)));
+}
+
+// --- sessions ---------------------------------------------------------------------------
+
+struct Hooks {
+  int connects = 0;
+  int disconnects = 0;
+  std::vector<std::size_t> exported_at_disconnect;
+  std::vector<std::string> peers;
+  Event disconnected;
+};
+
+Task<std::string> ask_client(Session& s) {
+  Netref client_root = co_await s.peer_root();
+  std::string who = co_await client_root.call<std::string>("whoami");
+  co_return "client says " + who;
+}
+
+Service session_service(std::shared_ptr<Hooks> hooks) {
+  Service svc("Sessions");
+  svc.with_state<std::int64_t>();
+  svc.on_connect([hooks](Session& s) {
+    ++hooks->connects;
+    hooks->peers.push_back(s.peer());
+  });
+  svc.on_disconnect([hooks](Session& s) {
+    ++hooks->disconnects;
+    hooks->exported_at_disconnect.push_back(s.connection() ? s.connection()->stats().exported : 999);
+    hooks->disconnected.set();
+  });
+  svc.expose("incr", [](Session& s) { return ++s.state_as<std::int64_t>(); });
+  svc.expose("exported", [](Session& s) { return s.connection()->stats().exported; });
+  svc.expose_async("ask_client", &ask_client);
+  svc.expose("service", [](CallContext& ctx) { return Session::find(ctx)->service_name(); });
+  return svc;
+}
+
+Task<void> two_sessions(std::uint16_t port, std::shared_ptr<Hooks> hooks) {
+  Client a = co_await open_client(port);
+  Client b = co_await open_client(port);
+  std::int64_t a1 = co_await a.root.call<std::int64_t>("incr");
+  std::int64_t a2 = co_await a.root.call<std::int64_t>("incr");
+  std::int64_t b1 = co_await b.root.call<std::int64_t>("incr");
+  EXPECT_EQ(a1, 1);
+  EXPECT_EQ(a2, 2);
+  EXPECT_EQ(b1, 1);
+  std::string svc_name = co_await a.root.call<std::string>("service");
+  EXPECT_EQ(svc_name, "SESSIONS");
+  EXPECT_EQ(hooks->connects, 2);
+  co_await close_client(a);
+  co_await hooks->disconnected.wait();
+  EXPECT_EQ(hooks->disconnects, 1);
+  hooks->disconnected.clear();
+  co_await close_client(b);
+  co_await hooks->disconnected.wait();
+  EXPECT_EQ(hooks->disconnects, 2);
+}
+
+TEST_F(ServiceTest, SessionsHavePerConnectionStateAndHooks) {
+  auto hooks = std::make_shared<Hooks>();
+  Service svc = session_service(hooks);
+  run(two_sessions(start(svc), hooks));
+  ASSERT_EQ(hooks->peers.size(), 2u);
+  EXPECT_EQ(hooks->peers[0].rfind("127.0.0.1:", 0), 0u) << hooks->peers[0];
+}
+
+struct Thing {
+  int n = 0;
+};
+
+Task<void> export_table(std::uint16_t port, std::shared_ptr<Hooks> hooks) {
+  Client c = co_await open_client(port);
+  {
+    std::vector<Netref> held;
+    for (int i = 0; i < 5; ++i) {
+      Any t = co_await c.root.call<Any>("thing");
+      held.push_back(t.netref());
+    }
+    Netref add = co_await c.root.attr("incr");
+    held.push_back(add);
+    std::size_t while_held = co_await c.root.call<std::size_t>("exported");
+    EXPECT_EQ(while_held, 1u + 5u + 1u);  // the root, five things, one bound function
+  }
+  // The DELs of the dropped proxies went out before this request: the server has released them.
+  std::size_t after = co_await c.root.call<std::size_t>("exported");
+  EXPECT_EQ(after, 1u);  // only the root
+  co_await close_client(c);
+  co_await hooks->disconnected.wait();
+  EXPECT_EQ(hooks->exported_at_disconnect, std::vector<std::size_t>{0u});
+}
+
+TEST_F(ServiceTest, ExportTableIsEmptyOnceTheClientIsDone) {
+  Class<Thing>("Thing");
+  auto hooks = std::make_shared<Hooks>();
+  Service svc = session_service(hooks);
+  svc.expose("thing", []() { return std::make_shared<Thing>(); });
+  run(export_table(start(svc), hooks));
+}
+
+Task<void> server_calls_client(std::uint16_t port, const Service* client_service) {
+  ClientOptions opts;
+  opts.service = client_service;
+  Client c = co_await open_client(port, opts);
+  std::string said = co_await c.root.call<std::string>("ask_client");
+  EXPECT_EQ(said, "client says tether client");
+  co_await close_client(c);
+}
+
+TEST_F(ServiceTest, ServerReachesTheClientsService) {
+  auto hooks = std::make_shared<Hooks>();
+  Service svc = session_service(hooks);
+  Service client_svc("Client");
+  client_svc.expose("whoami", []() { return std::string("tether client"); });
+  run(server_calls_client(start(svc), &client_svc));
+}
+
+// --- generations ------------------------------------------------------------------------
+
+Task<void> add_in(std::uint16_t port, rpc::Generation client_gen, rpc::Generation expect) {
+  ClientOptions opts;
+  opts.connection.generation = client_gen;
+  Client c = co_await open_client(port, opts);
+  std::int64_t r = co_await c.root.call<std::int64_t>("add", 2, 3);
+  EXPECT_EQ(r, 5);
+  EXPECT_EQ(c.conn->generation(), expect);
+  co_await close_client(c);
+}
+
+TEST_F(ServiceTest, Generation5Forced) {
+  Service svc = calc_service();
+  ServeOptions opts;
+  opts.connection.generation = rpc::Generation::k5;
+  run(add_in(start(svc, opts), rpc::Generation::k5, rpc::Generation::k5));
+}
+
+TEST_F(ServiceTest, Generation6Forced) {
+  Service svc = calc_service();
+  ServeOptions opts;
+  opts.connection.generation = rpc::Generation::k6;
+  run(add_in(start(svc, opts), rpc::Generation::k6, rpc::Generation::k6));
+}
+
+TEST_F(ServiceTest, AutoServerDetectsEitherGeneration) {
+  Service svc = calc_service();
+  std::uint16_t port = start(svc);
+  run(add_in(port, rpc::Generation::k6, rpc::Generation::k6));
+  run(add_in(port, rpc::Generation::k5, rpc::Generation::k5));
+}
+
+Task<void> fallback(std::uint16_t port, Server* server, rpc::Generation first, rpc::Generation server_gen) {
+  ClientOptions opts;
+  opts.connection.first_generation = first;
+  const std::string endpoint = "127.0.0.1:" + std::to_string(port);
+  EXPECT_FALSE(known_generation(endpoint).has_value());
+  Client c = co_await open_client(port, opts);
+  EXPECT_EQ(c.conn->generation(), server_gen);
+  std::int64_t r = co_await c.root.call<std::int64_t>("add", 20, 22);
+  EXPECT_EQ(r, 42);
+  EXPECT_EQ(known_generation(endpoint), server_gen);
+  EXPECT_EQ(server->stats().accepted, 2u);  // the failed attempt and the fallback
+  co_await close_client(c);
+  // Remembered: the next connection starts in the right generation.
+  Client again = co_await open_client(port, opts);
+  EXPECT_EQ(again.conn->generation(), server_gen);
+  EXPECT_EQ(server->stats().accepted, 3u);
+  co_await close_client(again);
+}
+
+TEST_F(ServiceTest, ClientFallsBackToGeneration6AndRemembersIt) {
+  forget_known_generations();
+  Service svc = calc_service();
+  ServeOptions opts;
+  opts.connection.generation = rpc::Generation::k6;
+  std::uint16_t port = start(svc, opts);
+  run(fallback(port, server_.get(), rpc::Generation::k5, rpc::Generation::k6));
+  forget_known_generations();
+}
+
+TEST_F(ServiceTest, ClientFallsBackToGeneration5AndRemembersIt) {
+  forget_known_generations();
+  Service svc = calc_service();
+  ServeOptions opts;
+  opts.connection.generation = rpc::Generation::k5;
+  std::uint16_t port = start(svc, opts);
+  run(fallback(port, server_.get(), rpc::Generation::k6, rpc::Generation::k5));
+  forget_known_generations();
+}
+
+// --- transports -------------------------------------------------------------------------
+
+Task<void> over_unix(std::string path) {
+  std::unique_ptr<Connection> conn = co_await connect_unix(path);
+  Netref root = co_await conn->root();
+  std::int64_t r = co_await root.call<std::int64_t>("add", 1, 1);
+  EXPECT_EQ(r, 2);
+  root = Netref();
+  co_await conn->close();
+}
+
+TEST_F(ServiceTest, ServesOverUnixSockets) {
+  char tmpl[] = "/tmp/tether-service-XXXXXX";
+  ASSERT_NE(::mkdtemp(tmpl), nullptr);
+  std::string path = std::string(tmpl) + "/calc.sock";
+  Service svc = calc_service();
+  ServeOptions opts;
+  opts.unix_path = path;
+  server_ = std::make_unique<Server>(svc, opts);
+  server_->start();
+  EXPECT_EQ(server_->port(), 0);
+  run(over_unix(path));
+  server_->close();
+  server_.reset();
+  std::filesystem::remove_all(tmpl);
+}
+
+Task<void> over_tls(std::uint16_t port, ClientOptions opts) {
+  Client c = co_await open_client(port, std::move(opts));
+  std::int64_t r = co_await c.root.call<std::int64_t>("add", 40, 2);
+  EXPECT_EQ(r, 42);
+  co_await close_client(c);
+}
+
+TEST_F(ServiceTest, ServesOverTls) {
+  const TestCerts& certs = test_certs();
+  Service svc = calc_service();
+  ServeOptions opts;
+  TlsServerOptions server_tls;
+  server_tls.cert_file = certs.server_cert;
+  server_tls.key_file = certs.server_key;
+  opts.server.tls = TlsContext::server(server_tls);
+  std::uint16_t port = start(svc, opts);
+  ClientOptions client;
+  TlsClientOptions client_tls;
+  client_tls.ca_file = certs.ca_cert;
+  client.net.tls = TlsContext::client(client_tls);
+  run(over_tls(port, client));
+}
+
+Task<void> over_pipe(EventLoop& loop, const Service& svc) {
+  MemPipePair pipe = make_mem_pipe(loop);
+  TaskGroup group(loop);
+  group.spawn(serve_stream(svc, std::make_unique<BufferedStream>(std::move(pipe.second))));
+  std::unique_ptr<Connection> conn = connect_stream(std::make_unique<BufferedStream>(std::move(pipe.first)));
+  Netref root = co_await conn->root();
+  std::int64_t r = co_await root.call<std::int64_t>("add", 5, 6);
+  EXPECT_EQ(r, 11);
+  root = Netref();
+  co_await conn->close();
+  co_await group.wait();  // the server side ends when the client closes
+}
+
+TEST_F(ServiceTest, ServesOneStream) {
+  Service svc = calc_service();
+  run(over_pipe(loop_, svc));
+}
+
+Task<void> over_child_stdio() {
+  std::vector<std::string> argv{TETHER_STDIO_SERVER};
+  ProcessConnection pc = co_await connect_process(argv);
+  Netref root = co_await pc.connection->root();
+  std::int64_t r = co_await root.call<std::int64_t>("add", 100, 23);
+  EXPECT_EQ(r, 123);
+  std::string name = co_await root.call<std::string>("get_service_name");
+  EXPECT_EQ(name, "CALC");
+  root = Netref();
+  co_await pc.connection->close();
+  ExitStatus status = co_await pc.process->wait();
+  EXPECT_TRUE(status.success()) << status.to_string();
+}
+
+TEST_F(ServiceTest, ConnectsToAChildProcessOverItsStdio) { run(over_child_stdio()); }
+
+// --- several server threads --------------------------------------------------------------
+
+std::int64_t thread_tag() {
+  return static_cast<std::int64_t>(std::hash<std::thread::id>{}(std::this_thread::get_id()));
+}
+
+Task<void> many_clients(std::uint16_t port, std::int64_t main_tag) {
+  std::vector<Client> clients;
+  for (int i = 0; i < 4; ++i) {
+    Client c = co_await open_client(port);
+    clients.push_back(std::move(c));
+  }
+  std::set<std::int64_t> tags;
+  for (auto& c : clients) {
+    std::int64_t t = co_await c.root.call<std::int64_t>("tag");
+    std::int64_t n = co_await c.root.call<std::int64_t>("incr");
+    EXPECT_EQ(n, 1);  // per-connection state, whatever the thread
+    tags.insert(t);
+  }
+  EXPECT_EQ(tags.count(main_tag), 0u);  // handlers run on the server's threads
+  EXPECT_EQ(tags.size(), 2u);           // round-robin over both
+  for (auto& c : clients) co_await close_client(c);
+}
+
+TEST_F(ServiceTest, SeveralServerThreads) {
+  Service svc("Threads");
+  svc.with_state<std::int64_t>();
+  svc.expose("tag", []() { return thread_tag(); });
+  svc.expose("incr", [](Session& s) { return ++s.state_as<std::int64_t>(); });
+  ServeOptions opts;
+  opts.server.threads = 2;
+  run(many_clients(start(svc, opts), thread_tag()));
+}
+
+// --- graceful shutdown ------------------------------------------------------------------
+
+struct Gate {
+  Event entered;
+  Event release;
+};
+
+Task<std::int64_t> hold(std::shared_ptr<Gate> gate) {
+  gate->entered.set();
+  co_await gate->release.wait();
+  co_return 7;
+}
+
+Task<void> shutdown_now(Server& server) { co_await server.shutdown(std::chrono::seconds(30)); }
+
+Task<void> drain(std::uint16_t port, Server& server, std::shared_ptr<Gate> gate, EventLoop& loop) {
+  Client idle = co_await open_client(port);
+  Client busy = co_await open_client(port);
+  AsyncResult pending = busy.root.callattr_async("hold");
+  co_await gate->entered.wait();
+  const auto t0 = Clock::now();
+  TaskGroup group(loop);
+  group.spawn(shutdown_now(server));
+  // The idle connection is closed at once; the busy one once its call has finished.
+  co_await idle.conn->wait_closed();
+  EXPECT_FALSE(busy.conn->closed());
+  gate->release.set();
+  Any r = co_await pending.wait();
+  EXPECT_EQ(r.value().as_int64(), 7);
+  co_await busy.conn->wait_closed();
+  co_await group.wait();
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(10));  // far from the 30 s grace period
+  EXPECT_EQ(server.connections(), 0u);
+}
+
+TEST_F(ServiceTest, ShutdownDrainsConnections) {
+  auto gate = std::make_shared<Gate>();
+  Service svc("Drain");
+  svc.expose_async("hold", [gate]() { return hold(gate); });
+  std::uint16_t port = start(svc);
+  run(drain(port, *server_, gate, loop_));
+}
+
+}  // namespace
+}  // namespace tether::testing
