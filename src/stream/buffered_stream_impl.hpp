@@ -70,15 +70,17 @@ using RunnerHandle = std::coroutine_handle<RunnerPromise>;
 struct WriteChunk {
   Bytes bytes;
   Buffer buffer;
-  std::size_t offset = 0;  // consumed prefix of `bytes`
+  std::shared_ptr<const Bytes> shared;  // used instead of `bytes` when set
+  std::size_t offset = 0;               // consumed prefix of `bytes` / `*shared`
   bool is_buffer = false;
   bool coalescing = false;  // the tail that small writes are copied into
 
+  [[nodiscard]] const Bytes& owned_bytes() const noexcept { return shared ? *shared : bytes; }
   [[nodiscard]] const std::uint8_t* data() const noexcept {
-    return is_buffer ? buffer.peek() : bytes.data() + offset;
+    return is_buffer ? buffer.peek() : owned_bytes().data() + offset;
   }
   [[nodiscard]] std::size_t size() const noexcept {
-    return is_buffer ? buffer.readable_bytes() : bytes.size() - offset;
+    return is_buffer ? buffer.readable_bytes() : owned_bytes().size() - offset;
   }
   void consume(std::size_t n) noexcept {
     if (is_buffer) {

@@ -240,6 +240,22 @@ void BufferedStream::write(Buffer&& data) {
   s.after_enqueue(n);
 }
 
+void BufferedStream::write(std::shared_ptr<const Bytes> data) {
+  Impl& s = *impl_;
+  if (!data) throw UsageError("BufferedStream::write: null shared bytes");
+  const std::size_t n = data->size();
+  s.check_writable(n);
+  if (n == 0) return;
+  if (n <= kCoalesceMax) {
+    s.append_small(data->data(), n);
+  } else {
+    detail::WriteChunk c;
+    c.shared = std::move(data);
+    s.push_chunk(std::move(c));
+  }
+  s.after_enqueue(n);
+}
+
 Task<void> BufferedStream::drain() {
   Impl& s = *impl_;
   s.rethrow_write_state();

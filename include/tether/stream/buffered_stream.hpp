@@ -132,6 +132,11 @@ class TETHER_API BufferedStream {
   void write(std::string_view data);
   /// Moves the buffer's readable bytes in (no copy unless small enough to coalesce).
   void write(Buffer&& data);
+  /// Queues shared immutable bytes without copying them (beyond the 2 KiB coalescing rule):
+  /// the same payload can go to many streams, or repeatedly to one (tornado keeps a reference
+  /// to the bytes object the same way). The bytes must not be modified while queued. Null is
+  /// a UsageError.
+  void write(std::shared_ptr<const Bytes> data);
   /// Starts a flush at once, then waits while the queue is paused above the high watermark
   /// until it drops to the low one (asyncio drain). Rethrows the error that closed the stream;
   /// StreamClosed after a clean close.
