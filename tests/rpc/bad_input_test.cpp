@@ -1,0 +1,174 @@
+// Hostile or broken peers against a Connection: clear errors, only the offending connection
+// closes, nothing leaks (run under ASan by CI).
+
+#include <gtest/gtest.h>
+
+#include "rpc_fixture.hpp"
+#include "tether/brine/codec.hpp"
+#include "tether/rpc/remote_exception.hpp"
+
+namespace tether::testing {
+
+using brine::Value;
+using namespace std::chrono_literals;
+
+/// A server Connection and a raw Channel playing a (possibly hostile) 5.x client.
+struct RawPeer {
+  std::unique_ptr<Connection> server;
+  std::unique_ptr<Channel> raw;
+  std::shared_ptr<TestRoot> root = std::make_shared<TestRoot>();
+};
+
+RawPeer make_raw_peer(EventLoop& loop) {
+  auto pipe = make_mem_pipe(loop, 1 << 20);
+  RawPeer p;
+  p.raw = std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.first)));
+  p.server = std::make_unique<Connection>(
+      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.second))), p.root);
+  p.server->start();
+  return p;
+}
+
+std::string payload5(std::int64_t msg, std::int64_t seq, Value body) {
+  std::string out;
+  brine::dump_into(Value::tuple({Value(msg), Value(seq), std::move(body)}), out);
+  return out;
+}
+
+/// The body of the reply to `seq` (skipping anything else), as (msg, body).
+Task<std::pair<std::int64_t, Value>> reply_to(Channel& ch, std::int64_t seq) {
+  for (;;) {
+    Bytes b = co_await ch.recv();
+    Value v = brine::load(b.span());
+    const auto& t = v.as_tuple();
+    if (t[1].as_int64() == seq && t[0].as_int64() != 1) co_return std::make_pair(t[0].as_int64(), t[2]);
+  }
+}
+
+std::string exc_name(const Value& body) { return body.as_tuple()[0].as_tuple()[1].as_str(); }
+
+class BadInputTest : public LoopTest {};
+
+Task<std::string> unknown_handler(RawPeer& p) {
+  p.raw->send(payload5(1, 0, Value::tuple({Value(99), Value::tuple({Value(1), Value::tuple({})})})));
+  auto r = co_await reply_to(*p.raw, 0);
+  co_return r.first == 3 ? exc_name(r.second) : "no exception";
+}
+
+TEST_F(BadInputTest, UnknownHandlerIsKeyErrorAndConnectionStaysUp) {
+  auto p = make_raw_peer(loop_);
+  EXPECT_EQ(run(unknown_handler(p)), "KeyError");
+  EXPECT_FALSE(p.server->closed());
+}
+
+Task<std::string> wrong_arity(RawPeer& p) {
+  // GETATTR with one argument instead of two
+  p.raw->send(payload5(1, 0, Value::tuple({Value(4), Value::tuple({Value(1), Value::tuple({Value("x")})})})));
+  auto r = co_await reply_to(*p.raw, 0);
+  co_return r.first == 3 ? exc_name(r.second) : "no exception";
+}
+
+TEST_F(BadInputTest, WrongArityIsTypeError) {
+  auto p = make_raw_peer(loop_);
+  EXPECT_EQ(run(wrong_arity(p)), "TypeError");
+  EXPECT_FALSE(p.server->closed());
+}
+
+Task<std::string> del_unknown(RawPeer& p) {
+  Value id_pack = Value::tuple({Value("tests.TestRoot"), Value(1), Value(424242)});
+  Value args = Value::tuple({Value(2), Value::tuple({Value::tuple({Value(3), id_pack}),
+                                                     Value::tuple({Value(1), Value(1)})})});
+  p.raw->send(payload5(1, 7, Value::tuple({Value(15), args})));
+  auto r = co_await reply_to(*p.raw, 7);
+  co_return r.first == 3 ? exc_name(r.second) : "no exception";
+}
+
+TEST_F(BadInputTest, DelForUnknownIdIsKeyError) {
+  auto p = make_raw_peer(loop_);
+  EXPECT_EQ(run(del_unknown(p)), "KeyError");
+  EXPECT_FALSE(p.server->closed());
+}
+
+Task<std::string> bad_label(RawPeer& p) {
+  p.raw->send(payload5(1, 0, Value::tuple({Value(1), Value::tuple({Value(9), Value("x")})})));
+  auto r = co_await reply_to(*p.raw, 0);
+  co_return r.first == 3 ? exc_name(r.second) : "no exception";
+}
+
+TEST_F(BadInputTest, InvalidLabelIsValueError) {
+  auto p = make_raw_peer(loop_);
+  EXPECT_EQ(run(bad_label(p)), "ValueError");
+}
+
+Task<void> send_and_wait_closed(RawPeer& p, std::string payload) {
+  p.raw->send(payload);
+  co_await p.server->wait_closed();
+}
+
+void expect_protocol_close(RawPeer& p) {
+  EXPECT_TRUE(p.server->closed());
+  ASSERT_TRUE(p.server->error());
+  try {
+    std::rethrow_exception(p.server->error());
+  } catch (const ProtocolError& e) {
+    SUCCEED() << e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected ProtocolError, got " << e.what();
+  }
+  EXPECT_EQ(p.server->stats().exported, 0u);
+}
+
+TEST_F(BadInputTest, UnknownMessageTypeClosesWithProtocolError) {
+  auto p = make_raw_peer(loop_);
+  run(send_and_wait_closed(p, payload5(9, 0, Value())));
+  expect_protocol_close(p);
+}
+
+TEST_F(BadInputTest, MalformedEnvelopeClosesWithProtocolError) {
+  auto p = make_raw_peer(loop_);
+  std::string not_a_tuple;
+  brine::dump_into(Value::tuple({Value(1), Value("seq must be an int"), Value()}), not_a_tuple);
+  run(send_and_wait_closed(p, not_a_tuple));
+  expect_protocol_close(p);
+}
+
+TEST_F(BadInputTest, FirstByteOfNeitherGenerationCloses) {
+  auto p = make_raw_peer(loop_);
+  run(send_and_wait_closed(p, std::string("\x77garbage", 8)));
+  expect_protocol_close(p);
+}
+
+TEST_F(BadInputTest, BrineDepthBombClosesWithProtocolError) {
+  auto p = make_raw_peer(loop_);
+  // (1, 0, ((((...)))) ) nested 100 000 deep: far past the depth limit.
+  std::string bomb("\x12\x51\x50", 3);
+  bomb.append(100000, '\x10');
+  bomb.push_back('\x00');
+  run(send_and_wait_closed(p, bomb));
+  expect_protocol_close(p);
+}
+
+TEST_F(BadInputTest, TruncatedPayloadCloses) {
+  auto p = make_raw_peer(loop_);
+  std::string full = payload5(1, 0, Value::tuple({Value(3), Value::tuple({Value(1), Value::tuple({})})}));
+  run(send_and_wait_closed(p, full.substr(0, full.size() - 2)));
+  expect_protocol_close(p);
+}
+
+Task<int> flood_then_call(RpcPair& victim, RawPeer& flooder) {
+  // The flooder queues 5000 requests; the other connection on the same loop still gets served.
+  for (int i = 0; i < 5000; ++i) {
+    flooder.raw->send(payload5(1, i, Value::tuple({Value(1), Value::tuple({Value(1), Value::tuple({Value("x")})})})));
+  }
+  Netref root = co_await victim.client->root();
+  std::int64_t r = co_await root.call<std::int64_t>("add", 2, 3);
+  co_return static_cast<int>(r);
+}
+
+TEST_F(BadInputTest, FloodingConnectionDoesNotStarveAnother) {
+  auto victim = make_rpc_pair(loop_);
+  auto flooder = make_raw_peer(loop_);
+  EXPECT_EQ(run(flood_then_call(victim, flooder), 10s), 5);
+}
+
+}  // namespace tether::testing
