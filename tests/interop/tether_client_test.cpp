@@ -252,7 +252,9 @@ Task<void> python_objects(Connection& c) {
   Any g = co_await root.callattr("gen", make_args(Value(4)));
   std::vector<Any> squares = co_await g.netref().to_list();
   EXPECT_EQ(squares.size(), 4u);
-  if (squares.size() == 4) EXPECT_EQ(squares[3].value().as_int64(), 9);
+  if (squares.size() == 4) {
+    EXPECT_EQ(squares[3].value().as_int64(), 9);
+  }
 
   Any t = co_await root.callattr("thing");
   Netref thing = t.netref();
