@@ -350,5 +350,41 @@ TEST(UniqueFunction, HoldsMoveOnlyCallables) {
   EXPECT_FALSE(none);
 }
 
+TEST(UniqueFunction, DestroysItsCallableExactlyOnce) {
+  auto alive = std::make_shared<int>(0);
+  std::weak_ptr<int> watch = alive;
+  {
+    UniqueFunction<int()> f = [a = std::move(alive)] { return *a + 7; };
+    UniqueFunction<int()> g;
+    g = std::move(f);  // move-assign into an empty one
+    EXPECT_FALSE(watch.expired());
+    EXPECT_EQ(g(), 7);
+    UniqueFunction<int()> h = [] { return 1; };
+    h = std::move(g);  // move-assign over a held callable: the old one is destroyed
+    EXPECT_EQ(h(), 7);
+    EXPECT_FALSE(watch.expired());
+    h = nullptr;  // releases the callable at once
+    EXPECT_TRUE(watch.expired());
+    EXPECT_FALSE(h);
+  }
+  EXPECT_TRUE(watch.expired());
+}
+
+TEST(UniqueFunction, VoidSignatureDropsTheResultAndArgumentsForward) {
+  int calls = 0;
+  UniqueFunction<void(std::unique_ptr<int>)> sink = [&calls](std::unique_ptr<int> p) {
+    ++calls;
+    return *p;  // a result the void signature discards
+  };
+  sink(std::make_unique<int>(3));
+  sink(std::make_unique<int>(4));
+  EXPECT_EQ(calls, 2);
+  std::string seen;
+  UniqueFunction<void(std::string&)> append = [](std::string& s) { s += "x"; };
+  append(seen);
+  append(seen);
+  EXPECT_EQ(seen, "xx");
+}
+
 }  // namespace
 }  // namespace tether

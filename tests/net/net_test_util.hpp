@@ -54,6 +54,18 @@ inline Task<std::string> echo_once(std::string host, std::uint16_t port, std::st
   return echo_once(std::move(host), port, std::move(line), ConnectOptions{});
 }
 
+/// Reads until EOF or a reset; returns the bytes read before it.
+inline Task<std::string> read_to_end(BufferedStream* s) {
+  std::string out;
+  try {
+    Bytes b = co_await s->read_until_close();
+    out = b.str();
+  } catch (const Disconnected&) {
+  } catch (const StreamClosed&) {
+  }
+  co_return out;
+}
+
 /// Raises RLIMIT_NOFILE's soft limit to the hard limit; returns the new soft limit.
 inline rlim_t raise_fd_limit() {
   rlimit rl{};

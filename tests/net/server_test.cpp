@@ -26,6 +26,7 @@ namespace {
 using namespace std::chrono_literals;
 using testing::echo_lines;
 using testing::echo_once;
+using testing::read_to_end;
 using testing::round_trip;
 
 class ServerTest : public testing::LoopTest {};
@@ -193,18 +194,6 @@ Task<std::vector<std::unique_ptr<BufferedStream>>> connect_n(std::uint16_t port,
 }
 
 Task<void> wait_event(Event* e) { co_await e->wait(); }
-
-/// Reads until EOF or a reset; returns the bytes read before it.
-Task<std::string> read_to_end(BufferedStream* s) {
-  std::string out;
-  try {
-    Bytes b = co_await s->read_until_close();
-    out = b.str();
-  } catch (const Disconnected&) {
-  } catch (const StreamClosed&) {
-  }
-  co_return out;
-}
 
 Task<void> shutdown_then_flag(StreamServer* server, Duration grace, bool* done) {
   co_await server->shutdown(grace);
@@ -412,61 +401,6 @@ TEST_F(ServerTest, HandlerTimeoutIsTheBackstop) {
   EXPECT_EQ(run(slow_client(server.ports()[0], "no newline, ever")), "");
   EXPECT_GE(Clock::now() - t0, 100ms);
   EXPECT_EQ(server.stats().handler_timeouts, 1u);
-}
-
-Task<void> read_eofs(std::vector<std::unique_ptr<BufferedStream>>* clients, int* eofs) {
-  for (auto& c : *clients) {
-    std::string rest = co_await read_to_end(c.get());
-    if (rest.empty()) ++*eofs;
-  }
-}
-
-TEST_F(ServerTest, DescriptorExhaustionShedsWithoutSpinning) {
-  StreamServer server(echo_lines);
-  server.listen(0, "127.0.0.1");
-  std::uint16_t port = server.ports()[0];
-  // Clients connected at the kernel level (the backlog), wrapped before descriptors run out.
-  std::vector<std::unique_ptr<BufferedStream>> clients;
-  for (int i = 0; i < 3; ++i) {
-    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    Address a = Address::loopback_v4(port);
-    ASSERT_EQ(::connect(fd.get(), a.sockaddr_ptr(), a.sockaddr_len()), 0);
-    clients.push_back(std::make_unique<BufferedStream>(std::make_unique<FdTransport>(loop_, std::move(fd), "c")));
-  }
-  // Use up every descriptor below the soft limit.
-  rlimit saved{};
-  ::getrlimit(RLIMIT_NOFILE, &saved);
-  int top = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  ASSERT_GE(top, 0);
-  rlimit low = saved;
-  low.rlim_cur = static_cast<rlim_t>(top) + 1;
-  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &low), 0);
-  std::vector<Fd> fillers;
-  fillers.emplace_back(top);
-  while (true) {
-    int f = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-    if (f < 0) break;
-    fillers.emplace_back(f);
-  }
-  int eofs = 0;
-  bool ok = true;
-  try {
-    run(read_eofs(&clients, &eofs), 10s);
-  } catch (...) {
-    ok = false;
-  }
-  fillers.clear();
-  ::setrlimit(RLIMIT_NOFILE, &saved);
-  ASSERT_TRUE(ok);
-  EXPECT_EQ(eofs, 3);
-  ServerStats st = server.stats();
-  EXPECT_EQ(st.shed, 3u);
-  EXPECT_GE(st.fd_exhausted, 3u);
-  EXPECT_LE(st.fd_exhausted, 6u) << "accept must not spin on EMFILE";
-  EXPECT_EQ(st.accepted, 0u);
-  clients.clear();
-  // Descriptors are back: the server serves again.
-  EXPECT_EQ(run(echo_once("127.0.0.1", port, "again")), "again");
 }
 
 // -------------------------------------------------------------------------------- connect

@@ -1,8 +1,13 @@
 #pragma once
 /// \file UniqueFunction: a move-only std::function (C++23's move_only_function is not in
 /// g++ 12's C++20 mode). Holds callables that own resources, e.g. a captured unique_ptr.
+///
+/// Type erasure is by two plain function pointers (call, destroy) rather than a virtual base:
+/// one indirect call either way, no RTTI, and no UBSan vptr probe on every first call of a new
+/// callable type (that probe needs free file descriptors, which a process at its RLIMIT_NOFILE
+/// does not have).
 
-#include <memory>
+#include <cstddef>
 #include <type_traits>
 #include <utility>
 
@@ -20,26 +25,52 @@ class UniqueFunction<R(A...)> {
                                           std::is_invocable_r_v<R, F&, A...>,
                                       int> = 0>
   UniqueFunction(F&& f)  // NOLINT(google-explicit-constructor)
-      : impl_(std::make_unique<Impl<std::decay_t<F>>>(std::forward<F>(f))) {}
-  UniqueFunction(UniqueFunction&&) noexcept = default;
-  UniqueFunction& operator=(UniqueFunction&&) noexcept = default;
+      : obj_(new std::decay_t<F>(std::forward<F>(f))),
+        call_(&call_as<std::decay_t<F>>),
+        destroy_(&destroy_as<std::decay_t<F>>) {}
+  UniqueFunction(UniqueFunction&& o) noexcept
+      : obj_(std::exchange(o.obj_, nullptr)),
+        call_(std::exchange(o.call_, nullptr)),
+        destroy_(std::exchange(o.destroy_, nullptr)) {}
+  UniqueFunction& operator=(UniqueFunction&& o) noexcept {
+    if (this != &o) {
+      UniqueFunction old(std::move(*this));  // destroyed after the move, even if it throws
+      obj_ = std::exchange(o.obj_, nullptr);
+      call_ = std::exchange(o.call_, nullptr);
+      destroy_ = std::exchange(o.destroy_, nullptr);
+    }
+    return *this;
+  }
+  UniqueFunction& operator=(std::nullptr_t) noexcept {
+    UniqueFunction old(std::move(*this));
+    return *this;
+  }
+  UniqueFunction(const UniqueFunction&) = delete;
+  UniqueFunction& operator=(const UniqueFunction&) = delete;
+  ~UniqueFunction() {
+    if (obj_ != nullptr) destroy_(obj_);
+  }
 
-  R operator()(A... args) { return impl_->call(std::forward<A>(args)...); }
-  explicit operator bool() const noexcept { return impl_ != nullptr; }
+  R operator()(A... args) { return call_(obj_, std::forward<A>(args)...); }
+  explicit operator bool() const noexcept { return obj_ != nullptr; }
 
  private:
-  struct Base {
-    virtual ~Base() = default;
-    virtual R call(A... args) = 0;
-  };
   template <class F>
-  struct Impl final : Base {
-    explicit Impl(F&& f) : fn(std::move(f)) {}
-    explicit Impl(const F& f) : fn(f) {}
-    R call(A... args) override { return fn(std::forward<A>(args)...); }
-    F fn;
-  };
-  std::unique_ptr<Base> impl_;
+  static R call_as(void* f, A&&... args) {
+    if constexpr (std::is_void_v<R>) {
+      (*static_cast<F*>(f))(std::forward<A>(args)...);
+    } else {
+      return (*static_cast<F*>(f))(std::forward<A>(args)...);
+    }
+  }
+  template <class F>
+  static void destroy_as(void* f) noexcept {
+    delete static_cast<F*>(f);
+  }
+
+  void* obj_ = nullptr;
+  R (*call_)(void*, A&&...) = nullptr;
+  void (*destroy_)(void*) noexcept = nullptr;
 };
 
 }  // namespace tether
