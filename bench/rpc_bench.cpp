@@ -1,14 +1,18 @@
 // RPC benchmarks (issue 5, point 13): tether <-> tether over TCP loopback, each figure beside a
 // raw-socket baseline measured in the same run, interleaved (raw, tether, raw, tether, ...),
-// medians reported with the ratio. Server and client run on two threads pinned to cores 0/1.
+// medians reported with the ratio. Server and client run on two threads; with --pin they are
+// pinned to CPUs 0 and 1 (steadier on an idle machine; on a shared VM a pinned thread queues
+// behind whatever else runs on its CPU, so the default is unpinned).
 //
 //   sync add(1, 2)    vs raw 64-byte ping-pong         (calls/s, p50/p99 µs)
-//   async window 128  vs raw pipelined 32-byte window  (calls/s)
+//   async window 128  vs raw pipelined 32-byte window  (calls/s; the raw side batches: one read
+//                     and one write per batch on both ends, as perf-anchors.md's baseline)
 //   1 MiB echo        vs raw bulk one way              (MB/s)
 //
-// usage: bench_rpc_bench [seconds per run, default 1] [rounds, default 3]
+// usage: bench_rpc_bench [--seconds S (1)] [--rounds N (3)] [--pin] [--only sync|pipe|echo] [--no-raw] [--glibc-trim]
 
 #include <arpa/inet.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -19,10 +23,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
 #include <list>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -40,8 +46,12 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 double g_seconds = 1.0;
+bool g_pin = false;
+bool g_no_raw = false;
+bool g_glibc_trim = false;
 
 void pin(int cpu) {
+  if (!g_pin) return;
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu % std::max(1u, std::thread::hardware_concurrency()), &set);
@@ -113,6 +123,7 @@ double median(std::vector<double> v) {
 enum class RawMode { kEcho, kSink };
 
 Figure raw_run(RawMode mode, std::size_t msg, std::size_t window) {
+  if (g_no_raw) return Figure{1, 0, 0};
   std::uint16_t port = 0;
   int lfd = listen_loopback(&port);
   std::thread server([&] {
@@ -120,9 +131,14 @@ Figure raw_run(RawMode mode, std::size_t msg, std::size_t window) {
     int c = ::accept(lfd, nullptr, nullptr);
     int one = 1;
     ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    std::vector<char> buf(mode == RawMode::kSink ? (1 << 20) : msg);
+    std::vector<char> buf(mode == RawMode::kSink ? (1 << 20) : std::max<std::size_t>(msg, 64 << 10));
     if (mode == RawMode::kSink) {
       while (::read(c, buf.data(), buf.size()) > 0) {
+      }
+    } else if (window > 1) {
+      // Pipelined: echo whatever arrived in one write (what a batching server does).
+      ssize_t n;
+      while ((n = ::read(c, buf.data(), buf.size())) > 0 && write_full(c, buf.data(), static_cast<std::size_t>(n))) {
       }
     } else {
       while (read_full(c, buf.data(), msg) && write_full(c, buf.data(), msg)) {
@@ -151,13 +167,29 @@ Figure raw_run(RawMode mode, std::size_t msg, std::size_t window) {
       ++count;
     }
   } else {
-    for (std::size_t i = 0; i < window; ++i) write_full(fd, buf.data(), msg);
+    // Pipelined with batching on both sides: `window` messages in flight, every completed
+    // message replaced at once, all replacements of one read sent in one write.
+    std::vector<char> out(window * msg, 'x');
+    std::vector<char> in(window * msg);
+    write_full(fd, out.data(), out.size());
+    std::size_t partial = 0;  // bytes of an incomplete message already read
+    std::size_t outstanding = window * msg;
     while (Clock::now() < end) {
-      read_full(fd, buf.data(), msg);
-      write_full(fd, buf.data(), msg);
-      ++count;
+      ssize_t n = ::read(fd, in.data(), in.size());
+      if (n <= 0) break;
+      outstanding -= static_cast<std::size_t>(n);
+      partial += static_cast<std::size_t>(n);
+      std::size_t done = partial / msg;
+      partial %= msg;
+      count += done;
+      write_full(fd, out.data(), done * msg);
+      outstanding += done * msg;
     }
-    for (std::size_t i = 0; i < window; ++i) read_full(fd, buf.data(), msg);
+    while (outstanding > 0) {
+      ssize_t n = ::read(fd, in.data(), std::min(in.size(), outstanding));
+      if (n <= 0) break;
+      outstanding -= static_cast<std::size_t>(n);
+    }
   }
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
   ::shutdown(fd, SHUT_WR);
@@ -357,23 +389,63 @@ void report(const char* name, const std::vector<Figure>& raw, const std::vector<
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc > 1) g_seconds = std::atof(argv[1]);
-  int rounds = argc > 2 ? std::atoi(argv[2]) : 3;
-  std::printf("tether rpc benchmark: %d interleaved rounds of %.1f s each, TCP loopback, pinned cores 0/1\n", rounds,
-              g_seconds);
+  int rounds = 3;
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--seconds" && i + 1 < argc) {
+      g_seconds = std::atof(argv[++i]);
+    } else if (a == "--rounds" && i + 1 < argc) {
+      rounds = std::atoi(argv[++i]);
+    } else if (a == "--no-raw") {
+      g_no_raw = true;  // tether only, for perf/strace
+    } else if (a == "--glibc-trim") {
+      g_glibc_trim = true;
+    } else if (a == "--pin") {
+      g_pin = true;
+    } else if (a == "--only" && i + 1 < argc) {
+      only = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: %s [--seconds S] [--rounds N] [--pin] [--only sync|pipe|echo] [--no-raw] [--glibc-trim]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (!g_glibc_trim) {
+    // glibc returns the top of the heap to the kernel after a large free (dynamic trim and
+    // mmap thresholds). On this VM every page fault costs microseconds, and a process whose
+    // thresholds were last set by a different allocation pattern (here: the raw baseline's
+    // 1 MiB buffers on other threads) then faults in each 1 MiB message afresh: 1 MiB echo
+    // fell from ~800 to ~60 MB/s that way. Fixed thresholds keep freed memory for reuse, as
+    // jemalloc/tcmalloc do by default; they apply to the raw baselines too. --glibc-trim
+    // measures with glibc's defaults.
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  }
+  auto want = [&](const char* k) { return only.empty() || only == k; };
+  std::printf("tether rpc benchmark: %d interleaved rounds of %.1f s each, TCP loopback, %s, %s\n", rounds,
+              g_seconds, g_pin ? "pinned to CPUs 0/1" : "unpinned",
+              g_glibc_trim ? "glibc malloc defaults" : "malloc trim/mmap thresholds fixed");
   std::vector<Figure> raw_pp, t_sync, raw_pipe, t_pipe, raw_bulk, t_echo;
   for (int i = 0; i < rounds; ++i) {
-    raw_pp.push_back(raw_run(RawMode::kEcho, 64, 1));
-    t_sync.push_back(tether_run(Kind::kSync, true));
-    raw_pipe.push_back(raw_run(RawMode::kEcho, 32, 128));
-    t_pipe.push_back(tether_run(Kind::kPipelined, true));
-    raw_bulk.push_back(raw_run(RawMode::kSink, 0, 0));
-    t_echo.push_back(tether_run(Kind::kEcho, false));
+    if (want("sync")) {
+      raw_pp.push_back(raw_run(RawMode::kEcho, 64, 1));
+      t_sync.push_back(tether_run(Kind::kSync, true));
+    }
+    if (want("pipe")) {
+      raw_pipe.push_back(raw_run(RawMode::kEcho, 32, 128));
+      t_pipe.push_back(tether_run(Kind::kPipelined, true));
+    }
+    if (want("echo")) {
+      raw_bulk.push_back(raw_run(RawMode::kSink, 0, 0));
+      t_echo.push_back(tether_run(Kind::kEcho, false));
+    }
   }
-  report("sync add(1,2) vs raw ping-pong", raw_pp, t_sync, "calls/s", 1, true);
-  report("async window 128 vs raw pipelined", raw_pipe, t_pipe, "calls/s", 1, false);
-  report("1 MiB echo (both ways) vs raw bulk", raw_bulk, t_echo, "MB/s", 1e6, false);
-  std::printf("(1 MiB echo moves each byte twice, request and reply, with compression off on both sides;"
-              " raw bulk moves it once.)\n");
+  if (want("sync")) report("sync add(1,2) vs raw ping-pong", raw_pp, t_sync, "calls/s", 1, true);
+  if (want("pipe")) report("async window 128 vs raw pipelined", raw_pipe, t_pipe, "calls/s", 1, false);
+  if (want("echo")) {
+    report("1 MiB echo (both ways) vs raw bulk", raw_bulk, t_echo, "MB/s", 1e6, false);
+    std::printf("(1 MiB echo moves each byte twice, request and reply, with compression off on both sides;"
+                " raw bulk moves it once.)\n");
+  }
   return 0;
 }

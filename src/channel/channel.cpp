@@ -63,9 +63,9 @@ Task<void> Channel::drain() {
   co_await stream_->drain();
 }
 
-Task<Bytes> Channel::recv() {
+std::optional<Bytes> Channel::try_recv() {
+  check_open();
   for (;;) {
-    check_open();
     std::optional<Frame> frame;
     try {
       frame = decoder_.decode(stream_->buffer());
@@ -73,17 +73,22 @@ Task<Bytes> Channel::recv() {
       fail(e.what());
       throw;
     }
-    if (frame) {
-      ++stats_.frames_in;
-      stats_.wire_bytes_in += frame->wire_size;
-      stats_.payload_bytes_in += frame->payload.size();
-      if (frame->compressed()) ++stats_.compressed_in;
-      if (frame->payload.empty()) {
-        ++stats_.empty_frames_in;
-        continue;
-      }
-      co_return std::move(frame->payload);
+    if (!frame) return std::nullopt;
+    ++stats_.frames_in;
+    stats_.wire_bytes_in += frame->wire_size;
+    stats_.payload_bytes_in += frame->payload.size();
+    if (frame->compressed()) ++stats_.compressed_in;
+    if (frame->payload.empty()) {
+      ++stats_.empty_frames_in;
+      continue;
     }
+    return std::move(frame->payload);
+  }
+}
+
+Task<Bytes> Channel::recv() {
+  for (;;) {
+    if (std::optional<Bytes> payload = try_recv()) co_return std::move(*payload);
     const std::size_t need = decoder_.bytes_needed(stream_->buffer());
     bool eof = false;
     try {

@@ -14,6 +14,9 @@ using brine::Value;
 
 namespace {
 
+// Messages up to this size are copied from the reused encode buffer into the stream.
+constexpr std::size_t kCopiedMessage = 4096;
+
 Value label_value(Label l) { return Value(static_cast<std::int64_t>(l)); }
 
 std::string id_pack_key(const Value& id_pack) {
@@ -134,21 +137,30 @@ Task<void> ConnectionCore::wait_closed() {
 
 void ConnectionCore::send_message(MsgType type, std::uint64_t seq, Value body) {
   if (closed_) throw Disconnected("connection closed");
-  Buffer payload;
+  // Encoded into a buffer kept between messages: a small message is copied into the stream's
+  // tail chunk (no allocation), a large one hands its storage over (no copy).
+  Buffer& payload = scratch_;
+  payload.retrieve_all();
   if (gen_ == Generation::k6) {
     const auto t = static_cast<std::uint8_t>(type);
     payload.append(&t, 1);
-    brine::dump_into(Value::tuple({Value(seq), std::move(body)}), payload);
+    brine::dump_into(Value::make_tuple(Value(seq), std::move(body)), payload);
   } else {
-    brine::dump_into(Value::tuple({Value(static_cast<std::int64_t>(type)), Value(seq), std::move(body)}), payload);
+    brine::dump_into(Value::make_tuple(Value(static_cast<std::int64_t>(type)), Value(seq), std::move(body)), payload);
   }
-  channel_->send(std::move(payload));
+  if (payload.readable_bytes() <= kCopiedMessage) {
+    channel_->send(payload.view());
+    payload.retrieve_all();
+  } else {
+    channel_->send(std::move(payload));
+    scratch_ = Buffer();
+  }
 }
 
 std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, std::vector<Any> args) {
   if (closed_) throw Disconnected("connection closed");
   const std::uint64_t seq = next_seq_++;
-  Value body = Value::tuple({Value(static_cast<std::int64_t>(h)), box(Any::tuple(std::move(args)))});
+  Value body = Value::make_tuple(Value(static_cast<std::int64_t>(h)), box(Any::tuple(std::move(args))));
   auto p = std::make_shared<PendingCall>(&loop_);
   p->seq = seq;
   p->handler = h;
@@ -185,11 +197,11 @@ void ConnectionCore::send_del(const Value& id_pack, std::uint64_t count) {
   if (closed_) return;
   const std::uint64_t seq = next_seq_++;
   // (DEL, (TUPLE, ((LOCAL_REF, id_pack), (VALUE, count)))) — the reply is dropped as unknown.
-  Value args = Value::tuple({label_value(Label::kTuple),
-                             Value::tuple({Value::tuple({label_value(Label::kLocalRef), id_pack}),
-                                           Value::tuple({label_value(Label::kValue), Value(count)})})});
+  Value args = Value::make_tuple(label_value(Label::kTuple),
+                             Value::make_tuple(Value::make_tuple(label_value(Label::kLocalRef), id_pack),
+                                           Value::make_tuple(label_value(Label::kValue), Value(count))));
   try {
-    send_message(MsgType::kRequest, seq, Value::tuple({Value(static_cast<std::int64_t>(Handler::kDel)), std::move(args)}));
+    send_message(MsgType::kRequest, seq, Value::make_tuple(Value(static_cast<std::int64_t>(Handler::kDel)), std::move(args)));
   } catch (...) {
     // A DEL that cannot be sent is moot: the peer drops everything when the connection goes.
   }
@@ -211,8 +223,8 @@ Task<void> ConnectionCore::close_gracefully() {
   try {
     const std::uint64_t seq = next_seq_++;
     send_message(MsgType::kRequest, seq,
-                 Value::tuple({Value(static_cast<std::int64_t>(Handler::kClose)),
-                               Value::tuple({label_value(Label::kValue), Value::tuple({})})}));
+                 Value::make_tuple(Value(static_cast<std::int64_t>(Handler::kClose)),
+                               Value::make_tuple(label_value(Label::kValue), Value::make_tuple())));
     sent = true;
   } catch (...) {
   }
@@ -275,7 +287,15 @@ Task<void> ConnectionCore::serve_loop() {
   std::exception_ptr failure;
   try {
     while (!closed_) {
-      Bytes payload = co_await channel_->recv();
+      // Frames already buffered are taken without a coroutine frame per message.
+      // (No co_await inside ?: — g++ 12 destroys that expression's temporaries wrongly.)
+      std::optional<Bytes> ready = channel_->try_recv();
+      Bytes payload;
+      if (ready) {
+        payload = std::move(*ready);
+      } else {
+        payload = co_await channel_->recv();
+      }
       if (payload.empty()) continue;
       handle_payload(std::move(payload));
       if (request_slots_.available() == 0 && !closed_) {
@@ -301,8 +321,8 @@ Task<void> ConnectionCore::serve_loop() {
       try {
         const std::uint64_t seq = next_seq_++;
         send_message(MsgType::kRequest, seq,
-                     Value::tuple({Value(static_cast<std::int64_t>(Handler::kClose)),
-                                   Value::tuple({label_value(Label::kValue), Value::tuple({})})}));
+                     Value::make_tuple(Value(static_cast<std::int64_t>(Handler::kClose)),
+                                   Value::make_tuple(label_value(Label::kValue), Value::make_tuple())));
       } catch (...) {
       }
     }
@@ -434,7 +454,14 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
     Any args_any = self->unbox(std::move(boxed_args));
     if (!args_any.is_tuple()) throw PyError("TypeError", "request arguments must be a tuple");
     std::vector<Any> args = std::move(args_any).take_items();
-    result = co_await self->dispatch(h, args);
+    if (h == Handler::kCallAttr) {
+      // The common request, awaited here directly: one coroutine frame fewer per call.
+      PreparedCall call = self->prepare_call_attr(args);
+      CallContext ctx(*self);
+      result = co_await call.obj->call_attr(ctx, call.name, std::move(call.args), std::move(call.kwargs));
+    } else {
+      result = co_await self->dispatch(h, args);
+    }
   } catch (...) {
     failure = std::current_exception();
   }
@@ -492,24 +519,24 @@ void ConnectionCore::handle_del(std::uint64_t seq, const Value& boxed_args) {
 Value ConnectionCore::box(Any a) {
   switch (a.kind()) {
     case Any::Kind::kValue:
-      return Value::tuple({label_value(Label::kValue), std::move(std::get<0>(a.v_))});
+      return Value::make_tuple(label_value(Label::kValue), std::move(std::get<0>(a.v_)));
     case Any::Kind::kTuple: {
       auto& items = std::get<1>(a.v_);
       Value::Tuple boxed;
       boxed.reserve(items.size());
       for (auto& item : items) boxed.push_back(box(std::move(item)));
-      return Value::tuple({label_value(Label::kTuple), Value::tuple(std::move(boxed))});
+      return Value::make_tuple(label_value(Label::kTuple), Value::tuple(std::move(boxed)));
     }
     case Any::Kind::kLocal:
-      return Value::tuple({label_value(Label::kRemoteRef), export_object(std::get<2>(a.v_))});
+      return Value::make_tuple(label_value(Label::kRemoteRef), export_object(std::get<2>(a.v_)));
     case Any::Kind::kRemote: {
       const Netref& ref = std::get<3>(a.v_);
-      if (!ref.valid()) return Value::tuple({label_value(Label::kValue), Value()});
+      if (!ref.valid()) return Value::make_tuple(label_value(Label::kValue), Value());
       auto owner = ref.state()->core.lock();
       if (owner.get() != this) {
         throw UsageError("a Netref can only be sent back over the connection it came from");
       }
-      return Value::tuple({label_value(Label::kLocalRef), ref.id_pack()});
+      return Value::make_tuple(label_value(Label::kLocalRef), ref.id_pack());
     }
   }
   throw UsageError("invalid Any");
@@ -555,7 +582,7 @@ Value ConnectionCore::export_object(const ObjectPtr& obj) {
   const std::uint64_t iid = next_instance_++;
   std::string name = obj->type_name();
   const std::uint64_t cid = stable_class_id(name);
-  Value id_pack = Value::tuple({Value(std::move(name)), Value(cid), Value(iid)});
+  Value id_pack = Value::make_tuple(Value(std::move(name)), Value(cid), Value(iid));
   exports_.emplace(iid, Export{obj, id_pack, 0});
   export_ids_.emplace(obj.get(), iid);
   return id_pack;

@@ -110,6 +110,15 @@ class ConnectionCore {
   static Task<void> serve_request(ConnectionCore* self, std::uint64_t seq, Handler h, brine::Value boxed_args,
                                   bool holds_slot);
   Task<Any> dispatch(Handler h, std::vector<Any>& args);
+  /// CALLATTR's checks and argument conversion, before the call (shared by dispatch and the
+  /// fast path in serve_request that awaits the method without a dispatch frame).
+  struct PreparedCall {
+    ObjectPtr obj;
+    std::string name;
+    std::vector<Any> args;
+    Kwargs kwargs;
+  };
+  PreparedCall prepare_call_attr(std::vector<Any>& args);
   void handle_del(std::uint64_t seq, const brine::Value& boxed_args);
 
   void send_message(MsgType type, std::uint64_t seq, brine::Value body);
@@ -124,6 +133,7 @@ class ConnectionCore {
 
   EventLoop& loop_;
   std::unique_ptr<Channel> channel_;
+  Buffer scratch_;  // send_message's encode buffer, reused for small messages
   ObjectPtr root_;
   ConnectionOptions opts_;
   Generation gen_;

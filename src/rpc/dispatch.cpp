@@ -74,6 +74,16 @@ std::string ConnectionCore::resolve_attr(const Object& obj, std::string_view nam
   throw attribute_error(name);
 }
 
+ConnectionCore::PreparedCall ConnectionCore::prepare_call_attr(std::vector<Any>& args) {
+  require_args(args, 3, 4, Handler::kCallAttr);
+  PreparedCall call;
+  call.obj = local_target(args[0], "callattr");
+  call.name = resolve_attr(*call.obj, attr_name(args[1]), opts_.policy.allow_getattr);
+  call.args = as_call_args(args[2]);
+  if (args.size() > 3) call.kwargs = as_kwargs(args[3]);
+  return call;
+}
+
 Task<Any> ConnectionCore::dispatch(Handler h, std::vector<Any>& args) {
   CallContext ctx(*this);
   switch (h) {
@@ -111,12 +121,8 @@ Task<Any> ConnectionCore::dispatch(Handler h, std::vector<Any>& args) {
       co_return r;
     }
     case Handler::kCallAttr: {
-      require_args(args, 3, 4, h);
-      ObjectPtr obj = local_target(args[0], "callattr");
-      std::string name = resolve_attr(*obj, attr_name(args[1]), opts_.policy.allow_getattr);
-      std::vector<Any> call_args = as_call_args(args[2]);
-      Kwargs kwargs = args.size() > 3 ? as_kwargs(args[3]) : Kwargs{};
-      Any r = co_await obj->call_attr(ctx, name, std::move(call_args), std::move(kwargs));
+      PreparedCall call = prepare_call_attr(args);
+      Any r = co_await call.obj->call_attr(ctx, call.name, std::move(call.args), std::move(call.kwargs));
       co_return r;
     }
     case Handler::kRepr:
@@ -164,7 +170,7 @@ Task<Any> ConnectionCore::dispatch(Handler h, std::vector<Any>& args) {
       }
       ObjectPtr obj = lookup_export(id_pack);
       Value::Tuple methods;
-      for (auto& n : obj->inspect_names()) methods.push_back(Value::tuple({Value(std::move(n)), Value()}));
+      for (auto& n : obj->inspect_names()) methods.push_back(Value::make_tuple(Value(std::move(n)), Value()));
       co_return Any(Value::tuple(std::move(methods)));
     }
     case Handler::kBuffIter: {

@@ -85,9 +85,9 @@ Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceb
   Value::Tuple args;
   args.reserve(m.args.size());
   for (auto& a : m.args) args.push_back(std::move(a));
-  return Value::tuple({Value::tuple({Value(m.module), Value(m.type)}), Value::tuple(std::move(args)),
-                       Value::tuple({Value::tuple({Value("_remote_version"), Value(std::string(version))})}),
-                       Value(std::move(tb))});
+  return Value::make_tuple(Value::make_tuple(Value(m.module), Value(m.type)), Value::tuple(std::move(args)),
+                       Value::make_tuple(Value::make_tuple(Value("_remote_version"), Value(std::string(version)))),
+                       Value(std::move(tb)));
 }
 
 std::exception_ptr decode_exception(const Value& body) {

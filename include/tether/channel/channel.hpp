@@ -19,6 +19,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -66,6 +67,12 @@ class TETHER_API Channel {
   /// without a system call. See the file comment for EOF and error behaviour. Destroying
   /// the task cancels the wait; a partly received frame stays buffered for the next recv().
   Task<Bytes> recv();
+
+  /// A payload already buffered, without waiting and without a coroutine frame: the next
+  /// non-empty frame if a whole one is in the stream's buffer, else nullopt (then recv()).
+  /// Throws ProtocolError (closing the channel) on a bad frame, StreamClosed after close.
+  /// Must not be called while a recv() is pending.
+  std::optional<Bytes> try_recv();
 
   /// Queues one frame and returns at once (it never waits; pair with drain() for flow
   /// control). Frames queued in one loop turn go out together in one writev.

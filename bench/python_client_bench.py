@@ -1,0 +1,112 @@
+#!/usr/bin/python3
+"""A stock Python RPyC client calling `add(1, 2)` against a tether server and against a Python
+ThreadedServer serving the same function, in interleaved rounds of the same length.
+
+usage: /usr/bin/python3 bench/python_client_bench.py CALC_SERVER [--seconds S] [--rounds N]
+
+CALC_SERVER is the built examples/calc_server program (tether). The Python server runs in a
+child interpreter with a service exposing the same `add`. The client is the same in both cases
+(`conn.root.add(1, 2)`: RPyC's own client does a GETATTR and a CALL per call, against either
+server). Only the ratio of the two figures, taken minutes apart on the same machine, means
+anything: see ../shared/design/perf-anchors.md on noisy VMs.
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+import rpyc
+
+PY_SERVER = r"""
+import sys
+import rpyc
+from rpyc.utils.server import ThreadedServer
+
+class CalcService(rpyc.Service):
+    def exposed_add(self, a, b):
+        return a + b
+
+server = ThreadedServer(CalcService, hostname="127.0.0.1", port=0)
+print(f"listening on 127.0.0.1:{server.port}", flush=True)
+server.start()
+"""
+
+
+def start(argv):
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline()
+    if not line.startswith("listening on "):
+        proc.kill()
+        sys.exit(f"python_client_bench: {argv[0]} did not start (printed {line!r})")
+    port = int(line.rsplit(":", 1)[1])
+    return proc, port
+
+
+def measure(port, seconds):
+    """Sync calls for `seconds`: (calls per second, p50 us, p99 us)."""
+    conn = rpyc.connect("127.0.0.1", port)
+    try:
+        root = conn.root
+        for _ in range(200):  # warm-up: connection, caches, the server's first requests
+            root.add(1, 2)
+        lat = []
+        start = time.perf_counter()
+        end = start + seconds
+        now = start
+        while now < end:
+            t0 = now
+            if root.add(1, 2) != 3:
+                sys.exit("python_client_bench: wrong result")
+            now = time.perf_counter()
+            lat.append((now - t0) * 1e6)
+        rate = len(lat) / (now - start)
+    finally:
+        conn.close()
+    lat.sort()
+    return rate, lat[len(lat) // 2], lat[len(lat) * 99 // 100]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("calc_server")
+    ap.add_argument("--seconds", type=float, default=2.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    args = ap.parse_args()
+    if not os.access(args.calc_server, os.X_OK):
+        sys.exit(f"python_client_bench: {args.calc_server} is not an executable")
+
+    tether, tether_port = start([args.calc_server, "--host", "127.0.0.1", "--port", "0"])
+    python, python_port = start([sys.executable, "-c", PY_SERVER])
+    print(f"stock RPyC {rpyc.__version__} client, add(1, 2): {args.rounds} interleaved rounds of "
+          f"{args.seconds:.1f} s against each server", flush=True)
+    t_figs, p_figs = [], []
+    try:
+        for i in range(args.rounds):
+            t_figs.append(measure(tether_port, args.seconds))
+            p_figs.append(measure(python_port, args.seconds))
+            print(f"  round {i + 1}: tether {t_figs[-1][0]:8.0f} calls/s, "
+                  f"python {p_figs[-1][0]:8.0f} calls/s", flush=True)
+    finally:
+        for proc in (tether, python):
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def med(figs, k):
+        return statistics.median(f[k] for f in figs)
+
+    t_rate, p_rate = med(t_figs, 0), med(p_figs, 0)
+    print(f"Python client -> tether server     {t_rate:8.0f} calls/s   "
+          f"p50 {med(t_figs, 1):6.1f} us   p99 {med(t_figs, 2):6.1f} us")
+    print(f"Python client -> Python ThreadedServer {p_rate:4.0f} calls/s   "
+          f"p50 {med(p_figs, 1):6.1f} us   p99 {med(p_figs, 2):6.1f} us")
+    print(f"ratio tether / Python: {t_rate / p_rate:.2f}x   (aim: >= 1.5x)")
+
+
+if __name__ == "__main__":
+    main()
