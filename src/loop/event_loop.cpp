@@ -210,6 +210,10 @@ void EventLoop::stop() noexcept {
   [[maybe_unused]] auto n = ::write(wake_fd_, &one, sizeof one);
 }
 
+namespace {
+constexpr int kMaxSkippedPolls = 3;
+}  // namespace
+
 int EventLoop::compute_timeout_ms(std::optional<Duration> max_wait) {
   if (!ready_.empty() || posted_pending_.load(std::memory_order_acquire)) return 0;
   std::optional<Duration> wait = max_wait;
@@ -232,7 +236,16 @@ void EventLoop::run_once(std::optional<Duration> max_wait) {
   if (batches_.size() < static_cast<std::size_t>(depth_)) batches_.emplace_back();
   auto& batch = batches_[static_cast<std::size_t>(depth_) - 1];
   batch.clear();
-  poller_->poll(compute_timeout_ms(max_wait), batch);
+  const int timeout = compute_timeout_ms(max_wait);
+  if (timeout == 0 && !ready_.empty() && polls_skipped_ < kMaxSkippedPolls) {
+    // Work is ready now: run it without a zero-timeout epoll_wait first (a system call that
+    // a request/reply exchange would otherwise pay twice per message on each side). I/O is
+    // still polled at least every kMaxSkippedPolls + 1 iterations.
+    ++polls_skipped_;
+  } else {
+    polls_skipped_ = 0;
+    poller_->poll(timeout, batch);
+  }
   // 2. dispatch; a watcher destroyed meanwhile has its entries nulled by watcher_removed().
   for (std::size_t i = 0; i < batch.size(); ++i) {
     detail::PollEvent ev = batch[i];

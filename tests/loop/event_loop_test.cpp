@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <functional>
 #include <future>
 #include <memory>
 #include <random>
@@ -361,6 +362,33 @@ TEST_F(EventLoopTest, LevelTriggeredReadableRepeatsUntilDrained) {
   EXPECT_EQ(events.size(), 2u);
   w.disable_reading();
   EXPECT_EQ(loop_.stats().watchers, 0u);
+}
+
+TEST_F(EventLoopTest, BusyReadyQueueStillPollsIoEveryFewIterations) {
+  // Ready work skips the zero-timeout poll, but at most 3 iterations in a row: a callback that
+  // re-queues itself forever must not starve I/O.
+  SocketPair sp;
+  IoWatcher w(loop_, sp.a.get(), IoWatcher::Mode::kLevel);
+  int readable_at = -1;
+  int iteration = 0;
+  w.set_handler([&](std::uint32_t) {
+    if (readable_at < 0) readable_at = iteration;
+  });
+  w.enable_reading();
+  bool spinning = true;
+  std::function<void()> spin = [&] {
+    if (spinning) loop_.call_soon(spin);
+  };
+  loop_.call_soon(spin);
+  loop_.run_once(std::chrono::milliseconds(0));  // spin is now re-queueing itself
+  put(sp.b, "x");
+  for (iteration = 0; iteration < 10 && readable_at < 0; ++iteration) loop_.run_once(std::chrono::milliseconds(0));
+  EXPECT_GE(readable_at, 0) << "I/O was not polled while the ready queue stayed busy";
+  EXPECT_LE(readable_at, 3);
+  spinning = false;
+  loop_.run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(take(sp.a), "x");
+  w.disable_reading();
 }
 
 TEST_F(EventLoopTest, EdgeTriggeredReadableReportsOncePerArrival) {

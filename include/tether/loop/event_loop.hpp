@@ -184,6 +184,7 @@ class TETHER_API EventLoop {
 
   std::size_t watchers_ = 0;
   int depth_ = 0;
+  int polls_skipped_ = 0;  // consecutive iterations that ran ready work without polling I/O
   std::atomic<bool> stop_requested_{false};
 };
 
