@@ -74,10 +74,17 @@ check-layering:
 consumer: configure
 	JOBS=$(JOBS) scripts/consumer.sh $(BUILD_DIR)
 
+# Google Benchmark programs get BENCH_ARGS; the ratio benchmarks (stream, net, rpc: interleaved
+# against raw sockets) take their own options and run with their defaults; then the stock
+# Python client against calc_server vs a Python ThreadedServer.
+GBENCH_PROGRAMS := bench_brine_bench bench_channel_bench bench_loop_bench
 bench: build
 	@set -e; found=0; for b in $(BUILD_DIR)/bench/bench_*; do \
-	  [ -x "$$b" ] || continue; found=1; echo "== $$b"; "$$b" $(BENCH_ARGS); done; \
-	  [ $$found = 1 ] || echo "no benchmarks built yet (bench/*.cpp)"
+	  [ -x "$$b" ] || continue; found=1; echo "== $$b"; \
+	  case " $(GBENCH_PROGRAMS) " in *" $$(basename $$b) "*) "$$b" $(BENCH_ARGS) ;; *) "$$b" ;; esac; done; \
+	  [ $$found = 1 ] || echo "no benchmarks built yet (bench/*.cpp)"; \
+	  echo "== bench/python_client_bench.py"; \
+	  /usr/bin/python3 bench/python_client_bench.py $(BUILD_DIR)/examples/calc_server
 
 format:
 	@scripts/deps.sh format
