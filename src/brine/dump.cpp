@@ -272,4 +272,11 @@ void dump_into(const Value& v, Buffer& out) {
   out.has_written(n);
 }
 
+void dump_tuple_header(std::size_t n, Buffer& out) {
+  const std::size_t size = tuple_header_size(n);
+  out.ensure_writable(size);
+  put_tuple_header(n, out.begin_write());
+  out.has_written(size);
+}
+
 }  // namespace tether::brine

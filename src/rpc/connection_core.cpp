@@ -135,32 +135,52 @@ Task<void> ConnectionCore::wait_closed() {
 
 // --- sending
 
-void ConnectionCore::send_message(MsgType type, std::uint64_t seq, Value body) {
+// Messages are encoded straight into scratch_, a buffer kept between messages: the envelope
+// and RPyC's boxing are written as brine tuple headers and leaves, with no intermediate Value
+// tree (the bytes are the same as dump(box(...)); tests/rpc/encode_test.cpp checks that).
+// begin_message ... finish_message never suspends, so one buffer serves the connection.
+Buffer& ConnectionCore::begin_message(MsgType type, std::uint64_t seq) {
   if (closed_) throw Disconnected("connection closed");
-  // Encoded into a buffer kept between messages: a small message is copied into the stream's
-  // tail chunk (no allocation), a large one hands its storage over (no copy).
-  Buffer& payload = scratch_;
-  payload.retrieve_all();
+  Buffer& out = scratch_;
+  out.retrieve_all();
   if (gen_ == Generation::k6) {
     const auto t = static_cast<std::uint8_t>(type);
-    payload.append(&t, 1);
-    brine::dump_into(Value::make_tuple(Value(seq), std::move(body)), payload);
+    out.append(&t, 1);
+    brine::dump_tuple_header(2, out);
   } else {
-    brine::dump_into(Value::make_tuple(Value(static_cast<std::int64_t>(type)), Value(seq), std::move(body)), payload);
+    brine::dump_tuple_header(3, out);
+    brine::dump_into(Value(static_cast<std::int64_t>(type)), out);
   }
-  if (payload.readable_bytes() <= kCopiedMessage) {
-    channel_->send(payload.view());
-    payload.retrieve_all();
+  brine::dump_into(Value(seq), out);
+  return out;
+}
+
+void ConnectionCore::finish_message() {
+  // A small message is copied into the stream's tail chunk (no allocation), a large one hands
+  // its storage over (no copy).
+  Buffer& out = scratch_;
+  if (out.readable_bytes() <= kCopiedMessage) {
+    channel_->send(out.view());
+    out.retrieve_all();
   } else {
-    channel_->send(std::move(payload));
+    channel_->send(std::move(out));
     scratch_ = Buffer();
   }
+}
+
+void ConnectionCore::send_message(MsgType type, std::uint64_t seq, const Value& body) {
+  Buffer& out = begin_message(type, seq);
+  brine::dump_into(body, out);
+  finish_message();
 }
 
 std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, std::vector<Any> args) {
   if (closed_) throw Disconnected("connection closed");
   const std::uint64_t seq = next_seq_++;
-  Value body = Value::make_tuple(Value(static_cast<std::int64_t>(h)), box(Any::tuple(std::move(args))));
+  Buffer& out = begin_message(MsgType::kRequest, seq);  // body: (handler, boxed args tuple)
+  brine::dump_tuple_header(2, out);
+  brine::dump_into(Value(static_cast<std::int64_t>(h)), out);
+  encode_boxed_tuple(args, out);
   auto p = std::make_shared<PendingCall>(&loop_);
   p->seq = seq;
   p->handler = h;
@@ -169,7 +189,7 @@ std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, std::vector
   sent_first_ = true;
   ++counters_.requests_out;
   try {
-    send_message(MsgType::kRequest, seq, std::move(body));
+    finish_message();
   } catch (...) {
     pending_.erase(seq);
     throw;
@@ -209,7 +229,9 @@ void ConnectionCore::send_del(const Value& id_pack, std::uint64_t count) {
 
 void ConnectionCore::send_reply(std::uint64_t seq, Any result) {
   if (closed_) return;
-  send_message(MsgType::kReply, seq, box(std::move(result)));
+  Buffer& out = begin_message(MsgType::kReply, seq);
+  encode_boxed(result, out);
+  finish_message();
 }
 
 void ConnectionCore::send_exception(std::uint64_t seq, std::exception_ptr e, Handler h) {
@@ -537,6 +559,50 @@ Value ConnectionCore::box(Any a) {
         throw UsageError("a Netref can only be sent back over the connection it came from");
       }
       return Value::make_tuple(label_value(Label::kLocalRef), ref.id_pack());
+    }
+  }
+  throw UsageError("invalid Any");
+}
+
+void ConnectionCore::encode_boxed_tuple(const std::vector<Any>& items, Buffer& out) {
+  brine::dump_tuple_header(2, out);
+  brine::dump_into(label_value(Label::kTuple), out);
+  brine::dump_tuple_header(items.size(), out);
+  for (const Any& item : items) encode_boxed(item, out);
+}
+
+void ConnectionCore::encode_boxed(const Any& a, Buffer& out) {
+  switch (a.kind()) {
+    case Any::Kind::kValue:
+      brine::dump_tuple_header(2, out);
+      brine::dump_into(label_value(Label::kValue), out);
+      brine::dump_into(std::get<0>(a.v_), out);
+      return;
+    case Any::Kind::kTuple:
+      encode_boxed_tuple(std::get<1>(a.v_), out);
+      return;
+    case Any::Kind::kLocal: {
+      Value id_pack = export_object(std::get<2>(a.v_));
+      brine::dump_tuple_header(2, out);
+      brine::dump_into(label_value(Label::kRemoteRef), out);
+      brine::dump_into(id_pack, out);
+      return;
+    }
+    case Any::Kind::kRemote: {
+      const Netref& ref = std::get<3>(a.v_);
+      brine::dump_tuple_header(2, out);
+      if (!ref.valid()) {
+        brine::dump_into(label_value(Label::kValue), out);
+        brine::dump_into(Value(), out);
+        return;
+      }
+      auto owner = ref.state()->core.lock();
+      if (owner.get() != this) {
+        throw UsageError("a Netref can only be sent back over the connection it came from");
+      }
+      brine::dump_into(label_value(Label::kLocalRef), out);
+      brine::dump_into(ref.id_pack(), out);
+      return;
     }
   }
   throw UsageError("invalid Any");

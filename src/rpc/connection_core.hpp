@@ -82,6 +82,9 @@ class ConnectionCore {
   // --- boxing (§5)
   /// Boxing consumes its argument so large payloads move instead of being copied.
   brine::Value box(Any a);
+  /// Appends box(a)'s encoding to `out` without building it (same bytes; exports as box does).
+  void encode_boxed(const Any& a, Buffer& out);
+  void encode_boxed_tuple(const std::vector<Any>& items, Buffer& out);
   Any unbox(brine::Value boxed);
 
   // --- state
@@ -121,7 +124,9 @@ class ConnectionCore {
   PreparedCall prepare_call_attr(std::vector<Any>& args);
   void handle_del(std::uint64_t seq, const brine::Value& boxed_args);
 
-  void send_message(MsgType type, std::uint64_t seq, brine::Value body);
+  void send_message(MsgType type, std::uint64_t seq, const brine::Value& body);
+  Buffer& begin_message(MsgType type, std::uint64_t seq);  // envelope up to the body, in scratch_
+  void finish_message();                                    // frames and queues scratch_
   void send_reply(std::uint64_t seq, Any result);
   void send_exception(std::uint64_t seq, std::exception_ptr e, Handler h);
 

@@ -79,6 +79,11 @@ TETHER_API Bytes dump(const Value& v);
 TETHER_API void dump_into(const Value& v, std::string& out);
 /// Appends dump(v) to the readable bytes of `out` (leaving its head-room intact).
 TETHER_API void dump_into(const Value& v, Buffer& out);
+/// Appends the header of a tuple of n items; the caller then appends exactly n encoded items
+/// (with dump_into or more headers). Encodes a tuple whose items live elsewhere without
+/// building it: the bytes are those dump() gives for the whole tuple. Throws UsageError if n
+/// does not fit brine's u32 length.
+TETHER_API void dump_tuple_header(std::size_t n, Buffer& out);
 
 /// The result of load_prefix: the value and how many input bytes it used.
 struct LoadResult {
