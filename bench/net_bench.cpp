@@ -33,6 +33,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "bench_util.hpp"
 #include "tether/loop/event_loop.hpp"
 #include "tether/net/connect.hpp"
 #include "tether/net/sockets.hpp"
@@ -46,10 +47,7 @@ namespace {
 constexpr int kConns = 64;
 constexpr std::size_t kMsg = 64;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using bench::median;
 
 // ------------------------------------------------------------------ the raw epoll client
 
@@ -61,15 +59,9 @@ double raw_pingpong_client(std::uint16_t port, double seconds) {
   std::vector<std::size_t> got(kConns, 0);
   char msg[kMsg];
   std::memset(msg, 'p', sizeof msg);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   for (int i = 0; i < kConns; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) std::abort();
-    int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int fd = bench::connect_loopback(port);
+    if (fd < 0) std::abort();
     ::fcntl(fd, F_SETFL, O_NONBLOCK);
     epoll_event ev{};
     ev.events = EPOLLIN;
@@ -108,17 +100,8 @@ double raw_pingpong_client(std::uint16_t port, double seconds) {
 class RawEchoServer {
  public:
   RawEchoServer() {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-    ::listen(listen_fd_, 1024);
-    socklen_t len = sizeof sa;
-    ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&sa), &len);
-    port_ = ntohs(sa.sin_port);
+    listen_fd_ = bench::listen_loopback(&port_, 1024, SOCK_NONBLOCK);
+    if (listen_fd_ < 0) std::abort();
     int p[2];
     if (::pipe2(p, O_CLOEXEC | O_NONBLOCK) != 0) std::abort();
     stop_read_ = p[0];
@@ -314,14 +297,9 @@ double bulk_once(std::size_t mib, bool tls, const Certs& certs) {
 
 /// GB/s of the same transfer with plain blocking sockets (the raw baseline).
 double raw_bulk_once(std::size_t mib) {
-  int l = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(l, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
-  ::listen(l, 1);
-  socklen_t len = sizeof sa;
-  ::getsockname(l, reinterpret_cast<sockaddr*>(&sa), &len);
+  std::uint16_t port = 0;
+  int l = bench::listen_loopback(&port, 1);
+  if (l < 0) std::abort();
   const std::size_t total = mib << 20;
   std::thread reader([l, total] {
     int c = ::accept(l, nullptr, nullptr);
@@ -334,8 +312,8 @@ double raw_bulk_once(std::size_t mib) {
     }
     ::close(c);
   });
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) std::abort();
+  int fd = bench::connect_loopback(port, /*nodelay=*/false);
+  if (fd < 0) std::abort();
   std::vector<char> block(256 << 10, 'b');
   auto start = std::chrono::steady_clock::now();
   for (std::size_t sent = 0; sent < total;) {

@@ -32,6 +32,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "tether/channel/channel.hpp"
 #include "tether/loop/event_loop.hpp"
 #include "tether/loop/io_watcher.hpp"
@@ -50,72 +51,21 @@ bool g_pin = false;
 bool g_no_raw = false;
 bool g_glibc_trim = false;
 
+using bench::connect_loopback;
+using bench::median;
+using bench::read_full;
+using bench::write_full;
+
 void pin(int cpu) {
-  if (!g_pin) return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu % std::max(1u, std::thread::hardware_concurrency()), &set);
-  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+  if (g_pin) bench::pin_current_thread(cpu);
 }
 
-int listen_loopback(std::uint16_t* port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::listen(fd, 16);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
-int connect_loopback(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) std::perror("connect");
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
-bool read_full(int fd, void* p, std::size_t n) {
-  auto* c = static_cast<char*>(p);
-  while (n) {
-    ssize_t r = ::read(fd, c, n);
-    if (r <= 0) return false;
-    c += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
-
-bool write_full(int fd, const void* p, std::size_t n) {
-  auto* c = static_cast<const char*>(p);
-  while (n) {
-    ssize_t r = ::write(fd, c, n);
-    if (r <= 0) return false;
-    c += r;
-    n -= static_cast<std::size_t>(r);
-  }
-  return true;
-}
+int listen_loopback(std::uint16_t* port) { return bench::listen_loopback(port, 16); }
 
 struct Figure {
   double rate = 0;  // per second
   double p50 = 0, p99 = 0;
 };
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
-}
 
 // ----------------------------------------------------------------------------- raw baselines
 

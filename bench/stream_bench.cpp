@@ -41,6 +41,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_util.hpp"
 #include "tether/base/error.hpp"
 #include "tether/base/fd.hpp"
 #include "tether/loop/event_loop.hpp"
@@ -77,40 +78,24 @@ void die(const char* what) {
 }
 
 void pin_to(int cpu) {
-  if (!g_cfg.pin || std::thread::hardware_concurrency() < 2) return;
-  cpu_set_t set;
-  CPU_ZERO(&set);
-  CPU_SET(cpu, &set);
-  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+  if (g_cfg.pin) tether::bench::pin_current_thread(cpu);
 }
 
 /// A connected TCP loopback pair: {client, server}, blocking, TCP_NODELAY on.
 std::pair<Fd, Fd> tcp_pair() {
-  Fd lst(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!lst) die("socket");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  if (::bind(lst.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) die("bind");
-  if (::listen(lst.get(), 1) < 0) die("listen");
-  socklen_t len = sizeof a;
-  ::getsockname(lst.get(), reinterpret_cast<sockaddr*>(&a), &len);
-  Fd cli(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (::connect(cli.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) < 0) die("connect");
+  std::uint16_t port = 0;
+  Fd lst(tether::bench::listen_loopback(&port, 1));
+  if (!lst) die("listen");
+  Fd cli(tether::bench::connect_loopback(port));
+  if (!cli) die("connect");
   Fd srv(::accept4(lst.get(), nullptr, nullptr, SOCK_CLOEXEC));
   if (!srv) die("accept");
   int one = 1;
-  ::setsockopt(cli.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   ::setsockopt(srv.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return {std::move(cli), std::move(srv)};
 }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  if (v.empty()) return 0;
-  return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
-}
+using tether::bench::median;
 
 struct PingResult {
   double calls_per_s = 0;
