@@ -194,32 +194,29 @@ void Impl::rethrow_write_state() const {
 // ----------------------------------------------------------------------- BufferedStream
 
 void BufferedStream::write(Bytes data) {
+  if (data.size() <= kCoalesceMax) {
+    write(data.view());  // copied into the tail chunk
+    return;
+  }
   Impl& s = *impl_;
   const std::size_t n = data.size();
   s.check_writable(n);
-  if (n == 0) return;
-  if (n <= kCoalesceMax) {
-    s.append_small(data.data(), n);
-  } else {
-    detail::WriteChunk c;
-    c.bytes = std::move(data);
-    s.push_chunk(std::move(c));
-  }
+  detail::WriteChunk c;
+  c.bytes = std::move(data);  // queued as its own chunk, not copied
+  s.push_chunk(std::move(c));
   s.after_enqueue(n);
 }
 
 void BufferedStream::write(std::string_view data) {
+  if (data.size() > kCoalesceMax) {
+    write(Bytes(data));  // large: one owned chunk
+    return;
+  }
   Impl& s = *impl_;
   const std::size_t n = data.size();
   s.check_writable(n);
   if (n == 0) return;
-  if (n <= kCoalesceMax) {
-    s.append_small(data.data(), n);
-  } else {
-    detail::WriteChunk c;
-    c.bytes = Bytes(data);
-    s.push_chunk(std::move(c));
-  }
+  s.append_small(data.data(), n);
   s.after_enqueue(n);
 }
 
