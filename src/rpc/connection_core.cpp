@@ -129,15 +129,13 @@ ConnectionStats ConnectionCore::stats() const noexcept {
   return s;
 }
 
-Task<void> ConnectionCore::wait_closed() {
-  co_await closed_event_.wait();
-}
+Task<void> ConnectionCore::wait_closed() { co_await closed_event_.wait(); }
 
 // --- sending
 
 // Messages are encoded straight into scratch_, a buffer kept between messages: the envelope
 // and RPyC's boxing are written as brine tuple headers and leaves, with no intermediate Value
-// tree (the bytes are the same as dump(box(...)); tests/rpc/encode_test.cpp checks that).
+// tree (tests/rpc/encode_test.cpp checks the bytes against dump() of that tree).
 // begin_message ... finish_message never suspends, so one buffer serves the connection.
 Buffer& ConnectionCore::begin_message(MsgType type, std::uint64_t seq) {
   if (closed_) throw Disconnected("connection closed");
@@ -217,14 +215,23 @@ void ConnectionCore::send_del(const Value& id_pack, std::uint64_t count) {
   if (closed_) return;
   const std::uint64_t seq = next_seq_++;
   // (DEL, (TUPLE, ((LOCAL_REF, id_pack), (VALUE, count)))) — the reply is dropped as unknown.
-  Value args = Value::make_tuple(label_value(Label::kTuple),
-                             Value::make_tuple(Value::make_tuple(label_value(Label::kLocalRef), id_pack),
-                                           Value::make_tuple(label_value(Label::kValue), Value(count))));
+  Value args =
+      Value::make_tuple(label_value(Label::kTuple),
+                        Value::make_tuple(Value::make_tuple(label_value(Label::kLocalRef), id_pack),
+                                          Value::make_tuple(label_value(Label::kValue), Value(count))));
   try {
-    send_message(MsgType::kRequest, seq, Value::make_tuple(Value(static_cast<std::int64_t>(Handler::kDel)), std::move(args)));
+    send_message(MsgType::kRequest, seq,
+                 Value::make_tuple(Value(static_cast<std::int64_t>(Handler::kDel)), std::move(args)));
   } catch (...) {
     // A DEL that cannot be sent is moot: the peer drops everything when the connection goes.
   }
+}
+
+void ConnectionCore::send_close_request() {
+  // (CLOSE, (VALUE, ())): RPyC's close request, arguments an empty tuple; no reply is awaited.
+  send_message(MsgType::kRequest, next_seq_++,
+               Value::make_tuple(Value(static_cast<std::int64_t>(Handler::kClose)),
+                                 Value::make_tuple(label_value(Label::kValue), Value::make_tuple())));
 }
 
 void ConnectionCore::send_reply(std::uint64_t seq, Any result) {
@@ -243,10 +250,7 @@ Task<void> ConnectionCore::close_gracefully() {
   if (closed_) co_return;
   bool sent = false;
   try {
-    const std::uint64_t seq = next_seq_++;
-    send_message(MsgType::kRequest, seq,
-                 Value::make_tuple(Value(static_cast<std::int64_t>(Handler::kClose)),
-                               Value::make_tuple(label_value(Label::kValue), Value::make_tuple())));
+    send_close_request();
     sent = true;
   } catch (...) {
   }
@@ -341,10 +345,7 @@ Task<void> ConnectionCore::serve_loop() {
       // Like RPyC, send a CLOSE in our own generation before hanging up: a client speaking the
       // other generation recognises it and reconnects in ours (wire spec §11.4, §14.3).
       try {
-        const std::uint64_t seq = next_seq_++;
-        send_message(MsgType::kRequest, seq,
-                     Value::make_tuple(Value(static_cast<std::int64_t>(Handler::kClose)),
-                                   Value::make_tuple(label_value(Label::kValue), Value::make_tuple())));
+        send_close_request();
       } catch (...) {
       }
     }
@@ -374,9 +375,10 @@ void ConnectionCore::handle_payload(Bytes payload) {
       }
       gen_ = seen;  // a server learns the generation from the first message
     } else {
-      throw GenerationMismatch(seen, fmt::format("peer speaks RPyC {}.x (answered our {}.x request with its own "
-                                                 "generation's message)",
-                                                 static_cast<int>(seen), static_cast<int>(gen_)));
+      throw GenerationMismatch(seen,
+                               fmt::format("peer speaks RPyC {}.x (answered our {}.x request with its own "
+                                           "generation's message)",
+                                           static_cast<int>(seen), static_cast<int>(gen_)));
     }
   }
   gen_locked_ = true;
@@ -386,7 +388,8 @@ void ConnectionCore::handle_payload(Bytes payload) {
   Value body;
   if (gen_ == Generation::k6) {
     msg = first;
-    Value env = brine::load(std::span<const std::uint8_t>(payload.data() + 1, payload.size() - 1), opts_.limits);
+    Value env =
+        brine::load(std::span<const std::uint8_t>(payload.data() + 1, payload.size() - 1), opts_.limits);
     if (!env.is_tuple() || env.as_tuple().size() != 2 || !env.as_tuple()[0].is_int64()) {
       throw ProtocolError("malformed 6.x message envelope");
     }
@@ -415,7 +418,8 @@ void ConnectionCore::handle_payload(Bytes payload) {
       ++counters_.requests_in;
       if (h < 1 || h > 20) {
         // Unknown handler: refused like RPyC does, with KeyError(N); the connection stays up.
-        send_exception(seq, std::make_exception_ptr(PyError("builtins", "KeyError", {Value(h)})), Handler::kPing);
+        send_exception(seq, std::make_exception_ptr(PyError("builtins", "KeyError", {Value(h)})),
+                       Handler::kPing);
       } else if (h == static_cast<std::int64_t>(Handler::kDel)) {
         handle_del(seq, parts[1]);
       } else if (h == static_cast<std::int64_t>(Handler::kClose)) {
@@ -426,11 +430,8 @@ void ConnectionCore::handle_payload(Bytes payload) {
       break;
     }
     case 2:
-    case 3:
-      handle_reply(seq, static_cast<MsgType>(msg), std::move(body));
-      break;
-    default:
-      throw ProtocolError(fmt::format("invalid message type: {}", msg));
+    case 3: handle_reply(seq, static_cast<MsgType>(msg), std::move(body)); break;
+    default: throw ProtocolError(fmt::format("invalid message type: {}", msg));
   }
 }
 
@@ -503,7 +504,8 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
 void ConnectionCore::handle_del(std::uint64_t seq, const Value& boxed_args) {
   try {
     // (TUPLE, ((LOCAL_REF, id_pack), (VALUE, count)))  — count optional (default 1)
-    if (!boxed_args.is_tuple() || boxed_args.as_tuple().size() != 2) throw PyError("TypeError", "bad DEL arguments");
+    if (!boxed_args.is_tuple() || boxed_args.as_tuple().size() != 2)
+      throw PyError("TypeError", "bad DEL arguments");
     const auto& outer = boxed_args.as_tuple();
     const auto& items = outer[1];
     if (!items.is_tuple() || items.as_tuple().empty()) throw PyError("TypeError", "bad DEL arguments");
@@ -516,7 +518,8 @@ void ConnectionCore::handle_del(std::uint64_t seq, const Value& boxed_args) {
     std::uint64_t count = 1;
     if (items.as_tuple().size() > 1) {
       const auto& c = items.as_tuple()[1];
-      if (c.is_tuple() && c.as_tuple().size() == 2 && c.as_tuple()[1].is_int64() && c.as_tuple()[1].as_int64() > 0) {
+      if (c.is_tuple() && c.as_tuple().size() == 2 && c.as_tuple()[1].is_int64() &&
+          c.as_tuple()[1].as_int64() > 0) {
         count = static_cast<std::uint64_t>(c.as_tuple()[1].as_int64());
       }
     }
@@ -538,32 +541,6 @@ void ConnectionCore::handle_del(std::uint64_t seq, const Value& boxed_args) {
 
 // --- boxing
 
-Value ConnectionCore::box(Any a) {
-  switch (a.kind()) {
-    case Any::Kind::kValue:
-      return Value::make_tuple(label_value(Label::kValue), std::move(std::get<0>(a.v_)));
-    case Any::Kind::kTuple: {
-      auto& items = std::get<1>(a.v_);
-      Value::Tuple boxed;
-      boxed.reserve(items.size());
-      for (auto& item : items) boxed.push_back(box(std::move(item)));
-      return Value::make_tuple(label_value(Label::kTuple), Value::tuple(std::move(boxed)));
-    }
-    case Any::Kind::kLocal:
-      return Value::make_tuple(label_value(Label::kRemoteRef), export_object(std::get<2>(a.v_)));
-    case Any::Kind::kRemote: {
-      const Netref& ref = std::get<3>(a.v_);
-      if (!ref.valid()) return Value::make_tuple(label_value(Label::kValue), Value());
-      auto owner = ref.state()->core.lock();
-      if (owner.get() != this) {
-        throw UsageError("a Netref can only be sent back over the connection it came from");
-      }
-      return Value::make_tuple(label_value(Label::kLocalRef), ref.id_pack());
-    }
-  }
-  throw UsageError("invalid Any");
-}
-
 void ConnectionCore::encode_boxed_tuple(const std::vector<Any>& items, Buffer& out) {
   brine::dump_tuple_header(2, out);
   brine::dump_into(label_value(Label::kTuple), out);
@@ -578,9 +555,7 @@ void ConnectionCore::encode_boxed(const Any& a, Buffer& out) {
       brine::dump_into(label_value(Label::kValue), out);
       brine::dump_into(std::get<0>(a.v_), out);
       return;
-    case Any::Kind::kTuple:
-      encode_boxed_tuple(std::get<1>(a.v_), out);
-      return;
+    case Any::Kind::kTuple: encode_boxed_tuple(std::get<1>(a.v_), out); return;
     case Any::Kind::kLocal: {
       Value id_pack = export_object(std::get<2>(a.v_));
       brine::dump_tuple_header(2, out);
@@ -614,8 +589,7 @@ Any ConnectionCore::unbox(Value boxed) {
   }
   Value::Tuple pair = std::move(boxed).take_tuple();
   switch (pair[0].as_int64()) {
-    case 1:
-      return Any(std::move(pair[1]));
+    case 1: return Any(std::move(pair[1]));
     case 2: {
       if (!pair[1].is_tuple()) throw PyError("ValueError", "label 2 needs a tuple");
       Value::Tuple members = std::move(pair[1]).take_tuple();
@@ -632,8 +606,7 @@ Any ConnectionCore::unbox(Value boxed) {
       check_id_pack(pair[1]);
       return Any(make_proxy(pair[1]));
     }
-    default:
-      throw PyError("ValueError", fmt::format("invalid label {}", pair[0].as_int64()));
+    default: throw PyError("ValueError", fmt::format("invalid label {}", pair[0].as_int64()));
   }
 }
 

@@ -6,8 +6,8 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -81,8 +81,7 @@ class ConnectionCore {
 
   // --- boxing (§5)
   /// Boxing consumes its argument so large payloads move instead of being copied.
-  brine::Value box(Any a);
-  /// Appends box(a)'s encoding to `out` without building it (same bytes; exports as box does).
+  /// Appends RPyC's boxed form of `a` (wire spec §5) to `out`, exporting objects of ours.
   void encode_boxed(const Any& a, Buffer& out);
   void encode_boxed_tuple(const std::vector<Any>& items, Buffer& out);
   Any unbox(brine::Value boxed);
@@ -126,8 +125,9 @@ class ConnectionCore {
 
   void send_message(MsgType type, std::uint64_t seq, const brine::Value& body);
   Buffer& begin_message(MsgType type, std::uint64_t seq);  // envelope up to the body, in scratch_
-  void finish_message();                                    // frames and queues scratch_
+  void finish_message();                                   // frames and queues scratch_
   void send_reply(std::uint64_t seq, Any result);
+  void send_close_request();
   void send_exception(std::uint64_t seq, std::exception_ptr e, Handler h);
 
   brine::Value export_object(const ObjectPtr& obj);
