@@ -1,5 +1,7 @@
 // tether client -> stock Python RPyC servers (issue 5, points 10 and 11).
 
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -32,13 +34,20 @@ std::string peer_name(Peer p) {
   return "?";
 }
 
+/// Where minirpyc.py is: $TETHER_MINIRPYC_DIR, else the project's shared/tools/rpyc beside the
+/// source tree (present in the development and CI layout, absent in a lone clone).
+std::string minirpyc_dir() {
+  const char* env = std::getenv("TETHER_MINIRPYC_DIR");
+  return env && *env ? env : TETHER_MINIRPYC_DIR;
+}
+
 std::unique_ptr<PyProcess> start_peer(Peer p, const std::string& mode = "") {
   std::vector<std::string> env;
   std::vector<std::string> argv{"/usr/bin/python3", source_dir() + "/py_server.py"};
   if (!mode.empty()) argv.push_back(mode);
   if (p == Peer::kMini6) {
     argv.push_back("--mini6");
-    env.push_back(std::string("TETHER_MINIRPYC_DIR=") + TETHER_MINIRPYC_DIR);
+    env.push_back("TETHER_MINIRPYC_DIR=" + minirpyc_dir());
   }
   if (p == Peer::kStock6) {
     const char* path = std::getenv("TETHER_RPYC6_PATH");
@@ -65,6 +74,10 @@ class TetherClientTest : public LoopTest, public ::testing::WithParamInterface<P
     LoopTest::SetUp();
     if (GetParam() == Peer::kStock6 && !std::getenv("TETHER_RPYC6_PATH")) {
       GTEST_SKIP() << "TETHER_RPYC6_PATH is not set: no stock RPyC 6.x tree to test against";
+    }
+    if (GetParam() == Peer::kMini6 && ::access((minirpyc_dir() + "/minirpyc.py").c_str(), R_OK) != 0) {
+      GTEST_SKIP() << "minirpyc.py not found in " << minirpyc_dir()
+                   << " (the project's shared/tools/rpyc; set TETHER_MINIRPYC_DIR to run the 6.x cases)";
     }
     peer_ = start_peer(GetParam());
     gen_ = GetParam() == Peer::kStock ? rpc::Generation::k5 : rpc::Generation::k6;
