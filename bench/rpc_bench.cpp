@@ -47,6 +47,9 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 double g_seconds = 1.0;
+// --calls N: run exactly N calls per tether phase instead of for g_seconds (instruction counts
+// under callgrind are then deterministic: see docs/rpc.md#performance).
+std::uint64_t g_calls = 0;
 bool g_pin = false;
 bool g_no_raw = false;
 bool g_glibc_trim = false;
@@ -61,6 +64,11 @@ void pin(int cpu) {
 }
 
 int listen_loopback(std::uint16_t* port) { return bench::listen_loopback(port, 16); }
+
+/// The loop condition of a tether phase: until the deadline, or for exactly g_calls calls.
+bool more(Clock::time_point end, std::uint64_t done) {
+  return g_calls ? done < g_calls : Clock::now() < end;
+}
 
 struct Figure {
   double rate = 0;  // per second
@@ -229,7 +237,7 @@ Task<Figure> tether_sync(Connection& c) {
   std::uint64_t count = 0;
   auto start = Clock::now();
   auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(g_seconds));
-  while (Clock::now() < end) {
+  while (more(end, count)) {
     auto t0 = Clock::now();
     std::int64_t r = co_await root.call<std::int64_t>("add", 1, 2);
     if (r != 3) std::abort();
@@ -250,7 +258,7 @@ Task<Figure> tether_pipelined(Connection& c, std::size_t window) {
   for (std::size_t i = 0; i < window; ++i) {
     inflight.push_back(root.callattr_async("add", make_args(brine::Value(1), brine::Value(2))));
   }
-  while (Clock::now() < end) {
+  while (more(end, count)) {
     AsyncResult r = std::move(inflight.front());
     inflight.pop_front();
     Any v = co_await r;
@@ -279,7 +287,7 @@ Task<Figure> tether_echo(Connection& c, std::size_t size) {
   std::uint64_t bytes = 0;
   auto start = Clock::now();
   auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(g_seconds));
-  while (Clock::now() < end) {
+  for (std::uint64_t calls = 0; more(end, calls); ++calls) {
     Any r = co_await root.callattr("echo", make_args(payload));
     bytes += r.value().as_bytes().size();
   }
@@ -345,6 +353,8 @@ int main(int argc, char** argv) {
     std::string a = argv[i];
     if (a == "--seconds" && i + 1 < argc) {
       g_seconds = std::atof(argv[++i]);
+    } else if (a == "--calls" && i + 1 < argc) {
+      g_calls = std::strtoull(argv[++i], nullptr, 10);
     } else if (a == "--rounds" && i + 1 < argc) {
       rounds = std::atoi(argv[++i]);
     } else if (a == "--no-raw") {
@@ -356,7 +366,7 @@ int main(int argc, char** argv) {
     } else if (a == "--only" && i + 1 < argc) {
       only = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: %s [--seconds S] [--rounds N] [--pin] [--only sync|pipe|echo] [--no-raw] [--glibc-trim]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--seconds S | --calls N] [--rounds N] [--pin] [--only sync|pipe|echo] [--no-raw] [--glibc-trim]\n", argv[0]);
       return 2;
     }
   }

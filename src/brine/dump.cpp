@@ -272,6 +272,27 @@ void dump_into(const Value& v, Buffer& out) {
   out.has_written(n);
 }
 
+void dump_int(std::int64_t i, Buffer& out) {
+  // At most INT_L1 + length + sign + 19 digits.
+  out.ensure_writable(22);
+  std::uint8_t* begin = out.begin_write();
+  out.has_written(static_cast<std::size_t>(put_int64(i, begin) - begin));
+}
+
+void dump_str(std::string_view utf8, Buffer& out) {
+  const std::size_t n = 1 + bytes_size(utf8.size());
+  out.ensure_writable(n);
+  std::uint8_t* p = out.begin_write();
+  *p++ = tag::kUnicode;
+  put_bytes(utf8.data(), utf8.size(), p);
+  out.has_written(n);
+}
+
+void dump_none(Buffer& out) {
+  constexpr std::uint8_t kNone = tag::kNone;
+  out.append(&kNone, 1);
+}
+
 void dump_tuple_header(std::size_t n, Buffer& out) {
   const std::size_t size = tuple_header_size(n);
   out.ensure_writable(size);

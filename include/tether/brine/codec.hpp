@@ -84,6 +84,11 @@ TETHER_API void dump_into(const Value& v, Buffer& out);
 /// building it: the bytes are those dump() gives for the whole tuple. Throws UsageError if n
 /// does not fit brine's u32 length.
 TETHER_API void dump_tuple_header(std::size_t n, Buffer& out);
+/// Leaves without a Value: the bytes dump_into(Value(i)), dump_into(Value(utf8)) and
+/// dump_into(Value()) give. `utf8` must be valid UTF-8 (not checked here).
+TETHER_API void dump_int(std::int64_t i, Buffer& out);
+TETHER_API void dump_str(std::string_view utf8, Buffer& out);
+TETHER_API void dump_none(Buffer& out);
 
 /// The result of load_prefix: the value and how many input bytes it used.
 struct LoadResult {

@@ -1,0 +1,102 @@
+#pragma once
+/// \file brine::Reader: the decoder behind load(), open for callers that take a message apart
+/// as they read it (the rpc layer reads its envelopes and boxed arguments this way, without
+/// building the intermediate tuples as Values).
+///
+/// A Reader walks one span from the front. read() decodes the next value in full; the try_
+/// methods take the next value only if it has the asked-for shape (otherwise they consume
+/// nothing and return nullopt). Every value taken, by either kind of call, counts against the
+/// same Limits in the same way load() counts it, so a caller that walks a whole value with a
+/// mix of calls sees exactly the errors load() would throw for the same bytes, at the same
+/// point. Errors are ProtocolError, as in load(). No loop or thread affinity; the span must
+/// outlive the Reader and every string_view a try_str() returned.
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+#include "tether/base/export.hpp"
+#include "tether/brine/codec.hpp"
+#include "tether/brine/value.hpp"
+
+namespace tether::brine {
+
+class TETHER_API Reader {
+ public:
+  Reader(std::span<const std::uint8_t> data, const Limits& limits) noexcept
+      : begin_(data.data()),
+        p_(data.data()),
+        end_(data.data() + std::min(data.size(), limits.max_total_bytes)),
+        real_end_(data.data() + data.size()),
+        limits_(limits) {}
+
+  /// Decodes the next value (at nesting `depth`: 0 for a top-level value, n + 1 for the items
+  /// of a tuple read at depth n).
+  void read(Value& out, std::size_t depth);
+  Value read(std::size_t depth) {
+    Value v;
+    read(v, depth);
+    return v;
+  }
+
+  /// If the next value is a tuple (of any length, the empty one included): consumes its header
+  /// and returns its length; the caller then reads exactly that many values at depth + 1.
+  /// Depth, length and total-value limits are checked as read() checks them.
+  std::optional<std::size_t> try_tuple(std::size_t depth);
+  /// If the next value is an int that fits int64: consumes it and returns it.
+  std::optional<std::int64_t> try_int64();
+  /// If the next value is a str: consumes it and returns its text (validated UTF-8), a view
+  /// into the input.
+  std::optional<std::string_view> try_str();
+
+  /// A position to come back to: rewinding undoes the reads since, limits accounting included.
+  struct Mark {
+    const std::uint8_t* p;
+    std::size_t values;
+  };
+  [[nodiscard]] Mark mark() const noexcept { return {p_, values_}; }
+  void rewind(Mark m) noexcept {
+    p_ = m.p;
+    values_ = m.values;
+  }
+
+  [[nodiscard]] bool at_end() const noexcept { return p_ == real_end_; }
+  [[nodiscard]] std::size_t offset() const noexcept { return static_cast<std::size_t>(p_ - begin_); }
+  /// The bytes read since `m`.
+  [[nodiscard]] std::span<const std::uint8_t> since(Mark m) const noexcept {
+    return {m.p, static_cast<std::size_t>(p_ - m.p)};
+  }
+  /// Throws load()'s trailing-bytes error unless the whole input has been read.
+  void expect_end() const;
+
+ private:
+  [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - p_); }
+  [[noreturn]] static void fail(std::size_t at, std::uint8_t t, std::string_view what);
+  [[noreturn]] void short_input(std::size_t at, std::string_view what, std::size_t n,
+                                std::string_view of) const;
+  void need(std::size_t n, std::size_t at, std::uint8_t t, std::string_view what) const;
+  void count_value(std::size_t at, std::uint8_t t);
+  std::size_t take_u8(std::size_t at, std::uint8_t t);
+  std::size_t take_u32(std::size_t at, std::uint8_t t);
+  double take_double() noexcept;
+  std::string_view bytes_body(std::uint8_t t, std::size_t at);
+  std::string_view str_body(std::size_t at);
+  void enter(std::size_t depth, std::size_t at, std::uint8_t t) const;
+  void check_tuple(std::size_t n, std::size_t depth, std::size_t at, std::uint8_t t) const;
+  void read_tuple(Value::Tuple& items, std::size_t n, std::size_t depth, std::size_t at, std::uint8_t t);
+  void read_int(Value& out, std::uint8_t t, std::size_t at);
+  void read_slice(Value& out, std::size_t depth, std::size_t at);
+  void read_frozenset(Value& out, std::size_t depth, std::size_t at);
+
+  const std::uint8_t* begin_;
+  const std::uint8_t* p_;
+  const std::uint8_t* end_;       // end of the window max_total_bytes allows
+  const std::uint8_t* real_end_;  // end of the input
+  Limits limits_;  // a copy: callers pass temporaries
+  std::size_t values_ = 0;
+};
+
+}  // namespace tether::brine
