@@ -1,11 +1,14 @@
 // Loop-layer micro-benchmarks: post() throughput (same thread / other thread), timers,
-// Task create+resume, TaskGroup spawn. Run a Release build:
+// Task create+resume (small and ~1 KiB frames), TaskGroup spawn, gather. Run a Release build:
 //   cmake -B build-rel -DCMAKE_BUILD_TYPE=Release && ninja -C build-rel bench_loop_bench
 //   build-rel/bench/bench_loop_bench
 #include <benchmark/benchmark.h>
 
+#include <array>
 #include <atomic>
 #include <chrono>
+#include <coroutine>
+#include <cstddef>
 #include <cstdint>
 #include <thread>
 #include <vector>
@@ -121,6 +124,32 @@ void BM_TaskCreateResume(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations());
 }
 BENCHMARK(BM_TaskCreateResume);
+
+// A task whose frame is about 1 KiB (the array lives across a suspension, so it is in the frame),
+// like the larger request-handling frames in rpc.
+Task<int> kib_frame(int v) {
+  std::array<unsigned char, 960> buf;
+  buf[static_cast<std::size_t>(v) % buf.size()] = static_cast<unsigned char>(v);
+  co_await std::suspend_never{};
+  co_return buf[static_cast<std::size_t>(v) % buf.size()] + 1;
+}
+
+Task<void> await_kib_frame_loop(benchmark::State* state) {
+  int acc = 0;
+  for (auto _ : *state) {
+    int v = co_await kib_frame(acc);
+    acc = v & 0xff;
+  }
+  benchmark::DoNotOptimize(acc);
+}
+
+// As BM_TaskCreateResume with a ~1 KiB frame.
+void BM_TaskCreateResume1KiB(benchmark::State& state) {
+  EventLoop loop;
+  loop.run_until_complete(await_kib_frame_loop(&state));
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_TaskCreateResume1KiB);
 
 Task<long> chain(int depth) {
   if (depth == 0) co_return 0;

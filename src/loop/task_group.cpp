@@ -1,30 +1,65 @@
 #include "tether/loop/task_group.hpp"
 
+#include <utility>
 #include <vector>
 
 #include "tether/base/log.hpp"
 
 namespace tether {
 
-TaskGroup::TaskGroup(EventLoop& loop, ErrorHandler on_error) : loop_(loop), on_error_(std::move(on_error)), waiters_(&loop) {}
+TaskGroup::TaskGroup(EventLoop& loop, ErrorHandler on_error)
+    : loop_(loop), on_error_(std::move(on_error)), waiters_(&loop) {}
 
 TaskGroup::~TaskGroup() {
   *alive_ = false;
   cancel_all();
 }
 
+namespace {
+
+using RunnerHandle = std::coroutine_handle<detail::RunnerPromise>;
+
+}  // namespace
+
+void TaskGroup::link(detail::RunnerPromise* r) noexcept {
+  r->prev_ = tail_;
+  r->next_ = nullptr;
+  if (tail_) {
+    tail_->next_ = r;
+  } else {
+    head_ = r;
+  }
+  tail_ = r;
+  ++size_;
+}
+
+void TaskGroup::unlink(detail::RunnerPromise* r) noexcept {
+  if (r->prev_) {
+    r->prev_->next_ = r->next_;
+  } else {
+    head_ = r->next_;
+  }
+  if (r->next_) {
+    r->next_->prev_ = r->prev_;
+  } else {
+    tail_ = r->prev_;
+  }
+  r->prev_ = r->next_ = nullptr;
+  --size_;
+}
+
 void TaskGroup::spawn(Task<void> task) {
   loop_.assert_in_loop_thread();
   auto h = detail::start_runner(std::move(task), detail::RunnerHook{&TaskGroup::on_task_done, this});
-  tasks_.insert(h.address());
+  link(&h.promise());
   loop_.schedule(h);
 }
 
 void TaskGroup::on_task_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr error) noexcept {
   auto* self = static_cast<TaskGroup*>(ctx);
-  self->tasks_.erase(h.address());
+  self->unlink(&RunnerHandle::from_address(h.address()).promise());
   h.destroy();
-  if (self->tasks_.empty()) self->wake_waiters();
+  if (self->empty()) self->wake_waiters();
   // Last: the handler may spawn more tasks, or even destroy the group.
   if (error) {
     try {
@@ -42,31 +77,34 @@ void TaskGroup::on_task_done(void* ctx, std::coroutine_handle<> h, std::exceptio
 void TaskGroup::wake_waiters() { waiters_.wake_all(); }
 
 Task<void> TaskGroup::wait() {
-  while (!tasks_.empty()) {
+  while (!empty()) {
     co_await detail::WaitAwaiter{waiters_};
   }
 }
 
 void TaskGroup::cancel_all() noexcept {
-  // Destroying a runner may destroy things that spawn or finish other tasks: take the set.
-  while (!tasks_.empty()) {
-    auto batch = std::move(tasks_);
-    tasks_.clear();
+  // Destroying a runner may destroy things that spawn or finish other tasks: detach the whole
+  // list first, then destroy it; repeat while tasks were spawned meanwhile.
+  while (head_) {
+    detail::RunnerPromise* batch = std::exchange(head_, nullptr);
+    tail_ = nullptr;
+    size_ = 0;
     // Tasks spawned but not started yet are still queued: drop their queued start first.
     try {
       std::vector<std::coroutine_handle<>> unstarted;
-      for (void* addr : batch) {
-        auto h = std::coroutine_handle<detail::RunnerPromise>::from_address(addr);
-        if (!h.promise().started_) unstarted.push_back(h);
+      for (auto* r = batch; r; r = r->next_) {
+        if (!r->started_) unstarted.push_back(RunnerHandle::from_promise(*r));
       }
       loop_.unschedule(unstarted);
     } catch (...) {  // out of memory: one pass per task instead
-      for (void* addr : batch) {
-        auto h = std::coroutine_handle<detail::RunnerPromise>::from_address(addr);
-        if (!h.promise().started_) loop_.unschedule(h);
+      for (auto* r = batch; r; r = r->next_) {
+        if (!r->started_) loop_.unschedule(RunnerHandle::from_promise(*r));
       }
     }
-    for (void* addr : batch) std::coroutine_handle<>::from_address(addr).destroy();
+    while (batch) {
+      detail::RunnerPromise* r = std::exchange(batch, batch->next_);
+      RunnerHandle::from_promise(*r).destroy();
+    }
   }
   if (*alive_) wake_waiters();
 }

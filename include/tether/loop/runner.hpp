@@ -21,6 +21,9 @@ struct RunnerHook {
 
 class RunnerPromise {
  public:
+  static void* operator new(std::size_t size) { return frame_alloc(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { frame_free(p, size); }
+
   Runner get_return_object() noexcept;
   /// Suspends at creation; marks the runner started when first resumed.
   struct Initial {
@@ -50,6 +53,9 @@ class RunnerPromise {
   bool started_ = false;
   /// Free for the owner (gather keeps the branch index here).
   std::size_t tag_ = 0;
+  /// Free for the owner: TaskGroup links its runners into a list through these.
+  RunnerPromise* prev_ = nullptr;
+  RunnerPromise* next_ = nullptr;
 };
 
 class Runner {

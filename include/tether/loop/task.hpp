@@ -38,6 +38,26 @@ namespace detail {
 /// cancellation freed everything.
 TETHER_API extern std::atomic<long> g_live_tasks;
 
+/// Memory for coroutine frames (every Task and Runner frame). Sizes up to
+/// frame_pool_max_size() come from a per-thread cache of free blocks, one list per 64-byte size
+/// class, each holding at most frame_pool_class_cap_bytes(); larger sizes, and every size when
+/// the pool is compiled out (ASan, TSan, -DTETHER_FRAME_POOL=OFF), use ::operator new/delete.
+/// frame_alloc throws std::bad_alloc like ::operator new. frame_free takes the size given to
+/// frame_alloc and may run on any thread (the block joins that thread's cache); after the
+/// thread's cache was released at thread exit it frees straight to ::operator delete.
+TETHER_API void* frame_alloc(std::size_t size);
+TETHER_API void frame_free(void* p, std::size_t size) noexcept;
+/// False when the pool is compiled out.
+TETHER_API bool frame_pool_enabled() noexcept;
+/// Bytes of free blocks this thread's cache holds now (0 when compiled out).
+TETHER_API std::size_t frame_pool_cached_bytes() noexcept;
+/// The largest size served from the cache.
+TETHER_API std::size_t frame_pool_max_size() noexcept;
+/// The most bytes one size class of one thread's cache holds; further frees go to the system.
+TETHER_API std::size_t frame_pool_class_cap_bytes() noexcept;
+/// Bytes returned to the system by thread-exit clean-up of caches, all threads so far.
+TETHER_API std::size_t frame_pool_released_at_thread_exit() noexcept;
+
 /// One active resume() on this thread: the coroutine it is running and the next one to run.
 struct Trampoline {
   std::coroutine_handle<> running;
@@ -82,6 +102,10 @@ class TaskPromiseBase {
   ~TaskPromiseBase() { g_live_tasks.fetch_sub(1, std::memory_order_relaxed); }
   TaskPromiseBase(const TaskPromiseBase&) = delete;
   TaskPromiseBase& operator=(const TaskPromiseBase&) = delete;
+
+  // The frame's memory (no get_return_object_on_allocation_failure: failure throws bad_alloc).
+  static void* operator new(std::size_t size) { return frame_alloc(size); }
+  static void operator delete(void* p, std::size_t size) noexcept { frame_free(p, size); }
 
   std::suspend_always initial_suspend() const noexcept { return {}; }
   TaskFinalAwaiter final_suspend() const noexcept { return {}; }

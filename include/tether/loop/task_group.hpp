@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <exception>
 #include <functional>
-#include <unordered_set>
+#include <memory>
 
 #include "tether/base/export.hpp"
 #include "tether/loop/event_loop.hpp"
@@ -39,17 +39,22 @@ class TETHER_API TaskGroup {
   /// cancel_all() on the next loop turn.
   void cancel_all_soon();
 
-  [[nodiscard]] std::size_t size() const noexcept { return tasks_.size(); }
-  [[nodiscard]] bool empty() const noexcept { return tasks_.empty(); }
+  [[nodiscard]] std::size_t size() const noexcept { return size_; }
+  [[nodiscard]] bool empty() const noexcept { return size_ == 0; }
   [[nodiscard]] EventLoop& loop() const noexcept { return loop_; }
 
  private:
   static void on_task_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr error) noexcept;
+  void link(detail::RunnerPromise* r) noexcept;
+  void unlink(detail::RunnerPromise* r) noexcept;
   void wake_waiters();
 
   EventLoop& loop_;
   ErrorHandler on_error_;
-  std::unordered_set<void*> tasks_;  // runner frame addresses
+  // The runners of unfinished tasks, in spawn order, linked through their prev_/next_.
+  detail::RunnerPromise* head_ = nullptr;
+  detail::RunnerPromise* tail_ = nullptr;
+  std::size_t size_ = 0;
   detail::WaitList waiters_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
