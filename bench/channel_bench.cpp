@@ -1,23 +1,44 @@
 // Channel benchmarks: frames encoded, sent through an in-memory pipe, received and decoded,
 // beside the same bytes through plain BufferedStream writes/reads (the baseline, measured in
-// the same run), and the pure encode/decode cost without a stream.
+// the same run), the pure encode/decode cost without a stream, and small-frame request/reply
+// (ping-pong) between two channels on one loop.
 //
 //   bench_channel_bench [--benchmark_filter=...]
+//   bench_channel_bench --count MODE FRAMES    (a fixed amount of work, for callgrind)
 // Payloads: 64 B (raw), 4 KiB (compressed: text-like / random), 1 MiB (raw random,
 // compressed text-like, compressed random). Throughput counts payload bytes.
+//
+// --count runs MODE once with FRAMES small frames and exits, outside Google Benchmark, so that
+// instruction counts are repeatable: run it twice (two FRAMES values) under
+// `valgrind --tool=callgrind` and divide the difference by the difference in frames to get
+// instructions per frame, set-up cancelled. MODE is one of
+//   pingpong-mem, pingpong-sock   request/reply: send, then recv() the echo (mem pipe / socketpair)
+//   batch-mem                     64 frames sent in one turn, then 64 recv()s, repeated
+//   ...-peek (each of the above)  received with try_peek() + consume() (wait_frame() when
+//                                 nothing is buffered) instead of recv(): no copy
+// A frame counts once: sent by one side and received by the other.
 
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <optional>
 #include <random>
+#include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tether/base/error.hpp"
 #include "tether/channel/channel.hpp"
 #include "tether/channel/frame.hpp"
 #include "tether/loop/event_loop.hpp"
+#include "tether/loop/gather.hpp"
 #include "tether/stream/buffered_stream.hpp"
+#include "tether/stream/fd_transport.hpp"
 #include "tether/stream/mem_pipe.hpp"
 
 namespace {
@@ -149,10 +170,168 @@ void stream_args(benchmark::internal::Benchmark* b) {
   b->Args({1 << 20, kRandom});
 }
 
+// ------------------------------------------------------------------ small-frame ping-pong
+
+/// A small request/reply payload (RPC messages are typically 20-80 bytes).
+constexpr std::size_t kSmallPayload = 64;
+
+struct ChannelPair {
+  std::unique_ptr<Channel> client;
+  std::unique_ptr<Channel> server;
+};
+
+ChannelPair make_channels(EventLoop& loop, bool socketpair) {
+  std::unique_ptr<Transport> a;
+  std::unique_ptr<Transport> b;
+  if (socketpair) {
+    auto t = make_socketpair_transports(loop);
+    a = std::move(t.first);
+    b = std::move(t.second);
+  } else {
+    auto t = make_mem_pipe(loop);
+    a = std::move(t.first);
+    b = std::move(t.second);
+  }
+  return {std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(a))),
+          std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(b)))};
+}
+
+/// Client side of one request/reply exchange per frame pair: send, then wait for the echo.
+Task<void> ping_recv(Channel* ch, const std::string* msg, std::size_t rounds) {
+  for (std::size_t i = 0; i < rounds; ++i) {
+    ch->send(std::string_view(*msg));
+    Bytes got = co_await ch->recv();
+    benchmark::DoNotOptimize(got.data());
+  }
+}
+
+/// Server side: echo every payload (recv() into Bytes, send(string_view)).
+Task<void> pong_recv(Channel* ch, std::size_t rounds) {
+  for (std::size_t i = 0; i < rounds; ++i) {
+    Bytes got = co_await ch->recv();
+    ch->send(got.view());
+  }
+}
+
+/// The same with the zero-copy receive: try_peek(), else wait_frame(); consume() after use.
+Task<void> ping_peek(Channel* ch, const std::string* msg, std::size_t rounds) {
+  for (std::size_t i = 0; i < rounds; ++i) {
+    ch->send(std::string_view(*msg));
+    for (;;) {
+      std::optional<std::span<const std::uint8_t>> got = ch->try_peek();
+      if (!got) {
+        co_await ch->wait_frame();
+        continue;
+      }
+      benchmark::DoNotOptimize(got->data());
+      ch->consume();
+      break;
+    }
+  }
+}
+
+/// Server side, zero-copy: the echo is sent straight from the peeked payload.
+Task<void> pong_peek(Channel* ch, std::size_t rounds) {
+  for (std::size_t i = 0; i < rounds;) {
+    std::optional<std::span<const std::uint8_t>> got = ch->try_peek();
+    if (!got) {
+      co_await ch->wait_frame();
+      continue;
+    }
+    ch->send(std::string_view(reinterpret_cast<const char*>(got->data()), got->size()));
+    ch->consume();
+    ++i;
+  }
+}
+
+void run_pingpong(EventLoop& loop, ChannelPair& p, const std::string& msg, std::size_t rounds, bool peek) {
+  std::vector<Task<void>> both;
+  both.push_back(peek ? pong_peek(p.server.get(), rounds) : pong_recv(p.server.get(), rounds));
+  both.push_back(peek ? ping_peek(p.client.get(), &msg, rounds) : ping_recv(p.client.get(), &msg, rounds));
+  loop.run_until_complete(gather(std::move(both)));
+}
+
+/// Small frames in batches of 64 per turn, received with recv().
+Task<void> batch_recv(Channel* tx, Channel* rx, const std::string* msg, std::size_t batches) {
+  for (std::size_t b = 0; b < batches; ++b) {
+    for (int i = 0; i < 64; ++i) tx->send(std::string_view(*msg));
+    for (int i = 0; i < 64; ++i) {
+      Bytes got = co_await rx->recv();
+      benchmark::DoNotOptimize(got.data());
+    }
+  }
+}
+
+Task<void> batch_peek(Channel* tx, Channel* rx, const std::string* msg, std::size_t batches) {
+  for (std::size_t b = 0; b < batches; ++b) {
+    for (int i = 0; i < 64; ++i) tx->send(std::string_view(*msg));
+    for (int i = 0; i < 64;) {
+      std::optional<std::span<const std::uint8_t>> got = rx->try_peek();
+      if (!got) {
+        co_await rx->wait_frame();
+        continue;
+      }
+      benchmark::DoNotOptimize(got->data());
+      rx->consume();
+      ++i;
+    }
+  }
+}
+
+/// Args: socketpair (0 = mem pipe), peek (0 = recv()). One round = a request and its reply
+/// (two frames); items count frames.
+void BM_ChannelPingPong(benchmark::State& state) {
+  const std::string msg = make_payload(kSmallPayload, kText);
+  EventLoop loop;
+  ChannelPair p = make_channels(loop, state.range(0) != 0);
+  constexpr std::size_t kRounds = 256;
+  for (auto _ : state) run_pingpong(loop, p, msg, kRounds, state.range(1) != 0);
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * kRounds * 2));
+}
+
 BENCHMARK(BM_ChannelMemPipe)->Apply(frame_args)->UseRealTime();
 BENCHMARK(BM_StreamMemPipe)->Apply(stream_args)->UseRealTime();
 BENCHMARK(BM_EncodeDecode)->Apply(frame_args);
+BENCHMARK(BM_ChannelPingPong)->ArgNames({"socketpair", "peek"})->ArgsProduct({{0, 1}, {0, 1}});
+
+/// --count MODE FRAMES: see the file comment.
+int run_count(const std::string& mode, std::size_t frames) {
+  const std::string msg = make_payload(kSmallPayload, kText);
+  EventLoop loop;
+  const bool peek = mode.ends_with("-peek");
+  const std::string base = peek ? mode.substr(0, mode.size() - 5) : mode;
+  ChannelPair p = make_channels(loop, base.ends_with("-sock"));
+  if (base == "pingpong-mem" || base == "pingpong-sock") {
+    run_pingpong(loop, p, msg, frames / 2, peek);
+  } else if (base == "batch-mem" && peek) {
+    loop.run_until_complete(batch_peek(p.client.get(), p.server.get(), &msg, frames / 64));
+  } else if (base == "batch-mem") {
+    loop.run_until_complete(batch_recv(p.client.get(), p.server.get(), &msg, frames / 64));
+  } else {
+    std::fprintf(stderr, "unknown --count mode %s\n", mode.c_str());
+    return 2;
+  }
+  const ChannelStats a = p.client->stats();
+  const ChannelStats b = p.server->stats();
+  std::printf("%s: %llu frames sent, %llu received\n", mode.c_str(),
+              static_cast<unsigned long long>(a.frames_out + b.frames_out),
+              static_cast<unsigned long long>(a.frames_in + b.frames_in));
+  return 0;
+}
 
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "--count") == 0) {
+    if (argc != 4) {
+      std::fprintf(stderr, "usage: %s --count MODE FRAMES\n", argv[0]);
+      return 2;
+    }
+    return run_count(argv[2], std::strtoull(argv[3], nullptr, 10));
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -7,7 +7,12 @@
 //      again and again) vs BufferedStream (sender write(shared chunk) + drain(); receiver
 //      fill() + buffer().retrieve_all(), or read()); also a sender that copies every chunk
 //      into fresh Bytes (a producer's memcpy).
-//   3. User-space memory per idle BufferedStream over socketpairs (mallinfo2).
+//   3. User-space memory per idle BufferedStream over socketpairs (mallinfo2), fresh and after
+//      one exchange on every pair.
+//   4. --only count-ping --calls N: N 64-byte ping-pongs over one socketpair on one loop (client
+//      write + read_exactly, server read_exactly + write with the end-of-turn flush), a fixed
+//      amount of work for callgrind: run it for two N and divide the difference in instructions
+//      by the difference in calls.
 //
 // Candidates are interleaved (A, B, A, B, ...) and each ratio compares medians from the same
 // run. With --pin, server and client threads are pinned to CPUs 0 and 1 (steadier on an idle
@@ -15,7 +20,7 @@
 // default is unpinned). Options: --rounds N (5), --seconds S per ping-pong round (1.5),
 // --bulk-mib M (1024), --chunk-kib K (1024), --streams N for the memory test (10000),
 // --only VARIANT to run one candidate alone (raw-ping, ping, ping-noflush, raw-bulk, bulk,
-// bulk-read, memory) under strace or perf.
+// bulk-read, memory, count-ping) under strace, perf or callgrind, --calls N for count-ping.
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -45,6 +50,7 @@
 #include "tether/base/error.hpp"
 #include "tether/base/fd.hpp"
 #include "tether/loop/event_loop.hpp"
+#include "tether/loop/gather.hpp"
 #include "tether/loop/task.hpp"
 #include "tether/stream/buffered_stream.hpp"
 #include "tether/stream/fd_transport.hpp"
@@ -67,6 +73,7 @@ struct Config {
   int streams = 10000;
   bool pin = false;
   std::string only;  // run one variant (for strace/perf): raw-ping, ping, ping-noflush, raw-bulk, bulk, bulk-read
+  long calls = 10000;  // for count-ping
 };
 Config g_cfg;
 
@@ -393,6 +400,15 @@ BulkResult tether_bulk(bool zero_copy, bool copy_sender = false) {
 
 // --------------------------------------------------------------------------------- memory
 
+Task<void> exchange_all(std::vector<std::unique_ptr<BufferedStream>>& streams) {
+  for (std::size_t i = 0; i + 1 < streams.size(); i += 2) {
+    streams[i]->write(std::string_view("ping"));
+    co_await streams[i]->flush();
+    Bytes got = co_await streams[i + 1]->read_exactly(4);
+    if (got.size() != 4) die("memory exchange");
+  }
+}
+
 void idle_memory() {
   rlimit rl{};
   getrlimit(RLIMIT_NOFILE, &rl);
@@ -414,9 +430,48 @@ void idle_memory() {
     streams.push_back(std::make_unique<BufferedStream>(std::move(t.second)));
   }
   const std::size_t with_streams = mallinfo2().uordblks;
-  std::printf("idle memory: %zu BufferedStreams over socketpairs: %.0f bytes each "
-              "(stream + FdTransport + watcher + wake cells, malloc overhead included); target <= 1024\n",
-              streams.size(), static_cast<double>(with_streams - before) / static_cast<double>(streams.size()));
+  loop.run_until_complete(exchange_all(streams));
+  const std::size_t after_traffic = mallinfo2().uordblks;
+  const double n = static_cast<double>(streams.size());
+  std::printf(
+      "idle memory: %zu BufferedStreams over socketpairs: %.0f bytes each, %.0f after one exchange "
+      "(stream + FdTransport + watcher + wake cells, malloc overhead included); target <= 1024\n",
+      streams.size(), static_cast<double>(with_streams - before) / n,
+      static_cast<double>(after_traffic - before) / n);
+}
+
+// ----------------------------------------------------------------- fixed-count ping-pong
+
+Task<void> count_server(BufferedStream& s, long calls) {
+  for (long i = 0; i < calls; ++i) {
+    Bytes m = co_await s.read_exactly(kMsg);
+    s.write(std::move(m));  // leaves with the end-of-turn flush
+  }
+}
+
+Task<void> count_client(BufferedStream& s, long calls) {
+  const Bytes msg = Bytes::filled(kMsg, 'p');
+  for (long i = 0; i < calls; ++i) {
+    s.write(msg.view());
+    Bytes r = co_await s.read_exactly(kMsg);
+    if (r.size() != kMsg) die("short pong");
+  }
+}
+
+void count_pingpong() {
+  EventLoop loop;
+  tether::TransportPair t = tether::make_socketpair_transports(loop);
+  BufferedStream cli(std::move(t.first));
+  BufferedStream srv(std::move(t.second));
+  std::vector<Task<void>> both;
+  both.push_back(count_server(srv, g_cfg.calls));
+  both.push_back(count_client(cli, g_cfg.calls));
+  loop.run_until_complete(tether::gather(std::move(both)));
+  const tether::StreamStats a = cli.stats();
+  const tether::StreamStats b = srv.stats();
+  std::printf("count-ping: %ld calls; buffers reused %llu, allocated %llu (both streams)\n", g_cfg.calls,
+              static_cast<unsigned long long>(a.buffers_reused + b.buffers_reused),
+              static_cast<unsigned long long>(a.buffers_allocated + b.buffers_allocated));
 }
 
 void parse_args(int argc, char** argv) {
@@ -431,6 +486,8 @@ void parse_args(int argc, char** argv) {
     else if (a == "--no-pin") g_cfg.pin = false;
     else if (a == "--pin") g_cfg.pin = true;
     else if (a == "--only") g_cfg.only = next();
+    else if (a == "--calls")
+      g_cfg.calls = std::atol(next());
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       std::exit(2);
@@ -454,6 +511,10 @@ int run_only(const std::string& v) {
   }
   if (v == "memory") {
     idle_memory();
+    return 0;
+  }
+  if (v == "count-ping") {
+    count_pingpong();
     return 0;
   }
   std::fprintf(stderr, "unknown variant %s\n", v.c_str());

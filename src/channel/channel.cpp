@@ -1,9 +1,10 @@
 #include "tether/channel/channel.hpp"
 
 #include <exception>
-#include <cstring>
 #include <limits>
 #include <optional>
+#include <span>
+#include <string_view>
 #include <utility>
 
 #include <fmt/format.h>
@@ -20,8 +21,6 @@ constexpr std::size_t kMaxBody = std::numeric_limits<std::uint32_t>::max();
 // A compressed frame's buffer is sized for the worst case; when the output is much smaller
 // than that, copy it into a tight buffer rather than keep the slack queued.
 constexpr std::size_t kShrinkSlack = 64 * 1024;
-// Frames up to this size sent from a string_view are assembled on the stack.
-constexpr std::size_t kSmallFrame = 1024;
 
 void make_header(std::uint8_t (&h)[kFrameHeaderSize], std::size_t body, std::uint8_t flag) noexcept {
   store_be32(h, static_cast<std::uint32_t>(body));
@@ -31,22 +30,22 @@ void make_header(std::uint8_t (&h)[kFrameHeaderSize], std::size_t body, std::uin
 }  // namespace
 
 Channel::Channel(std::unique_ptr<BufferedStream> stream, ChannelOptions opts)
-    : stream_(std::move(stream)), opts_(opts), decoder_(opts) {
+    : stream_(std::move(stream)), in_(nullptr), opts_(opts), decoder_(opts) {
   if (!stream_) throw UsageError("Channel: null stream");
+  in_ = &stream_->buffer();
 }
 
 Channel::~Channel() = default;
 
 bool Channel::closed() const noexcept { return closed_ || stream_->closed(); }
 
-void Channel::check_open() const {
-  if (closed_) throw StreamClosed(error_);
-}
+void Channel::throw_closed() const { throw StreamClosed(error_); }
 
 void Channel::fail(const std::string& why) {
   if (closed_) return;
   error_ = why;
   closed_ = true;
+  peeked_.reset();
   TETHER_LOG_DEBUG("channel: closing after protocol error: {}", why);
   // At once, dropping queued writes: nothing more may be read from or written to a
   // connection whose framing is lost.
@@ -55,6 +54,7 @@ void Channel::fail(const std::string& why) {
 
 void Channel::close() {
   closed_ = true;
+  peeked_.reset();
   stream_->close();
 }
 
@@ -63,46 +63,96 @@ Task<void> Channel::drain() {
   co_await stream_->drain();
 }
 
-std::optional<Bytes> Channel::try_recv() {
+bool Channel::peek_next() {
   check_open();
+  Buffer& in = *in_;
   for (;;) {
-    std::optional<Frame> frame;
     try {
-      frame = decoder_.decode(stream_->buffer());
+      peeked_ = decoder_.peek(in);
     } catch (const ProtocolError& e) {
       fail(e.what());
       throw;
     }
-    if (!frame) return std::nullopt;
+    if (!peeked_) return false;
     ++stats_.frames_in;
-    stats_.wire_bytes_in += frame->wire_size;
-    stats_.payload_bytes_in += frame->payload.size();
-    if (frame->compressed()) ++stats_.compressed_in;
-    if (frame->payload.empty()) {
-      ++stats_.empty_frames_in;
-      continue;
-    }
-    return std::move(frame->payload);
+    stats_.wire_bytes_in += peeked_->wire_size;
+    stats_.payload_bytes_in += peeked_->payload.size();
+    if (peeked_->compressed()) ++stats_.compressed_in;
+    if (!peeked_->payload.empty()) return true;
+    ++stats_.empty_frames_in;
+    decoder_.consume(in, *peeked_);
   }
 }
 
-Task<Bytes> Channel::recv() {
+void Channel::repoint_peeked() noexcept {
+  // Peeked and not consumed: a raw payload is re-pointed, in case a read compacted or grew the
+  // stream's buffer since (an inflated one lives in the decoder and does not move).
+  if (!peeked_->compressed()) {
+    peeked_->payload = {in_->peek() + kFrameHeaderSize, peeked_->payload.size()};
+  }
+}
+
+std::optional<std::span<const std::uint8_t>> Channel::try_peek() {
+  if (peeked_) {
+    repoint_peeked();  // the same frame again (peeked_ is cleared by every close)
+  } else if (!peek_next()) {
+    return std::nullopt;
+  }
+  return peeked_->payload;
+}
+
+void Channel::consume() noexcept {
+  if (!peeked_) return;
+  if (!closed_) decoder_.consume(*in_, *peeked_);
+  peeked_.reset();
+}
+
+std::optional<Bytes> Channel::try_recv() {
+  if (peeked_) {
+    repoint_peeked();
+  } else if (!peek_next()) {
+    return std::nullopt;
+  }
+  Bytes payload = decoder_.take_payload(*peeked_);
+  decoder_.consume(*in_, *peeked_);
+  peeked_.reset();
+  return payload;
+}
+
+void Channel::throw_eof() {
+  const std::size_t have = in_->readable_bytes();
+  if (have == 0) throw Disconnected("connection closed by peer");
+  throw Disconnected(fmt::format("connection closed by peer inside a frame (truncated frame: {} of {} bytes)",
+                                 have, decoder_.bytes_needed(*in_)));
+}
+
+// wait_frame() and recv() share try_peek() and throw_eof(); recv() keeps its own loop rather
+// than awaiting wait_frame(), which would cost a second coroutine frame per wait.
+Task<void> Channel::wait_frame() {
   for (;;) {
-    if (std::optional<Bytes> payload = try_recv()) co_return std::move(*payload);
-    const std::size_t need = decoder_.bytes_needed(stream_->buffer());
+    if (try_peek()) co_return;
+    const std::size_t need = decoder_.bytes_needed(*in_);
     bool eof = false;
     try {
       co_await stream_->fill(need);
     } catch (const IncompleteRead&) {
       eof = true;
     }
-    if (eof) {
-      const std::size_t have = stream_->buffer().readable_bytes();
-      if (have == 0) throw Disconnected("connection closed by peer");
-      throw Disconnected(fmt::format(
-          "connection closed by peer inside a frame (truncated frame: {} of {} bytes)", have,
-          decoder_.bytes_needed(stream_->buffer())));
+    if (eof) throw_eof();
+  }
+}
+
+Task<Bytes> Channel::recv() {
+  for (;;) {
+    if (std::optional<Bytes> payload = try_recv()) co_return std::move(*payload);
+    const std::size_t need = decoder_.bytes_needed(*in_);
+    bool eof = false;
+    try {
+      co_await stream_->fill(need);
+    } catch (const IncompleteRead&) {
+      eof = true;
     }
+    if (eof) throw_eof();
   }
 }
 
@@ -114,16 +164,17 @@ void Channel::send(std::string_view payload) {
     send_compressed(reinterpret_cast<const std::uint8_t*>(payload.data()), n);
     return;
   }
-  if (n + kFrameOverhead <= kSmallFrame) {
-    // The stream copies small writes into its tail chunk anyway: assemble the frame on the
-    // stack and hand it over in one write, with no heap allocation here.
-    char frame[kSmallFrame];
+  if (n + kFrameOverhead <= BufferedStream::kCoalesceLimit) {
+    // The stream copies small writes into its tail chunk anyway: hand it the header, the
+    // payload and the trailer in one gathered write, copied once, straight into that chunk.
     std::uint8_t header[kFrameHeaderSize];
     make_header(header, n, 0);
-    std::memcpy(frame, header, kFrameHeaderSize);
-    std::memcpy(frame + kFrameHeaderSize, payload.data(), n);
-    frame[kFrameHeaderSize + n] = static_cast<char>(kFrameTrailer);
-    stream_->write(std::string_view(frame, n + kFrameOverhead));
+    const std::string_view pieces[] = {
+        {reinterpret_cast<const char*>(header), kFrameHeaderSize},
+        payload,
+        {reinterpret_cast<const char*>(&kFrameTrailer), 1},
+    };
+    stream_->write_gather(pieces);
     ++stats_.frames_out;
     stats_.payload_bytes_out += n;
     stats_.wire_bytes_out += kFrameOverhead + n;

@@ -93,7 +93,7 @@ std::size_t FrameDecoder::bytes_needed(const Buffer& in) const noexcept {
   return kFrameOverhead + load_be32(in.peek());
 }
 
-std::optional<Frame> FrameDecoder::decode(Buffer& in) {
+std::optional<FrameView> FrameDecoder::peek(const Buffer& in) {
   const std::size_t have = in.readable_bytes();
   if (have < kFrameHeaderSize) return std::nullopt;
   const std::uint8_t* p = in.peek();
@@ -106,26 +106,54 @@ std::optional<Frame> FrameDecoder::decode(Buffer& in) {
   const std::size_t total = kFrameOverhead + body;
   if (have < total) return std::nullopt;
 
-  Frame frame;
+  FrameView frame;
   frame.flag = flag;
   frame.wire_size = total;
   const std::uint8_t* data = p + kFrameHeaderSize;
   if (flag != 0) {
     if (!inflater_) inflater_ = std::make_unique<detail::Inflater>();
-    frame.payload = inflater_->inflate(data, body, opts_.max_payload_size);
+    try {
+      inflater_->inflate_into(data, body, opts_.max_payload_size, inflated_);
+    } catch (...) {
+      release_inflated();  // a bomb stopped at the cap must not leave the cap allocated
+      throw;
+    }
+    frame.payload = {reinterpret_cast<const std::uint8_t*>(inflated_.data()), inflated_.size()};
   } else {
     if (body > opts_.max_payload_size) {
       throw ProtocolError(fmt::format("frame payload of {} bytes exceeds max_payload_size ({} bytes)",
                                       body, opts_.max_payload_size));
     }
-    frame.payload = Bytes(data, body);
+    frame.payload = {data, body};
   }
   const std::uint8_t trailer = data[body];
   if (trailer != kFrameTrailer && !warned_trailer_) {
     warned_trailer_ = true;
     TETHER_LOG_WARN("channel: frame trailer is 0x{:02x}, not 0x0a (accepted, as RPyC does)", trailer);
   }
-  in.retrieve(total);
+  return frame;
+}
+
+Bytes FrameDecoder::take_payload(const FrameView& frame) {
+  if (!frame.compressed()) return Bytes(frame.payload);
+  std::string out;
+  out.swap(inflated_);  // the storage itself, not a copy
+  return Bytes(std::move(out));
+}
+
+void FrameDecoder::release_inflated() noexcept {
+  std::string gone;
+  gone.swap(inflated_);  // (assigning an empty string would keep the capacity)
+}
+
+std::optional<Frame> FrameDecoder::decode(Buffer& in) {
+  std::optional<FrameView> view = peek(in);
+  if (!view) return std::nullopt;
+  Frame frame;
+  frame.flag = view->flag;
+  frame.wire_size = view->wire_size;
+  frame.payload = take_payload(*view);
+  consume(in, *view);
   return frame;
 }
 

@@ -4,6 +4,7 @@
 #include <limits>
 #include <new>
 #include <string>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -75,13 +76,22 @@ Inflater::Inflater() {
 Inflater::~Inflater() { inflateEnd(&z_); }
 
 Bytes Inflater::inflate(const std::uint8_t* in, std::size_t n, std::size_t max_output) {
-  inflateReset(&z_);
-  // Output storage grows by doubling up to max_output. Each step allocates exactly the new
-  // size (a fresh std::string reserved to it; std::string::resize on a full string would
-  // round up to twice its capacity, past the cap).
   std::string out;
+  inflate_into(in, n, max_output, out);
+  return Bytes(std::move(out));
+}
+
+void Inflater::inflate_into(const std::uint8_t* in, std::size_t n, std::size_t max_output, std::string& out) {
+  inflateReset(&z_);
+  // Output storage grows by doubling up to max_output, in place while out's capacity allows.
+  // Each step beyond it allocates exactly the new size (a fresh std::string reserved to it;
+  // std::string::resize on a full string would round up to twice its capacity, past the cap).
   std::size_t size = std::min(max_output, std::max<std::size_t>(n * 4, 4096));
-  out.reserve(size);
+  if (out.capacity() < size) {
+    std::string fresh;
+    fresh.reserve(size);
+    out.swap(fresh);
+  }
   out.resize(size);
   std::size_t produced = 0;
   std::size_t in_left = n;
@@ -93,11 +103,13 @@ Bytes Inflater::inflate(const std::uint8_t* in, std::size_t n, std::size_t max_o
       if (size < max_output) {
         std::size_t bigger_size = std::min(max_output, size * 2);
         if (max_output - bigger_size < bigger_size / 2) bigger_size = max_output;  // no sliver step
-        std::string bigger;
-        bigger.reserve(bigger_size);
-        bigger.append(out.data(), produced);
-        bigger.resize(bigger_size);
-        out.swap(bigger);
+        if (bigger_size > out.capacity()) {
+          std::string bigger;
+          bigger.reserve(bigger_size);
+          bigger.append(out.data(), produced);
+          out.swap(bigger);
+        }
+        out.resize(bigger_size);
         size = bigger_size;
       } else {
         probing = true;
@@ -133,7 +145,6 @@ Bytes Inflater::inflate(const std::uint8_t* in, std::size_t n, std::size_t max_o
   }
   out.resize(produced);
   if (out.capacity() > 2 * produced + 65536) out.shrink_to_fit();  // a guess far too large
-  return Bytes(std::move(out));
 }
 
 }  // namespace tether::detail

@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "tether/base/bytes.hpp"
 
@@ -45,6 +46,9 @@ class Inflater {
   /// ProtocolError when the input is corrupt or truncated, has bytes after its end, or would
   /// inflate past max_output.
   Bytes inflate(const std::uint8_t* in, std::size_t n, std::size_t max_output);
+  /// The same into `out`, replacing its contents and reusing its capacity (no allocation when
+  /// the payload fits it). On an exception `out` holds unspecified bytes.
+  void inflate_into(const std::uint8_t* in, std::size_t n, std::size_t max_output, std::string& out);
 
  private:
   z_stream z_{};

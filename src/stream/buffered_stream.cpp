@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "stream/buffer_cache.hpp"
 #include "stream/buffered_stream_impl.hpp"
 #include "tether/base/error.hpp"
 #include "tether/loop/runner.hpp"
@@ -142,8 +143,12 @@ void Impl::begin_read() {
 void Impl::end_read() noexcept {
   reading = false;
   // An idle stream keeps no read buffer: a small one that a read left empty is released (a
-  // large one is kept, so bulk transfers do not reallocate per read).
-  if (rbuf.empty() && rbuf.capacity() != 0 && rbuf.capacity() <= kReleaseReadBufferBelow) rbuf.shrink_to_fit();
+  // large one is kept, so bulk transfers do not reallocate per read). Released into the
+  // thread's buffer pool, where the next read (of any stream on this thread) takes it back:
+  // no malloc/free pair per message under request/reply traffic.
+  if (rbuf.empty() && rbuf.capacity() != 0 && rbuf.capacity() <= kReleaseReadBufferBelow) {
+    detail::release_buffer(rbuf);
+  }
   arm_watcher();
 }
 
@@ -154,10 +159,21 @@ void Impl::note_read(std::size_t n) noexcept {
   stats.read_buffer_high_water = std::max(stats.read_buffer_high_water, rbuf.readable_bytes());
 }
 
+void Impl::prepare_read_buffer(std::size_t max) noexcept {
+  if (rbuf.capacity() != 0) return;
+  // The transport would allocate the first storage; take released storage instead.
+  if (detail::take_cached_buffer(rbuf, std::min(max, Buffer::kInitialSize - Buffer::kCheapPrepend))) {
+    ++stats.buffers_reused;
+  } else {
+    ++stats.buffers_allocated;
+  }
+}
+
 Task<std::size_t> Impl::read_some(std::size_t max) {
   if (closed) throw_closed();
   if (eof) co_return 0;
   stop_watcher();
+  prepare_read_buffer(max);
   std::optional<std::size_t> got;
   try {
     std::optional<std::size_t> r = co_await ReadOpAwaiter(*this, max);
@@ -212,6 +228,7 @@ void Impl::stop_watcher() noexcept {
 Task<void> Impl::watch_loop() {
   while (close_cb && !closed && !eof && !reading && rbuf.readable_bytes() < opts.max_buffer_size) {
     std::optional<std::size_t> got;
+    prepare_read_buffer(opts.read_chunk_size);
     watcher_waiting = true;
     try {
       std::optional<std::size_t> r = co_await ReadOpAwaiter(*this, opts.read_chunk_size);

@@ -8,7 +8,9 @@
 #include <exception>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -101,6 +103,8 @@ struct BufferedStream::Impl {
   /// One transport read into rbuf (max bytes). 0 = EOF. Throws StreamClosed when closed (also
   /// when close() cancels it) and the transport's error after closing the stream with it.
   Task<std::size_t> read_some(std::size_t max);
+  /// Gives an empty read buffer without storage pooled storage before a transport read.
+  void prepare_read_buffer(std::size_t max) noexcept;
   void begin_read();  // UsageError if a read is pending
   void end_read() noexcept;
   [[noreturn]] void throw_closed() const;
@@ -116,6 +120,11 @@ struct BufferedStream::Impl {
   // ---- writes (buffered_stream_write.cpp)
   void check_writable(std::size_t n) const;
   void append_small(const void* data, std::size_t n);
+  /// The coalescing tail chunk's buffer, with room for n more bytes: the current tail when it
+  /// can take them, else a new chunk (its storage from the thread's buffer pool if possible).
+  Buffer& tail_for(std::size_t n);
+  /// Queues the concatenation of pieces (n bytes in all) as one owned chunk.
+  [[gnu::noinline]] void push_joined(std::span<const std::string_view> pieces, std::size_t n);
   void push_chunk(detail::WriteChunk&& c);
   void after_enqueue(std::size_t n);
   void arm_flush();

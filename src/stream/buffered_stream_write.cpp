@@ -5,10 +5,13 @@
 #include <sys/uio.h>
 
 #include <array>
+#include <cstring>
 #include <span>
+#include <string>
 
 #include <fmt/format.h>
 
+#include "stream/buffer_cache.hpp"
 #include "stream/buffered_stream_impl.hpp"
 #include "tether/base/error.hpp"
 #include "tether/loop/runner.hpp"
@@ -20,11 +23,30 @@ namespace {
 using Impl = BufferedStream::Impl;
 
 /// Writes up to this size are copied into the tail chunk; larger ones are moved in.
-constexpr std::size_t kCoalesceMax = 2048;
+constexpr std::size_t kCoalesceMax = BufferedStream::kCoalesceLimit;
 /// A coalescing tail chunk stops growing at this size (a new one starts).
 constexpr std::size_t kTailCap = 64 << 10;
 /// Chunks gathered per writev.
 constexpr std::size_t kFlushIov = 64;
+
+/// memcpy for the pieces of a gathered write, which are often a few bytes (a frame header or
+/// trailer): fixed-size copies (plain moves, overlapping for the odd sizes) below 16 bytes
+/// instead of a library call each.
+inline void copy_piece(std::uint8_t* out, const char* p, std::size_t k) noexcept {
+  if (k >= 16) {
+    std::memcpy(out, p, k);
+  } else if (k >= 8) {
+    std::memcpy(out, p, 8);
+    std::memcpy(out + k - 8, p + k - 8, 8);
+  } else if (k >= 4) {
+    std::memcpy(out, p, 4);
+    std::memcpy(out + k - 4, p + k - 4, 4);
+  } else if (k > 0) {
+    out[0] = static_cast<std::uint8_t>(p[0]);
+    out[k / 2] = static_cast<std::uint8_t>(p[k / 2]);
+    out[k - 1] = static_cast<std::uint8_t>(p[k - 1]);
+  }
+}
 
 }  // namespace
 
@@ -37,20 +59,45 @@ void Impl::check_writable(std::size_t n) const {
   }
 }
 
-void Impl::append_small(const void* data, std::size_t n) {
+Buffer& Impl::tail_for(std::size_t n) {
   if (wq.size() > wq_head) {
     detail::WriteChunk& tail = wq.back();
     const bool tail_in_flight = wq.size() - 1 < wq_head + inflight_chunks;
     if (tail.coalescing && !tail_in_flight && tail.buffer.readable_bytes() + n <= kTailCap) {
-      tail.buffer.append(data, n);
-      return;
+      tail.buffer.ensure_writable(n);
+      return tail.buffer;
     }
   }
-  detail::WriteChunk c;
+  detail::WriteChunk& c = wq.emplace_back();
   c.is_buffer = true;
   c.coalescing = true;
-  c.buffer.append(data, n);
+  if (detail::take_cached_buffer(c.buffer, n)) {
+    ++stats.buffers_reused;
+  } else {
+    ++stats.buffers_allocated;
+    try {
+      c.buffer.ensure_writable(n);
+    } catch (...) {
+      wq.pop_back();  // nothing was queued
+      throw;
+    }
+  }
+  return c.buffer;
+}
+
+void Impl::push_joined(std::span<const std::string_view> pieces, std::size_t n) {
+  std::string joined;
+  joined.reserve(n);
+  for (const std::string_view& p : pieces) joined.append(p);
+  detail::WriteChunk c;
+  c.bytes = Bytes(std::move(joined));  // one owned chunk, as write(string_view) makes
   push_chunk(std::move(c));
+}
+
+void Impl::append_small(const void* data, std::size_t n) {
+  Buffer& tail = tail_for(n);
+  std::memcpy(tail.begin_write(), data, n);
+  tail.has_written(n);
 }
 
 void Impl::push_chunk(detail::WriteChunk&& c) { wq.push_back(std::move(c)); }
@@ -123,7 +170,14 @@ void Impl::consume_written(std::size_t n) noexcept {
     const std::size_t sz = c.size();
     if (n >= sz) {
       n -= sz;
-      c = detail::WriteChunk{};  // free its storage now
+      // Free its storage now; a small buffer goes to the thread's pool, for the next chunk.
+      if (c.is_buffer) {
+        detail::release_buffer(c.buffer);
+      } else if (c.shared) {
+        c.shared.reset();
+      } else {
+        Bytes gone = std::move(c.bytes);  // (assigning empty Bytes would keep the capacity)
+      }
       ++wq_head;
     } else {
       c.consume(n);
@@ -217,6 +271,26 @@ void BufferedStream::write(std::string_view data) {
   s.check_writable(n);
   if (n == 0) return;
   s.append_small(data.data(), n);
+  s.after_enqueue(n);
+}
+
+void BufferedStream::write_gather(std::span<const std::string_view> pieces) {
+  Impl& s = *impl_;
+  std::size_t n = 0;
+  for (const std::string_view& p : pieces) n += p.size();
+  s.check_writable(n);
+  if (n == 0) return;
+  if (n <= kCoalesceMax) {
+    Buffer& tail = s.tail_for(n);
+    std::uint8_t* out = tail.begin_write();
+    for (const std::string_view& p : pieces) {
+      copy_piece(out, p.data(), p.size());
+      out += p.size();
+    }
+    tail.has_written(n);
+  } else {
+    s.push_joined(pieces, n);
+  }
   s.after_enqueue(n);
 }
 

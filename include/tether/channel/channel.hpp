@@ -15,11 +15,29 @@
 /// Frames with an empty payload are skipped (RPyC ignores them too), counted in
 /// ChannelStats::empty_frames_in. None of these leave the process in a bad state: the caller
 /// (the rpc layer) ends the connection.
+///
+/// Receiving without a copy: try_peek() shows the next payload in place (in the stream's read
+/// buffer, or in the decoder's inflate storage for a compressed frame), consume() drops it,
+/// and wait_frame() waits until try_peek() has one:
+///
+///     for (;;) {
+///       std::optional<std::span<const std::uint8_t>> p = ch.try_peek();
+///       if (!p) {
+///         co_await ch.wait_frame();  // throws what recv() throws (EOF, truncation, protocol)
+///         continue;
+///       }
+///       decode(*p);    // reads the span only
+///       ch.consume();
+///       act();         // may close the channel
+///     }
+///
+/// recv() and try_recv() are built on the same three pieces.
 
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -74,6 +92,33 @@ class TETHER_API Channel {
   /// Must not be called while a recv() is pending.
   std::optional<Bytes> try_recv();
 
+  /// The payload of the next non-empty frame, in place and without a copy, if a whole one is
+  /// buffered (empty frames before it are skipped and counted); else nullopt (then
+  /// wait_frame()). Calling it again before consume() returns the same frame again (counted
+  /// once in stats()). Throws ProtocolError (closing the channel) on a bad frame, StreamClosed
+  /// after close() or a protocol error. Must not be called while a recv() or wait_frame() is
+  /// pending. Never suspends, never makes a system call.
+  ///
+  /// Lifetime: the span points into the stream's read buffer (raw frames) or into the
+  /// decoder's inflate storage (compressed frames). It stays valid until consume(), the next
+  /// try_peek()/try_recv()/recv()/wait_frame(), close(), or the caller's next suspension (a
+  /// suspended caller lets the stream read more into its buffer, which may move it), whichever
+  /// comes first. Read it, copy what must outlive that, then consume().
+  std::optional<std::span<const std::uint8_t>> try_peek();
+
+  /// Drops the frame try_peek() returned (its bytes leave the stream's buffer); the span is
+  /// invalid afterwards. A no-op when nothing is peeked, and after close() or a protocol error
+  /// (a frame peeked before the close is simply forgotten). Never throws.
+  void consume() noexcept;
+
+  /// Completes once try_peek() would return a frame (at once if one is buffered); does not
+  /// consume it. Throws exactly what recv() throws: Disconnected at EOF between frames or
+  /// inside one (truncated frame), ProtocolError on a bad frame (the channel closes), the
+  /// stream's error on a transport failure, StreamClosed after close. Destroying the task
+  /// cancels the wait; a partly received frame stays buffered. One at a time, and not beside a
+  /// recv() (the stream's UsageError).
+  Task<void> wait_frame();
+
   /// Queues one frame and returns at once (it never waits; pair with drain() for flow
   /// control). Frames queued in one loop turn go out together in one writev.
   ///
@@ -110,14 +155,22 @@ class TETHER_API Channel {
   [[nodiscard]] ChannelStats stats() const noexcept { return stats_; }
 
  private:
-  void check_open() const;
+  void check_open() const {
+    if (closed_) throw_closed();
+  }
+  [[noreturn]] void throw_closed() const;
+  bool peek_next();
+  void repoint_peeked() noexcept;
+  [[noreturn]] void throw_eof();
   void send_raw(Buffer&& payload);
   void send_compressed(const std::uint8_t* data, std::size_t n);
   void fail(const std::string& why);
 
   std::unique_ptr<BufferedStream> stream_;
+  Buffer* in_;  // stream_->buffer(), which lives as long as the stream
   ChannelOptions opts_;
   FrameDecoder decoder_;
+  std::optional<FrameView> peeked_;             // the frame try_peek() returned, not yet consumed
   std::unique_ptr<detail::Deflater> deflater_;  // created on the first compressed send
   ChannelStats stats_;
   std::string error_;

@@ -17,6 +17,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
+#include <string>
 #include <string_view>
 
 #include "tether/base/buffer.hpp"
@@ -56,6 +58,20 @@ struct Frame {
   [[nodiscard]] bool compressed() const noexcept { return flag != 0; }
 };
 
+/// One whole frame at the front of a buffer, looked at without consuming it
+/// (FrameDecoder::peek). A view: `payload` points into the buffer (flag 0) or into storage the
+/// decoder keeps (compressed frames), and is valid until the buffer is modified or the
+/// decoder's next peek(), take_payload(), consume() or decode(), whichever comes first.
+struct FrameView {
+  std::span<const std::uint8_t> payload;  ///< the payload, decompressed if the flag was non-zero
+  std::uint8_t flag = 0;                  ///< the flag byte as received
+  std::size_t wire_size = 0;              ///< header + body + trailer bytes, to consume afterwards
+  [[nodiscard]] bool compressed() const noexcept { return flag != 0; }
+  [[nodiscard]] std::string_view view() const noexcept {
+    return {reinterpret_cast<const char*>(payload.data()), payload.size()};
+  }
+};
+
 /// Encodes one frame (header, possibly compressed body, trailer). Any payload size up to
 /// 4 GiB - 1 after compression (LimitExceeded beyond); an empty payload gives an empty frame
 /// (useful for tests; Channel::send refuses those). No thread or loop affinity.
@@ -74,8 +90,15 @@ class Inflater;
 }
 
 /// Incremental frame parser over a Buffer that something else fills (a BufferedStream's read
-/// buffer, or a test's). Keeps no bytes of its own: each call looks at the front of the
-/// buffer and consumes exactly one whole frame or nothing.
+/// buffer, or a test's). Keeps no bytes of the input: each call looks at the front of the
+/// buffer and consumes exactly one whole frame or nothing. The only storage it keeps is the
+/// output of the last compressed frame peek() inflated, reused by the next one (up to
+/// kKeepInflated bytes of capacity between frames).
+///
+/// Two ways to take frames, one implementation: decode() returns an owning Frame (a copy of a
+/// raw payload; a compressed one is inflated once and moved out, not copied), and peek() +
+/// consume() look at the payload in place, without a copy or an allocation for raw frames
+/// (decode() is peek() + take_payload() + consume()).
 ///
 /// Not thread-safe; owned by one reader. Movable.
 class TETHER_API FrameDecoder {
@@ -96,6 +119,33 @@ class TETHER_API FrameDecoder {
   /// A trailer other than 0x0A is accepted (RPyC does not check it) and logged once.
   std::optional<Frame> decode(Buffer& in);
 
+  /// Looks at the whole frame at the front of `in` without consuming it: its payload in place
+  /// (a span into `in`) when the flag is 0, or inflated into the decoder's own storage when it
+  /// is set, and the wire size to consume afterwards. Returns nullopt when `in` does not hold
+  /// a whole frame yet. The same checks and errors as decode() (ProtocolError, `in` untouched),
+  /// so a frame peek() accepts is one decode() accepts. Peeking the same frame again is
+  /// allowed (a compressed one is inflated again).
+  std::optional<FrameView> peek(const Buffer& in);
+
+  /// The payload of `frame` (the last peek() result, still unconsumed) as owning Bytes: a copy
+  /// of a raw payload, or the inflated storage itself moved out for a compressed one (the
+  /// view's payload is invalid afterwards; the next compressed frame allocates afresh).
+  [[nodiscard]] Bytes take_payload(const FrameView& frame);
+
+  /// Drops `frame` (the last peek() result) from the front of `in` (retrieves its wire_size
+  /// bytes; nothing if `in` holds fewer) and frees the inflate storage if its capacity grew
+  /// past kKeepInflated. The view is invalid afterwards.
+  void consume(Buffer& in, const FrameView& frame) noexcept {
+    in.retrieve(frame.wire_size <= in.readable_bytes() ? frame.wire_size : in.readable_bytes());
+    if (inflated_.capacity() > kKeepInflated) release_inflated();
+  }
+
+  /// Inflate storage up to this capacity is kept between compressed frames (RPyC compresses
+  /// payloads from 3001 bytes, so typical ones fit). Larger storage is freed by consume():
+  /// keeping it would save one allocation against the cost of inflating that much, while
+  /// every idle channel would hold it.
+  static constexpr std::size_t kKeepInflated = std::size_t{16} << 10;
+
   /// How many readable bytes `in` must hold before decode() can return the next frame: 5
   /// while the header is incomplete, then the whole frame's size. Does not validate the
   /// header (decode() does); call decode() first.
@@ -104,8 +154,11 @@ class TETHER_API FrameDecoder {
   [[nodiscard]] const ChannelOptions& options() const noexcept { return opts_; }
 
  private:
+  void release_inflated() noexcept;
+
   ChannelOptions opts_;
   std::unique_ptr<detail::Inflater> inflater_;  // created on the first compressed frame
+  std::string inflated_;                        // the last compressed frame's payload
   bool warned_trailer_ = false;
 };
 

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <exception>
 #include <memory>
+#include <span>
 #include <string_view>
 
 #include "tether/base/buffer.hpp"
@@ -67,10 +68,19 @@ struct StreamStats {
   std::uint64_t read_calls = 0;              ///< transport read() operations started
   std::uint64_t write_calls = 0;             ///< transport write() operations (one writev each)
   std::size_t read_buffer_high_water = 0;    ///< largest readable_bytes() after a transport read
+  /// Small write chunks and read buffers that got their storage from the thread's pool of
+  /// released buffers (no malloc) ...
+  std::uint64_t buffers_reused = 0;
+  /// ... and those that had to allocate it (the pool was empty or its top buffer too small).
+  std::uint64_t buffers_allocated = 0;
 };
 
 class TETHER_API BufferedStream {
  public:
+  /// Writes up to this size are copied into the tail chunk (coalesced); larger ones are moved
+  /// in (write(Bytes), write(Buffer&&)) or copied once into a chunk of their own.
+  static constexpr std::size_t kCoalesceLimit = 2048;
+
   /// Takes the transport (non-null). The stream is bound to transport->loop().
   explicit BufferedStream(std::unique_ptr<Transport> transport, StreamOptions options = {});
   /// Closes at once if still open (queued writes are dropped; the close callback is not
@@ -130,6 +140,12 @@ class TETHER_API BufferedStream {
   /// LimitExceeded if max_write_buffer_size would be exceeded. Never blocks, never a syscall.
   void write(Bytes data);
   void write(std::string_view data);
+  /// Queues the concatenation of `pieces` (a frame's header, payload and trailer, say) in one
+  /// call, exactly as write(string_view) of the joined bytes would: the same accounting, limit
+  /// check (all or nothing) and errors, copied straight into the tail chunk when the total is
+  /// at most kCoalesceLimit (no intermediate copy), else into one chunk of its own. The pieces
+  /// need only live for the call.
+  void write_gather(std::span<const std::string_view> pieces);
   /// Moves the buffer's readable bytes in (no copy unless small enough to coalesce).
   void write(Buffer&& data);
   /// Queues shared immutable bytes without copying them (beyond the 2 KiB coalescing rule):
