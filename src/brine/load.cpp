@@ -111,7 +111,7 @@ void Reader::read(Value& out, std::size_t depth) {
   }
 }
 
-std::optional<std::size_t> Reader::try_tuple(std::size_t depth) {
+std::optional<std::size_t> Reader::try_tuple_slow(std::size_t depth) {
   if (p_ == end_) return std::nullopt;
   const Mark m = mark();
   const std::size_t at = offset();
@@ -138,7 +138,7 @@ std::optional<std::size_t> Reader::try_tuple(std::size_t depth) {
   return n;
 }
 
-std::optional<std::int64_t> Reader::try_int64() {
+std::optional<std::int64_t> Reader::try_int64_slow() {
   if (p_ == end_) return std::nullopt;
   const std::uint8_t t = *p_;
   if (t >= 0x20 && t <= 0xEF) {

@@ -5,6 +5,7 @@
 
 #include "tether/base/log.hpp"
 #include "tether/brine/codec.hpp"
+#include "tether/brine/utf8.hpp"
 #include "tether/loop/time.hpp"
 #include "tether/rpc/py_error.hpp"
 
@@ -18,6 +19,9 @@ namespace {
 constexpr std::size_t kCopiedMessage = 4096;
 
 Value label_value(Label l) { return Value(static_cast<std::int64_t>(l)); }
+void dump_label(Label l, Buffer& out) { brine::dump_int(static_cast<std::int64_t>(l), out); }
+/// Sequence numbers count up from 0 and wrap nowhere near INT64_MAX.
+void dump_seq(std::uint64_t seq, Buffer& out) { brine::dump_int(static_cast<std::int64_t>(seq), out); }
 
 std::string id_pack_key(const Value& id_pack) {
   std::string key;
@@ -147,9 +151,9 @@ Buffer& ConnectionCore::begin_message(MsgType type, std::uint64_t seq) {
     brine::dump_tuple_header(2, out);
   } else {
     brine::dump_tuple_header(3, out);
-    brine::dump_into(Value(static_cast<std::int64_t>(type)), out);
+    brine::dump_int(static_cast<std::int64_t>(type), out);
   }
-  brine::dump_into(Value(seq), out);
+  dump_seq(seq, out);
   return out;
 }
 
@@ -172,13 +176,16 @@ void ConnectionCore::send_message(MsgType type, std::uint64_t seq, const Value& 
   finish_message();
 }
 
-std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, std::vector<Any> args) {
+Buffer& ConnectionCore::begin_request(Handler h, std::uint64_t& seq) {
   if (closed_) throw Disconnected("connection closed");
-  const std::uint64_t seq = next_seq_++;
+  seq = next_seq_++;
   Buffer& out = begin_message(MsgType::kRequest, seq);  // body: (handler, boxed args tuple)
   brine::dump_tuple_header(2, out);
-  brine::dump_into(Value(static_cast<std::int64_t>(h)), out);
-  encode_boxed_tuple(args, out);
+  brine::dump_int(static_cast<std::int64_t>(h), out);
+  return out;
+}
+
+std::shared_ptr<PendingCall> ConnectionCore::finish_request(Handler h, std::uint64_t seq) {
   auto p = std::make_shared<PendingCall>(&loop_);
   p->seq = seq;
   p->handler = h;
@@ -195,11 +202,102 @@ std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, std::vector
   return p;
 }
 
+std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, std::vector<Any> args) {
+  std::uint64_t seq;
+  Buffer& out = begin_request(h, seq);
+  encode_boxed_tuple(args, out);
+  return finish_request(h, seq);
+}
+
+std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target, std::string_view name,
+                                                           const std::vector<Any>& args, Kwargs kwargs) {
+  if (auto bad = brine::find_invalid_utf8(name)) {
+    throw UsageError(fmt::format("brine str: text is not valid UTF-8 (byte 0x{:02x} at offset {})",
+                                 static_cast<unsigned char>(name[*bad]), *bad));
+  }
+  std::uint64_t seq;
+  Buffer& out = begin_request(Handler::kCallAttr, seq);
+  // (TUPLE, (target, (VALUE, name), (TUPLE, args), kwargs)), written without building it.
+  brine::dump_tuple_header(2, out);
+  dump_label(Label::kTuple, out);
+  brine::dump_tuple_header(4, out);
+  encode_netref(target, out);
+  brine::dump_tuple_header(2, out);
+  dump_label(Label::kValue, out);
+  brine::dump_str(name, out);
+  encode_boxed_tuple(args, out);
+  if (kwargs.empty()) {
+    brine::dump_tuple_header(2, out);
+    dump_label(Label::kValue, out);
+    brine::dump_tuple_header(0, out);
+  } else {
+    encode_boxed(kwargs_tuple(std::move(kwargs)), out);
+  }
+  return finish_request(Handler::kCallAttr, seq);
+}
+
+AsyncResult ConnectionCore::start_sync(Handler h, std::vector<Any> args) {
+  return expire_as_sync(send_request(h, std::move(args)));
+}
+
+AsyncResult ConnectionCore::expire_as_sync(std::shared_ptr<PendingCall> p) {
+  const Duration timeout = opts_.sync_request_timeout;
+  if (timeout < std::chrono::hours(24 * 365 * 100)) {  // longer means never
+    sync_deadlines_.push_back(SyncDeadline{loop_.now() + timeout, p->seq});
+    if (!sync_timer_) arm_sync_timer();
+  }
+  return AsyncResult(std::move(p));
+}
+
 Task<Any> ConnectionCore::sync_request(Handler h, std::vector<Any> args) {
-  AsyncResult r(send_request(h, std::move(args)));
-  r.set_expiry(opts_.sync_request_timeout);
-  Any v = co_await r.wait();
+  Any v = co_await start_sync(h, std::move(args));
   co_return v;
+}
+
+void ConnectionCore::arm_sync_timer() {
+  sync_timer_ = loop_.call_at(sync_deadlines_.front().at, [this]() { on_sync_timer(); }).id();
+}
+
+void ConnectionCore::on_sync_timer() noexcept {
+  sync_timer_ = {};
+  const TimePoint now = loop_.now();
+  while (!sync_deadlines_.empty() && sync_deadlines_.front().at <= now) {
+    const std::uint64_t seq = sync_deadlines_.front().seq;
+    sync_deadlines_.pop_front();
+    auto it = pending_.find(seq);
+    if (it == pending_.end()) continue;
+    std::shared_ptr<PendingCall> p = std::move(it->second);
+    pending_.erase(it);  // a late reply is dropped
+    p->expired = true;
+    complete_pending(p, Any(), std::make_exception_ptr(Timeout("result expired")));
+  }
+  trim_sync_deadlines();
+  if (!sync_deadlines_.empty() && !closed_) {
+    try {
+      arm_sync_timer();
+    } catch (...) {
+      TETHER_LOG_ERROR("rpc connection {}: cannot arm the request timer: {}", opts_.name,
+                       describe_current_exception());
+    }
+  }
+}
+
+void ConnectionCore::trim_sync_deadlines() noexcept {
+  while (!sync_deadlines_.empty() && !pending_.contains(sync_deadlines_.front().seq))
+    sync_deadlines_.pop_front();
+  // Answered calls behind an unanswered one wait for it to leave the front; when they are most
+  // of the queue, sweep them out (amortised O(1): a sweep leaves only pending entries).
+  if (sync_deadlines_.size() > 64 && sync_deadlines_.size() > 2 * pending_.size()) {
+    std::erase_if(sync_deadlines_, [this](const SyncDeadline& d) { return !pending_.contains(d.seq); });
+  }
+}
+
+std::shared_ptr<PendingCall> ConnectionCore::take_pending(
+    std::unordered_map<std::uint64_t, std::shared_ptr<PendingCall>>::iterator it) {
+  std::shared_ptr<PendingCall> p = std::move(it->second);
+  pending_.erase(it);
+  trim_sync_deadlines();
+  return p;
 }
 
 Task<Netref> ConnectionCore::root() {
@@ -277,6 +375,8 @@ void ConnectionCore::close_now(std::exception_ptr reason) noexcept {
   }
   auto pending = std::move(pending_);
   pending_.clear();
+  sync_deadlines_.clear();
+  if (sync_timer_) loop_.cancel_timer(std::exchange(sync_timer_, {}));
   std::exception_ptr fail;
   try {
     if (reason) std::rethrow_exception(reason);
@@ -323,7 +423,7 @@ Task<void> ConnectionCore::serve_loop() {
         payload = co_await channel_->recv();
       }
       if (payload.empty()) continue;
-      handle_payload(std::move(payload));
+      handle_payload(payload.span());
       if (request_slots_.available() == 0 && !closed_) {
         // Backpressure: stop reading until a request handler finishes.
         co_await request_slots_.acquire();
@@ -357,7 +457,7 @@ Task<void> ConnectionCore::serve_loop() {
   close_now(failure);
 }
 
-void ConnectionCore::handle_payload(Bytes payload) {
+void ConnectionCore::handle_payload(std::span<const std::uint8_t> payload) {
   const std::uint8_t first = payload[0];
   Generation seen;
   if (first == 0x12) {
@@ -382,14 +482,16 @@ void ConnectionCore::handle_payload(Bytes payload) {
     }
   }
   gen_locked_ = true;
+  if (!handle_payload_fast(payload, gen_)) handle_payload_slow(payload, gen_);
+}
 
+void ConnectionCore::handle_payload_slow(std::span<const std::uint8_t> payload, Generation gen) {
   std::uint64_t msg = 0;
   std::uint64_t seq = 0;
   Value body;
-  if (gen_ == Generation::k6) {
-    msg = first;
-    Value env =
-        brine::load(std::span<const std::uint8_t>(payload.data() + 1, payload.size() - 1), opts_.limits);
+  if (gen == Generation::k6) {
+    msg = payload[0];
+    Value env = brine::load(payload.subspan(1), opts_.limits);
     if (!env.is_tuple() || env.as_tuple().size() != 2 || !env.as_tuple()[0].is_int64()) {
       throw ProtocolError("malformed 6.x message envelope");
     }
@@ -397,7 +499,7 @@ void ConnectionCore::handle_payload(Bytes payload) {
     seq = static_cast<std::uint64_t>(items[0].as_int64());
     body = std::move(items[1]);
   } else {
-    Value env = brine::load(payload.span(), opts_.limits);
+    Value env = brine::load(payload, opts_.limits);
     if (!env.is_tuple() || env.as_tuple().size() != 3 || !env.as_tuple()[0].is_int64() ||
         !env.as_tuple()[1].is_int64()) {
       throw ProtocolError("malformed 5.x message envelope");
@@ -425,7 +527,17 @@ void ConnectionCore::handle_payload(Bytes payload) {
       } else if (h == static_cast<std::int64_t>(Handler::kClose)) {
         close_now(nullptr);  // RPyC sends no reply to CLOSE and hangs up at once
       } else {
-        start_request(seq, static_cast<Handler>(h), std::move(parts[1]));
+        const auto handler = static_cast<Handler>(h);
+        std::vector<Any> args;
+        try {
+          Any args_any = unbox(std::move(parts[1]));
+          if (!args_any.is_tuple()) throw PyError("TypeError", "request arguments must be a tuple");
+          args = std::move(args_any).take_items();
+        } catch (...) {
+          send_exception(seq, std::current_exception(), handler);
+          break;
+        }
+        start_request(seq, handler, std::move(args));
       }
       break;
     }
@@ -438,8 +550,7 @@ void ConnectionCore::handle_payload(Bytes payload) {
 void ConnectionCore::handle_reply(std::uint64_t seq, MsgType type, Value body) {
   auto it = pending_.find(seq);
   if (it == pending_.end()) return;  // late (timed out) or never sent: dropped, as RPyC does
-  auto p = std::move(it->second);
-  pending_.erase(it);
+  auto p = take_pending(it);
   if (type == MsgType::kReply) {
     Any v;
     std::exception_ptr e;
@@ -454,7 +565,7 @@ void ConnectionCore::handle_reply(std::uint64_t seq, MsgType type, Value body) {
   }
 }
 
-void ConnectionCore::start_request(std::uint64_t seq, Handler h, Value args) {
+void ConnectionCore::start_request(std::uint64_t seq, Handler h, std::vector<Any> args) {
   // serve_loop waits for a free slot before reading the next message, so this succeeds.
   const bool holds_slot = request_slots_.try_acquire();
   // Handlers run as tasks started from the ready queue, so a handler that blocks in a nested
@@ -462,8 +573,8 @@ void ConnectionCore::start_request(std::uint64_t seq, Handler h, Value args) {
   tasks_.spawn(serve_request(this, seq, h, std::move(args), holds_slot));
 }
 
-Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq, Handler h, Value boxed_args,
-                                         bool holds_slot) {
+Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq, Handler h,
+                                         std::vector<Any> args, bool holds_slot) {
   struct SlotGuard {
     Semaphore& s;
     bool held;
@@ -474,14 +585,15 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
   std::exception_ptr failure;
   Any result;
   try {
-    Any args_any = self->unbox(std::move(boxed_args));
-    if (!args_any.is_tuple()) throw PyError("TypeError", "request arguments must be a tuple");
-    std::vector<Any> args = std::move(args_any).take_items();
     if (h == Handler::kCallAttr) {
-      // The common request, awaited here directly: one coroutine frame fewer per call.
+      // The common requests, awaited here directly: one coroutine frame fewer per call.
       PreparedCall call = self->prepare_call_attr(args);
       CallContext ctx(*self);
       result = co_await call.obj->call_attr(ctx, call.name, std::move(call.args), std::move(call.kwargs));
+    } else if (h == Handler::kCall) {  // what a Python client's `root.f(...)` ends in
+      PreparedCall call = self->prepare_call(args);
+      CallContext ctx(*self);
+      result = co_await call.obj->call(ctx, std::move(call.args), std::move(call.kwargs));
     } else {
       result = co_await self->dispatch(h, args);
     }
@@ -526,16 +638,21 @@ void ConnectionCore::handle_del(std::uint64_t seq, const Value& boxed_args) {
     const auto iid = static_cast<std::uint64_t>(id_pack.as_tuple()[2].as_int64());
     auto it = exports_.find(iid);
     if (it == exports_.end()) throw PyError("builtins", "KeyError", {id_pack});
-    if (it->second.extra < count) {
-      ObjectPtr dying = std::move(it->second.obj);  // destroyed after the tables are consistent
-      export_ids_.erase(dying.get());
-      exports_.erase(it);
-    } else {
-      it->second.extra -= count;
-    }
+    release_export(it, count);
     send_reply(seq, Any());
   } catch (...) {
     send_exception(seq, std::current_exception(), Handler::kDel);
+  }
+}
+
+void ConnectionCore::release_export(std::unordered_map<std::uint64_t, Export>::iterator it,
+                                    std::uint64_t count) {
+  if (it->second.extra < count) {
+    ObjectPtr dying = std::move(it->second.obj);  // destroyed after the tables are consistent
+    export_ids_.erase(dying.get());
+    exports_.erase(it);
+  } else {
+    it->second.extra -= count;
   }
 }
 
@@ -543,7 +660,7 @@ void ConnectionCore::handle_del(std::uint64_t seq, const Value& boxed_args) {
 
 void ConnectionCore::encode_boxed_tuple(const std::vector<Any>& items, Buffer& out) {
   brine::dump_tuple_header(2, out);
-  brine::dump_into(label_value(Label::kTuple), out);
+  dump_label(Label::kTuple, out);
   brine::dump_tuple_header(items.size(), out);
   for (const Any& item : items) encode_boxed(item, out);
 }
@@ -552,35 +669,41 @@ void ConnectionCore::encode_boxed(const Any& a, Buffer& out) {
   switch (a.kind()) {
     case Any::Kind::kValue:
       brine::dump_tuple_header(2, out);
-      brine::dump_into(label_value(Label::kValue), out);
+      dump_label(Label::kValue, out);
       brine::dump_into(std::get<0>(a.v_), out);
       return;
     case Any::Kind::kTuple: encode_boxed_tuple(std::get<1>(a.v_), out); return;
     case Any::Kind::kLocal: {
-      Value id_pack = export_object(std::get<2>(a.v_));
+      const std::string& id_pack = export_object(std::get<2>(a.v_));
       brine::dump_tuple_header(2, out);
-      brine::dump_into(label_value(Label::kRemoteRef), out);
-      brine::dump_into(id_pack, out);
+      dump_label(Label::kRemoteRef, out);
+      out.append(id_pack);
       return;
     }
-    case Any::Kind::kRemote: {
-      const Netref& ref = std::get<3>(a.v_);
-      brine::dump_tuple_header(2, out);
-      if (!ref.valid()) {
-        brine::dump_into(label_value(Label::kValue), out);
-        brine::dump_into(Value(), out);
-        return;
-      }
-      auto owner = ref.state()->core.lock();
-      if (owner.get() != this) {
-        throw UsageError("a Netref can only be sent back over the connection it came from");
-      }
-      brine::dump_into(label_value(Label::kLocalRef), out);
-      brine::dump_into(ref.id_pack(), out);
-      return;
-    }
+    case Any::Kind::kRemote: encode_netref(std::get<3>(a.v_), out); return;
   }
   throw UsageError("invalid Any");
+}
+
+void ConnectionCore::encode_netref(const Netref& ref, Buffer& out) {
+  brine::dump_tuple_header(2, out);
+  if (!ref.valid()) {
+    dump_label(Label::kValue, out);
+    brine::dump_none(out);
+    return;
+  }
+  if (ref.state()->core.lock().get() != this) {
+    throw UsageError("a Netref can only be sent back over the connection it came from");
+  }
+  dump_label(Label::kLocalRef, out);
+  out.append(ref.state()->key);  // the id_pack as dumped
+}
+
+Any kwargs_tuple(Kwargs kwargs) {
+  std::vector<Any> pairs;
+  pairs.reserve(kwargs.size());
+  for (auto& [k, v] : kwargs) pairs.push_back(Any::tuple(make_args(Value(k), std::move(v))));
+  return Any::tuple(std::move(pairs));
 }
 
 Any ConnectionCore::unbox(Value boxed) {
@@ -610,21 +733,23 @@ Any ConnectionCore::unbox(Value boxed) {
   }
 }
 
-Value ConnectionCore::export_object(const ObjectPtr& obj) {
-  if (!obj) return Value();
+const std::string& ConnectionCore::export_object(const ObjectPtr& obj) {
+  static const std::string kNone = id_pack_key(Value());
+  if (!obj) return kNone;
   auto found = export_ids_.find(obj.get());
   if (found != export_ids_.end()) {
     Export& e = exports_.at(found->second);
     ++e.extra;
-    return e.id_pack;
+    return e.wire;
   }
   const std::uint64_t iid = next_instance_++;
   std::string name = obj->type_name();
   const std::uint64_t cid = stable_class_id(name);
   Value id_pack = Value::make_tuple(Value(std::move(name)), Value(cid), Value(iid));
-  exports_.emplace(iid, Export{obj, id_pack, 0});
+  std::string wire = id_pack_key(id_pack);
+  auto placed = exports_.emplace(iid, Export{obj, std::move(id_pack), std::move(wire), 0});
   export_ids_.emplace(obj.get(), iid);
-  return id_pack;
+  return placed.first->second.wire;
 }
 
 ObjectPtr ConnectionCore::lookup_export(const Value& id_pack) const {

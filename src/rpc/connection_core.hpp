@@ -4,14 +4,17 @@
 // "connection closed" once it is gone.
 
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "tether/brine/reader.hpp"
 #include "tether/brine/value.hpp"
 #include "tether/channel/channel.hpp"
 #include "tether/loop/sync.hpp"
@@ -70,6 +73,15 @@ class ConnectionCore {
 
   // --- outgoing requests
   std::shared_ptr<PendingCall> send_request(Handler h, std::vector<Any> args);
+  /// CALLATTR(target, name, args, kwargs), encoded straight from the pieces.
+  std::shared_ptr<PendingCall> send_callattr(const Netref& target, std::string_view name,
+                                             const std::vector<Any>& args, Kwargs kwargs);
+  /// Sends a request whose reply is then awaited under sync_request_timeout. All of them share
+  /// one timer through a deadline queue (same timeout for every one, so deadlines come in send
+  /// order), instead of arming a timer per call.
+  AsyncResult start_sync(Handler h, std::vector<Any> args);
+  /// Puts a sent request under sync_request_timeout (the deadline queue).
+  AsyncResult expire_as_sync(std::shared_ptr<PendingCall> p);
   /// Sends and waits (sync_request_timeout).
   Task<Any> sync_request(Handler h, std::vector<Any> args);
   Task<Netref> root();
@@ -84,6 +96,7 @@ class ConnectionCore {
   /// Appends RPyC's boxed form of `a` (wire spec §5) to `out`, exporting objects of ours.
   void encode_boxed(const Any& a, Buffer& out);
   void encode_boxed_tuple(const std::vector<Any>& items, Buffer& out);
+  void encode_netref(const Netref& ref, Buffer& out);
   Any unbox(brine::Value boxed);
 
   // --- state
@@ -97,20 +110,34 @@ class ConnectionCore {
   void set_close_callback(std::function<void()> fn) { on_close_ = std::move(fn); }
   void forget_proxy(const std::string& key) noexcept;
   void forget_pending(std::uint64_t seq) noexcept { pending_.erase(seq); }
+  /// The reply to `it` arrived: takes it out of the pending table.
+  std::shared_ptr<PendingCall> take_pending(
+      std::unordered_map<std::uint64_t, std::shared_ptr<PendingCall>>::iterator it);
 
  private:
   struct Export {
     ObjectPtr obj;
     brine::Value id_pack;
+    std::string wire;         // id_pack as dumped, for sending
     std::uint64_t extra = 0;  // times sent - 1
   };
 
   Task<void> serve_loop();
-  void handle_payload(Bytes payload);
+  void handle_payload(std::span<const std::uint8_t> payload);
+  /// The general path: the whole message as a Value tree, then unboxed (any valid message).
+  void handle_payload_slow(std::span<const std::uint8_t> payload, Generation gen);
+  /// The common path (src/rpc/decode.cpp): requests and replies read straight into Any,
+  /// without a Value tree. Returns false, having changed nothing, for anything it does not
+  /// handle (exception replies, DEL/CLOSE edge cases, unusual shapes, unknown references),
+  /// which then take the general path and get its errors; brine errors it throws are the
+  /// ones the general path would throw for the same bytes.
+  bool handle_payload_fast(std::span<const std::uint8_t> payload, Generation gen);
   void handle_reply(std::uint64_t seq, MsgType type, brine::Value body);
-  void start_request(std::uint64_t seq, Handler h, brine::Value args);
-  static Task<void> serve_request(ConnectionCore* self, std::uint64_t seq, Handler h, brine::Value boxed_args,
+  void start_request(std::uint64_t seq, Handler h, std::vector<Any> args);
+  static Task<void> serve_request(ConnectionCore* self, std::uint64_t seq, Handler h, std::vector<Any> args,
                                   bool holds_slot);
+  /// DEL's bookkeeping for one export: `count` fewer references held by the peer.
+  void release_export(std::unordered_map<std::uint64_t, Export>::iterator it, std::uint64_t count);
   Task<Any> dispatch(Handler h, std::vector<Any>& args);
   /// CALLATTR's checks and argument conversion, before the call (shared by dispatch and the
   /// fast path in serve_request that awaits the method without a dispatch frame).
@@ -121,16 +148,36 @@ class ConnectionCore {
     Kwargs kwargs;
   };
   PreparedCall prepare_call_attr(std::vector<Any>& args);
+  PreparedCall prepare_call(std::vector<Any>& args);  // CALL: name stays empty
   void handle_del(std::uint64_t seq, const brine::Value& boxed_args);
 
+  // --- the fast decoder's pieces (decode.cpp)
+  /// A REMOTE_REF read by the fast decoder; its proxy is made once the whole message decoded.
+  struct DeferredRef {
+    Any* slot;
+    brine::Value id_pack;
+  };
+  enum class Decoded { kFail, kPlain, kRef };
+  Decoded decode_boxed(brine::Reader& r, std::size_t depth, Any& out, std::vector<DeferredRef>& refs);
+  /// A boxed tuple into `out` (a tuple of plain values sent as one VALUE too; None as no
+  /// items when none_is_empty, as for call arguments).
+  bool decode_boxed_items(brine::Reader& r, std::size_t depth, std::vector<Any>& out,
+                          std::vector<DeferredRef>& refs, bool none_is_empty);
+  bool decode_request_args(brine::Reader& r, Handler h, std::vector<Any>& args,
+                           std::vector<DeferredRef>& refs);
+  void resolve_refs(std::vector<DeferredRef>& refs);
+
   void send_message(MsgType type, std::uint64_t seq, const brine::Value& body);
+  Buffer& begin_request(Handler h, std::uint64_t& seq);  // envelope and handler, in scratch_
+  std::shared_ptr<PendingCall> finish_request(Handler h, std::uint64_t seq);
   Buffer& begin_message(MsgType type, std::uint64_t seq);  // envelope up to the body, in scratch_
   void finish_message();                                   // frames and queues scratch_
   void send_reply(std::uint64_t seq, Any result);
   void send_close_request();
   void send_exception(std::uint64_t seq, std::exception_ptr e, Handler h);
 
-  brine::Value export_object(const ObjectPtr& obj);
+  /// The object's dumped id_pack (a reference into the export table), exporting it if new.
+  const std::string& export_object(const ObjectPtr& obj);
   ObjectPtr lookup_export(const brine::Value& id_pack) const;
   Netref make_proxy(const brine::Value& id_pack);
   std::string resolve_attr(const Object& obj, std::string_view name, bool master_switch) const;
@@ -148,6 +195,17 @@ class ConnectionCore {
 
   std::uint64_t next_seq_ = 0;
   std::unordered_map<std::uint64_t, std::shared_ptr<PendingCall>> pending_;
+  // Sync requests' deadlines, oldest first (entries of answered calls leave from the front
+  // when they get there), and the one timer armed for the oldest.
+  struct SyncDeadline {
+    TimePoint at;
+    std::uint64_t seq;
+  };
+  std::deque<SyncDeadline> sync_deadlines_;
+  TimerId sync_timer_{};
+  void arm_sync_timer();
+  void on_sync_timer() noexcept;
+  void trim_sync_deadlines() noexcept;
   std::unordered_map<std::uint64_t, Export> exports_;            // by instance id
   std::unordered_map<const Object*, std::uint64_t> export_ids_;  // object -> instance id
   std::uint64_t next_instance_ = 1;
@@ -164,6 +222,9 @@ class ConnectionCore {
   // Last: destroyed first, so no task outlives the state it uses.
   TaskGroup tasks_;
 };
+
+/// RPyC's kwargs tuple: ((name, value), ...).
+Any kwargs_tuple(Kwargs kwargs);
 
 /// Builds the exception-reply body (vinegar, §9) for a C++ exception.
 brine::Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceback,

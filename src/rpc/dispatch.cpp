@@ -2,8 +2,8 @@
 
 #include <fmt/format.h>
 
-#include <array>
 #include <algorithm>
+#include <array>
 
 #include "rpc/connection_core.hpp"
 #include "tether/rpc/py_error.hpp"
@@ -24,8 +24,8 @@ std::string attr_name(const Any& a) {
 
 void require_args(const std::vector<Any>& args, std::size_t min, std::size_t max, Handler h) {
   if (args.size() < min || args.size() > max) {
-    throw PyError("TypeError", fmt::format("{} takes {} to {} arguments ({} given)", handler_name(h), min, max,
-                                           args.size()));
+    throw PyError("TypeError", fmt::format("{} takes {} to {} arguments ({} given)", handler_name(h), min,
+                                           max, args.size()));
   }
 }
 
@@ -57,15 +57,18 @@ constexpr std::array<std::string_view, 7> kCompareOps = {"__eq__", "__ne__", "__
 
 ObjectPtr ConnectionCore::local_target(const Any& a, std::string_view what) const {
   if (a.is_local()) return a.object();
-  throw PyError("TypeError", fmt::format("{}: the target is not an object of this peer ({})", what, a.repr()));
+  throw PyError("TypeError",
+                fmt::format("{}: the target is not an object of this peer ({})", what, a.repr()));
 }
 
 std::string ConnectionCore::resolve_attr(const Object& obj, std::string_view name, bool master_switch) const {
   if (!master_switch) throw attribute_error(name);
   const AccessPolicy& p = opts_.policy;
-  const std::string_view prefix = p.allow_exposed_attrs ? std::string_view(p.exposed_prefix) : std::string_view();
-  const bool plain = p.allow_all_attrs || (p.allow_exposed_attrs && !prefix.empty() && name.starts_with(prefix)) ||
-                     (p.allow_safe_attrs && is_safe_attr(name)) || (p.allow_public_attrs && !name.starts_with("_"));
+  const std::string_view prefix =
+      p.allow_exposed_attrs ? std::string_view(p.exposed_prefix) : std::string_view();
+  const bool plain =
+      p.allow_all_attrs || (p.allow_exposed_attrs && !prefix.empty() && name.starts_with(prefix)) ||
+      (p.allow_safe_attrs && is_safe_attr(name)) || (p.allow_public_attrs && !name.starts_with("_"));
   std::string exposed = prefix.empty() ? std::string() : std::string(prefix) + std::string(name);
   const bool has_exposed = !prefix.empty() && obj.has_attr(exposed);
   if (plain && (!has_exposed || obj.has_attr(name))) return std::string(name);
@@ -84,14 +87,20 @@ ConnectionCore::PreparedCall ConnectionCore::prepare_call_attr(std::vector<Any>&
   return call;
 }
 
+ConnectionCore::PreparedCall ConnectionCore::prepare_call(std::vector<Any>& args) {
+  require_args(args, 2, 3, Handler::kCall);
+  PreparedCall call;
+  call.obj = local_target(args[0], "call");
+  call.args = as_call_args(args[1]);
+  if (args.size() > 2) call.kwargs = as_kwargs(args[2]);
+  return call;
+}
+
 Task<Any> ConnectionCore::dispatch(Handler h, std::vector<Any>& args) {
   CallContext ctx(*this);
   switch (h) {
-    case Handler::kPing:
-      require_args(args, 1, 1, h);
-      co_return std::move(args[0]);
-    case Handler::kGetRoot:
-      co_return Any(root_);
+    case Handler::kPing: require_args(args, 1, 1, h); co_return std::move(args[0]);
+    case Handler::kGetRoot: co_return Any(root_);
     case Handler::kGetAttr: {
       require_args(args, 2, 2, h);
       ObjectPtr obj = local_target(args[0], "getattr");
@@ -113,11 +122,8 @@ Task<Any> ConnectionCore::dispatch(Handler h, std::vector<Any>& args) {
       co_return Any();
     }
     case Handler::kCall: {
-      require_args(args, 2, 3, h);
-      ObjectPtr obj = local_target(args[0], "call");
-      std::vector<Any> call_args = as_call_args(args[1]);
-      Kwargs kwargs = args.size() > 2 ? as_kwargs(args[2]) : Kwargs{};
-      Any r = co_await obj->call(ctx, std::move(call_args), std::move(kwargs));
+      PreparedCall call = prepare_call(args);
+      Any r = co_await call.obj->call(ctx, std::move(call.args), std::move(call.kwargs));
       co_return r;
     }
     case Handler::kCallAttr: {
@@ -135,7 +141,8 @@ Task<Any> ConnectionCore::dispatch(Handler h, std::vector<Any>& args) {
       require_args(args, 2, 3, h);
       ObjectPtr obj = local_target(args[0], "cmp");
       std::string op = args.size() > 2 ? attr_name(args[2]) : std::string("__cmp__");
-      if (std::find(kCompareOps.begin(), kCompareOps.end(), op) == kCompareOps.end()) throw attribute_error(op);
+      if (std::find(kCompareOps.begin(), kCompareOps.end(), op) == kCompareOps.end())
+        throw attribute_error(op);
       if (obj->has_attr(op)) {
         std::string name = resolve_attr(*obj, op, opts_.policy.allow_getattr);
         Any r = co_await obj->call_attr(ctx, name, make_args(std::move(args[1])), Kwargs{});
@@ -159,8 +166,7 @@ Task<Any> ConnectionCore::dispatch(Handler h, std::vector<Any>& args) {
       for (auto& n : obj->attr_names()) names.emplace_back(std::move(n));
       co_return Any(Value::tuple(std::move(names)));
     }
-    case Handler::kPickle:
-      throw PyError("ValueError", "pickling is disabled");
+    case Handler::kPickle: throw PyError("ValueError", "pickling is disabled");
     case Handler::kInspect: {
       require_args(args, 1, 1, h);
       if (!args[0].is_value()) throw PyError("TypeError", "INSPECT takes an id_pack");
@@ -194,8 +200,7 @@ Task<Any> ConnectionCore::dispatch(Handler h, std::vector<Any>& args) {
       }
       co_return Any::tuple(std::move(items));
     }
-    case Handler::kOldSlicing:
-      throw PyError("TypeError", "old-style slicing is not supported");
+    case Handler::kOldSlicing: throw PyError("TypeError", "old-style slicing is not supported");
     case Handler::kCtxExit: {
       require_args(args, 1, 2, h);
       ObjectPtr obj = local_target(args[0], "__exit__");
@@ -204,11 +209,9 @@ Task<Any> ConnectionCore::dispatch(Handler h, std::vector<Any>& args) {
       Any r = co_await obj->call_attr(ctx, name, make_args(std::move(exc)), Kwargs{});
       co_return r;
     }
-    case Handler::kInstanceCheck:
-      co_return Any(Value(false));
+    case Handler::kInstanceCheck: co_return Any(Value(false));
     case Handler::kClose:
-    case Handler::kDel:
-      break;  // handled by the read loop
+    case Handler::kDel: break;  // handled by the read loop
   }
   throw PyError("builtins", "KeyError", {Value(static_cast<std::int64_t>(h))});
 }

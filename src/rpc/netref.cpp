@@ -7,9 +7,9 @@
 
 namespace tether {
 
+using brine::Value;
 using rpc::Handler;
 using rpc::detail::ConnectionCore;
-using brine::Value;
 
 namespace {
 
@@ -18,10 +18,16 @@ const rpc::detail::NetrefState& checked(const std::shared_ptr<rpc::detail::Netre
   return *s;
 }
 
-Task<Any> request(Netref self, Handler h, std::vector<Any> args) {
-  std::shared_ptr<ConnectionCore> core = checked(self.state()).lock();
-  Any r = co_await core->sync_request(h, std::move(args));
+/// Sends at once (the arguments are boxed before the Task is first awaited, so nothing of the
+/// caller's dangles), then waits under the connection's sync timeout.
+Task<Any> await_reply(AsyncResult pending) {
+  Any r = co_await std::move(pending);
   co_return r;
+}
+
+Task<Any> request(const Netref& self, Handler h, std::vector<Any> args) {
+  std::shared_ptr<ConnectionCore> core = checked(self.state()).lock();
+  return await_reply(core->start_sync(h, std::move(args)));
 }
 
 std::string expect_str(const Any& a, const char* what) {
@@ -34,12 +40,7 @@ std::int64_t expect_int(const Any& a, const char* what) {
   throw ProtocolError(fmt::format("{} did not return an int: {}", what, a.repr()));
 }
 
-Any kwargs_any(Kwargs kwargs) {
-  std::vector<Any> pairs;
-  pairs.reserve(kwargs.size());
-  for (auto& [k, v] : kwargs) pairs.push_back(Any::tuple({Any(Value(k)), std::move(v)}));
-  return Any::tuple(std::move(pairs));
-}
+Any kwargs_any(Kwargs kwargs) { return rpc::detail::kwargs_tuple(std::move(kwargs)); }
 
 bool truthy(const Any& a) {
   if (!a.is_value()) return true;
@@ -68,17 +69,19 @@ bool Netref::same_object(const Netref& other) const noexcept {
 }
 
 Task<Any> Netref::getattr(std::string name) const {
-  return request(*this, Handler::kGetAttr, {Any(*this), Any(Value(std::move(name)))});
+  return request(*this, Handler::kGetAttr, make_args(*this, Value(std::move(name))));
 }
 
 Task<Netref> Netref::attr(std::string name) const {
   Any a = co_await getattr(name);
-  if (!a.is_netref()) throw PyError("TypeError", fmt::format("attribute '{}' is a plain value: {}", name, a.repr()));
+  if (!a.is_netref())
+    throw PyError("TypeError", fmt::format("attribute '{}' is a plain value: {}", name, a.repr()));
   co_return a.netref();
 }
 
 Task<void> Netref::setattr(std::string name, Any value) const {
-  Any r = co_await request(*this, Handler::kSetAttr, make_args(*this, Value(std::move(name)), std::move(value)));
+  Any r =
+      co_await request(*this, Handler::kSetAttr, make_args(*this, Value(std::move(name)), std::move(value)));
   (void)r;
 }
 
@@ -88,25 +91,29 @@ Task<void> Netref::delattr(std::string name) const {
 }
 
 Task<Any> Netref::call(std::vector<Any> args, Kwargs kwargs) const {
-  return request(*this, Handler::kCall, {Any(*this), Any::tuple(std::move(args)), kwargs_any(std::move(kwargs))});
+  return request(*this, Handler::kCall,
+                 make_args(*this, Any::tuple(std::move(args)), kwargs_any(std::move(kwargs))));
 }
 
 Task<Any> Netref::callattr(std::string name, std::vector<Any> args, Kwargs kwargs) const {
-  return request(*this, Handler::kCallAttr,
-                 {Any(*this), Any(Value(std::move(name))), Any::tuple(std::move(args)), kwargs_any(std::move(kwargs))});
+  return await_reply(detail::start_callattr(*this, std::move(name), std::move(args), std::move(kwargs)));
+}
+
+AsyncResult detail::start_callattr(const Netref& self, std::string name, std::vector<Any> args,
+                                   Kwargs kwargs) {
+  std::shared_ptr<ConnectionCore> core = checked(self.state()).lock();
+  return core->expire_as_sync(core->send_callattr(self, name, args, std::move(kwargs)));
 }
 
 AsyncResult Netref::call_async(std::vector<Any> args, Kwargs kwargs) const {
   auto core = checked(s_).lock();
-  return AsyncResult(
-      core->send_request(Handler::kCall, {Any(*this), Any::tuple(std::move(args)), kwargs_any(std::move(kwargs))}));
+  return AsyncResult(core->send_request(
+      Handler::kCall, {Any(*this), Any::tuple(std::move(args)), kwargs_any(std::move(kwargs))}));
 }
 
 AsyncResult Netref::callattr_async(std::string name, std::vector<Any> args, Kwargs kwargs) const {
   auto core = checked(s_).lock();
-  return AsyncResult(core->send_request(
-      Handler::kCallAttr,
-      {Any(*this), Any(Value(std::move(name))), Any::tuple(std::move(args)), kwargs_any(std::move(kwargs))}));
+  return AsyncResult(core->send_callattr(*this, name, args, std::move(kwargs)));
 }
 
 Task<std::string> Netref::str() const {
@@ -132,7 +139,7 @@ Task<std::vector<std::string>> Netref::dir() const {
 }
 
 Task<Any> Netref::compare(Any other, std::string op) const {
-  return request(*this, Handler::kCmp, {Any(*this), std::move(other), Any(Value(std::move(op)))});
+  return request(*this, Handler::kCmp, make_args(*this, std::move(other), Value(std::move(op))));
 }
 
 Task<bool> Netref::equals(Any other) const {
@@ -241,13 +248,37 @@ const Any& AsyncResult::value() const {
 }
 
 Task<Any> AsyncResult::wait() const {
+  Any v = co_await *this;
+  co_return v;
+}
+
+AsyncResult::Awaiter AsyncResult::operator co_await() const& {
   if (!p_) throw UsageError("empty AsyncResult");
-  std::shared_ptr<rpc::detail::PendingCall> p = p_;
-  while (!p->done) {
-    co_await tether::detail::WaitAwaiter{p->waiters};
-  }
-  if (p->error) std::rethrow_exception(p->error);
-  co_return p->value;
+  return Awaiter(p_);
+}
+
+AsyncResult::Awaiter AsyncResult::operator co_await() && {
+  if (!p_) throw UsageError("empty AsyncResult");
+  return Awaiter(std::move(p_));
+}
+
+AsyncResult::Awaiter::~Awaiter() {
+  // Cancelled after the result woke us but before we ran: drop the queued resumption. (The
+  // node unlinks itself if it was never woken.)
+  if (node_.woken && !resumed_) p_->waiters.unschedule(node_.handle);
+}
+
+bool AsyncResult::Awaiter::await_ready() const { return p_->done; }
+
+void AsyncResult::Awaiter::await_suspend(std::coroutine_handle<> h) { p_->waiters.push(&node_, h); }
+
+Any AsyncResult::Awaiter::await_resume() {
+  resumed_ = true;
+  if (!p_->done) throw UsageError("AsyncResult resumed before it was ready");
+  if (p_->error) std::rethrow_exception(p_->error);
+  // The only owner left: nobody can look at the value again, so it moves out.
+  if (p_.use_count() == 1) return std::move(p_->value);
+  return p_->value;
 }
 
 void AsyncResult::add_callback(std::function<void(const AsyncResult&)> fn) const {

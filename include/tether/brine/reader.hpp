@@ -45,9 +45,27 @@ class TETHER_API Reader {
   /// If the next value is a tuple (of any length, the empty one included): consumes its header
   /// and returns its length; the caller then reads exactly that many values at depth + 1.
   /// Depth, length and total-value limits are checked as read() checks them.
-  std::optional<std::size_t> try_tuple(std::size_t depth);
+  std::optional<std::size_t> try_tuple(std::size_t depth) {
+    if (p_ != end_ && *p_ >= tag::kTup1 && *p_ <= tag::kTup4 && values_ < limits_.max_total_values) {
+      // Inline fast path: TUP1..TUP4 (the check_tuple conditions are spelled out here).
+      const std::size_t n = static_cast<std::size_t>(*p_ - tag::kTup1) + 1;
+      if (depth + 1 <= limits_.max_depth && n <= limits_.max_container_len && n < remaining() &&
+          n <= limits_.max_total_values - values_ - 1) {
+        ++p_;
+        ++values_;
+        return n;
+      }
+    }
+    return try_tuple_slow(depth);
+  }
   /// If the next value is an int that fits int64: consumes it and returns it.
-  std::optional<std::int64_t> try_int64();
+  std::optional<std::int64_t> try_int64() {
+    if (p_ != end_ && *p_ >= 0x20 && *p_ <= 0xEF && values_ < limits_.max_total_values) {
+      ++values_;
+      return static_cast<std::int64_t>(*p_++) - tag::kImmBias;
+    }
+    return try_int64_slow();
+  }
   /// If the next value is a str: consumes it and returns its text (validated UTF-8), a view
   /// into the input.
   std::optional<std::string_view> try_str();
@@ -74,6 +92,8 @@ class TETHER_API Reader {
 
  private:
   [[nodiscard]] std::size_t remaining() const noexcept { return static_cast<std::size_t>(end_ - p_); }
+  std::optional<std::size_t> try_tuple_slow(std::size_t depth);
+  std::optional<std::int64_t> try_int64_slow();
   [[noreturn]] static void fail(std::size_t at, std::uint8_t t, std::string_view what);
   [[noreturn]] void short_input(std::size_t at, std::string_view what, std::size_t n,
                                 std::string_view of) const;
@@ -95,7 +115,7 @@ class TETHER_API Reader {
   const std::uint8_t* p_;
   const std::uint8_t* end_;       // end of the window max_total_bytes allows
   const std::uint8_t* real_end_;  // end of the input
-  Limits limits_;  // a copy: callers pass temporaries
+  Limits limits_;                 // a copy: callers pass temporaries
   std::size_t values_ = 0;
 };
 

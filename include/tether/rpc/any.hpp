@@ -24,6 +24,7 @@
 #include "tether/base/export.hpp"
 #include "tether/brine/value.hpp"
 #include "tether/loop/event_loop.hpp"
+#include "tether/loop/sync.hpp"
 #include "tether/loop/task.hpp"
 
 namespace tether {
@@ -112,40 +113,40 @@ class TETHER_API Any {
  public:
   enum class Kind { kValue, kTuple, kLocal, kRemote };
 
-  Any() = default;  ///< None
+  Any() = default;                           ///< None
   Any(brine::Value v) : v_(std::move(v)) {}  // NOLINT(google-explicit-constructor)
   template <class T>
-    requires std::is_constructible_v<brine::Value, T&&> && (!std::is_same_v<std::decay_t<T>, Any>) &&
-             (!std::is_same_v<std::decay_t<T>, brine::Value>)
-  Any(T&& v) : v_(brine::Value(std::forward<T>(v))) {}  // NOLINT(google-explicit-constructor)
-  Any(std::shared_ptr<Object> obj) : v_(std::move(obj)) {}  // NOLINT(google-explicit-constructor)
-  Any(Netref ref) : v_(std::move(ref)) {}                   // NOLINT(google-explicit-constructor)
+    requires std::is_constructible_v<brine::Value, T&&> &&
+        (!std::is_same_v<std::decay_t<T>, Any>)&&(!std::is_same_v<std::decay_t<T>, brine::Value>)Any(T&& v)
+        : v_(brine::Value(std::forward<T>(v))) {}             // NOLINT(google-explicit-constructor)
+    Any(std::shared_ptr<Object> obj) : v_(std::move(obj)) {}  // NOLINT(google-explicit-constructor)
+    Any(Netref ref) : v_(std::move(ref)) {}                   // NOLINT(google-explicit-constructor)
 
-  /// A tuple; collapses to a plain brine tuple when every member is a plain value.
-  static Any tuple(std::vector<Any> items);
+    /// A tuple; collapses to a plain brine tuple when every member is a plain value.
+    static Any tuple(std::vector<Any> items);
 
-  [[nodiscard]] Kind kind() const noexcept { return static_cast<Kind>(v_.index()); }
-  [[nodiscard]] bool is_value() const noexcept { return v_.index() == 0; }
-  [[nodiscard]] bool is_none() const noexcept;
-  [[nodiscard]] bool is_tuple() const noexcept;  ///< plain or reference-carrying tuple
-  [[nodiscard]] bool is_local() const noexcept { return v_.index() == 2; }
-  [[nodiscard]] bool is_netref() const noexcept { return v_.index() == 3; }
+    [[nodiscard]] Kind kind() const noexcept { return static_cast<Kind>(v_.index()); }
+    [[nodiscard]] bool is_value() const noexcept { return v_.index() == 0; }
+    [[nodiscard]] bool is_none() const noexcept;
+    [[nodiscard]] bool is_tuple() const noexcept;  ///< plain or reference-carrying tuple
+    [[nodiscard]] bool is_local() const noexcept { return v_.index() == 2; }
+    [[nodiscard]] bool is_netref() const noexcept { return v_.index() == 3; }
 
-  /// The plain value; throws TypeError-like UsageError for references.
-  [[nodiscard]] const brine::Value& value() const;
-  /// Members of a tuple (plain or not), as Anys.
-  [[nodiscard]] std::vector<Any> items() const;
-  /// items() that moves the members out (the Any becomes None).
-  [[nodiscard]] std::vector<Any> take_items() &&;
-  [[nodiscard]] const std::shared_ptr<Object>& object() const;
-  [[nodiscard]] const Netref& netref() const;
+    /// The plain value; throws TypeError-like UsageError for references.
+    [[nodiscard]] const brine::Value& value() const;
+    /// Members of a tuple (plain or not), as Anys.
+    [[nodiscard]] std::vector<Any> items() const;
+    /// items() that moves the members out (the Any becomes None).
+    [[nodiscard]] std::vector<Any> take_items() &&;
+    [[nodiscard]] const std::shared_ptr<Object>& object() const;
+    [[nodiscard]] const Netref& netref() const;
 
-  /// Python-like repr for messages ("<netref builtins.list>" for references).
-  [[nodiscard]] std::string repr() const;
+    /// Python-like repr for messages ("<netref builtins.list>" for references).
+    [[nodiscard]] std::string repr() const;
 
- private:
-  friend class rpc::detail::ConnectionCore;
-  std::variant<brine::Value, std::vector<Any>, std::shared_ptr<Object>, Netref> v_;
+   private:
+    friend class rpc::detail::ConnectionCore;
+    std::variant<brine::Value, std::vector<Any>, std::shared_ptr<Object>, Netref> v_;
 };
 
 /// Builds an argument vector. Use it instead of a braced list inside coroutines: g++ 12
@@ -173,7 +174,12 @@ class TETHER_API AsyncResult {
   [[nodiscard]] const Any& value() const;
   /// Waits until ready (or expired) and returns the value.
   Task<Any> wait() const;
-  Task<Any> operator co_await() const { return wait(); }
+  class Awaiter;
+  /// `co_await r` waits like wait() without a coroutine frame of its own. Awaiting an rvalue
+  /// (`co_await std::move(r)`, or a temporary) moves the value out when nothing else shares
+  /// the result, instead of copying it.
+  Awaiter operator co_await() const&;
+  Awaiter operator co_await() &&;
   /// fn runs on the loop thread once the result is ready (at once if it already is).
   void add_callback(std::function<void(const AsyncResult&)> fn) const;
   /// After d the result expires: waiters get Timeout and a late reply is dropped.
@@ -182,6 +188,22 @@ class TETHER_API AsyncResult {
 
  private:
   std::shared_ptr<rpc::detail::PendingCall> p_;
+};
+
+class TETHER_API AsyncResult::Awaiter {
+ public:
+  explicit Awaiter(std::shared_ptr<rpc::detail::PendingCall> p) noexcept : p_(std::move(p)) {}
+  Awaiter(const Awaiter&) = delete;
+  Awaiter& operator=(const Awaiter&) = delete;
+  ~Awaiter();
+  [[nodiscard]] bool await_ready() const;
+  void await_suspend(std::coroutine_handle<> h);
+  Any await_resume();
+
+ private:
+  std::shared_ptr<rpc::detail::PendingCall> p_;
+  detail::WaitList::Node node_;
+  bool resumed_ = false;
 };
 
 }  // namespace tether

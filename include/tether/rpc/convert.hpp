@@ -112,7 +112,8 @@ std::string py_type_name() {
   } else if constexpr (is_vector<U>::value) {
     return "list[" + py_type_name<typename U::value_type>() + "]";
   } else if constexpr (is_map<U>::value) {
-    return "dict[" + py_type_name<typename U::key_type>() + ", " + py_type_name<typename U::mapped_type>() + "]";
+    return "dict[" + py_type_name<typename U::key_type>() + ", " + py_type_name<typename U::mapped_type>() +
+           "]";
   } else if constexpr (is_tuple_like<U>::value) {
     return "tuple";
   } else if constexpr (std::is_same_v<U, Netref>) {
@@ -149,7 +150,8 @@ T value_as(const Any& a) {
     return static_cast<U>(i);
   } else if constexpr (std::is_floating_point_v<U>) {
     if (v.is_float()) return static_cast<U>(v.as_double());
-    if (v.is_int()) return static_cast<U>(v.is_int64() ? static_cast<double>(v.as_int64()) : v.as_big_int().to_double());
+    if (v.is_int())
+      return static_cast<U>(v.is_int64() ? static_cast<double>(v.as_int64()) : v.as_big_int().to_double());
     conversion_error("float", a);
   } else if constexpr (std::is_same_v<U, std::string>) {
     if (!v.is_str()) conversion_error("str", a);
@@ -266,13 +268,25 @@ Task<T> from_any(Any a) {
   }
 }
 
-
 namespace detail {
+/// Sends CALLATTR(self, name, args, kwargs) now; the reply is awaited under the connection's
+/// sync_request_timeout (what Netref::callattr does, without its coroutine frame).
+TETHER_API AsyncResult start_callattr(const Netref& self, std::string name, std::vector<Any> args,
+                                      Kwargs kwargs);
+
+/// Results whose conversion never needs a round trip (from_any's synchronous cases).
+template <class U>
+inline constexpr bool kConvertsAtOnce =
+    !HasConverter<U> &&
+    (std::is_arithmetic_v<U> || std::is_same_v<U, std::string> || std::is_same_v<U, Bytes>);
+
 template <class R>
-Task<R> typed_callattr(Netref self, std::string name, std::vector<Any> argv) {
-  Any result = co_await self.callattr(std::move(name), std::move(argv));
+Task<R> typed_callattr(AsyncResult pending) {
+  Any result = co_await std::move(pending);
   if constexpr (std::is_same_v<R, Any>) {
     co_return result;
+  } else if constexpr (kConvertsAtOnce<std::remove_cvref_t<R>>) {
+    co_return value_as<R>(result);
   } else {
     R typed = co_await from_any<R>(std::move(result));
     co_return typed;
@@ -287,7 +301,7 @@ Task<R> Netref::call(std::string name, A&&... args) const {
   std::vector<Any> argv;
   argv.reserve(sizeof...(A));
   (argv.push_back(to_any(std::forward<A>(args))), ...);
-  return detail::typed_callattr<R>(*this, std::move(name), std::move(argv));
+  return detail::typed_callattr<R>(detail::start_callattr(*this, std::move(name), std::move(argv), Kwargs{}));
 }
 
 }  // namespace tether

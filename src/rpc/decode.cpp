@@ -1,0 +1,235 @@
+// The fast path for incoming messages: envelope, request arguments and reply values are read
+// with brine::Reader straight into Any (wire spec §4–§5), with no intermediate Value tuples.
+//
+// It decides nothing on its own. Whatever it does not recognise (exception replies, CLOSE,
+// unknown handlers, unusual envelope or boxing shapes, references it cannot resolve, DEL
+// edge cases) makes it return false before anything happened, and the message is decoded
+// again by the general path (handle_payload_slow), whose errors and replies are the
+// reference. Nothing with an effect happens until the whole message has been read: the
+// proxies of REMOTE_REFs are made only then (resolve_refs), so an abandoned attempt leaves no
+// trace. Brine errors (malformed bytes, limits) propagate from here; the Reader makes them
+// identical to the general path's, which decodes the same bytes in the same order.
+
+#include <fmt/format.h>
+
+#include "rpc/connection_core.hpp"
+#include "tether/rpc/py_error.hpp"
+
+namespace tether::rpc::detail {
+
+using brine::Reader;
+using brine::Value;
+
+namespace {
+
+struct IdPack {
+  std::string_view name;
+  std::int64_t class_id = 0;
+  std::int64_t instance_id = 0;
+};
+
+/// (name: str, class id: int64, instance id: int64), the shape RPyC always sends.
+bool read_id_pack(Reader& r, std::size_t depth, IdPack& out) {
+  auto n = r.try_tuple(depth);
+  if (!n || *n != 3) return false;
+  auto name = r.try_str();
+  if (!name) return false;
+  auto cid = r.try_int64();
+  if (!cid) return false;
+  auto iid = r.try_int64();
+  if (!iid) return false;
+  out = IdPack{*name, *cid, *iid};
+  return true;
+}
+
+}  // namespace
+
+ConnectionCore::Decoded ConnectionCore::decode_boxed(Reader& r, std::size_t depth, Any& out,
+                                                     std::vector<DeferredRef>& refs) {
+  auto n = r.try_tuple(depth);
+  if (!n || *n != 2) return Decoded::kFail;
+  auto label = r.try_int64();
+  if (!label) return Decoded::kFail;
+  switch (*label) {
+    case 1: {  // VALUE
+      out = Any(r.read(depth + 1));
+      return Decoded::kPlain;
+    }
+    case 2: {  // TUPLE: plain tuples become one Value tuple, as Any::tuple makes them
+      auto m = r.try_tuple(depth + 1);
+      if (!m) return Decoded::kFail;
+      std::vector<Any> items(*m);
+      bool plain = true;
+      for (Any& item : items) {
+        const Decoded d = decode_boxed(r, depth + 2, item, refs);
+        if (d == Decoded::kFail) return d;
+        if (d == Decoded::kRef || !item.is_value()) plain = false;
+      }
+      if (plain) {
+        Value::Tuple t;
+        t.reserve(items.size());
+        for (Any& item : items) t.push_back(std::move(std::get<0>(item.v_)));
+        out = Any(Value::tuple(std::move(t)));
+        return Decoded::kPlain;
+      }
+      // Moving the vector keeps its items where they are: deferred slots stay valid.
+      out.v_ = std::move(items);
+      return Decoded::kRef;
+    }
+    case 3: {  // LOCAL_REF: one of our exports
+      IdPack id;
+      if (!read_id_pack(r, depth + 1, id) || id.instance_id <= 0) return Decoded::kFail;
+      auto it = exports_.find(static_cast<std::uint64_t>(id.instance_id));
+      if (it == exports_.end()) return Decoded::kFail;
+      const Value::Tuple& mine = it->second.id_pack.as_tuple();
+      if (mine[0].as_str() != id.name || !mine[1].is_int64() || mine[1].as_int64() != id.class_id) {
+        return Decoded::kFail;
+      }
+      out = Any(it->second.obj);
+      return Decoded::kRef;
+    }
+    case 4: {  // REMOTE_REF: a proxy, made once the whole message decoded
+      IdPack id;
+      if (!read_id_pack(r, depth + 1, id)) return Decoded::kFail;
+      refs.push_back(DeferredRef{
+          &out, Value::make_tuple(Value(std::string(id.name)), Value(id.class_id), Value(id.instance_id))});
+      return Decoded::kRef;
+    }
+    default: return Decoded::kFail;
+  }
+}
+
+bool ConnectionCore::decode_boxed_items(Reader& r, std::size_t depth, std::vector<Any>& out,
+                                        std::vector<DeferredRef>& refs, bool none_is_empty) {
+  auto n = r.try_tuple(depth);
+  if (!n || *n != 2) return false;
+  auto label = r.try_int64();
+  if (!label) return false;
+  if (*label == 1) {
+    // A tuple of plain values may travel as one VALUE (tether's encoder sends it so); None
+    // stands for no arguments, as the general path's as_call_args has it.
+    Value v = r.read(depth + 1);
+    if (v.is_none() && none_is_empty) {
+      out.clear();
+      return true;
+    }
+    if (!v.is_tuple()) return false;
+    Value::Tuple items = std::move(v).take_tuple();
+    out.clear();
+    out.reserve(items.size());
+    for (Value& item : items) out.emplace_back(std::move(item));
+    return true;
+  }
+  if (*label != 2) return false;
+  auto m = r.try_tuple(depth + 1);
+  if (!m) return false;
+  out.resize(*m);
+  for (Any& item : out) {
+    if (decode_boxed(r, depth + 2, item, refs) == Decoded::kFail) return false;
+  }
+  return true;
+}
+
+bool ConnectionCore::decode_request_args(Reader& r, Handler h, std::vector<Any>& args,
+                                         std::vector<DeferredRef>& refs) {
+  // The positional-argument tuple of CALL (item 1) and CALLATTR (item 2) is kept as a vector,
+  // which the handler then moves out; everything else is boxed as usual.
+  const std::size_t call_args = h == Handler::kCallAttr ? 2 : h == Handler::kCall ? 1 : SIZE_MAX;
+  if (call_args == SIZE_MAX) return decode_boxed_items(r, 2, args, refs, false);
+  auto n = r.try_tuple(2);
+  if (!n || *n != 2) return false;
+  auto label = r.try_int64();
+  if (!label || *label != 2) return false;
+  auto m = r.try_tuple(3);
+  if (!m) return false;
+  args.resize(*m);
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (i == call_args) {
+      std::vector<Any> items;
+      if (!decode_boxed_items(r, 4, items, refs, true)) return false;
+      args[i].v_ = std::move(items);  // a vector's items do not move with it: slots stay valid
+    } else if (decode_boxed(r, 4, args[i], refs) == Decoded::kFail) {
+      return false;
+    }
+  }
+  return true;
+}
+
+void ConnectionCore::resolve_refs(std::vector<DeferredRef>& refs) {
+  for (DeferredRef& d : refs) *d.slot = Any(make_proxy(d.id_pack));
+}
+
+bool ConnectionCore::handle_payload_fast(std::span<const std::uint8_t> payload, Generation gen) {
+  // Envelope: 5.x (msg, seq, body) | 6.x u8 msg + (seq, body).
+  std::int64_t msg;
+  std::span<const std::uint8_t> brine_part = payload;
+  if (gen == Generation::k6) {
+    msg = payload[0];
+    brine_part = payload.subspan(1);
+  }
+  Reader r(brine_part, opts_.limits);
+  if (gen == Generation::k6) {
+    if (r.try_tuple(0) != std::optional<std::size_t>(2)) return false;
+  } else {
+    if (r.try_tuple(0) != std::optional<std::size_t>(3)) return false;
+    auto m = r.try_int64();
+    if (!m) return false;
+    msg = *m;
+  }
+  auto seq_read = r.try_int64();
+  if (!seq_read) return false;
+  const auto seq = static_cast<std::uint64_t>(*seq_read);
+  std::vector<DeferredRef> refs;
+
+  if (msg == static_cast<std::int64_t>(MsgType::kReply)) {
+    auto it = pending_.find(seq);
+    if (it == pending_.end()) {
+      // Late (timed out) or never sent: checked like any message, then dropped.
+      Value ignored = r.read(1);
+      r.expect_end();
+      return true;
+    }
+    Any value;
+    if (decode_boxed(r, 1, value, refs) == Decoded::kFail) return false;
+    r.expect_end();
+    resolve_refs(refs);
+    complete_pending(take_pending(it), std::move(value), nullptr);
+    return true;
+  }
+  if (msg != static_cast<std::int64_t>(MsgType::kRequest)) return false;
+
+  if (r.try_tuple(1) != std::optional<std::size_t>(2)) return false;
+  auto handler_read = r.try_int64();
+  if (!handler_read) return false;
+  const std::int64_t hn = *handler_read;
+  if (hn < 1 || hn > 20 || hn == static_cast<std::int64_t>(Handler::kClose)) return false;
+  const auto h = static_cast<Handler>(hn);
+  std::vector<Any> args;
+  if (!decode_request_args(r, h, args, refs)) return false;
+  r.expect_end();
+
+  if (h == Handler::kDel) {
+    // (LOCAL_REF obj[, count]): the general path words every refusal.
+    if (!refs.empty() || args.empty() || args.size() > 2 || !args[0].is_local()) return false;
+    std::uint64_t count = 1;
+    if (args.size() > 1 && args[1].is_value() && args[1].value().is_int64() &&
+        args[1].value().as_int64() > 0) {
+      count = static_cast<std::uint64_t>(args[1].value().as_int64());
+    }
+    auto id = export_ids_.find(args[0].object().get());
+    if (id == export_ids_.end()) return false;
+    const std::uint64_t iid = id->second;
+    ++counters_.requests_in;
+    args.clear();  // our reference to the object goes before the table may drop its own
+    release_export(exports_.find(iid), count);
+    send_reply(seq, Any());
+    return true;
+  }
+
+  resolve_refs(refs);
+  ++counters_.requests_in;
+  start_request(seq, h, std::move(args));
+  return true;
+}
+
+}  // namespace tether::rpc::detail
