@@ -482,7 +482,11 @@ void ConnectionCore::handle_payload(std::span<const std::uint8_t> payload) {
     }
   }
   gen_locked_ = true;
-  if (!handle_payload_fast(payload, gen_)) handle_payload_slow(payload, gen_);
+  if (fast_decode_ && handle_payload_fast(payload, gen_)) {
+    ++fast_decoded_;
+  } else {
+    handle_payload_slow(payload, gen_);
+  }
 }
 
 void ConnectionCore::handle_payload_slow(std::span<const std::uint8_t> payload, Generation gen) {

@@ -108,6 +108,10 @@ class ConnectionCore {
   [[nodiscard]] std::exception_ptr error() const noexcept { return error_; }
   Task<void> wait_closed();
   void set_close_callback(std::function<void()> fn) { on_close_ = std::move(fn); }
+  /// Tests: off sends every incoming message down the general path (decode_test compares).
+  void set_fast_decode(bool on) noexcept { fast_decode_ = on; }
+  /// Messages the fast decoder took (the rest went down the general path).
+  [[nodiscard]] std::uint64_t fast_decoded() const noexcept { return fast_decoded_; }
   void forget_proxy(const std::string& key) noexcept;
   void forget_pending(std::uint64_t seq) noexcept { pending_.erase(seq); }
   /// The reply to `it` arrived: takes it out of the pending table.
@@ -190,6 +194,8 @@ class ConnectionCore {
   ConnectionOptions opts_;
   Generation gen_;
   bool gen_locked_ = false;
+  bool fast_decode_ = true;
+  std::uint64_t fast_decoded_ = 0;
   bool sent_first_ = false;
   std::weak_ptr<ConnectionCore> self_;
 
