@@ -49,21 +49,10 @@ Bytes Buffer::retrieve_as_bytes(std::size_t n) {
   return out;
 }
 
-void Buffer::append(const void* data, std::size_t n) {
-  if (n == 0) return;
-  ensure_writable(n);
-  std::memcpy(begin_write(), data, n);
-  has_written(n);
-}
-
 void Buffer::unwrite(std::size_t n) noexcept {
   assert(n <= readable_bytes());
   writer_ -= n;
   if (writer_ == reader_) retrieve_all();
-}
-
-void Buffer::ensure_writable(std::size_t n) {
-  if (writable_bytes() < n) make_space(n);
 }
 
 void Buffer::make_space(std::size_t n) {

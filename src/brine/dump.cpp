@@ -272,7 +272,7 @@ void dump_into(const Value& v, Buffer& out) {
   out.has_written(n);
 }
 
-void dump_int(std::int64_t i, Buffer& out) {
+void dump_int_slow(std::int64_t i, Buffer& out) {
   // At most INT_L1 + length + sign + 19 digits.
   out.ensure_writable(22);
   std::uint8_t* begin = out.begin_write();
@@ -293,7 +293,7 @@ void dump_none(Buffer& out) {
   out.append(&kNone, 1);
 }
 
-void dump_tuple_header(std::size_t n, Buffer& out) {
+void dump_tuple_header_slow(std::size_t n, Buffer& out) {
   const std::size_t size = tuple_header_size(n);
   out.ensure_writable(size);
   put_tuple_header(n, out.begin_write());

@@ -141,12 +141,30 @@ std::optional<std::size_t> Reader::try_tuple_slow(std::size_t depth) {
 std::optional<std::int64_t> Reader::try_int64_slow() {
   if (p_ == end_) return std::nullopt;
   const std::uint8_t t = *p_;
-  if (t >= 0x20 && t <= 0xEF) {
-    count_value(offset(), t);
-    ++p_;
-    return static_cast<std::int64_t>(t) - tag::kImmBias;
+  const bool immediate = t >= 0x20 && t <= 0xEF;
+  if (!immediate && t != tag::kIntL1 && t != tag::kIntL4) return std::nullopt;
+  if (t == tag::kIntL1 && remaining() >= 2 && values_ < limits_.max_total_values) {
+    // INT_L1 holding up to 18 digits within the limits: parsed here, as read_int would.
+    const std::size_t n = p_[1];
+    const bool negative = n > 0 && remaining() > 2 && p_[2] == '-';
+    const std::size_t digits = n - (negative ? 1 : 0);
+    if (n <= limits_.max_int_digits + 1 && n <= remaining() - 2 && digits >= 1 && digits <= 18) {
+      const std::uint8_t* d = p_ + 2 + (negative ? 1 : 0);
+      std::int64_t v = 0;
+      bool ok = true;
+      for (std::size_t i = 0; i < digits; ++i) {
+        const unsigned c = d[i] - '0';
+        ok &= c <= 9;
+        v = v * 10 + static_cast<std::int64_t>(c);
+      }
+      if (ok) {
+        p_ += 2 + n;
+        ++values_;
+        return negative ? -v : v;
+      }
+    }
   }
-  if (t != tag::kIntL1 && t != tag::kIntL4) return std::nullopt;
+  // Everything else (and every error) through the full decoder.
   const Mark m = mark();
   Value v;
   read(v, 0);

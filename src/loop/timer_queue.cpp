@@ -44,6 +44,9 @@ std::optional<TimePoint> TimerQueue::next_deadline() {
 }
 
 bool TimerQueue::pop_due(TimePoint now, Callback& out) {
+  // The top is the earliest entry, live or cancelled: later than now, nothing is due (and the
+  // lookup that tells dead from live is skipped).
+  if (heap_.empty() || heap_.front().when > now) return false;
   drop_dead_top();
   if (heap_.empty() || heap_.front().when > now) return false;
   std::uint64_t id = heap_.front().id;

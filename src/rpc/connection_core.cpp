@@ -696,11 +696,12 @@ void ConnectionCore::encode_netref(const Netref& ref, Buffer& out) {
     brine::dump_none(out);
     return;
   }
-  if (ref.state()->core.lock().get() != this) {
+  const NetrefState& st = *ref.state();
+  if (st.owner != this || st.core.expired()) {
     throw UsageError("a Netref can only be sent back over the connection it came from");
   }
   dump_label(Label::kLocalRef, out);
-  out.append(ref.state()->key);  // the id_pack as dumped
+  out.append(st.key);  // the id_pack as dumped
 }
 
 Any kwargs_tuple(Kwargs kwargs) {
@@ -776,6 +777,7 @@ Netref ConnectionCore::make_proxy(const Value& id_pack) {
   }
   auto st = std::make_shared<NetrefState>();
   st->core = self_;
+  st->owner = this;
   st->id_pack = id_pack;
   st->type_name = id_pack.as_tuple()[0].as_str();
   st->key = key;

@@ -52,6 +52,7 @@ void complete_pending(const std::shared_ptr<PendingCall>& p, Any v, std::excepti
 /// A proxy's shared state: one per (connection, id_pack) while alive.
 struct NetrefState {
   std::weak_ptr<ConnectionCore> core;
+  const ConnectionCore* owner = nullptr;  // identity only: compared while `core` is unexpired
   brine::Value id_pack;
   std::string type_name;
   std::string key;  // dumped id_pack: the proxy-cache key

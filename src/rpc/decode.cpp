@@ -51,8 +51,12 @@ ConnectionCore::Decoded ConnectionCore::decode_boxed(Reader& r, std::size_t dept
   auto label = r.try_int64();
   if (!label) return Decoded::kFail;
   switch (*label) {
-    case 1: {  // VALUE
-      out = Any(r.read(depth + 1));
+    case 1: {  // VALUE, decoded in place when `out` holds a Value already (a fresh Any does)
+      if (out.v_.index() == 0) {
+        r.read(std::get<0>(out.v_), depth + 1);
+      } else {
+        out = Any(r.read(depth + 1));
+      }
       return Decoded::kPlain;
     }
     case 2: {  // TUPLE: plain tuples become one Value tuple, as Any::tuple makes them

@@ -14,10 +14,12 @@ using brine::Value;
 
 namespace {
 
-std::string attr_name(const Any& a) {
+/// The name argument of GETATTR and friends (str, or UTF-8 bytes as Python accepts); a view
+/// into `a`.
+std::string_view attr_name(const Any& a) {
   if (a.is_value()) {
     if (a.value().is_str()) return a.value().as_str();
-    if (a.value().is_bytes()) return std::string(a.value().as_bytes().view());
+    if (a.value().is_bytes()) return a.value().as_bytes().view();
   }
   throw PyError("TypeError", "name must be a string");
 }
@@ -69,10 +71,23 @@ std::string ConnectionCore::resolve_attr(const Object& obj, std::string_view nam
   const bool plain =
       p.allow_all_attrs || (p.allow_exposed_attrs && !prefix.empty() && name.starts_with(prefix)) ||
       (p.allow_safe_attrs && is_safe_attr(name)) || (p.allow_public_attrs && !name.starts_with("_"));
-  std::string exposed = prefix.empty() ? std::string() : std::string(prefix) + std::string(name);
+  // prefix + name, on the stack when short (the usual case).
+  char small[64];
+  std::string large;
+  std::string_view exposed;
+  if (!prefix.empty()) {
+    if (prefix.size() + name.size() <= sizeof small) {
+      std::memcpy(small, prefix.data(), prefix.size());
+      std::memcpy(small + prefix.size(), name.data(), name.size());
+      exposed = std::string_view(small, prefix.size() + name.size());
+    } else {
+      large = std::string(prefix) + std::string(name);
+      exposed = large;
+    }
+  }
   const bool has_exposed = !prefix.empty() && obj.has_attr(exposed);
   if (plain && (!has_exposed || obj.has_attr(name))) return std::string(name);
-  if (has_exposed) return exposed;
+  if (has_exposed) return std::string(exposed);
   if (plain) return std::string(name);
   throw attribute_error(name);
 }
@@ -140,7 +155,7 @@ Task<Any> ConnectionCore::dispatch(Handler h, std::vector<Any>& args) {
     case Handler::kCmp: {
       require_args(args, 2, 3, h);
       ObjectPtr obj = local_target(args[0], "cmp");
-      std::string op = args.size() > 2 ? attr_name(args[2]) : std::string("__cmp__");
+      std::string op = args.size() > 2 ? std::string(attr_name(args[2])) : std::string("__cmp__");
       if (std::find(kCompareOps.begin(), kCompareOps.end(), op) == kCompareOps.end())
         throw attribute_error(op);
       if (obj->has_attr(op)) {

@@ -30,6 +30,7 @@ constexpr std::array<std::string_view, 80> kSafeAttrs = {
 }  // namespace
 
 bool is_safe_attr(std::string_view name) noexcept {
+  if (!name.starts_with("__") && name != "next") return false;  // all others are dunders
   static const auto sorted = [] {
     auto a = kSafeAttrs;
     std::sort(a.begin(), a.end());

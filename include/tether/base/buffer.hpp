@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string_view>
@@ -54,10 +55,17 @@ class TETHER_API Buffer {
   [[nodiscard]] Bytes retrieve_as_bytes(std::size_t n);
   [[nodiscard]] Bytes retrieve_all_as_bytes() { return retrieve_as_bytes(readable_bytes()); }
 
-  void append(const void* data, std::size_t n);
+  void append(const void* data, std::size_t n) {
+    if (n == 0) return;
+    ensure_writable(n);
+    std::memcpy(begin_write(), data, n);
+    has_written(n);
+  }
   void append(std::string_view s) { append(s.data(), s.size()); }
   /// Makes room for n more bytes: compacts first, grows only if compaction is not enough.
-  void ensure_writable(std::size_t n);
+  void ensure_writable(std::size_t n) {
+    if (writable_bytes() < n) make_space(n);
+  }
   [[nodiscard]] std::uint8_t* begin_write() noexcept { return data_.get() + writer_; }
   /// Marks n bytes after begin_write() as written (n ≤ writable_bytes()).
   void has_written(std::size_t n) noexcept { writer_ += n; }

@@ -83,10 +83,26 @@ TETHER_API void dump_into(const Value& v, Buffer& out);
 /// (with dump_into or more headers). Encodes a tuple whose items live elsewhere without
 /// building it: the bytes are those dump() gives for the whole tuple. Throws UsageError if n
 /// does not fit brine's u32 length.
-TETHER_API void dump_tuple_header(std::size_t n, Buffer& out);
+TETHER_API void dump_tuple_header_slow(std::size_t n, Buffer& out);
+inline void dump_tuple_header(std::size_t n, Buffer& out) {
+  if (n >= 1 && n <= 4) {
+    const auto t = static_cast<std::uint8_t>(tag::kTup1 + n - 1);
+    out.append(&t, 1);
+  } else {
+    dump_tuple_header_slow(n, out);
+  }
+}
 /// Leaves without a Value: the bytes dump_into(Value(i)), dump_into(Value(utf8)) and
 /// dump_into(Value()) give. `utf8` must be valid UTF-8 (not checked here).
-TETHER_API void dump_int(std::int64_t i, Buffer& out);
+TETHER_API void dump_int_slow(std::int64_t i, Buffer& out);
+inline void dump_int(std::int64_t i, Buffer& out) {
+  if (i >= tag::kImmMin && i <= tag::kImmMax) {
+    const auto t = static_cast<std::uint8_t>(i + tag::kImmBias);
+    out.append(&t, 1);
+  } else {
+    dump_int_slow(i, out);
+  }
+}
 TETHER_API void dump_str(std::string_view utf8, Buffer& out);
 TETHER_API void dump_none(Buffer& out);
 
