@@ -413,17 +413,21 @@ Task<void> ConnectionCore::serve_loop() {
   std::exception_ptr failure;
   try {
     while (!closed_) {
-      // Frames already buffered are taken without a coroutine frame per message.
-      // (No co_await inside ?: — g++ 12 destroys that expression's temporaries wrongly.)
-      std::optional<Bytes> ready = channel_->try_recv();
-      Bytes payload;
-      if (ready) {
-        payload = std::move(*ready);
-      } else {
-        payload = co_await channel_->recv();
+      // Each frame is read where it lies in the stream's buffer (no copy, no coroutine frame
+      // when one is buffered). handle_payload decodes all of it before it acts on it (acting
+      // may close the channel), so the view is not used after anything happened.
+      std::optional<std::span<const std::uint8_t>> frame = channel_->try_peek();
+      if (!frame) {
+        co_await channel_->wait_frame();
+        continue;
       }
-      if (payload.empty()) continue;
-      handle_payload(payload.span());
+      try {
+        handle_payload(*frame);
+      } catch (...) {
+        channel_->consume();
+        throw;
+      }
+      channel_->consume();
       if (request_slots_.available() == 0 && !closed_) {
         // Backpressure: stop reading until a request handler finishes.
         co_await request_slots_.acquire();
