@@ -391,6 +391,7 @@ void ConnectionCore::close_now(std::exception_ptr reason) noexcept {
   auto exports = std::move(exports_);
   exports_.clear();
   export_ids_.clear();
+  recent_refs_.fill(nullptr);
   exports.clear();
   peer_root_.reset();
   closed_event_.set();
@@ -656,6 +657,7 @@ void ConnectionCore::handle_del(std::uint64_t seq, const Value& boxed_args) {
 void ConnectionCore::release_export(std::unordered_map<std::uint64_t, Export>::iterator it,
                                     std::uint64_t count) {
   if (it->second.extra < count) {
+    std::replace(recent_refs_.begin(), recent_refs_.end(), &*it, static_cast<decltype(&*it)>(nullptr));
     ObjectPtr dying = std::move(it->second.obj);  // destroyed after the tables are consistent
     export_ids_.erase(dying.get());
     exports_.erase(it);
@@ -752,11 +754,26 @@ const std::string& ConnectionCore::export_object(const ObjectPtr& obj) {
     return e.wire;
   }
   const std::uint64_t iid = next_instance_++;
-  std::string name = obj->type_name();
-  const std::uint64_t cid = stable_class_id(name);
-  Value id_pack = Value::make_tuple(Value(std::move(name)), Value(cid), Value(iid));
-  std::string wire = id_pack_key(id_pack);
-  auto placed = exports_.emplace(iid, Export{obj, std::move(id_pack), std::move(wire), 0});
+  Export e;
+  e.obj = obj;
+  e.name = obj->type_name();
+  if (auto bad = brine::find_invalid_utf8(e.name)) {
+    throw UsageError(fmt::format("type_name() of an exported object is not valid UTF-8 (byte 0x{:02x} at offset {})",
+                                 static_cast<unsigned char>(e.name[*bad]), *bad));
+  }
+  e.class_id = static_cast<std::int64_t>(stable_class_id(e.name));
+  // dump((name, class_id, iid)), written from its pieces.
+  Buffer b;
+  brine::dump_tuple_header(3, b);
+  brine::dump_str(e.name, b);
+  brine::dump_int(e.class_id, b);
+  brine::dump_int(static_cast<std::int64_t>(iid), b);
+  e.wire = std::string(b.view());
+  auto int_chars = [](std::int64_t i) -> std::size_t {
+    return i >= brine::tag::kImmMin && i <= brine::tag::kImmMax ? 0 : fmt::formatted_size("{}", i);
+  };
+  e.wire_shape = brine::Reader::Shape{4, 1, 3, std::max(int_chars(e.class_id), int_chars(static_cast<std::int64_t>(iid)))};
+  auto placed = exports_.emplace(iid, std::move(e));
   export_ids_.emplace(obj.get(), iid);
   return placed.first->second.wire;
 }
@@ -765,9 +782,20 @@ ObjectPtr ConnectionCore::lookup_export(const Value& id_pack) const {
   const auto& t = id_pack.as_tuple();
   if (t[2].is_int64() && t[2].as_int64() > 0) {
     auto it = exports_.find(static_cast<std::uint64_t>(t[2].as_int64()));
-    if (it != exports_.end() && it->second.id_pack == id_pack) return it->second.obj;
+    if (it != exports_.end() && t[0].is_str() && t[0].as_str() == it->second.name && t[1].is_int64() &&
+        t[1].as_int64() == it->second.class_id) {
+      return it->second.obj;
+    }
   }
   throw PyError("builtins", "KeyError", {id_pack});
+}
+
+void ConnectionCore::note_recent_ref(const std::pair<const std::uint64_t, Export>* e) noexcept {
+  if (recent_refs_[0] == e) return;
+  auto slot = std::find(recent_refs_.begin(), recent_refs_.end(), e);
+  if (slot == recent_refs_.end()) slot = recent_refs_.end() - 1;
+  std::move_backward(recent_refs_.begin(), slot, slot + 1);
+  recent_refs_[0] = e;
 }
 
 Netref ConnectionCore::make_proxy(const Value& id_pack) {

@@ -3,6 +3,7 @@
 // shared_ptr; Netrefs and AsyncResults hold weak references, so they fail cleanly with
 // "connection closed" once it is gone.
 
+#include <array>
 #include <cstdint>
 #include <deque>
 #include <exception>
@@ -122,9 +123,11 @@ class ConnectionCore {
  private:
   struct Export {
     ObjectPtr obj;
-    brine::Value id_pack;
-    std::string wire;         // id_pack as dumped, for sending
-    std::uint64_t extra = 0;  // times sent - 1
+    std::string name;          // id_pack: (name, class_id, instance id)
+    std::int64_t class_id = 0;
+    std::string wire;          // the id_pack as dumped (sent as is; matched as is, see decode.cpp)
+    brine::Reader::Shape wire_shape;
+    std::uint64_t extra = 0;   // times sent - 1
   };
 
   Task<void> serve_loop();
@@ -214,6 +217,10 @@ class ConnectionCore {
   void on_sync_timer() noexcept;
   void trim_sync_deadlines() noexcept;
   std::unordered_map<std::uint64_t, Export> exports_;            // by instance id
+  // The exports the peer referred to last (LOCAL_REF), most recent first: their id_packs are
+  // recognised by their bytes before any parsing (decode.cpp). Entries leave with the export.
+  std::array<const std::pair<const std::uint64_t, Export>*, 4> recent_refs_{};
+  void note_recent_ref(const std::pair<const std::uint64_t, Export>* e) noexcept;
   std::unordered_map<const Object*, std::uint64_t> export_ids_;  // object -> instance id
   std::uint64_t next_instance_ = 1;
   std::unordered_map<std::string, std::weak_ptr<NetrefState>> proxies_;  // by dumped id_pack

@@ -22,6 +22,10 @@ using brine::Value;
 
 namespace {
 
+std::span<const std::uint8_t> as_bytes(const std::string& s) noexcept {
+  return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
+}
+
 struct IdPack {
   std::string_view name;
   std::int64_t class_id = 0;
@@ -81,15 +85,23 @@ ConnectionCore::Decoded ConnectionCore::decode_boxed(Reader& r, std::size_t dept
       return Decoded::kRef;
     }
     case 3: {  // LOCAL_REF: one of our exports
+      // A peer echoes our id_packs byte for byte (brine's encoding is canonical): one that
+      // named recently is recognised by a comparison instead of being parsed.
+      for (const auto* e : recent_refs_) {
+        if (e && r.try_encoded(as_bytes(e->second.wire), e->second.wire_shape, depth + 1)) {
+          out = Any(e->second.obj);
+          note_recent_ref(e);
+          return Decoded::kRef;
+        }
+      }
       IdPack id;
       if (!read_id_pack(r, depth + 1, id) || id.instance_id <= 0) return Decoded::kFail;
       auto it = exports_.find(static_cast<std::uint64_t>(id.instance_id));
-      if (it == exports_.end()) return Decoded::kFail;
-      const Value::Tuple& mine = it->second.id_pack.as_tuple();
-      if (mine[0].as_str() != id.name || !mine[1].is_int64() || mine[1].as_int64() != id.class_id) {
+      if (it == exports_.end() || it->second.name != id.name || it->second.class_id != id.class_id) {
         return Decoded::kFail;
       }
       out = Any(it->second.obj);
+      note_recent_ref(&*it);
       return Decoded::kRef;
     }
     case 4: {  // REMOTE_REF: a proxy, made once the whole message decoded

@@ -160,3 +160,85 @@ TEST(BrineReader, LeafWritersMatchDump) {
 
 }  // namespace
 }  // namespace tether::brine
+
+namespace tether::brine {
+namespace {
+
+/// try_encoded of a value's own bytes succeeds exactly when read() would, with the same effect
+/// on the limits (checked by what a following value then does).
+TEST(BrineReader, TryEncodedAcceptsExactlyWhatReadWould) {
+  const std::vector<Value> samples{
+      Value::make_tuple(Value("builtins.method"), Value(std::int64_t{140234567890123}), Value(7)),
+      Value::make_tuple(Value("x"), Value(1), Value(2)),
+      Value::make_tuple(Value("tests.Root"), Value(std::int64_t{-123456}), Value(std::int64_t{99999}))};
+  int accepted = 0;
+  int refused = 0;
+  for (const Value& v : samples) {
+    const std::string enc(dump(v).view());
+    const auto& t = v.as_tuple();
+    std::size_t longest = 0;
+    for (std::size_t i = 1; i < 3; ++i) {
+      const std::int64_t x = t[i].as_int64();
+      if (x < tag::kImmMin || x > tag::kImmMax) longest = std::max(longest, std::to_string(x).size());
+    }
+    const Reader::Shape shape{4, 1, 3, longest};
+    const std::string input = enc + std::string(dump(Value(7)).view());
+    for (std::size_t depth : {0u, 1u, 2u}) {
+      for (std::size_t max_depth : {1u, 2u, 3u}) {
+        for (std::size_t max_len : {2u, 3u}) {
+          for (std::size_t max_values : {3u, 4u, 5u, 6u}) {
+            for (std::size_t max_digits : {4u, 14u, 20u}) {
+              Limits lim;
+              lim.max_depth = max_depth;
+              lim.max_container_len = max_len;
+              lim.max_total_values = max_values;
+              lim.max_int_digits = max_digits;
+              Reader a(span_of(input), lim);
+              const bool fast = a.try_encoded(span_of(enc), shape, depth);
+              Reader b(span_of(input), lim);
+              bool slow = true;
+              try {
+                (void)b.read(depth);
+              } catch (const ProtocolError&) {
+                slow = false;
+              }
+              ASSERT_EQ(fast, slow) << v.repr() << " depth " << depth << " max_depth " << max_depth << " max_len "
+                                    << max_len << " max_values " << max_values << " digits " << max_digits;
+              if (!fast) {
+                EXPECT_EQ(a.offset(), 0u);
+                ++refused;
+                continue;
+              }
+              ++accepted;
+              EXPECT_EQ(a.offset(), b.offset());
+              std::string next_a, next_b;  // the trailing value sees the same count
+              try {
+                next_a = a.read(depth).repr();
+              } catch (const ProtocolError& e) {
+                next_a = e.what();
+              }
+              try {
+                next_b = b.read(depth).repr();
+              } catch (const ProtocolError& e) {
+                next_b = e.what();
+              }
+              EXPECT_EQ(next_a, next_b);
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(accepted, 20);
+  EXPECT_GT(refused, 20);
+  // Other bytes never match.
+  const std::string enc(dump(samples[0]).view());
+  std::string other = enc;
+  other.back() = static_cast<char>(other.back() ^ 1);
+  Reader r(span_of(other), Limits{});
+  EXPECT_FALSE(r.try_encoded(span_of(enc), Reader::Shape{4, 1, 3, 15}, 0));
+  EXPECT_EQ(r.offset(), 0u);
+}
+
+}  // namespace
+}  // namespace tether::brine

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -69,6 +70,28 @@ class TETHER_API Reader {
   /// If the next value is a str: consumes it and returns its text (validated UTF-8), a view
   /// into the input.
   std::optional<std::string_view> try_str();
+
+  /// What the limits see of an encoded value: for try_encoded().
+  struct Shape {
+    std::size_t values = 1;       ///< values in all, tuples and leaves
+    std::size_t levels = 0;       ///< tuples nested this deep (0: a leaf)
+    std::size_t widest = 0;       ///< length of the longest tuple
+    std::size_t longest_int = 0;  ///< characters of the longest INT_L1/L4 text (sign included)
+  };
+  /// If the next bytes are exactly `encoded` — a value as dump() writes it, whose limits-wise
+  /// shape is `shape`, holding no str/bytes/frozenset the limits could refuse — consumes them
+  /// as read(depth) would (same accounting) and returns true; otherwise consumes nothing. For
+  /// values a peer sends back byte for byte (the rpc layer's id_packs): a memcmp, not a parse.
+  bool try_encoded(std::span<const std::uint8_t> encoded, const Shape& shape, std::size_t depth) noexcept {
+    if (encoded.empty() || encoded.size() > remaining() || shape.values > limits_.max_total_values - values_ ||
+        depth + shape.levels > limits_.max_depth || shape.widest > limits_.max_container_len ||
+        shape.longest_int > limits_.max_int_digits + 1 || std::memcmp(p_, encoded.data(), encoded.size()) != 0) {
+      return false;
+    }
+    p_ += encoded.size();
+    values_ += shape.values;
+    return true;
+  }
 
   /// A position to come back to: rewinding undoes the reads since, limits accounting included.
   struct Mark {
