@@ -215,7 +215,7 @@ constexpr int kMaxSkippedPolls = 3;
 }  // namespace
 
 int EventLoop::compute_timeout_ms(std::optional<Duration> max_wait) {
-  if (!ready_.empty() || posted_pending_.load(std::memory_order_acquire)) return 0;
+  if (!ready_.empty() || !end_hooks_.empty() || posted_pending_.load(std::memory_order_acquire)) return 0;
   std::optional<Duration> wait = max_wait;
   if (auto next = timers_->next_deadline()) {
     Duration until = *next - Clock::now();
@@ -260,7 +260,47 @@ void EventLoop::run_once(std::optional<Duration> max_wait) {
   drain_posted();
   // 5. the ready queue as it stood
   run_ready();
+  // 6. end-of-iteration work (writes queued by this iteration go out together)
+  run_end_hooks();
   --depth_;
+}
+
+void EventLoop::at_end_of_iteration(void (*fn)(void*) noexcept, void* ctx) {
+  assert_in_loop_thread();
+  for (const EndHook& h : end_hooks_) {
+    if (h.fn == fn && h.ctx == ctx) return;
+  }
+  end_hooks_.push_back(EndHook{fn, ctx});
+}
+
+void EventLoop::cancel_end_of_iteration(void (*fn)(void*) noexcept, void* ctx) noexcept {
+  std::erase_if(end_hooks_, [&](const EndHook& h) { return h.fn == fn && h.ctx == ctx; });
+  for (auto* batch : end_active_) {  // not yet run in a pass under way
+    for (EndHook& h : *batch) {
+      if (h.fn == fn && h.ctx == ctx) h.fn = nullptr;
+    }
+  }
+}
+
+void EventLoop::run_end_hooks() noexcept {
+  if (end_hooks_.empty()) return;
+  // The hooks as they stand: one requested meanwhile (by a hook) runs at the end of the next
+  // iteration. A hook that runs a nested loop gets a pass of its own there.
+  std::vector<EndHook> batch;
+  batch.swap(end_spare_);
+  batch.clear();
+  batch.swap(end_hooks_);
+  end_active_.push_back(&batch);
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    const EndHook h = batch[i];
+    if (h.fn) {
+      batch[i].fn = nullptr;
+      h.fn(h.ctx);
+    }
+  }
+  end_active_.pop_back();
+  batch.clear();
+  if (end_spare_.capacity() < batch.capacity()) end_spare_.swap(batch);  // no allocation next time
 }
 
 void EventLoop::drain_posted() {
@@ -395,7 +435,7 @@ LoopStats EventLoop::stats() const {
   LoopStats s;
   s.watchers = watchers_ - (signals_ && signals_->size() ? 1 : 0);
   s.timers = timers_->size();
-  s.ready = ready_.size();
+  s.ready = ready_.size() + end_hooks_.size();
   {
     std::lock_guard lock(const_cast<std::mutex&>(post_mu_));
     s.ready += posted_.size();

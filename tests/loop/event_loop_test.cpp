@@ -628,5 +628,116 @@ TEST_F(EventLoopTest, LoopThreadOnlyCallsThrowFromOtherThreadsInDebugBuilds) {
 }
 #endif
 
+
+// ------------------------------------------------------------------ end-of-iteration hooks
+
+struct HookLog {
+  EventLoop* loop = nullptr;
+  std::vector<std::string> events;
+  int runs = 0;
+  bool requeue = false;
+  bool nested = false;
+  HookLog* before_nested = nullptr;  // queued for `other_hook` right before the nested iteration
+};
+
+void other_hook(void* ctx) noexcept { static_cast<HookLog*>(ctx)->events.push_back("other"); }
+
+void log_hook(void* ctx) noexcept {
+  auto* log = static_cast<HookLog*>(ctx);
+  ++log->runs;
+  log->events.push_back("hook");
+  if (log->requeue) {
+    log->requeue = false;
+    log->loop->at_end_of_iteration(&log_hook, log);
+  }
+  if (log->nested) {
+    log->nested = false;
+    if (log->before_nested) log->loop->at_end_of_iteration(&other_hook, log->before_nested);
+    log->loop->run_once(std::chrono::milliseconds(0));  // a nested iteration inside a hook
+    log->events.push_back(log->before_nested && !log->before_nested->events.empty() ? "nested ran other"
+                                                                                      : "nested ran nothing");
+  }
+}
+
+
+TEST_F(EventLoopTest, EndOfIterationHookRunsOnceAfterTheReadyStep) {
+  HookLog log{&loop_};
+  loop_.call_soon([&] {
+    log.events.push_back("ready");
+    loop_.at_end_of_iteration(&log_hook, &log);
+    loop_.at_end_of_iteration(&log_hook, &log);  // the same request again: still once
+    loop_.call_soon([&] { log.events.push_back("next ready"); });
+  });
+  loop_.run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(log.events, (std::vector<std::string>{"ready", "hook"}));
+  EXPECT_EQ(loop_.stats().ready, 1u);  // "next ready" waits for the next iteration
+  loop_.run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(log.events, (std::vector<std::string>{"ready", "hook", "next ready"}));
+  EXPECT_EQ(log.runs, 1);
+}
+
+TEST_F(EventLoopTest, EndOfIterationHookFromOutsideDoesNotLetTheNextPollBlock) {
+  HookLog log{&loop_};
+  loop_.at_end_of_iteration(&log_hook, &log);
+  EXPECT_EQ(loop_.stats().ready, 1u);
+  // No timeout given: with a hook pending the poll must not wait (this would hang otherwise;
+  // the fixture's time limit would fail the test).
+  loop_.run_once();
+  EXPECT_EQ(log.runs, 1);
+  EXPECT_EQ(loop_.stats().ready, 0u);
+}
+
+TEST_F(EventLoopTest, EndOfIterationHookCancelledBeforeItRuns) {
+  HookLog log{&loop_};
+  HookLog other{&loop_};
+  loop_.at_end_of_iteration(&log_hook, &log);
+  loop_.at_end_of_iteration(&other_hook, &other);
+  loop_.cancel_end_of_iteration(&log_hook, &log);
+  loop_.cancel_end_of_iteration(&log_hook, &other);  // not pending with that ctx: no-op
+  loop_.run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(log.runs, 0);
+  EXPECT_EQ(other.events, (std::vector<std::string>{"other"}));
+}
+
+void cancelling_hook(void* ctx) noexcept {
+  auto* pair = static_cast<std::pair<EventLoop*, HookLog*>*>(ctx);
+  pair->first->cancel_end_of_iteration(&log_hook, pair->second);
+}
+
+TEST_F(EventLoopTest, EndOfIterationHookCancelledByAnEarlierHookOfThePass) {
+  HookLog log{&loop_};
+  std::pair<EventLoop*, HookLog*> ctx{&loop_, &log};
+  loop_.at_end_of_iteration(&cancelling_hook, &ctx);
+  loop_.at_end_of_iteration(&log_hook, &log);
+  loop_.run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(log.runs, 0);
+  EXPECT_EQ(loop_.stats().ready, 0u);
+}
+
+TEST_F(EventLoopTest, EndOfIterationHookRequeuedByItselfRunsNextIteration) {
+  HookLog log{&loop_};
+  log.requeue = true;
+  loop_.at_end_of_iteration(&log_hook, &log);
+  loop_.run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(log.runs, 1);
+  EXPECT_EQ(loop_.stats().ready, 1u);
+  loop_.run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(log.runs, 2);
+  EXPECT_EQ(loop_.stats().ready, 0u);
+}
+
+TEST_F(EventLoopTest, EndOfIterationHookMayRunANestedIteration) {
+  HookLog log{&loop_};
+  HookLog other{&loop_};
+  log.nested = true;
+  log.before_nested = &other;
+  loop_.at_end_of_iteration(&log_hook, &log);
+  loop_.run_once(std::chrono::milliseconds(0));
+  // The hook queued `other` and ran a nested iteration, whose own end-of-iteration pass ran it.
+  EXPECT_EQ(log.events, (std::vector<std::string>{"hook", "nested ran other"}));
+  EXPECT_EQ(other.events, (std::vector<std::string>{"other"}));
+  EXPECT_EQ(loop_.stats().ready, 0u);
+}
+
 }  // namespace
 }  // namespace tether

@@ -76,7 +76,7 @@ class TETHER_API TimerHandle {
 struct LoopStats {
   std::size_t watchers = 0;   ///< registered IoWatchers (the loop's own wake-up fd excluded)
   std::size_t timers = 0;     ///< pending timers
-  std::size_t ready = 0;      ///< queued callbacks and coroutines
+  std::size_t ready = 0;      ///< queued callbacks and coroutines, and end-of-iteration work
   std::size_t signals = 0;    ///< signal handlers
 };
 
@@ -117,6 +117,17 @@ class TETHER_API EventLoop {
   void unschedule(std::coroutine_handle<> h) noexcept;
   /// unschedule() for several frames in one pass over the queue.
   void unschedule(std::span<const std::coroutine_handle<>> hs) noexcept;
+
+  /// Runs fn(ctx) once at the end of the current iteration, after its ready step (called
+  /// outside an iteration: at the end of the next one, which then does not block in its
+  /// poll). For work that should see everything an iteration did — a stream writes out all
+  /// the iteration queued in one system call — without waiting for another iteration. A
+  /// second request for the same (fn, ctx) before it ran is a no-op. No allocation after the
+  /// first few. Loop thread only; fn must not throw.
+  void at_end_of_iteration(void (*fn)(void*) noexcept, void* ctx);
+  /// Withdraws a pending at_end_of_iteration(fn, ctx) (whoever owns ctx calls it before ctx
+  /// dies). A no-op if none is pending. Loop thread only.
+  void cancel_end_of_iteration(void (*fn)(void*) noexcept, void* ctx) noexcept;
 
   /// Runs fn after `delay` (asyncio's call_later). Loop thread only.
   TimerHandle call_later(Duration delay, Callback fn);
@@ -171,6 +182,14 @@ class TETHER_API EventLoop {
     std::coroutine_handle<> coro;
     Callback fn;
   };
+  struct EndHook {
+    void (*fn)(void*) noexcept;
+    void* ctx;
+  };
+  std::vector<EndHook> end_hooks_;                     // requested for the end of this iteration
+  std::vector<EndHook> end_spare_;                     // a batch's storage, kept for reuse
+  std::vector<std::vector<EndHook>*> end_active_;     // passes under way (nesting)
+  void run_end_hooks() noexcept;
   std::vector<ReadyItem> ready_;
   std::vector<ReadyItem> running_;
   std::vector<std::vector<ReadyItem>*> active_batches_;  // ready batches being run (nesting)
