@@ -29,7 +29,9 @@ Any Any::tuple(std::vector<Any> items) {
 
 bool Any::is_none() const noexcept { return v_.index() == 0 && std::get<0>(v_).is_none(); }
 
-bool Any::is_tuple() const noexcept { return v_.index() == 1 || (v_.index() == 0 && std::get<0>(v_).is_tuple()); }
+bool Any::is_tuple() const noexcept {
+  return v_.index() == 1 || (v_.index() == 0 && std::get<0>(v_).is_tuple());
+}
 
 const brine::Value& Any::value() const {
   if (v_.index() != 0) throw UsageError("Any holds a reference, not a plain value: " + repr());
@@ -72,8 +74,7 @@ const Netref& Any::netref() const {
 
 std::string Any::repr() const {
   switch (v_.index()) {
-    case 0:
-      return std::get<0>(v_).repr(200);
+    case 0: return std::get<0>(v_).repr(200);
     case 1: {
       std::string s = "(";
       const auto& items = std::get<1>(v_);
@@ -84,8 +85,7 @@ std::string Any::repr() const {
       if (items.size() == 1) s += ",";
       return s + ")";
     }
-    case 2:
-      return std::get<2>(v_) ? std::get<2>(v_)->repr() : "None";
+    case 2: return std::get<2>(v_) ? std::get<2>(v_)->repr() : "None";
     default: {
       const Netref& r = std::get<3>(v_);
       return r.valid() ? fmt::format("<netref {}>", r.type_name()) : "<empty netref>";

@@ -186,7 +186,7 @@ Buffer& ConnectionCore::begin_request(Handler h, std::uint64_t& seq) {
 }
 
 std::shared_ptr<PendingCall> ConnectionCore::finish_request(Handler h, std::uint64_t seq) {
-  auto p = std::make_shared<PendingCall>(&loop_);
+  auto p = std::allocate_shared<PendingCall>(PoolAllocator<PendingCall>{}, &loop_);
   p->seq = seq;
   p->handler = h;
   p->core = self_;
@@ -292,8 +292,7 @@ void ConnectionCore::trim_sync_deadlines() noexcept {
   }
 }
 
-std::shared_ptr<PendingCall> ConnectionCore::take_pending(
-    std::unordered_map<std::uint64_t, std::shared_ptr<PendingCall>>::iterator it) {
+std::shared_ptr<PendingCall> ConnectionCore::take_pending(PendingTable::iterator it) {
   std::shared_ptr<PendingCall> p = std::move(it->second);
   pending_.erase(it);
   trim_sync_deadlines();
@@ -579,11 +578,16 @@ void ConnectionCore::start_request(std::uint64_t seq, Handler h, std::vector<Any
   const bool holds_slot = request_slots_.try_acquire();
   // Handlers run as tasks started from the ready queue, so a handler that blocks in a nested
   // loop (blocking facade) never runs on top of this read loop's frame.
-  tasks_.spawn(serve_request(this, seq, h, std::move(args), holds_slot));
+  tasks_.spawn(serve_request(this, seq, h, std::move(args), PreparedCall{}, holds_slot));
+}
+
+void ConnectionCore::start_call(std::uint64_t seq, Handler h, PreparedCall call) {
+  const bool holds_slot = request_slots_.try_acquire();
+  tasks_.spawn(serve_request(this, seq, h, std::vector<Any>{}, std::move(call), holds_slot));
 }
 
 Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq, Handler h,
-                                         std::vector<Any> args, bool holds_slot) {
+                                         std::vector<Any> args, PreparedCall call, bool holds_slot) {
   struct SlotGuard {
     Semaphore& s;
     bool held;
@@ -594,15 +598,16 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
   std::exception_ptr failure;
   Any result;
   try {
-    if (h == Handler::kCallAttr) {
-      // The common requests, awaited here directly: one coroutine frame fewer per call.
-      PreparedCall call = self->prepare_call_attr(args);
+    // The common requests are awaited here directly: no dispatch frame.
+    if (!call.obj && h == Handler::kCallAttr) call = self->prepare_call_attr(args);
+    if (!call.obj && h == Handler::kCall) call = self->prepare_call(args);  // a Python `root.f(...)`
+    if (call.obj) {
       CallContext ctx(*self);
-      result = co_await call.obj->call_attr(ctx, call.name, std::move(call.args), std::move(call.kwargs));
-    } else if (h == Handler::kCall) {  // what a Python client's `root.f(...)` ends in
-      PreparedCall call = self->prepare_call(args);
-      CallContext ctx(*self);
-      result = co_await call.obj->call(ctx, std::move(call.args), std::move(call.kwargs));
+      if (call.attr) {
+        result = co_await call.obj->call_attr(ctx, call.name, std::move(call.args), std::move(call.kwargs));
+      } else {
+        result = co_await call.obj->call(ctx, std::move(call.args), std::move(call.kwargs));
+      }
     } else {
       result = co_await self->dispatch(h, args);
     }
@@ -758,8 +763,9 @@ const std::string& ConnectionCore::export_object(const ObjectPtr& obj) {
   e.obj = obj;
   e.name = obj->type_name();
   if (auto bad = brine::find_invalid_utf8(e.name)) {
-    throw UsageError(fmt::format("type_name() of an exported object is not valid UTF-8 (byte 0x{:02x} at offset {})",
-                                 static_cast<unsigned char>(e.name[*bad]), *bad));
+    throw UsageError(
+        fmt::format("type_name() of an exported object is not valid UTF-8 (byte 0x{:02x} at offset {})",
+                    static_cast<unsigned char>(e.name[*bad]), *bad));
   }
   e.class_id = static_cast<std::int64_t>(stable_class_id(e.name));
   // dump((name, class_id, iid)), written from its pieces.
@@ -772,7 +778,8 @@ const std::string& ConnectionCore::export_object(const ObjectPtr& obj) {
   auto int_chars = [](std::int64_t i) -> std::size_t {
     return i >= brine::tag::kImmMin && i <= brine::tag::kImmMax ? 0 : fmt::formatted_size("{}", i);
   };
-  e.wire_shape = brine::Reader::Shape{4, 1, 3, std::max(int_chars(e.class_id), int_chars(static_cast<std::int64_t>(iid)))};
+  e.wire_shape = brine::Reader::Shape{
+      4, 1, 3, std::max(int_chars(e.class_id), int_chars(static_cast<std::int64_t>(iid)))};
   auto placed = exports_.emplace(iid, std::move(e));
   export_ids_.emplace(obj.get(), iid);
   return placed.first->second.wire;
@@ -807,7 +814,7 @@ Netref ConnectionCore::make_proxy(const Value& id_pack) {
       return Netref(std::move(live));
     }
   }
-  auto st = std::make_shared<NetrefState>();
+  auto st = std::allocate_shared<NetrefState>(PoolAllocator<NetrefState>{});
   st->core = self_;
   st->owner = this;
   st->id_pack = id_pack;

@@ -15,6 +15,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "rpc/pool_alloc.hpp"
 #include "tether/brine/reader.hpp"
 #include "tether/brine/value.hpp"
 #include "tether/channel/channel.hpp"
@@ -65,6 +66,12 @@ struct NetrefState {
 
 class ConnectionCore {
  public:
+  /// Requests awaiting their reply, by sequence number (nodes from the pool).
+  using PendingTable =
+      std::unordered_map<std::uint64_t, std::shared_ptr<PendingCall>, std::hash<std::uint64_t>,
+                         std::equal_to<>,
+                         PoolAllocator<std::pair<const std::uint64_t, std::shared_ptr<PendingCall>>>>;
+
   ConnectionCore(std::unique_ptr<Channel> channel, ObjectPtr root, ConnectionOptions options);
   ~ConnectionCore();
   ConnectionCore(const ConnectionCore&) = delete;
@@ -123,11 +130,11 @@ class ConnectionCore {
  private:
   struct Export {
     ObjectPtr obj;
-    std::string name;          // id_pack: (name, class_id, instance id)
+    std::string name;  // id_pack: (name, class_id, instance id)
     std::int64_t class_id = 0;
-    std::string wire;          // the id_pack as dumped (sent as is; matched as is, see decode.cpp)
+    std::string wire;  // the id_pack as dumped (sent as is; matched as is, see decode.cpp)
     brine::Reader::Shape wire_shape;
-    std::uint64_t extra = 0;   // times sent - 1
+    std::uint64_t extra = 0;  // times sent - 1
   };
 
   Task<void> serve_loop();
@@ -141,22 +148,41 @@ class ConnectionCore {
   /// ones the general path would throw for the same bytes.
   bool handle_payload_fast(std::span<const std::uint8_t> payload, Generation gen);
   void handle_reply(std::uint64_t seq, MsgType type, brine::Value body);
-  void start_request(std::uint64_t seq, Handler h, std::vector<Any> args);
-  static Task<void> serve_request(ConnectionCore* self, std::uint64_t seq, Handler h, std::vector<Any> args,
-                                  bool holds_slot);
-  /// DEL's bookkeeping for one export: `count` fewer references held by the peer.
-  void release_export(std::unordered_map<std::uint64_t, Export>::iterator it, std::uint64_t count);
-  Task<Any> dispatch(Handler h, std::vector<Any>& args);
-  /// CALLATTR's checks and argument conversion, before the call (shared by dispatch and the
-  /// fast path in serve_request that awaits the method without a dispatch frame).
+  /// CALLATTR's and CALL's checks and argument conversion, done before the call (by the fast
+  /// path at receipt, by serve_request otherwise).
   struct PreparedCall {
-    ObjectPtr obj;
+    ObjectPtr obj;      // null: not prepared
+    bool attr = false;  // CALLATTR (name) or CALL
     std::string name;
     std::vector<Any> args;
     Kwargs kwargs;
   };
-  PreparedCall prepare_call_attr(std::vector<Any>& args);
-  PreparedCall prepare_call(std::vector<Any>& args);  // CALL: name stays empty
+  PreparedCall prepare_call_attr(std::span<Any> args);
+  PreparedCall prepare_call(std::span<Any> args);  // CALL: name stays empty
+  /// A request's argument tuple as the fast decoder reads it: up to four items in place (no
+  /// allocation for CALLATTR, CALL, GETATTR, DEL ...), more in a vector.
+  struct RequestArgs {
+    std::array<Any, 4> small;
+    std::vector<Any> large;
+    std::size_t n = 0;
+    RequestArgs() = default;
+    RequestArgs(const RequestArgs&) = delete;
+    RequestArgs& operator=(const RequestArgs&) = delete;
+    ~RequestArgs() {
+      for (Any& a : small) a = Any();  // first to last, as a vector releases its items
+    }
+    void resize(std::size_t count);
+    [[nodiscard]] std::span<Any> items() noexcept {
+      return n <= small.size() ? std::span<Any>(small.data(), n) : std::span<Any>(large);
+    }
+  };
+  void start_request(std::uint64_t seq, Handler h, std::vector<Any> args);
+  void start_call(std::uint64_t seq, Handler h, PreparedCall call);
+  static Task<void> serve_request(ConnectionCore* self, std::uint64_t seq, Handler h, std::vector<Any> args,
+                                  PreparedCall call, bool holds_slot);
+  /// DEL's bookkeeping for one export: `count` fewer references held by the peer.
+  void release_export(std::unordered_map<std::uint64_t, Export>::iterator it, std::uint64_t count);
+  Task<Any> dispatch(Handler h, std::vector<Any>& args);
   void handle_del(std::uint64_t seq, const brine::Value& boxed_args);
 
   // --- the fast decoder's pieces (decode.cpp)
@@ -171,8 +197,7 @@ class ConnectionCore {
   /// items when none_is_empty, as for call arguments).
   bool decode_boxed_items(brine::Reader& r, std::size_t depth, std::vector<Any>& out,
                           std::vector<DeferredRef>& refs, bool none_is_empty);
-  bool decode_request_args(brine::Reader& r, Handler h, std::vector<Any>& args,
-                           std::vector<DeferredRef>& refs);
+  bool decode_request_args(brine::Reader& r, Handler h, RequestArgs& args, std::vector<DeferredRef>& refs);
   void resolve_refs(std::vector<DeferredRef>& refs);
 
   void send_message(MsgType type, std::uint64_t seq, const brine::Value& body);
@@ -204,7 +229,7 @@ class ConnectionCore {
   std::weak_ptr<ConnectionCore> self_;
 
   std::uint64_t next_seq_ = 0;
-  std::unordered_map<std::uint64_t, std::shared_ptr<PendingCall>> pending_;
+  PendingTable pending_;
   // Sync requests' deadlines, oldest first (entries of answered calls leave from the front
   // when they get there), and the one timer armed for the oldest.
   struct SyncDeadline {
@@ -216,7 +241,7 @@ class ConnectionCore {
   void arm_sync_timer();
   void on_sync_timer() noexcept;
   void trim_sync_deadlines() noexcept;
-  std::unordered_map<std::uint64_t, Export> exports_;            // by instance id
+  std::unordered_map<std::uint64_t, Export> exports_;  // by instance id
   // The exports the peer referred to last (LOCAL_REF), most recent first: their id_packs are
   // recognised by their bytes before any parsing (decode.cpp). Entries leave with the export.
   std::array<const std::pair<const std::uint64_t, Export>*, 4> recent_refs_{};

@@ -146,12 +146,16 @@ bool ConnectionCore::decode_boxed_items(Reader& r, std::size_t depth, std::vecto
   return true;
 }
 
-bool ConnectionCore::decode_request_args(Reader& r, Handler h, std::vector<Any>& args,
+void ConnectionCore::RequestArgs::resize(std::size_t count) {
+  n = count;
+  if (count > small.size()) large.resize(count);
+}
+
+bool ConnectionCore::decode_request_args(Reader& r, Handler h, RequestArgs& args,
                                          std::vector<DeferredRef>& refs) {
   // The positional-argument tuple of CALL (item 1) and CALLATTR (item 2) is kept as a vector,
   // which the handler then moves out; everything else is boxed as usual.
   const std::size_t call_args = h == Handler::kCallAttr ? 2 : h == Handler::kCall ? 1 : SIZE_MAX;
-  if (call_args == SIZE_MAX) return decode_boxed_items(r, 2, args, refs, false);
   auto n = r.try_tuple(2);
   if (!n || *n != 2) return false;
   auto label = r.try_int64();
@@ -159,12 +163,13 @@ bool ConnectionCore::decode_request_args(Reader& r, Handler h, std::vector<Any>&
   auto m = r.try_tuple(3);
   if (!m) return false;
   args.resize(*m);
-  for (std::size_t i = 0; i < args.size(); ++i) {
+  std::span<Any> items = args.items();
+  for (std::size_t i = 0; i < items.size(); ++i) {
     if (i == call_args) {
-      std::vector<Any> items;
-      if (!decode_boxed_items(r, 4, items, refs, true)) return false;
-      args[i].v_ = std::move(items);  // a vector's items do not move with it: slots stay valid
-    } else if (decode_boxed(r, 4, args[i], refs) == Decoded::kFail) {
+      std::vector<Any> inner;
+      if (!decode_boxed_items(r, 4, inner, refs, true)) return false;
+      items[i].v_ = std::move(inner);  // a vector's items do not move with it: slots stay valid
+    } else if (decode_boxed(r, 4, items[i], refs) == Decoded::kFail) {
       return false;
     }
   }
@@ -220,23 +225,24 @@ bool ConnectionCore::handle_payload_fast(std::span<const std::uint8_t> payload, 
   const std::int64_t hn = *handler_read;
   if (hn < 1 || hn > 20 || hn == static_cast<std::int64_t>(Handler::kClose)) return false;
   const auto h = static_cast<Handler>(hn);
-  std::vector<Any> args;
+  RequestArgs args;
   if (!decode_request_args(r, h, args, refs)) return false;
   r.expect_end();
+  std::span<Any> items = args.items();
 
   if (h == Handler::kDel) {
     // (LOCAL_REF obj[, count]): the general path words every refusal.
-    if (!refs.empty() || args.empty() || args.size() > 2 || !args[0].is_local()) return false;
+    if (!refs.empty() || items.empty() || items.size() > 2 || !items[0].is_local()) return false;
     std::uint64_t count = 1;
-    if (args.size() > 1 && args[1].is_value() && args[1].value().is_int64() &&
-        args[1].value().as_int64() > 0) {
-      count = static_cast<std::uint64_t>(args[1].value().as_int64());
+    if (items.size() > 1 && items[1].is_value() && items[1].value().is_int64() &&
+        items[1].value().as_int64() > 0) {
+      count = static_cast<std::uint64_t>(items[1].value().as_int64());
     }
-    auto id = export_ids_.find(args[0].object().get());
+    auto id = export_ids_.find(items[0].object().get());
     if (id == export_ids_.end()) return false;
     const std::uint64_t iid = id->second;
     ++counters_.requests_in;
-    args.clear();  // our reference to the object goes before the table may drop its own
+    items[0] = Any();  // our reference to the object goes before the table may drop its own
     release_export(exports_.find(iid), count);
     send_reply(seq, Any());
     return true;
@@ -244,7 +250,20 @@ bool ConnectionCore::handle_payload_fast(std::span<const std::uint8_t> payload, 
 
   resolve_refs(refs);
   ++counters_.requests_in;
-  start_request(seq, h, std::move(args));
+  if (h == Handler::kCallAttr || h == Handler::kCall) {
+    // Checked and converted now; a refusal is answered at once.
+    PreparedCall call;
+    try {
+      call = h == Handler::kCallAttr ? prepare_call_attr(items) : prepare_call(items);
+    } catch (...) {
+      send_exception(seq, std::current_exception(), h);
+      return true;
+    }
+    start_call(seq, h, std::move(call));
+    return true;
+  }
+  std::vector<Any> list(std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
+  start_request(seq, h, std::move(list));
   return true;
 }
 

@@ -24,7 +24,7 @@ std::string_view attr_name(const Any& a) {
   throw PyError("TypeError", "name must be a string");
 }
 
-void require_args(const std::vector<Any>& args, std::size_t min, std::size_t max, Handler h) {
+void require_args(std::span<const Any> args, std::size_t min, std::size_t max, Handler h) {
   if (args.size() < min || args.size() > max) {
     throw PyError("TypeError", fmt::format("{} takes {} to {} arguments ({} given)", handler_name(h), min,
                                            max, args.size()));
@@ -92,9 +92,10 @@ std::string ConnectionCore::resolve_attr(const Object& obj, std::string_view nam
   throw attribute_error(name);
 }
 
-ConnectionCore::PreparedCall ConnectionCore::prepare_call_attr(std::vector<Any>& args) {
+ConnectionCore::PreparedCall ConnectionCore::prepare_call_attr(std::span<Any> args) {
   require_args(args, 3, 4, Handler::kCallAttr);
   PreparedCall call;
+  call.attr = true;
   call.obj = local_target(args[0], "callattr");
   call.name = resolve_attr(*call.obj, attr_name(args[1]), opts_.policy.allow_getattr);
   call.args = as_call_args(args[2]);
@@ -102,7 +103,7 @@ ConnectionCore::PreparedCall ConnectionCore::prepare_call_attr(std::vector<Any>&
   return call;
 }
 
-ConnectionCore::PreparedCall ConnectionCore::prepare_call(std::vector<Any>& args) {
+ConnectionCore::PreparedCall ConnectionCore::prepare_call(std::span<Any> args) {
   require_args(args, 2, 3, Handler::kCall);
   PreparedCall call;
   call.obj = local_target(args[0], "call");

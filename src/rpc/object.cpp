@@ -13,20 +13,20 @@ namespace tether {
 namespace {
 // RPyC's safe_attrs (wire spec §12.3), sorted for binary search.
 constexpr std::array<std::string_view, 80> kSafeAttrs = {
-    "__abs__",       "__add__",       "__and__",       "__bool__",      "__cmp__",       "__contains__",
-    "__delitem__",   "__delslice__",  "__div__",       "__divmod__",    "__doc__",       "__enter__",
-    "__eq__",        "__exit__",      "__float__",     "__floordiv__",  "__format__",    "__ge__",
-    "__getitem__",   "__getslice__",  "__gt__",        "__hash__",      "__hex__",       "__iadd__",
-    "__iand__",      "__idiv__",      "__ifloordiv__", "__ilshift__",   "__imod__",      "__imul__",
-    "__index__",     "__int__",       "__invert__",    "__ior__",       "__ipow__",      "__irshift__",
-    "__isub__",      "__iter__",      "__itruediv__",  "__ixor__",      "__le__",        "__len__",
-    "__length_hint__", "__long__",    "__lshift__",    "__lt__",        "__mod__",       "__mul__",
-    "__ne__",        "__neg__",       "__new__",       "__next__",      "__nonzero__",   "__oct__",
-    "__or__",        "__pos__",       "__pow__",       "__radd__",      "__rand__",      "__rdiv__",
-    "__rdivmod__",   "__repr__",      "__rfloordiv__", "__rlshift__",   "__rmod__",      "__rmul__",
-    "__ror__",       "__rpow__",      "__rrshift__",   "__rshift__",    "__rsub__",      "__rtruediv__",
-    "__rxor__",      "__setitem__",   "__setslice__",  "__str__",       "__sub__",       "__truediv__",
-    "__xor__",       "next"};
+    "__abs__",         "__add__",      "__and__",       "__bool__",     "__cmp__",     "__contains__",
+    "__delitem__",     "__delslice__", "__div__",       "__divmod__",   "__doc__",     "__enter__",
+    "__eq__",          "__exit__",     "__float__",     "__floordiv__", "__format__",  "__ge__",
+    "__getitem__",     "__getslice__", "__gt__",        "__hash__",     "__hex__",     "__iadd__",
+    "__iand__",        "__idiv__",     "__ifloordiv__", "__ilshift__",  "__imod__",    "__imul__",
+    "__index__",       "__int__",      "__invert__",    "__ior__",      "__ipow__",    "__irshift__",
+    "__isub__",        "__iter__",     "__itruediv__",  "__ixor__",     "__le__",      "__len__",
+    "__length_hint__", "__long__",     "__lshift__",    "__lt__",       "__mod__",     "__mul__",
+    "__ne__",          "__neg__",      "__new__",       "__next__",     "__nonzero__", "__oct__",
+    "__or__",          "__pos__",      "__pow__",       "__radd__",     "__rand__",    "__rdiv__",
+    "__rdivmod__",     "__repr__",     "__rfloordiv__", "__rlshift__",  "__rmod__",    "__rmul__",
+    "__ror__",         "__rpow__",     "__rrshift__",   "__rshift__",   "__rsub__",    "__rtruediv__",
+    "__rxor__",        "__setitem__",  "__setslice__",  "__str__",      "__sub__",     "__truediv__",
+    "__xor__",         "next"};
 }  // namespace
 
 bool is_safe_attr(std::string_view name) noexcept {
@@ -84,7 +84,8 @@ Task<Any> FunctionObject::call(CallContext& ctx, std::vector<Any> args, Kwargs k
 std::string FunctionObject::repr() const { return fmt::format("<tether function {}>", name_); }
 
 namespace {
-Task<Any> call_sync_fn(std::function<Any(std::vector<Any>, Kwargs)> fn, std::vector<Any> args, Kwargs kwargs) {
+Task<Any> call_sync_fn(std::function<Any(std::vector<Any>, Kwargs)> fn, std::vector<Any> args,
+                       Kwargs kwargs) {
   co_return fn(std::move(args), std::move(kwargs));
 }
 }  // namespace

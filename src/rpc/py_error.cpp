@@ -7,7 +7,8 @@
 namespace tether {
 
 namespace {
-std::string describe(const std::string& module, const std::string& type, const std::vector<brine::Value>& args) {
+std::string describe(const std::string& module, const std::string& type,
+                     const std::vector<brine::Value>& args) {
   std::string text = module == "builtins" ? type : module + "." + type;
   if (!args.empty()) {
     text += ": ";
@@ -36,14 +37,16 @@ PyError attribute_error(std::string_view name) {
 PyError type_error(const std::string& message) { return PyError("TypeError", message); }
 
 RemoteException::RemoteException(std::string module, std::string type_name, std::vector<brine::Value> args,
-                                 std::vector<std::pair<std::string, brine::Value>> attrs, std::string traceback)
-    : RemoteError(module, type_name,
-                  [&] {
-                    std::vector<std::string> text;
-                    for (const auto& a : args) text.push_back(a.is_str() ? a.as_str() : a.repr(4096));
-                    return text;
-                  }(),
-                  std::move(traceback)),
+                                 std::vector<std::pair<std::string, brine::Value>> attrs,
+                                 std::string traceback)
+    : RemoteError(
+          module, type_name,
+          [&] {
+            std::vector<std::string> text;
+            for (const auto& a : args) text.push_back(a.is_str() ? a.as_str() : a.repr(4096));
+            return text;
+          }(),
+          std::move(traceback)),
       raw_args_(std::move(args)),
       attrs_(std::move(attrs)) {}
 

@@ -62,7 +62,8 @@ std::string text_of(const Value& v) { return v.is_str() ? v.as_str() : v.repr(40
 
 }  // namespace
 
-Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceback, std::string_view context) {
+Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceback,
+                       std::string_view context) {
   try {
     std::rethrow_exception(e);
   } catch (const StopIteration&) {
@@ -85,9 +86,10 @@ Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceb
   Value::Tuple args;
   args.reserve(m.args.size());
   for (auto& a : m.args) args.push_back(std::move(a));
-  return Value::make_tuple(Value::make_tuple(Value(m.module), Value(m.type)), Value::tuple(std::move(args)),
-                       Value::make_tuple(Value::make_tuple(Value("_remote_version"), Value(std::string(version)))),
-                       Value(std::move(tb)));
+  return Value::make_tuple(
+      Value::make_tuple(Value(m.module), Value(m.type)), Value::tuple(std::move(args)),
+      Value::make_tuple(Value::make_tuple(Value("_remote_version"), Value(std::string(version)))),
+      Value(std::move(tb)));
 }
 
 std::exception_ptr decode_exception(const Value& body) {
@@ -103,7 +105,8 @@ std::exception_ptr decode_exception(const Value& body) {
   const auto& t = body.as_tuple();
   std::string module = "builtins";
   std::string name = "Exception";
-  if (t[0].is_tuple() && t[0].as_tuple().size() == 2 && t[0].as_tuple()[0].is_str() && t[0].as_tuple()[1].is_str()) {
+  if (t[0].is_tuple() && t[0].as_tuple().size() == 2 && t[0].as_tuple()[0].is_str() &&
+      t[0].as_tuple()[1].is_str()) {
     module = t[0].as_tuple()[0].as_str();
     name = t[0].as_tuple()[1].as_str();
   }
@@ -118,8 +121,8 @@ std::exception_ptr decode_exception(const Value& body) {
     }
   }
   std::string tb = t[3].is_str() ? t[3].as_str() : std::string();
-  return std::make_exception_ptr(RemoteException(std::move(module), std::move(name), std::move(args),
-                                                 std::move(attrs), std::move(tb)));
+  return std::make_exception_ptr(
+      RemoteException(std::move(module), std::move(name), std::move(args), std::move(attrs), std::move(tb)));
 }
 
 }  // namespace tether::rpc::detail

@@ -1,6 +1,8 @@
 // brine::Reader: walking a value with the try_ methods gives load()'s value and, for broken
 // or hostile input, load()'s error, at the same point.
 
+#include "tether/brine/reader.hpp"
+
 #include <gtest/gtest.h>
 
 #include <random>
@@ -9,7 +11,6 @@
 
 #include "random_value.hpp"
 #include "tether/brine/codec.hpp"
-#include "tether/brine/reader.hpp"
 
 namespace tether::brine {
 namespace {
@@ -80,7 +81,8 @@ TEST(BrineReader, BrokenInputFailsLikeLoad) {
     const std::string good(dump(gen.any()).view());
     std::vector<std::string> variants{good, good.substr(0, rng() % (good.size() + 1)), good + "\x01"};
     std::string flipped = good;
-    for (int k = 0; k < 3 && !flipped.empty(); ++k) flipped[rng() % flipped.size()] = static_cast<char>(rng());
+    for (int k = 0; k < 3 && !flipped.empty(); ++k)
+      flipped[rng() % flipped.size()] = static_cast<char>(rng());
     variants.push_back(flipped);
     for (const std::string& bytes : variants) {
       for (const Limits& limits : {Limits{}, tight}) {
@@ -202,8 +204,9 @@ TEST(BrineReader, TryEncodedAcceptsExactlyWhatReadWould) {
               } catch (const ProtocolError&) {
                 slow = false;
               }
-              ASSERT_EQ(fast, slow) << v.repr() << " depth " << depth << " max_depth " << max_depth << " max_len "
-                                    << max_len << " max_values " << max_values << " digits " << max_digits;
+              ASSERT_EQ(fast, slow) << v.repr() << " depth " << depth << " max_depth " << max_depth
+                                    << " max_len " << max_len << " max_values " << max_values << " digits "
+                                    << max_digits;
               if (!fast) {
                 EXPECT_EQ(a.offset(), 0u);
                 ++refused;

@@ -1,12 +1,11 @@
 // EventLoop: timers, call_soon, post from other threads, stop, signals, IoWatcher, nesting.
 #include "tether/loop/event_loop.hpp"
 
+#include <gtest/gtest.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <atomic>
@@ -382,7 +381,8 @@ TEST_F(EventLoopTest, BusyReadyQueueStillPollsIoEveryFewIterations) {
   loop_.call_soon(spin);
   loop_.run_once(std::chrono::milliseconds(0));  // spin is now re-queueing itself
   put(sp.b, "x");
-  for (iteration = 0; iteration < 10 && readable_at < 0; ++iteration) loop_.run_once(std::chrono::milliseconds(0));
+  for (iteration = 0; iteration < 10 && readable_at < 0; ++iteration)
+    loop_.run_once(std::chrono::milliseconds(0));
   EXPECT_GE(readable_at, 0) << "I/O was not polled while the ready queue stayed busy";
   EXPECT_LE(readable_at, 3);
   spinning = false;
@@ -510,9 +510,7 @@ TEST_F(EventLoopTest, NestedRunOnceInsideACallback) {
   std::vector<std::string> order;
   SocketPair sp;
   IoWatcher w(loop_, sp.a.get());
-  w.set_handler([&](std::uint32_t) {
-    order.push_back("io:" + take(sp.a));
-  });
+  w.set_handler([&](std::uint32_t) { order.push_back("io:" + take(sp.a)); });
   w.enable_reading();
   loop_.call_soon([&] {
     order.push_back("outer");
@@ -628,7 +626,6 @@ TEST_F(EventLoopTest, LoopThreadOnlyCallsThrowFromOtherThreadsInDebugBuilds) {
 }
 #endif
 
-
 // ------------------------------------------------------------------ end-of-iteration hooks
 
 struct HookLog {
@@ -655,10 +652,9 @@ void log_hook(void* ctx) noexcept {
     if (log->before_nested) log->loop->at_end_of_iteration(&other_hook, log->before_nested);
     log->loop->run_once(std::chrono::milliseconds(0));  // a nested iteration inside a hook
     log->events.push_back(log->before_nested && !log->before_nested->events.empty() ? "nested ran other"
-                                                                                      : "nested ran nothing");
+                                                                                    : "nested ran nothing");
   }
 }
-
 
 TEST_F(EventLoopTest, EndOfIterationHookRunsOnceAfterTheReadyStep) {
   HookLog log{&loop_};

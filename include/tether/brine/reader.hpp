@@ -83,9 +83,10 @@ class TETHER_API Reader {
   /// as read(depth) would (same accounting) and returns true; otherwise consumes nothing. For
   /// values a peer sends back byte for byte (the rpc layer's id_packs): a memcmp, not a parse.
   bool try_encoded(std::span<const std::uint8_t> encoded, const Shape& shape, std::size_t depth) noexcept {
-    if (encoded.empty() || encoded.size() > remaining() || shape.values > limits_.max_total_values - values_ ||
-        depth + shape.levels > limits_.max_depth || shape.widest > limits_.max_container_len ||
-        shape.longest_int > limits_.max_int_digits + 1 || std::memcmp(p_, encoded.data(), encoded.size()) != 0) {
+    if (encoded.empty() || encoded.size() > remaining() ||
+        shape.values > limits_.max_total_values - values_ || depth + shape.levels > limits_.max_depth ||
+        shape.widest > limits_.max_container_len || shape.longest_int > limits_.max_int_digits + 1 ||
+        std::memcmp(p_, encoded.data(), encoded.size()) != 0) {
       return false;
     }
     p_ += encoded.size();

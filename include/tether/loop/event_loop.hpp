@@ -13,8 +13,8 @@
 /// Thread rules: post() and stop() are safe from any thread; everything else must be
 /// called on the loop's thread (checked in debug builds, UsageError).
 
-#include <chrono>
 #include <atomic>
+#include <chrono>
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
@@ -74,10 +74,10 @@ class TETHER_API TimerHandle {
 
 /// Counts of what a loop holds; tests assert all are zero at the end.
 struct LoopStats {
-  std::size_t watchers = 0;   ///< registered IoWatchers (the loop's own wake-up fd excluded)
-  std::size_t timers = 0;     ///< pending timers
-  std::size_t ready = 0;      ///< queued callbacks and coroutines, and end-of-iteration work
-  std::size_t signals = 0;    ///< signal handlers
+  std::size_t watchers = 0;  ///< registered IoWatchers (the loop's own wake-up fd excluded)
+  std::size_t timers = 0;    ///< pending timers
+  std::size_t ready = 0;     ///< queued callbacks and coroutines, and end-of-iteration work
+  std::size_t signals = 0;   ///< signal handlers
 };
 
 class TETHER_API EventLoop {
@@ -186,14 +186,14 @@ class TETHER_API EventLoop {
     void (*fn)(void*) noexcept;
     void* ctx;
   };
-  std::vector<EndHook> end_hooks_;                     // requested for the end of this iteration
-  std::vector<EndHook> end_spare_;                     // a batch's storage, kept for reuse
-  std::vector<std::vector<EndHook>*> end_active_;     // passes under way (nesting)
+  std::vector<EndHook> end_hooks_;                 // requested for the end of this iteration
+  std::vector<EndHook> end_spare_;                 // a batch's storage, kept for reuse
+  std::vector<std::vector<EndHook>*> end_active_;  // passes under way (nesting)
   void run_end_hooks() noexcept;
   std::vector<ReadyItem> ready_;
   std::vector<ReadyItem> running_;
   std::vector<std::vector<ReadyItem>*> active_batches_;  // ready batches being run (nesting)
-  std::deque<std::vector<detail::PollEvent>> batches_;  // one per nesting depth
+  std::deque<std::vector<detail::PollEvent>> batches_;   // one per nesting depth
 
   std::mutex post_mu_;
   std::vector<Callback> posted_;
