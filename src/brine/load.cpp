@@ -150,17 +150,19 @@ std::optional<std::int64_t> Reader::try_int64_slow() {
     const std::size_t digits = n - (negative ? 1 : 0);
     if (n <= limits_.max_int_digits + 1 && n <= remaining() - 2 && digits >= 1 && digits <= 18) {
       const std::uint8_t* d = p_ + 2 + (negative ? 1 : 0);
-      std::int64_t v = 0;
+      // Unsigned: a non-digit makes `v` garbage (the result is then discarded) but never overflows.
+      std::uint64_t v = 0;
       bool ok = true;
       for (std::size_t i = 0; i < digits; ++i) {
-        const unsigned c = d[i] - '0';
+        const unsigned c = static_cast<unsigned>(d[i]) - '0';
         ok &= c <= 9;
-        v = v * 10 + static_cast<std::int64_t>(c);
+        v = v * 10 + c;
       }
       if (ok) {
         p_ += 2 + n;
         ++values_;
-        return negative ? -v : v;
+        const auto value = static_cast<std::int64_t>(v);  // at most 18 digits: fits
+        return negative ? -value : value;
       }
     }
   }
