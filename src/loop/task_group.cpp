@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "tether/base/error.hpp"
 #include "tether/base/log.hpp"
 
 namespace tether {
@@ -17,11 +18,15 @@ TaskGroup::~TaskGroup() {
 
 namespace {
 
-using RunnerHandle = std::coroutine_handle<detail::RunnerPromise>;
+using TaskHandle = std::coroutine_handle<detail::TaskPromise<void>>;
+
+TaskHandle handle_of(detail::TaskPromiseBase* t) noexcept {
+  return TaskHandle::from_promise(*static_cast<detail::TaskPromise<void>*>(t));
+}
 
 }  // namespace
 
-void TaskGroup::link(detail::RunnerPromise* r) noexcept {
+void TaskGroup::link(detail::TaskPromiseBase* r) noexcept {
   r->prev_ = tail_;
   r->next_ = nullptr;
   if (tail_) {
@@ -33,7 +38,7 @@ void TaskGroup::link(detail::RunnerPromise* r) noexcept {
   ++size_;
 }
 
-void TaskGroup::unlink(detail::RunnerPromise* r) noexcept {
+void TaskGroup::unlink(detail::TaskPromiseBase* r) noexcept {
   if (r->prev_) {
     r->prev_->next_ = r->next_;
   } else {
@@ -50,14 +55,16 @@ void TaskGroup::unlink(detail::RunnerPromise* r) noexcept {
 
 void TaskGroup::spawn(Task<void> task) {
   loop_.assert_in_loop_thread();
-  auto h = detail::start_runner(std::move(task), detail::RunnerHook{&TaskGroup::on_task_done, this});
+  if (!task.valid()) throw UsageError("TaskGroup::spawn: empty Task");
+  TaskHandle h = task.release();
+  h.promise().detach_ = detail::DetachHook{&TaskGroup::on_task_done, this};
   link(&h.promise());
   loop_.schedule(h);
 }
 
 void TaskGroup::on_task_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr error) noexcept {
   auto* self = static_cast<TaskGroup*>(ctx);
-  self->unlink(&RunnerHandle::from_address(h.address()).promise());
+  self->unlink(&TaskHandle::from_address(h.address()).promise());
   h.destroy();
   if (self->empty()) self->wake_waiters();
   // Last: the handler may spawn more tasks, or even destroy the group.
@@ -86,24 +93,24 @@ void TaskGroup::cancel_all() noexcept {
   // Destroying a runner may destroy things that spawn or finish other tasks: detach the whole
   // list first, then destroy it; repeat while tasks were spawned meanwhile.
   while (head_) {
-    detail::RunnerPromise* batch = std::exchange(head_, nullptr);
+    detail::TaskPromiseBase* batch = std::exchange(head_, nullptr);
     tail_ = nullptr;
     size_ = 0;
     // Tasks spawned but not started yet are still queued: drop their queued start first.
     try {
       std::vector<std::coroutine_handle<>> unstarted;
       for (auto* r = batch; r; r = r->next_) {
-        if (!r->started_) unstarted.push_back(RunnerHandle::from_promise(*r));
+        if (!r->started_) unstarted.push_back(handle_of(r));
       }
       loop_.unschedule(unstarted);
     } catch (...) {  // out of memory: one pass per task instead
       for (auto* r = batch; r; r = r->next_) {
-        if (!r->started_) loop_.unschedule(RunnerHandle::from_promise(*r));
+        if (!r->started_) loop_.unschedule(handle_of(r));
       }
     }
     while (batch) {
-      detail::RunnerPromise* r = std::exchange(batch, batch->next_);
-      RunnerHandle::from_promise(*r).destroy();
+      detail::TaskPromiseBase* r = std::exchange(batch, batch->next_);
+      handle_of(r).destroy();
     }
   }
   if (*alive_) wake_waiters();

@@ -85,13 +85,22 @@ inline std::coroutine_handle<> transfer(std::coroutine_handle<> from, std::corou
   return to;
 }
 
+/// What a Task owned by nobody's co_await (a TaskGroup member) calls when its body ends: the
+/// owner's completion hook, with the task's exception (or null). It may destroy the frame.
+struct DetachHook {
+  void (*fn)(void* ctx, std::coroutine_handle<> self, std::exception_ptr error) noexcept = nullptr;
+  void* ctx = nullptr;
+};
+
 struct TaskFinalAwaiter {
   bool await_ready() const noexcept { return false; }
   template <class P>
   std::coroutine_handle<> await_suspend(std::coroutine_handle<P> h) noexcept {
     auto c = h.promise().continuation_;
-    if (!c) return std::noop_coroutine();
-    return transfer(h, c);
+    if (c) return transfer(h, c);
+    const DetachHook hook = h.promise().detach_;
+    if (hook.fn) hook.fn(hook.ctx, h, h.promise().exception());  // may destroy h
+    return std::noop_coroutine();
   }
   void await_resume() const noexcept {}
 };
@@ -107,11 +116,24 @@ class TaskPromiseBase {
   static void* operator new(std::size_t size) { return frame_alloc(size); }
   static void operator delete(void* p, std::size_t size) noexcept { frame_free(p, size); }
 
-  std::suspend_always initial_suspend() const noexcept { return {}; }
+  /// Suspends at creation; notes the first resumption (a detached task not yet started still
+  /// sits in the ready queue: whoever destroys it must unschedule it first).
+  struct Initial {
+    TaskPromiseBase* promise;
+    bool await_ready() const noexcept { return false; }
+    void await_suspend(std::coroutine_handle<>) const noexcept {}
+    void await_resume() const noexcept { promise->started_ = true; }
+  };
+  Initial initial_suspend() noexcept { return {this}; }
   TaskFinalAwaiter final_suspend() const noexcept { return {}; }
   void set_continuation(std::coroutine_handle<> c) noexcept { continuation_ = c; }
 
   std::coroutine_handle<> continuation_{};
+  // Detached tasks (TaskGroup members; only Task<void> is ever detached).
+  DetachHook detach_{};
+  bool started_ = false;
+  TaskPromiseBase* prev_ = nullptr;  // the owner's list
+  TaskPromiseBase* next_ = nullptr;
 };
 
 template <class T>
@@ -186,6 +208,8 @@ class [[nodiscard]] Task {
     if (h_) std::exchange(h_, {}).destroy();
   }
   [[nodiscard]] handle_type handle() const noexcept { return h_; }
+  /// Gives up ownership of the frame (the caller destroys it).
+  [[nodiscard]] handle_type release() noexcept { return std::exchange(h_, {}); }
   /// The result of a finished task (rethrows its exception). Call once.
   T take_result() { return h_.promise().take(); }
 

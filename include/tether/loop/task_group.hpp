@@ -45,15 +45,16 @@ class TETHER_API TaskGroup {
 
  private:
   static void on_task_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr error) noexcept;
-  void link(detail::RunnerPromise* r) noexcept;
-  void unlink(detail::RunnerPromise* r) noexcept;
+  void link(detail::TaskPromiseBase* t) noexcept;
+  void unlink(detail::TaskPromiseBase* t) noexcept;
   void wake_waiters();
 
   EventLoop& loop_;
   ErrorHandler on_error_;
-  // The runners of unfinished tasks, in spawn order, linked through their prev_/next_.
-  detail::RunnerPromise* head_ = nullptr;
-  detail::RunnerPromise* tail_ = nullptr;
+  // Unfinished tasks, in spawn order, linked through their promises' prev_/next_. Each is its
+  // own root: its final suspension calls on_task_done (no wrapper frame per task).
+  detail::TaskPromiseBase* head_ = nullptr;
+  detail::TaskPromiseBase* tail_ = nullptr;
   std::size_t size_ = 0;
   detail::WaitList waiters_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
