@@ -46,6 +46,15 @@ bool read_id_pack(Reader& r, std::size_t depth, IdPack& out) {
   return true;
 }
 
+/// Reads one value into `v` (a fresh, None Value): small ints without the general decoder.
+inline void read_leaf_or_value(Reader& r, std::size_t depth, Value& v) {
+  if (std::optional<std::int64_t> i = r.try_int64()) {
+    v = Value(*i);
+  } else {
+    r.read(v, depth);
+  }
+}
+
 }  // namespace
 
 ConnectionCore::Decoded ConnectionCore::decode_boxed(Reader& r, std::size_t depth, Any& out,
@@ -57,7 +66,7 @@ ConnectionCore::Decoded ConnectionCore::decode_boxed(Reader& r, std::size_t dept
   switch (*label) {
     case 1: {  // VALUE, decoded in place when `out` holds a Value already (a fresh Any does)
       if (out.v_.index() == 0) {
-        r.read(std::get<0>(out.v_), depth + 1);
+        read_leaf_or_value(r, depth + 1, std::get<0>(out.v_));
       } else {
         out = Any(r.read(depth + 1));
       }
@@ -122,19 +131,21 @@ bool ConnectionCore::decode_boxed_items(Reader& r, std::size_t depth, std::vecto
   auto label = r.try_int64();
   if (!label) return false;
   if (*label == 1) {
-    // A tuple of plain values may travel as one VALUE (tether's encoder sends it so); None
-    // stands for no arguments, as the general path's as_call_args has it.
-    Value v = r.read(depth + 1);
+    // A tuple of plain values may travel as one VALUE (tether's encoder sends it so): its
+    // items are read straight into the slots. None stands for no arguments, as the general
+    // path's as_call_args has it.
+    if (auto k = r.try_tuple(depth + 1)) {
+      out.clear();
+      out.resize(*k);
+      for (Any& item : out) read_leaf_or_value(r, depth + 2, std::get<0>(item.v_));
+      return true;
+    }
+    Value v = r.read(depth + 1);  // not a tuple (try_tuple takes every tuple tag)
     if (v.is_none() && none_is_empty) {
       out.clear();
       return true;
     }
-    if (!v.is_tuple()) return false;
-    Value::Tuple items = std::move(v).take_tuple();
-    out.clear();
-    out.reserve(items.size());
-    for (Value& item : items) out.emplace_back(std::move(item));
-    return true;
+    return false;
   }
   if (*label != 2) return false;
   auto m = r.try_tuple(depth + 1);

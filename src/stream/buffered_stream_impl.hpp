@@ -128,7 +128,12 @@ struct BufferedStream::Impl {
   void push_chunk(detail::WriteChunk&& c);
   void after_enqueue(std::size_t n);
   void arm_flush();
+  void disarm_flush() noexcept;
+  static void on_end_of_turn(void* ctx) noexcept;
   void start_flusher();
+  /// Writes the queue through Transport::try_write while it takes bytes; starts the flusher
+  /// for the rest. Then EOF / the end of a graceful close when the queue is empty.
+  void write_out();
   void stop_flusher() noexcept;
   Task<void> flush_loop();
   static void on_flusher_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr e) noexcept;
@@ -156,7 +161,7 @@ struct BufferedStream::Impl {
   Buffer rbuf;
   bool eof = false;
   bool reading = false;
-  Task<std::size_t> op_task;                // the transport read in flight (user read or watcher)
+  Task<std::size_t> op_task;                  // the transport read in flight (user read or watcher)
   detail::ReadOpWaiter* op_waiter = nullptr;  // who awaits op_task, woken when close() cancels it
   bool op_cancelled = false;
   std::unique_ptr<detail::StreamRegex> regex;
@@ -173,7 +178,9 @@ struct BufferedStream::Impl {
   std::uint64_t written_total = 0;  // bytes ever queued
   std::uint64_t flushed_total = 0;  // bytes ever accepted by the transport
   bool paused = false;
-  // the flusher: a runner, queued for the end of the turn (not started yet) or running/waiting
+  // the end-of-iteration write-out is requested (EventLoop::at_end_of_iteration)
+  bool flush_armed = false;
+  // the flusher: a runner writing what try_write could not, running or waiting for room
   detail::RunnerHandle flusher{};
   bool flusher_waiting = false;
   bool eof_requested = false;

@@ -1,7 +1,6 @@
 // BufferedStream's write path: the chunk queue, the end-of-turn flush and the background
 // flusher, drain()/flush() and write_eof(). (The class's own header is included first.)
-#include "tether/stream/buffered_stream.hpp"
-
+#include <fmt/format.h>
 #include <sys/uio.h>
 
 #include <array>
@@ -9,12 +8,11 @@
 #include <span>
 #include <string>
 
-#include <fmt/format.h>
-
 #include "stream/buffer_cache.hpp"
 #include "stream/buffered_stream_impl.hpp"
 #include "tether/base/error.hpp"
 #include "tether/loop/runner.hpp"
+#include "tether/stream/buffered_stream.hpp"
 
 namespace tether {
 
@@ -110,34 +108,75 @@ void Impl::after_enqueue(std::size_t n) {
 }
 
 void Impl::arm_flush() {
-  if (flusher || queued == 0 || transport_closed) return;
-  // Queued for this turn's ready step (everything written until then goes in one writev);
-  // drain()/close() may take it off the queue and run it at once instead.
-  flusher = detail::start_runner(flush_loop(), detail::RunnerHook{&Impl::on_flusher_done, this});
-  loop->schedule(flusher);
+  if (flusher || flush_armed || queued == 0 || transport_closed) return;
+  // Written out at the end of this loop iteration: everything queued until then goes in one
+  // writev. drain()/flush()/close() may withdraw it and write at once instead.
+  flush_armed = true;
+  loop->at_end_of_iteration(&Impl::on_end_of_turn, this);
+}
+
+void Impl::disarm_flush() noexcept {
+  if (!flush_armed) return;
+  flush_armed = false;
+  loop->cancel_end_of_iteration(&Impl::on_end_of_turn, this);
+}
+
+void Impl::on_end_of_turn(void* ctx) noexcept {
+  auto* s = static_cast<Impl*>(ctx);
+  s->flush_armed = false;
+  try {
+    s->write_out();
+  } catch (...) {  // no memory even to report a write error: drop the connection
+    s->drop_write_queue();
+    s->finish_close();
+  }
 }
 
 void Impl::start_flusher() {
   if (transport_closed) return;
-  if (flusher) {
-    if (!flusher.promise().started_) {
-      loop->unschedule(flusher);
-      detail::resume(flusher);
+  disarm_flush();
+  if (flusher) return;  // already writing (or waiting for room)
+  write_out();
+}
+
+void Impl::write_out() {
+  if (flusher || transport_closed) return;
+  // As much as the transport takes now, without a coroutine (the usual case: the kernel has
+  // room); the rest goes to the flusher, which waits for room.
+  std::array<iovec, kFlushIov> iov;
+  while (queued > 0) {
+    const std::size_t cnt = build_iov(iov.data(), iov.size());
+    std::size_t n = 0;
+    try {
+      n = transport->try_write(std::span<const iovec>(iov.data(), cnt));
+    } catch (...) {
+      inflight_chunks = 0;
+      close_now(std::current_exception());
+      return;
     }
+    inflight_chunks = 0;
+    if (n == 0) break;
+    ++stats.write_calls;
+    consume_written(n);
+  }
+  if (queued == 0) {
+    if (eof_requested && !eof_sent) send_eof();
+    if (closed) finish_close();  // the last step of a graceful close()
     return;
   }
-  if (queued == 0 && !(eof_requested && !eof_sent) && !closed) return;
-  flusher = detail::start_runner(flush_loop(), detail::RunnerHook{&Impl::on_flusher_done, this});
+  try {
+    flusher = detail::start_runner(flush_loop(), detail::RunnerHook{&Impl::on_flusher_done, this});
+  } catch (...) {  // no memory for the flusher's frame
+    close_now(std::current_exception());
+    return;
+  }
   detail::resume(flusher);
 }
 
 void Impl::stop_flusher() noexcept {
+  disarm_flush();
   if (!flusher) return;
-  if (!flusher.promise().started_) {
-    loop->unschedule(flusher);
-  } else if (!flusher_waiting) {
-    return;  // running: it is the caller, and notices the close when it returns
-  }
+  if (!flusher_waiting) return;  // running: it is the caller, and notices the close when it returns
   flusher_waiting = false;
   inflight_chunks = 0;
   std::exchange(flusher, {}).destroy();  // cancels its transport write

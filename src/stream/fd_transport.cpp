@@ -1,6 +1,7 @@
 #include "tether/stream/fd_transport.hpp"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -12,8 +13,6 @@
 #include <climits>
 #include <cstring>
 #include <mutex>
-
-#include <fmt/format.h>
 
 #include "tether/base/error.hpp"
 #include "tether/loop/event_loop.hpp"
@@ -34,10 +33,8 @@ bool is_disconnect_errno(int err) noexcept {
     case ECONNABORTED:
     case EHOSTUNREACH:
     case ENETUNREACH:
-    case ENETRESET:
-      return true;
-    default:
-      return false;
+    case ENETRESET: return true;
+    default: return false;
   }
 }
 
@@ -177,33 +174,41 @@ Task<std::size_t> FdTransport::read(Buffer& buf, std::size_t max_bytes) {
   }
 }
 
-Task<std::size_t> FdTransport::write(std::span<const iovec> chunks) {
+std::size_t FdTransport::try_write(std::span<const iovec> chunks) {
+  if (closed_) throw StreamClosed("transport closed");
+  if (write_shut_ || !can_write_) throw StreamClosed("transport write side is shut down");
+  if (!writable_) return 0;
   if (chunks.size() > kMaxIov) chunks = chunks.first(kMaxIov);
   const std::size_t total = total_size(chunks);
-  if (total == 0) co_return 0;
+  if (total == 0) return 0;
   for (;;) {
-    if (closed_) throw StreamClosed("transport closed");
-    if (write_shut_ || !can_write_) throw StreamClosed("transport write side is shut down");
-    if (writable_) {
-      ssize_t n;
-      if (is_socket_) {
-        msghdr msg{};
-        msg.msg_iov = const_cast<iovec*>(chunks.data());
-        msg.msg_iovlen = chunks.size();
-        n = ::sendmsg(wfd(), &msg, MSG_NOSIGNAL);
-      } else {
-        n = ::writev(wfd(), chunks.data(), static_cast<int>(chunks.size()));
-      }
-      if (n > 0) {
-        // A short write proves the kernel buffer is full: wait for the next edge.
-        if (static_cast<std::size_t>(n) < total) writable_ = false;
-        co_return static_cast<std::size_t>(n);
-      }
-      const int err = (n < 0) ? errno : EAGAIN;
-      if (err == EINTR) continue;
-      if (err != EAGAIN && err != EWOULDBLOCK) throw_errno(err, is_socket_ ? "sendmsg" : "writev", wfd());
-      writable_ = false;
+    ssize_t n;
+    if (is_socket_) {
+      msghdr msg{};
+      msg.msg_iov = const_cast<iovec*>(chunks.data());
+      msg.msg_iovlen = chunks.size();
+      n = ::sendmsg(wfd(), &msg, MSG_NOSIGNAL);
+    } else {
+      n = ::writev(wfd(), chunks.data(), static_cast<int>(chunks.size()));
     }
+    if (n > 0) {
+      // A short write proves the kernel buffer is full: wait for the next edge.
+      if (static_cast<std::size_t>(n) < total) writable_ = false;
+      return static_cast<std::size_t>(n);
+    }
+    const int err = (n < 0) ? errno : EAGAIN;
+    if (err == EINTR) continue;
+    if (err != EAGAIN && err != EWOULDBLOCK) throw_errno(err, is_socket_ ? "sendmsg" : "writev", wfd());
+    writable_ = false;
+    return 0;
+  }
+}
+
+Task<std::size_t> FdTransport::write(std::span<const iovec> chunks) {
+  if (chunks.size() > kMaxIov) chunks = chunks.first(kMaxIov);
+  if (total_size(chunks) == 0) co_return 0;
+  for (;;) {
+    if (const std::size_t n = FdTransport::try_write(chunks)) co_return n;
     co_await write_slot_.wait();
   }
 }

@@ -21,10 +21,7 @@ struct MemPipeShared {
   };
 
   MemPipeShared(EventLoop& l, MemPipeOptions o)
-      : loop(&l),
-        options(o),
-        readable{WaitSlot(l), WaitSlot(l)},
-        writable{WaitSlot(l), WaitSlot(l)} {}
+      : loop(&l), options(o), readable{WaitSlot(l), WaitSlot(l)}, writable{WaitSlot(l), WaitSlot(l)} {}
 
   EventLoop* loop;
   MemPipeOptions options;
@@ -71,32 +68,37 @@ Task<std::size_t> MemPipeEnd::read(Buffer& buf, std::size_t max_bytes) {
   }
 }
 
-Task<std::size_t> MemPipeEnd::write(std::span<const iovec> chunks) {
+std::size_t MemPipeEnd::try_write(std::span<const iovec> chunks) {
   detail::MemPipeShared& sh = *shared_;
   const int s = side_;
+  if (sh.closed[s]) throw StreamClosed("mem pipe closed");
+  auto& out = sh.dir[s];
+  if (out.eof) throw StreamClosed("mem pipe write side is shut down");
+  if (out.reader_closed) throw Disconnected("mem pipe peer closed (broken pipe)");
+  std::size_t total = 0;
+  for (const auto& c : chunks) total += c.iov_len;
+  const std::size_t queued = out.data.readable_bytes();
+  const std::size_t room = sh.options.capacity > queued ? sh.options.capacity - queued : 0;
+  const std::size_t n = std::min(room, total);
+  if (n == 0) return 0;
+  std::size_t left = n;
+  for (const auto& c : chunks) {
+    if (left == 0) break;
+    const std::size_t take = std::min(left, c.iov_len);
+    out.data.append(c.iov_base, take);
+    left -= take;
+  }
+  sh.readable[1 - s].notify();
+  return n;
+}
+
+Task<std::size_t> MemPipeEnd::write(std::span<const iovec> chunks) {
   std::size_t total = 0;
   for (const auto& c : chunks) total += c.iov_len;
   if (total == 0) co_return 0;
   for (;;) {
-    if (sh.closed[s]) throw StreamClosed("mem pipe closed");
-    auto& out = sh.dir[s];
-    if (out.eof) throw StreamClosed("mem pipe write side is shut down");
-    if (out.reader_closed) throw Disconnected("mem pipe peer closed (broken pipe)");
-    const std::size_t queued = out.data.readable_bytes();
-    const std::size_t room = sh.options.capacity > queued ? sh.options.capacity - queued : 0;
-    if (room > 0) {
-      std::size_t left = std::min(room, total);
-      const std::size_t n = left;
-      for (const auto& c : chunks) {
-        if (left == 0) break;
-        const std::size_t take = std::min(left, c.iov_len);
-        out.data.append(c.iov_base, take);
-        left -= take;
-      }
-      sh.readable[1 - s].notify();
-      co_return n;
-    }
-    co_await sh.writable[s].wait();
+    if (const std::size_t n = MemPipeEnd::try_write(chunks)) co_return n;
+    co_await shared_->writable[side_].wait();
   }
 }
 

@@ -56,6 +56,9 @@ class TETHER_API FdTransport : public Transport {
   /// One writev/sendmsg of up to IOV_MAX chunks; returns the bytes accepted (> 0). Throws
   /// Disconnected on EPIPE/ECONNRESET. The chunks must stay valid until the Task finishes.
   Task<std::size_t> write(std::span<const iovec> chunks) override;
+  /// One writev/sendmsg if the descriptor was last seen writable; 0 on EAGAIN (or when a
+  /// short write already proved the kernel buffer full).
+  std::size_t try_write(std::span<const iovec> chunks) override;
   /// Sockets: shutdown(SHUT_WR). Separate write fd or a write-only pipe end: closes it.
   /// Idempotent; a later write() throws StreamClosed.
   void shutdown_write() override;

@@ -47,6 +47,8 @@ class TETHER_API MemPipeEnd final : public Transport {
   /// Waits for room; Disconnected if the peer closed; StreamClosed after close() or
   /// shutdown_write().
   Task<std::size_t> write(std::span<const iovec> chunks) override;
+  /// Takes what fits in the free room now (0 when the peer's queue is full).
+  std::size_t try_write(std::span<const iovec> chunks) override;
   void shutdown_write() override;
   void close() noexcept override;
   /// Closes so that the peer sees a reset (Disconnected) instead of EOF, after the bytes

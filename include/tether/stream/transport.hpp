@@ -38,6 +38,15 @@ class TETHER_API Transport {
   /// Returns the number of bytes written (> 0).
   virtual Task<std::size_t> write(std::span<const iovec> chunks) = 0;
 
+  /// Writes a prefix of the chunks if the transport takes bytes now, without waiting: returns
+  /// the count (> 0), or 0 when it would have to wait (or cannot write without suspending;
+  /// the default) — then write() is the way. Throws what write() would on a broken or closed
+  /// transport. Lets a stream flush without a coroutine when the kernel has room.
+  virtual std::size_t try_write(std::span<const iovec> chunks) {
+    (void)chunks;
+    return 0;
+  }
+
   /// Sends EOF to the peer (shutdown(SHUT_WR) or the equivalent); reading continues.
   virtual void shutdown_write() = 0;
 
