@@ -128,7 +128,27 @@ void Channel::throw_eof() {
 
 // wait_frame() and recv() share try_peek() and throw_eof(); recv() keeps its own loop rather
 // than awaiting wait_frame(), which would cost a second coroutine frame per wait.
-Task<void> Channel::wait_frame() {
+bool Channel::FrameWait::advance() {
+  Channel& ch = *ch_;
+  for (;;) {
+    if (ch.try_peek()) return true;
+    BufferedStream::FillPoll p;
+    try {
+      p = ch.stream_->try_fill(ch.decoder_.bytes_needed(*ch.in_));
+    } catch (const IncompleteRead&) {
+      eof_ = true;
+      return true;
+    }
+    if (p == BufferedStream::FillPoll::kReady) continue;  // the header, or the whole frame
+    slow_ = p == BufferedStream::FillPoll::kUnsupported;
+    return false;
+  }
+}
+
+bool Channel::FrameWait::await_ready() { return advance(); }
+
+// For transports without try_read: the fill() loop as a task of its own.
+Task<void> Channel::wait_frame_task() {
   for (;;) {
     if (try_peek()) co_return;
     const std::size_t need = decoder_.bytes_needed(*in_);
@@ -139,6 +159,29 @@ Task<void> Channel::wait_frame() {
       eof = true;
     }
     if (eof) throw_eof();
+  }
+}
+
+std::coroutine_handle<> Channel::FrameWait::await_suspend(std::coroutine_handle<> h) {
+  Channel& ch = *ch_;
+  if (slow_) {
+    fill_ = ch.wait_frame_task();
+    return fill_.await_suspend(h);  // starts it
+  }
+  readable_.emplace(*ch.stream_);
+  if (!readable_->await_suspend(h)) return h;  // closed or at EOF meanwhile: the next try says
+  return std::noop_coroutine();
+}
+
+void Channel::FrameWait::await_resume() {
+  if (eof_) ch_->throw_eof();
+  if (fill_.valid()) {
+    fill_.await_resume();
+  } else if (readable_) {
+    readable_->await_resume();
+    readable_.reset();
+    advance();  // what arrived; rarely nothing yet (a spurious wake-up): the caller waits again
+    if (eof_) ch_->throw_eof();
   }
 }
 

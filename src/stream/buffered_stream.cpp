@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -252,6 +253,11 @@ Task<void> Impl::watch_loop() {
 // ------------------------------------------------------------------------------ lifecycle
 
 void Impl::cancel_read_op() noexcept {
+  if (ready_waiting) {
+    // A ReadableAwaiter waits on the transport's slot: wake it (its caller's next try_fill
+    // then throws StreamClosed).
+    if (detail::WaitSlot* slot = transport->read_ready_slot()) slot->notify();
+  }
   if (watcher && (watcher_waiting || !watcher.promise().started_)) {
     stop_watcher();
     return;
@@ -453,6 +459,87 @@ Task<void> BufferedStream::fill(std::size_t n) {
     if (need > Buffer::kSpillSize) s.rbuf.ensure_writable(need);
     const std::size_t got = co_await s.read_some(std::max(s.opts.read_chunk_size, need));
     if (got == 0) throw IncompleteRead(Bytes(s.rbuf.view()), n);
+  }
+}
+
+BufferedStream::FillPoll BufferedStream::try_fill(std::size_t n) {
+  Impl& s = *impl_;
+  if (s.rbuf.readable_bytes() >= n && !s.reading) return FillPoll::kReady;
+  ReadScope scope(s);
+  if (n > s.opts.max_buffer_size) {
+    throw LimitExceeded(fmt::format("fill({}) exceeds max_buffer_size {}", n, s.opts.max_buffer_size));
+  }
+  if (s.closed) s.throw_closed();
+  s.stop_watcher();
+  while (s.rbuf.readable_bytes() < n) {
+    if (s.eof) throw IncompleteRead(Bytes(s.rbuf.view()), n);
+    const std::size_t need = n - s.rbuf.readable_bytes();
+    if (need > Buffer::kSpillSize) s.rbuf.ensure_writable(need);
+    const std::size_t max = std::max(s.opts.read_chunk_size, need);
+    s.prepare_read_buffer(max);
+    std::size_t got;
+    try {
+      got = s.transport->try_read(s.rbuf, max);
+    } catch (...) {
+      if (!s.closed) s.close_now(std::current_exception());
+      throw;
+    }
+    if (got == Transport::kNotSupported) return FillPoll::kUnsupported;
+    if (got == Transport::kWouldBlock) return FillPoll::kWouldBlock;
+    ++s.stats.read_calls;
+    if (got == 0) {
+      s.eof = true;
+      s.note_closed_or_eof();
+    } else {
+      s.note_read(got);
+    }
+  }
+  return FillPoll::kReady;
+}
+
+bool BufferedStream::ReadableAwaiter::await_suspend(std::coroutine_handle<> h) {
+  Impl& s = *s_;
+  detail::WaitSlot* slot = s.transport->read_ready_slot();
+  if (!slot || s.closed || s.eof) return false;  // nothing to wait for: the caller's next try sees why
+  s.begin_read();                                // UsageError beside another read
+  s.stop_watcher();                              // the idle watcher would wait on the same slot
+  anchor_ = s.anchor;
+  ++anchor_->refs;
+  s.ready_waiting = true;
+  wait_.emplace(*slot);
+  wait_->await_suspend(h);
+  return true;
+}
+
+namespace {
+
+/// Gives back the anchor reference a ReadableAwaiter took; the stream if it is still there.
+Impl* release_anchor(detail::StreamAnchor*& anchor) noexcept {
+  detail::StreamAnchor* a = std::exchange(anchor, nullptr);
+  Impl* s = a->target;
+  if (--a->refs == 0) delete a;
+  return s;
+}
+
+}  // namespace
+
+void BufferedStream::ReadableAwaiter::finish() noexcept {
+  if (!anchor_) return;
+  if (wait_) wait_->await_resume();
+  if (Impl* s = release_anchor(anchor_)) {
+    s->ready_waiting = false;
+    s->end_read();
+  }
+}
+
+BufferedStream::ReadableAwaiter::~ReadableAwaiter() {
+  // Destroyed while suspended (the waiting task was cancelled): wait_'s destructor then takes
+  // the wake-up back; the stream, if still there, is free for the next read.
+  if (anchor_) {
+    if (Impl* s = release_anchor(anchor_)) {
+      s->ready_waiting = false;
+      s->end_read();
+    }
   }
 }
 

@@ -165,6 +165,7 @@ struct BufferedStream::Impl {
   detail::ReadOpWaiter* op_waiter = nullptr;  // who awaits op_task, woken when close() cancels it
   bool op_cancelled = false;
   std::unique_ptr<detail::StreamRegex> regex;
+  bool ready_waiting = false;  // a ReadableAwaiter waits on the transport's read_ready_slot()
 
   // idle watcher: a runner, queued (not started) or suspended in its transport read
   detail::RunnerHandle watcher{};

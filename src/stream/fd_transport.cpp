@@ -147,29 +147,35 @@ int FdTransport::write_fd() const noexcept {
   return wfd();
 }
 
-Task<std::size_t> FdTransport::read(Buffer& buf, std::size_t max_bytes) {
+std::size_t FdTransport::try_read(Buffer& buf, std::size_t max_bytes) {
   if (max_bytes == 0) throw UsageError("FdTransport::read with max_bytes 0");
-  for (;;) {
-    if (closed_) throw StreamClosed("transport closed");
-    if (!can_read_) throw StreamClosed("transport has no read side");
-    if (readable_) {
-      int err = 0;
-      const ssize_t n = buf.read_from_fd(rfd(), &err, max_bytes);
-      if (n > 0) {
-        // A short read proves the kernel buffer was empty: skip the EAGAIN round trip. Not
-        // after a hang-up or error was reported: that edge has passed, and the next read must
-        // still see the EOF or the error.
-        // read_from_fd offers at least min(max_bytes, kSpillSize) bytes of room, so only a read
-        // below that is known to be short.
-        const std::size_t surely_offered = std::min(max_bytes, Buffer::kSpillSize);
-        if (static_cast<std::size_t>(n) < surely_offered && !hangup_) readable_ = false;
-        co_return static_cast<std::size_t>(n);
-      }
-      if (n == 0) co_return 0;
-      if (err == EINTR) continue;
-      if (err != EAGAIN && err != EWOULDBLOCK) throw_errno(err, "read", rfd());
-      readable_ = false;
+  if (closed_) throw StreamClosed("transport closed");
+  if (!can_read_) throw StreamClosed("transport has no read side");
+  while (readable_) {
+    int err = 0;
+    const ssize_t n = buf.read_from_fd(rfd(), &err, max_bytes);
+    if (n > 0) {
+      // A short read proves the kernel buffer was empty: skip the EAGAIN round trip. Not
+      // after a hang-up or error was reported: that edge has passed, and the next read must
+      // still see the EOF or the error.
+      // read_from_fd offers at least min(max_bytes, kSpillSize) bytes of room, so only a read
+      // below that is known to be short.
+      const std::size_t surely_offered = std::min(max_bytes, Buffer::kSpillSize);
+      if (static_cast<std::size_t>(n) < surely_offered && !hangup_) readable_ = false;
+      return static_cast<std::size_t>(n);
     }
+    if (n == 0) return 0;
+    if (err == EINTR) continue;
+    if (err != EAGAIN && err != EWOULDBLOCK) throw_errno(err, "read", rfd());
+    readable_ = false;
+  }
+  return kWouldBlock;
+}
+
+Task<std::size_t> FdTransport::read(Buffer& buf, std::size_t max_bytes) {
+  for (;;) {
+    const std::size_t n = FdTransport::try_read(buf, max_bytes);
+    if (n != kWouldBlock) co_return n;
     co_await read_slot_.wait();
   }
 }

@@ -47,24 +47,32 @@ EventLoop& MemPipeEnd::loop() const noexcept { return *shared_->loop; }
 
 std::size_t MemPipeEnd::available() const noexcept { return shared_->dir[1 - side_].data.readable_bytes(); }
 
-Task<std::size_t> MemPipeEnd::read(Buffer& buf, std::size_t max_bytes) {
+std::size_t MemPipeEnd::try_read(Buffer& buf, std::size_t max_bytes) {
   if (max_bytes == 0) throw UsageError("MemPipeEnd::read with max_bytes 0");
   detail::MemPipeShared& sh = *shared_;
   const int s = side_;
+  if (sh.closed[s]) throw StreamClosed("mem pipe closed");
+  auto& in = sh.dir[1 - s];
+  if (!in.data.empty()) {
+    std::size_t n = std::min(in.data.readable_bytes(), max_bytes);
+    if (sh.options.max_read_chunk) n = std::min(n, sh.options.max_read_chunk);
+    buf.append(in.data.peek(), n);
+    in.data.retrieve(n);
+    sh.writable[1 - s].notify();
+    return n;
+  }
+  if (in.reset) throw Disconnected("mem pipe reset by peer");
+  if (in.eof) return 0;
+  return kWouldBlock;
+}
+
+detail::WaitSlot* MemPipeEnd::read_ready_slot() noexcept { return &shared_->readable[side_]; }
+
+Task<std::size_t> MemPipeEnd::read(Buffer& buf, std::size_t max_bytes) {
   for (;;) {
-    if (sh.closed[s]) throw StreamClosed("mem pipe closed");
-    auto& in = sh.dir[1 - s];
-    if (!in.data.empty()) {
-      std::size_t n = std::min(in.data.readable_bytes(), max_bytes);
-      if (sh.options.max_read_chunk) n = std::min(n, sh.options.max_read_chunk);
-      buf.append(in.data.peek(), n);
-      in.data.retrieve(n);
-      sh.writable[1 - s].notify();
-      co_return n;
-    }
-    if (in.reset) throw Disconnected("mem pipe reset by peer");
-    if (in.eof) co_return 0;
-    co_await sh.readable[s].wait();
+    const std::size_t n = MemPipeEnd::try_read(buf, max_bytes);
+    if (n != kWouldBlock) co_return n;
+    co_await shared_->readable[side_].wait();
   }
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "channel_test_util.hpp"
+#include "stream/stream_test_util.hpp"
 #include "frame_test_util.hpp"
 #include "test_util.hpp"
 #include "tether/base/error.hpp"
@@ -33,7 +34,8 @@ std::string str(std::span<const std::uint8_t> s) {
   return {reinterpret_cast<const char*>(s.data()), s.size()};
 }
 
-class ChannelPeekTest : public testing::LoopTest {
+/// Parameter: whether the transport offers try_read (the frame-free wait) or only read().
+class ChannelPeekTest : public testing::LoopTest, public ::testing::WithParamInterface<bool> {
  protected:
   void TearDown() override {
     channel_.reset();
@@ -45,7 +47,7 @@ class ChannelPeekTest : public testing::LoopTest {
   /// max_read_chunk = 1 delivers one byte per read.
   void make(ChannelOptions opts = {}, std::size_t max_read_chunk = 0) {
     auto ends = testing::mem_pipe_ends(loop_, max_read_chunk);
-    auto probe = std::make_unique<ProbeTransport>(std::move(ends.a));
+    auto probe = std::make_unique<ProbeTransport>(std::move(ends.a), GetParam());
     probe_ = probe.get();
     channel_ = std::make_unique<Channel>(stream_of(std::move(probe)), opts);
     peer_ = stream_of(std::move(ends.b));
@@ -82,15 +84,18 @@ Task<std::vector<std::string>> peek_n(Channel* ch, std::size_t n) {
   co_return out;
 }
 
-Task<void> wait_one(Channel* ch) { co_await ch->wait_frame(); }
+/// Waits until a frame is buffered (wait_frame() may complete early, so in a loop).
+Task<void> wait_one(Channel* ch) {
+  while (!ch->try_peek()) co_await ch->wait_frame();
+}
 
 /// Expects wait_frame() to fail with E; returns the message.
 template <class E>
 Task<std::string> wait_fails(Channel* ch) {
   std::string what;
   try {
-    co_await ch->wait_frame();
-    ADD_FAILURE() << "wait_frame completed";
+    while (!ch->try_peek()) co_await ch->wait_frame();
+    ADD_FAILURE() << "a frame arrived";
   } catch (const E& e) {
     what = e.what();
   }
@@ -109,14 +114,14 @@ Task<std::string> recv_fails(Channel* ch) {
   co_return what;
 }
 
-TEST_F(ChannelPeekTest, NothingBufferedIsNullopt) {
+TEST_P(ChannelPeekTest, NothingBufferedIsNullopt) {
   make();
   EXPECT_FALSE(channel_->try_peek());
   channel_->consume();  // nothing peeked: a no-op
   EXPECT_EQ(channel_->stats().frames_in, 0u);
 }
 
-TEST_F(ChannelPeekTest, FramesTrickledOneByteAtATime) {
+TEST_P(ChannelPeekTest, FramesTrickledOneByteAtATime) {
   make({}, /*max_read_chunk=*/1);
   std::mt19937_64 rng(31);
   const std::vector<std::string> payloads = {"tiny", random_text(rng, 6000, 3), random_text(rng, 200)};
@@ -134,7 +139,28 @@ TEST_F(ChannelPeekTest, FramesTrickledOneByteAtATime) {
   EXPECT_TRUE(channel_->stream().buffer().empty());
 }
 
-TEST_F(ChannelPeekTest, CoalescedFramesArePeekedInPlaceWithoutMoreReads) {
+TEST_P(ChannelPeekTest, WaitsUseTryReadWhenTheTransportHasIt) {
+  make({}, 7);  // seven bytes per read: frames arrive over many reads and wake-ups
+  std::string wire;
+  std::vector<std::string> want;
+  for (int i = 0; i < 20; ++i) {
+    want.push_back("message " + std::to_string(i) + std::string(static_cast<std::size_t>(i) * 13, 'x'));
+    wire += raw_frame(0, want.back());
+  }
+  testing::Background writer(loop_);
+  writer.spawn(peer_write(peer_.get(), wire, false));
+  auto got = run(peek_n(channel_.get(), want.size()));
+  EXPECT_EQ(got, want);
+  EXPECT_GE(probe_->reads(), wire.size() / 7);
+  if (GetParam()) {
+    EXPECT_EQ(probe_->task_reads(), 0u) << "every read was a try_read: no transport read task";
+  } else {
+    EXPECT_EQ(probe_->task_reads(), probe_->reads());
+  }
+  run(writer.wait());
+}
+
+TEST_P(ChannelPeekTest, CoalescedFramesArePeekedInPlaceWithoutMoreReads) {
   make();
   std::mt19937_64 rng(32);
   std::vector<std::string> payloads;
@@ -167,7 +193,7 @@ TEST_F(ChannelPeekTest, CoalescedFramesArePeekedInPlaceWithoutMoreReads) {
   EXPECT_TRUE(buf.empty());
 }
 
-TEST_F(ChannelPeekTest, PeekingAgainShowsTheSameFrameCountedOnce) {
+TEST_P(ChannelPeekTest, PeekingAgainShowsTheSameFrameCountedOnce) {
   make();
   run(peer_write(peer_.get(), raw_frame(0, "one") + raw_frame(0, "two"), false));
   run(wait_one(channel_.get()));
@@ -190,7 +216,7 @@ TEST_F(ChannelPeekTest, PeekingAgainShowsTheSameFrameCountedOnce) {
 
 Task<void> fill_more(BufferedStream* s, std::size_t n) { co_await s->fill(n); }
 
-TEST_F(ChannelPeekTest, CompressedViewStaysValidUntilConsume) {
+TEST_P(ChannelPeekTest, CompressedViewStaysValidUntilConsume) {
   make();
   std::mt19937_64 rng(33);
   const std::string z = random_text(rng, 20000, 4);
@@ -217,7 +243,7 @@ TEST_F(ChannelPeekTest, CompressedViewStaysValidUntilConsume) {
   channel_->consume();
 }
 
-TEST_F(ChannelPeekTest, RawViewIsRepointedAfterTheBufferMoved) {
+TEST_P(ChannelPeekTest, RawViewIsRepointedAfterTheBufferMoved) {
   make();
   run(peer_write(peer_.get(), raw_frame(0, "first"), false));
   run(wait_one(channel_.get()));
@@ -239,7 +265,7 @@ TEST_F(ChannelPeekTest, RawViewIsRepointedAfterTheBufferMoved) {
   channel_->consume();
 }
 
-TEST_F(ChannelPeekTest, EmptyFramesAreSkipped) {
+TEST_P(ChannelPeekTest, EmptyFramesAreSkipped) {
   make();
   const std::string wire =
       raw_frame(0, "") + raw_frame(1, reference_compress("", 1)) + raw_frame(0, "x") + raw_frame(0, "");
@@ -252,7 +278,7 @@ TEST_F(ChannelPeekTest, EmptyFramesAreSkipped) {
   EXPECT_TRUE(channel_->stream().buffer().empty());
 }
 
-TEST_F(ChannelPeekTest, CleanEofIsDisconnectedLikeRecv) {
+TEST_P(ChannelPeekTest, CleanEofIsDisconnectedLikeRecv) {
   make();
   run(peer_write(peer_.get(), raw_frame(0, "last"), true));
   auto got = run(peek_n(channel_.get(), 1));
@@ -263,7 +289,7 @@ TEST_F(ChannelPeekTest, CleanEofIsDisconnectedLikeRecv) {
   EXPECT_FALSE(channel_->stream().closed()) << "left open, as recv() leaves it";
 }
 
-TEST_F(ChannelPeekTest, EofInsideAFrameIsATruncatedFrameLikeRecv) {
+TEST_P(ChannelPeekTest, EofInsideAFrameIsATruncatedFrameLikeRecv) {
   for (std::size_t cut : {std::size_t{3}, std::size_t{5}, std::size_t{50}, std::size_t{105}}) {
     make();
     const std::string frame = raw_frame(0, std::string(100, 'z'));
@@ -276,7 +302,7 @@ TEST_F(ChannelPeekTest, EofInsideAFrameIsATruncatedFrameLikeRecv) {
   }
 }
 
-TEST_F(ChannelPeekTest, OversizeFrameClosesTheStream) {
+TEST_P(ChannelPeekTest, OversizeFrameClosesTheStream) {
   ChannelOptions opts;
   opts.max_frame_size = 1 << 20;
   make(opts);
@@ -294,7 +320,7 @@ TEST_F(ChannelPeekTest, OversizeFrameClosesTheStream) {
   EXPECT_NE(again.find("max_frame_size"), std::string::npos) << again;
 }
 
-TEST_F(ChannelPeekTest, BadFrameAlreadyBufferedFailsTryPeek) {
+TEST_P(ChannelPeekTest, BadFrameAlreadyBufferedFailsTryPeek) {
   make();
   const std::string wire = raw_frame(0, "good") + raw_frame(1, "not a zlib stream") + raw_frame(0, "after");
   run(peer_write(peer_.get(), wire, false));
@@ -306,7 +332,7 @@ TEST_F(ChannelPeekTest, BadFrameAlreadyBufferedFailsTryPeek) {
   EXPECT_THROW((void)channel_->try_recv(), StreamClosed);
 }
 
-TEST_F(ChannelPeekTest, ZlibBombClosesTheStream) {
+TEST_P(ChannelPeekTest, ZlibBombClosesTheStream) {
   ChannelOptions opts;
   opts.max_payload_size = 1 << 20;
   make(opts);
@@ -317,7 +343,7 @@ TEST_F(ChannelPeekTest, ZlibBombClosesTheStream) {
   EXPECT_TRUE(channel_->stream().closed());
 }
 
-TEST_F(ChannelPeekTest, ConsumeAfterCloseIsHarmless) {
+TEST_P(ChannelPeekTest, ConsumeAfterCloseIsHarmless) {
   make();
   run(peer_write(peer_.get(), raw_frame(0, "a") + raw_frame(0, "b"), false));
   run(wait_one(channel_.get()));
@@ -349,14 +375,14 @@ Task<std::size_t> serve_closing_on(Channel* ch, std::string stop) {
   }
 }
 
-TEST_F(ChannelPeekTest, ActingMayCloseTheChannel) {
+TEST_P(ChannelPeekTest, ActingMayCloseTheChannel) {
   make();
   run(peer_write(peer_.get(), raw_frame(0, "1") + raw_frame(0, "quit") + raw_frame(0, "never"), false));
   EXPECT_EQ(run(serve_closing_on(channel_.get(), "quit")), 2u);
   EXPECT_TRUE(channel_->closed());
 }
 
-TEST_F(ChannelPeekTest, CancelledWaitKeepsThePartialFrame) {
+TEST_P(ChannelPeekTest, CancelledWaitKeepsThePartialFrame) {
   make();
   const std::string frame = std::string(encode_frame(std::string(300, 'q')).view());
   run(peer_write(peer_.get(), frame.substr(0, 100), false));
@@ -367,7 +393,7 @@ TEST_F(ChannelPeekTest, CancelledWaitKeepsThePartialFrame) {
   EXPECT_EQ(got, std::vector<std::string>{std::string(300, 'q')});
 }
 
-TEST_F(ChannelPeekTest, SmallFramesAroundTheGatherLimitMatchEncodeFrame) {
+TEST_P(ChannelPeekTest, SmallFramesAroundTheGatherLimitMatchEncodeFrame) {
   // Frames of up to BufferedStream::kCoalesceLimit wire bytes are gathered into the tail chunk,
   // larger ones go through a Buffer of their own; the bytes are the same either way.
   make(ChannelOptions{.compress = false});
@@ -415,7 +441,7 @@ Task<std::vector<std::string>> ping(Channel* ch, const std::vector<std::string>*
   co_return out;
 }
 
-TEST_F(ChannelPeekTest, OverASocketpair) {
+TEST_P(ChannelPeekTest, OverASocketpair) {
   auto ends = testing::socketpair_ends(loop_);
   Channel a(stream_of(std::move(ends.a)));
   Channel b(stream_of(std::move(ends.b)));
@@ -434,4 +460,7 @@ TEST_F(ChannelPeekTest, OverASocketpair) {
 }
 
 }  // namespace
+INSTANTIATE_TEST_SUITE_P(Reads, ChannelPeekTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "TryRead" : "ReadOnly"; });
+
 }  // namespace tether

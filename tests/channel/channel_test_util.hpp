@@ -18,15 +18,26 @@
 
 namespace tether::testing {
 
-/// Forwards to another transport, counting reads and recording the iovecs of writes.
+/// Forwards to another transport, counting reads and recording the iovecs of writes. With
+/// `try_reads`, it forwards try_read()/read_ready_slot() too (the stream's frame-free read
+/// path; a try_read that finds nothing is not counted); without, it reads only via read().
 class ProbeTransport final : public Transport {
  public:
-  explicit ProbeTransport(std::unique_ptr<Transport> inner) : inner_(std::move(inner)) {}
+  explicit ProbeTransport(std::unique_ptr<Transport> inner, bool try_reads = false)
+      : inner_(std::move(inner)), try_reads_(try_reads) {}
 
   Task<std::size_t> read(Buffer& buf, std::size_t max_bytes) override {
     ++reads_;
+    ++task_reads_;
     return inner_->read(buf, max_bytes);
   }
+  std::size_t try_read(Buffer& buf, std::size_t max_bytes) override {
+    if (!try_reads_) return kNotSupported;
+    const std::size_t n = inner_->try_read(buf, max_bytes);
+    if (n != kWouldBlock && n != kNotSupported) ++reads_;
+    return n;
+  }
+  detail::WaitSlot* read_ready_slot() noexcept override { return try_reads_ ? inner_->read_ready_slot() : nullptr; }
   Task<std::size_t> write(std::span<const iovec> chunks) override {
     ++writes_;
     for (const iovec& c : chunks) chunks_.push_back(c);
@@ -38,13 +49,17 @@ class ProbeTransport final : public Transport {
   [[nodiscard]] EventLoop& loop() const noexcept override { return inner_->loop(); }
 
   [[nodiscard]] std::size_t reads() const noexcept { return reads_; }
+  /// The reads made through read() (a coroutine each), not try_read().
+  [[nodiscard]] std::size_t task_reads() const noexcept { return task_reads_; }
   [[nodiscard]] std::size_t writes() const noexcept { return writes_; }
   /// Every iovec passed to write(), in order (a retried partial write appears again).
   [[nodiscard]] const std::vector<iovec>& chunks() const noexcept { return chunks_; }
 
  private:
   std::unique_ptr<Transport> inner_;
+  bool try_reads_ = false;
   std::size_t reads_ = 0;
+  std::size_t task_reads_ = 0;
   std::size_t writes_ = 0;
   std::vector<iovec> chunks_;
 };

@@ -33,6 +33,7 @@
 ///
 /// recv() and try_recv() are built on the same three pieces.
 
+#include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -111,13 +112,37 @@ class TETHER_API Channel {
   /// (a frame peeked before the close is simply forgotten). Never throws.
   void consume() noexcept;
 
-  /// Completes once try_peek() would return a frame (at once if one is buffered); does not
-  /// consume it. Throws exactly what recv() throws: Disconnected at EOF between frames or
-  /// inside one (truncated frame), ProtocolError on a bad frame (the channel closes), the
-  /// stream's error on a transport failure, StreamClosed after close. Destroying the task
-  /// cancels the wait; a partly received frame stays buffered. One at a time, and not beside a
-  /// recv() (the stream's UsageError).
-  Task<void> wait_frame();
+  /// What wait_frame() returns (an awaiter: no coroutine frame on transports with
+  /// Transport::try_read, the common case; a fill() task on the others).
+  class TETHER_API FrameWait {
+   public:
+    explicit FrameWait(Channel& ch) noexcept : ch_(&ch) {}
+    FrameWait(const FrameWait&) = delete;
+    FrameWait& operator=(const FrameWait&) = delete;
+    bool await_ready();
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> h);
+    void await_resume();
+
+   private:
+    /// Reads what the transport has now until a frame is buffered or EOF (true), or until it
+    /// has nothing more (false).
+    bool advance();
+    Channel* ch_;
+    bool eof_ = false;
+    bool slow_ = false;
+    Task<void> fill_;  // wait_frame_task(), on transports without try_read
+    std::optional<BufferedStream::ReadableAwaiter> readable_;
+  };
+
+  /// Completes once try_peek() would return a frame (at once if one is buffered), or, rarely,
+  /// after a spurious wake-up with none yet: call try_peek() again and wait again if it has
+  /// none (the loop above). Does not consume the frame.
+  /// Throws exactly what recv() throws: Disconnected at EOF between frames or inside one
+  /// (truncated frame), ProtocolError on a bad frame (the channel closes), the stream's error
+  /// on a transport failure, StreamClosed after close. Destroying the awaiting task cancels
+  /// the wait; a partly received frame stays buffered. One at a time, and not beside a recv()
+  /// (the stream's UsageError).
+  [[nodiscard]] FrameWait wait_frame() noexcept { return FrameWait(*this); }
 
   /// Queues one frame and returns at once (it never waits; pair with drain() for flow
   /// control). Frames queued in one loop turn go out together in one writev.
@@ -162,6 +187,7 @@ class TETHER_API Channel {
   bool peek_next();
   void repoint_peeked() noexcept;
   [[noreturn]] void throw_eof();
+  Task<void> wait_frame_task();  // FrameWait's path on transports without try_read
   void send_raw(Buffer&& payload);
   void send_compressed(const std::uint8_t* data, std::size_t n);
   void fail(const std::string& why);

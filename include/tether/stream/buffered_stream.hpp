@@ -31,7 +31,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <exception>
+#include <coroutine>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 
@@ -45,6 +47,9 @@
 namespace tether {
 
 class EventLoop;
+namespace detail {
+struct StreamAnchor;
+}  // namespace detail
 
 /// Limits and watermarks (defaults: tornado's buffer sizes, asyncio's write watermarks).
 struct StreamOptions {
@@ -77,6 +82,8 @@ struct StreamStats {
 
 class TETHER_API BufferedStream {
  public:
+  struct Impl;
+
   /// Writes up to this size are copied into the tail chunk (coalesced); larger ones are moved
   /// in (write(Bytes), write(Buffer&&)) or copied once into a chunk of their own.
   static constexpr std::size_t kCoalesceLimit = 2048;
@@ -128,6 +135,38 @@ class TETHER_API BufferedStream {
   /// IncompleteRead{copy of what is buffered, n} leaving the buffer untouched.
   /// n > max_buffer_size -> LimitExceeded.
   Task<void> fill(std::size_t n);
+
+  /// fill(n) without suspending or a coroutine, for framing layers' hot paths: reads what the
+  /// transport has now (Transport::try_read) until n bytes are buffered. kReady: they are;
+  /// kWouldBlock: more must arrive first (await readable(), then try again); kUnsupported: the
+  /// transport reads only through read() (use fill()). Throws what fill() throws (IncompleteRead
+  /// at EOF, LimitExceeded, StreamClosed, the transport's error after closing the stream).
+  enum class FillPoll { kReady, kWouldBlock, kUnsupported };
+  FillPoll try_fill(std::size_t n);
+
+  /// What readable() returns: suspends until the transport may have more to read, the stream
+  /// is closed, or spuriously; never reads, never throws on resumption. Counts as the pending
+  /// read while suspended (UsageError beside another read); destroying the waiting task
+  /// cancels the wait. Resumes at once when the transport has no read_ready_slot().
+  class TETHER_API ReadableAwaiter {
+   public:
+    explicit ReadableAwaiter(BufferedStream& s) noexcept : s_(s.impl_.get()) {}
+    ReadableAwaiter(const ReadableAwaiter&) = delete;
+    ReadableAwaiter& operator=(const ReadableAwaiter&) = delete;
+    ~ReadableAwaiter();
+    bool await_ready() const noexcept { return false; }
+    bool await_suspend(std::coroutine_handle<> h);
+    void await_resume() noexcept { finish(); }
+
+   private:
+    void finish() noexcept;
+    Impl* s_;
+    detail::StreamAnchor* anchor_ = nullptr;  // held while suspended: is the stream still there?
+    std::optional<detail::WaitSlot::Awaiter> wait_;
+  };
+  /// For use after try_fill() returned kWouldBlock: `co_await stream.readable();`.
+  ReadableAwaiter readable() noexcept { return ReadableAwaiter(*this); }
+
   /// The read buffer: peek()/view()/retrieve() directly. Do not append to it.
   Buffer& buffer() noexcept;
   /// EOF was received and the buffer is empty (asyncio at_eof).
@@ -199,7 +238,6 @@ class TETHER_API BufferedStream {
   [[nodiscard]] const StreamOptions& options() const noexcept;
   [[nodiscard]] const StreamStats& stats() const noexcept;
 
-  struct Impl;
 
  private:
   std::unique_ptr<Impl> impl_;

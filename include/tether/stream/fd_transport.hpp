@@ -53,6 +53,9 @@ class TETHER_API FdTransport : public Transport {
   /// Reads with one readv (Buffer::read_from_fd) of at most max_bytes. 0 = EOF. Throws
   /// Disconnected on reset, StreamClosed if closed (also when close() happens while waiting).
   Task<std::size_t> read(Buffer& buf, std::size_t max_bytes) override;
+  /// One readv if the descriptor was last seen readable, else kWouldBlock (no system call).
+  std::size_t try_read(Buffer& buf, std::size_t max_bytes) override;
+  detail::WaitSlot* read_ready_slot() noexcept override { return &read_slot_; }
   /// One writev/sendmsg of up to IOV_MAX chunks; returns the bytes accepted (> 0). Throws
   /// Disconnected on EPIPE/ECONNRESET. The chunks must stay valid until the Task finishes.
   Task<std::size_t> write(std::span<const iovec> chunks) override;

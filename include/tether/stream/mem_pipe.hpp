@@ -47,6 +47,9 @@ class TETHER_API MemPipeEnd final : public Transport {
   /// Waits for room; Disconnected if the peer closed; StreamClosed after close() or
   /// shutdown_write().
   Task<std::size_t> write(std::span<const iovec> chunks) override;
+  /// read() without waiting (kWouldBlock when no byte, EOF or reset is there).
+  std::size_t try_read(Buffer& buf, std::size_t max_bytes) override;
+  detail::WaitSlot* read_ready_slot() noexcept override;
   /// Takes what fits in the free room now (0 when the peer's queue is full).
   std::size_t try_write(std::span<const iovec> chunks) override;
   void shutdown_write() override;

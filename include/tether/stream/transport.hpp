@@ -21,6 +21,7 @@
 #include "tether/base/buffer.hpp"
 #include "tether/base/export.hpp"
 #include "tether/loop/task.hpp"
+#include "tether/stream/detail/wait_slot.hpp"
 
 namespace tether {
 
@@ -33,6 +34,26 @@ class TETHER_API Transport {
   /// Appends at least one and at most `max_bytes` bytes to `buf`, waiting until some arrive.
   /// Returns the count; 0 means EOF (the peer closed its write side).
   virtual Task<std::size_t> read(Buffer& buf, std::size_t max_bytes) = 0;
+
+  /// try_read(): nothing to read now (wait on read_ready_slot(), then try again).
+  static constexpr std::size_t kWouldBlock = static_cast<std::size_t>(-1);
+  /// try_read(): this transport reads only through read() (the default).
+  static constexpr std::size_t kNotSupported = static_cast<std::size_t>(-2);
+
+  /// read() without waiting: appends at most `max_bytes` (> 0) bytes that are there now and
+  /// returns the count, 0 at EOF, kWouldBlock, or kNotSupported. Throws what read() throws.
+  /// Never called while a read() is in flight. A transport that implements it also returns
+  /// its read_ready_slot().
+  virtual std::size_t try_read(Buffer& buf, std::size_t max_bytes) {
+    (void)buf;
+    (void)max_bytes;
+    return kNotSupported;
+  }
+  /// The slot notified when a try_read() that returned kWouldBlock may succeed (bytes, EOF or
+  /// an error arrived, or the transport closed); wake-ups may be spurious. One waiter at a
+  /// time, shared with read(): wait on it only while no read() is in flight. Null when
+  /// try_read() is not supported.
+  virtual detail::WaitSlot* read_ready_slot() noexcept { return nullptr; }
 
   /// Writes a prefix of the gathered chunks, waiting until at least one byte is accepted.
   /// Returns the number of bytes written (> 0).
