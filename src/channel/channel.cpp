@@ -1,13 +1,13 @@
 #include "tether/channel/channel.hpp"
 
+#include <fmt/format.h>
+
 #include <exception>
 #include <limits>
 #include <optional>
 #include <span>
 #include <string_view>
 #include <utility>
-
-#include <fmt/format.h>
 
 #include "channel/zlib_codec.hpp"
 #include "tether/base/endian.hpp"

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "channel_test_util.hpp"
-#include "stream/stream_test_util.hpp"
 #include "frame_test_util.hpp"
+#include "stream/stream_test_util.hpp"
 #include "test_util.hpp"
 #include "tether/base/error.hpp"
 #include "tether/channel/channel.hpp"
@@ -461,6 +461,8 @@ TEST_P(ChannelPeekTest, OverASocketpair) {
 
 }  // namespace
 INSTANTIATE_TEST_SUITE_P(Reads, ChannelPeekTest, ::testing::Values(false, true),
-                         [](const ::testing::TestParamInfo<bool>& i) { return i.param ? "TryRead" : "ReadOnly"; });
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? "TryRead" : "ReadOnly";
+                         });
 
 }  // namespace tether

@@ -37,7 +37,9 @@ class ProbeTransport final : public Transport {
     if (n != kWouldBlock && n != kNotSupported) ++reads_;
     return n;
   }
-  detail::WaitSlot* read_ready_slot() noexcept override { return try_reads_ ? inner_->read_ready_slot() : nullptr; }
+  detail::WaitSlot* read_ready_slot() noexcept override {
+    return try_reads_ ? inner_->read_ready_slot() : nullptr;
+  }
   Task<std::size_t> write(std::span<const iovec> chunks) override {
     ++writes_;
     for (const iovec& c : chunks) chunks_.push_back(c);
