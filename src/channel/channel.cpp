@@ -126,8 +126,7 @@ void Channel::throw_eof() {
                                  have, decoder_.bytes_needed(*in_)));
 }
 
-// wait_frame() and recv() share try_peek() and throw_eof(); recv() keeps its own loop rather
-// than awaiting wait_frame(), which would cost a second coroutine frame per wait.
+// recv() is try_recv() and wait_frame(); both share try_peek() and throw_eof().
 bool Channel::FrameWait::advance() {
   Channel& ch = *ch_;
   for (;;) {
@@ -188,14 +187,7 @@ void Channel::FrameWait::await_resume() {
 Task<Bytes> Channel::recv() {
   for (;;) {
     if (std::optional<Bytes> payload = try_recv()) co_return std::move(*payload);
-    const std::size_t need = decoder_.bytes_needed(*in_);
-    bool eof = false;
-    try {
-      co_await stream_->fill(need);
-    } catch (const IncompleteRead&) {
-      eof = true;
-    }
-    if (eof) throw_eof();
+    co_await wait_frame();
   }
 }
 

@@ -102,6 +102,22 @@ std::size_t effective_limit(const Impl& s, std::size_t max_bytes) {
   return max_bytes ? max_bytes : s.opts.max_buffer_size;
 }
 
+/// fill() and try_fill(): the same limit.
+void check_fill_size(const Impl& s, std::size_t n) {
+  if (n > s.opts.max_buffer_size) {
+    throw LimitExceeded(fmt::format("fill({}) exceeds max_buffer_size {}", n, s.opts.max_buffer_size));
+  }
+}
+
+/// read_exactly(), fill(), try_fill(): the size of the next transport read toward n buffered
+/// bytes (a chunk, or all that is still missing when that is more), with room made for it
+/// when it is larger than a spill (big frames are read in place).
+std::size_t read_size_toward(Impl& s, std::size_t n) {
+  const std::size_t need = n - s.rbuf.readable_bytes();
+  if (need > Buffer::kSpillSize) s.rbuf.ensure_writable(need);
+  return std::max(s.opts.read_chunk_size, need);
+}
+
 }  // namespace
 
 // ----------------------------------------------------------------------------------- Impl
@@ -354,9 +370,7 @@ Task<Bytes> BufferedStream::read_exactly(std::size_t n) {
     throw LimitExceeded(fmt::format("read_exactly({}) exceeds max_buffer_size {}", n, s.opts.max_buffer_size));
   }
   while (s.rbuf.readable_bytes() < n) {
-    const std::size_t need = n - s.rbuf.readable_bytes();
-    if (need > Buffer::kSpillSize) s.rbuf.ensure_writable(need);  // read big frames in place
-    const std::size_t got = co_await s.read_some(std::max(s.opts.read_chunk_size, need));
+    const std::size_t got = co_await s.read_some(read_size_toward(s, n));
     if (got == 0) throw IncompleteRead(s.rbuf.retrieve_all_as_bytes(), n);
   }
   co_return s.rbuf.retrieve_as_bytes(n);
@@ -451,13 +465,9 @@ Task<void> BufferedStream::read_until_close(UniqueFunction<void(Bytes)> on_chunk
 Task<void> BufferedStream::fill(std::size_t n) {
   Impl& s = *impl_;
   ReadScope scope(s);
-  if (n > s.opts.max_buffer_size) {
-    throw LimitExceeded(fmt::format("fill({}) exceeds max_buffer_size {}", n, s.opts.max_buffer_size));
-  }
+  check_fill_size(s, n);
   while (s.rbuf.readable_bytes() < n) {
-    const std::size_t need = n - s.rbuf.readable_bytes();
-    if (need > Buffer::kSpillSize) s.rbuf.ensure_writable(need);
-    const std::size_t got = co_await s.read_some(std::max(s.opts.read_chunk_size, need));
+    const std::size_t got = co_await s.read_some(read_size_toward(s, n));
     if (got == 0) throw IncompleteRead(Bytes(s.rbuf.view()), n);
   }
 }
@@ -466,16 +476,12 @@ BufferedStream::FillPoll BufferedStream::try_fill(std::size_t n) {
   Impl& s = *impl_;
   if (s.rbuf.readable_bytes() >= n && !s.reading) return FillPoll::kReady;
   ReadScope scope(s);
-  if (n > s.opts.max_buffer_size) {
-    throw LimitExceeded(fmt::format("fill({}) exceeds max_buffer_size {}", n, s.opts.max_buffer_size));
-  }
+  check_fill_size(s, n);
   if (s.closed) s.throw_closed();
   s.stop_watcher();
   while (s.rbuf.readable_bytes() < n) {
     if (s.eof) throw IncompleteRead(Bytes(s.rbuf.view()), n);
-    const std::size_t need = n - s.rbuf.readable_bytes();
-    if (need > Buffer::kSpillSize) s.rbuf.ensure_writable(need);
-    const std::size_t max = std::max(s.opts.read_chunk_size, need);
+    const std::size_t max = read_size_toward(s, n);
     s.prepare_read_buffer(max);
     std::size_t got;
     try {
