@@ -26,6 +26,7 @@ using testing::header;
 using testing::ProbeTransport;
 using testing::random_text;
 using testing::raw_frame;
+using testing::recv_fails;
 using testing::reference_compress;
 using testing::stream_of;
 using testing::zero_bomb;
@@ -96,18 +97,6 @@ Task<std::string> wait_fails(Channel* ch) {
   try {
     while (!ch->try_peek()) co_await ch->wait_frame();
     ADD_FAILURE() << "a frame arrived";
-  } catch (const E& e) {
-    what = e.what();
-  }
-  co_return what;
-}
-
-template <class E>
-Task<std::string> recv_fails(Channel* ch) {
-  std::string what;
-  try {
-    Bytes b = co_await ch->recv();
-    ADD_FAILURE() << "recv returned " << b.size() << " bytes";
   } catch (const E& e) {
     what = e.what();
   }

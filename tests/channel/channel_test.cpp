@@ -23,6 +23,7 @@ using testing::header;
 using testing::ProbeTransport;
 using testing::random_text;
 using testing::raw_frame;
+using testing::recv_fails;
 using testing::reference_compress;
 using testing::stream_of;
 using testing::zero_bomb;
@@ -91,19 +92,6 @@ Task<Bytes> exchange_one(Channel* ch, const std::string* out) {
   Bytes in = co_await ch->recv();
   co_await ch->drain();
   co_return in;
-}
-
-/// Expects recv() to fail with E; returns the message.
-template <class E>
-Task<std::string> recv_fails(Channel* ch) {
-  std::string what;
-  try {
-    Bytes b = co_await ch->recv();
-    ADD_FAILURE() << "recv returned " << b.size() << " bytes";
-  } catch (const E& e) {
-    what = e.what();
-  }
-  co_return what;
 }
 
 // ------------------------------------------------------------------- tests
@@ -318,8 +306,8 @@ TEST_F(ChannelTest, ZlibBombIsAProtocolError) {
   ChannelOptions opts;
   opts.max_payload_size = 1 << 20;
   make(opts);
-  const std::string bomb = zero_bomb(1 << 20, 64);  // 64 MiB of zeros
-  ASSERT_GT(bomb.size(), std::size_t{64} << 10);      // more than the pipe holds:
+  const std::string bomb = zero_bomb(1 << 20, 64);     // 64 MiB of zeros
+  ASSERT_GT(bomb.size(), std::size_t{64} << 10);       // more than the pipe holds:
   peer_->write(std::string_view(raw_frame(1, bomb)));  // flushed while recv() reads
   const std::string what = run(recv_fails<ProtocolError>(channel_.get()));
   EXPECT_NE(what.find("max_payload_size"), std::string::npos) << what;

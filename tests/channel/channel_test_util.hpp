@@ -1,16 +1,22 @@
 #pragma once
 // Transports and stream pairs for the channel tests: in-memory pipes, socketpairs, and a
-// wrapper transport that counts reads and records the iovecs handed to write().
+// wrapper transport that counts reads and records the iovecs handed to write(); recv_fails.
 
+#include <gtest/gtest.h>
 #include <sys/uio.h>
 
 #include <cstddef>
 #include <memory>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
+#include "stream/forwarding_transport.hpp"
+#include "tether/base/bytes.hpp"
+#include "tether/channel/channel.hpp"
 #include "tether/loop/event_loop.hpp"
+#include "tether/loop/task.hpp"
 #include "tether/stream/buffered_stream.hpp"
 #include "tether/stream/fd_transport.hpp"
 #include "tether/stream/mem_pipe.hpp"
@@ -21,34 +27,30 @@ namespace tether::testing {
 /// Forwards to another transport, counting reads and recording the iovecs of writes. With
 /// `try_reads`, it forwards try_read()/read_ready_slot() too (the stream's frame-free read
 /// path; a try_read that finds nothing is not counted); without, it reads only via read().
-class ProbeTransport final : public Transport {
+class ProbeTransport final : public ForwardingTransport {
  public:
   explicit ProbeTransport(std::unique_ptr<Transport> inner, bool try_reads = false)
-      : inner_(std::move(inner)), try_reads_(try_reads) {}
+      : ForwardingTransport(std::move(inner)), try_reads_(try_reads) {}
 
   Task<std::size_t> read(Buffer& buf, std::size_t max_bytes) override {
     ++reads_;
     ++task_reads_;
-    return inner_->read(buf, max_bytes);
+    return inner().read(buf, max_bytes);
   }
   std::size_t try_read(Buffer& buf, std::size_t max_bytes) override {
     if (!try_reads_) return kNotSupported;
-    const std::size_t n = inner_->try_read(buf, max_bytes);
+    const std::size_t n = inner().try_read(buf, max_bytes);
     if (n != kWouldBlock && n != kNotSupported) ++reads_;
     return n;
   }
   detail::WaitSlot* read_ready_slot() noexcept override {
-    return try_reads_ ? inner_->read_ready_slot() : nullptr;
+    return try_reads_ ? inner().read_ready_slot() : nullptr;
   }
   Task<std::size_t> write(std::span<const iovec> chunks) override {
     ++writes_;
     for (const iovec& c : chunks) chunks_.push_back(c);
-    return inner_->write(chunks);
+    return inner().write(chunks);
   }
-  void shutdown_write() override { inner_->shutdown_write(); }
-  void close() noexcept override { inner_->close(); }
-  [[nodiscard]] bool closed() const noexcept override { return inner_->closed(); }
-  [[nodiscard]] EventLoop& loop() const noexcept override { return inner_->loop(); }
 
   [[nodiscard]] std::size_t reads() const noexcept { return reads_; }
   /// The reads made through read() (a coroutine each), not try_read().
@@ -58,7 +60,6 @@ class ProbeTransport final : public Transport {
   [[nodiscard]] const std::vector<iovec>& chunks() const noexcept { return chunks_; }
 
  private:
-  std::unique_ptr<Transport> inner_;
   bool try_reads_ = false;
   std::size_t reads_ = 0;
   std::size_t task_reads_ = 0;
@@ -86,6 +87,19 @@ inline TransportEnds socketpair_ends(EventLoop& loop) {
 
 inline std::unique_ptr<BufferedStream> stream_of(std::unique_ptr<Transport> t, StreamOptions o = {}) {
   return std::make_unique<BufferedStream>(std::move(t), o);
+}
+
+/// Expects recv() to fail with E; returns the message.
+template <class E>
+Task<std::string> recv_fails(Channel* ch) {
+  std::string what;
+  try {
+    Bytes b = co_await ch->recv();
+    ADD_FAILURE() << "recv returned " << b.size() << " bytes";
+  } catch (const E& e) {
+    what = e.what();
+  }
+  co_return what;
 }
 
 }  // namespace tether::testing

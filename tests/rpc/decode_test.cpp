@@ -304,6 +304,16 @@ std::string damage(Corpus& c, std::string bytes) {
   }
 }
 
+/// The connection's state after the exchange, into the outcome.
+void note_state(const Peer& p, Outcome& o) {
+  o.fast = p.conn->core()->fast_decoded();
+  o.closed = p.conn->closed();
+  o.error = error_text(p.conn->error());
+  const ConnectionStats s = p.conn->stats();
+  o.exported = s.exported;
+  o.proxies = s.proxies;
+}
+
 // ------------------------------------------------------------------------------- requests
 
 Task<Outcome> serve_one(Peer& p, std::string message) {
@@ -314,12 +324,7 @@ Task<Outcome> serve_one(Peer& p, std::string message) {
   // A PING after it: its reply marks the end of everything the message caused.
   p.raw->send(envelope(p.gen, 1, 900, T({Value(1), T({Value(2), T({boxed(Value("end"))})})})));
   co_await collect_until(p, 900, o.frames);
-  o.fast = p.conn->core()->fast_decoded();
-  o.closed = p.conn->closed();
-  o.error = error_text(p.conn->error());
-  ConnectionStats s = p.conn->stats();
-  o.exported = s.exported;
-  o.proxies = s.proxies;
+  note_state(p, o);
   co_return o;
 }
 
@@ -413,12 +418,7 @@ Task<Outcome> receive_one(Peer& p, Corpus& corpus, const Known& peer_known) {
   } else {
     o.result = "pending";
   }
-  o.fast = p.conn->core()->fast_decoded();
-  o.closed = p.conn->closed();
-  o.error = error_text(p.conn->error());
-  ConnectionStats s = p.conn->stats();
-  o.exported = s.exported;
-  o.proxies = s.proxies;
+  note_state(p, o);
   co_return o;
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "forwarding_transport.hpp"
 #include "stream_test_util.hpp"
 #include "test_util.hpp"
 #include "tether/base/error.hpp"
@@ -21,20 +22,8 @@ namespace {
 
 using Poll = BufferedStream::FillPoll;
 
-/// A mem pipe end that hides try_read (reads only through read()).
-class ReadOnlyTransport final : public Transport {
- public:
-  explicit ReadOnlyTransport(std::unique_ptr<Transport> inner) : inner_(std::move(inner)) {}
-  Task<std::size_t> read(Buffer& buf, std::size_t max_bytes) override { return inner_->read(buf, max_bytes); }
-  Task<std::size_t> write(std::span<const iovec> chunks) override { return inner_->write(chunks); }
-  void shutdown_write() override { inner_->shutdown_write(); }
-  void close() noexcept override { inner_->close(); }
-  [[nodiscard]] bool closed() const noexcept override { return inner_->closed(); }
-  [[nodiscard]] EventLoop& loop() const noexcept override { return inner_->loop(); }
-
- private:
-  std::unique_ptr<Transport> inner_;
-};
+/// A mem pipe end that hides try_read (reads only through read()): the forwarding base as is.
+using ReadOnlyTransport = ForwardingTransport;
 
 class TryFillTest : public LoopTest {
  protected:

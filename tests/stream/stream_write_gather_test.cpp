@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "forwarding_transport.hpp"
 #include "stream_test_util.hpp"
 #include "test_util.hpp"
 #include "tether/base/error.hpp"
@@ -21,26 +22,20 @@ namespace tether::testing {
 namespace {
 
 /// Forwards to a mem pipe end, recording the iovecs of every write().
-class RecordingTransport final : public Transport {
+class RecordingTransport final : public ForwardingTransport {
  public:
-  explicit RecordingTransport(std::unique_ptr<Transport> inner) : inner_(std::move(inner)) {}
+  using ForwardingTransport::ForwardingTransport;
 
-  Task<std::size_t> read(Buffer& buf, std::size_t max_bytes) override { return inner_->read(buf, max_bytes); }
   Task<std::size_t> write(std::span<const iovec> chunks) override {
     ++writes_;
     for (const iovec& c : chunks) chunks_.push_back(c);
-    return inner_->write(chunks);
+    return inner().write(chunks);
   }
-  void shutdown_write() override { inner_->shutdown_write(); }
-  void close() noexcept override { inner_->close(); }
-  [[nodiscard]] bool closed() const noexcept override { return inner_->closed(); }
-  [[nodiscard]] EventLoop& loop() const noexcept override { return inner_->loop(); }
 
   [[nodiscard]] std::size_t writes() const noexcept { return writes_; }
   [[nodiscard]] const std::vector<iovec>& chunks() const noexcept { return chunks_; }
 
  private:
-  std::unique_ptr<Transport> inner_;
   std::size_t writes_ = 0;
   std::vector<iovec> chunks_;
 };

@@ -11,6 +11,7 @@
 #include <string>
 #include <utility>
 
+#include "forwarding_transport.hpp"
 #include "stream_test_util.hpp"
 #include "test_util.hpp"
 #include "tether/base/error.hpp"
@@ -24,14 +25,13 @@ namespace {
 
 /// A mem pipe end whose try_write takes at most `budget` bytes per call (0: always "would
 /// wait"), or throws once `fail` is set; counts both kinds of write.
-class ScriptedTransport final : public Transport {
+class ScriptedTransport final : public ForwardingTransport {
  public:
-  explicit ScriptedTransport(std::unique_ptr<Transport> inner) : inner_(std::move(inner)) {}
+  using ForwardingTransport::ForwardingTransport;
 
-  Task<std::size_t> read(Buffer& buf, std::size_t max_bytes) override { return inner_->read(buf, max_bytes); }
   Task<std::size_t> write(std::span<const iovec> chunks) override {
     ++writes;
-    return inner_->write(chunks);
+    return inner().write(chunks);
   }
   std::size_t try_write(std::span<const iovec> chunks) override {
     ++try_writes;
@@ -47,24 +47,18 @@ class ScriptedTransport final : public Transport {
       ++cut;
     }
     if (cut == 0) return 0;
-    return inner_->try_write(std::span<const iovec>(part, cut));
+    return inner().try_write(std::span<const iovec>(part, cut));
   }
   void shutdown_write() override {
     ++shutdowns;
-    inner_->shutdown_write();
+    inner().shutdown_write();
   }
-  void close() noexcept override { inner_->close(); }
-  [[nodiscard]] bool closed() const noexcept override { return inner_->closed(); }
-  [[nodiscard]] EventLoop& loop() const noexcept override { return inner_->loop(); }
 
   std::size_t budget = std::size_t(-1);
   bool fail = false;
   int writes = 0;
   int try_writes = 0;
   int shutdowns = 0;
-
- private:
-  std::unique_ptr<Transport> inner_;
 };
 
 class WriteOutTest : public LoopTest {
