@@ -1,16 +1,19 @@
 #pragma once
 // Helpers shared by the ratio benchmarks (stream_bench, net_bench, rpc_bench): loopback
-// sockets for the raw baselines, blocking full reads/writes, thread pinning and the median.
+// sockets for the raw baselines, blocking full reads/writes and their epoll (non-blocking,
+// edge-triggered) counterparts, thread pinning and the median.
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdint>
 #include <cstdio>
 #include <thread>
@@ -97,6 +100,55 @@ inline bool write_full(int fd, const void* p, std::size_t n) {
     if (r <= 0) return false;
     c += r;
     n -= static_cast<std::size_t>(r);
+  }
+  return true;
+}
+
+/// An epoll instance watching `fd` edge-triggered for input, output and peer hang-up (the raw
+/// epoll baselines: what an event loop does, with nothing else in the way).
+inline int make_epoll(int fd) {
+  int ep = ::epoll_create1(EPOLL_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP;
+  ev.data.fd = fd;
+  ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+  return ep;
+}
+
+/// Reads exactly n bytes from a non-blocking fd, waiting in epoll (`ep`, from make_epoll) when
+/// it is empty; false on EOF or error.
+inline bool epoll_read_exact(int ep, int fd, void* p, std::size_t n) {
+  auto* buf = static_cast<char*>(p);
+  std::size_t got = 0;
+  while (got < n) {
+    ssize_t r = ::read(fd, buf + got, n - got);
+    if (r > 0) {
+      got += static_cast<std::size_t>(r);
+      continue;
+    }
+    if (r == 0 || errno != EAGAIN) return false;
+    epoll_event ev;
+    while (::epoll_wait(ep, &ev, 1, -1) < 0 && errno == EINTR) {
+    }
+  }
+  return true;
+}
+
+/// Writes all n bytes to a non-blocking fd, waiting in epoll when the kernel buffer is full;
+/// false on error.
+inline bool epoll_write_all(int ep, int fd, const void* p, std::size_t n) {
+  auto* buf = static_cast<const char*>(p);
+  std::size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::send(fd, buf + done, n - done, MSG_NOSIGNAL);
+    if (r > 0) {
+      done += static_cast<std::size_t>(r);
+      continue;
+    }
+    if (r < 0 && errno != EAGAIN) return false;
+    epoll_event ev;
+    while (::epoll_wait(ep, &ev, 1, -1) < 0 && errno == EINTR) {
+    }
   }
   return true;
 }

@@ -4,12 +4,15 @@
 // pinned to CPUs 0 and 1 (steadier on an idle machine; on a shared VM a pinned thread queues
 // behind whatever else runs on its CPU, so the default is unpinned).
 //
-//   sync add(1, 2)    vs raw 64-byte ping-pong         (calls/s, p50/p99 µs)
+//   sync add(1, 2)    vs raw 64-byte ping-pong         (calls/s, p50/p99 µs), twice: over epoll
+//                     (non-blocking, edge-triggered: perf-anchors.md's baseline and the aim's),
+//                     and over blocking read/write (one system call per message fewer)
 //   async window 128  vs raw pipelined 32-byte window  (calls/s; the raw side batches: one read
 //                     and one write per batch on both ends, as perf-anchors.md's baseline)
 //   1 MiB echo        vs raw bulk one way              (MB/s)
 //
-// usage: bench_rpc_bench [--seconds S (1)] [--rounds N (3)] [--pin] [--only sync|pipe|echo] [--no-raw] [--glibc-trim]
+// usage: bench_rpc_bench [--seconds S (1) | --calls N] [--rounds N (3)] [--pin] [--only sync|pipe|echo]
+//                        [--no-raw] [--glibc-trim]
 
 #include <arpa/inet.h>
 #include <malloc.h>
@@ -77,8 +80,10 @@ struct Figure {
 
 // ----------------------------------------------------------------------------- raw baselines
 
-/// Blocking echo server: msg-size reads echoed back (ping-pong and pipelined), or a sink.
-enum class RawMode { kEcho, kSink };
+/// Blocking echo server: msg-size reads echoed back (ping-pong and pipelined), or a sink; or a
+/// ping-pong over non-blocking sockets waiting in epoll on both ends (what an event loop does
+/// at the least: epoll_wait, read, write per message — perf-anchors.md's "raw epoll ping-pong").
+enum class RawMode { kEcho, kEpollEcho, kSink };
 
 Figure raw_run(RawMode mode, std::size_t msg, std::size_t window) {
   if (g_no_raw) return Figure{1, 0, 0};
@@ -93,6 +98,13 @@ Figure raw_run(RawMode mode, std::size_t msg, std::size_t window) {
     if (mode == RawMode::kSink) {
       while (::read(c, buf.data(), buf.size()) > 0) {
       }
+    } else if (mode == RawMode::kEpollEcho) {
+      set_nonblocking(c);
+      int ep = bench::make_epoll(c);
+      while (bench::epoll_read_exact(ep, c, buf.data(), msg) &&
+             bench::epoll_write_all(ep, c, buf.data(), msg)) {
+      }
+      ::close(ep);
     } else if (window > 1) {
       // Pipelined: echo whatever arrived in one write (what a batching server does).
       ssize_t n;
@@ -116,6 +128,18 @@ Figure raw_run(RawMode mode, std::size_t msg, std::size_t window) {
       write_full(fd, buf.data(), buf.size());
       count += buf.size();
     }
+  } else if (mode == RawMode::kEpollEcho) {
+    set_nonblocking(fd);
+    int ep = bench::make_epoll(fd);
+    while (Clock::now() < end) {
+      auto t0 = Clock::now();
+      if (!bench::epoll_write_all(ep, fd, buf.data(), msg) ||
+          !bench::epoll_read_exact(ep, fd, buf.data(), msg))
+        break;
+      lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+      ++count;
+    }
+    ::close(ep);
   } else if (window <= 1) {
     while (Clock::now() < end) {
       auto t0 = Clock::now();
@@ -385,11 +409,12 @@ int main(int argc, char** argv) {
   std::printf("tether rpc benchmark: %d interleaved rounds of %.1f s each, TCP loopback, %s, %s\n", rounds,
               g_seconds, g_pin ? "pinned to CPUs 0/1" : "unpinned",
               g_glibc_trim ? "glibc malloc defaults" : "malloc trim/mmap thresholds fixed");
-  std::vector<Figure> raw_pp, t_sync, raw_pipe, t_pipe, raw_bulk, t_echo;
+  std::vector<Figure> raw_pp, raw_epp, t_sync, raw_pipe, t_pipe, raw_bulk, t_echo;
   for (int i = 0; i < rounds; ++i) {
     if (want("sync")) {
       raw_pp.push_back(raw_run(RawMode::kEcho, 64, 1));
       t_sync.push_back(tether_run(Kind::kSync, true));
+      raw_epp.push_back(raw_run(RawMode::kEpollEcho, 64, 1));
     }
     if (want("pipe")) {
       raw_pipe.push_back(raw_run(RawMode::kEcho, 32, 128));
@@ -400,7 +425,10 @@ int main(int argc, char** argv) {
       t_echo.push_back(tether_run(Kind::kEcho, false));
     }
   }
-  if (want("sync")) report("sync add(1,2) vs raw ping-pong", raw_pp, t_sync, "calls/s", 1, true);
+  if (want("sync")) {
+    report("sync add(1,2) vs raw epoll ping-pong", raw_epp, t_sync, "calls/s", 1, true);
+    report("sync add(1,2) vs raw blocking p-p", raw_pp, t_sync, "calls/s", 1, true);
+  }
   if (want("pipe")) report("async window 128 vs raw pipelined", raw_pipe, t_pipe, "calls/s", 1, false);
   if (want("echo")) {
     report("1 MiB echo (both ways) vs raw bulk", raw_bulk, t_echo, "MB/s", 1e6, false);

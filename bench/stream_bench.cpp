@@ -132,48 +132,6 @@ PingResult summarize(std::vector<double>& lat_ns, double elapsed_s) {
 
 // ------------------------------------------------------------------------- raw epoll ping-pong
 
-/// Reads exactly n bytes from a non-blocking fd, waiting in epoll (edge-triggered) when empty.
-bool raw_read_exact(int ep, int fd, char* buf, std::size_t n) {
-  std::size_t got = 0;
-  while (got < n) {
-    ssize_t r = ::read(fd, buf + got, n - got);
-    if (r > 0) {
-      got += static_cast<std::size_t>(r);
-      continue;
-    }
-    if (r == 0) return false;
-    if (errno != EAGAIN) return false;
-    epoll_event ev;
-    while (::epoll_wait(ep, &ev, 1, -1) < 0 && errno == EINTR) {
-    }
-  }
-  return true;
-}
-
-bool raw_write_all(int ep, int fd, const char* buf, std::size_t n) {
-  std::size_t done = 0;
-  while (done < n) {
-    ssize_t r = ::send(fd, buf + done, n - done, MSG_NOSIGNAL);
-    if (r > 0) {
-      done += static_cast<std::size_t>(r);
-      continue;
-    }
-    if (r < 0 && errno != EAGAIN) return false;
-    epoll_event ev;
-    ::epoll_wait(ep, &ev, 1, -1);
-  }
-  return true;
-}
-
-int make_epoll(int fd) {
-  int ep = ::epoll_create1(EPOLL_CLOEXEC);
-  epoll_event ev{};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLET | EPOLLRDHUP;
-  ev.data.fd = fd;
-  ::epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
-  return ep;
-}
-
 PingResult raw_pingpong() {
   auto [cli, srv] = tcp_pair();
   tether::set_nonblocking(cli.get());
@@ -182,16 +140,17 @@ PingResult raw_pingpong() {
   std::thread server([fd = srv.get(), &server_cpu] {
     pin_to(0);
     const double c0 = thread_cpu_us();
-    int ep = make_epoll(fd);
+    int ep = tether::bench::make_epoll(fd);
     char buf[kMsg];
-    while (raw_read_exact(ep, fd, buf, kMsg) && raw_write_all(ep, fd, buf, kMsg)) {
+    while (tether::bench::epoll_read_exact(ep, fd, buf, kMsg) &&
+           tether::bench::epoll_write_all(ep, fd, buf, kMsg)) {
     }
     ::close(ep);
     server_cpu = thread_cpu_us() - c0;
   });
   pin_to(1);
   const double c0 = thread_cpu_us();
-  int ep = make_epoll(cli.get());
+  int ep = tether::bench::make_epoll(cli.get());
   char msg[kMsg];
   std::memset(msg, 'p', sizeof msg);
   char in[kMsg];
@@ -202,7 +161,9 @@ PingResult raw_pingpong() {
   for (;;) {
     const auto t0 = Clock::now();
     if (t0 >= stop_at) break;
-    if (!raw_write_all(ep, cli.get(), msg, kMsg) || !raw_read_exact(ep, cli.get(), in, kMsg)) die("raw ping");
+    if (!tether::bench::epoll_write_all(ep, cli.get(), msg, kMsg) ||
+        !tether::bench::epoll_read_exact(ep, cli.get(), in, kMsg))
+      die("raw ping");
     lat.push_back(std::chrono::duration<double, std::nano>(Clock::now() - t0).count());
   }
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();

@@ -198,6 +198,12 @@ class ConnectionCore {
   bool decode_boxed_items(brine::Reader& r, std::size_t depth, std::vector<Any>& out,
                           std::vector<DeferredRef>& refs, bool none_is_empty);
   bool decode_request_args(brine::Reader& r, Handler h, RequestArgs& args, std::vector<DeferredRef>& refs);
+  /// CALLATTR's and CALL's arguments read straight into `call` when they have the usual shape
+  /// (the target one of our exports, the name a str): `name` views the input, `kwargs` stays
+  /// None when the peer sent none or an empty tuple. False when the shape is unusual (then
+  /// decode_request_args and the checks of prepare_call_attr/prepare_call have the word).
+  bool decode_call(brine::Reader& r, Handler h, PreparedCall& call, std::string_view& name, Any& kwargs,
+                   std::vector<DeferredRef>& refs);
   void resolve_refs(std::vector<DeferredRef>& refs);
 
   void send_message(MsgType type, std::uint64_t seq, const brine::Value& body);
@@ -264,6 +270,8 @@ class ConnectionCore {
 
 /// RPyC's kwargs tuple: ((name, value), ...).
 Any kwargs_tuple(Kwargs kwargs);
+/// The other way: a received kwargs tuple (None: none) as Kwargs; TypeError for anything else.
+Kwargs as_kwargs(const Any& a);
 
 /// Builds the exception-reply body (vinegar, §9) for a C++ exception.
 brine::Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceback,

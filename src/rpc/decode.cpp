@@ -187,6 +187,42 @@ bool ConnectionCore::decode_request_args(Reader& r, Handler h, RequestArgs& args
   return true;
 }
 
+bool ConnectionCore::decode_call(Reader& r, Handler h, PreparedCall& call, std::string_view& name,
+                                 Any& kwargs, std::vector<DeferredRef>& refs) {
+  // (TUPLE, (target, [(VALUE, name),] args[, kwargs])), at the depths decode_request_args reads.
+  const std::size_t fixed = h == Handler::kCallAttr ? 3 : 2;
+  auto n = r.try_tuple(2);
+  if (!n || *n != 2) return false;
+  auto label = r.try_int64();
+  if (!label || *label != 2) return false;
+  auto m = r.try_tuple(3);
+  if (!m || *m < fixed || *m > fixed + 1) return false;
+  Any target;
+  if (decode_boxed(r, 4, target, refs) != Decoded::kRef || !target.is_local()) return false;
+  call.obj = std::move(std::get<2>(target.v_));
+  call.attr = h == Handler::kCallAttr;
+  if (call.attr) {
+    if (r.try_tuple(4) != std::optional<std::size_t>(2) || r.try_int64() != std::optional<std::int64_t>(1)) {
+      return false;
+    }
+    auto s = r.try_str();
+    if (!s) return false;
+    name = *s;
+  }
+  if (!decode_boxed_items(r, 4, call.args, refs, true)) return false;
+  if (*m > fixed) {
+    // (VALUE, ()), no keyword arguments, is what clients send: recognised without a Value.
+    const Reader::Mark at = r.mark();
+    if (r.try_tuple(4) == std::optional<std::size_t>(2) && r.try_int64() == std::optional<std::int64_t>(1) &&
+        r.try_tuple(5) == std::optional<std::size_t>(0)) {
+      return true;
+    }
+    r.rewind(at);
+    if (decode_boxed(r, 4, kwargs, refs) == Decoded::kFail) return false;
+  }
+  return true;
+}
+
 void ConnectionCore::resolve_refs(std::vector<DeferredRef>& refs) {
   for (DeferredRef& d : refs) *d.slot = Any(make_proxy(d.id_pack));
 }
@@ -236,6 +272,37 @@ bool ConnectionCore::handle_payload_fast(std::span<const std::uint8_t> payload, 
   const std::int64_t hn = *handler_read;
   if (hn < 1 || hn > 20 || hn == static_cast<std::int64_t>(Handler::kClose)) return false;
   const auto h = static_cast<Handler>(hn);
+  if (h == Handler::kCallAttr || h == Handler::kCall) {
+    const Reader::Mark at = r.mark();
+    Any kwargs;  // declared first, destroyed last: proxies go as prepare_call_attr's order has them
+    PreparedCall call;
+    std::string_view name;  // into the payload: used before this returns
+    if (decode_call(r, h, call, name, kwargs, refs)) {
+      r.expect_end();
+      resolve_refs(refs);
+      ++counters_.requests_in;
+      // prepare_call_attr's remaining checks, in its order, and with its order of effects: a
+      // bad name is answered before the arguments go (and with them, DELs for any proxies in
+      // them), bad keyword arguments after.
+      try {
+        if (call.attr) call.name = resolve_attr(*call.obj, name, opts_.policy.allow_getattr);
+      } catch (...) {
+        send_exception(seq, std::current_exception(), h);
+        return true;
+      }
+      try {
+        if (!kwargs.is_none()) call.kwargs = as_kwargs(kwargs);
+      } catch (...) {
+        call = PreparedCall{};
+        send_exception(seq, std::current_exception(), h);
+        return true;
+      }
+      start_call(seq, h, std::move(call));
+      return true;
+    }
+    r.rewind(at);  // an unusual shape: read again below, checked by prepare_call_attr/prepare_call
+    refs.clear();
+  }
   RequestArgs args;
   if (!decode_request_args(r, h, args, refs)) return false;
   r.expect_end();

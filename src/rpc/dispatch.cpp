@@ -37,6 +37,11 @@ std::vector<Any> as_call_args(Any& a) {
   return std::move(a).take_items();
 }
 
+constexpr std::array<std::string_view, 7> kCompareOps = {"__eq__", "__ne__", "__lt__", "__gt__",
+                                                         "__le__", "__ge__", "__cmp__"};
+
+}  // namespace
+
 Kwargs as_kwargs(const Any& a) {
   Kwargs out;
   if (a.is_none()) return out;
@@ -51,11 +56,6 @@ Kwargs as_kwargs(const Any& a) {
   }
   return out;
 }
-
-constexpr std::array<std::string_view, 7> kCompareOps = {"__eq__", "__ne__", "__lt__", "__gt__",
-                                                         "__le__", "__ge__", "__cmp__"};
-
-}  // namespace
 
 ObjectPtr ConnectionCore::local_target(const Any& a, std::string_view what) const {
   if (a.is_local()) return a.object();
