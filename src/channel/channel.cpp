@@ -130,7 +130,10 @@ void Channel::throw_eof() {
 bool Channel::FrameWait::advance() {
   Channel& ch = *ch_;
   for (;;) {
-    if (ch.try_peek()) return true;
+    // Fewer bytes than a header (an empty buffer, typically, once the caller's own try_peek
+    // found nothing) hold no frame: straight to the transport.
+    const bool may_hold_frame = ch.closed_ || ch.peeked_ || ch.in_->readable_bytes() >= kFrameHeaderSize;
+    if (may_hold_frame && ch.try_peek()) return true;
     BufferedStream::FillPoll p;
     try {
       p = ch.stream_->try_fill(ch.decoder_.bytes_needed(*ch.in_));

@@ -209,15 +209,16 @@ std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, std::vector
   return finish_request(h, seq);
 }
 
-std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target, std::string_view name,
-                                                           const std::vector<Any>& args, Kwargs kwargs) {
+template <class EncodeArgs>
+std::shared_ptr<PendingCall> ConnectionCore::send_callattr_with(const Netref& target, std::string_view name,
+                                                                EncodeArgs&& encode_args, Kwargs kwargs) {
   if (auto bad = brine::find_invalid_utf8(name)) {
     throw UsageError(fmt::format("brine str: text is not valid UTF-8 (byte 0x{:02x} at offset {})",
                                  static_cast<unsigned char>(name[*bad]), *bad));
   }
   std::uint64_t seq;
   Buffer& out = begin_request(Handler::kCallAttr, seq);
-  // (TUPLE, (target, (VALUE, name), (TUPLE, args), kwargs)), written without building it.
+  // (TUPLE, (target, (VALUE, name), args, kwargs)), written without building it.
   brine::dump_tuple_header(2, out);
   dump_label(Label::kTuple, out);
   brine::dump_tuple_header(4, out);
@@ -225,7 +226,7 @@ std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target,
   brine::dump_tuple_header(2, out);
   dump_label(Label::kValue, out);
   brine::dump_str(name, out);
-  encode_boxed_tuple(args, out);
+  encode_args(out);
   if (kwargs.empty()) {
     brine::dump_tuple_header(2, out);
     dump_label(Label::kValue, out);
@@ -234,6 +235,25 @@ std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target,
     encode_boxed(kwargs_tuple(std::move(kwargs)), out);
   }
   return finish_request(Handler::kCallAttr, seq);
+}
+
+std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target, std::string_view name,
+                                                           const std::vector<Any>& args, Kwargs kwargs) {
+  return send_callattr_with(
+      target, name, [&](Buffer& out) { encode_boxed_tuple(args, out); }, std::move(kwargs));
+}
+
+std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target, std::string_view name,
+                                                           std::span<const brine::Value> args) {
+  return send_callattr_with(
+      target, name,
+      [&](Buffer& out) {
+        brine::dump_tuple_header(2, out);
+        dump_label(Label::kValue, out);
+        brine::dump_tuple_header(args.size(), out);
+        for (const brine::Value& v : args) brine::dump_into(v, out);
+      },
+      Kwargs{});
 }
 
 AsyncResult ConnectionCore::start_sync(Handler h, std::vector<Any> args) {

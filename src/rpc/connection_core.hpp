@@ -85,6 +85,10 @@ class ConnectionCore {
   /// CALLATTR(target, name, args, kwargs), encoded straight from the pieces.
   std::shared_ptr<PendingCall> send_callattr(const Netref& target, std::string_view name,
                                              const std::vector<Any>& args, Kwargs kwargs);
+  /// The same with plain positional arguments and no keyword arguments: they travel as one
+  /// (VALUE, tuple), as RPyC boxes a tuple of plain values (Netref::call's common case).
+  std::shared_ptr<PendingCall> send_callattr(const Netref& target, std::string_view name,
+                                             std::span<const brine::Value> args);
   /// Sends a request whose reply is then awaited under sync_request_timeout. All of them share
   /// one timer through a deadline queue (same timeout for every one, so deadlines come in send
   /// order), instead of arming a timer per call.
@@ -206,6 +210,10 @@ class ConnectionCore {
                    std::vector<DeferredRef>& refs);
   void resolve_refs(std::vector<DeferredRef>& refs);
 
+  /// CALLATTR's envelope around `encode_args(out)`, which writes the boxed positional tuple.
+  template <class EncodeArgs>
+  std::shared_ptr<PendingCall> send_callattr_with(const Netref& target, std::string_view name,
+                                                  EncodeArgs&& encode_args, Kwargs kwargs);
   void send_message(MsgType type, std::uint64_t seq, const brine::Value& body);
   Buffer& begin_request(Handler h, std::uint64_t& seq);  // envelope and handler, in scratch_
   std::shared_ptr<PendingCall> finish_request(Handler h, std::uint64_t seq);

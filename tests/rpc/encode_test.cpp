@@ -7,6 +7,7 @@
 #include "rpc/connection_core.hpp"
 #include "rpc_fixture.hpp"
 #include "tether/brine/codec.hpp"
+#include "tether/loop/task_group.hpp"
 
 namespace tether::testing {
 namespace {
@@ -100,6 +101,76 @@ TEST_F(EncodeTest, EncodeBoxedMatchesDumpOfBox) {
   Netref foreign = run(get_root(*other.client));
   Buffer bad;
   EXPECT_THROW(core.encode_boxed(Any(foreign), bad), UsageError);
+}
+
+// ---- what Netref::call<R>(name, args...) puts on the wire
+
+Value T(std::vector<Value> items) { return Value::tuple(std::move(items)); }
+
+/// A raw 5.x server: answers GETROOT with a reference and every other request with 42, and
+/// keeps each request it got (the whole message).
+Task<void> serve_raw(Channel& raw, std::size_t count, std::vector<Value>& got) {
+  const Value id_pack = T({Value("tests.Raw"), Value(1), Value(1)});
+  for (std::size_t i = 0; i < count; ++i) {
+    Bytes b = co_await raw.recv();
+    Value msg = brine::load(b.span());
+    const Value& body = msg.as_tuple().at(2);
+    const bool getroot = body.as_tuple().at(0) == Value(static_cast<std::int64_t>(rpc::Handler::kGetRoot));
+    Value reply =
+        getroot ? T({label(rpc::Label::kRemoteRef), id_pack}) : T({label(rpc::Label::kValue), Value(42)});
+    std::string out;
+    brine::dump_into(T({Value(2), msg.as_tuple().at(1), std::move(reply)}), out);
+    raw.send(out);
+    got.push_back(std::move(msg));
+  }
+}
+
+Task<void> typed_calls(Connection& c) {
+  Netref root = co_await c.root();
+  // Plain arguments (numbers, text, bytes): one (VALUE, tuple), as RPyC boxes them.
+  const std::int64_t sum = co_await root.call<std::int64_t>(
+      "add", 40, 2u, "x", std::string("y"), std::string_view("z"), true, 1.5, Bytes(std::string("b")));
+  EXPECT_EQ(sum, 42);
+  EXPECT_EQ(co_await root.call<std::int64_t>("nothing"), 42);
+  // Anything else: each argument boxed on its own.
+  const std::vector<int> list{2, 3};  // (g++ 12 cannot keep an initializer list across co_await)
+  EXPECT_EQ(co_await root.call<std::int64_t>("mixed", 1, list, root), 42);
+  // Text that is not UTF-8 is refused before anything is sent.
+  EXPECT_THROW((void)root.call<std::int64_t>("bad", std::string("\xff")), UsageError);
+  EXPECT_EQ(co_await root.call<std::int64_t>("after"), 42);
+}
+
+TEST_F(EncodeTest, TypedCallSendsPlainArgumentsAsOneValue) {
+  auto pipe = make_mem_pipe(loop_, 1 << 20);
+  Channel raw(std::make_unique<BufferedStream>(std::move(pipe.second)));
+  Connection client(std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.first))),
+                    nullptr);
+  client.start();
+  std::vector<Value> got;
+  TaskGroup server(loop_);
+  server.spawn(serve_raw(raw, 5, got));
+  run(typed_calls(client));
+  run(server.wait());
+  ASSERT_EQ(got.size(), 5u);
+  const Value target = T({label(rpc::Label::kLocalRef), T({Value("tests.Raw"), Value(1), Value(1)})});
+  const Value no_kwargs = T({label(rpc::Label::kValue), T({})});
+  auto callattr = [&](const char* name, Value args) {
+    return T({Value(static_cast<std::int64_t>(rpc::Handler::kCallAttr)),
+              T({label(rpc::Label::kTuple),
+                 T({target, T({label(rpc::Label::kValue), Value(name)}), std::move(args), no_kwargs})})});
+  };
+  auto value = [](Value v) { return T({label(rpc::Label::kValue), std::move(v)}); };
+  EXPECT_EQ(got[1].as_tuple().at(2),
+            callattr("add", value(T({Value(40), Value(2), Value("x"), Value("y"), Value("z"), Value(true),
+                                     Value(1.5), Value(Bytes(std::string("b")))}))))
+      << got[1].repr(400);
+  EXPECT_EQ(got[2].as_tuple().at(2), callattr("nothing", value(T({})))) << got[2].repr(400);
+  EXPECT_EQ(got[3].as_tuple().at(2),
+            callattr("mixed", T({label(rpc::Label::kTuple),
+                                 T({value(Value(1)), value(T({Value(2), Value(3)})), target})})))
+      << got[3].repr(400);
+  EXPECT_EQ(got[4].as_tuple().at(2), callattr("after", value(T({})))) << got[4].repr(400);
+  client.abort();
 }
 
 TEST(BrineTupleHeader, MatchesDumpForEverySizeClass) {

@@ -11,10 +11,12 @@
 /// Bytes, brine::Value, Any, Netref, std::optional<T>, std::vector<T>, std::map / unordered_map,
 /// std::tuple / std::pair. A mismatch throws TypeError naming the expected and actual types.
 
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -274,6 +276,20 @@ namespace detail {
 TETHER_API AsyncResult start_callattr(const Netref& self, std::string name, std::vector<Any> args,
                                       Kwargs kwargs);
 
+/// The same with positional arguments that are plain values (kPlainArg), sent as one
+/// (VALUE, tuple): no Any per argument, no vector.
+TETHER_API AsyncResult start_callattr(const Netref& self, std::string_view name,
+                                      std::span<const brine::Value> args);
+
+/// Arguments to_any turns into a plain brine::Value of their own (its last case): numbers,
+/// text and bytes, unless a Converter says otherwise.
+template <class A>
+inline constexpr bool kPlainArg =
+    !HasConverter<std::remove_cvref_t<A>> &&
+    (std::is_arithmetic_v<std::remove_cvref_t<A>> || std::is_same_v<std::remove_cvref_t<A>, std::string> ||
+     std::is_same_v<std::remove_cvref_t<A>, std::string_view> ||
+     std::is_same_v<std::remove_cvref_t<A>, Bytes> || std::is_same_v<std::decay_t<A>, const char*>);
+
 /// Results whose conversion never needs a round trip (from_any's synchronous cases).
 template <class U>
 inline constexpr bool kConvertsAtOnce =
@@ -298,10 +314,17 @@ Task<R> typed_callattr(AsyncResult pending) {
 // the Task is awaited later.
 template <class R, class... A>
 Task<R> Netref::call(std::string name, A&&... args) const {
-  std::vector<Any> argv;
-  argv.reserve(sizeof...(A));
-  (argv.push_back(to_any(std::forward<A>(args))), ...);
-  return detail::typed_callattr<R>(detail::start_callattr(*this, std::move(name), std::move(argv), Kwargs{}));
+  if constexpr ((detail::kPlainArg<A> && ...)) {
+    const std::array<brine::Value, sizeof...(A)> argv{brine::Value(std::forward<A>(args))...};
+    return detail::typed_callattr<R>(
+        detail::start_callattr(*this, name, std::span<const brine::Value>(argv)));
+  } else {
+    std::vector<Any> argv;
+    argv.reserve(sizeof...(A));
+    (argv.push_back(to_any(std::forward<A>(args))), ...);
+    return detail::typed_callattr<R>(
+        detail::start_callattr(*this, std::move(name), std::move(argv), Kwargs{}));
+  }
 }
 
 }  // namespace tether
