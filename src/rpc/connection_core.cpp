@@ -623,7 +623,9 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
     if (!call.obj && h == Handler::kCall) call = self->prepare_call(args);  // a Python `root.f(...)`
     if (call.obj) {
       CallContext ctx(*self);
-      if (call.attr) {
+      if (h == Handler::kGetAttr) {
+        result = call.obj->get_attr(ctx, call.name);  // prepared by the fast decoder
+      } else if (call.attr) {
         result = co_await call.obj->call_attr(ctx, call.name, std::move(call.args), std::move(call.kwargs));
       } else {
         result = co_await call.obj->call(ctx, std::move(call.args), std::move(call.kwargs));
@@ -788,20 +790,28 @@ const std::string& ConnectionCore::export_object(const ObjectPtr& obj) {
                     static_cast<unsigned char>(e.name[*bad]), *bad));
   }
   e.class_id = static_cast<std::int64_t>(stable_class_id(e.name));
-  // dump((name, class_id, iid)), written from its pieces.
-  Buffer b;
+  // dump((name, class_id, iid)), written from its pieces into a buffer kept for this (one
+  // allocation per connection, not per export).
+  Buffer& b = id_scratch_;
+  b.retrieve_all();
   brine::dump_tuple_header(3, b);
   brine::dump_str(e.name, b);
   brine::dump_int(e.class_id, b);
   brine::dump_int(static_cast<std::int64_t>(iid), b);
   e.wire = std::string(b.view());
-  auto int_chars = [](std::int64_t i) -> std::size_t {
-    return i >= brine::tag::kImmMin && i <= brine::tag::kImmMax ? 0 : fmt::formatted_size("{}", i);
+  auto int_chars = [](std::int64_t i) -> std::size_t {  // both are positive
+    if (i >= brine::tag::kImmMin && i <= brine::tag::kImmMax) return 0;
+    std::size_t n = 1;
+    for (auto u = static_cast<std::uint64_t>(i); u >= 10; u /= 10) ++n;
+    return n;
   };
   e.wire_shape = brine::Reader::Shape{
       4, 1, 3, std::max(int_chars(e.class_id), int_chars(static_cast<std::int64_t>(iid)))};
   auto placed = exports_.emplace(iid, std::move(e));
   export_ids_.emplace(obj.get(), iid);
+  // A fresh export is usually named back soon (a method just fetched is called next): its
+  // id_pack is then recognised by its bytes from the first time (decode.cpp).
+  note_recent_ref(&*placed.first);
   return placed.first->second.wire;
 }
 

@@ -153,11 +153,12 @@ class ConnectionCore {
   bool handle_payload_fast(std::span<const std::uint8_t> payload, Generation gen);
   void handle_reply(std::uint64_t seq, MsgType type, brine::Value body);
   /// CALLATTR's and CALL's checks and argument conversion, done before the call (by the fast
-  /// path at receipt, by serve_request otherwise).
+  /// path at receipt, by serve_request otherwise); also GETATTR's target and checked name (the
+  /// fast path only).
   struct PreparedCall {
     ObjectPtr obj;      // null: not prepared
     bool attr = false;  // CALLATTR (name) or CALL
-    std::string name;
+    std::string name;   // CALLATTR's and GETATTR's, as resolve_attr checked it
     std::vector<Any> args;
     Kwargs kwargs;
   };
@@ -202,10 +203,11 @@ class ConnectionCore {
   bool decode_boxed_items(brine::Reader& r, std::size_t depth, std::vector<Any>& out,
                           std::vector<DeferredRef>& refs, bool none_is_empty);
   bool decode_request_args(brine::Reader& r, Handler h, RequestArgs& args, std::vector<DeferredRef>& refs);
-  /// CALLATTR's and CALL's arguments read straight into `call` when they have the usual shape
-  /// (the target one of our exports, the name a str): `name` views the input, `kwargs` stays
-  /// None when the peer sent none or an empty tuple. False when the shape is unusual (then
-  /// decode_request_args and the checks of prepare_call_attr/prepare_call have the word).
+  /// CALLATTR's, CALL's and GETATTR's arguments read straight into `call` when they have the
+  /// usual shape (the target one of our exports, the name a str): `name` views the input,
+  /// `kwargs` stays None when the peer sent none or an empty tuple. False when the shape is
+  /// unusual (then decode_request_args and the checks of prepare_call_attr/prepare_call or
+  /// dispatch have the word).
   bool decode_call(brine::Reader& r, Handler h, PreparedCall& call, std::string_view& name, Any& kwargs,
                    std::vector<DeferredRef>& refs);
   void resolve_refs(std::vector<DeferredRef>& refs);
@@ -232,7 +234,8 @@ class ConnectionCore {
 
   EventLoop& loop_;
   std::unique_ptr<Channel> channel_;
-  Buffer scratch_;  // send_message's encode buffer, reused for small messages
+  Buffer scratch_;     // send_message's encode buffer, reused for small messages
+  Buffer id_scratch_;  // export_object's, for dumping an id_pack (it runs while scratch_ fills)
   ObjectPtr root_;
   ConnectionOptions opts_;
   Generation gen_;

@@ -189,19 +189,22 @@ bool ConnectionCore::decode_request_args(Reader& r, Handler h, RequestArgs& args
 
 bool ConnectionCore::decode_call(Reader& r, Handler h, PreparedCall& call, std::string_view& name,
                                  Any& kwargs, std::vector<DeferredRef>& refs) {
-  // (TUPLE, (target, [(VALUE, name),] args[, kwargs])), at the depths decode_request_args reads.
+  // (TUPLE, (target, [(VALUE, name),] args[, kwargs])), at the depths decode_request_args reads;
+  // GETATTR's is (TUPLE, (target, (VALUE, name))).
+  const bool getattr = h == Handler::kGetAttr;
   const std::size_t fixed = h == Handler::kCallAttr ? 3 : 2;
+  const std::size_t most = getattr ? 2 : fixed + 1;
   auto n = r.try_tuple(2);
   if (!n || *n != 2) return false;
   auto label = r.try_int64();
   if (!label || *label != 2) return false;
   auto m = r.try_tuple(3);
-  if (!m || *m < fixed || *m > fixed + 1) return false;
+  if (!m || *m < fixed || *m > most) return false;
   Any target;
   if (decode_boxed(r, 4, target, refs) != Decoded::kRef || !target.is_local()) return false;
   call.obj = std::move(std::get<2>(target.v_));
   call.attr = h == Handler::kCallAttr;
-  if (call.attr) {
+  if (call.attr || getattr) {
     if (r.try_tuple(4) != std::optional<std::size_t>(2) || r.try_int64() != std::optional<std::int64_t>(1)) {
       return false;
     }
@@ -209,6 +212,7 @@ bool ConnectionCore::decode_call(Reader& r, Handler h, PreparedCall& call, std::
     if (!s) return false;
     name = *s;
   }
+  if (getattr) return true;
   if (!decode_boxed_items(r, 4, call.args, refs, true)) return false;
   if (*m > fixed) {
     // (VALUE, ()), no keyword arguments, is what clients send: recognised without a Value.
@@ -272,7 +276,7 @@ bool ConnectionCore::handle_payload_fast(std::span<const std::uint8_t> payload, 
   const std::int64_t hn = *handler_read;
   if (hn < 1 || hn > 20 || hn == static_cast<std::int64_t>(Handler::kClose)) return false;
   const auto h = static_cast<Handler>(hn);
-  if (h == Handler::kCallAttr || h == Handler::kCall) {
+  if (h == Handler::kCallAttr || h == Handler::kCall || h == Handler::kGetAttr) {
     const Reader::Mark at = r.mark();
     Any kwargs;  // declared first, destroyed last: proxies go as prepare_call_attr's order has them
     PreparedCall call;
@@ -285,7 +289,9 @@ bool ConnectionCore::handle_payload_fast(std::span<const std::uint8_t> payload, 
       // bad name is answered before the arguments go (and with them, DELs for any proxies in
       // them), bad keyword arguments after.
       try {
-        if (call.attr) call.name = resolve_attr(*call.obj, name, opts_.policy.allow_getattr);
+        if (call.attr || h == Handler::kGetAttr) {
+          call.name = resolve_attr(*call.obj, name, opts_.policy.allow_getattr);
+        }
       } catch (...) {
         send_exception(seq, std::current_exception(), h);
         return true;
