@@ -17,6 +17,8 @@ namespace {
 
 // Messages up to this size are copied from the reused encode buffer into the stream.
 constexpr std::size_t kCopiedMessage = 4096;
+/// Freed sequence numbers kept for reuse, at most.
+constexpr std::size_t kMaxFreeSeqs = 1024;
 
 Value label_value(Label l) { return Value(static_cast<std::int64_t>(l)); }
 void dump_label(Label l, Buffer& out) { brine::dump_int(static_cast<std::int64_t>(l), out); }
@@ -178,16 +180,24 @@ void ConnectionCore::send_message(MsgType type, std::uint64_t seq, const Value& 
 
 Buffer& ConnectionCore::begin_request(Handler h, std::uint64_t& seq) {
   if (closed_) throw Disconnected("connection closed");
-  seq = next_seq_++;
+  seq = take_seq();
   Buffer& out = begin_message(MsgType::kRequest, seq);  // body: (handler, boxed args tuple)
   brine::dump_tuple_header(2, out);
   brine::dump_int(static_cast<std::int64_t>(h), out);
   return out;
 }
 
+std::uint64_t ConnectionCore::take_seq() noexcept {
+  if (free_seqs_.empty()) return next_seq_++;
+  const std::uint64_t seq = free_seqs_.back();
+  free_seqs_.pop_back();
+  return seq;
+}
+
 std::shared_ptr<PendingCall> ConnectionCore::finish_request(Handler h, std::uint64_t seq) {
   auto p = std::allocate_shared<PendingCall>(PoolAllocator<PendingCall>{}, &loop_);
   p->seq = seq;
+  p->serial = next_serial_++;
   p->handler = h;
   p->core = self_;
   pending_.emplace(seq, p);
@@ -263,7 +273,7 @@ AsyncResult ConnectionCore::start_sync(Handler h, std::vector<Any> args) {
 AsyncResult ConnectionCore::expire_as_sync(std::shared_ptr<PendingCall> p) {
   const Duration timeout = opts_.sync_request_timeout;
   if (timeout < std::chrono::hours(24 * 365 * 100)) {  // longer means never
-    sync_deadlines_.push_back(SyncDeadline{loop_.now() + timeout, p->seq});
+    sync_deadlines_.push_back(SyncDeadline{loop_.now() + timeout, p->seq, p->serial});
     if (!sync_timer_) arm_sync_timer();
   }
   return AsyncResult(std::move(p));
@@ -282,10 +292,10 @@ void ConnectionCore::on_sync_timer() noexcept {
   sync_timer_ = {};
   const TimePoint now = loop_.now();
   while (!sync_deadlines_.empty() && sync_deadlines_.front().at <= now) {
-    const std::uint64_t seq = sync_deadlines_.front().seq;
+    const SyncDeadline d = sync_deadlines_.front();
     sync_deadlines_.pop_front();
-    auto it = pending_.find(seq);
-    if (it == pending_.end()) continue;
+    auto it = pending_.find(d.seq);
+    if (it == pending_.end() || it->second->serial != d.serial) continue;  // answered
     std::shared_ptr<PendingCall> p = std::move(it->second);
     pending_.erase(it);  // a late reply is dropped
     p->expired = true;
@@ -302,19 +312,31 @@ void ConnectionCore::on_sync_timer() noexcept {
   }
 }
 
+bool ConnectionCore::awaiting(const SyncDeadline& d) const noexcept {
+  auto it = pending_.find(d.seq);
+  return it != pending_.end() && it->second->serial == d.serial;
+}
+
 void ConnectionCore::trim_sync_deadlines() noexcept {
-  while (!sync_deadlines_.empty() && !pending_.contains(sync_deadlines_.front().seq))
-    sync_deadlines_.pop_front();
+  while (!sync_deadlines_.empty() && !awaiting(sync_deadlines_.front())) sync_deadlines_.pop_front();
   // Answered calls behind an unanswered one wait for it to leave the front; when they are most
   // of the queue, sweep them out (amortised O(1): a sweep leaves only pending entries).
   if (sync_deadlines_.size() > 64 && sync_deadlines_.size() > 2 * pending_.size()) {
-    std::erase_if(sync_deadlines_, [this](const SyncDeadline& d) { return !pending_.contains(d.seq); });
+    std::erase_if(sync_deadlines_, [this](const SyncDeadline& d) { return !awaiting(d); });
   }
 }
 
 std::shared_ptr<PendingCall> ConnectionCore::take_pending(PendingTable::iterator it) {
   std::shared_ptr<PendingCall> p = std::move(it->second);
   pending_.erase(it);
+  // Its reply came: the seq may serve the next request (bounded: a burst of thousands in
+  // flight does not keep thousands of entries).
+  if (free_seqs_.size() < kMaxFreeSeqs) {
+    try {
+      free_seqs_.push_back(p->seq);
+    } catch (...) {  // no memory: the seq is just not reused
+    }
+  }
   trim_sync_deadlines();
   return p;
 }

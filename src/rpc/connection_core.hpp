@@ -32,7 +32,8 @@ class ConnectionCore;
 
 /// One request awaiting its reply.
 struct PendingCall {
-  std::uint64_t seq = 0;
+  std::uint64_t seq = 0;     // on the wire; reused once the reply came (see take_seq)
+  std::uint64_t serial = 0;  // unique per request on the connection
   Handler handler = Handler::kPing;
   std::weak_ptr<ConnectionCore> core;
   EventLoop* loop = nullptr;
@@ -127,7 +128,7 @@ class ConnectionCore {
   [[nodiscard]] std::uint64_t fast_decoded() const noexcept { return fast_decoded_; }
   void forget_proxy(const std::string& key) noexcept;
   void forget_pending(std::uint64_t seq) noexcept { pending_.erase(seq); }
-  /// The reply to `it` arrived: takes it out of the pending table.
+  /// The reply to `it` arrived: takes it out of the pending table; its seq may be reused.
   std::shared_ptr<PendingCall> take_pending(
       std::unordered_map<std::uint64_t, std::shared_ptr<PendingCall>>::iterator it);
 
@@ -245,14 +246,25 @@ class ConnectionCore {
   bool sent_first_ = false;
   std::weak_ptr<ConnectionCore> self_;
 
+  // Sequence numbers. A request's seq is free again once its reply came (nothing else will
+  // arrive for it), and is then reused before a new one is taken from the counter: with up to
+  // ~160 requests in flight they stay brine's one-byte ints (no decimal text on either side).
+  // A seq whose request timed out or was abandoned, and those of requests whose replies are
+  // not awaited (DEL, CLOSE), are never reused: a late reply to them is dropped as unknown.
   std::uint64_t next_seq_ = 0;
+  std::uint64_t next_serial_ = 0;
+  std::vector<std::uint64_t> free_seqs_;
+  std::uint64_t take_seq() noexcept;
   PendingTable pending_;
   // Sync requests' deadlines, oldest first (entries of answered calls leave from the front
   // when they get there), and the one timer armed for the oldest.
   struct SyncDeadline {
     TimePoint at;
     std::uint64_t seq;
+    std::uint64_t serial;  // the seq may belong to a later request by the time this is due
   };
+  /// True while the request `d` was made for still awaits its reply.
+  [[nodiscard]] bool awaiting(const SyncDeadline& d) const noexcept;
   std::deque<SyncDeadline> sync_deadlines_;
   TimerId sync_timer_{};
   void arm_sync_timer();
