@@ -519,12 +519,16 @@ bool BufferedStream::ReadableAwaiter::await_suspend(std::coroutine_handle<> h) {
 
 namespace {
 
-/// Gives back the anchor reference a ReadableAwaiter took; the stream if it is still there.
-Impl* release_anchor(detail::StreamAnchor*& anchor) noexcept {
+/// Ends a ReadableAwaiter's wait: gives back the anchor reference it took and, if the stream
+/// is still there, frees it for the next read.
+void end_ready_wait(detail::StreamAnchor*& anchor) noexcept {
   detail::StreamAnchor* a = std::exchange(anchor, nullptr);
   Impl* s = a->target;
   if (--a->refs == 0) delete a;
-  return s;
+  if (s) {
+    s->ready_waiting = false;
+    s->end_read();
+  }
 }
 
 }  // namespace
@@ -532,21 +536,13 @@ Impl* release_anchor(detail::StreamAnchor*& anchor) noexcept {
 void BufferedStream::ReadableAwaiter::finish() noexcept {
   if (!anchor_) return;
   if (wait_) wait_->await_resume();
-  if (Impl* s = release_anchor(anchor_)) {
-    s->ready_waiting = false;
-    s->end_read();
-  }
+  end_ready_wait(anchor_);
 }
 
 BufferedStream::ReadableAwaiter::~ReadableAwaiter() {
   // Destroyed while suspended (the waiting task was cancelled): wait_'s destructor then takes
   // the wake-up back; the stream, if still there, is free for the next read.
-  if (anchor_) {
-    if (Impl* s = release_anchor(anchor_)) {
-      s->ready_waiting = false;
-      s->end_read();
-    }
-  }
+  if (anchor_) end_ready_wait(anchor_);
 }
 
 Buffer& BufferedStream::buffer() noexcept { return impl_->rbuf; }
