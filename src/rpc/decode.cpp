@@ -55,6 +55,14 @@ inline void read_leaf_or_value(Reader& r, std::size_t depth, Value& v) {
   }
 }
 
+/// The opening of a boxed pair `(label, ...)` at `depth` with this label: consumes the pair's
+/// header and the label, and leaves the boxed item next. False (having read something) when
+/// it is another shape.
+bool take_label(Reader& r, std::size_t depth, Label label) {
+  return r.try_tuple(depth) == std::optional<std::size_t>(2) &&
+         r.try_int64() == std::optional<std::int64_t>(static_cast<std::int64_t>(label));
+}
+
 }  // namespace
 
 ConnectionCore::Decoded ConnectionCore::decode_boxed(Reader& r, std::size_t depth, Any& out,
@@ -167,10 +175,7 @@ bool ConnectionCore::decode_request_args(Reader& r, Handler h, RequestArgs& args
   // The positional-argument tuple of CALL (item 1) and CALLATTR (item 2) is kept as a vector,
   // which the handler then moves out; everything else is boxed as usual.
   const std::size_t call_args = h == Handler::kCallAttr ? 2 : h == Handler::kCall ? 1 : SIZE_MAX;
-  auto n = r.try_tuple(2);
-  if (!n || *n != 2) return false;
-  auto label = r.try_int64();
-  if (!label || *label != 2) return false;
+  if (!take_label(r, 2, Label::kTuple)) return false;
   auto m = r.try_tuple(3);
   if (!m) return false;
   args.resize(*m);
@@ -194,10 +199,7 @@ bool ConnectionCore::decode_call(Reader& r, Handler h, PreparedCall& call, std::
   const bool getattr = h == Handler::kGetAttr;
   const std::size_t fixed = h == Handler::kCallAttr ? 3 : 2;
   const std::size_t most = getattr ? 2 : fixed + 1;
-  auto n = r.try_tuple(2);
-  if (!n || *n != 2) return false;
-  auto label = r.try_int64();
-  if (!label || *label != 2) return false;
+  if (!take_label(r, 2, Label::kTuple)) return false;
   auto m = r.try_tuple(3);
   if (!m || *m < fixed || *m > most) return false;
   Any target;
@@ -205,9 +207,7 @@ bool ConnectionCore::decode_call(Reader& r, Handler h, PreparedCall& call, std::
   call.obj = std::move(std::get<2>(target.v_));
   call.attr = h == Handler::kCallAttr;
   if (call.attr || getattr) {
-    if (r.try_tuple(4) != std::optional<std::size_t>(2) || r.try_int64() != std::optional<std::int64_t>(1)) {
-      return false;
-    }
+    if (!take_label(r, 4, Label::kValue)) return false;
     auto s = r.try_str();
     if (!s) return false;
     name = *s;
@@ -217,8 +217,7 @@ bool ConnectionCore::decode_call(Reader& r, Handler h, PreparedCall& call, std::
   if (*m > fixed) {
     // (VALUE, ()), no keyword arguments, is what clients send: recognised without a Value.
     const Reader::Mark at = r.mark();
-    if (r.try_tuple(4) == std::optional<std::size_t>(2) && r.try_int64() == std::optional<std::int64_t>(1) &&
-        r.try_tuple(5) == std::optional<std::size_t>(0)) {
+    if (take_label(r, 4, Label::kValue) && r.try_tuple(5) == std::optional<std::size_t>(0)) {
       return true;
     }
     r.rewind(at);
