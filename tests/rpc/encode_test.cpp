@@ -107,24 +107,6 @@ TEST_F(EncodeTest, EncodeBoxedMatchesDumpOfBox) {
 
 Value T(std::vector<Value> items) { return Value::tuple(std::move(items)); }
 
-/// A raw 5.x server: answers GETROOT with a reference and every other request with 42, and
-/// keeps each request it got (the whole message).
-Task<void> serve_raw(Channel& raw, std::size_t count, std::vector<Value>& got) {
-  const Value id_pack = T({Value("tests.Raw"), Value(1), Value(1)});
-  for (std::size_t i = 0; i < count; ++i) {
-    Bytes b = co_await raw.recv();
-    Value msg = brine::load(b.span());
-    const Value& body = msg.as_tuple().at(2);
-    const bool getroot = body.as_tuple().at(0) == Value(static_cast<std::int64_t>(rpc::Handler::kGetRoot));
-    Value reply =
-        getroot ? T({label(rpc::Label::kRemoteRef), id_pack}) : T({label(rpc::Label::kValue), Value(42)});
-    std::string out;
-    brine::dump_into(T({Value(2), msg.as_tuple().at(1), std::move(reply)}), out);
-    raw.send(out);
-    got.push_back(std::move(msg));
-  }
-}
-
 Task<void> typed_calls(Connection& c) {
   Netref root = co_await c.root();
   // Plain arguments (numbers, text, bytes): one (VALUE, tuple), as RPyC boxes them.
@@ -141,18 +123,17 @@ Task<void> typed_calls(Connection& c) {
 }
 
 TEST_F(EncodeTest, TypedCallSendsPlainArgumentsAsOneValue) {
-  auto pipe = make_mem_pipe(loop_, 1 << 20);
-  Channel raw(std::make_unique<BufferedStream>(std::move(pipe.second)));
-  Connection client(std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.first))),
-                    nullptr);
-  client.start();
+  auto p = make_raw_server_peer(loop_);
   std::vector<Value> got;
   TaskGroup server(loop_);
-  server.spawn(serve_raw(raw, 5, got));
-  run(typed_calls(client));
+  // Every call is answered with 42.
+  server.spawn(serve_raw(
+      *p.raw, got, [](const Value&) -> std::optional<Value> { return T({label(rpc::Label::kValue), Value(42)}); },
+      5));
+  run(typed_calls(*p.client));
   run(server.wait());
   ASSERT_EQ(got.size(), 5u);
-  const Value target = T({label(rpc::Label::kLocalRef), T({Value("tests.Raw"), Value(1), Value(1)})});
+  const Value target = T({label(rpc::Label::kLocalRef), raw_root_id_pack()});
   const Value no_kwargs = T({label(rpc::Label::kValue), T({})});
   auto callattr = [&](const char* name, Value args) {
     return T({Value(static_cast<std::int64_t>(rpc::Handler::kCallAttr)),
@@ -170,7 +151,7 @@ TEST_F(EncodeTest, TypedCallSendsPlainArgumentsAsOneValue) {
                                  T({value(Value(1)), value(T({Value(2), Value(3)})), target})})))
       << got[3].repr(400);
   EXPECT_EQ(got[4].as_tuple().at(2), callattr("after", value(T({})))) << got[4].repr(400);
-  client.abort();
+  p.client->abort();
 }
 
 TEST(BrineTupleHeader, MatchesDumpForEverySizeClass) {

@@ -3,10 +3,14 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "test_util.hpp"
+#include "tether/brine/codec.hpp"
 #include "tether/channel/channel.hpp"
 #include "tether/loop/sync.hpp"
 #include "tether/rpc/connection.hpp"
@@ -61,6 +65,65 @@ inline RpcPair make_rpc_pair(EventLoop& loop, ConnectionOptions client_opts = {}
   p.client->start();
   p.server->start();
   return p;
+}
+
+/// A client Connection and a raw Channel playing a 5.x server: for what a client sends.
+struct RawServerPeer {
+  std::unique_ptr<Channel> raw;
+  std::unique_ptr<Connection> client;
+};
+
+inline RawServerPeer make_raw_server_peer(EventLoop& loop, ConnectionOptions opts = {}) {
+  auto pipe = make_mem_pipe(loop, 1 << 20);
+  RawServerPeer p;
+  p.raw = std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.second)));
+  p.client = std::make_unique<Connection>(
+      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.first))), nullptr, opts);
+  p.client->start();
+  return p;
+}
+
+/// The raw side's (REPLY, seq, boxed).
+inline void send_raw_reply(Channel& raw, std::int64_t seq, brine::Value boxed) {
+  std::string out;
+  brine::dump_into(brine::Value::make_tuple(brine::Value(2), brine::Value(seq), std::move(boxed)), out);
+  raw.send(out);
+}
+
+/// The id_pack of the raw server's root.
+inline brine::Value raw_root_id_pack() {
+  return brine::Value::make_tuple(brine::Value("tests.Raw"), brine::Value(1), brine::Value(1));
+}
+
+/// What serve_raw replies to a request (the whole message): a boxed value, or nullopt to
+/// leave it unanswered.
+using RawAnswer = std::function<std::optional<brine::Value>(const brine::Value& msg)>;
+
+/// Keeps every request message in `got`, answers GETROOT with a reference to the raw root and
+/// the others with `answer`; ends after `count` requests (0: when the client goes away).
+inline Task<void> serve_raw(Channel& raw, std::vector<brine::Value>& got, RawAnswer answer,
+                            std::size_t count = 0) {
+  while (count == 0 || got.size() < count) {
+    Bytes b;
+    try {
+      b = co_await raw.recv();
+    } catch (const Error&) {
+      if (count == 0) co_return;  // the client went away
+      throw;
+    }
+    brine::Value msg = brine::load(b.span());
+    const std::int64_t seq = msg.as_tuple().at(1).as_int64();
+    const brine::Value& handler = msg.as_tuple().at(2).as_tuple().at(0);
+    std::optional<brine::Value> reply;
+    if (handler == brine::Value(static_cast<std::int64_t>(rpc::Handler::kGetRoot))) {
+      reply = brine::Value::make_tuple(brine::Value(static_cast<std::int64_t>(rpc::Label::kRemoteRef)),
+                                       raw_root_id_pack());
+    } else {
+      reply = answer(msg);
+    }
+    got.push_back(std::move(msg));
+    if (reply) send_raw_reply(raw, seq, std::move(*reply));
+  }
 }
 
 }  // namespace tether::testing
