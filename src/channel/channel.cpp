@@ -63,6 +63,10 @@ Task<void> Channel::drain() {
   co_await stream_->drain();
 }
 
+void Channel::write_now() noexcept {
+  if (!closed_) stream_->write_now();
+}
+
 bool Channel::peek_next() {
   check_open();
   Buffer& in = *in_;

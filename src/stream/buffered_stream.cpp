@@ -475,6 +475,11 @@ Task<void> BufferedStream::fill(std::size_t n) {
 BufferedStream::FillPoll BufferedStream::try_fill(std::size_t n) {
   Impl& s = *impl_;
   if (s.rbuf.readable_bytes() >= n && !s.reading) return FillPoll::kReady;
+  if (!s.reading && !s.closed && !s.eof && n <= s.opts.max_buffer_size && s.transport->read_would_block()) {
+    // Nothing new reported since the last read found the kernel buffer empty: no read to try
+    // (and no read buffer taken and given back). The caller waits on the transport's slot.
+    return FillPoll::kWouldBlock;
+  }
   ReadScope scope(s);
   check_fill_size(s, n);
   if (s.closed) s.throw_closed();

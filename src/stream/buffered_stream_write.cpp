@@ -374,6 +374,13 @@ Task<void> BufferedStream::drain() {
   s.rethrow_write_state();
 }
 
+void BufferedStream::write_now() noexcept {
+  Impl& s = *impl_;
+  if (s.queued == 0 || s.flusher || s.transport_closed) return;
+  s.disarm_flush();
+  Impl::on_end_of_turn(&s);  // what the end of the iteration would have done, now
+}
+
 Task<void> BufferedStream::flush() {
   Impl& s = *impl_;
   const std::uint64_t target = s.written_total;

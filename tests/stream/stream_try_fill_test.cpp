@@ -160,6 +160,47 @@ TEST_F(TryFillTest, ATransportWithoutTryReadIsUnsupported) {
   run(wait_readable(a_.get()));  // no readiness slot: completes at once
 }
 
+/// An FdTransport that counts try_read() calls and forwards its readiness.
+class CountingReads final : public ForwardingTransport {
+ public:
+  using ForwardingTransport::ForwardingTransport;
+  std::size_t try_read(Buffer& buf, std::size_t max_bytes) override {
+    ++try_reads;
+    return inner().try_read(buf, max_bytes);
+  }
+  detail::WaitSlot* read_ready_slot() noexcept override { return inner().read_ready_slot(); }
+  [[nodiscard]] bool read_would_block() const noexcept override { return inner().read_would_block(); }
+  int try_reads = 0;
+};
+
+TEST_F(LoopTest, TryFillSkipsTheReadWhileNothingNewWasReported) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+  auto fd = std::make_unique<FdTransport>(loop_, Fd(sv[0]));
+  FdTransport* raw = fd.get();
+  auto counting = std::make_unique<CountingReads>(std::move(fd));
+  CountingReads* probe = counting.get();
+  BufferedStream a(std::move(counting));
+  BufferedStream b(std::make_unique<FdTransport>(loop_, Fd(sv[1])));
+  EXPECT_FALSE(raw->read_would_block()) << "a fresh transport tries first";
+  b.write(std::string_view("abc"));
+  loop_.run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(a.try_fill(3), BufferedStream::FillPoll::kReady);
+  EXPECT_EQ(probe->try_reads, 1);
+  EXPECT_TRUE(raw->read_would_block()) << "a short read proved the kernel buffer empty";
+  EXPECT_EQ(a.try_fill(10), BufferedStream::FillPoll::kWouldBlock);
+  EXPECT_EQ(probe->try_reads, 1) << "no read tried: nothing was reported since";
+  b.write(std::string_view("defghij"));
+  loop_.run_once(std::chrono::milliseconds(0));    // b's write-out
+  const int waits = run(fill_by_polling(&a, 10));  // readiness arrives through the loop
+  EXPECT_LE(waits, 1);
+  EXPECT_EQ(std::string(a.buffer().view()), "abcdefghij");
+  EXPECT_EQ(probe->try_reads, 2);
+  raw->close();
+  EXPECT_FALSE(raw->read_would_block()) << "closed: a try reports it";
+  EXPECT_THROW((void)a.try_fill(11), StreamClosed);
+}
+
 TEST_F(LoopTest, TryFillOverASocketpair) {
   int sv[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);

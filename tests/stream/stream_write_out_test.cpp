@@ -174,6 +174,34 @@ TEST_F(WriteOutTest, DrainWritesAtOnceAndWithdrawsTheEndOfIterationWrite) {
   EXPECT_EQ(std::string(got.view()), "now");
 }
 
+TEST_F(WriteOutTest, WriteNowWritesAtOnceAndWithdrawsTheEndOfIterationWrite) {
+  make();
+  tx_->write_now();  // nothing queued: nothing to do
+  EXPECT_EQ(tr_->try_writes, 0);
+  tx_->write(std::string_view("reply "));
+  tx_->write(std::string_view("now"));
+  tx_->write_now();
+  EXPECT_EQ(tr_->try_writes, 1) << "write_now() wrote outside any loop iteration";
+  EXPECT_EQ(tx_->write_buffer_size(), 0u);
+  loop_.run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(tr_->try_writes, 1) << "no second write-out for the withdrawn request";
+  const Bytes got = run(rx_->read_exactly(9));
+  EXPECT_EQ(std::string(got.view()), "reply now");
+}
+
+TEST_F(WriteOutTest, WriteNowLeavesWhatTheTransportRefusesToTheFlusher) {
+  make(4);  // the pipe holds 4 bytes until the reader takes them
+  tx_->write(std::string_view("0123456789"));
+  tx_->write_now();
+  EXPECT_GE(tr_->try_writes, 1);
+  EXPECT_EQ(tx_->write_buffer_size(), 6u) << "the first 4 bytes went at once";
+  const Bytes got = run(rx_->read_exactly(10));
+  EXPECT_EQ(std::string(got.view()), "0123456789");
+  EXPECT_EQ(tx_->write_buffer_size(), 0u);
+  tx_->close();
+  tx_->write_now();  // closed: a no-op, not an error
+}
+
 TEST_F(WriteOutTest, WriteEofAndCloseFollowTheQueuedBytes) {
   make();
   tx_->write(std::string_view("last words"));

@@ -165,6 +165,9 @@ class TETHER_API Channel {
 
   /// Waits until the stream's write queue is at or below its low watermark.
   Task<void> drain();
+  /// Writes the frames queued so far now instead of at the end of the loop iteration
+  /// (BufferedStream::write_now). Never throws.
+  void write_now() noexcept;
 
   /// Graceful close (BufferedStream::close): frames already queued still go out in the
   /// background, then the transport closes. A pending recv() fails with StreamClosed; later

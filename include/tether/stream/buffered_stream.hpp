@@ -199,6 +199,12 @@ class TETHER_API BufferedStream {
   /// Waits until every byte written before the call has been accepted by the transport
   /// (tornado's write future). Errors as drain().
   Task<void> flush();
+  /// Writes what is queued now, as far as the transport takes it without waiting (the rest
+  /// goes to the background flusher), instead of at the end of this loop iteration: for the
+  /// last reply of a batch, so that it leaves before the clean-up work after it. A no-op
+  /// when nothing is queued or the stream is closed; a write error closes the stream as a
+  /// background flush's would.
+  void write_now() noexcept;
   /// Sends EOF once the queued bytes are out (asyncio write_eof). Reading continues.
   /// Idempotent; StreamClosed if closed.
   void write_eof();

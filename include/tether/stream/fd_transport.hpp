@@ -56,6 +56,9 @@ class TETHER_API FdTransport : public Transport {
   /// One readv if the descriptor was last seen readable, else kWouldBlock (no system call).
   std::size_t try_read(Buffer& buf, std::size_t max_bytes) override;
   detail::WaitSlot* read_ready_slot() noexcept override { return &read_slot_; }
+  [[nodiscard]] bool read_would_block() const noexcept override {
+    return !readable_ && !closed_ && can_read_;
+  }
   /// One writev/sendmsg of up to IOV_MAX chunks; returns the bytes accepted (> 0). Throws
   /// Disconnected on EPIPE/ECONNRESET. The chunks must stay valid until the Task finishes.
   Task<std::size_t> write(std::span<const iovec> chunks) override;

@@ -54,6 +54,10 @@ class TETHER_API Transport {
   /// time, shared with read(): wait on it only while no read() is in flight. Null when
   /// try_read() is not supported.
   virtual detail::WaitSlot* read_ready_slot() noexcept { return nullptr; }
+  /// True only when try_read() would surely return kWouldBlock now: nothing was reported
+  /// readable since it last did. A stream then waits on read_ready_slot() without trying.
+  /// False (the default) means "try".
+  [[nodiscard]] virtual bool read_would_block() const noexcept { return false; }
 
   /// Writes a prefix of the gathered chunks, waiting until at least one byte is accepted.
   /// Returns the number of bytes written (> 0).
