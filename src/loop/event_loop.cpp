@@ -395,6 +395,13 @@ void EventLoop::schedule(std::coroutine_handle<> h) {
   ready_.push_back({h, {}});
 }
 
+std::coroutine_handle<> EventLoop::take_sole_ready() noexcept {
+  if (ready_.size() != 1 || !ready_.front().coro) return {};
+  std::coroutine_handle<> h = ready_.front().coro;
+  ready_.clear();
+  return h;
+}
+
 TimerHandle EventLoop::call_later(Duration delay, Callback fn) {
   return call_at(Clock::now() + delay, std::move(fn));
 }

@@ -53,13 +53,15 @@ void TaskGroup::unlink(detail::TaskPromiseBase* r) noexcept {
   --size_;
 }
 
-void TaskGroup::spawn(Task<void> task) {
+void TaskGroup::spawn(Task<void> task) { loop_.schedule(adopt(std::move(task))); }
+
+std::coroutine_handle<> TaskGroup::adopt(Task<void> task) {
   loop_.assert_in_loop_thread();
   if (!task.valid()) throw UsageError("TaskGroup::spawn: empty Task");
   TaskHandle h = task.release();
   h.promise().detach_ = detail::DetachHook{&TaskGroup::on_task_done, this};
   link(&h.promise());
-  loop_.schedule(h);
+  return h;
 }
 
 void TaskGroup::on_task_done(void* ctx, std::coroutine_handle<> h, std::exception_ptr error) noexcept {

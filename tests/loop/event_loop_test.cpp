@@ -21,6 +21,7 @@
 #include "tether/base/fd.hpp"
 #include "tether/base/log.hpp"
 #include "tether/loop/io_watcher.hpp"
+#include "tether/loop/task.hpp"
 #include "tether/loop/time.hpp"
 
 namespace tether {
@@ -165,6 +166,53 @@ TEST_F(EventLoopTest, CallSoonRunsInOrderAndNestedCallsWaitForTheNextTurn) {
   EXPECT_EQ(order, (std::vector<int>{1, 2}));
   turn();
   EXPECT_EQ(order, (std::vector<int>{1, 2, 3}));
+}
+
+/// Suspends once, scheduling itself; counts its resumptions.
+struct Reschedule {
+  EventLoop& loop;
+  std::coroutine_handle<>* out;
+  bool await_ready() const noexcept { return false; }
+  void await_suspend(std::coroutine_handle<> h) {
+    *out = h;
+    loop.schedule(h);
+  }
+  void await_resume() const noexcept {}
+};
+
+Task<void> suspend_once(EventLoop& loop, std::coroutine_handle<>* h, int* resumed) {
+  co_await Reschedule{loop, h};
+  ++*resumed;
+}
+
+TEST_F(EventLoopTest, TakeSoleReadyTakesOnlyALoneCoroutine) {
+  EXPECT_FALSE(loop_.take_sole_ready()) << "empty queue";
+  std::coroutine_handle<> h;
+  int resumed = 0;
+  Task<void> t = suspend_once(loop_, &h, &resumed);
+  detail::resume(t.handle());  // runs to its suspension, which queues it
+  ASSERT_TRUE(h);
+  EXPECT_EQ(loop_.stats().ready, 1u);
+  std::coroutine_handle<> got = loop_.take_sole_ready();
+  EXPECT_EQ(got, h);
+  EXPECT_EQ(loop_.stats().ready, 0u) << "taken off the queue";
+  turn();
+  EXPECT_EQ(resumed, 0) << "the loop no longer resumes it: the taker does";
+  got.resume();
+  EXPECT_EQ(resumed, 1);
+  EXPECT_TRUE(t.done());
+
+  // Not alone, or not a coroutine: left where it is.
+  int n = 0;
+  loop_.call_soon([&] { ++n; });
+  EXPECT_FALSE(loop_.take_sole_ready()) << "a callback is not taken";
+  std::coroutine_handle<> h2;
+  Task<void> t2 = suspend_once(loop_, &h2, &resumed);
+  detail::resume(t2.handle());
+  EXPECT_FALSE(loop_.take_sole_ready()) << "two items";
+  turn();
+  EXPECT_EQ(n, 1);
+  EXPECT_EQ(resumed, 2);
 }
 
 TEST_F(EventLoopTest, PostFromTheLoopThreadRunsNextTurn) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "loop_fixture.hpp"
+#include "tether/base/error.hpp"
 #include "tether/loop/sync.hpp"
 #include "tether/loop/task.hpp"
 #include "tether/loop/time.hpp"
@@ -221,6 +222,37 @@ TEST_F(TaskGroupTest, SpawnAfterCancelAllStartsAFreshList) {
   go.set();
   run(group_wait(&group));
   EXPECT_EQ(done, 3);
+}
+
+Task<void> count_up(int* n) {
+  ++*n;
+  co_return;
+}
+
+// adopt(): a member that the caller starts itself (here by resuming the handle; serve loops do
+// it as a symmetric transfer), finishing like a spawned one; never started, cancel_all frees it.
+TEST_F(TaskGroupTest, AnAdoptedTaskRunsWhenResumedAndIsCancelledLikeTheOthers) {
+  const long before = live_task_count();
+  TaskGroup group(loop_);
+  int n = 0;
+  std::coroutine_handle<> h = group.adopt(count_up(&n));
+  EXPECT_EQ(group.size(), 1u);
+  loop_.run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(n, 0) << "adopt() queues nothing";
+  h.resume();
+  EXPECT_EQ(n, 1);
+  EXPECT_TRUE(group.empty()) << "it finished and left the group";
+  EXPECT_EQ(live_task_count(), before);
+
+  (void)group.adopt(count_up(&n));
+  group.spawn(count_up(&n));
+  EXPECT_EQ(group.size(), 2u);
+  group.cancel_all();
+  EXPECT_TRUE(group.empty());
+  EXPECT_EQ(live_task_count(), before);
+  loop_.run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(n, 1) << "neither ran";
+  EXPECT_THROW((void)group.adopt(Task<void>()), UsageError);
 }
 
 }  // namespace

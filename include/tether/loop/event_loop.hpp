@@ -117,6 +117,11 @@ class TETHER_API EventLoop {
   void unschedule(std::coroutine_handle<> h) noexcept;
   /// unschedule() for several frames in one pass over the queue.
   void unschedule(std::span<const std::coroutine_handle<>> hs) noexcept;
+  /// When the ready queue holds exactly one item and it is a coroutine's resumption, takes it
+  /// off the queue and returns it (else null): for a coroutine that is about to suspend and
+  /// hands the thread to it at once, as a symmetric transfer, instead of leaving it for the
+  /// next ready step. The order of the queue is kept (nothing else was in it). Loop thread only.
+  [[nodiscard]] std::coroutine_handle<> take_sole_ready() noexcept;
 
   /// Runs fn(ctx) once at the end of the current iteration, after its ready step (called
   /// outside an iteration: at the end of the next one, which then does not block in its

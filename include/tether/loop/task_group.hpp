@@ -31,6 +31,11 @@ class TETHER_API TaskGroup {
 
   /// Takes ownership of `task` and starts it on the next loop turn.
   void spawn(Task<void> task);
+  /// Takes ownership of `task` without starting it: the caller starts it on this loop turn by
+  /// resuming the returned handle once (from a coroutine, as a symmetric transfer: the task
+  /// then does not run on top of the caller's frame) or by scheduling it on the loop. Until
+  /// then it is an unstarted task of the group, which cancel_all() destroys like the others.
+  std::coroutine_handle<> adopt(Task<void> task);
   /// Completes once no task is left (tasks spawned meanwhile included).
   Task<void> wait();
   /// Destroys every unfinished task now. Must not be called from inside one of this group's
