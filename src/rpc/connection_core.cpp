@@ -460,9 +460,30 @@ Task<void> ConnectionCore::serve_loop() {
       // may close the channel), so the view is not used after anything happened.
       std::optional<std::span<const std::uint8_t>> frame = channel_->try_peek();
       if (!frame) {
-        co_await channel_->wait_frame();
+        if (held_start_) {
+          // The one request this pass decoded runs now, handed the thread directly; this loop
+          // re-arms its wait after it (after its reply has gone out, see serve_request).
+          co_await StartHeld{loop_, held_start_};
+        } else {
+          // Replies this pass wrote itself (DEL, refusals) leave before the wait is re-armed,
+          // unless requests still running will write theirs (then together).
+          if (serving_ == 0) channel_->write_now();
+          // A reply this pass decoded woke its caller: when that is all there is to run, it
+          // runs now, and its next request leaves at the end of this iteration, before this
+          // loop re-arms its wait (in the next). Only after a pass that decoded something: two
+          // idle loops must not hand the thread back and forth.
+          std::coroutine_handle<> next = pass_decoded_ ? loop_.take_sole_ready() : nullptr;
+          if (next) {
+            co_await StartHeld{loop_, next};
+          } else {
+            co_await channel_->wait_frame();
+          }
+        }
+        pass_scheduled_ = false;  // what was queued before has started by now (FIFO)
+        pass_decoded_ = false;
         continue;
       }
+      pass_decoded_ = true;
       try {
         handle_payload(*frame);
       } catch (...) {
@@ -472,8 +493,11 @@ Task<void> ConnectionCore::serve_loop() {
       channel_->consume();
       if (request_slots_.available() == 0 && !closed_) {
         // Backpressure: stop reading until a request handler finishes.
+        release_held();
         co_await request_slots_.acquire();
         request_slots_.release();
+        pass_scheduled_ = false;
+        pass_decoded_ = false;
       }
     }
   } catch (const Disconnected&) {
@@ -500,6 +524,8 @@ Task<void> ConnectionCore::serve_loop() {
     // A recv cut short by our own close (StreamClosed) is not worth a warning.
     if (!closed_) TETHER_LOG_WARN("rpc connection {}: closing: {}", opts_.name, describe_current_exception());
   }
+  // A request still held never started: it goes with the connection's other tasks.
+  held_start_ = {};
   close_now(failure);
 }
 
@@ -620,23 +646,63 @@ void ConnectionCore::start_request(std::uint64_t seq, Handler h, std::vector<Any
   const bool holds_slot = request_slots_.try_acquire();
   // Handlers run as tasks started from the ready queue, so a handler that blocks in a nested
   // loop (blocking facade) never runs on top of this read loop's frame.
-  tasks_.spawn(serve_request(this, seq, h, std::move(args), PreparedCall{}, holds_slot));
+  spawn_serve(serve_request(this, seq, h, std::move(args), PreparedCall{}, holds_slot));
 }
 
 void ConnectionCore::start_call(std::uint64_t seq, Handler h, PreparedCall call) {
   const bool holds_slot = request_slots_.try_acquire();
-  tasks_.spawn(serve_request(this, seq, h, std::vector<Any>{}, std::move(call), holds_slot));
+  spawn_serve(serve_request(this, seq, h, std::vector<Any>{}, std::move(call), holds_slot));
+}
+
+void ConnectionCore::spawn_serve(Task<void> request) {
+  // Counted from now, not from when the task first runs: requests decoded in one batch all
+  // count before the first of them replies (serve_request's write_now waits for the last).
+  ++serving_;
+  try {
+    if (!held_start_ && !pass_scheduled_) {
+      // Perhaps the only request of this pass: serve_loop starts it itself once the pass ends,
+      // in this loop iteration rather than the next (see StartHeld).
+      held_start_ = tasks_.adopt(std::move(request));
+      return;
+    }
+    // Another one: both go through the ready queue, in the order they came.
+    release_held();
+    tasks_.spawn(std::move(request));
+    pass_scheduled_ = true;
+  } catch (...) {
+    --serving_;
+    throw;
+  }
+}
+
+void ConnectionCore::release_held() {
+  if (!held_start_) return;
+  loop_.schedule(held_start_);
+  held_start_ = {};
+  pass_scheduled_ = true;
+}
+
+ConnectionCore::StartHeld::~StartHeld() {
+  // Destroyed while queued (the connection's tasks were cancelled): off the queue.
+  if (self_ && !resumed_) loop_.unschedule(self_);
+}
+
+std::coroutine_handle<> ConnectionCore::StartHeld::await_suspend(std::coroutine_handle<> self) {
+  loop_.schedule(self);  // serve_loop goes on after what is queued already, this task included
+  self_ = self;
+  return std::exchange(held_, {});
 }
 
 Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq, Handler h,
                                          std::vector<Any> args, PreparedCall call, bool holds_slot) {
   struct SlotGuard {
-    Semaphore& s;
+    ConnectionCore& c;
     bool held;
     ~SlotGuard() {
-      if (held) s.release();
+      --c.serving_;
+      if (held) c.request_slots_.release();
     }
-  } guard{self->request_slots_, holds_slot};
+  } guard{*self, holds_slot};
   std::exception_ptr failure;
   Any result;
   try {
@@ -669,6 +735,10 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
     // The result could not be boxed (e.g. a Netref of another connection): report that.
     self->send_exception(seq, std::current_exception(), h);
   }
+  // The last reply outstanding goes out now, not after this frame's clean-up and the rest of
+  // the loop iteration (the peer is waiting for it). With more requests running, the reply
+  // waits for theirs: one writev for the batch.
+  if (self->serving_ == 1) self->channel_->write_now();
 }
 
 void ConnectionCore::handle_del(std::uint64_t seq, const Value& boxed_args) {

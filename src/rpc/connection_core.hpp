@@ -143,6 +143,29 @@ class ConnectionCore {
   };
 
   Task<void> serve_loop();
+  void spawn_serve(Task<void> request);
+  /// Queues the held request (the order of requests is kept). Loop thread only.
+  void release_held();
+  /// serve_loop's hand-off to the request it holds (or to the one coroutine its pass woke):
+  /// queues serve_loop itself, then resumes that coroutine in its place. A symmetric
+  /// transfer: the coroutine does not run on top of serve_loop's frame, so a nested loop in
+  /// it can still run serve_loop.
+  class StartHeld {
+   public:
+    StartHeld(EventLoop& loop, std::coroutine_handle<>& held) noexcept : loop_(loop), held_(held) {}
+    StartHeld(const StartHeld&) = delete;
+    StartHeld& operator=(const StartHeld&) = delete;
+    ~StartHeld();
+    [[nodiscard]] bool await_ready() const noexcept { return false; }
+    std::coroutine_handle<> await_suspend(std::coroutine_handle<> self);
+    void await_resume() noexcept { resumed_ = true; }
+
+   private:
+    EventLoop& loop_;
+    std::coroutine_handle<>& held_;
+    std::coroutine_handle<> self_{};
+    bool resumed_ = false;
+  };
   void handle_payload(std::span<const std::uint8_t> payload);
   /// The general path: the whole message as a Value tree, then unboxed (any valid message).
   void handle_payload_slow(std::span<const std::uint8_t> payload, Generation gen);
@@ -281,6 +304,12 @@ class ConnectionCore {
   std::optional<Netref> peer_root_;
 
   Semaphore request_slots_;
+  std::size_t serving_ = 0;  // serve_request tasks spawned and not finished
+  // A request decoded by this serve_loop pass and not queued: serve_loop starts it when the
+  // pass ends (spawn_serve, StartHeld). pass_scheduled_: this pass queued one already.
+  std::coroutine_handle<> held_start_{};
+  bool pass_scheduled_ = false;
+  bool pass_decoded_ = false;  // this pass of serve_loop handled a frame
   Event closed_event_;
   bool closed_ = false;
   bool started_ = false;
