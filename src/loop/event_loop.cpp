@@ -231,6 +231,7 @@ int EventLoop::compute_timeout_ms(std::optional<Duration> max_wait) {
 void EventLoop::run_once(std::optional<Duration> max_wait) {
   assert_in_loop_thread();
   ++depth_;
+  sole_taken_ = 0;
   // 1. wait for I/O. Each nesting depth has its own batch, so a nested run_once() (blocking
   // facade inside a callback) cannot disturb the batch an outer iteration is dispatching.
   if (batches_.size() < static_cast<std::size_t>(depth_)) batches_.emplace_back();
@@ -396,7 +397,8 @@ void EventLoop::schedule(std::coroutine_handle<> h) {
 }
 
 std::coroutine_handle<> EventLoop::take_sole_ready() noexcept {
-  if (ready_.size() != 1 || !ready_.front().coro) return {};
+  if (ready_.size() != 1 || !ready_.front().coro || sole_taken_ >= kMaxSoleHandoffs) return {};
+  ++sole_taken_;
   std::coroutine_handle<> h = ready_.front().coro;
   ready_.clear();
   return h;

@@ -232,7 +232,7 @@ void ConnectionCore::resolve_refs(std::vector<DeferredRef>& refs) {
 
 bool ConnectionCore::handle_payload_fast(std::span<const std::uint8_t> payload, Generation gen) {
   // Envelope: 5.x (msg, seq, body) | 6.x u8 msg + (seq, body).
-  std::int64_t msg;
+  std::int64_t msg = 0;
   std::span<const std::uint8_t> brine_part = payload;
   if (gen == Generation::k6) {
     msg = payload[0];

@@ -215,6 +215,36 @@ TEST_F(EventLoopTest, TakeSoleReadyTakesOnlyALoneCoroutine) {
   EXPECT_EQ(resumed, 2);
 }
 
+TEST_F(EventLoopTest, TakeSoleReadyIsBoundedPerIteration) {
+  // Coroutines handing the thread to each other must not keep the loop from its I/O and
+  // timers: after kMaxSoleHandoffs in one iteration, the queue keeps its item.
+  std::vector<Task<void>> tasks;
+  std::vector<std::coroutine_handle<>> hs(EventLoop::kMaxSoleHandoffs + 1);
+  int resumed = 0;
+  loop_.call_soon([&] {
+    for (std::size_t i = 0; i < hs.size(); ++i) {
+      tasks.push_back(suspend_once(loop_, &hs[i], &resumed));
+      detail::resume(tasks.back().handle());
+      std::coroutine_handle<> got = loop_.take_sole_ready();
+      if (i < static_cast<std::size_t>(EventLoop::kMaxSoleHandoffs)) {
+        EXPECT_EQ(got, hs[i]) << i;
+        if (got) got.resume();
+      } else {
+        EXPECT_FALSE(got) << "the bound is reached";
+      }
+    }
+  });
+  turn();  // runs the callback
+  EXPECT_EQ(resumed, EventLoop::kMaxSoleHandoffs);
+  turn();  // the last one, from the queue
+  EXPECT_EQ(resumed, EventLoop::kMaxSoleHandoffs + 1);
+  std::coroutine_handle<> h;
+  tasks.push_back(suspend_once(loop_, &h, &resumed));
+  detail::resume(tasks.back().handle());
+  EXPECT_EQ(loop_.take_sole_ready(), h) << "a new iteration, a new allowance";
+  h.resume();
+}
+
 TEST_F(EventLoopTest, PostFromTheLoopThreadRunsNextTurn) {
   int n = 0;
   loop_.post([&] { ++n; });

@@ -120,8 +120,11 @@ class TETHER_API EventLoop {
   /// When the ready queue holds exactly one item and it is a coroutine's resumption, takes it
   /// off the queue and returns it (else null): for a coroutine that is about to suspend and
   /// hands the thread to it at once, as a symmetric transfer, instead of leaving it for the
-  /// next ready step. The order of the queue is kept (nothing else was in it). Loop thread only.
+  /// next ready step. The order of the queue is kept (nothing else was in it). At most
+  /// kMaxSoleHandoffs per iteration, so that coroutines handing the thread to each other (two
+  /// connections over an in-memory pipe) still let I/O and timers run. Loop thread only.
   [[nodiscard]] std::coroutine_handle<> take_sole_ready() noexcept;
+  static constexpr int kMaxSoleHandoffs = 16;
 
   /// Runs fn(ctx) once at the end of the current iteration, after its ready step (called
   /// outside an iteration: at the end of the next one, which then does not block in its
@@ -209,6 +212,7 @@ class TETHER_API EventLoop {
   std::size_t watchers_ = 0;
   int depth_ = 0;
   int polls_skipped_ = 0;  // consecutive iterations that ran ready work without polling I/O
+  int sole_taken_ = 0;     // take_sole_ready() hand-offs in this iteration (bounded)
   std::atomic<bool> stop_requested_{false};
 };
 
