@@ -463,7 +463,7 @@ Task<void> ConnectionCore::serve_loop() {
         if (held_start_) {
           // The one request this pass decoded runs now, handed the thread directly; this loop
           // re-arms its wait after it (after its reply has gone out, see serve_request).
-          co_await StartHeld{loop_, held_start_};
+          co_await HandOff{loop_, std::exchange(held_start_, {})};
         } else {
           // Replies this pass wrote itself (DEL, refusals) leave before the wait is re-armed,
           // unless requests still running will write theirs (then together).
@@ -474,13 +474,12 @@ Task<void> ConnectionCore::serve_loop() {
           // idle loops must not hand the thread back and forth.
           std::coroutine_handle<> next = pass_decoded_ ? loop_.take_sole_ready() : nullptr;
           if (next) {
-            co_await StartHeld{loop_, next};
+            co_await HandOff{loop_, next};
           } else {
             co_await channel_->wait_frame();
           }
         }
-        pass_scheduled_ = false;  // what was queued before has started by now (FIFO)
-        pass_decoded_ = false;
+        begin_pass();
         continue;
       }
       pass_decoded_ = true;
@@ -496,8 +495,7 @@ Task<void> ConnectionCore::serve_loop() {
         release_held();
         co_await request_slots_.acquire();
         request_slots_.release();
-        pass_scheduled_ = false;
-        pass_decoded_ = false;
+        begin_pass();
       }
     }
   } catch (const Disconnected&) {
@@ -661,7 +659,7 @@ void ConnectionCore::spawn_serve(Task<void> request) {
   try {
     if (!held_start_ && !pass_scheduled_) {
       // Perhaps the only request of this pass: serve_loop starts it itself once the pass ends,
-      // in this loop iteration rather than the next (see StartHeld).
+      // in this loop iteration rather than the next (see HandOff).
       held_start_ = tasks_.adopt(std::move(request));
       return;
     }
@@ -682,15 +680,15 @@ void ConnectionCore::release_held() {
   pass_scheduled_ = true;
 }
 
-ConnectionCore::StartHeld::~StartHeld() {
+ConnectionCore::HandOff::~HandOff() {
   // Destroyed while queued (the connection's tasks were cancelled): off the queue.
   if (self_ && !resumed_) loop_.unschedule(self_);
 }
 
-std::coroutine_handle<> ConnectionCore::StartHeld::await_suspend(std::coroutine_handle<> self) {
-  loop_.schedule(self);  // serve_loop goes on after what is queued already, this task included
+std::coroutine_handle<> ConnectionCore::HandOff::await_suspend(std::coroutine_handle<> self) {
+  loop_.schedule(self);  // serve_loop goes on after what is queued already
   self_ = self;
-  return std::exchange(held_, {});
+  return to_;
 }
 
 Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq, Handler h,

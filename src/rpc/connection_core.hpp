@@ -150,22 +150,28 @@ class ConnectionCore {
   /// queues serve_loop itself, then resumes that coroutine in its place. A symmetric
   /// transfer: the coroutine does not run on top of serve_loop's frame, so a nested loop in
   /// it can still run serve_loop.
-  class StartHeld {
+  class HandOff {
    public:
-    StartHeld(EventLoop& loop, std::coroutine_handle<>& held) noexcept : loop_(loop), held_(held) {}
-    StartHeld(const StartHeld&) = delete;
-    StartHeld& operator=(const StartHeld&) = delete;
-    ~StartHeld();
+    HandOff(EventLoop& loop, std::coroutine_handle<> to) noexcept : loop_(loop), to_(to) {}
+    HandOff(const HandOff&) = delete;
+    HandOff& operator=(const HandOff&) = delete;
+    ~HandOff();
     [[nodiscard]] bool await_ready() const noexcept { return false; }
     std::coroutine_handle<> await_suspend(std::coroutine_handle<> self);
     void await_resume() noexcept { resumed_ = true; }
 
    private:
     EventLoop& loop_;
-    std::coroutine_handle<>& held_;
+    std::coroutine_handle<> to_;
     std::coroutine_handle<> self_{};
     bool resumed_ = false;
   };
+  /// After each suspension of serve_loop: a new pass, with nothing queued or decoded yet (what
+  /// earlier passes queued has started by then: the ready queue is FIFO).
+  void begin_pass() noexcept {
+    pass_scheduled_ = false;
+    pass_decoded_ = false;
+  }
   void handle_payload(std::span<const std::uint8_t> payload);
   /// The general path: the whole message as a Value tree, then unboxed (any valid message).
   void handle_payload_slow(std::span<const std::uint8_t> payload, Generation gen);
@@ -306,7 +312,7 @@ class ConnectionCore {
   Semaphore request_slots_;
   std::size_t serving_ = 0;  // serve_request tasks spawned and not finished
   // A request decoded by this serve_loop pass and not queued: serve_loop starts it when the
-  // pass ends (spawn_serve, StartHeld). pass_scheduled_: this pass queued one already.
+  // pass ends (spawn_serve, HandOff). pass_scheduled_: this pass queued one already.
   std::coroutine_handle<> held_start_{};
   bool pass_scheduled_ = false;
   bool pass_decoded_ = false;  // this pass of serve_loop handled a frame

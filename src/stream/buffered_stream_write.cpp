@@ -376,9 +376,10 @@ Task<void> BufferedStream::drain() {
 
 void BufferedStream::write_now() noexcept {
   Impl& s = *impl_;
-  if (s.queued == 0 || s.flusher || s.transport_closed) return;
+  if (s.queued == 0) return;
   s.disarm_flush();
-  Impl::on_end_of_turn(&s);  // what the end of the iteration would have done, now
+  Impl::on_end_of_turn(&s);  // what the end of the iteration would have done, now (a no-op
+                             // while the flusher runs or once the transport is closed)
 }
 
 Task<void> BufferedStream::flush() {
