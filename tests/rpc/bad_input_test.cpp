@@ -12,28 +12,9 @@ namespace tether::testing {
 using brine::Value;
 using namespace std::chrono_literals;
 
-/// A server Connection and a raw Channel playing a (possibly hostile) 5.x client.
-struct RawPeer {
-  std::unique_ptr<Connection> server;
-  std::unique_ptr<Channel> raw;
-  std::shared_ptr<TestRoot> root = std::make_shared<TestRoot>();
-};
+using RawPeer = RawClientPeer;
 
-RawPeer make_raw_peer(EventLoop& loop) {
-  auto pipe = make_mem_pipe(loop, 1 << 20);
-  RawPeer p;
-  p.raw = std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.first)));
-  p.server = std::make_unique<Connection>(
-      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.second))), p.root);
-  p.server->start();
-  return p;
-}
-
-std::string payload5(std::int64_t msg, std::int64_t seq, Value body) {
-  std::string out;
-  brine::dump_into(Value::tuple({Value(msg), Value(seq), std::move(body)}), out);
-  return out;
-}
+RawPeer make_raw_peer(EventLoop& loop) { return make_raw_client_peer(loop, std::make_shared<TestRoot>()); }
 
 /// The body of the reply to `seq` (skipping anything else), as (msg, body).
 Task<std::pair<std::int64_t, Value>> reply_to(Channel& ch, std::int64_t seq) {

@@ -67,6 +67,29 @@ inline RpcPair make_rpc_pair(EventLoop& loop, ConnectionOptions client_opts = {}
   return p;
 }
 
+/// A server Connection and a raw Channel playing a (possibly hostile) 5.x client.
+struct RawClientPeer {
+  std::unique_ptr<Connection> server;
+  std::unique_ptr<Channel> raw;
+};
+
+inline RawClientPeer make_raw_client_peer(EventLoop& loop, ObjectPtr root) {
+  auto pipe = make_mem_pipe(loop, 1 << 20);
+  RawClientPeer p;
+  p.raw = std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.first)));
+  p.server = std::make_unique<Connection>(
+      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.second))), std::move(root));
+  p.server->start();
+  return p;
+}
+
+/// A 5.x message (msg, seq, body), dumped.
+inline std::string payload5(std::int64_t msg, std::int64_t seq, brine::Value body) {
+  std::string out;
+  brine::dump_into(brine::Value::tuple({brine::Value(msg), brine::Value(seq), std::move(body)}), out);
+  return out;
+}
+
 /// A client Connection and a raw Channel playing a 5.x server: for what a client sends.
 struct RawServerPeer {
   std::unique_ptr<Channel> raw;

@@ -58,80 +58,64 @@ Task<void> mixed_batches(Connection& c) {
   }
 }
 
+/// A tether client and a server serving an OrderRoot, over an in-memory pipe.
+struct OrderPair {
+  std::shared_ptr<OrderRoot> root = std::make_shared<OrderRoot>();
+  std::unique_ptr<Connection> client;
+  std::unique_ptr<Connection> server;
+};
+
+OrderPair make_order_pair(EventLoop& loop, ConnectionOptions server_opts = {}) {
+  auto pipe = make_mem_pipe(loop, 1 << 20);
+  OrderPair p;
+  p.client = std::make_unique<Connection>(
+      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.first))), nullptr);
+  p.server = std::make_unique<Connection>(
+      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.second))), p.root,
+      server_opts);
+  p.client->start();
+  p.server->start();
+  return p;
+}
+
 TEST_F(ServeOrderTest, RequestsStartInTheOrderTheyArrived) {
-  auto root = std::make_shared<OrderRoot>();
-  auto pipe = make_mem_pipe(loop_, 1 << 20);
-  Connection client(std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.first))),
-                    nullptr);
-  Connection server(std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.second))),
-                    root);
-  client.start();
-  server.start();
-  run(mixed_batches(client));
+  OrderPair p = make_order_pair(loop_);
+  run(mixed_batches(*p.client));
   std::vector<std::int64_t> want(23);
   for (std::size_t i = 0; i < want.size(); ++i) want[i] = static_cast<std::int64_t>(i);
-  EXPECT_EQ(root->started, want);
+  EXPECT_EQ(p.root->started, want);
 }
 
 TEST_F(ServeOrderTest, WithOneRequestSlotTheHeldRequestStillRuns) {
   // max_concurrent_requests = 1: serve_loop waits for the slot after every request, with the
   // request it just decoded queued first (else the two would wait for each other).
-  auto root = std::make_shared<OrderRoot>();
-  auto pipe = make_mem_pipe(loop_, 1 << 20);
   ConnectionOptions one;
   one.max_concurrent_requests = 1;
-  Connection client(std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.first))),
-                    nullptr);
-  Connection server(std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.second))), root,
-                    one);
-  client.start();
-  server.start();
-  run(mixed_batches(client));
-  EXPECT_EQ(root->started.size(), 23u);
-  EXPECT_TRUE(std::is_sorted(root->started.begin(), root->started.end()));
+  OrderPair p = make_order_pair(loop_, one);
+  run(mixed_batches(*p.client));
+  EXPECT_EQ(p.root->started.size(), 23u);
+  EXPECT_TRUE(std::is_sorted(p.root->started.begin(), p.root->started.end()));
 }
 
-/// (REQUEST, seq, (CALLATTR, (TUPLE, ((LOCAL_REF, root id_pack), (VALUE, "note"), (TUPLE, ((VALUE, 7),)),
-/// (TUPLE, ()))))) for the server root's id_pack.
-std::string note_request(const Value& root_id_pack, std::int64_t seq) {
-  auto label = [](rpc::Label l) { return Value(static_cast<std::int64_t>(l)); };
-  Value args = Value::make_tuple(
-      label(rpc::Label::kTuple),
-      Value::make_tuple(
-          Value::make_tuple(label(rpc::Label::kLocalRef), root_id_pack),
-          Value::make_tuple(label(rpc::Label::kValue), Value("note")),
-          Value::make_tuple(label(rpc::Label::kTuple),
-                            Value::make_tuple(Value::make_tuple(label(rpc::Label::kValue), Value(7)))),
-          Value::make_tuple(label(rpc::Label::kTuple), Value::make_tuple())));
-  std::string out;
-  brine::dump_into(
-      Value::make_tuple(
-          Value(1), Value(seq),
-          Value::make_tuple(Value(static_cast<std::int64_t>(rpc::Handler::kCallAttr)), std::move(args))),
-      out);
-  return out;
-}
-
-Task<Value> get_root_id_pack(Channel& raw) {
-  std::string out;
-  brine::dump_into(
-      Value::make_tuple(
-          Value(1), Value(0),
-          Value::make_tuple(
-              Value(static_cast<std::int64_t>(rpc::Handler::kGetRoot)),
-              Value::make_tuple(Value(static_cast<std::int64_t>(rpc::Label::kValue)), Value::make_tuple()))),
-      out);
-  raw.send(out);
-  Bytes b = co_await raw.recv();
-  Value reply = brine::load(b.span());
-  co_return reply.as_tuple().at(2).as_tuple().at(1);  // (REMOTE_REF, id_pack) -> id_pack
-}
+Value label(rpc::Label l) { return Value(static_cast<std::int64_t>(l)); }
+Value handler(rpc::Handler h) { return Value(static_cast<std::int64_t>(h)); }
 
 Task<void> request_then_garbage(Channel& raw, const OrderRoot& root) {
-  const Value id_pack = co_await get_root_id_pack(raw);
-  // A good request and a bad frame body in one write: the server decodes the first (and holds
-  // it to start at the end of the pass), then meets the second and closes.
-  raw.send(note_request(id_pack, 1));
+  // GETROOT, answered (REMOTE_REF, id_pack).
+  raw.send(payload5(1, 0,
+                    Value::tuple({handler(rpc::Handler::kGetRoot),
+                                  Value::tuple({label(rpc::Label::kValue), Value::tuple({})})})));
+  const Value id_pack = brine::load((co_await raw.recv()).span()).as_tuple().at(2).as_tuple().at(1);
+  // A good request, CALLATTR note(7), and a bad frame body in one write: the server decodes the
+  // first (and holds it to start at the end of the pass), then meets the second and closes.
+  Value args = Value::tuple(
+      {label(rpc::Label::kTuple),
+       Value::tuple({Value::tuple({label(rpc::Label::kLocalRef), id_pack}),
+                     Value::tuple({label(rpc::Label::kValue), Value("note")}),
+                     Value::tuple({label(rpc::Label::kTuple),
+                                   Value::tuple({Value::tuple({label(rpc::Label::kValue), Value(7)})})}),
+                     Value::tuple({label(rpc::Label::kTuple), Value::tuple({})})})});
+  raw.send(payload5(1, 1, Value::tuple({handler(rpc::Handler::kCallAttr), std::move(args)})));
   raw.send(std::string_view("\x7f not brine"));
   bool eof = false;
   while (!eof) {
@@ -146,15 +130,11 @@ Task<void> request_then_garbage(Channel& raw, const OrderRoot& root) {
 
 TEST_F(ServeOrderTest, ARequestHeldWhenTheConnectionBreaksGoesWithIt) {
   auto root = std::make_shared<OrderRoot>();
-  auto pipe = make_mem_pipe(loop_, 1 << 20);
-  Channel raw(std::make_unique<BufferedStream>(std::move(pipe.first)));
-  Connection server(std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.second))),
-                    root);
-  server.start();
-  run(request_then_garbage(raw, *root));
-  run(server.wait_closed());
-  EXPECT_TRUE(server.closed());
-  EXPECT_TRUE(server.error() != nullptr) << "closed for the bad frame";
+  RawClientPeer p = make_raw_client_peer(loop_, root);
+  run(request_then_garbage(*p.raw, *root));
+  run(p.server->wait_closed());
+  EXPECT_TRUE(p.server->closed());
+  EXPECT_TRUE(p.server->error() != nullptr) << "closed for the bad frame";
   loop_.run_once(std::chrono::milliseconds(0));  // the deferred cancel of the connection's tasks
   EXPECT_TRUE(root->started.empty());
 }
