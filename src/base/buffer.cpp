@@ -64,8 +64,8 @@ void Buffer::make_space(std::size_t n) {
     writer_ = reader_ + readable;
     return;
   }
-  std::size_t want = kCheapPrepend + readable + n;
-  std::size_t cap = std::max<std::size_t>(capacity_ ? capacity_ * 2 : kInitialSize, want);
+  const std::size_t want = kCheapPrepend + readable + n;
+  const std::size_t cap = std::max<std::size_t>(capacity_ ? capacity_ * 2 : kInitialSize, want + kGrowSlack);
   auto fresh = std::make_unique_for_overwrite<std::uint8_t[]>(cap);
   if (readable) std::memcpy(fresh.get() + kCheapPrepend, peek(), readable);
   data_ = std::move(fresh);

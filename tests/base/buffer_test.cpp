@@ -188,6 +188,21 @@ TEST(Buffer, CompactsEvenWhenMoreThanHalfIsReadable) {
   EXPECT_EQ(b.view(), std::string(900, 'a'));
 }
 
+TEST(Buffer, AFewBytesAfterALargeBlockDoNotMoveIt) {
+  // An encoder writes a large payload and then a closing header or trailer: growing to
+  // exactly the payload's size would copy the whole block again for those few bytes.
+  Buffer b;
+  b.append(std::string(10, 'h'));
+  const std::string block(1 << 20, 'x');
+  b.append(block);
+  const std::uint8_t* const where = b.peek();
+  const std::size_t cap = b.capacity();
+  b.append(std::string(Buffer::kGrowSlack, 't'));
+  EXPECT_EQ(b.peek(), where) << "the block was moved for a short tail";
+  EXPECT_EQ(b.capacity(), cap);
+  EXPECT_EQ(b.readable_bytes(), 10 + block.size() + Buffer::kGrowSlack);
+}
+
 TEST(Buffer, GrowsAfterPrependUsedTheHeadRoom) {
   // The reader index sits inside the head-room (below kCheapPrepend) after a prepend.
   Buffer b;
