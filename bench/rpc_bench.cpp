@@ -31,6 +31,7 @@
 #include <deque>
 #include <functional>
 #include <list>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -307,15 +308,24 @@ Task<Figure> tether_echo(Connection& c, std::size_t size) {
     x = x * 1103515245u + 12345u;
     ch = static_cast<char>(x >> 24);
   }
-  brine::Value payload(Bytes(std::move(data)));
+  const Bytes original(data);
+  // Each reply is sent as the next request, as a client relaying data does: the payload moves
+  // through the calls, and the client makes no copy of its own per call.
+  Any payload(brine::Value(Bytes(std::move(data))));
   std::uint64_t bytes = 0;
   auto start = Clock::now();
   auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(g_seconds));
   for (std::uint64_t calls = 0; more(end, calls); ++calls) {
-    Any r = co_await root.callattr("echo", make_args(payload));
-    bytes += r.value().as_bytes().size();
+    payload = co_await root.callattr("echo", make_args(std::move(payload)));
+    const std::size_t got = payload.value().as_bytes().size();
+    if (got != size) {
+      throw std::runtime_error("echo returned " + std::to_string(got) + " bytes, not " +
+                               std::to_string(size));
+    }
+    bytes += got;
   }
   double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  if (payload.value().as_bytes() != original) throw std::runtime_error("echo changed the payload");
   co_return Figure{static_cast<double>(bytes) / secs, 0, 0};
 }
 
