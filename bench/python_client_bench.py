@@ -12,6 +12,7 @@ anything: see ../shared/design/perf-anchors.md on noisy VMs.
 """
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -44,14 +45,21 @@ def start(argv):
     return proc, port
 
 
+def cpu_seconds():
+    """User plus system CPU time this process has used (the client has no other threads)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def measure(port, seconds):
-    """Sync calls for `seconds`: (calls per second, p50 us, p99 us)."""
+    """Sync calls for `seconds`: (calls per second, p50 us, p99 us, client CPU us per call)."""
     conn = rpyc.connect("127.0.0.1", port)
     try:
         root = conn.root
         for _ in range(200):  # warm-up: connection, caches, the server's first requests
             root.add(1, 2)
         lat = []
+        cpu0 = cpu_seconds()
         start = time.perf_counter()
         end = start + seconds
         now = start
@@ -62,10 +70,11 @@ def measure(port, seconds):
             now = time.perf_counter()
             lat.append((now - t0) * 1e6)
         rate = len(lat) / (now - start)
+        cpu = (cpu_seconds() - cpu0) / len(lat) * 1e6
     finally:
         conn.close()
     lat.sort()
-    return rate, lat[len(lat) // 2], lat[len(lat) * 99 // 100]
+    return rate, lat[len(lat) // 2], lat[len(lat) * 99 // 100], cpu
 
 
 def main():
@@ -106,6 +115,14 @@ def main():
     print(f"Python client -> Python ThreadedServer {p_rate:4.0f} calls/s   "
           f"p50 {med(p_figs, 1):6.1f} us   p99 {med(p_figs, 2):6.1f} us")
     print(f"ratio tether / Python: {t_rate / p_rate:.2f}x   (aim: >= 1.5x)")
+    # What the client itself costs bounds what any server can do for it: a call cannot take
+    # less than the client's own CPU time, so even a server that answered in no time at all
+    # could not push the ratio above (time per call against Python) / (client CPU per call).
+    t_cpu, p_cpu = med(t_figs, 3), med(p_figs, 3)
+    t_wall, p_wall = 1e6 / t_rate, 1e6 / p_rate
+    print(f"client CPU per call: {t_cpu:.1f} us against tether (waiting {max(t_wall - t_cpu, 0):.1f} us), "
+          f"{p_cpu:.1f} us against Python (waiting {max(p_wall - p_cpu, 0):.1f} us)")
+    print(f"ceiling for any server with this client: {p_wall / t_cpu:.2f}x")
 
 
 if __name__ == "__main__":
