@@ -65,7 +65,8 @@ void Buffer::make_space(std::size_t n) {
     return;
   }
   const std::size_t want = kCheapPrepend + readable + n;
-  const std::size_t cap = std::max<std::size_t>(capacity_ ? capacity_ * 2 : kInitialSize, want + kGrowSlack);
+  std::size_t cap = capacity_ ? capacity_ * 2 : kInitialSize;
+  if (cap < want) cap = want + kGrowSlack;  // a jump past doubling: keep room for a short tail
   auto fresh = std::make_unique_for_overwrite<std::uint8_t[]>(cap);
   if (readable) std::memcpy(fresh.get() + kCheapPrepend, peek(), readable);
   data_ = std::move(fresh);

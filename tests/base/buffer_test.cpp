@@ -203,6 +203,17 @@ TEST(Buffer, AFewBytesAfterALargeBlockDoNotMoveIt) {
   EXPECT_EQ(b.readable_bytes(), 10 + block.size() + Buffer::kGrowSlack);
 }
 
+TEST(Buffer, SmallBuffersKeepTheirSizes) {
+  // The slack is for jumps past doubling only: a connection's first small buffer stays
+  // kInitialSize (memory per idle connection), and doubling stays doubling.
+  Buffer b;
+  b.ensure_writable(Buffer::kInitialSize - Buffer::kCheapPrepend);  // what a first read asks for
+  EXPECT_EQ(b.capacity(), Buffer::kInitialSize);
+  b.append(std::string(Buffer::kInitialSize - Buffer::kCheapPrepend, 'y'));  // fills it
+  b.append("z", 1);
+  EXPECT_EQ(b.capacity(), 2 * Buffer::kInitialSize);
+}
+
 TEST(Buffer, GrowsAfterPrependUsedTheHeadRoom) {
   // The reader index sits inside the head-room (below kCheapPrepend) after a prepend.
   Buffer b;

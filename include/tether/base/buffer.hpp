@@ -26,8 +26,9 @@ class TETHER_API Buffer {
  public:
   static constexpr std::size_t kCheapPrepend = 8;
   static constexpr std::size_t kInitialSize = 1024;
-  /// Room a growing buffer keeps past what was asked for, so that the few bytes written after
-  /// a large block (a closing header, a frame trailer) do not move the block again.
+  /// Room a buffer keeps past what was asked for when doubling is not enough to hold it, so
+  /// that the few bytes written after a large block (a closing header, a frame trailer) do not
+  /// move the block again. Small buffers keep their sizes (kInitialSize, then doubling).
   static constexpr std::size_t kGrowSlack = 256;
   /// read_from_fd reads into the buffer plus this much stack spill in one readv.
   static constexpr std::size_t kSpillSize = 65536;
