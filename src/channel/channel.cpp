@@ -6,6 +6,7 @@
 #include <limits>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <utility>
 
@@ -270,6 +271,55 @@ void Channel::send_raw(Buffer&& payload) {
     }
   }
   ++stats_.frames_out;
+  stats_.payload_bytes_out += n;
+  stats_.wire_bytes_out += kFrameOverhead + n;
+}
+
+void Channel::send_spliced(Buffer&& head, std::size_t at, Bytes block) {
+  check_open();
+  const std::size_t h = head.readable_bytes();
+  if (at > h) throw UsageError(fmt::format("Channel::send_spliced: split at {} of a {}-byte head", at, h));
+  const std::size_t n = h + block.size();
+  if (block.empty() || (opts_.compress && n > opts_.compress_threshold)) {
+    Buffer joined;
+    joined.ensure_writable(n + 1);
+    joined.append(head.peek(), at);
+    joined.append(block.data(), block.size());
+    joined.append(head.peek() + at, h - at);
+    send(std::move(joined));
+    return;
+  }
+  if (n > kMaxBody) {
+    throw LimitExceeded(fmt::format("frame body of {} bytes does not fit the u32 length field", n));
+  }
+  // What follows the block (a few closing tuple headers, say) and the trailer: one small
+  // piece, copied (the stream coalesces it into its tail chunk).
+  std::string after(reinterpret_cast<const char*>(head.peek()) + at, h - at);
+  after.push_back(static_cast<char>(kFrameTrailer));
+  head.unwrite(h - at);
+  std::uint8_t header[kFrameHeaderSize];
+  make_header(header, n, 0);
+  const bool header_inline = head.prependable_bytes() >= kFrameHeaderSize;
+  if (header_inline) head.prepend(header, kFrameHeaderSize);
+  int queued = 0;
+  try {
+    if (!header_inline) {
+      stream_->write(Bytes(header, kFrameHeaderSize));
+      ++queued;
+    }
+    if (head.readable_bytes() > 0) {
+      stream_->write(std::move(head));
+      ++queued;
+    }
+    stream_->write(std::move(block));
+    ++queued;
+    stream_->write(std::string_view(after));
+  } catch (...) {
+    if (queued > 0) fail("a frame was only partly queued: " + describe_current_exception());
+    throw;
+  }
+  ++stats_.frames_out;
+  ++stats_.spliced_out;
   stats_.payload_bytes_out += n;
   stats_.wire_bytes_out += kFrameOverhead + n;
 }

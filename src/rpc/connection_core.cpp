@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <functional>
+#include <limits>
+#include <utility>
 
+#include "tether/base/endian.hpp"
 #include "tether/base/log.hpp"
 #include "tether/brine/codec.hpp"
 #include "tether/brine/utf8.hpp"
@@ -17,6 +20,8 @@ namespace {
 
 // Messages up to this size are copied from the reused encode buffer into the stream.
 constexpr std::size_t kCopiedMessage = 4096;
+// A bytes value this large is not copied into the message it travels in (splice_block).
+constexpr std::size_t kSpliceMin = 64 * 1024;
 /// Freed sequence numbers kept for reuse, at most.
 constexpr std::size_t kMaxFreeSeqs = 1024;
 
@@ -102,6 +107,7 @@ class VoidRoot final : public Object {
 ConnectionCore::ConnectionCore(std::unique_ptr<Channel> channel, ObjectPtr root, ConnectionOptions options)
     : loop_(EventLoop::current_or_throw()),
       channel_(std::move(channel)),
+      splice_ok_(!channel_->options().compress),
       root_(root ? std::move(root) : std::make_shared<VoidRoot>()),
       opts_(std::move(options)),
       gen_(opts_.generation == Generation::kAuto ? opts_.first_generation : opts_.generation),
@@ -147,6 +153,10 @@ Buffer& ConnectionCore::begin_message(MsgType type, std::uint64_t seq) {
   if (closed_) throw Disconnected("connection closed");
   Buffer& out = scratch_;
   out.retrieve_all();
+  if (has_block_) {  // left by a message whose encoding failed
+    has_block_ = false;
+    block_ = Bytes();
+  }
   if (gen_ == Generation::k6) {
     const auto t = static_cast<std::uint8_t>(type);
     out.append(&t, 1);
@@ -163,6 +173,15 @@ void ConnectionCore::finish_message() {
   // A small message is copied into the stream's tail chunk (no allocation), a large one hands
   // its storage over (no copy).
   Buffer& out = scratch_;
+  if (has_block_) {
+    has_block_ = false;
+    const std::size_t n = block_.size();
+    Buffer head(std::move(out));
+    scratch_ = Buffer();
+    channel_->send_spliced(std::move(head), block_at_, std::exchange(block_, Bytes()));
+    counters_.uncopied_bytes_out += n;
+    return;
+  }
   if (out.readable_bytes() <= kCopiedMessage) {
     channel_->send(out.view());
     out.retrieve_all();
@@ -248,9 +267,9 @@ std::shared_ptr<PendingCall> ConnectionCore::send_callattr_with(const Netref& ta
 }
 
 std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target, std::string_view name,
-                                                           const std::vector<Any>& args, Kwargs kwargs) {
+                                                           std::vector<Any>& args, Kwargs kwargs) {
   return send_callattr_with(
-      target, name, [&](Buffer& out) { encode_boxed_tuple(args, out); }, std::move(kwargs));
+      target, name, [&](Buffer& out) { encode_boxed_tuple_owned(args, out); }, std::move(kwargs));
 }
 
 std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target, std::string_view name,
@@ -376,7 +395,7 @@ void ConnectionCore::send_close_request() {
 void ConnectionCore::send_reply(std::uint64_t seq, Any result) {
   if (closed_) return;
   Buffer& out = begin_message(MsgType::kReply, seq);
-  encode_boxed(result, out);
+  if (!splice_block(result, out)) encode_boxed(result, out);
   finish_message();
 }
 
@@ -790,6 +809,31 @@ void ConnectionCore::encode_boxed_tuple(const std::vector<Any>& items, Buffer& o
   dump_label(Label::kTuple, out);
   brine::dump_tuple_header(items.size(), out);
   for (const Any& item : items) encode_boxed(item, out);
+}
+
+void ConnectionCore::encode_boxed_tuple_owned(std::vector<Any>& items, Buffer& out) {
+  brine::dump_tuple_header(2, out);
+  dump_label(Label::kTuple, out);
+  brine::dump_tuple_header(items.size(), out);
+  for (Any& item : items) {
+    if (!splice_block(item, out)) encode_boxed(item, out);
+  }
+}
+
+bool ConnectionCore::splice_bytes(brine::Value& v, Buffer& out) {
+  const std::size_t n = v.as_bytes().size();
+  if (n < kSpliceMin || n > std::numeric_limits<std::uint32_t>::max()) return false;
+  // (VALUE, bytes): the boxing, then BYTES_L4 and the length; the bytes themselves follow in
+  // the frame, after the block_at_ bytes written so far.
+  brine::dump_tuple_header(2, out);
+  dump_label(Label::kValue, out);
+  std::uint8_t header[5] = {brine::tag::kBytesL4};
+  store_be32(header + 1, static_cast<std::uint32_t>(n));
+  out.append(header, sizeof header);
+  block_at_ = out.readable_bytes();
+  block_ = std::move(v).take_bytes();
+  has_block_ = true;
+  return true;
 }
 
 void ConnectionCore::encode_boxed(const Any& a, Buffer& out) {

@@ -84,8 +84,9 @@ class ConnectionCore {
   // --- outgoing requests
   std::shared_ptr<PendingCall> send_request(Handler h, std::vector<Any> args);
   /// CALLATTR(target, name, args, kwargs), encoded straight from the pieces.
+  /// A large bytes argument is moved out of `args` and sent without a copy (splice_block).
   std::shared_ptr<PendingCall> send_callattr(const Netref& target, std::string_view name,
-                                             const std::vector<Any>& args, Kwargs kwargs);
+                                             std::vector<Any>& args, Kwargs kwargs);
   /// The same with plain positional arguments and no keyword arguments: they travel as one
   /// (VALUE, tuple), as RPyC boxes a tuple of plain values (Netref::call's common case).
   std::shared_ptr<PendingCall> send_callattr(const Netref& target, std::string_view name,
@@ -110,6 +111,19 @@ class ConnectionCore {
   /// Appends RPyC's boxed form of `a` (wire spec §5) to `out`, exporting objects of ours.
   void encode_boxed(const Any& a, Buffer& out);
   void encode_boxed_tuple(const std::vector<Any>& items, Buffer& out);
+  /// The same, for items the caller gives up: the first large bytes value among them goes out
+  /// uncopied (splice_block).
+  void encode_boxed_tuple_owned(std::vector<Any>& items, Buffer& out);
+  /// If `a` is a plain bytes value of at least kSpliceMin bytes, the message has no block yet
+  /// and the channel will not compress: writes its boxing and the bytes header to `out`, moves
+  /// the bytes aside for finish_message to hand over uncopied (Channel::send_spliced), and
+  /// returns true. Otherwise writes nothing and returns false.
+  bool splice_block(Any& a, Buffer& out) {
+    if (!splice_ok_ || has_block_ || a.kind() != Any::Kind::kValue) return false;
+    brine::Value& v = std::get<0>(a.v_);
+    return v.is_bytes() && splice_bytes(v, out);
+  }
+  bool splice_bytes(brine::Value& v, Buffer& out);
   void encode_netref(const Netref& ref, Buffer& out);
   Any unbox(brine::Value boxed);
 
@@ -265,6 +279,10 @@ class ConnectionCore {
   EventLoop& loop_;
   std::unique_ptr<Channel> channel_;
   Buffer scratch_;     // send_message's encode buffer, reused for small messages
+  Bytes block_;        // splice_block's bytes, sent after scratch_'s first block_at_ bytes
+  std::size_t block_at_ = 0;
+  bool has_block_ = false;
+  bool splice_ok_;     // the channel does not compress (its options are fixed at construction)
   Buffer id_scratch_;  // export_object's, for dumping an id_pack (it runs while scratch_ fills)
   ObjectPtr root_;
   ConnectionOptions opts_;

@@ -181,6 +181,62 @@ TEST_F(ChannelTest, BufferWithoutHeadOrTailRoomIsSentInPieces) {
   EXPECT_EQ(wire.view(), encode_frame(sent, channel_->options()).view());
 }
 
+TEST_F(ChannelTest, SplicedFrameIsTheJoinedPayloadWithTheBlockUncopied) {
+  make(ChannelOptions{.compress = false});
+  std::mt19937_64 rng(15);
+  const std::string block_text = random_text(rng, 100000);
+  const std::string head_text = random_text(rng, 40);
+  // Split before, inside and after the head's bytes.
+  for (std::size_t at : {std::size_t{0}, std::size_t{17}, head_text.size()}) {
+    Buffer head;
+    head.append(head_text);
+    Bytes block(block_text);
+    const std::uint8_t* block_at = block.data();
+    const std::string joined = head_text.substr(0, at) + block_text + head_text.substr(at);
+    const std::uint64_t before = channel_->stats().spliced_out;
+    const std::size_t seen = probe_->chunks().size();  // only this frame's writes count
+    channel_->send_spliced(std::move(head), at, std::move(block));
+    Bytes wire = run(peer_read(peer_.get(), joined.size() + kFrameOverhead));
+    EXPECT_EQ(wire.view(), encode_frame(joined, channel_->options()).view()) << "split at " << at;
+    EXPECT_EQ(channel_->stats().spliced_out, before + 1);
+    bool found = false;  // the transport was handed the block's own storage
+    for (std::size_t i = seen; i < probe_->chunks().size(); ++i) {
+      const iovec& c = probe_->chunks()[i];
+      if (c.iov_base == block_at && c.iov_len == block_text.size()) found = true;
+    }
+    EXPECT_TRUE(found) << "the block was copied (split at " << at << ")";
+  }
+}
+
+TEST_F(ChannelTest, SplicedFrameIsCompressedWhole) {
+  make();  // compression on, threshold 3000
+  std::mt19937_64 rng(16);
+  const std::string block_text(50000, 'z');
+  const std::string head_text = random_text(rng, 30);
+  const std::string joined = head_text.substr(0, 10) + block_text + head_text.substr(10);
+  Buffer head;
+  head.append(head_text);
+  channel_->send_spliced(std::move(head), 10, Bytes(block_text));
+  const Bytes expected = encode_frame(joined, channel_->options());
+  ASSERT_LT(expected.size(), joined.size()) << "expected a compressed frame";
+  Bytes wire = run(peer_read(peer_.get(), expected.size()));
+  EXPECT_EQ(wire.view(), expected.view());
+  EXPECT_EQ(channel_->stats().spliced_out, 0u);
+  EXPECT_EQ(channel_->stats().compressed_out, 1u);
+}
+
+TEST_F(ChannelTest, SpliceAfterTheHeadIsAUsageErrorAndQueuesNothing) {
+  make(ChannelOptions{.compress = false});
+  Buffer head;
+  head.append("abc", 3);
+  EXPECT_THROW(channel_->send_spliced(std::move(head), 4, Bytes(std::string(70000, 'b'))), UsageError);
+  EXPECT_FALSE(channel_->closed());
+  EXPECT_EQ(channel_->stats().frames_out, 0u);
+  channel_->send("after");  // the channel still frames correctly
+  Bytes wire = run(peer_read(peer_.get(), 5 + kFrameOverhead));
+  EXPECT_EQ(wire.view(), encode_frame("after").view());
+}
+
 TEST_F(ChannelTest, FramesOfOneTurnLeaveInOneWrite) {
   make(ChannelOptions{.compress = false});
   std::string expected;

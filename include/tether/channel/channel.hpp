@@ -66,6 +66,7 @@ struct ChannelStats {
   std::uint64_t compressed_in = 0;      ///< received frames whose flag was non-zero
   std::uint64_t compressed_out = 0;     ///< sent frames that were compressed
   std::uint64_t empty_frames_in = 0;    ///< received frames with an empty payload (skipped)
+  std::uint64_t spliced_out = 0;        ///< frames sent by send_spliced with their block uncopied
 };
 
 /// A framed, optionally compressed message pipe over one BufferedStream, which it owns.
@@ -162,6 +163,14 @@ class TETHER_API Channel {
   /// As above, copying `payload` once (or compressing it straight from the caller's memory).
   /// `payload` need only live for the call.
   void send(std::string_view payload);
+  /// One frame whose payload is `head`'s first `at` readable bytes, then `block`, then the
+  /// rest of `head`: a large bytes value framed without copying it. `head` and `block` are
+  /// queued as they are (the header goes into `head`'s head-room); only the bytes of `head`
+  /// after `at` and the trailer are copied, into a small piece of their own. When the payload
+  /// would be compressed, or `block` is empty, the pieces are joined first and sent as
+  /// send(Buffer&&) would send them. Throws as send(Buffer&&), and UsageError if `at` is past
+  /// `head`'s readable bytes.
+  void send_spliced(Buffer&& head, std::size_t at, Bytes block);
 
   /// Waits until the stream's write queue is at or below its low watermark.
   Task<void> drain();

@@ -53,6 +53,9 @@ struct ConnectionStats {
   std::size_t pending = 0;        ///< requests awaiting a reply
   std::uint64_t requests_in = 0;
   std::uint64_t requests_out = 0;
+  /// Bytes of large bytes values (a reply's result, a CALLATTR argument) handed to the stream
+  /// without being copied into the encoded message: see docs/rpc.md#large-payloads.
+  std::uint64_t uncopied_bytes_out = 0;
 };
 
 /// Raised by a client when the peer turns out to speak the other RPyC generation (it answered
