@@ -255,7 +255,9 @@ void Channel::send_raw(Buffer&& payload) {
   if (header_inline && trailer_inline) {
     stream_->write(std::move(payload));
   } else {
-    // Pieces: nothing is copied, but a failure between them leaves half a frame queued.
+    // Pieces: nothing is copied. The stream's limits are checked for the whole frame first;
+    // a failure between the pieces after that (memory) leaves half a frame queued.
+    stream_->check_writable(kFrameOverhead + n);
     int queued = 0;
     try {
       if (!header_inline) {
@@ -292,6 +294,7 @@ void Channel::send_spliced(Buffer&& head, std::size_t at, Bytes block) {
   if (n > kMaxBody) {
     throw LimitExceeded(fmt::format("frame body of {} bytes does not fit the u32 length field", n));
   }
+  stream_->check_writable(kFrameOverhead + n);  // all or nothing for the stream's own reasons
   // What follows the block (a few closing tuple headers, say) and the trailer: one small
   // piece, copied (the stream coalesces it into its tail chunk).
   std::string after(reinterpret_cast<const char*>(head.peek()) + at, h - at);

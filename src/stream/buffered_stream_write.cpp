@@ -403,6 +403,8 @@ void BufferedStream::write_eof() {
   }
 }
 
+void BufferedStream::check_writable(std::size_t n) const { impl_->check_writable(n); }
+
 std::size_t BufferedStream::write_buffer_size() const noexcept { return impl_->queued; }
 
 void BufferedStream::set_write_buffer_limits(std::size_t high, std::size_t low) {

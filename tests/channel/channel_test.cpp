@@ -237,6 +237,30 @@ TEST_F(ChannelTest, SpliceAfterTheHeadIsAUsageErrorAndQueuesNothing) {
   EXPECT_EQ(wire.view(), encode_frame("after").view());
 }
 
+TEST_F(ChannelTest, APieceWiseFrameOverTheWriteLimitIsRefusedWhole) {
+  // The stream's limit is checked for the whole frame before any piece is queued, so the
+  // refusal leaves the channel open and framing intact (a half-queued frame would close it).
+  auto ends = testing::mem_pipe_ends(loop_, 0);
+  StreamOptions so;
+  so.max_write_buffer_size = 80000;
+  channel_ = std::make_unique<Channel>(stream_of(std::move(ends.a), so), ChannelOptions{.compress = false});
+  peer_ = stream_of(std::move(ends.b));
+  Buffer head;
+  head.append("head", 4);
+  EXPECT_THROW(channel_->send_spliced(std::move(head), 2, Bytes(std::string(90000, 'b'))), LimitExceeded);
+  Buffer full;  // filled to the end: header and trailer go as pieces of their own
+  full.ensure_writable(85000);
+  full.append(std::string(full.writable_bytes(), 'f'));
+  full.prepend("12345678", 8);
+  EXPECT_THROW(channel_->send(std::move(full)), LimitExceeded);
+  EXPECT_FALSE(channel_->closed());
+  EXPECT_EQ(channel_->stats().frames_out, 0u);
+  EXPECT_EQ(channel_->stream().write_buffer_size(), 0u);
+  channel_->send("after");
+  Bytes wire = run(peer_read(peer_.get(), 5 + kFrameOverhead));
+  EXPECT_EQ(wire.view(), encode_frame("after").view());
+}
+
 TEST_F(ChannelTest, FramesOfOneTurnLeaveInOneWrite) {
   make(ChannelOptions{.compress = false});
   std::string expected;

@@ -187,6 +187,10 @@ class TETHER_API BufferedStream {
   void write_gather(std::span<const std::string_view> pieces);
   /// Moves the buffer's readable bytes in (no copy unless small enough to coalesce).
   void write(Buffer&& data);
+  /// Throws what a write of n bytes would throw now (StreamClosed, UsageError after
+  /// write_eof(), LimitExceeded), queueing nothing: a writer that queues one message in several
+  /// pieces checks the total first, so that none of them fails for these reasons halfway.
+  void check_writable(std::size_t n) const;
   /// Queues shared immutable bytes without copying them (beyond the 2 KiB coalescing rule):
   /// the same payload can go to many streams, or repeatedly to one (tornado keeps a reference
   /// to the bytes object the same way). The bytes must not be modified while queued. Null is
