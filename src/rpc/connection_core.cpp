@@ -273,14 +273,16 @@ std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target,
 }
 
 std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target, std::string_view name,
-                                                           std::span<const brine::Value> args) {
+                                                           std::span<brine::Value> args) {
   return send_callattr_with(
       target, name,
       [&](Buffer& out) {
         brine::dump_tuple_header(2, out);
         dump_label(Label::kValue, out);
         brine::dump_tuple_header(args.size(), out);
-        for (const brine::Value& v : args) brine::dump_into(v, out);
+        for (brine::Value& v : args) {
+          if (!splice_plain(v, out)) brine::dump_into(v, out);
+        }
       },
       Kwargs{});
 }
@@ -820,13 +822,15 @@ void ConnectionCore::encode_boxed_tuple_owned(std::vector<Any>& items, Buffer& o
   }
 }
 
-bool ConnectionCore::splice_bytes(brine::Value& v, Buffer& out) {
+bool ConnectionCore::splice_bytes(brine::Value& v, Buffer& out, bool boxed) {
   const std::size_t n = v.as_bytes().size();
   if (n < kSpliceMin || n > std::numeric_limits<std::uint32_t>::max()) return false;
-  // (VALUE, bytes): the boxing, then BYTES_L4 and the length; the bytes themselves follow in
-  // the frame, after the block_at_ bytes written so far.
-  brine::dump_tuple_header(2, out);
-  dump_label(Label::kValue, out);
+  // (VALUE, bytes) when boxed: the boxing, then BYTES_L4 and the length; the bytes themselves
+  // follow in the frame, after the block_at_ bytes written so far.
+  if (boxed) {
+    brine::dump_tuple_header(2, out);
+    dump_label(Label::kValue, out);
+  }
   std::uint8_t header[5] = {brine::tag::kBytesL4};
   store_be32(header + 1, static_cast<std::uint32_t>(n));
   out.append(header, sizeof header);

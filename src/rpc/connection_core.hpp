@@ -90,7 +90,7 @@ class ConnectionCore {
   /// The same with plain positional arguments and no keyword arguments: they travel as one
   /// (VALUE, tuple), as RPyC boxes a tuple of plain values (Netref::call's common case).
   std::shared_ptr<PendingCall> send_callattr(const Netref& target, std::string_view name,
-                                             std::span<const brine::Value> args);
+                                             std::span<brine::Value> args);
   /// Sends a request whose reply is then awaited under sync_request_timeout. All of them share
   /// one timer through a deadline queue (same timeout for every one, so deadlines come in send
   /// order), instead of arming a timer per call.
@@ -121,9 +121,13 @@ class ConnectionCore {
   bool splice_block(Any& a, Buffer& out) {
     if (!splice_ok_ || has_block_ || a.kind() != Any::Kind::kValue) return false;
     brine::Value& v = std::get<0>(a.v_);
-    return v.is_bytes() && splice_bytes(v, out);
+    return v.is_bytes() && splice_bytes(v, out, true);
   }
-  bool splice_bytes(brine::Value& v, Buffer& out);
+  /// The same for a plain value inside a (VALUE, tuple): only the bytes header is written.
+  bool splice_plain(brine::Value& v, Buffer& out) {
+    return splice_ok_ && !has_block_ && v.is_bytes() && splice_bytes(v, out, false);
+  }
+  bool splice_bytes(brine::Value& v, Buffer& out, bool boxed);
   void encode_netref(const Netref& ref, Buffer& out);
   Any unbox(brine::Value boxed);
 

@@ -105,8 +105,7 @@ AsyncResult detail::start_callattr(const Netref& self, std::string name, std::ve
   return core->expire_as_sync(core->send_callattr(self, name, args, std::move(kwargs)));
 }
 
-AsyncResult detail::start_callattr(const Netref& self, std::string_view name,
-                                   std::span<const brine::Value> args) {
+AsyncResult detail::start_callattr(const Netref& self, std::string_view name, std::span<brine::Value> args) {
   std::shared_ptr<ConnectionCore> core = checked(self.state()).lock();
   return core->expire_as_sync(core->send_callattr(self, name, args));
 }

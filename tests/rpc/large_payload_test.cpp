@@ -125,6 +125,31 @@ TEST_F(LargePayloadPathTest, OneBlockPerMessageAmongOtherArguments) {
   EXPECT_EQ(p.server->stats().uncopied_bytes_out, 0u);
 }
 
+Task<void> typed_calls(Connection& c, Bytes a, Bytes b) {
+  Netref root = co_await c.root();
+  // Plain arguments travel as one (VALUE, tuple): the block is a member of that tuple.
+  Bytes back = co_await root.call<Bytes>("echo", a);
+  EXPECT_EQ(back, a);
+  Any all = co_await root.call("echo_all", std::int64_t{3}, b, std::string("x"), a);
+  std::vector<Any> items = std::move(all).take_items();
+  EXPECT_EQ(items.size(), 4u);
+  if (items.size() == 4) {
+    EXPECT_EQ(items[0].value().as_int64(), 3);
+    EXPECT_EQ(items[1].value().as_bytes(), b);
+    EXPECT_EQ(items[2].value().as_str(), "x");
+    EXPECT_EQ(items[3].value().as_bytes(), a);
+  }
+}
+
+TEST_F(LargePayloadPathTest, TypedCallsSpliceTheirPlainArguments) {
+  EchoPair p = make_echo_pair(loop_, false);
+  const Bytes a = random_bytes(kSpliceMin + 1, 9);
+  const Bytes b = random_bytes(3 * kSpliceMin, 10);
+  run(typed_calls(*p.client, a, b));
+  EXPECT_EQ(p.client->stats().uncopied_bytes_out, a.size() + b.size()) << "one block per message";
+  EXPECT_EQ(p.server->stats().uncopied_bytes_out, a.size()) << "the first call's result";
+}
+
 Task<void> failed_then_good(Connection& c, Netref foreign, Bytes big, Bytes next) {
   Netref root = co_await c.root();
   // The block is set aside, then the foreign reference fails the encoding.

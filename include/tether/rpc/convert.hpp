@@ -277,9 +277,10 @@ TETHER_API AsyncResult start_callattr(const Netref& self, std::string name, std:
                                       Kwargs kwargs);
 
 /// The same with positional arguments that are plain values (kPlainArg), sent as one
-/// (VALUE, tuple): no Any per argument, no vector.
+/// (VALUE, tuple): no Any per argument, no vector. A large bytes argument may be moved out of
+/// `args` (docs/rpc.md, "Large payloads").
 TETHER_API AsyncResult start_callattr(const Netref& self, std::string_view name,
-                                      std::span<const brine::Value> args);
+                                      std::span<brine::Value> args);
 
 /// Arguments to_any turns into a plain brine::Value of their own (its last case): numbers,
 /// text and bytes, unless a Converter says otherwise.
@@ -315,9 +316,8 @@ Task<R> typed_callattr(AsyncResult pending) {
 template <class R, class... A>
 Task<R> Netref::call(std::string name, A&&... args) const {
   if constexpr ((detail::kPlainArg<A> && ...)) {
-    const std::array<brine::Value, sizeof...(A)> argv{brine::Value(std::forward<A>(args))...};
-    return detail::typed_callattr<R>(
-        detail::start_callattr(*this, name, std::span<const brine::Value>(argv)));
+    std::array<brine::Value, sizeof...(A)> argv{brine::Value(std::forward<A>(args))...};
+    return detail::typed_callattr<R>(detail::start_callattr(*this, name, std::span<brine::Value>(argv)));
   } else {
     std::vector<Any> argv;
     argv.reserve(sizeof...(A));
