@@ -1,5 +1,6 @@
 // The tether server used by the Python-client interop tests. Listens on 127.0.0.1 with a
 // kernel-chosen port, prints "PORT <n>" on stdout, serves until SIGTERM/SIGINT or stdin EOF.
+// --no-compress: its channels do not compress (large bytes then leave spliced, uncopied).
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -8,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 #include <list>
 #include <memory>
 
@@ -21,7 +23,16 @@
 
 using namespace tether;
 
-int main() {
+int main(int argc, char** argv) {
+  ChannelOptions channel_opts;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--no-compress") == 0) {
+      channel_opts.compress = false;
+    } else {
+      std::fprintf(stderr, "usage: %s [--no-compress]\n", argv[0]);
+      return 2;
+    }
+  }
   EventLoop loop;
   Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   int one = 1;
@@ -53,7 +64,8 @@ int main() {
       ::setsockopt(fd, IPPROTO_TCP, 1 /*TCP_NODELAY*/, &nodelay, sizeof nodelay);
       auto transport = std::make_unique<FdTransport>(loop, Fd(fd), "client");
       auto conn = std::make_unique<Connection>(
-          std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(transport))), root_factory());
+          std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(transport)), channel_opts),
+          root_factory());
       Connection* raw = conn.get();
       auto it = conns.insert(conns.end(), std::move(conn));
       raw->set_close_callback([&, it, raw] {

@@ -14,12 +14,13 @@ import unittest
 import rpyc  # noqa: E402  (a missing rpyc must fail the test loudly)
 from rpyc.core import consts
 
+SERVER_PATH = None
 SERVER = None
 PORT = None
 
 
-def start_server(path):
-    proc = subprocess.Popen([path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def start_server(path, *args):
+    proc = subprocess.Popen([path, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith("PORT "):
         proc.kill()
@@ -154,8 +155,38 @@ class TableEmptiesAfterDisconnect(unittest.TestCase):
         self.assertEqual(n, 0)
 
 
+class UncompressedServerTest(unittest.TestCase):
+    """A tether server whose channels do not compress: its large bytes replies leave framed
+    around the value's own storage (docs/rpc.md, "Large payloads"); RPyC must read them as
+    ordinary frames."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.server, cls.port = start_server(SERVER_PATH, "--no-compress")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stdin.close()
+        cls.server.wait(timeout=10)
+
+    def test_big_bytes_both_ways(self):
+        conn = rpyc.connect("127.0.0.1", self.port, config={"sync_request_timeout": 30})
+        try:
+            root = conn.root
+            for n in (64 * 1024 - 1, 64 * 1024, 1 << 20, 32 << 20):
+                data = os.urandom(n)
+                self.assertEqual(root.echo(data), data, n)
+                made = root.make_bytes(n)
+                self.assertEqual(len(made), n)
+                self.assertEqual(root.echo(made), made, n)
+                self.assertEqual(root.add(n, 1), n + 1)  # the stream is still in step
+        finally:
+            conn.close()
+
+
 if __name__ == "__main__":
-    SERVER, PORT = start_server(sys.argv[1])
+    SERVER_PATH = sys.argv[1]
+    SERVER, PORT = start_server(SERVER_PATH)
     try:
         prog = unittest.main(argv=[sys.argv[0], "-v"], exit=False)
         ok = prog.result.wasSuccessful()
