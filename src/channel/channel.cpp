@@ -19,6 +19,12 @@ namespace tether {
 namespace {
 
 constexpr std::size_t kMaxBody = std::numeric_limits<std::uint32_t>::max();
+
+void check_body_size(std::size_t n) {
+  if (n > kMaxBody) {
+    throw LimitExceeded(fmt::format("frame body of {} bytes does not fit the u32 length field", n));
+  }
+}
 // A compressed frame's buffer is sized for the worst case; when the output is much smaller
 // than that, copy it into a tight buffer rather than keep the slack queued.
 constexpr std::size_t kShrinkSlack = 64 * 1024;
@@ -218,9 +224,7 @@ void Channel::send(std::string_view payload) {
         {reinterpret_cast<const char*>(&kFrameTrailer), 1},
     };
     stream_->write_gather(pieces);
-    ++stats_.frames_out;
-    stats_.payload_bytes_out += n;
-    stats_.wire_bytes_out += kFrameOverhead + n;
+    count_raw_out(n);
     return;
   }
   Buffer buf;
@@ -241,11 +245,29 @@ void Channel::send(Buffer&& payload) {
   send_raw(std::move(payload));
 }
 
+void Channel::count_raw_out(std::size_t n) noexcept {
+  ++stats_.frames_out;
+  stats_.payload_bytes_out += n;
+  stats_.wire_bytes_out += kFrameOverhead + n;
+}
+
+template <class Queue>
+void Channel::queue_pieces(std::size_t wire_bytes, Queue&& queue) {
+  stream_->check_writable(wire_bytes);                      // all or nothing for the stream's own reasons
+  const std::size_t before = stream_->write_buffer_size();  // writes only add to it
+  try {
+    queue();
+  } catch (...) {
+    if (stream_->write_buffer_size() != before) {
+      fail("a frame was only partly queued: " + describe_current_exception());
+    }
+    throw;
+  }
+}
+
 void Channel::send_raw(Buffer&& payload) {
   const std::size_t n = payload.readable_bytes();
-  if (n > kMaxBody) {
-    throw LimitExceeded(fmt::format("frame body of {} bytes does not fit the u32 length field", n));
-  }
+  check_body_size(n);
   std::uint8_t header[kFrameHeaderSize];
   make_header(header, n, 0);
   const bool header_inline = payload.prependable_bytes() >= kFrameHeaderSize;
@@ -255,26 +277,13 @@ void Channel::send_raw(Buffer&& payload) {
   if (header_inline && trailer_inline) {
     stream_->write(std::move(payload));
   } else {
-    // Pieces: nothing is copied. The stream's limits are checked for the whole frame first;
-    // a failure between the pieces after that (memory) leaves half a frame queued.
-    stream_->check_writable(kFrameOverhead + n);
-    int queued = 0;
-    try {
-      if (!header_inline) {
-        stream_->write(Bytes(header, kFrameHeaderSize));
-        ++queued;
-      }
+    queue_pieces(kFrameOverhead + n, [&] {  // nothing copied
+      if (!header_inline) stream_->write(Bytes(header, kFrameHeaderSize));
       stream_->write(std::move(payload));
-      ++queued;
       if (!trailer_inline) stream_->write(Bytes(&kFrameTrailer, 1));
-    } catch (...) {
-      if (queued > 0) fail("a frame was only partly queued: " + describe_current_exception());
-      throw;
-    }
+    });
   }
-  ++stats_.frames_out;
-  stats_.payload_bytes_out += n;
-  stats_.wire_bytes_out += kFrameOverhead + n;
+  count_raw_out(n);
 }
 
 void Channel::send_spliced(Buffer&& head, std::size_t at, Bytes block) {
@@ -291,10 +300,7 @@ void Channel::send_spliced(Buffer&& head, std::size_t at, Bytes block) {
     send(std::move(joined));
     return;
   }
-  if (n > kMaxBody) {
-    throw LimitExceeded(fmt::format("frame body of {} bytes does not fit the u32 length field", n));
-  }
-  stream_->check_writable(kFrameOverhead + n);  // all or nothing for the stream's own reasons
+  check_body_size(n);
   // What follows the block (a few closing tuple headers, say) and the trailer: one small
   // piece, copied (the stream coalesces it into its tail chunk).
   std::string after(reinterpret_cast<const char*>(head.peek()) + at, h - at);
@@ -304,27 +310,14 @@ void Channel::send_spliced(Buffer&& head, std::size_t at, Bytes block) {
   make_header(header, n, 0);
   const bool header_inline = head.prependable_bytes() >= kFrameHeaderSize;
   if (header_inline) head.prepend(header, kFrameHeaderSize);
-  int queued = 0;
-  try {
-    if (!header_inline) {
-      stream_->write(Bytes(header, kFrameHeaderSize));
-      ++queued;
-    }
-    if (head.readable_bytes() > 0) {
-      stream_->write(std::move(head));
-      ++queued;
-    }
+  queue_pieces(kFrameOverhead + n, [&] {
+    if (!header_inline) stream_->write(Bytes(header, kFrameHeaderSize));
+    if (head.readable_bytes() > 0) stream_->write(std::move(head));
     stream_->write(std::move(block));
-    ++queued;
     stream_->write(std::string_view(after));
-  } catch (...) {
-    if (queued > 0) fail("a frame was only partly queued: " + describe_current_exception());
-    throw;
-  }
-  ++stats_.frames_out;
+  });
+  count_raw_out(n);
   ++stats_.spliced_out;
-  stats_.payload_bytes_out += n;
-  stats_.wire_bytes_out += kFrameOverhead + n;
 }
 
 void Channel::send_compressed(const std::uint8_t* data, std::size_t n) {
@@ -333,9 +326,7 @@ void Channel::send_compressed(const std::uint8_t* data, std::size_t n) {
   Buffer frame;
   frame.ensure_writable(bound + 1);  // fresh storage: the head-room is kCheapPrepend bytes
   const std::size_t body = deflater_->compress(data, n, frame.begin_write());
-  if (body > kMaxBody) {
-    throw LimitExceeded(fmt::format("frame body of {} bytes does not fit the u32 length field", body));
-  }
+  check_body_size(body);
   frame.has_written(body);
   frame.append(&kFrameTrailer, 1);
   std::uint8_t header[kFrameHeaderSize];

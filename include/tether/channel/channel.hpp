@@ -201,6 +201,12 @@ class TETHER_API Channel {
   [[noreturn]] void throw_eof();
   Task<void> wait_frame_task();  // FrameWait's path on transports without try_read
   void send_raw(Buffer&& payload);
+  /// Queues one frame of `wire_bytes` as several stream writes (`queue` makes them): the
+  /// stream's limits are checked for the whole frame first, and a failure after part of it was
+  /// queued (memory) closes the channel, whose framing it broke.
+  template <class Queue>
+  void queue_pieces(std::size_t wire_bytes, Queue&& queue);
+  void count_raw_out(std::size_t n) noexcept;  // the stats of an uncompressed frame sent
   void send_compressed(const std::uint8_t* data, std::size_t n);
   void fail(const std::string& why);
 
