@@ -38,27 +38,14 @@ class EchoRoot : public Object {
   }
 };
 
-struct EchoPair {
-  std::unique_ptr<Connection> client;
-  std::unique_ptr<Connection> server;
-};
+using EchoPair = ConnectionPair;
 
 EchoPair make_echo_pair(EventLoop& loop, bool compress, rpc::Generation gen = rpc::Generation::kAuto) {
   ChannelOptions co;
   co.compress = compress;
   ConnectionOptions client_opts;
   client_opts.generation = gen;
-  auto pipe = make_mem_pipe(loop, 1 << 20);
-  EchoPair p;
-  p.client = std::make_unique<Connection>(
-      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.first)), co), nullptr,
-      client_opts);
-  p.server = std::make_unique<Connection>(
-      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.second)), co),
-      std::make_shared<EchoRoot>());
-  p.client->start();
-  p.server->start();
-  return p;
+  return connect_pair(loop, std::make_shared<EchoRoot>(), client_opts, {}, nullptr, co);
 }
 
 Task<Bytes> echo(Connection& c, Bytes b) {

@@ -46,6 +46,29 @@ class TestRoot : public Object {
   int calls = 0;
 };
 
+/// A started client Connection and a started server Connection serving `server_root`, joined
+/// by an in-memory pipe.
+struct ConnectionPair {
+  std::unique_ptr<Connection> client;
+  std::unique_ptr<Connection> server;
+};
+
+inline ConnectionPair connect_pair(EventLoop& loop, ObjectPtr server_root, ConnectionOptions client_opts = {},
+                                   ConnectionOptions server_opts = {}, ObjectPtr client_root = nullptr,
+                                   ChannelOptions channel_opts = {}) {
+  auto pipe = make_mem_pipe(loop, 1 << 20);
+  ConnectionPair p;
+  p.client = std::make_unique<Connection>(
+      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.first)), channel_opts),
+      std::move(client_root), client_opts);
+  p.server = std::make_unique<Connection>(
+      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.second)), channel_opts),
+      std::move(server_root), server_opts);
+  p.client->start();
+  p.server->start();
+  return p;
+}
+
 struct RpcPair {
   std::unique_ptr<Connection> client;
   std::unique_ptr<Connection> server;
@@ -54,16 +77,10 @@ struct RpcPair {
 
 inline RpcPair make_rpc_pair(EventLoop& loop, ConnectionOptions client_opts = {}, ConnectionOptions server_opts = {},
                              ObjectPtr client_root = nullptr) {
-  auto pipe = make_mem_pipe(loop, 1 << 20);
   RpcPair p;
-  p.client = std::make_unique<Connection>(
-      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.first))), std::move(client_root),
-      client_opts);
-  p.server = std::make_unique<Connection>(
-      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.second))), p.server_root,
-      server_opts);
-  p.client->start();
-  p.server->start();
+  ConnectionPair c = connect_pair(loop, p.server_root, client_opts, server_opts, std::move(client_root));
+  p.client = std::move(c.client);
+  p.server = std::move(c.server);
   return p;
 }
 

@@ -66,15 +66,10 @@ struct OrderPair {
 };
 
 OrderPair make_order_pair(EventLoop& loop, ConnectionOptions server_opts = {}) {
-  auto pipe = make_mem_pipe(loop, 1 << 20);
   OrderPair p;
-  p.client = std::make_unique<Connection>(
-      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.first))), nullptr);
-  p.server = std::make_unique<Connection>(
-      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.second))), p.root,
-      server_opts);
-  p.client->start();
-  p.server->start();
+  ConnectionPair c = connect_pair(loop, p.root, {}, server_opts);
+  p.client = std::move(c.client);
+  p.server = std::move(c.server);
   return p;
 }
 
