@@ -815,6 +815,19 @@ void ConnectionCore::encode_boxed_tuple(const std::vector<Any>& items, Buffer& o
 
 void ConnectionCore::encode_boxed_tuple_owned(std::vector<Any>& items, Buffer& out) {
   brine::dump_tuple_header(2, out);
+  const bool plain =
+      std::all_of(items.begin(), items.end(), [](const Any& a) { return a.kind() == Any::Kind::kValue; });
+  if (plain) {
+    // A tuple of plain values is itself a plain value: (VALUE, (v, ...)), as RPyC boxes it,
+    // shorter on the wire and quicker to unbox at either kind of peer than a TUPLE of VALUEs.
+    dump_label(Label::kValue, out);
+    brine::dump_tuple_header(items.size(), out);
+    for (Any& item : items) {
+      brine::Value& v = std::get<0>(item.v_);
+      if (!splice_plain(v, out)) brine::dump_into(v, out);
+    }
+    return;
+  }
   dump_label(Label::kTuple, out);
   brine::dump_tuple_header(items.size(), out);
   for (Any& item : items) {

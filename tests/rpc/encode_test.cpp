@@ -154,6 +154,63 @@ TEST_F(EncodeTest, TypedCallSendsPlainArgumentsAsOneValue) {
   p.client->abort();
 }
 
+// ---- what Netref::callattr / callattr_async (a vector of Any) put on the wire
+
+Task<void> any_calls(Connection& c) {
+  Netref root = co_await c.root();
+  (void)co_await root.callattr("add", make_args(Value(40), Value(2)));
+  (void)co_await root.callattr("nothing");
+  (void)co_await root.callattr("mixed", make_args(Value(1), root));
+  // (g++ 12: no string literals or braced lists inside co_await expressions)
+  Kwargs kwargs;
+  kwargs.emplace_back("k", Any(Value(2)));
+  const Value text("a");
+  (void)co_await root.callattr_async("kw", make_args(text), std::move(kwargs));
+  (void)co_await root.callattr("nested", make_args(Any::tuple(make_args(Value(1), root)), Value(3)));
+}
+
+TEST_F(EncodeTest, CallattrSendsPlainArgumentsAsOneValue) {
+  auto p = make_raw_server_peer(loop_);
+  std::vector<Value> got;
+  TaskGroup server(loop_);
+  server.spawn(serve_raw(
+      *p.raw, got,
+      [](const Value&) -> std::optional<Value> {
+        return T({label(rpc::Label::kValue), Value(42)});
+      },
+      6));
+  run(any_calls(*p.client));
+  run(server.wait());
+  ASSERT_EQ(got.size(), 6u);
+  const Value target = T({label(rpc::Label::kLocalRef), raw_root_id_pack()});
+  auto value = [](Value v) { return T({label(rpc::Label::kValue), std::move(v)}); };
+  auto boxed_tuple = [](std::vector<Value> items) {
+    return T({label(rpc::Label::kTuple), T(std::move(items))});
+  };
+  auto callattr = [&](const char* name, Value args, Value kwargs) {
+    return T({Value(static_cast<std::int64_t>(rpc::Handler::kCallAttr)),
+              T({label(rpc::Label::kTuple),
+                 T({target, value(Value(name)), std::move(args), std::move(kwargs)})})});
+  };
+  const Value no_kwargs = value(T({}));
+  // All plain: one (VALUE, tuple), as RPyC boxes a tuple of dumpable values; none at all is (VALUE, ()).
+  EXPECT_EQ(got[1].as_tuple().at(2), callattr("add", value(T({Value(40), Value(2)})), no_kwargs))
+      << got[1].repr(400);
+  EXPECT_EQ(got[2].as_tuple().at(2), callattr("nothing", value(T({})), no_kwargs)) << got[2].repr(400);
+  // A reference among them: each boxed on its own.
+  EXPECT_EQ(got[3].as_tuple().at(2), callattr("mixed", boxed_tuple({value(Value(1)), target}), no_kwargs))
+      << got[3].repr(400);
+  EXPECT_EQ(got[4].as_tuple().at(2),
+            callattr("kw", value(T({Value("a")})), value(T({T({Value("k"), Value(2)})}))))
+      << got[4].repr(400);
+  // A tuple holding a reference is not plain, so neither is the argument tuple around it.
+  EXPECT_EQ(
+      got[5].as_tuple().at(2),
+      callattr("nested", boxed_tuple({boxed_tuple({value(Value(1)), target}), value(Value(3))}), no_kwargs))
+      << got[5].repr(400);
+  p.client->abort();
+}
+
 TEST(BrineTupleHeader, MatchesDumpForEverySizeClass) {
   for (std::size_t n : {0u, 1u, 4u, 5u, 255u, 256u, 70000u}) {
     Value::Tuple items(n, Value(7));
