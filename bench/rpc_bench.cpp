@@ -6,12 +6,16 @@
 //
 //   sync add(1, 2)    vs raw 64-byte ping-pong         (calls/s, p50/p99 µs), twice: over epoll
 //                     (non-blocking, edge-triggered: perf-anchors.md's baseline and the aim's),
-//                     and over blocking read/write (one system call per message fewer)
+//                     and over blocking read/write (one system call per message fewer). The
+//                     server's root is a hand-written Object: the protocol's own cost.
+//   service add(1, 2) the same call to a real Service (Service::expose of a typed C++ function,
+//                     served by ServerThread), vs the raw epoll ping-pong: what an application
+//                     pays on top, for the typed binding, the session and the server
 //   async window 128  vs raw pipelined 32-byte window  (calls/s; the raw side batches: one read
 //                     and one write per batch on both ends, as perf-anchors.md's baseline)
 //   1 MiB echo        vs raw bulk one way              (MB/s)
 //
-// usage: bench_rpc_bench [--seconds S (1) | --calls N] [--rounds N (3)] [--pin] [--only sync|pipe|echo]
+// usage: bench_rpc_bench [--seconds S (1) | --calls N] [--rounds N (3)] [--pin] [--only sync|svc|pipe|echo]
 //                        [--no-raw] [--glibc-trim]
 
 #include <arpa/inet.h>
@@ -31,6 +35,7 @@
 #include <deque>
 #include <functional>
 #include <list>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -42,6 +47,7 @@
 #include "tether/loop/io_watcher.hpp"
 #include "tether/rpc/connection.hpp"
 #include "tether/rpc/object.hpp"
+#include "tether/service/serve.hpp"
 #include "tether/stream/buffered_stream.hpp"
 #include "tether/stream/fd_transport.hpp"
 
@@ -329,13 +335,32 @@ Task<Figure> tether_echo(Connection& c, std::size_t size) {
   co_return Figure{static_cast<double>(bytes) / secs, 0, 0};
 }
 
-enum class Kind { kSync, kPipelined, kEcho };
+enum class Kind { kSync, kService, kPipelined, kEcho };
+
+/// The service of the "service" figure: the benchmark's add as an application writes it.
+Service bench_service() {
+  Service s("BenchService");
+  s.expose("add", [](std::int64_t a, std::int64_t b) { return a + b; });
+  return s;
+}
 
 Figure tether_run(Kind kind, bool compress) {
-  TetherServer server(compress);
+  std::optional<TetherServer> bench_server;
+  std::optional<ServerThread> service_server;
+  std::uint16_t port = 0;
+  if (kind == Kind::kService) {
+    ServeOptions so;
+    so.host = "127.0.0.1";
+    so.port = 0;
+    so.channel.compress = compress;
+    so.on_listen = [](const std::vector<Address>&) { pin(0); };  // on the server's loop thread
+    port = service_server.emplace(bench_service(), std::move(so)).port();
+  } else {
+    port = bench_server.emplace(compress).port();
+  }
   pin(1);
   EventLoop loop;
-  int fd = connect_loopback(server.port());
+  int fd = connect_loopback(port);
   set_nonblocking(fd);
   ChannelOptions co;
   co.compress = compress;
@@ -345,7 +370,8 @@ Figure tether_run(Kind kind, bool compress) {
   conn.start();
   Figure f;
   switch (kind) {
-    case Kind::kSync: f = loop.run_until_complete(tether_sync(conn)); break;
+    case Kind::kSync:
+    case Kind::kService: f = loop.run_until_complete(tether_sync(conn)); break;
     case Kind::kPipelined: f = loop.run_until_complete(tether_pipelined(conn, 128)); break;
     case Kind::kEcho: f = loop.run_until_complete(tether_echo(conn, 1 << 20)); break;
   }
@@ -400,7 +426,10 @@ int main(int argc, char** argv) {
     } else if (a == "--only" && i + 1 < argc) {
       only = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: %s [--seconds S | --calls N] [--rounds N] [--pin] [--only sync|pipe|echo] [--no-raw] [--glibc-trim]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--seconds S | --calls N] [--rounds N] [--pin] [--only sync|svc|pipe|echo] "
+                   "[--no-raw] [--glibc-trim]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -419,12 +448,16 @@ int main(int argc, char** argv) {
   std::printf("tether rpc benchmark: %d interleaved rounds of %.1f s each, TCP loopback, %s, %s\n", rounds,
               g_seconds, g_pin ? "pinned to CPUs 0/1" : "unpinned",
               g_glibc_trim ? "glibc malloc defaults" : "malloc trim/mmap thresholds fixed");
-  std::vector<Figure> raw_pp, raw_epp, t_sync, raw_pipe, t_pipe, raw_bulk, t_echo;
+  std::vector<Figure> raw_pp, raw_epp, t_sync, raw_svc, t_svc, raw_pipe, t_pipe, raw_bulk, t_echo;
   for (int i = 0; i < rounds; ++i) {
     if (want("sync")) {
       raw_pp.push_back(raw_run(RawMode::kEcho, 64, 1));
       t_sync.push_back(tether_run(Kind::kSync, true));
       raw_epp.push_back(raw_run(RawMode::kEpollEcho, 64, 1));
+    }
+    if (want("svc")) {
+      t_svc.push_back(tether_run(Kind::kService, true));
+      raw_svc.push_back(raw_run(RawMode::kEpollEcho, 64, 1));
     }
     if (want("pipe")) {
       raw_pipe.push_back(raw_run(RawMode::kEcho, 32, 128));
@@ -439,6 +472,7 @@ int main(int argc, char** argv) {
     report("sync add(1,2) vs raw epoll ping-pong", raw_epp, t_sync, "calls/s", 1, true);
     report("sync add(1,2) vs raw blocking p-p", raw_pp, t_sync, "calls/s", 1, true);
   }
+  if (want("svc")) report("service add(1,2) vs raw epoll p-p", raw_svc, t_svc, "calls/s", 1, true);
   if (want("pipe")) report("async window 128 vs raw pipelined", raw_pipe, t_pipe, "calls/s", 1, false);
   if (want("echo")) {
     report("1 MiB echo (both ways) vs raw bulk", raw_bulk, t_echo, "MB/s", 1e6, false);

@@ -248,7 +248,7 @@ class ServiceRoot final : public Object {
       : def_(std::move(def)), session_(std::move(session)) {}
 
   [[nodiscard]] std::string type_name() const override { return def_->type_name; }
-  [[nodiscard]] bool has_attr(std::string_view name) const override { return def_->members.contains(name); }
+  [[nodiscard]] bool has_attr(std::string_view name) const override { return find_member(name) != nullptr; }
 
   Any get_attr(CallContext&, std::string_view name) override {
     const detail::ServiceMember& m = member(name);
@@ -295,12 +295,22 @@ class ServiceRoot final : public Object {
 
  private:
   const detail::ServiceMember& member(std::string_view name) const {
+    const detail::ServiceMember* m = find_member(name);
+    if (!m) throw attribute_error(name);
+    return *m;
+  }
+  /// A request looks its member up twice (the access check's has_attr, then the call), and a
+  /// client usually calls the same function again: the last member found is tried first.
+  const detail::ServiceMember* find_member(std::string_view name) const {
+    if (last_ && last_->first == name) return &last_->second;
     auto it = def_->members.find(name);
-    if (it == def_->members.end()) throw attribute_error(name);
-    return it->second;
+    if (it == def_->members.end()) return nullptr;
+    last_ = &*it;
+    return &it->second;
   }
 
-  std::shared_ptr<const detail::ServiceDef> def_;
+  std::shared_ptr<const detail::ServiceDef> def_;  // immutable: its members stay where they are
+  mutable const std::pair<const std::string, detail::ServiceMember>* last_ = nullptr;
   std::shared_ptr<Session> session_;
   std::map<std::string, std::shared_ptr<MemberFunction>, std::less<>> methods_;
 };

@@ -88,6 +88,30 @@ TEST_F(ServiceTest, RootExposesMembersUnderBothSpellings) {
   run(root_behaviour(start(svc)));
 }
 
+Task<void> alternating_members(std::uint16_t port) {
+  Client c = co_await open_client(port);
+  // The root remembers the member it found last: calls that alternate between members, a
+  // missing name and a value must each still find their own.
+  for (std::int64_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(co_await c.root.call<std::int64_t>("add", i, 10), i + 10);
+    EXPECT_EQ(co_await c.root.call<std::int64_t>("sub", i, 10), i - 10);
+    Caught e = co_await expect_remote_error(c.root.callattr("nothing_here"));
+    EXPECT_EQ(e.type, "AttributeError");
+    e = co_await expect_remote_error(c.root.callattr("version"));
+    EXPECT_EQ(e.type, "TypeError");
+    Any version = co_await c.root.getattr("version");
+    EXPECT_EQ(version.value().as_str(), "1.2");
+    EXPECT_EQ(co_await c.root.call<std::int64_t>("exposed_sub", 1, i), 1 - i);
+  }
+  co_await close_client(c);
+}
+
+TEST_F(ServiceTest, CallsAlternatingBetweenMembersEachFindTheirOwn) {
+  Service svc = calc_service();
+  svc.expose("sub", [](std::int64_t a, std::int64_t b) { return a - b; });
+  run(alternating_members(start(svc)));
+}
+
 Task<void> root_refuses_setattr(std::uint16_t port) {
   Client c = co_await open_client(port);
   Caught e = co_await expect_remote_error(c.root.setattr("add", Value(1)));
