@@ -25,6 +25,7 @@ void check_body_size(std::size_t n) {
     throw LimitExceeded(fmt::format("frame body of {} bytes does not fit the u32 length field", n));
   }
 }
+
 // A compressed frame's buffer is sized for the worst case; when the output is much smaller
 // than that, copy it into a tight buffer rather than keep the slack queued.
 constexpr std::size_t kShrinkSlack = 64 * 1024;

@@ -238,6 +238,17 @@ std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, std::vector
   return finish_request(h, seq);
 }
 
+template <class ValueAt>
+void ConnectionCore::encode_value_tuple(std::size_t n, ValueAt&& value_at, Buffer& out) {
+  brine::dump_tuple_header(2, out);
+  dump_label(Label::kValue, out);
+  brine::dump_tuple_header(n, out);
+  for (std::size_t i = 0; i < n; ++i) {
+    brine::Value& v = value_at(i);
+    if (!splice_plain(v, out)) brine::dump_into(v, out);
+  }
+}
+
 template <class EncodeArgs>
 std::shared_ptr<PendingCall> ConnectionCore::send_callattr_with(const Netref& target, std::string_view name,
                                                                 EncodeArgs&& encode_args, Kwargs kwargs) {
@@ -277,12 +288,8 @@ std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target,
   return send_callattr_with(
       target, name,
       [&](Buffer& out) {
-        brine::dump_tuple_header(2, out);
-        dump_label(Label::kValue, out);
-        brine::dump_tuple_header(args.size(), out);
-        for (brine::Value& v : args) {
-          if (!splice_plain(v, out)) brine::dump_into(v, out);
-        }
+        encode_value_tuple(
+            args.size(), [&](std::size_t i) -> brine::Value& { return args[i]; }, out);
       },
       Kwargs{});
 }
@@ -814,20 +821,14 @@ void ConnectionCore::encode_boxed_tuple(const std::vector<Any>& items, Buffer& o
 }
 
 void ConnectionCore::encode_boxed_tuple_owned(std::vector<Any>& items, Buffer& out) {
-  brine::dump_tuple_header(2, out);
-  const bool plain =
-      std::all_of(items.begin(), items.end(), [](const Any& a) { return a.kind() == Any::Kind::kValue; });
-  if (plain) {
-    // A tuple of plain values is itself a plain value: (VALUE, (v, ...)), as RPyC boxes it,
-    // shorter on the wire and quicker to unbox at either kind of peer than a TUPLE of VALUEs.
-    dump_label(Label::kValue, out);
-    brine::dump_tuple_header(items.size(), out);
-    for (Any& item : items) {
-      brine::Value& v = std::get<0>(item.v_);
-      if (!splice_plain(v, out)) brine::dump_into(v, out);
-    }
+  if (std::all_of(items.begin(), items.end(), [](const Any& a) { return a.kind() == Any::Kind::kValue; })) {
+    // A tuple of plain values is itself a plain value: shorter on the wire and quicker to
+    // unbox at either kind of peer than a TUPLE of VALUEs.
+    encode_value_tuple(
+        items.size(), [&](std::size_t i) -> brine::Value& { return std::get<0>(items[i].v_); }, out);
     return;
   }
+  brine::dump_tuple_header(2, out);
   dump_label(Label::kTuple, out);
   brine::dump_tuple_header(items.size(), out);
   for (Any& item : items) {

@@ -114,6 +114,10 @@ class ConnectionCore {
   /// The same, for items the caller gives up: the first large bytes value among them goes out
   /// uncopied (splice_block).
   void encode_boxed_tuple_owned(std::vector<Any>& items, Buffer& out);
+  /// (VALUE, (v, ...)) of `n` plain values, `value_at(i)` the i-th: how a tuple of plain
+  /// values is boxed (as RPyC does); the first large bytes value among them goes out uncopied.
+  template <class ValueAt>
+  void encode_value_tuple(std::size_t n, ValueAt&& value_at, Buffer& out);
   /// If `a` is a plain bytes value of at least kSpliceMin bytes, the message has no block yet
   /// and the channel will not compress: writes its boxing and the bytes header to `out`, moves
   /// the bytes aside for finish_message to hand over uncopied (Channel::send_spliced), and

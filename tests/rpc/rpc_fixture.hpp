@@ -69,18 +69,15 @@ inline ConnectionPair connect_pair(EventLoop& loop, ObjectPtr server_root, Conne
   return p;
 }
 
-struct RpcPair {
-  std::unique_ptr<Connection> client;
-  std::unique_ptr<Connection> server;
+struct RpcPair : ConnectionPair {
   std::shared_ptr<TestRoot> server_root = std::make_shared<TestRoot>();
 };
 
 inline RpcPair make_rpc_pair(EventLoop& loop, ConnectionOptions client_opts = {}, ConnectionOptions server_opts = {},
                              ObjectPtr client_root = nullptr) {
   RpcPair p;
-  ConnectionPair c = connect_pair(loop, p.server_root, client_opts, server_opts, std::move(client_root));
-  p.client = std::move(c.client);
-  p.server = std::move(c.server);
+  static_cast<ConnectionPair&>(p) =
+      connect_pair(loop, p.server_root, client_opts, server_opts, std::move(client_root));
   return p;
 }
 

@@ -59,17 +59,13 @@ Task<void> mixed_batches(Connection& c) {
 }
 
 /// A tether client and a server serving an OrderRoot, over an in-memory pipe.
-struct OrderPair {
+struct OrderPair : ConnectionPair {
   std::shared_ptr<OrderRoot> root = std::make_shared<OrderRoot>();
-  std::unique_ptr<Connection> client;
-  std::unique_ptr<Connection> server;
 };
 
 OrderPair make_order_pair(EventLoop& loop, ConnectionOptions server_opts = {}) {
   OrderPair p;
-  ConnectionPair c = connect_pair(loop, p.root, {}, server_opts);
-  p.client = std::move(c.client);
-  p.server = std::move(c.server);
+  static_cast<ConnectionPair&>(p) = connect_pair(loop, p.root, {}, server_opts);
   return p;
 }
 
