@@ -103,8 +103,14 @@ std::optional<FrameView> FrameDecoder::peek(const Buffer& in) {
     throw ProtocolError(fmt::format("frame body of {} bytes exceeds max_frame_size ({} bytes)",
                                     body, opts_.max_frame_size));
   }
+  if (flag > 1 && opts_.strict_framing) {
+    throw ProtocolError(fmt::format("frame flag is 0x{:02x}, not 0 (raw) or 1 (zlib)", flag));
+  }
   const std::size_t total = kFrameOverhead + body;
   if (have < total) return std::nullopt;
+  if (opts_.strict_framing && p[total - 1] != kFrameTrailer) {
+    throw ProtocolError(fmt::format("frame trailer is 0x{:02x}, not 0x0a", p[total - 1]));
+  }
 
   FrameView frame;
   frame.flag = flag;

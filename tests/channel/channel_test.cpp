@@ -372,6 +372,23 @@ TEST_F(ChannelTest, ProtocolErrorClosesTheStream) {
   EXPECT_TRUE(rest.empty());
 }
 
+TEST_F(ChannelTest, BadFlagOrTrailerClosesTheStream) {
+  struct Case {
+    std::string wire;
+    const char* word;
+  };
+  const Case cases[] = {{header(3, 9) + "abc\n", "flag"}, {raw_frame(0, "abc", 'Z'), "trailer"}};
+  for (const Case& c : cases) {
+    make();
+    run(peer_write(peer_.get(), raw_frame(0, "before") + c.wire + raw_frame(0, "after"), false));
+    EXPECT_EQ(run(recv_one(channel_.get())).view(), "before");
+    const std::string what = run(recv_fails<ProtocolError>(channel_.get()));
+    EXPECT_NE(what.find(c.word), std::string::npos) << what;
+    EXPECT_TRUE(channel_->stream().closed());
+    run(recv_fails<StreamClosed>(channel_.get()));
+  }
+}
+
 TEST_F(ChannelTest, CorruptZlibClosesTheStream) {
   make();
   const std::string wire = raw_frame(1, "definitely not a zlib stream") + raw_frame(0, "after");

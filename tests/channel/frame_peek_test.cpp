@@ -87,8 +87,14 @@ TEST(FramePeek, SameLimitsAndErrorsAsDecodeWithTheBufferUntouched) {
   Buffer raw_big = buffer_of(raw_frame(0, std::string(51, 'r')));
   EXPECT_THROW((void)dec.peek(raw_big), ProtocolError);
   EXPECT_EQ(raw_big.readable_bytes(), 51 + kFrameOverhead);
-  Buffer z_big = buffer_of(raw_frame(7, reference_compress(std::string(51, 'z'), 1)));
+  Buffer z_big = buffer_of(raw_frame(1, reference_compress(std::string(51, 'z'), 1)));
   EXPECT_THROW((void)dec.peek(z_big), ProtocolError);
+  Buffer bad_flag = buffer_of(header(4, 2));  // the header alone is enough
+  EXPECT_THROW((void)dec.peek(bad_flag), ProtocolError);
+  EXPECT_EQ(bad_flag.readable_bytes(), 5u);
+  Buffer bad_trailer = buffer_of(raw_frame(0, "abcd", 'X'));
+  EXPECT_THROW((void)dec.peek(bad_trailer), ProtocolError);
+  EXPECT_EQ(bad_trailer.readable_bytes(), 4 + kFrameOverhead);
   Buffer corrupt = buffer_of(raw_frame(1, "not zlib"));
   EXPECT_THROW((void)dec.peek(corrupt), ProtocolError);
   EXPECT_EQ(corrupt.readable_bytes(), 8 + kFrameOverhead);

@@ -127,11 +127,27 @@ TEST(FrameDecode, RoundTripsEncodedFrames) {
   }
 }
 
-TEST(FrameDecode, AnyNonZeroFlagMeansCompressed) {
+TEST(FrameDecode, FlagOtherThanZeroOrOneIsAProtocolErrorOnTheHeaderAlone) {
+  for (int flag : {2, 7, 0x80, 0xFF}) {
+    FrameDecoder dec;
+    Buffer in = buffer_of(header(24, static_cast<std::uint8_t>(flag)));  // no body yet
+    try {
+      (void)dec.decode(in);
+      ADD_FAILURE() << "flag " << flag << " accepted";
+    } catch (const ProtocolError& e) {
+      EXPECT_NE(std::string(e.what()).find("flag"), std::string::npos) << e.what();
+    }
+    EXPECT_EQ(in.readable_bytes(), 5u) << "nothing consumed";
+  }
+}
+
+TEST(FrameDecode, LenientFramingTakesAnyNonZeroFlagAsCompressedLikeRpyc) {
+  ChannelOptions opts;
+  opts.strict_framing = false;
   const std::string p = "flag seven is still zlib";
   for (int flag : {1, 2, 7, 0x80, 0xFF}) {
     Buffer in = buffer_of(raw_frame(static_cast<std::uint8_t>(flag), reference_compress(p, 6)));
-    FrameDecoder dec;
+    FrameDecoder dec(opts);
     auto f = dec.decode(in);
     ASSERT_TRUE(f);
     EXPECT_EQ(f->flag, flag);
@@ -148,9 +164,35 @@ TEST(FrameDecode, CompressedFourBytePayloadAccepted) {
   EXPECT_EQ(f->payload.view(), "abcd");
 }
 
-TEST(FrameDecode, TrailerIsNotChecked) {
-  Buffer in = buffer_of(raw_frame(0, "payload", 'X') + raw_frame(0, "next", '\0'));
+TEST(FrameDecode, BadTrailerIsAProtocolErrorConsumingNothing) {
+  for (char trailer : {'X', '\0', '\r'}) {
+    for (std::uint8_t flag : {std::uint8_t{0}, std::uint8_t{1}}) {
+      FrameDecoder dec;
+      const std::string body = flag ? reference_compress("payload", 1) : std::string("payload");
+      Buffer in = buffer_of(raw_frame(flag, body, trailer));
+      try {
+        (void)dec.decode(in);
+        ADD_FAILURE() << "trailer " << int(trailer) << " accepted";
+      } catch (const ProtocolError& e) {
+        EXPECT_NE(std::string(e.what()).find("trailer"), std::string::npos) << e.what();
+      }
+      EXPECT_EQ(in.readable_bytes(), body.size() + kFrameOverhead);
+    }
+  }
+  // The frame before a bad one is still delivered whole.
   FrameDecoder dec;
+  Buffer in = buffer_of(raw_frame(0, "good") + raw_frame(0, "bad", 'X'));
+  auto f = dec.decode(in);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->payload.view(), "good");
+  EXPECT_THROW((void)dec.decode(in), ProtocolError);
+}
+
+TEST(FrameDecode, LenientFramingDoesNotCheckTheTrailerLikeRpyc) {
+  ChannelOptions opts;
+  opts.strict_framing = false;
+  Buffer in = buffer_of(raw_frame(0, "payload", 'X') + raw_frame(0, "next", '\0'));
+  FrameDecoder dec(opts);
   auto frames = decode_all(dec, in);
   ASSERT_EQ(frames.size(), 2u);
   EXPECT_EQ(frames[0].payload.view(), "payload");

@@ -2,6 +2,7 @@
 // in a helper program (fork_server_helper), driven through spawn_process.
 #include <signal.h>
 
+#include <chrono>
 #include <set>
 
 #include "test_util.hpp"
@@ -47,8 +48,11 @@ Task<Outcome> scenario(SpawnedProcess* helper) {
   Outcome out;
   Bytes port_line = co_await helper->stream->read_until("\n");
   std::uint16_t port = static_cast<std::uint16_t>(std::stoi(port_line.str().substr(5)));
-  // Connections land on whichever worker accepts first: keep asking until both answered.
-  for (int i = 0; i < 500 && out.first_pids.size() < 2; ++i) {
+  // Connections land on whichever worker accepts first: keep asking until both answered. A
+  // count of attempts is not enough on a loaded machine, where the second worker may not be
+  // scheduled while hundreds of connections go to the first; bound it by time instead.
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (out.first_pids.size() < 2 && std::chrono::steady_clock::now() < deadline) {
     long pid = co_await ask_pid(port, nullptr);
     out.first_pids.insert(pid);
   }

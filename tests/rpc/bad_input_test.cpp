@@ -136,6 +136,35 @@ TEST_F(BadInputTest, TruncatedPayloadCloses) {
   expect_protocol_close(p);
 }
 
+/// Raw bytes straight onto the raw peer's stream, past its Channel's framing.
+Task<void> write_and_wait_closed(RawPeer& p, std::string wire) {
+  p.raw->stream().write(std::string_view(wire));
+  co_await p.raw->stream().drain();  // a bare write waits for a flush that nothing asks for
+  co_await p.server->wait_closed();
+}
+
+std::string frame_header(std::uint32_t len, std::uint8_t flag) {
+  std::string h(5, '\0');
+  for (int i = 0; i < 4; ++i) h[i] = static_cast<char>((len >> (24 - 8 * i)) & 0xFF);
+  h[4] = static_cast<char>(flag);
+  return h;
+}
+
+TEST_F(BadInputTest, MalformedFramesCloseWithProtocolError) {
+  const std::string body("\x12\x51\x50\x00", 4);  // would decode as a message if framing let it
+  const std::string cases[] = {
+      frame_header(4, 0) + body + "X",                    // bad trailer
+      frame_header(4, 5) + body + "\n",                   // bad flag
+      frame_header(0x7FFFFFFF, 0),                        // oversize length, header alone
+      frame_header(8, 1) + "not zlib" + "\n",             // corrupt zlib body
+  };
+  for (const std::string& wire : cases) {
+    auto p = make_raw_peer(loop_);
+    run(write_and_wait_closed(p, wire), 10s);
+    expect_protocol_close(p);
+  }
+}
+
 Task<int> flood_then_call(RpcPair& victim, RawPeer& flooder) {
   // The flooder queues 5000 requests; the other connection on the same loop still gets served.
   for (int i = 0; i < 5000; ++i) {

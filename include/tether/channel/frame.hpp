@@ -9,9 +9,12 @@
 ///
 /// Senders compress (zlib format, level 1 by default) iff compression is on and the payload
 /// is strictly longer than the threshold (3000 bytes), and write flag 0 or 1 only. Receivers
-/// decompress whenever the flag is non-zero, whatever the size, and drop the trailer without
-/// checking it (as RPyC does). Channel (channel.hpp) uses exactly this code, so these
-/// functions are the single statement of the rules.
+/// decompress whenever the flag is set, whatever the size. By default they also refuse a flag
+/// other than 0 or 1 and a trailer other than 0x0A (ProtocolError): stock RPyC never sends
+/// either, so such a frame means a desynchronised or foreign byte stream. With
+/// `strict_framing = false` they accept what RPyC's own receiver accepts (any non-zero flag
+/// means zlib, the trailer is dropped unchecked). Channel (channel.hpp) uses exactly this
+/// code, so these functions are the single statement of the rules.
 
 #include <cstddef>
 #include <cstdint>
@@ -48,6 +51,11 @@ struct ChannelOptions {
   /// Largest payload after decompression (zlib bombs); inflation stops at this many bytes
   /// and never allocates more than this for the output.
   std::size_t max_payload_size = std::size_t{64} << 20;
+  /// Refuse (ProtocolError) a flag byte other than 0 or 1, checked as soon as the header
+  /// arrives, and a trailer other than 0x0A. Every RPyC version sends exactly those. false:
+  /// RPyC's receiver rules, any non-zero flag means zlib and the trailer is not checked
+  /// (a different trailer is logged once).
+  bool strict_framing = true;
 };
 
 /// One frame as received.
@@ -116,7 +124,9 @@ class TETHER_API FrameDecoder {
   /// max_frame_size (checked as soon as the 5 header bytes are there), when a compressed
   /// body is not a valid zlib stream, or when it inflates past max_payload_size. After a
   /// ProtocolError the byte stream cannot be resynchronised: abandon the connection.
-  /// A trailer other than 0x0A is accepted (RPyC does not check it) and logged once.
+  /// With strict_framing (the default) a flag other than 0/1 (checked on the header alone)
+  /// and a trailer other than 0x0A are ProtocolErrors too; without it they are accepted as
+  /// RPyC accepts them, and a bad trailer is logged once.
   std::optional<Frame> decode(Buffer& in);
 
   /// Looks at the whole frame at the front of `in` without consuming it: its payload in place
