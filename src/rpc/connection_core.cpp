@@ -518,6 +518,16 @@ Task<void> ConnectionCore::serve_loop() {
         throw;
       }
       channel_->consume();
+      if (++frames_since_yield_ >= kFramesPerTurn && !closed_) {
+        // Fairness: wait_frame() reads on synchronously while the transport has data, so a
+        // peer that keeps the socket full (a flood from another thread or host) would hold
+        // the loop thread in this loop for ever. After this many frames the loop's other
+        // work (other connections, timers, I/O) runs first.
+        frames_since_yield_ = 0;
+        release_held();
+        co_await HandOff{loop_, std::noop_coroutine()};
+        begin_pass();
+      }
       if (request_slots_.available() == 0 && !closed_) {
         // Backpressure: stop reading until a request handler finishes.
         release_held();

@@ -342,6 +342,9 @@ class ConnectionCore {
   std::coroutine_handle<> held_start_{};
   bool pass_scheduled_ = false;
   bool pass_decoded_ = false;  // this pass of serve_loop handled a frame
+  /// Frames serve_loop handled since it last gave the loop back for fairness (kFramesPerTurn).
+  std::uint32_t frames_since_yield_ = 0;
+  static constexpr std::uint32_t kFramesPerTurn = 256;
   Event closed_event_;
   bool closed_ = false;
   bool started_ = false;

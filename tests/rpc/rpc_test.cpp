@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
+
 #include "rpc_fixture.hpp"
 #include "tether/loop/gather.hpp"
 #include "tether/loop/time.hpp"
@@ -196,21 +198,35 @@ TEST_P(RpcTest, PickleRefused) {
 
 Task<std::string> peer_vanishes(Connection& client, std::unique_ptr<Connection>& server) {
   Netref root = co_await client.root();
-  AsyncResult slow = root.callattr_async("slow");
-  co_await client.ping();  // the slow call is now being served
-  server.reset();          // the peer vanishes mid-call
-  try {
-    co_await slow;
-  } catch (const Disconnected&) {
-    co_return "disconnected";
+  std::vector<AsyncResult> slow;
+  for (int i = 0; i < 3; ++i) slow.push_back(root.callattr_async("slow"));
+  co_await client.ping();  // the slow calls are now being served
+  const std::size_t before = client.stats().pending;
+  server.reset();  // the peer vanishes mid-call
+  int disconnected = 0;
+  for (AsyncResult& r : slow) {
+    try {
+      co_await r;
+    } catch (const Disconnected&) {
+      ++disconnected;
+    }
   }
-  co_return "no error";
+  // The netref outlives the connection: using it reports the closed connection.
+  std::string later = "no error";
+  try {
+    (void)co_await root.call<std::int64_t>("add", 1, 2);
+  } catch (const std::exception& e) {
+    later = e.what();
+  }
+  co_return fmt::format("{} pending, {} disconnected, {} pending after; then: {}", before, disconnected,
+                        client.stats().pending, later.find("closed") != std::string::npos ? "closed" : later);
 }
 
 TEST_P(RpcTest, PeerVanishingFailsPendingCallsPromptly) {
   auto p = make_rpc_pair(loop_, client_opts());
-  EXPECT_EQ(run(peer_vanishes(*p.client, p.server), 5s), "disconnected");
+  EXPECT_EQ(run(peer_vanishes(*p.client, p.server), 5s), "3 pending, 3 disconnected, 0 pending after; then: closed");
   EXPECT_TRUE(p.client->closed());
+  EXPECT_EQ(p.client->stats().exported, 0u);
 }
 
 Task<std::string> times_out(Connection& c) {
