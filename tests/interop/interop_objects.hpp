@@ -3,12 +3,17 @@
 // the rpc layer directly (no typed bindings), so the interop tests exercise the protocol
 // layer on its own.
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "tether/channel/channel.hpp"
 #include "tether/rpc/any.hpp"
+#include "tether/rpc/connection.hpp"
 #include "tether/rpc/object.hpp"
 #include "tether/rpc/py_error.hpp"
 
@@ -63,8 +68,48 @@ class TableObject : public Object {
   std::map<std::string, Any> data_;
 };
 
-/// The root service of the interop server. `last_closed_exported` reports how many objects
-/// the export table of the most recently closed connection still held after it closed.
-std::shared_ptr<TableObject> make_interop_root(std::function<std::size_t()> last_closed_exported);
+/// What the interop server tells a connection's root about the server and about the
+/// connection the root serves. Every member may be empty (the root then reports nothing).
+struct ServerView {
+  /// Objects the export table of the most recently closed connection held after it closed.
+  std::function<std::size_t()> last_closed_exported;
+  /// This connection's number (1, 2, ... in accept order; never reused).
+  std::int64_t connection_id = 0;
+  /// Connections whose close the server has handled so far.
+  std::function<std::size_t()> closed_connections;
+  /// The export count of connection `id` when the server handled its close; nullopt while
+  /// that connection is open (or unknown).
+  std::function<std::optional<std::size_t>(std::int64_t)> exported_at_close;
+  /// This connection's counters, and its channel's (the connection is open while its root
+  /// is called, so both are there then).
+  std::function<ConnectionStats()> connection_stats;
+  std::function<ChannelStats()> channel_stats;
+  /// How many objects the root of connection `id` made are still alive (LiveObjects), open
+  /// or closed; nullopt for a number never handed out.
+  std::function<std::optional<std::size_t>(std::int64_t)> live_objects_of;
+};
+
+/// Counts the live objects a root made for its connection (containers and their iterators),
+/// so a test can see that the objects a disconnected client held were really destroyed and
+/// not only dropped from the export table.
+class LiveObjects {
+ public:
+  void track(const std::shared_ptr<Object>& o) {
+    std::erase_if(objects_, [](const std::weak_ptr<Object>& w) { return w.expired(); });
+    objects_.push_back(o);
+  }
+  [[nodiscard]] std::size_t count() const {
+    std::size_t n = 0;
+    for (const auto& w : objects_) n += w.expired() ? 0 : 1;
+    return n;
+  }
+
+ private:
+  std::vector<std::weak_ptr<Object>> objects_;
+};
+
+/// The root service of the interop server for one connection. The objects it makes are
+/// tracked in `live` (which the server keeps after the connection is gone).
+std::shared_ptr<TableObject> make_interop_root(ServerView view, std::shared_ptr<LiveObjects> live);
 
 }  // namespace tether::interop

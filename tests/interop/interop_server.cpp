@@ -11,7 +11,9 @@
 #include <cstdio>
 #include <cstring>
 #include <list>
+#include <map>
 #include <memory>
+#include <optional>
 
 #include "interop_objects.hpp"
 #include "tether/channel/channel.hpp"
@@ -51,9 +53,20 @@ int main(int argc, char** argv) {
   std::printf("PORT %d\n", ntohs(addr.sin_port));
   std::fflush(stdout);
 
+  // What the roots report (interop_objects.hpp, ServerView): per connection number, its
+  // connection and channel while open, its export count once its close was handled, and the
+  // objects its root made (kept after the connection is gone, so a test can see them die).
+  struct ConnRecord {
+    Connection* conn = nullptr;  // null once closed
+    Channel* channel = nullptr;  // owned by conn
+    std::optional<std::size_t> exported_at_close;
+    std::shared_ptr<interop::LiveObjects> live = std::make_shared<interop::LiveObjects>();
+  };
   std::list<std::unique_ptr<Connection>> conns;
+  std::map<std::int64_t, ConnRecord> records;
+  std::int64_t next_id = 1;
+  std::size_t closed_connections = 0;
   std::size_t last_closed_exported = 0;
-  auto root_factory = [&] { return interop::make_interop_root([&] { return last_closed_exported; }); };
 
   IoWatcher accept_watcher(loop, listener.get());
   accept_watcher.set_handler([&](std::uint32_t) {
@@ -62,14 +75,43 @@ int main(int argc, char** argv) {
       if (fd < 0) break;
       int nodelay = 1;
       ::setsockopt(fd, IPPROTO_TCP, 1 /*TCP_NODELAY*/, &nodelay, sizeof nodelay);
+      const std::int64_t id = next_id++;
+      ConnRecord& rec = records[id];
+      interop::ServerView view;
+      view.connection_id = id;
+      view.last_closed_exported = [&] { return last_closed_exported; };
+      view.closed_connections = [&] { return closed_connections; };
+      view.exported_at_close = [&](std::int64_t n) -> std::optional<std::size_t> {
+        auto it = records.find(n);
+        return it == records.end() ? std::nullopt : it->second.exported_at_close;
+      };
+      view.live_objects_of = [&](std::int64_t n) -> std::optional<std::size_t> {
+        auto it = records.find(n);
+        if (it == records.end()) return std::nullopt;
+        return it->second.live->count();
+      };
+      view.connection_stats = [&records, id] {
+        const ConnRecord& r = records.at(id);
+        return r.conn ? r.conn->stats() : ConnectionStats{};
+      };
+      view.channel_stats = [&records, id] {
+        const ConnRecord& r = records.at(id);
+        return r.channel ? r.channel->stats() : ChannelStats{};
+      };
       auto transport = std::make_unique<FdTransport>(loop, Fd(fd), "client");
-      auto conn = std::make_unique<Connection>(
-          std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(transport)), channel_opts),
-          root_factory());
+      auto channel = std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(transport)), channel_opts);
+      rec.channel = channel.get();
+      auto conn = std::make_unique<Connection>(std::move(channel), interop::make_interop_root(std::move(view), rec.live));
       Connection* raw = conn.get();
+      rec.conn = raw;
       auto it = conns.insert(conns.end(), std::move(conn));
-      raw->set_close_callback([&, it, raw] {
-        last_closed_exported = raw->stats().exported;
+      raw->set_close_callback([&, it, raw, id] {
+        ConnRecord& r = records.at(id);
+        r.exported_at_close = raw->stats().exported;
+        r.conn = nullptr;
+        r.channel = nullptr;
+        last_closed_exported = *r.exported_at_close;
+        ++closed_connections;
         // Destroy on a later turn: we are inside the connection's own close notification.
         loop.call_soon([&conns, it] { conns.erase(it); });
       });

@@ -28,8 +28,62 @@ def start_server(path, *args):
     return proc, int(line.split()[1])
 
 
-def connect():
-    return rpyc.connect("127.0.0.1", PORT, config={"sync_request_timeout": 30})
+def connect(port=None):
+    return rpyc.connect("127.0.0.1", PORT if port is None else port, config={"sync_request_timeout": 30})
+
+
+def server_stats(root):
+    """The server's ChannelStats of this connection (channel.hpp), as a dict."""
+    return dict(root.channel_stats())
+
+
+def delta(before, after):
+    return {k: after[k] - before[k] for k in after}
+
+
+def client_channel(conn):
+    """The stock client's Channel; `compress` decides whether it compresses frames over
+    COMPRESSION_THRESHOLD (3000 bytes) -- the same attribute in RPyC 5.3 and 6.x."""
+    ch = conn._channel
+    if not hasattr(ch, "compress"):
+        raise AssertionError(f"rpyc {rpyc.__version__}: {type(ch).__name__} has no 'compress' attribute")
+    return ch
+
+
+def wait_for(condition, timeout, what):
+    """Polls condition() until it returns something other than None, at most `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = condition()
+        if got is not None:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.005)  # a poll interval, not a synchronisation: the deadline bounds the wait
+
+
+# fail(kind, message) -> (Python class, expected args, the text after "builtins.<Class>: " in
+# the remote traceback). src/rpc/vinegar.cpp does the mapping.
+FAIL_CASES = {
+    "value": (ValueError, ("value message",), "value message"),                  # std::invalid_argument
+    "domain": (ValueError, ("domain message",), "domain message"),               # std::domain_error
+    "index": (IndexError, ("index message",), "index message"),                  # std::out_of_range
+    "key": (KeyError, ("key message",), "key message"),                          # PyError("KeyError")
+    "type": (TypeError, ("type message",), "type message"),                      # PyError("TypeError")
+    "overflow": (OverflowError, ("overflow message",), "overflow message"),      # std::overflow_error
+    "underflow": (ArithmeticError, ("underflow message",), "underflow message"),  # std::underflow_error
+    "bad_alloc": (MemoryError, (), ""),                                          # std::bad_alloc
+    "timeout": (TimeoutError, ("timeout message",), "timeout message"),          # tether::Timeout
+    "disconnected": (ConnectionError, ("disconnected message",), "disconnected message"),  # tether::Disconnected
+    "limit": (RuntimeError, ("LimitExceeded: limit message",), "LimitExceeded: limit message"),
+    "protocol": (RuntimeError, ("ProtocolError: protocol message",), "ProtocolError: protocol message"),
+    "cancelled": (RuntimeError, ("Cancelled: cancelled message",), "Cancelled: cancelled message"),
+    "usage": (RuntimeError, ("UsageError: usage message",), "UsageError: usage message"),
+    "io": (RuntimeError, ("IoError: io message: Broken pipe",), "IoError: io message: Broken pipe"),
+    "runtime": (RuntimeError, ("runtime message",), "runtime message"),           # std::runtime_error
+    "logic": (RuntimeError, ("logic message",), "logic message"),                 # other std::exception
+    "not_std": (RuntimeError, ("unknown C++ exception",), "unknown C++ exception"),  # throw 42
+}
 
 
 class PythonClientTest(unittest.TestCase):
@@ -66,27 +120,84 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual(self.root.dict_items({"a": 1, "b": 2}), (("a", 1), ("b", 2)))
 
     def test_big_bytes_both_ways(self):
+        # The stock client compresses every frame over 3000 bytes, and so does this server:
+        # the server's channel counters show each large request arrived compressed and each
+        # large reply left compressed.
         for n in (1 << 20, 32 << 20):
             data = os.urandom(n)                      # incompressible: sent compressed anyway (> 3000)
+            s0 = server_stats(self.root)
             self.assertEqual(self.root.bytes_len(data), n)
+            d = delta(s0, server_stats(self.root))
+            self.assertEqual(d["compressed_in"], 1, d)
+            self.assertGreaterEqual(d["payload_bytes_in"], n, d)
             compressible = b"tether" * (n // 6)
+            s0 = server_stats(self.root)
             self.assertEqual(self.root.echo(compressible), compressible)
+            d = delta(s0, server_stats(self.root))
+            self.assertEqual(d["compressed_in"], 1, d)
+            self.assertEqual(d["compressed_out"], 1, d)
+            self.assertLess(d["wire_bytes_in"], n // 20, d)   # it really was deflated on the wire
+            self.assertGreaterEqual(d["payload_bytes_in"], n, d)
             made = self.root.make_bytes(n)
             self.assertEqual(len(made), n)
             self.assertEqual(self.root.echo(made), made)
 
+    def test_uncompressed_client_big_bytes_both_ways(self):
+        # The client's channel with compression off: its large frames must reach the server
+        # raw (compressed_in unchanged, the whole payload on the wire) and still round-trip;
+        # the server (compressing) answers with compressed frames.
+        ch = client_channel(self.conn)
+        self.assertTrue(ch.compress)
+        ch.compress = False
+        for n in (1 << 20, 32 << 20):
+            for data in (os.urandom(n), b"tether" * (n // 6)):
+                s0 = server_stats(self.root)
+                self.assertEqual(self.root.echo(data), data, n)
+                d = delta(s0, server_stats(self.root))
+                self.assertEqual(d["compressed_in"], 0, d)
+                self.assertGreaterEqual(d["wire_bytes_in"], len(data), d)
+                self.assertEqual(d["compressed_out"], 1, d)
+            made = self.root.make_bytes(n)
+            self.assertEqual(len(made), n)
+            self.assertEqual(self.root.echo(made), made)
+        # control: with compression back on, the same counter moves
+        ch.compress = True
+        data = b"tether" * ((1 << 20) // 6)
+        s0 = server_stats(self.root)
+        self.assertEqual(self.root.echo(data), data)
+        d = delta(s0, server_stats(self.root))
+        self.assertEqual(d["compressed_in"], 1, d)
+        self.assertLess(d["wire_bytes_in"], len(data) // 20, d)
+
     def test_exceptions_map_to_builtins(self):
-        cases = {"value": ValueError, "index": IndexError, "key": KeyError, "overflow": OverflowError,
-                 "runtime": RuntimeError}
-        for kind, exc in cases.items():
-            with self.assertRaises(exc) as cm:
-                self.root.fail(kind, f"{kind} message")
-            self.assertEqual(cm.exception.args[0], f"{kind} message")
+        # every kind the server can throw is covered here
+        self.assertEqual(set(self.root.fail_kinds()), set(FAIL_CASES) | {"stop", "custom"})
+        for kind, (exc, args, text) in FAIL_CASES.items():
+            with self.subTest(kind=kind):
+                with self.assertRaises(exc) as cm:
+                    self.root.fail(kind, f"{kind} message")
+                e = cm.exception
+                # the builtin itself (RPyC raises a subclass of it with the same name), not a
+                # GenericException nor a subclass such as OverflowError for ArithmeticError
+                self.assertEqual(type(e).__name__, exc.__name__)
+                self.assertIs(type(e).__mro__[1], exc)
+                self.assertEqual(e.args, args)
+                tb = getattr(e, "_remote_tb", None)
+                if tb is None:  # a client without _remote_tb: the text is in str(e)
+                    tb = str(e)
+                self.assertIn("<C++ exception in tether CALL handler>", tb)
+                self.assertIn(f"builtins.{exc.__name__}: {text}".rstrip(), tb)
+                self.assertNotIn(".cpp", tb)  # a description, never file paths
+                self.assertEqual(self.root.add(1, 2), 3)  # the connection is still usable
+        with self.assertRaises(StopIteration):
+            self.root.fail("stop", "ignored")
         with self.assertRaises(rpyc.GenericException) as cm:
             self.root.fail("custom", "boom")
         self.assertEqual(cm.exception.args, ("boom", 7))
-        with self.assertRaises(TypeError):
+        self.assertEqual(type(cm.exception).__name__, "calc.CalcError")
+        with self.assertRaises(TypeError) as cm:
             self.root.add("x", 1)
+        self.assertIn("argument 1: expected int", cm.exception.args[0])
 
     def test_missing_attribute_is_attribute_error(self):
         with self.assertRaises(AttributeError):
@@ -141,18 +252,31 @@ class PythonClientTest(unittest.TestCase):
 
 class TableEmptiesAfterDisconnect(unittest.TestCase):
     def test_object_table_empty_after_disconnect(self):
-        c = connect()
-        keep = [c.root.container(3), c.root.container(4), c.root.add]
-        self.assertEqual(len(keep[0]), 3)
-        c.close()
-        deadline = time.monotonic() + 10
-        while True:  # the server handles the first connection's close asynchronously
-            probe = connect()
-            n = probe.root.last_closed_exported()
+        probe = connect()
+        try:
+            c = connect()
+            cid = c.root.connection_id()
+            self.assertNotEqual(cid, probe.root.connection_id())
+            keep = [c.root.container(3), c.root.container(4), c.root.add]
+            self.assertEqual(len(keep[0]), 3)
+            self.assertEqual(list(keep[1]), [0, 10, 20, 30])  # its iterator is dropped again
+            # while the client holds netrefs the server holds their objects: the root and
+            # both containers at least, and exactly the two containers alive
+            self.assertGreaterEqual(c.root.exported_count(), 3)
+            wait_for(lambda: True if probe.root.live_objects(cid) == 2 else None, 10,
+                     "the iterator's DEL to be handled")
+            self.assertIsNone(probe.root.exported_at_close(cid))  # still open
+            closed_before = probe.root.closed_connections()
+            c.close()
+            # the server handles the close asynchronously: wait for *this* connection's close
+            n = wait_for(lambda: probe.root.exported_at_close(cid), 10, f"connection {cid}'s close")
+            self.assertEqual(n, 0)
+            self.assertGreaterEqual(probe.root.closed_connections(), closed_before + 1)
+            # and the objects it held were destroyed, not only dropped from the table
+            self.assertEqual(probe.root.live_objects(cid), 0)
+            del keep
+        finally:
             probe.close()
-            if n == 0 or time.monotonic() > deadline:
-                break
-        self.assertEqual(n, 0)
 
 
 class UncompressedServerTest(unittest.TestCase):
@@ -170,12 +294,16 @@ class UncompressedServerTest(unittest.TestCase):
         cls.server.wait(timeout=10)
 
     def test_big_bytes_both_ways(self):
-        conn = rpyc.connect("127.0.0.1", self.port, config={"sync_request_timeout": 30})
+        conn = connect(self.port)
         try:
             root = conn.root
             for n in (64 * 1024 - 1, 64 * 1024, 1 << 20, 32 << 20):
                 data = os.urandom(n)
+                s0 = server_stats(root)
                 self.assertEqual(root.echo(data), data, n)
+                d = delta(s0, server_stats(root))
+                self.assertEqual(d["compressed_in"], 1, d)   # the client still compresses
+                self.assertEqual(d["compressed_out"], 0, d)  # this server does not
                 made = root.make_bytes(n)
                 self.assertEqual(len(made), n)
                 self.assertEqual(root.echo(made), made, n)
@@ -183,6 +311,24 @@ class UncompressedServerTest(unittest.TestCase):
         finally:
             conn.close()
 
+    def test_raw_both_ways(self):
+        # neither side compresses: every frame travels raw in both directions
+        conn = connect(self.port)
+        try:
+            root = conn.root
+            client_channel(conn).compress = False
+            for n in (1 << 20, 32 << 20):
+                for data in (os.urandom(n), b"tether" * (n // 6)):
+                    s0 = server_stats(root)
+                    self.assertEqual(root.echo(data), data, n)
+                    d = delta(s0, server_stats(root))
+                    self.assertEqual(d["compressed_in"], 0, d)
+                    self.assertEqual(d["compressed_out"], 0, d)
+                    self.assertGreaterEqual(d["wire_bytes_in"], len(data), d)
+                    self.assertGreaterEqual(d["wire_bytes_out"], len(data), d)
+                self.assertEqual(root.add(n, 1), n + 1)
+        finally:
+            conn.close()
 
 if __name__ == "__main__":
     SERVER_PATH = sys.argv[1]
