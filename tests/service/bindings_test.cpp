@@ -163,6 +163,88 @@ TEST_F(ServiceTest, IntegerOverflowRaisesOverflowError) {
   run(overflows(start(svc)));
 }
 
+// Every integer type: its min and max arrive intact, min-1 and max+1 are OverflowErrors naming
+// the function and the argument. The bounds travel as BigInt values, so the check is the
+// binding's, not the client's.
+__extension__ typedef __int128 Wide;  // holds every bound of every 64-bit type, plus one
+
+std::string decimal(Wide v) {
+  if (v == 0) return "0";
+  bool neg = v < 0;
+  std::string digits;
+  while (v != 0) {
+    int d = static_cast<int>(v % 10);
+    digits.push_back(static_cast<char>('0' + (d < 0 ? -d : d)));
+    v /= 10;
+  }
+  if (neg) digits.push_back('-');
+  return {digits.rbegin(), digits.rend()};
+}
+
+Value big_value(Wide v) { return Value(brine::BigInt::parse(decimal(v)).value()); }
+
+template <typename T>
+void expose_identity(Service& svc, const std::string& name) {
+  svc.expose(name, [](T x) { return x; });
+}
+
+template <typename T>
+Task<void> check_bounds(Client& c, const std::string& name) {
+  const Wide lo = std::numeric_limits<T>::min();
+  const Wide hi = std::numeric_limits<T>::max();
+  Value got_lo = co_await c.root.call<Value>(name, big_value(lo));
+  Value got_hi = co_await c.root.call<Value>(name, big_value(hi));
+  EXPECT_EQ(got_lo.as_big_int().to_string(), decimal(lo)) << name;
+  EXPECT_EQ(got_hi.as_big_int().to_string(), decimal(hi)) << name;
+  for (Wide bad : {lo - 1, hi + 1}) {
+    Caught e = co_await expect_remote_error(c.root.call<Value>(name, big_value(bad)));
+    EXPECT_EQ(e.type, "OverflowError") << name << " " << decimal(bad);
+    EXPECT_NE(e.message.find(name + "(int) -> int: argument 1:"), std::string::npos) << e.message;
+  }
+}
+
+Task<void> every_integer_type(std::uint16_t port) {
+  Client c = co_await open_client(port);
+  co_await check_bounds<std::int8_t>(c, "i8");
+  co_await check_bounds<std::uint8_t>(c, "u8");
+  co_await check_bounds<std::int16_t>(c, "i16");
+  co_await check_bounds<std::uint16_t>(c, "u16");
+  co_await check_bounds<std::int32_t>(c, "i32");
+  co_await check_bounds<std::uint32_t>(c, "u32");
+  co_await check_bounds<std::int64_t>(c, "i64");
+  co_await check_bounds<std::uint64_t>(c, "u64");
+  co_await check_bounds<short>(c, "short_");
+  co_await check_bounds<unsigned short>(c, "ushort");
+  co_await check_bounds<int>(c, "int_");
+  co_await check_bounds<unsigned>(c, "uint");
+  co_await check_bounds<long>(c, "long_");
+  co_await check_bounds<unsigned long>(c, "ulong");
+  co_await check_bounds<long long>(c, "llong");
+  co_await check_bounds<unsigned long long>(c, "ullong");
+  co_await close_client(c);
+}
+
+TEST_F(ServiceTest, EveryIntegerTypeChecksBothBounds) {
+  Service svc("Bounds");
+  expose_identity<std::int8_t>(svc, "i8");
+  expose_identity<std::uint8_t>(svc, "u8");
+  expose_identity<std::int16_t>(svc, "i16");
+  expose_identity<std::uint16_t>(svc, "u16");
+  expose_identity<std::int32_t>(svc, "i32");
+  expose_identity<std::uint32_t>(svc, "u32");
+  expose_identity<std::int64_t>(svc, "i64");
+  expose_identity<std::uint64_t>(svc, "u64");
+  expose_identity<short>(svc, "short_");
+  expose_identity<unsigned short>(svc, "ushort");
+  expose_identity<int>(svc, "int_");
+  expose_identity<unsigned>(svc, "uint");
+  expose_identity<long>(svc, "long_");
+  expose_identity<unsigned long>(svc, "ulong");
+  expose_identity<long long>(svc, "llong");
+  expose_identity<unsigned long long>(svc, "ullong");
+  run(every_integer_type(start(svc)));
+}
+
 Task<void> type_errors(std::uint16_t port) {
   Client c = co_await open_client(port);
   Caught e = co_await expect_remote_error(c.root.call<std::int64_t>("add", 1, std::string("x")));
