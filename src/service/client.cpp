@@ -90,7 +90,7 @@ Task<std::unique_ptr<Connection>> connect_endpoint(std::string endpoint, std::st
       failure = std::current_exception();
     }
     if (!failure) {
-      if (attempt > 0) remember(endpoint, co.first_generation);
+      remember(endpoint, co.first_generation);  // also a first-try success: the doc says "remembered"
       co_return conn;
     }
     std::optional<rpc::Generation> other = mismatch_of(conn->error());

@@ -1,5 +1,5 @@
-// tether client -> Python RPyC servers (issue 5, points 10 and 11): stock 5.3, minirpyc in 6.x
-// mode (always) and stock 6.x (with TETHER_RPYC6_PATH), one matrix for all three.
+// tether client -> Python RPyC servers (issue 5, points 3, 5, 6, 10 and 11): stock 5.3,
+// minirpyc in 6.x mode (always) and stock 6.x (with TETHER_RPYC6_PATH), one matrix for all three.
 
 #include <unistd.h>
 
@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -19,6 +20,8 @@
 #include "tether/rpc/connection.hpp"
 #include "tether/rpc/convert.hpp"
 #include "tether/rpc/remote_exception.hpp"
+#include "tether/service/client.hpp"
+#include "tether/service/sync.hpp"
 
 namespace tether::testing {
 
@@ -287,6 +290,44 @@ TEST_P(TetherClientTest, PythonExceptionsArriveAsRemoteError) {
                                             "TypeError:msg type"}));
 }
 
+struct Caught {
+  std::string module, type_name, traceback;
+  std::vector<std::string> args;
+};
+
+Task<std::optional<Caught>> catch_fail(Connection& c, std::string kind) {
+  Netref root = co_await c.root();
+  try {
+    co_await root.callattr("fail", make_args(Value(kind), Value("msg " + kind)));
+  } catch (const RemoteError& e) {
+    co_return Caught{e.module(), e.type_name(), e.traceback(), e.args()};
+  }
+  co_return std::nullopt;
+}
+
+// The Python traceback travels with the exception (wire spec §9): the text Python formatted,
+// naming the raising function and the server's file, ending with "Type: message".
+TEST_P(TetherClientTest, PythonTracebackArrivesWithRemoteError) {
+  const std::vector<std::pair<std::string, std::string>> kinds = {
+      {"value", "ValueError"}, {"key", "KeyError"}, {"runtime", "RuntimeError"}};
+  for (const auto& [kind, type] : kinds) {
+    std::optional<Caught> e = run(catch_fail(*conn_, kind));
+    ASSERT_TRUE(e.has_value()) << kind << ": fail() did not raise";
+    EXPECT_EQ(e->module, "builtins");
+    EXPECT_EQ(e->type_name, type);
+    EXPECT_EQ(e->args, std::vector<std::string>{"msg " + kind});
+    const std::string& tb = e->traceback;
+    EXPECT_NE(tb.find("Traceback (most recent call last):"), std::string::npos) << tb;
+    EXPECT_NE(tb.find("py_server.py\""), std::string::npos) << tb;
+    EXPECT_NE(tb.find("in exposed_fail"), std::string::npos) << tb;
+    // the exception line itself (KeyError's str() quotes its argument)
+    const std::string last = type + ": " + (kind == "key" ? "'msg key'" : "msg " + kind);
+    EXPECT_NE(tb.find(last), std::string::npos) << "no \"" << last << "\" in:\n" << tb;
+    // the raising line comes after the frame that raised it
+    EXPECT_LT(tb.find("in exposed_fail"), tb.find(last)) << tb;
+  }
+}
+
 Task<std::string> missing(Connection& c) {
   Netref root = co_await c.root();
   try {
@@ -384,9 +425,335 @@ Task<void> python_objects(Connection& c) {
 
 TEST_P(TetherClientTest, NetrefsToPythonObjects) { run(python_objects(*conn_)); }
 
+using StoreItems = std::vector<std::tuple<std::string, std::int64_t>>;
+
+/// The server's own view of the dict get_store() exports.
+Task<StoreItems> store_items(const Netref& root) {
+  StoreItems items = co_await root.call<StoreItems>("store_items");
+  co_return items;
+}
+
+/// The RemoteError's "Type:first arg" an awaited operation raised, or "none".
+Task<std::string> error_of(Task<void> op) {
+  try {
+    co_await std::move(op);
+  } catch (const RemoteError& e) {
+    co_return e.type_name() + ":" + (e.args().empty() ? "" : e.args()[0]);
+  }
+  co_return "none";
+}
+
+Task<void> discard(Task<Any> op) {
+  Any r = co_await std::move(op);
+  (void)r;
+}
+
+Task<void> discard_int(Task<std::int64_t> op) {
+  std::int64_t r = co_await std::move(op);
+  (void)r;
+}
+
+Task<void> items_of_containers(Connection& c) {
+  Netref root = co_await c.root();
+  Netref store = co_await root.call<Netref>("get_store");
+  co_await store.setitem(Value("a"), Value(1));
+  co_await store.setitem(Value("b"), Value(2));
+  co_await store.setitem(Value("a"), Value(10));  // replaces
+  StoreItems after_set = co_await store_items(root);
+  EXPECT_EQ(after_set, (StoreItems{{"a", 10}, {"b", 2}, {"keep", 0}}));
+  co_await store.delitem(Value("b"));
+  StoreItems after_del = co_await store_items(root);
+  EXPECT_EQ(after_del, (StoreItems{{"a", 10}, {"keep", 0}}));
+  Any a = co_await store.getitem(Value("a"));
+  EXPECT_EQ(a.value().as_int64(), 10);
+  // deleting a missing key is Python's KeyError, and changes nothing
+  std::string missing = co_await error_of(store.delitem(Value("b")));
+  EXPECT_EQ(missing, "KeyError:b");
+  StoreItems unchanged = co_await store_items(root);
+  EXPECT_EQ(unchanged, (StoreItems{{"a", 10}, {"keep", 0}}));
+
+  // a list: item assignment and deletion by index
+  Netref list = co_await root.call<Netref>("get_list");
+  co_await list.setitem(Value(0), Value(7));
+  co_await list.delitem(Value(1));
+  std::vector<std::int64_t> now = co_await from_any<std::vector<std::int64_t>>(Any(list));
+  EXPECT_EQ(now, (std::vector<std::int64_t>{7, 3}));
+  std::string out_of_range = co_await error_of(list.setitem(Value(5), Value(0)));
+  EXPECT_TRUE(out_of_range.starts_with("IndexError:")) << out_of_range;
+}
+
+// setitem/delitem are CALLATTR __setitem__/__delitem__ (safe attributes); the server's own view
+// of the dict is read back through another method.
+TEST_P(TetherClientTest, SetitemAndDelitemChangeThePythonContainer) { run(items_of_containers(*conn_)); }
+
+Task<void> delete_attribute(Connection& c) {
+  Netref root = co_await c.root();
+  Netref thing = co_await root.call<Netref>("thing");
+  bool before = co_await root.call<bool>("has_attr", thing, "exposed_x");
+  EXPECT_TRUE(before);
+  co_await thing.delattr("x");  // py_server.py allows DELATTR; `x` names exposed_x
+  bool after = co_await root.call<bool>("has_attr", thing, "exposed_x");
+  EXPECT_FALSE(after) << "DELATTR succeeded but the attribute is still there";
+  std::string gone = co_await error_of(discard(thing.getattr("x")));
+  EXPECT_TRUE(gone.starts_with("AttributeError:")) << gone;
+  std::string twice = co_await error_of(thing.delattr("x"));
+  EXPECT_TRUE(twice.starts_with("AttributeError:")) << twice;
+  // the root (an rpyc.Service / minirpyc's root) refuses DELATTR whatever the config says
+  std::string refused = co_await error_of(root.delattr("add"));
+  EXPECT_TRUE(refused.starts_with("AttributeError:")) << refused;
+  std::int64_t still = co_await root.call<std::int64_t>("add", 1, 2);
+  EXPECT_EQ(still, 3);
+}
+
+TEST_P(TetherClientTest, DelattrRemovesThePythonAttribute) { run(delete_attribute(*conn_)); }
+
+/// a.compare(b, op) as a bool; a non-bool answer fails the test.
+Task<bool> cmp_is(Netref a, Any b, std::string op) {
+  Any r = co_await a.compare(std::move(b), op);
+  const bool is_bool = r.is_value() && r.value().is_bool();
+  EXPECT_TRUE(is_bool) << op << " gave " << r.repr();
+  co_return is_bool && r.value().as_bool();
+}
+
+Task<void> comparisons(Connection& c) {
+  Netref root = co_await c.root();
+  Netref v12 = co_await root.call<Netref>("version_obj", 1, 2);
+  Netref v12b = co_await root.call<Netref>("version_obj", 1, 2);
+  Netref v13 = co_await root.call<Netref>("version_obj", 1, 3);
+  EXPECT_FALSE(v12.same_object(v12b));
+  bool eq_same = co_await v12.equals(v12b);
+  EXPECT_TRUE(eq_same) << "Python's __eq__ of two equal Versions";
+  bool eq_other = co_await v12.equals(v13);
+  EXPECT_FALSE(eq_other);
+  Any t12 = Value::tuple({Value(1), Value(2)});
+  Any t21 = Value::tuple({Value(2), Value(1)});
+  bool eq_tuple = co_await v12.equals(t12);  // a plain value on the other side
+  EXPECT_TRUE(eq_tuple);
+  bool eq_tuple2 = co_await v12.equals(t21);
+  EXPECT_FALSE(eq_tuple2);
+  struct Case {
+    Netref a;
+    Netref b;
+    const char* op;
+    bool expect;
+  };
+  std::vector<Case> cases;
+  cases.push_back({v12, v13, "__lt__", true});
+  cases.push_back({v13, v12, "__lt__", false});
+  cases.push_back({v12, v13, "__le__", true});
+  cases.push_back({v12, v12b, "__le__", true});
+  cases.push_back({v12, v13, "__gt__", false});
+  cases.push_back({v13, v12, "__gt__", true});
+  cases.push_back({v12, v13, "__ge__", false});
+  cases.push_back({v12, v12b, "__ge__", true});
+  cases.push_back({v12, v13, "__ne__", true});
+  cases.push_back({v12, v12b, "__ne__", false});
+  cases.push_back({v12, v12b, "__eq__", true});
+  for (auto& k : cases) {
+    bool got = co_await cmp_is(k.a, k.b, k.op);
+    EXPECT_EQ(got, k.expect) << k.op;
+  }
+  // Version.__eq__ returns NotImplemented for an int: compare() hands it over as such and
+  // equals() reads it as "not equal"
+  Any ni = co_await v12.compare(Value(5), "__eq__");
+  EXPECT_TRUE(ni.is_value() && ni.value().is_not_implemented()) << ni.repr();
+  bool eq_int = co_await v12.equals(Value(5));
+  EXPECT_FALSE(eq_int);
+  // an op that is not a comparison is refused by the server's attribute check
+  std::string refused = co_await error_of(discard(v12.compare(v13, "__init__")));
+  EXPECT_TRUE(refused.starts_with("AttributeError:")) << refused;
+}
+
+TEST_P(TetherClientTest, CompareUsesPythonRichComparisons) { run(comparisons(*conn_)); }
+
+Task<void> hashes(Connection& c) {
+  Netref root = co_await c.root();
+  std::vector<Netref> objs;
+  objs.push_back(co_await root.call<Netref>("thing"));              // object.__hash__ (identity)
+  objs.push_back(co_await root.call<Netref>("version_obj", 1, 2));  // hash of a tuple
+  // __hash__ results Python passes through, maps (-1 -> -2) or reduces (beyond 64 bits)
+  std::vector<Value> hs = {Value(0), Value(-1), Value(std::int64_t{-123456789012345}),
+                           Value(std::numeric_limits<std::int64_t>::max()),
+                           Value(brine::BigInt::parse("123456789012345678901234567890").value())};
+  for (auto& h : hs) {
+    Any o = co_await root.callattr("hashed", make_args(h));
+    objs.push_back(o.netref());
+  }
+  std::vector<std::int64_t> ours;
+  for (auto& o : objs) {
+    std::int64_t mine = co_await o.hash();
+    std::int64_t python = co_await root.call<std::int64_t>("hash_of", o);
+    EXPECT_EQ(mine, python) << o.type_name();
+    ours.push_back(mine);
+  }
+  EXPECT_EQ(ours.at(3), -2) << "Python's hash() never returns -1";
+  EXPECT_EQ(ours.at(5), std::numeric_limits<std::int64_t>::max());
+  // equal objects hash alike
+  Netref v12b = co_await root.call<Netref>("version_obj", 1, 2);
+  std::int64_t again = co_await v12b.hash();
+  EXPECT_EQ(again, ours.at(1));
+  // an unhashable object: Python's TypeError
+  Netref d = co_await root.call<Netref>("get_dict");
+  std::string unhashable = co_await error_of(discard_int(d.hash()));
+  EXPECT_TRUE(unhashable.starts_with("TypeError:")) << unhashable;
+}
+
+TEST_P(TetherClientTest, HashMatchesPythonsHash) { run(hashes(*conn_)); }
+
+Task<void> with_block(Connection& c) {
+  Netref root = co_await c.root();
+  // leaving the block normally: __exit__(None, None, None)
+  Netref ctx = co_await root.call<Netref>("ctx", false);
+  Any entered = co_await ctx.enter();
+  EXPECT_EQ(entered.value(), Value("resource"));
+  Any ok = co_await ctx.exit(Any());
+  EXPECT_EQ(ok.value(), Value(false));
+  Any log = co_await root.callattr("ctx_log", make_args(ctx));
+  EXPECT_EQ(log.value(), Value::tuple({Value::tuple({Value("enter")}),
+                                       Value::tuple({Value("exit"), Value(), Value(), Value(false)})}))
+      << log.repr();
+
+  // leaving it with an exception (a Python exception object, passed back by reference): the
+  // server re-raises it to call __exit__(type, value, traceback); __exit__'s answer comes back
+  for (bool suppress : {true, false}) {
+    Netref c2 = co_await root.call<Netref>("ctx", suppress);
+    Any entered2 = co_await c2.enter();
+    (void)entered2;
+    Netref err = co_await root.call<Netref>("make_error", "value", "boom");
+    EXPECT_TRUE(err.is_instance_of("ValueError")) << err.type_name();
+    Any r = co_await c2.exit(err);
+    EXPECT_EQ(r.value(), Value(suppress));
+    Any log2 = co_await root.callattr("ctx_log", make_args(c2));
+    EXPECT_EQ(log2.value(),
+              Value::tuple({Value::tuple({Value("enter")}),
+                            Value::tuple({Value("exit"), Value("ValueError"), Value::tuple({Value("boom")}),
+                                          Value(true)})}))
+        << log2.repr();
+  }
+}
+
+TEST_P(TetherClientTest, ContextManagerEnterAndExit) { run(with_block(*conn_)); }
+
 Task<void> ping(Connection& c) { co_await c.ping(); }
 
 TEST_P(TetherClientTest, Ping) { run(ping(*conn_)); }
+
+// ------------------------------------------------------------------------ generation=auto
+
+rpc::Generation other_generation(rpc::Generation g) {
+  return g == rpc::Generation::k5 ? rpc::Generation::k6 : rpc::Generation::k5;
+}
+
+/// TCP connections the Python server has accepted so far (the asking one included).
+Task<std::int64_t> accepted(Connection& c) {
+  Netref root = co_await c.root();
+  std::int64_t n = co_await root.call<std::int64_t>("accepted");
+  co_return n;
+}
+
+struct AutoResult {
+  rpc::Generation generation{};
+  std::int64_t sum = 0;
+};
+
+Task<AutoResult> connect_and_add(std::uint16_t port, ClientOptions options) {
+  std::unique_ptr<Connection> c = co_await tether::connect("127.0.0.1", port, std::move(options));
+  AutoResult r;
+  r.generation = c->generation();
+  r.sum = co_await add(*c, 40, 2);
+  co_await c->close();
+  co_return r;
+}
+
+std::string endpoint_of(std::uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
+
+// tether::connect() with default options (generation=auto, first 5.x): a 5.3 server answers at
+// once; a 6.x server answers the 5.x GETROOT with its own CLOSE and hangs up, and the client
+// reconnects in 6.x (wire spec §14.3). The generation that worked is remembered for the endpoint:
+// the second connect (here connect_sync) makes a single TCP connection.
+TEST_P(TetherClientTest, AutoGenerationWithDefaultOptions) {
+  forget_known_generations();
+  const std::string endpoint = endpoint_of(peer_->port());
+  const std::int64_t n0 = run(accepted(*conn_));
+
+  AutoResult first = run(connect_and_add(peer_->port(), ClientOptions()));
+  EXPECT_EQ(first.generation, gen_);
+  EXPECT_EQ(first.sum, 42);
+  const std::int64_t n1 = run(accepted(*conn_));
+  EXPECT_EQ(n1 - n0, gen_ == rpc::Generation::k5 ? 1 : 2)
+      << "TCP connections for the first connect (a 6.x server costs one failed 5.x probe)";
+  // the generation that worked is remembered, also when it was the first one tried
+  EXPECT_EQ(known_generation(endpoint), std::optional<rpc::Generation>(gen_));
+
+  {
+    SyncConnection again = connect_sync("127.0.0.1", peer_->port());
+    EXPECT_EQ(again.connection().generation(), gen_);
+    EXPECT_EQ(again.call_sync<std::int64_t>("add", 2, 3), 5);
+    again.close();
+  }
+  const std::int64_t n2 = run(accepted(*conn_));
+  EXPECT_EQ(n2 - n1, 1) << "the second connect to " << endpoint << " should not probe again";
+  forget_known_generations();
+}
+
+// Starting in the peer's other generation (for the 5.3 server: 6.x first, so the 5.3 server's
+// 5.x CLOSE is what sends the client back) falls back once, remembers, and then goes straight.
+TEST_P(TetherClientTest, AutoGenerationFallsBackFromTheOtherGenerationAndRemembers) {
+  forget_known_generations();
+  const std::string endpoint = endpoint_of(peer_->port());
+  ClientOptions options;
+  options.connection.first_generation = other_generation(gen_);
+  const std::int64_t n0 = run(accepted(*conn_));
+
+  AutoResult first = run(connect_and_add(peer_->port(), options));
+  EXPECT_EQ(first.generation, gen_);
+  EXPECT_EQ(first.sum, 42);
+  const std::int64_t n1 = run(accepted(*conn_));
+  EXPECT_EQ(n1 - n0, 2) << "one probe in the wrong generation, one real connection";
+  EXPECT_EQ(known_generation(endpoint), std::optional<rpc::Generation>(gen_));
+
+  AutoResult second = run(connect_and_add(peer_->port(), options));
+  EXPECT_EQ(second.generation, gen_);
+  EXPECT_EQ(second.sum, 42);
+  const std::int64_t n2 = run(accepted(*conn_));
+  EXPECT_EQ(n2 - n1, 1) << "the remembered generation was not used";
+  forget_known_generations();
+}
+
+Task<std::exception_ptr> forced_first_request(std::uint16_t port, ClientOptions options) {
+  std::unique_ptr<Connection> c = co_await tether::connect("127.0.0.1", port, std::move(options));
+  std::exception_ptr failure;
+  try {
+    co_await c->root();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  EXPECT_TRUE(failure) << "a forced wrong generation got an answer";
+  co_await c->wait_closed();
+  std::exception_ptr why = c->error();
+  co_return why;
+}
+
+// A forced generation is not probed and never falls back: the peer's CLOSE in its own
+// generation closes the connection with a ProtocolError naming the generation the peer speaks.
+TEST_P(TetherClientTest, ForcedWrongGenerationFailsWithoutFallback) {
+  forget_known_generations();
+  ClientOptions options;
+  options.connection.generation = other_generation(gen_);
+  const std::int64_t n0 = run(accepted(*conn_));
+  std::exception_ptr why = run(forced_first_request(peer_->port(), options));
+  ASSERT_TRUE(why) << "the connection closed without an error";
+  const std::string expect = "peer speaks RPyC " + std::to_string(static_cast<int>(gen_)) + ".x";
+  try {
+    std::rethrow_exception(why);
+  } catch (const ProtocolError& e) {
+    EXPECT_NE(std::string(e.what()).find(expect), std::string::npos) << e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "expected a ProtocolError, got: " << e.what();
+  }
+  EXPECT_EQ(run(accepted(*conn_)) - n0, 1) << "a forced generation must not reconnect";
+  EXPECT_FALSE(known_generation(endpoint_of(peer_->port())).has_value());
+}
 
 INSTANTIATE_TEST_SUITE_P(Peers, TetherClientTest, ::testing::Values(Peer::kStock, Peer::kMini6, Peer::kStock6),
                          [](const auto& info) { return peer_name(info.param); });
