@@ -244,6 +244,39 @@ class PythonClientTest(unittest.TestCase):
         with self.assertRaises(AttributeError):
             self.root.answer = 5
 
+    def test_attribute_routes_are_checked(self):
+        # CVE-2019-16328 was one handler reaching an attribute without the policy check. Every
+        # handler that reaches an attribute is sent raw here, on the root and on a Class<T>
+        # object, and must be refused by the policy; the connection keeps serving afterwards.
+        container = self.root.container(3)
+        routes = []
+        for obj in (self.root, container):
+            routes += [
+                ("getattr __class__", consts.HANDLE_GETATTR, (obj, "__class__"), "__class__"),
+                ("getattr __dict__", consts.HANDLE_GETATTR, (obj, "__dict__"), "__dict__"),
+                ("callattr __init__", consts.HANDLE_CALLATTR, (obj, "__init__", (), ()), "__init__"),
+                ("callattr __getattribute__", consts.HANDLE_CALLATTR,
+                 (obj, "__getattribute__", ("__class__",), ()), "__getattribute__"),
+                ("cmp __add__", consts.HANDLE_CMP, (obj, 1, "__add__"), "__add__"),
+                ("cmp __init__", consts.HANDLE_CMP, (obj, 1, "__init__"), "__init__"),
+                ("ctxexit", consts.HANDLE_CTXEXIT, (obj, None), "__exit__"),
+            ]
+        # names that exist: the refusal is the policy (no allow_setattr / allow_delattr), not a
+        # missing attribute
+        self.assertEqual(self.root.answer, 42)
+        routes += [
+            ("delattr answer", consts.HANDLE_DELATTR, (self.root, "answer"), "answer"),
+            ("setattr answer", consts.HANDLE_SETATTR, (self.root, "answer", 5), "answer"),
+        ]
+        for what, handler, args, name in routes:
+            with self.subTest(route=what, obj=repr(args[0])):
+                with self.assertRaises(AttributeError) as cm:
+                    self.conn.sync_request(handler, *args)
+                self.assertIn(f"cannot access '{name}'", str(cm.exception))
+        self.assertEqual(self.root.answer, 42)  # neither deleted nor overwritten
+        self.assertEqual(self.root.add(1, 2), 3)
+        self.assertEqual(len(container), 3)
+
     def test_ping_repr_str(self):
         self.conn.ping()
         self.assertIn("InteropService", repr(self.root))
