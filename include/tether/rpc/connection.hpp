@@ -58,9 +58,10 @@ struct ConnectionStats {
   std::uint64_t uncopied_bytes_out = 0;
 };
 
-/// Raised by a client when the peer turns out to speak the other RPyC generation (it answered
-/// our first request with its own CLOSE and hung up). connect() reconnects once in the other
-/// generation when it sees this.
+/// Raised by a client with generation=kAuto when the peer turns out to speak the other RPyC
+/// generation (it answered our first request with its own CLOSE and hung up). connect()
+/// reconnects once in the other generation when it sees this. With a forced generation
+/// (k5/k6) the same situation is a plain ProtocolError ("peer speaks RPyC N.x"): no fallback.
 class TETHER_API GenerationMismatch : public ProtocolError {
  public:
   GenerationMismatch(rpc::Generation peer, const std::string& what) : ProtocolError(what), peer_(peer) {}
