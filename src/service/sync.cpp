@@ -1,6 +1,9 @@
 #include "tether/service/sync.hpp"
 
+#include <csignal>
+
 #include "tether/base/log.hpp"
+#include "tether/loop/time.hpp"
 
 namespace tether {
 
@@ -80,15 +83,18 @@ std::optional<Any> SyncNetref::next() const { return loop().run_until_complete(r
 // -------------------------------------------------------------------------- SyncConnection
 
 SyncConnection::SyncConnection(std::shared_ptr<EventLoop> own, EventLoop& loop,
-                               std::unique_ptr<Connection> conn)
-    : own_loop_(std::move(own)), loop_(&loop), conn_(std::move(conn)) {}
+                               std::unique_ptr<Connection> conn, std::unique_ptr<ChildProcess> process)
+    : own_loop_(std::move(own)), loop_(&loop), conn_(std::move(conn)), process_(std::move(process)) {}
 
 SyncConnection::SyncConnection(SyncConnection&& o) noexcept
     : own_loop_(std::move(o.own_loop_)),
       loop_(o.loop_),
       conn_(std::move(o.conn_)),
+      process_(std::move(o.process_)),
+      exit_status_(std::move(o.exit_status_)),
       root_(std::move(o.root_)) {
   o.loop_ = nullptr;
+  o.exit_status_.reset();
   o.root_.reset();
 }
 
@@ -98,8 +104,11 @@ SyncConnection& SyncConnection::operator=(SyncConnection&& o) noexcept {
     own_loop_ = std::move(o.own_loop_);
     loop_ = o.loop_;
     conn_ = std::move(o.conn_);
+    process_ = std::move(o.process_);
+    exit_status_ = std::move(o.exit_status_);
     root_ = std::move(o.root_);
     o.loop_ = nullptr;
+    o.exit_status_.reset();
     o.root_.reset();
   }
   return *this;
@@ -113,7 +122,8 @@ SyncConnection::~SyncConnection() {
     TETHER_LOG_DEBUG("SyncConnection: close failed: {}", describe_current_exception());
   }
   root_.reset();
-  conn_.reset();
+  conn_.reset();      // closes the child's stdio if close() failed half-way
+  process_.reset();   // a child still running then is killed and reaped (ChildProcess)
   if (own_loop_ && own_loop_.use_count() == 1) settle(*own_loop_);
 }
 
@@ -135,9 +145,32 @@ SyncNetref SyncConnection::root() {
 void SyncConnection::ping() { loop().run_until_complete(connection().ping()); }
 
 void SyncConnection::close() {
-  if (!conn_ || conn_->closed()) return;
-  root_.reset();
-  loop().run_until_complete(conn_->close());
+  if (conn_ && !conn_->closed()) {
+    root_.reset();
+    try {
+      loop().run_until_complete(conn_->close());
+    } catch (...) {
+      reap_child();
+      throw;
+    }
+  }
+  reap_child();
+}
+
+void SyncConnection::reap_child() {
+  if (!process_) return;
+  // The connection is closed, so is the child's stdin: a stdio server sees EOF and exits.
+  if (conn_ && !conn_->closed()) conn_->abort();
+  std::unique_ptr<ChildProcess> child = std::move(process_);
+  try {
+    exit_status_ = loop().run_until_complete(with_timeout(kChildExitGrace, child->wait()));
+    return;
+  } catch (const Timeout&) {
+    TETHER_LOG_WARN("SyncConnection: child {} still running {} ms after close; killing it", child->pid(),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(kChildExitGrace).count());
+  }
+  child->send_signal(SIGKILL);
+  exit_status_ = loop().run_until_complete(child->wait());
 }
 
 bool SyncConnection::closed() const noexcept { return !conn_ || conn_->closed(); }
@@ -166,6 +199,40 @@ SyncConnection connect_sync_unix(std::string path, ClientOptions options) {
     throw;
   }
   return SyncConnection(std::move(own), loop, std::move(conn));
+}
+
+SyncConnection connect_sync_process(std::vector<std::string> argv, ClientOptions options,
+                                    ProcessOptions process_options) {
+  if (argv.empty()) throw UsageError("tether::connect_sync_process: empty argv");
+  std::string program = argv.front();
+  std::shared_ptr<EventLoop> own = acquire_loop();
+  EventLoop& loop = EventLoop::current_or_throw();
+  ProcessConnection pc;
+  try {
+    pc = loop.run_until_complete(connect_process(std::move(argv), std::move(options), std::move(process_options)));
+  } catch (...) {
+    if (own) settle(*own);
+    throw;
+  }
+  SyncConnection sync(std::move(own), loop, std::move(pc.connection), std::move(pc.process));
+  // Probe: without it a child that exited at once would only show up at the first call.
+  std::exception_ptr failure;
+  try {
+    (void)sync.root();
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  if (!failure) return sync;
+  pid_t pid = sync.process_->pid();
+  if (!sync.conn_->closed()) sync.conn_->abort();
+  sync.reap_child();
+  std::string status = sync.exit_status_ ? sync.exit_status_->to_string() : std::string("unknown status");
+  try {
+    std::rethrow_exception(failure);
+  } catch (const Disconnected& e) {
+    throw Disconnected("tether::connect_sync_process: " + program + " (pid " + std::to_string(pid) +
+                       ") closed its stdio before answering; it " + status + " (" + e.what() + ")");
+  }
 }
 
 }  // namespace tether

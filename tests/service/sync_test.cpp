@@ -5,8 +5,11 @@
 #include "tether/service/sync.hpp"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
+#include <csignal>
+#include <cstdlib>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -16,7 +19,9 @@
 #include <thread>
 #include <vector>
 
+#include "net/test_certs.hpp"
 #include "tether/loop/task.hpp"
+#include "tether/net/tls.hpp"
 #include "tether/rpc/class.hpp"
 #include "tether/rpc/remote_exception.hpp"
 #include "tether/service/serve.hpp"
@@ -125,6 +130,123 @@ TEST(SyncFacade, BlockingCallbacksNestTwelveDeepBothWays) {
   EXPECT_EQ(conn.call_sync<std::int64_t>("bounce", 12, cb), 24);
   EXPECT_EQ(deepest, 12);
   EXPECT_EQ(depth, 0);
+}
+
+// connect_sync_unix: the same facade over a Unix socket in a private directory: calls, a
+// remote exception, a blocking callback from the server during a call, close.
+TEST(SyncFacade, OverAUnixSocket) {
+  char dir_template[] = "/tmp/tether-sync-XXXXXX";
+  ASSERT_NE(::mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template;
+  const std::string path = dir + "/rpc.sock";
+  {
+    ServeOptions o;
+    o.unix_path = path;
+    ServerThread server(sync_service(), o);
+    EXPECT_EQ(server.port(), 0);
+    SyncConnection conn = connect_sync_unix(path);
+    EXPECT_EQ(conn.call_sync<std::int64_t>("add", 20, 22), 42);
+    int calls = 0;
+    std::function<std::int64_t(std::int64_t)> cb = [&](std::int64_t m) -> std::int64_t {
+      ++calls;
+      return m * 10;
+    };
+    EXPECT_EQ(conn.call_sync<std::int64_t>("bounce", 3, cb), 21);  // cb(2) + 1
+    EXPECT_EQ(calls, 1);
+    EXPECT_THROW((void)conn.call_sync<std::int64_t>("fail"), RemoteException);
+    conn.close();
+    EXPECT_TRUE(conn.closed());
+    EXPECT_THROW(conn.ping(), Error);
+  }
+  ::unlink(path.c_str());
+  EXPECT_EQ(::rmdir(dir.c_str()), 0) << "only the socket was in the directory";
+  // Nobody listens there any more: a clear error, not a hang.
+  EXPECT_THROW((void)connect_sync_unix(path), Error);
+}
+
+// connect_sync over TLS: the server's certificate is verified against the test CA; a client
+// that does not trust that CA fails in connect_sync with TlsError, and the server keeps serving.
+TEST(SyncFacade, OverTls) {
+  const TestCerts& certs = test_certs();
+  ServeOptions o = loopback();
+  TlsServerOptions server_tls;
+  server_tls.cert_file = certs.server_cert;
+  server_tls.key_file = certs.server_key;
+  o.server.tls = TlsContext::server(server_tls);
+  ServerThread server(sync_service(), o);
+
+  ClientOptions untrusting;
+  untrusting.net.tls = TlsContext::client(TlsClientOptions{});  // the system store: no test CA
+  EXPECT_THROW((void)connect_sync("127.0.0.1", server.port(), untrusting), TlsError);
+
+  ClientOptions trusting;
+  TlsClientOptions client_tls;
+  client_tls.ca_file = certs.ca_cert;
+  trusting.net.tls = TlsContext::client(client_tls);
+  SyncConnection conn = connect_sync("127.0.0.1", server.port(), trusting);
+  EXPECT_EQ(conn.call_sync<std::int64_t>("add", 40, 2), 42);
+  std::function<std::int64_t(std::int64_t)> cb = [](std::int64_t m) -> std::int64_t { return m + 100; };
+  EXPECT_EQ(conn.call_sync<std::int64_t>("bounce", 5, cb), 105);  // cb(4) + 1
+  EXPECT_THROW((void)conn.call_sync<std::int64_t>("fail"), RemoteException);
+  conn.close();
+  EXPECT_TRUE(conn.closed());
+}
+
+// connect_sync_process: the child (service_stdio_server) serves on its stdio; calls and a
+// blocking callback work; close() closes its stdin, so it exits by itself and is reaped.
+TEST(SyncFacade, ToAChildProcessOverItsStdio) {
+  SyncConnection conn = connect_sync_process({TETHER_STDIO_SERVER});
+  ASSERT_NE(conn.process(), nullptr);
+  const pid_t pid = conn.process()->pid();
+  EXPECT_GT(pid, 0);
+  EXPECT_FALSE(conn.exit_status().has_value());
+  EXPECT_EQ(conn.call_sync<std::int64_t>("add", 100, 23), 123);
+  int calls = 0;
+  std::function<std::int64_t(std::int64_t)> cb = [&](std::int64_t x) -> std::int64_t {
+    ++calls;
+    return x * x;
+  };
+  EXPECT_EQ(conn.call_sync<std::int64_t>("apply", cb, 9), 81);
+  EXPECT_EQ(calls, 1);
+  EXPECT_EQ(conn.call_sync<std::string>("get_service_name"), "CALC");
+  conn.close();
+  EXPECT_TRUE(conn.closed());
+  EXPECT_EQ(conn.process(), nullptr);
+  ASSERT_TRUE(conn.exit_status().has_value());
+  EXPECT_TRUE(conn.exit_status()->success()) << conn.exit_status()->to_string();
+  EXPECT_EQ(::kill(pid, 0), -1) << "the child was reaped";
+  conn.close();  // idempotent
+}
+
+// A child that exits before answering: connect_sync_process throws Disconnected naming the
+// program and how it ended, and leaves no zombie. A program that cannot be started, and an
+// empty argv, are errors of their own.
+TEST(SyncFacade, ChildThatExitsAtOnceIsAClearError) {
+  try {
+    (void)connect_sync_process({"/bin/sh", "-c", "exit 3"});
+    ADD_FAILURE() << "connect_sync_process returned";
+  } catch (const Disconnected& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("/bin/sh"), std::string::npos) << what;
+    EXPECT_NE(what.find('3'), std::string::npos) << what;
+  }
+  EXPECT_THROW((void)connect_sync_process({"/nonexistent/tether-no-such-program"}), Error);
+  EXPECT_THROW((void)connect_sync_process({}), UsageError);
+}
+
+// A child that keeps running after its stdin closes is killed once kChildExitGrace has passed,
+// and close() reports the signal.
+TEST(SyncFacade, ChildThatOutlivesItsStdioIsKilledAfterTheGrace) {
+  const std::string script = std::string("'") + TETHER_STDIO_SERVER + "'; exec sleep 600";
+  SyncConnection conn = connect_sync_process({"/bin/sh", "-c", script});
+  EXPECT_EQ(conn.call_sync<std::int64_t>("add", 1, 2), 3);
+  const auto start = std::chrono::steady_clock::now();
+  conn.close();
+  const auto waited = std::chrono::steady_clock::now() - start;
+  ASSERT_TRUE(conn.exit_status().has_value());
+  EXPECT_EQ(conn.exit_status()->signal, SIGKILL) << conn.exit_status()->to_string();
+  EXPECT_GE(waited, kChildExitGrace);
+  EXPECT_LT(waited, kChildExitGrace + std::chrono::seconds(20));
 }
 
 TEST(SyncFacade, ConnectionsOfOneThreadShareAPrivateLoop) {

@@ -18,7 +18,14 @@
 /// SyncNetrefs must not outlive their SyncConnection (they hold its loop). Errors are those of
 /// the coroutine API: RemoteError (a RemoteException) for the peer's exceptions, Timeout,
 /// Disconnected.
+///
+/// Transports: connect_sync (TCP), connect_sync_unix (a Unix socket) and connect_sync_process
+/// (a child process's stdin/stdout). TLS is an option of the first two, as in the coroutine
+/// connect(): set options.net.tls = TlsContext::client(...) (and, over a Unix socket, the name
+/// to verify in options.net.server_hostname); a handshake or verification failure throws
+/// TlsError from the connect call.
 
+#include <chrono>
 #include <cstdint>
 #include <iterator>
 #include <memory>
@@ -30,6 +37,7 @@
 
 #include "tether/base/export.hpp"
 #include "tether/loop/event_loop.hpp"
+#include "tether/net/process.hpp"
 #include "tether/rpc/any.hpp"
 #include "tether/rpc/connection.hpp"
 #include "tether/service/client.hpp"
@@ -191,9 +199,17 @@ class TETHER_API SyncConnection {
   }
   /// PING; throws if the peer does not answer in time or echoes something else.
   void ping();
-  /// Sends CLOSE and closes (6.x waits for the server's EOF). Idempotent.
+  /// Sends CLOSE and closes (6.x waits for the server's EOF). Idempotent. For a child process
+  /// it then waits for the child to exit (up to kChildExitGrace, then SIGKILL) and reaps it;
+  /// exit_status() tells how it ended.
   void close();
   [[nodiscard]] bool closed() const noexcept;
+
+  /// The child process of a connect_sync_process() connection (null otherwise, and after
+  /// close() has reaped it).
+  [[nodiscard]] ChildProcess* process() noexcept { return process_.get(); }
+  /// How that child ended, once close() has reaped it (nullopt before, and for sockets).
+  [[nodiscard]] const std::optional<ExitStatus>& exit_status() const noexcept { return exit_status_; }
 
   /// The underlying connection and loop (for the coroutine API).
   [[nodiscard]] Connection& connection();
@@ -208,18 +224,39 @@ class TETHER_API SyncConnection {
  private:
   friend SyncConnection connect_sync(std::string host, std::uint16_t port, ClientOptions options);
   friend SyncConnection connect_sync_unix(std::string path, ClientOptions options);
-  SyncConnection(std::shared_ptr<EventLoop> own, EventLoop& loop, std::unique_ptr<Connection> conn);
+  friend SyncConnection connect_sync_process(std::vector<std::string> argv, ClientOptions options,
+                                             ProcessOptions process_options);
+  SyncConnection(std::shared_ptr<EventLoop> own, EventLoop& loop, std::unique_ptr<Connection> conn,
+                 std::unique_ptr<ChildProcess> process = nullptr);
+  /// Waits (bounded) for the child to exit, kills it past the grace, reaps it.
+  void reap_child();
 
   std::shared_ptr<EventLoop> own_loop_;  // the thread's private loop (shared), destroyed last
   EventLoop* loop_ = nullptr;
   std::unique_ptr<Connection> conn_;
+  std::unique_ptr<ChildProcess> process_;  // connect_sync_process only; destroyed before conn_
+  std::optional<ExitStatus> exit_status_;
   std::optional<Netref> root_;
 };
+
+/// How long SyncConnection::close() waits for a child process to exit after the connection
+/// has closed (its stdin is then at EOF) before it kills it with SIGKILL.
+inline constexpr Duration kChildExitGrace = std::chrono::seconds(5);
 
 /// Blocking connect over TCP (see client.hpp for options and the generation fallback).
 TETHER_API SyncConnection connect_sync(std::string host, std::uint16_t port,
                                        ClientOptions options = ClientOptions());
 /// Blocking connect over a Unix socket.
 TETHER_API SyncConnection connect_sync_unix(std::string path, ClientOptions options = ClientOptions());
+/// Blocking connect to a child process serving RPyC on its stdin/stdout (argv as for
+/// connect_process; e.g. a program running tether::serve_stdio). The child is probed with
+/// GETROOT before this returns: one that exits or closes its stdout first is reaped and
+/// Disconnected is thrown, naming the program and its exit status. The SyncConnection owns the
+/// child: close() (or the destructor) closes its stdio and reaps it. Errors also: IoError (the
+/// program cannot be started), UsageError (empty argv), Timeout (no answer within
+/// options.connection.sync_request_timeout; the child is then killed).
+TETHER_API SyncConnection connect_sync_process(std::vector<std::string> argv,
+                                               ClientOptions options = ClientOptions(),
+                                               ProcessOptions process_options = ProcessOptions());
 
 }  // namespace tether
