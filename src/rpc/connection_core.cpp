@@ -396,7 +396,9 @@ void ConnectionCore::send_del(const Value& id_pack, std::uint64_t count) {
 
 void ConnectionCore::send_close_request() {
   // (CLOSE, (VALUE, ())): RPyC's close request, arguments an empty tuple; no reply is awaited.
-  send_message(MsgType::kRequest, next_seq_++,
+  const std::uint64_t seq = next_seq_++;
+  close_seq_ = seq;
+  send_message(MsgType::kRequest, seq,
                Value::make_tuple(Value(static_cast<std::int64_t>(Handler::kClose)),
                                  Value::make_tuple(label_value(Label::kValue), Value::make_tuple())));
 }
@@ -425,7 +427,8 @@ Task<void> ConnectionCore::close_gracefully() {
     try {
       co_await with_timeout(opts_.sync_request_timeout, channel_->drain());
       if (gen_ == Generation::k6 && !closed_) {
-        // 6.x waits for the peer to hang up (or reply), bounded by the sync timeout.
+        // 6.x waits for the peer to hang up or to reply (handle_reply then closes), bounded by
+        // close_grace and the sync timeout.
         co_await with_timeout(std::min(opts_.close_grace, opts_.sync_request_timeout), closed_event_.wait());
       }
     } catch (...) {
@@ -659,9 +662,19 @@ void ConnectionCore::handle_payload_slow(std::span<const std::uint8_t> payload, 
   }
 }
 
+void ConnectionCore::on_unexpected_reply(std::uint64_t seq) noexcept {
+  // A peer that answers our CLOSE (RPyC does not; a reply is allowed) has nothing more to say:
+  // the close waits no longer. Any other is late (timed out) or never sent: dropped, as RPyC
+  // does.
+  if (close_seq_ && *close_seq_ == seq) close_now(nullptr);
+}
+
 void ConnectionCore::handle_reply(std::uint64_t seq, MsgType type, Value body) {
   auto it = pending_.find(seq);
-  if (it == pending_.end()) return;  // late (timed out) or never sent: dropped, as RPyC does
+  if (it == pending_.end()) {
+    on_unexpected_reply(seq);
+    return;
+  }
   auto p = take_pending(it);
   if (type == MsgType::kReply) {
     Any v;

@@ -203,6 +203,8 @@ class ConnectionCore {
   /// which then take the general path and get its errors; brine errors it throws are the
   /// ones the general path would throw for the same bytes.
   bool handle_payload_fast(std::span<const std::uint8_t> payload, Generation gen);
+  /// A reply or exception whose seq has no pending call.
+  void on_unexpected_reply(std::uint64_t seq) noexcept;
   void handle_reply(std::uint64_t seq, MsgType type, brine::Value body);
   /// CALLATTR's and CALL's checks and argument conversion, done before the call (by the fast
   /// path at receipt, by serve_request otherwise); also GETATTR's target and checked name (the
@@ -307,6 +309,8 @@ class ConnectionCore {
   // A seq whose request timed out or was abandoned, and those of requests whose replies are
   // not awaited (DEL, CLOSE), are never reused: a late reply to them is dropped as unknown.
   std::uint64_t next_seq_ = 0;
+  // The seq of the CLOSE we sent (6.x close waits for its reply or EOF), when one was sent.
+  std::optional<std::uint64_t> close_seq_;
   std::uint64_t next_serial_ = 0;
   std::vector<std::uint64_t> free_seqs_;
   std::uint64_t take_seq() noexcept;

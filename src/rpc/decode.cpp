@@ -258,6 +258,7 @@ bool ConnectionCore::handle_payload_fast(std::span<const std::uint8_t> payload, 
       // Late (timed out) or never sent: checked like any message, then dropped.
       Value ignored = r.read(1);
       r.expect_end();
+      on_unexpected_reply(seq);
       return true;
     }
     Any value;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 
 #include "rpc/connection_core.hpp"
 #include "tether/rpc/py_error.hpp"
@@ -63,32 +64,67 @@ ObjectPtr ConnectionCore::local_target(const Any& a, std::string_view what) cons
                 fmt::format("{}: the target is not an object of this peer ({})", what, a.repr()));
 }
 
-std::string ConnectionCore::resolve_attr(const Object& obj, std::string_view name, bool master_switch) const {
-  if (!master_switch) throw attribute_error(name);
-  const AccessPolicy& p = opts_.policy;
-  const std::string_view prefix =
-      p.allow_exposed_attrs ? std::string_view(p.exposed_prefix) : std::string_view();
+namespace {
+
+/// prefix + name, on the stack when short (the usual case). Not copyable: view() may point
+/// into the object itself.
+class PrefixedName {
+ public:
+  PrefixedName(std::string_view prefix, std::string_view name) {
+    if (prefix.empty()) return;
+    if (prefix.size() + name.size() <= sizeof small_) {
+      std::memcpy(small_, prefix.data(), prefix.size());
+      std::memcpy(small_ + prefix.size(), name.data(), name.size());
+      view_ = std::string_view(small_, prefix.size() + name.size());
+    } else {
+      large_ = std::string(prefix) + std::string(name);
+      view_ = large_;
+    }
+  }
+  PrefixedName(const PrefixedName&) = delete;
+  PrefixedName& operator=(const PrefixedName&) = delete;
+  [[nodiscard]] std::string_view view() const noexcept { return view_; }
+
+ private:
+  char small_[64];
+  std::string large_;
+  std::string_view view_;
+};
+
+/// The exposed prefix in force: none when allow_exposed_attrs is off.
+std::string_view policy_prefix(const AccessPolicy& p) noexcept {
+  return p.allow_exposed_attrs ? std::string_view(p.exposed_prefix) : std::string_view();
+}
+
+/// What the access check (§12.2) lets a request for `name` reach.
+enum class Access { kRefused, kName, kExposed };
+
+/// §12.2 steps 1-8, without throwing. `exposed` is prefix + name (empty when
+/// allow_exposed_attrs is off); kExposed means the request reaches `exposed`, kName `name`.
+Access check_access(const AccessPolicy& p, const Object& obj, std::string_view name, std::string_view exposed,
+                    bool master_switch) {
+  if (!master_switch) return Access::kRefused;
+  const std::string_view prefix = policy_prefix(p);
   const bool plain =
       p.allow_all_attrs || (p.allow_exposed_attrs && !prefix.empty() && name.starts_with(prefix)) ||
       (p.allow_safe_attrs && is_safe_attr(name)) || (p.allow_public_attrs && !name.starts_with("_"));
-  // prefix + name, on the stack when short (the usual case).
-  char small[64];
-  std::string large;
-  std::string_view exposed;
-  if (!prefix.empty()) {
-    if (prefix.size() + name.size() <= sizeof small) {
-      std::memcpy(small, prefix.data(), prefix.size());
-      std::memcpy(small + prefix.size(), name.data(), name.size());
-      exposed = std::string_view(small, prefix.size() + name.size());
-    } else {
-      large = std::string(prefix) + std::string(name);
-      exposed = large;
-    }
-  }
   const bool has_exposed = !prefix.empty() && obj.has_attr(exposed);
-  if (plain && (!has_exposed || obj.has_attr(name))) return std::string(name);
-  if (has_exposed) return std::string(exposed);
-  if (plain) return std::string(name);
+  if (plain && (!has_exposed || obj.has_attr(name))) return Access::kName;
+  if (has_exposed) return Access::kExposed;
+  if (plain) return Access::kName;
+  return Access::kRefused;
+}
+
+}  // namespace
+
+std::string ConnectionCore::resolve_attr(const Object& obj, std::string_view name, bool master_switch) const {
+  const AccessPolicy& p = opts_.policy;
+  const PrefixedName exposed(policy_prefix(p), name);
+  switch (check_access(p, obj, name, exposed.view(), master_switch)) {
+    case Access::kName: return std::string(name);
+    case Access::kExposed: return std::string(exposed.view());
+    case Access::kRefused: break;
+  }
   throw attribute_error(name);
 }
 
@@ -178,8 +214,21 @@ Task<Any> ConnectionCore::dispatch(Handler h, std::vector<Any>& args) {
     case Handler::kDir: {
       require_args(args, 1, 1, h);
       ObjectPtr obj = local_target(args[0], "dir");
+      // Only what a GETATTR could reach (wire spec §6: Python lists everything, tether only the
+      // accessible names). Each name is listed as the object spells it (a Class<T> member as
+      // both "get" and "exposed_get", as Python's dir of an RPyC service shows exposed_get and
+      // tab completion wants get), and kept when the connection's policy lets GETATTR of it
+      // through and the name it resolves to exists: with a custom exposed_prefix "exposed_get"
+      // and "get" disappear; with allow_exposed_attrs off and allow_public_attrs on "get" is
+      // allowed but resolves to nothing, so it is left out too. allow_getattr off: empty.
+      const AccessPolicy& p = opts_.policy;
       Value::Tuple names;
-      for (auto& n : obj->attr_names()) names.emplace_back(std::move(n));
+      for (auto& n : obj->attr_names()) {
+        const PrefixedName exposed(policy_prefix(p), n);
+        const Access a = check_access(p, *obj, n, exposed.view(), p.allow_getattr);
+        const bool reachable = (a == Access::kName && obj->has_attr(n)) || a == Access::kExposed;
+        if (reachable) names.emplace_back(std::move(n));
+      }
       co_return Any(Value::tuple(std::move(names)));
     }
     case Handler::kPickle: throw PyError("ValueError", "pickling is disabled");
