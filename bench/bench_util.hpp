@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -115,6 +116,23 @@ inline int make_epoll(int fd) {
   return ep;
 }
 
+/// Busy polling for the raw epoll baselines (what EventLoop::set_busy_poll does for tether):
+/// zero, the default, waits in epoll_wait at once.
+inline std::chrono::nanoseconds g_epoll_spin{0};
+
+/// Waits for an event on `ep`: first non-blocking polls for up to g_epoll_spin, then blocking.
+inline void epoll_wait_one(int ep) {
+  epoll_event ev;
+  if (g_epoll_spin.count() > 0) {
+    const auto until = std::chrono::steady_clock::now() + g_epoll_spin;
+    do {
+      if (::epoll_wait(ep, &ev, 1, 0) > 0) return;
+    } while (std::chrono::steady_clock::now() < until);
+  }
+  while (::epoll_wait(ep, &ev, 1, -1) < 0 && errno == EINTR) {
+  }
+}
+
 /// Reads exactly n bytes from a non-blocking fd, waiting in epoll (`ep`, from make_epoll) when
 /// it is empty; false on EOF or error.
 inline bool epoll_read_exact(int ep, int fd, void* p, std::size_t n) {
@@ -127,9 +145,7 @@ inline bool epoll_read_exact(int ep, int fd, void* p, std::size_t n) {
       continue;
     }
     if (r == 0 || errno != EAGAIN) return false;
-    epoll_event ev;
-    while (::epoll_wait(ep, &ev, 1, -1) < 0 && errno == EINTR) {
-    }
+    epoll_wait_one(ep);
   }
   return true;
 }
@@ -146,9 +162,7 @@ inline bool epoll_write_all(int ep, int fd, const void* p, std::size_t n) {
       continue;
     }
     if (r < 0 && errno != EAGAIN) return false;
-    epoll_event ev;
-    while (::epoll_wait(ep, &ev, 1, -1) < 0 && errno == EINTR) {
-    }
+    epoll_wait_one(ep);
   }
   return true;
 }

@@ -4,6 +4,7 @@ ThreadedServer serving the same function, in interleaved rounds of the same leng
 
 usage: /usr/bin/python3 bench/python_client_bench.py CALC_SERVER [--seconds S] [--rounds N]
                                                      [--pattern lookup|bound|both]
+                                                     [--busy-poll-us N]
 
 CALC_SERVER is the built examples/calc_server program (tether). The Python server runs in a
 child interpreter with a service exposing the same `add`. The client is the same in both cases,
@@ -13,7 +14,12 @@ and calls in one of two common ways (both by default, each round measuring all f
           and sends an asynchronous DEL for the method's netref, against either server
   bound   `add = conn.root.add` once, then `add(1, 2)`: one CALL round trip per call
 
-Only the ratio of the two figures, taken minutes apart on the same machine, means anything:
+A third server, the same calc_server started with --busy-poll-us N (default 200; 0 leaves it
+out), shows what ServerOptions::busy_poll does: its loop spins up to N us before it sleeps, so
+a request is served without waking a sleeping thread, and the reply is often there before the
+client's own poll() would have put it to sleep. Both tether figures are reported.
+
+Only the ratio of the figures, taken minutes apart on the same machine, means anything:
 see ../shared/design/perf-anchors.md on noisy VMs.
 """
 import argparse
@@ -94,26 +100,41 @@ def main():
     ap.add_argument("--seconds", type=float, default=2.0)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--pattern", choices=["lookup", "bound", "both"], default="both")
+    ap.add_argument("--busy-poll-us", type=int, default=200)
     args = ap.parse_args()
     if not os.access(args.calc_server, os.X_OK):
         sys.exit(f"python_client_bench: {args.calc_server} is not an executable")
+    if args.busy_poll_us < 0:
+        sys.exit("python_client_bench: --busy-poll-us must not be negative")
     patterns = ["lookup", "bound"] if args.pattern == "both" else [args.pattern]
 
-    tether, tether_port = start([args.calc_server, "--host", "127.0.0.1", "--port", "0"])
-    python, python_port = start([sys.executable, "-c", PY_SERVER])
-    print(f"stock RPyC {rpyc.__version__} client, add(1, 2) ({', '.join(patterns)}): {args.rounds} "
-          f"interleaved rounds of {args.seconds:.1f} s against each server", flush=True)
-    figs = {p: ([], []) for p in patterns}  # pattern -> (against tether, against Python)
+    # (label, argv): the Python server last, so that each round measures the tether servers
+    # and the Python one back to back.
+    servers = [("tether", [args.calc_server, "--host", "127.0.0.1", "--port", "0"])]
+    if args.busy_poll_us:
+        servers.append((f"tether busy-poll {args.busy_poll_us} us",
+                        [args.calc_server, "--host", "127.0.0.1", "--port", "0",
+                         "--busy-poll-us", str(args.busy_poll_us)]))
+    servers.append(("Python ThreadedServer", [sys.executable, "-c", PY_SERVER]))
+    procs = []
     try:
+        ports = []
+        for _, argv in servers:
+            proc, port = start(argv)
+            procs.append(proc)
+            ports.append(port)
+        print(f"stock RPyC {rpyc.__version__} client, add(1, 2) ({', '.join(patterns)}): {args.rounds} "
+              f"interleaved rounds of {args.seconds:.1f} s against each server", flush=True)
+        figs = {p: [[] for _ in servers] for p in patterns}  # pattern -> per server, per round
         for i in range(args.rounds):
             for p in patterns:
-                t_figs, p_figs = figs[p]
-                t_figs.append(measure(tether_port, args.seconds, p))
-                p_figs.append(measure(python_port, args.seconds, p))
-                print(f"  round {i + 1} {p:6}: tether {t_figs[-1][0]:8.0f} calls/s, "
-                      f"python {p_figs[-1][0]:8.0f} calls/s", flush=True)
+                for k, port in enumerate(ports):
+                    figs[p][k].append(measure(port, args.seconds, p))
+                print(f"  round {i + 1} {p:6}: " + ", ".join(
+                    f"{label} {figs[p][k][-1][0]:.0f}" for k, (label, _) in enumerate(servers)) + " calls/s",
+                    flush=True)
     finally:
-        for proc in (tether, python):
+        for proc in procs:
             proc.terminate()
             try:
                 proc.wait(timeout=10)
@@ -121,30 +142,29 @@ def main():
                 proc.kill()
                 proc.wait()
     for p in patterns:
-        report(p, *figs[p])
+        report(p, [label for label, _ in servers], figs[p])
 
 
-def report(pattern, t_figs, p_figs):
-    def med(figs, k):
-        return statistics.median(f[k] for f in figs)
+def report(pattern, labels, figs):
+    def med(server_figs, k):
+        return statistics.median(f[k] for f in server_figs)
 
     call = "conn.root.add(1, 2): GETATTR + CALL + async DEL" if pattern == "lookup" else \
         "add(1, 2) on a kept netref: one CALL"
     print(f"{pattern}: {call}")
-    t_rate, p_rate = med(t_figs, 0), med(p_figs, 0)
-    print(f"  Python client -> tether server     {t_rate:8.0f} calls/s   "
-          f"p50 {med(t_figs, 1):6.1f} us   p99 {med(t_figs, 2):6.1f} us")
-    print(f"  Python client -> Python ThreadedServer {p_rate:4.0f} calls/s   "
-          f"p50 {med(p_figs, 1):6.1f} us   p99 {med(p_figs, 2):6.1f} us")
-    print(f"  ratio tether / Python: {t_rate / p_rate:.2f}x   (aim: >= 1.5x)")
-    # What the client itself costs bounds what any server can do for it: a call cannot take
-    # less than the client's own CPU time, so even a server that answered in no time at all
-    # could not push the ratio above (time per call against Python) / (client CPU per call).
-    t_cpu, p_cpu = med(t_figs, 3), med(p_figs, 3)
-    t_wall, p_wall = 1e6 / t_rate, 1e6 / p_rate
-    print(f"  client CPU per call: {t_cpu:.1f} us against tether (waiting {max(t_wall - t_cpu, 0):.1f} us), "
-          f"{p_cpu:.1f} us against Python (waiting {max(p_wall - p_cpu, 0):.1f} us)")
-    print(f"  ceiling for any server with this client: {p_wall / t_cpu:.2f}x")
+    py = figs[-1]
+    p_rate = med(py, 0)
+    p_wall = 1e6 / p_rate
+    for label, f in zip(labels, figs):
+        rate, cpu = med(f, 0), med(f, 3)
+        wall = 1e6 / rate
+        print(f"  Python client -> {label:26} {rate:8.0f} calls/s   p50 {med(f, 1):6.1f} us   "
+              f"p99 {med(f, 2):6.1f} us   client CPU {cpu:6.1f} us/call, waiting {max(wall - cpu, 0):6.1f} us")
+    for label, f in zip(labels[:-1], figs[:-1]):
+        # A call cannot take less than the client's own CPU time, so no server could push the
+        # ratio above (time per call against Python) / (client CPU per call against this one).
+        print(f"  ratio {label} / Python: {med(f, 0) / p_rate:.2f}x   (aim: >= 1.5x); "
+              f"ceiling with this client CPU: {p_wall / med(f, 3):.2f}x")
 
 
 if __name__ == "__main__":

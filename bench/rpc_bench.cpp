@@ -16,7 +16,11 @@
 //   1 MiB echo        vs raw bulk one way              (MB/s)
 //
 // usage: bench_rpc_bench [--seconds S (1) | --calls N] [--rounds N (3)] [--pin] [--only sync|svc|pipe|echo]
-//                        [--no-raw] [--glibc-trim]
+//                        [--no-raw] [--glibc-trim] [--busy-poll-us N]
+//
+// --busy-poll-us N: both tether loops (EventLoop::set_busy_poll, ServerOptions::busy_poll) and
+// both ends of the raw epoll ping-pong spin up to N us on non-blocking polls before they sleep,
+// so the ratio compares like with like; the blocking and pipelined baselines are unchanged.
 
 #include <arpa/inet.h>
 #include <malloc.h>
@@ -63,6 +67,7 @@ std::uint64_t g_calls = 0;
 bool g_pin = false;
 bool g_no_raw = false;
 bool g_glibc_trim = false;
+Duration g_busy_poll = Duration::zero();  // --busy-poll-us: both ends of tether and the raw epoll baselines
 
 using bench::connect_loopback;
 using bench::median;
@@ -228,6 +233,7 @@ class TetherServer {
   void run() {
     pin(0);
     EventLoop loop;
+    loop.set_busy_poll(g_busy_poll);
     loop_ = &loop;
     set_nonblocking(lfd_);
     std::list<std::unique_ptr<Connection>> conns;
@@ -353,6 +359,7 @@ Figure tether_run(Kind kind, bool compress) {
     so.host = "127.0.0.1";
     so.port = 0;
     so.channel.compress = compress;
+    so.server.busy_poll = g_busy_poll;
     so.on_listen = [](const std::vector<Address>&) { pin(0); };  // on the server's loop thread
     port = service_server.emplace(bench_service(), std::move(so)).port();
   } else {
@@ -360,6 +367,7 @@ Figure tether_run(Kind kind, bool compress) {
   }
   pin(1);
   EventLoop loop;
+  loop.set_busy_poll(g_busy_poll);
   int fd = connect_loopback(port);
   set_nonblocking(fd);
   ChannelOptions co;
@@ -423,12 +431,15 @@ int main(int argc, char** argv) {
       g_glibc_trim = true;
     } else if (a == "--pin") {
       g_pin = true;
+    } else if (a == "--busy-poll-us" && i + 1 < argc) {
+      g_busy_poll = std::chrono::microseconds(std::max(0L, std::atol(argv[++i])));
+      bench::g_epoll_spin = g_busy_poll;
     } else if (a == "--only" && i + 1 < argc) {
       only = argv[++i];
     } else {
       std::fprintf(stderr,
                    "usage: %s [--seconds S | --calls N] [--rounds N] [--pin] [--only sync|svc|pipe|echo] "
-                   "[--no-raw] [--glibc-trim]\n",
+                   "[--no-raw] [--glibc-trim] [--busy-poll-us N]\n",
                    argv[0]);
       return 2;
     }
@@ -445,9 +456,14 @@ int main(int argc, char** argv) {
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
   }
   auto want = [&](const char* k) { return only.empty() || only == k; };
-  std::printf("tether rpc benchmark: %d interleaved rounds of %.1f s each, TCP loopback, %s, %s\n", rounds,
+  std::printf("tether rpc benchmark: %d interleaved rounds of %.1f s each, TCP loopback, %s, %s", rounds,
               g_seconds, g_pin ? "pinned to CPUs 0/1" : "unpinned",
               g_glibc_trim ? "glibc malloc defaults" : "malloc trim/mmap thresholds fixed");
+  if (g_busy_poll.count() > 0) {
+    std::printf(", busy polling %lld us on both ends of tether and of the raw epoll baselines",
+                static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(g_busy_poll).count()));
+  }
+  std::printf("\n");
   std::vector<Figure> raw_pp, raw_epp, t_sync, raw_svc, t_svc, raw_pipe, t_pipe, raw_bulk, t_echo;
   for (int i = 0; i < rounds; ++i) {
     if (want("sync")) {

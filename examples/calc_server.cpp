@@ -1,10 +1,12 @@
 // calc_server: a tether RPC server that stock Python RPyC clients (and tether clients) can call.
 //
-//   calc_server [--host 127.0.0.1] [--port 18861] [--threads 1] [--stdio]
+//   calc_server [--host 127.0.0.1] [--port 18861] [--threads 1] [--busy-poll-us 0] [--stdio]
 //
 // Prints "listening on HOST:PORT" first (port 0 picks a free port), serves until SIGINT or
 // SIGTERM, then drains the connections and exits. With --stdio it serves one connection on
-// stdin/stdout instead (for tether::connect_process).
+// stdin/stdout instead (for tether::connect_process). --busy-poll-us N makes the serving loops
+// spin up to N microseconds before they sleep (ServerOptions::busy_poll): lower latency for a
+// busier core.
 //
 // From Python:
 //   import rpyc
@@ -14,6 +16,7 @@
 //   c.root.fail("bad")                      # raises ValueError('bad')
 //   s = c.root.store; s.put("k", "v"); len(s); list(s); s["k"]
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -115,10 +118,17 @@ int main(int argc, char** argv) {
       opts.port = static_cast<std::uint16_t>(std::atoi(arg_value(i, argc, argv)));
     } else if (std::strcmp(argv[i], "--threads") == 0) {
       opts.server.threads = static_cast<std::size_t>(std::atoi(arg_value(i, argc, argv)));
+    } else if (std::strcmp(argv[i], "--busy-poll-us") == 0) {
+      const long us = std::atol(arg_value(i, argc, argv));
+      if (us < 0) {
+        std::fprintf(stderr, "calc_server: --busy-poll-us must not be negative\n");
+        return 2;
+      }
+      opts.server.busy_poll = std::chrono::microseconds(us);
     } else if (std::strcmp(argv[i], "--stdio") == 0) {
       stdio = true;
     } else {
-      std::fprintf(stderr, "usage: calc_server [--host H] [--port N] [--threads N] [--stdio]\n");
+      std::fprintf(stderr, "usage: calc_server [--host H] [--port N] [--threads N] [--busy-poll-us N] [--stdio]\n");
       return 2;
     }
   }

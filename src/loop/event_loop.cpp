@@ -228,6 +228,33 @@ int EventLoop::compute_timeout_ms(std::optional<Duration> max_wait) {
   return static_cast<int>(std::min<long long>(ms, INT_MAX));
 }
 
+void EventLoop::set_busy_poll(Duration spin) {
+  assert_in_loop_thread();
+  if (spin < Duration::zero()) throw UsageError("EventLoop::set_busy_poll: negative duration");
+  busy_poll_ = spin;
+}
+
+void EventLoop::poll_busily(int timeout_ms, std::vector<detail::PollEvent>& batch) {
+  // Spin on non-blocking polls for at most busy_poll_, and never past the wait the iteration
+  // was going to do (a due timer must not run late); then block for what is left of it.
+  const TimePoint start = Clock::now();
+  Duration spin = busy_poll_;
+  if (timeout_ms > 0) spin = std::min<Duration>(spin, std::chrono::milliseconds(timeout_ms));
+  const TimePoint until = start + spin;
+  TimePoint now = start;
+  do {
+    poller_->poll(0, batch);
+    if (!batch.empty()) return;
+    now = Clock::now();
+  } while (now < until);
+  int rest = timeout_ms;  // -1 (no limit) stays -1
+  if (timeout_ms > 0) {
+    const auto spent = std::chrono::ceil<std::chrono::milliseconds>(now - start).count();
+    rest = static_cast<int>(std::max<long long>(0, timeout_ms - spent));
+  }
+  poller_->poll(rest, batch);
+}
+
 void EventLoop::run_once(std::optional<Duration> max_wait) {
   assert_in_loop_thread();
   ++depth_;
@@ -245,7 +272,11 @@ void EventLoop::run_once(std::optional<Duration> max_wait) {
     ++polls_skipped_;
   } else {
     polls_skipped_ = 0;
-    poller_->poll(timeout, batch);
+    if (timeout != 0 && busy_poll_ > Duration::zero()) {
+      poll_busily(timeout, batch);
+    } else {
+      poller_->poll(timeout, batch);
+    }
   }
   // 2. dispatch; a watcher destroyed meanwhile has its entries nulled by watcher_removed().
   for (std::size_t i = 0; i < batch.size(); ++i) {

@@ -37,8 +37,9 @@ struct ConnectionGuard {
   bool finished = false;
 };
 
-void worker_main(StreamServer::Impl::Worker* w, std::promise<void>* ready) {
+void worker_main(StreamServer::Impl::Worker* w, Duration busy_poll, std::promise<void>* ready) {
   EventLoop loop;
+  loop.set_busy_poll(busy_poll);
   TaskGroup group(loop);
   w->loop = &loop;
   w->group = &group;
@@ -74,8 +75,10 @@ void StreamServer::Impl::attach_to_current_loop() {
 }
 
 void StreamServer::Impl::start_workers() {
+  if (opts.busy_poll < Duration::zero()) throw UsageError("ServerOptions::busy_poll must not be negative");
   std::size_t n = opts.threads == 0 ? 1 : opts.threads;
   if (n == 1) {
+    if (opts.busy_poll > Duration::zero()) loop->set_busy_poll(opts.busy_poll);
     auto w = std::make_unique<Worker>();
     w->loop = loop;
     w->inline_group = std::make_unique<TaskGroup>(*loop);
@@ -87,7 +90,7 @@ void StreamServer::Impl::start_workers() {
     auto w = std::make_unique<Worker>();
     std::promise<void> ready;
     auto started = ready.get_future();
-    w->thread = std::thread(worker_main, w.get(), &ready);
+    w->thread = std::thread(worker_main, w.get(), opts.busy_poll, &ready);
     started.wait();
     workers.push_back(std::move(w));
   }

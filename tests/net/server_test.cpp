@@ -311,6 +311,41 @@ TEST_F(ServerTest, TwoThreadsShareTheConnections) {
   EXPECT_EQ(log.ids.count(std::this_thread::get_id()), 0u) << "handlers must run on the server's threads";
 }
 
+// ServerOptions::busy_poll reaches every loop that serves connections: both worker threads'
+// loops, and with threads == 1 the server's own loop. A negative value is refused up front.
+Task<void> reporting_busy_poll(std::unique_ptr<BufferedStream> s, Address, ThreadLog* log, std::atomic<long>* us) {
+  us->store(static_cast<long>(
+      std::chrono::duration_cast<std::chrono::microseconds>(EventLoop::current_or_throw().busy_poll()).count()));
+  co_await logging_echo(std::move(s), Address(), log);
+}
+
+TEST_F(ServerTest, BusyPollReachesTheServingLoops) {
+  for (std::size_t threads : {std::size_t{2}, std::size_t{1}}) {
+    ThreadLog log;
+    std::atomic<long> seen{-1};
+    ServerOptions opts;
+    opts.threads = threads;
+    opts.busy_poll = 250us;
+    StreamServer server(
+        [&](std::unique_ptr<BufferedStream> s, Address p) { return reporting_busy_poll(std::move(s), p, &log, &seen); },
+        opts);
+    server.listen(0, "127.0.0.1");
+    auto replies = run(echo_many("127.0.0.1", server.ports()[0], 4));
+    EXPECT_EQ(replies.size(), 4u);
+    EXPECT_EQ(seen.load(), 250) << threads << " thread(s)";
+    if (threads == 1) {
+      EXPECT_EQ(loop_.busy_poll(), std::chrono::duration_cast<Duration>(250us));
+    }
+    server.close();
+    loop_.set_busy_poll(Duration::zero());
+  }
+  ServerOptions bad;
+  bad.busy_poll = -1us;
+  StreamServer server(echo_lines, bad);
+  EXPECT_THROW(server.listen(0, "127.0.0.1"), UsageError);
+  EXPECT_EQ(loop_.busy_poll(), Duration::zero());
+}
+
 Task<void> hold_forever(std::unique_ptr<BufferedStream> s, Address) {
   Bytes never = co_await s->read_until("\r\n\r\n");  // the clients send single lines
   s->write(std::move(never));
