@@ -47,12 +47,7 @@ class LifeRoot : public Object {
            n == "exposed_fresh" || n == "exposed_keep";
   }
   Any get_attr(CallContext&, std::string_view name) override {
-    std::string n(name);
-    auto self = this;
-    return Any(std::static_pointer_cast<Object>(std::make_shared<FunctionObject>(
-        n, [self, n](CallContext& ctx, std::vector<Any> args, Kwargs kw) {
-          return self->call_attr(ctx, n, std::move(args), std::move(kw));
-        }, "builtins.method")));
+    return method_of(this, name);
   }
   Task<Any> call_attr(CallContext&, std::string_view name, std::vector<Any> args, Kwargs) override {
     if (name == "exposed_hold") {

@@ -42,13 +42,7 @@ class PolicyRoot : public Object {
   Any get_attr(CallContext&, std::string_view name) override {
     if (auto it = data.find(name); it != data.end()) return it->second;
     if (!is_method(name)) throw missing(name);
-    std::string n(name);
-    return Any(std::static_pointer_cast<Object>(std::make_shared<FunctionObject>(
-        n,
-        [this, n](CallContext& ctx, std::vector<Any> args, Kwargs kw) {
-          return call_attr(ctx, n, std::move(args), std::move(kw));
-        },
-        "builtins.method")));
+    return method_of(this, name);
   }
   // exposed_add adds, rpc_add multiplies: which one `add` reached shows in the result.
   Task<Any> call_attr(CallContext&, std::string_view name, std::vector<Any> args, Kwargs) override {

@@ -21,6 +21,18 @@
 
 namespace tether::testing {
 
+/// What GETATTR of a method returns: a callable that forwards to self->call_attr(name, ...).
+/// `self` must outlive it (the test roots do: the connection holds them).
+inline Any method_of(Object* self, std::string_view name) {
+  std::string n(name);
+  return Any(std::static_pointer_cast<Object>(std::make_shared<FunctionObject>(
+      n,
+      [self, n](CallContext& ctx, std::vector<Any> args, Kwargs kw) {
+        return self->call_attr(ctx, n, std::move(args), std::move(kw));
+      },
+      "builtins.method")));
+}
+
 /// A root exposing: add(a, b), echo(x), fail(msg) -> ValueError, call(fn, x) -> fn(x),
 /// bounce(fn, n): calls fn(n) which may call bounce again (nested callbacks),
 /// slow() -> never replies until released, answer (data attribute = 42).
@@ -33,12 +45,7 @@ class TestRoot : public Object {
   }
   Any get_attr(CallContext&, std::string_view name) override {
     if (name == "exposed_answer") return Any(brine::Value(42));
-    std::string n(name);
-    auto self = this;
-    return Any(std::static_pointer_cast<Object>(std::make_shared<FunctionObject>(
-        n, [self, n](CallContext& ctx, std::vector<Any> args, Kwargs kw) {
-          return self->call_attr(ctx, n, std::move(args), std::move(kw));
-        }, "builtins.method")));
+    return method_of(this, name);
   }
   Task<Any> call_attr(CallContext& ctx, std::string_view name, std::vector<Any> args, Kwargs kwargs) override;
 
