@@ -24,6 +24,18 @@ std::shared_ptr<EventLoop> acquire_loop() {
   t_private_loop = l;
   return l;
 }
+
+/// Runs a connect task on the loop of `own` (or the thread's own loop); if it fails, lets a
+/// private loop settle before the error leaves.
+template <class T>
+T run_connect(const std::shared_ptr<EventLoop>& own, EventLoop& loop, Task<T> connecting) {
+  try {
+    return loop.run_until_complete(std::move(connecting));
+  } catch (...) {
+    if (own) settle(*own);
+    throw;
+  }
+}
 }  // namespace
 
 // ----------------------------------------------------------------------------- SyncNetref
@@ -178,26 +190,14 @@ bool SyncConnection::closed() const noexcept { return !conn_ || conn_->closed();
 SyncConnection connect_sync(std::string host, std::uint16_t port, ClientOptions options) {
   std::shared_ptr<EventLoop> own = acquire_loop();
   EventLoop& loop = EventLoop::current_or_throw();
-  std::unique_ptr<Connection> conn;
-  try {
-    conn = loop.run_until_complete(connect(std::move(host), port, std::move(options)));
-  } catch (...) {
-    if (own) settle(*own);
-    throw;
-  }
+  std::unique_ptr<Connection> conn = run_connect(own, loop, connect(std::move(host), port, std::move(options)));
   return SyncConnection(std::move(own), loop, std::move(conn));
 }
 
 SyncConnection connect_sync_unix(std::string path, ClientOptions options) {
   std::shared_ptr<EventLoop> own = acquire_loop();
   EventLoop& loop = EventLoop::current_or_throw();
-  std::unique_ptr<Connection> conn;
-  try {
-    conn = loop.run_until_complete(connect_unix(std::move(path), std::move(options)));
-  } catch (...) {
-    if (own) settle(*own);
-    throw;
-  }
+  std::unique_ptr<Connection> conn = run_connect(own, loop, connect_unix(std::move(path), std::move(options)));
   return SyncConnection(std::move(own), loop, std::move(conn));
 }
 
@@ -207,13 +207,8 @@ SyncConnection connect_sync_process(std::vector<std::string> argv, ClientOptions
   std::string program = argv.front();
   std::shared_ptr<EventLoop> own = acquire_loop();
   EventLoop& loop = EventLoop::current_or_throw();
-  ProcessConnection pc;
-  try {
-    pc = loop.run_until_complete(connect_process(std::move(argv), std::move(options), std::move(process_options)));
-  } catch (...) {
-    if (own) settle(*own);
-    throw;
-  }
+  ProcessConnection pc =
+      run_connect(own, loop, connect_process(std::move(argv), std::move(options), std::move(process_options)));
   SyncConnection sync(std::move(own), loop, std::move(pc.connection), std::move(pc.process));
   // Probe: without it a child that exited at once would only show up at the first call.
   std::exception_ptr failure;
@@ -224,8 +219,7 @@ SyncConnection connect_sync_process(std::vector<std::string> argv, ClientOptions
   }
   if (!failure) return sync;
   pid_t pid = sync.process_->pid();
-  if (!sync.conn_->closed()) sync.conn_->abort();
-  sync.reap_child();
+  sync.reap_child();  // aborts the connection first: the child sees EOF
   std::string status = sync.exit_status_ ? sync.exit_status_->to_string() : std::string("unknown status");
   try {
     std::rethrow_exception(failure);

@@ -8,10 +8,10 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <csignal>
-#include <cstdlib>
 #include <chrono>
+#include <csignal>
 #include <cstdint>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <optional>
