@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <thread>
@@ -116,15 +116,16 @@ inline int make_epoll(int fd) {
   return ep;
 }
 
-/// Busy polling for the raw epoll baselines (what EventLoop::set_busy_poll does for tether):
-/// zero, the default, waits in epoll_wait at once.
-inline std::chrono::nanoseconds g_epoll_spin{0};
+/// Busy polling (--busy-poll-us): how long the raw epoll baselines spin on non-blocking polls
+/// before they block, and what the benchmarks give EventLoop::set_busy_poll for tether's loops.
+/// Zero, the default, waits in epoll_wait at once.
+inline std::chrono::nanoseconds g_busy_poll{0};
 
-/// Waits for an event on `ep`: first non-blocking polls for up to g_epoll_spin, then blocking.
+/// Waits for an event on `ep`: first non-blocking polls for up to g_busy_poll, then blocking.
 inline void epoll_wait_one(int ep) {
   epoll_event ev;
-  if (g_epoll_spin.count() > 0) {
-    const auto until = std::chrono::steady_clock::now() + g_epoll_spin;
+  if (g_busy_poll.count() > 0) {
+    const auto until = std::chrono::steady_clock::now() + g_busy_poll;
     do {
       if (::epoll_wait(ep, &ev, 1, 0) > 0) return;
     } while (std::chrono::steady_clock::now() < until);

@@ -67,9 +67,9 @@ std::uint64_t g_calls = 0;
 bool g_pin = false;
 bool g_no_raw = false;
 bool g_glibc_trim = false;
-Duration g_busy_poll = Duration::zero();  // --busy-poll-us: both ends of tether and the raw epoll baselines
 
 using bench::connect_loopback;
+using bench::g_busy_poll;
 using bench::median;
 using bench::read_full;
 using bench::write_full;
@@ -433,7 +433,6 @@ int main(int argc, char** argv) {
       g_pin = true;
     } else if (a == "--busy-poll-us" && i + 1 < argc) {
       g_busy_poll = std::chrono::microseconds(std::max(0L, std::atol(argv[++i])));
-      bench::g_epoll_spin = g_busy_poll;
     } else if (a == "--only" && i + 1 < argc) {
       only = argv[++i];
     } else {
