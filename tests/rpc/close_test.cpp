@@ -46,6 +46,15 @@ Received parse6(const Bytes& b) {
   return r;
 }
 
+/// The client's close(), with `peer` (the raw side's part) running beside it; returns when both
+/// have finished.
+Task<void> close_beside(Connection& client, Task<void> peer) {
+  TaskGroup group(EventLoop::current_or_throw());
+  group.spawn(std::move(peer));
+  co_await client.close();
+  co_await group.wait();
+}
+
 Task<Received> close_and_answer(Connection& client, Channel& raw, bool reply) {
   Received got;
   auto peer = [&]() -> Task<void> {
@@ -56,10 +65,7 @@ Task<Received> close_and_answer(Connection& client, Channel& raw, bool reply) {
       raw.send(frame6(2, got.seq, boxed_none()));
     }
   };
-  TaskGroup group(EventLoop::current_or_throw());
-  group.spawn(peer());
-  co_await client.close();
-  co_await group.wait();
+  co_await close_beside(client, peer());
   co_return got;
 }
 
@@ -110,10 +116,7 @@ Task<std::string> reply_to_other_seq(Connection& client, Channel& raw) {
                        v.as_tuple().at(1).repr(100), client.closed());
     raw.send(frame6(2, got.seq, boxed_none()));
   };
-  TaskGroup group(EventLoop::current_or_throw());
-  group.spawn(peer());
-  co_await client.close();
-  co_await group.wait();
+  co_await close_beside(client, peer());
   co_return seen;
 }
 
