@@ -28,5 +28,12 @@ if [ -f "$build/CMakeCache.txt" ] && { [ -f "$build/build.ninja" ] || [ -f "$bui
   exit 0
 fi
 
-cmake -S "$root" -B "$build" "${gen[@]}" "$@"
+# A developer machine with ccache installed gets it as the compiler launcher (several build
+# directories and git worktrees then share compiled objects); TETHER_NO_CCACHE=1 turns it off.
+launcher=()
+if [ -z "${TETHER_NO_CCACHE:-}" ] && command -v ccache >/dev/null 2>&1 && [ ! -f "$build/CMakeCache.txt" ]; then
+  launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
+fi
+
+cmake -S "$root" -B "$build" "${gen[@]}" "${launcher[@]}" "$@"
 printf '%s' "$args" >"$stamp"
