@@ -82,7 +82,15 @@ tether::Service make_calculator() {
       .repr([](const Store& s) { return "<calc.Store with " + std::to_string(s.size()) + " keys>"; });
 
   tether::Service calc("CalculatorService");
-  calc.expose("add", [](std::int64_t a, std::int64_t b) { return a + b; }, tether::arg_names("a", "b"));
+  // C++ integers overflow where Python's do not: check, and raise what Python would if it had
+  // 64-bit ints (a + b on int64_t that overflows is undefined behaviour).
+  calc.expose("add", [](std::int64_t a, std::int64_t b) {
+    std::int64_t sum = 0;
+    if (__builtin_add_overflow(a, b, &sum)) {
+      throw tether::PyError("OverflowError", "add(): result does not fit a 64-bit integer");
+    }
+    return sum;
+  }, tether::arg_names("a", "b"));
   calc.expose("divide", [](double a, double b) {
     if (b == 0) throw tether::PyError("ZeroDivisionError", "division by zero");
     return a / b;

@@ -41,8 +41,22 @@ const char* tag_name(std::uint8_t t) noexcept {
 
 void Reader::count_value(std::size_t at, std::uint8_t t) {
   if (++values_ > limits_.max_total_values) {
+    if (values_from_budget_) {
+      fail(at, t,
+           fmt::format("more than {} values: their decoded memory would exceed {} bytes (Limits::max_decoded_bytes)",
+                       limits_.max_total_values, limits_.max_decoded_bytes));
+    }
     fail(at, t,
          fmt::format("more than {} values in total (Limits::max_total_values)", limits_.max_total_values));
+  }
+}
+
+void Reader::count_body(std::size_t n, std::size_t at, std::uint8_t t) {
+  body_bytes_ += n;
+  if (decoded_bytes() > limits_.max_decoded_bytes) {
+    fail(at, t,
+         fmt::format("decoded value would take more than {} bytes of memory (Limits::max_decoded_bytes)",
+                     limits_.max_decoded_bytes));
   }
 }
 
@@ -243,6 +257,7 @@ std::string_view Reader::bytes_body(std::uint8_t t, std::size_t at) {
     n = take_u32(at, t);
   }
   need(n, at, t, "its declared bytes");
+  count_body(n, at, t);
   std::string_view b(reinterpret_cast<const char*>(p_), n);
   p_ += n;
   return b;
@@ -283,6 +298,11 @@ void Reader::check_tuple(std::size_t n, std::size_t depth, std::size_t at, std::
     short_input(at, fmt::format("{} elements", n), n, fmt::format("{} at offset {}", tag_name(t), at));
   }
   if (n > limits_.max_total_values - values_) {
+    if (values_from_budget_) {
+      fail(at, t,
+           fmt::format("{} elements would take more than {} bytes of memory decoded (Limits::max_decoded_bytes)",
+                       n, limits_.max_decoded_bytes));
+    }
     fail(at, t,
          fmt::format("{} elements would exceed {} values in total (Limits::max_total_values)", n,
                      limits_.max_total_values));
@@ -319,6 +339,7 @@ void Reader::read_int(Value& out, std::uint8_t t, std::size_t at) {
     r.emplace<VA::kIntIdx>(negative ? -v : v);
     return;
   }
+  count_body(n, at, t);
   auto parsed = BigInt::parse(text, limits_.max_int_digits);
   if (!parsed) {
     switch (parsed.error()) {

@@ -10,6 +10,7 @@
 #include <climits>
 #include <map>
 
+#include "loop/fiber_stacks.hpp"
 #include "loop/poller.hpp"
 #include "loop/timer_queue.hpp"
 #include "tether/base/fd.hpp"
@@ -467,6 +468,18 @@ WorkerPool& EventLoop::workers() {
     workers_ = std::make_unique<WorkerPool>(n);
   }
   return *workers_;
+}
+
+detail::FiberStacks& EventLoop::fiber_stacks() {
+  assert_in_loop_thread();
+  if (!fiber_stacks_) fiber_stacks_ = std::make_unique<detail::FiberStacks>();
+  return *fiber_stacks_;
+}
+
+void EventLoop::set_fiber_stack_size(std::size_t bytes) { fiber_stacks().set_size(bytes); }
+
+std::size_t EventLoop::fiber_stack_size() const {
+  return fiber_stacks_ ? fiber_stacks_->size() : detail::FiberStacks::kDefaultSize;
 }
 
 void EventLoop::set_worker_threads(std::size_t n) {

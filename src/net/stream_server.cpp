@@ -37,9 +37,11 @@ struct ConnectionGuard {
   bool finished = false;
 };
 
-void worker_main(StreamServer::Impl::Worker* w, Duration busy_poll, std::promise<void>* ready) {
+void worker_main(StreamServer::Impl::Worker* w, Duration busy_poll, std::size_t worker_threads,
+                 std::promise<void>* ready) {
   EventLoop loop;
   loop.set_busy_poll(busy_poll);
+  if (worker_threads != 0) loop.set_worker_threads(worker_threads);
   TaskGroup group(loop);
   w->loop = &loop;
   w->group = &group;
@@ -79,6 +81,7 @@ void StreamServer::Impl::start_workers() {
   std::size_t n = opts.threads == 0 ? 1 : opts.threads;
   if (n == 1) {
     if (opts.busy_poll > Duration::zero()) loop->set_busy_poll(opts.busy_poll);
+    if (opts.worker_threads != 0) loop->set_worker_threads(opts.worker_threads);
     auto w = std::make_unique<Worker>();
     w->loop = loop;
     w->inline_group = std::make_unique<TaskGroup>(*loop);
@@ -90,7 +93,7 @@ void StreamServer::Impl::start_workers() {
     auto w = std::make_unique<Worker>();
     std::promise<void> ready;
     auto started = ready.get_future();
-    w->thread = std::thread(worker_main, w.get(), opts.busy_poll, &ready);
+    w->thread = std::thread(worker_main, w.get(), opts.busy_poll, opts.worker_threads, &ready);
     started.wait();
     workers.push_back(std::move(w));
   }

@@ -111,6 +111,14 @@ void argument_error(const SignatureInfo& info, std::size_t index, const PyError&
 
 void plain_value_error(const Any& got) { conversion_error("a plain value", got); }
 
+void throw_nested_callback_call() {
+  throw UsageError(
+      "a peer's callable (std::function) was called on the loop thread while the loop runs, outside a "
+      "fiber: waiting for its reply there would nest the loop. Call it from the binding that received it "
+      "as a parameter (that binding runs on a fiber), from a blocking binding (expose_blocking), or take "
+      "a Netref and co_await its call in a coroutine");
+}
+
 RemoteCallableState::~RemoteCallableState() {
   if (loop && ref.valid() && !loop->in_loop_thread()) {
     // A proxy is released on its loop thread (its DEL is queued there).

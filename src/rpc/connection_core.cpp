@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <limits>
+#include <new>
 #include <utility>
 
 #include "tether/base/endian.hpp"
@@ -130,6 +131,73 @@ void ConnectionCore::start() {
   if (started_) return;
   started_ = true;
   tasks_.spawn(serve_loop());
+  if (opts_.idle_timeout > Duration::zero()) arm_watchdog(true);
+}
+
+// --- backpressure and watchdogs
+
+bool ConnectionCore::must_pause() const noexcept {
+  if (inflight_cost_ > opts_.max_inflight_decoded_bytes) return true;
+  if (!opts_.pause_reading_on_backlog) return false;
+  BufferedStream& st = channel_->stream();
+  return st.write_buffer_size() > st.options().write_high_water;
+}
+
+Task<void> ConnectionCore::wait_unpaused() {
+  while (!closed_ && must_pause()) {
+    if (inflight_cost_ > opts_.max_inflight_decoded_bytes) {
+      inflight_freed_.clear();
+      co_await inflight_freed_.wait();  // set by serve_request as requests finish
+    } else {
+      // Until the output is back at the low watermark (the peer reads again), or the stream
+      // fails (then the next read says why).
+      co_await channel_->drain();
+    }
+  }
+}
+
+void ConnectionCore::arm_watchdog(bool idle) {
+  watch_idle_ = idle;
+  watch_bytes_ = channel_->stream().stats().bytes_read;
+  watch_frames_ = channel_->stats().frames_in;
+  const Duration window = idle ? opts_.idle_timeout : opts_.frame_timeout;
+  watchdog_ = loop_.call_later(window, [this]() { on_watchdog(); }).id();
+}
+
+void ConnectionCore::on_watchdog() noexcept {
+  watchdog_ = {};
+  if (closed_) return;
+  const std::uint64_t bytes = channel_->stream().stats().bytes_read - watch_bytes_;
+  const std::uint64_t frames = channel_->stats().frames_in - watch_frames_;
+  const bool partial = waiting_frame_ && channel_->stream().buffer().readable_bytes() > 0;
+  if (watch_idle_) {
+    if (frames == 0 && bytes == 0 && pending_.empty() && serving_ == 0 && waiting_frame_) {
+      TETHER_LOG_INFO("rpc connection {}: closing: idle for {} ms", opts_.name,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(opts_.idle_timeout).count());
+      close_now(std::make_exception_ptr(Timeout("idle connection closed")));
+      return;
+    }
+  } else if (partial) {
+    const double seconds = std::chrono::duration<double>(opts_.frame_timeout).count();
+    if (static_cast<double>(bytes) < static_cast<double>(opts_.min_frame_rate) * seconds) {
+      TETHER_LOG_WARN("rpc connection {}: closing: a frame stalled ({} bytes in {} ms, below {} bytes/s)",
+                      opts_.name, bytes,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(opts_.frame_timeout).count(),
+                      opts_.min_frame_rate);
+      close_now(std::make_exception_ptr(Timeout("frame not received in time (peer too slow or stalled)")));
+      return;
+    }
+  }
+  try {
+    // Another window: the frame still in progress, or (idle_timeout) the next idle check.
+    if (partial && opts_.frame_timeout > Duration::zero()) {
+      arm_watchdog(false);
+    } else if (opts_.idle_timeout > Duration::zero()) {
+      arm_watchdog(true);
+    }
+  } catch (...) {
+    TETHER_LOG_ERROR("rpc connection {}: cannot arm its watchdog: {}", opts_.name, describe_current_exception());
+  }
 }
 
 ConnectionStats ConnectionCore::stats() const noexcept {
@@ -449,11 +517,20 @@ void ConnectionCore::close_now(std::exception_ptr reason) noexcept {
   pending_.clear();
   sync_deadlines_.clear();
   if (sync_timer_) loop_.cancel_timer(std::exchange(sync_timer_, {}));
+  if (watchdog_) loop_.cancel_timer(std::exchange(watchdog_, {}));
+  inflight_freed_.set();
+  // What pending requests fail with: the kind of the cause. A peer that broke the protocol
+  // (malformed or hostile frames, limits) gives ProtocolError/LimitExceeded, a peer that went
+  // away Disconnected; anything else (I/O errors) is a disconnection with its text kept.
   std::exception_ptr fail;
   try {
     if (reason) std::rethrow_exception(reason);
     throw Disconnected("connection closed");
   } catch (const Disconnected&) {
+    fail = std::current_exception();
+  } catch (const ProtocolError&) {
+    fail = std::current_exception();
+  } catch (const LimitExceeded&) {
     fail = std::current_exception();
   } catch (...) {
     fail = std::make_exception_ptr(Disconnected("connection closed: " + describe_current_exception()));
@@ -506,8 +583,18 @@ Task<void> ConnectionCore::serve_loop() {
           std::coroutine_handle<> next = pass_decoded_ ? loop_.take_sole_ready() : nullptr;
           if (next) {
             co_await HandOff{loop_, next};
+          } else if (must_pause()) {
+            co_await wait_unpaused();
           } else {
+            // Part of a frame is here: it must keep coming (frame_timeout). The common case,
+            // an empty buffer between messages, arms nothing.
+            if (!watchdog_ && opts_.frame_timeout > Duration::zero() &&
+                channel_->stream().buffer().readable_bytes() > 0) {
+              arm_watchdog(false);
+            }
+            waiting_frame_ = true;
             co_await channel_->wait_frame();
+            waiting_frame_ = false;
           }
         }
         begin_pass();
@@ -538,6 +625,12 @@ Task<void> ConnectionCore::serve_loop() {
         request_slots_.release();
         begin_pass();
       }
+      if (!closed_ && must_pause()) {
+        // Backpressure: too much decoded memory in flight, or replies piling up unread.
+        release_held();
+        co_await wait_unpaused();
+        begin_pass();
+      }
     }
   } catch (const Disconnected&) {
     failure = std::current_exception();
@@ -558,6 +651,11 @@ Task<void> ConnectionCore::serve_loop() {
       } catch (...) {
       }
     }
+  } catch (const std::bad_alloc&) {
+    // Memory ran out while receiving or decoding this peer's message: this connection goes,
+    // the others are not touched.
+    failure = std::make_exception_ptr(LimitExceeded("out of memory while receiving a message"));
+    TETHER_LOG_ERROR("rpc connection {}: closing: out of memory while receiving a message", opts_.name);
   } catch (...) {
     failure = std::current_exception();
     // A recv cut short by our own close (StreamClosed) is not worth a warning.
@@ -600,13 +698,22 @@ void ConnectionCore::handle_payload(std::span<const std::uint8_t> payload) {
   }
 }
 
+Value ConnectionCore::load_counted(std::span<const std::uint8_t> bytes) {
+  brine::Reader r(bytes, opts_.limits);
+  Value v;
+  r.read(v, 0);
+  r.expect_end();
+  next_cost_ = r.decoded_bytes();
+  return v;
+}
+
 void ConnectionCore::handle_payload_slow(std::span<const std::uint8_t> payload, Generation gen) {
   std::uint64_t msg = 0;
   std::uint64_t seq = 0;
   Value body;
   if (gen == Generation::k6) {
     msg = payload[0];
-    Value env = brine::load(payload.subspan(1), opts_.limits);
+    Value env = load_counted(payload.subspan(1));
     if (!env.is_tuple() || env.as_tuple().size() != 2 || !env.as_tuple()[0].is_int64()) {
       throw ProtocolError("malformed 6.x message envelope");
     }
@@ -614,7 +721,7 @@ void ConnectionCore::handle_payload_slow(std::span<const std::uint8_t> payload, 
     seq = static_cast<std::uint64_t>(items[0].as_int64());
     body = std::move(items[1]);
   } else {
-    Value env = brine::load(payload, opts_.limits);
+    Value env = load_counted(payload);
     if (!env.is_tuple() || env.as_tuple().size() != 3 || !env.as_tuple()[0].is_int64() ||
         !env.as_tuple()[1].is_int64()) {
       throw ProtocolError("malformed 5.x message envelope");
@@ -682,7 +789,9 @@ void ConnectionCore::handle_reply(std::uint64_t seq, MsgType type, Value body) {
     try {
       v = unbox(std::move(body));
     } catch (...) {
-      e = std::current_exception();
+      // The peer's reply breaks the boxing rules (§5): a protocol error of the peer's, which
+      // the caller gets as such (the connection stays up, as the request was answered).
+      e = std::make_exception_ptr(ProtocolError("malformed reply: " + describe_current_exception()));
     }
     complete_pending(p, std::move(v), e);
   } else {
@@ -693,14 +802,18 @@ void ConnectionCore::handle_reply(std::uint64_t seq, MsgType type, Value body) {
 void ConnectionCore::start_request(std::uint64_t seq, Handler h, std::vector<Any> args) {
   // serve_loop waits for a free slot before reading the next message, so this succeeds.
   const bool holds_slot = request_slots_.try_acquire();
+  const std::size_t cost = std::exchange(next_cost_, 0);
+  inflight_cost_ += cost;
   // Handlers run as tasks started from the ready queue, so a handler that blocks in a nested
   // loop (blocking facade) never runs on top of this read loop's frame.
-  spawn_serve(serve_request(this, seq, h, std::move(args), PreparedCall{}, holds_slot));
+  spawn_serve(serve_request(this, seq, h, std::move(args), PreparedCall{}, holds_slot, cost));
 }
 
 void ConnectionCore::start_call(std::uint64_t seq, Handler h, PreparedCall call) {
   const bool holds_slot = request_slots_.try_acquire();
-  spawn_serve(serve_request(this, seq, h, std::vector<Any>{}, std::move(call), holds_slot));
+  const std::size_t cost = std::exchange(next_cost_, 0);
+  inflight_cost_ += cost;
+  spawn_serve(serve_request(this, seq, h, std::vector<Any>{}, std::move(call), holds_slot, cost));
 }
 
 void ConnectionCore::spawn_serve(Task<void> request) {
@@ -743,15 +856,19 @@ std::coroutine_handle<> ConnectionCore::HandOff::await_suspend(std::coroutine_ha
 }
 
 Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq, Handler h,
-                                         std::vector<Any> args, PreparedCall call, bool holds_slot) {
+                                         std::vector<Any> args, PreparedCall call, bool holds_slot,
+                                         std::size_t cost) {
   struct SlotGuard {
     ConnectionCore& c;
     bool held;
+    std::size_t cost;
     ~SlotGuard() {
       --c.serving_;
       if (held) c.request_slots_.release();
+      c.inflight_cost_ -= cost;
+      if (cost && c.inflight_cost_ <= c.opts_.max_inflight_decoded_bytes) c.inflight_freed_.set();
     }
-  } guard{*self, holds_slot};
+  } guard{*self, holds_slot, cost};
   std::exception_ptr failure;
   Any result;
   try {

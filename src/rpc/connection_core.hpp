@@ -79,6 +79,7 @@ class ConnectionCore {
   ConnectionCore& operator=(const ConnectionCore&) = delete;
 
   void set_self(const std::shared_ptr<ConnectionCore>& self) { self_ = self; }
+  [[nodiscard]] std::shared_ptr<ConnectionCore> shared() const noexcept { return self_.lock(); }
   void start();
 
   // --- outgoing requests
@@ -197,6 +198,8 @@ class ConnectionCore {
   void handle_payload(std::span<const std::uint8_t> payload);
   /// The general path: the whole message as a Value tree, then unboxed (any valid message).
   void handle_payload_slow(std::span<const std::uint8_t> payload, Generation gen);
+  /// brine::load, noting what the value costs in next_cost_.
+  brine::Value load_counted(std::span<const std::uint8_t> bytes);
   /// The common path (src/rpc/decode.cpp): requests and replies read straight into Any,
   /// without a Value tree. Returns false, having changed nothing, for anything it does not
   /// handle (exception replies, DEL/CLOSE edge cases, unusual shapes, unknown references),
@@ -238,7 +241,28 @@ class ConnectionCore {
   void start_request(std::uint64_t seq, Handler h, std::vector<Any> args);
   void start_call(std::uint64_t seq, Handler h, PreparedCall call);
   static Task<void> serve_request(ConnectionCore* self, std::uint64_t seq, Handler h, std::vector<Any> args,
-                                  PreparedCall call, bool holds_slot);
+                                  PreparedCall call, bool holds_slot, std::size_t cost);
+  /// What the next request started counts against max_inflight_decoded_bytes (set by the
+  /// decoder that read it).
+  std::size_t next_cost_ = 0;
+  /// Decoded memory of the requests being served (max_inflight_decoded_bytes).
+  std::size_t inflight_cost_ = 0;
+  Event inflight_freed_;  // set when inflight_cost_ drops to the limit or below
+  /// True when serve_loop must stop reading: requests in flight hold too much decoded memory,
+  /// or (pause_reading_on_backlog) the unsent output is above the high watermark.
+  [[nodiscard]] bool must_pause() const noexcept;
+  /// Waits while must_pause() holds.
+  Task<void> wait_unpaused();
+
+  // Frame progress and idleness (frame_timeout, idle_timeout): one timer, armed only when
+  // serve_loop waits with part of a frame buffered, or when idle_timeout is set.
+  bool waiting_frame_ = false;       // serve_loop is in wait_frame()
+  TimerId watchdog_{};
+  std::uint64_t watch_bytes_ = 0;    // the stream's bytes_read when the window began
+  std::uint64_t watch_frames_ = 0;   // frames_in when the idle window began
+  bool watch_idle_ = false;          // the armed window is the idle one
+  void arm_watchdog(bool idle);
+  void on_watchdog() noexcept;
   /// DEL's bookkeeping for one export: `count` fewer references held by the peer.
   void release_export(std::unordered_map<std::uint64_t, Export>::iterator it, std::uint64_t count);
   Task<Any> dispatch(Handler h, std::vector<Any>& args);

@@ -303,6 +303,7 @@ bool ConnectionCore::handle_payload_fast(std::span<const std::uint8_t> payload, 
         send_exception(seq, std::current_exception(), h);
         return true;
       }
+      next_cost_ = r.decoded_bytes();
       start_call(seq, h, std::move(call));
       return true;
     }
@@ -312,6 +313,7 @@ bool ConnectionCore::handle_payload_fast(std::span<const std::uint8_t> payload, 
   RequestArgs args;
   if (!decode_request_args(r, h, args, refs)) return false;
   r.expect_end();
+  next_cost_ = r.decoded_bytes();
   std::span<Any> items = args.items();
 
   if (h == Handler::kDel) {

@@ -4,6 +4,9 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <cstdint>
+#include <random>
 
 #include "rpc/connection_core.hpp"
 #include "tether/rpc/py_error.hpp"
@@ -46,6 +49,8 @@ Task<Netref> CallContext::peer_root() const {
 
 EventLoop& CallContext::loop() const noexcept { return core_.loop(); }
 
+std::shared_ptr<void> CallContext::keep_alive() const { return core_.shared(); }
+
 bool Object::has_attr(std::string_view) const { return false; }
 
 Any Object::get_attr(CallContext&, std::string_view name) { throw attribute_error(name); }
@@ -66,13 +71,37 @@ Task<Any> Object::call(CallContext&, std::vector<Any>, Kwargs) {
   throw PyError("TypeError", fmt::format("'{}' object is not callable", type_name()));
 }
 
-std::string Object::repr() const {
-  return fmt::format("<{} object at {}>", type_name(), static_cast<const void*>(this));
+namespace {
+
+/// Object tags: a counter, scrambled by a bijection keyed at random per process (so that tags
+/// look like addresses, are unique, and say nothing about addresses or about how many objects
+/// the process made).
+std::uint64_t scramble(std::uint64_t x) noexcept {
+  static const std::uint64_t key = [] {
+    std::random_device rd;
+    return (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+  }();
+  x ^= key;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
 }
 
-std::int64_t Object::hash() const {
-  return static_cast<std::int64_t>(reinterpret_cast<std::uintptr_t>(this) >> 4);
+std::uint64_t next_tag() noexcept {
+  static std::atomic<std::uint64_t> counter{0};
+  return scramble(counter.fetch_add(1, std::memory_order_relaxed));
 }
+
+}  // namespace
+
+Object::Object() noexcept : tag_(next_tag()) {}
+Object::Object(const Object&) noexcept : tag_(next_tag()) {}
+
+std::string Object::repr() const {
+  return fmt::format("<{} object at 0x{:016x}>", type_name(), tag_);
+}
+
+std::int64_t Object::hash() const { return static_cast<std::int64_t>(tag_ >> 1); }
 
 std::vector<std::string> Object::inspect_names() const { return {}; }
 

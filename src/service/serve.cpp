@@ -133,6 +133,7 @@ Server::Server(std::shared_ptr<const detail::ServiceDef> service, ServeOptions o
     : shared_(std::make_shared<Shared>()), options_(std::move(options)) {
   shared_->def = std::move(service);
   shared_->connection = options_.connection;
+  shared_->connection.pause_reading_on_backlog = options_.output_backpressure;
   shared_->channel = options_.channel;
 }
 
@@ -227,6 +228,7 @@ void serve(const Service& service, ServeOptions options) {
 // Not a coroutine (GCC 12 bit-copies class-type default arguments of coroutines).
 Task<void> serve_stream(const Service& service, std::unique_ptr<BufferedStream> stream,
                         ConnectionOptions options, ChannelOptions channel, std::string peer) {
+  options.pause_reading_on_backlog = true;  // serving: see ServeOptions::output_backpressure
   return run_session(service.snapshot(), std::move(options), channel, std::move(stream), std::move(peer),
                      nullptr);
 }

@@ -281,7 +281,7 @@ class ServiceRoot final : public Object {
   void del_attr(CallContext&, std::string_view) override { throw PyError("AttributeError", "access denied"); }
 
   [[nodiscard]] std::string repr() const override {
-    return fmt::format("<{} object at {}>", def_->type_name, static_cast<const void*>(this));
+    return fmt::format("<{} object at 0x{:016x}>", def_->type_name, tag());  // never an address
   }
   [[nodiscard]] std::vector<std::string> attr_names() const override {
     std::vector<std::string> names;

@@ -110,12 +110,18 @@ void check_fill_size(const Impl& s, std::size_t n) {
 }
 
 /// read_exactly(), fill(), try_fill(): the size of the next transport read toward n buffered
-/// bytes (a chunk, or all that is still missing when that is more), with room made for it
-/// when it is larger than a spill (big frames are read in place).
+/// bytes, with room made for it when more than a spill is missing (big frames are read in
+/// place). The room grows with what has arrived — at most as much again as is buffered, at
+/// least a chunk — not with `n`: a peer that announces a large frame and sends little of it
+/// costs little memory, and an allocation that fails fails only that read.
 std::size_t read_size_toward(Impl& s, std::size_t n) {
   const std::size_t need = n - s.rbuf.readable_bytes();
-  if (need > Buffer::kSpillSize) s.rbuf.ensure_writable(need);
-  return std::max(s.opts.read_chunk_size, need);
+  if (need <= Buffer::kSpillSize) return std::max(s.opts.read_chunk_size, need);
+  const std::size_t step = std::min(need, std::max(s.opts.read_chunk_size, s.rbuf.readable_bytes()));
+  s.rbuf.ensure_writable(step);
+  // Room the buffer already has is used as far as the frame goes (one read for a large frame
+  // into a buffer that held one before).
+  return std::max({s.opts.read_chunk_size, step, std::min(need, s.rbuf.writable_bytes())});
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Hostile or broken peers against a Connection: clear errors, only the offending connection
 // closes, nothing leaks (run under ASan by CI).
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -248,6 +249,75 @@ TEST_F(BadInputTest, ContinuousFloodFromAnotherThreadDoesNotStarveAnother) {
   // Connection's frame budget (256) when the loop is shared fairly (about 770 measured); a
   // serve loop that reads on while data is there served 6 500 and more.
   EXPECT_LT(flood_during / kCalls, 2500u);
+}
+
+// A server that answers with a malformed message: the caller's pending request fails with
+// ProtocolError (the kind of the cause), not Disconnected; the message is kept.
+Task<std::string> call_against_bad_reply(RawServerPeer& p, std::string bad) {
+  AsyncResult pending = p.client->async_request(rpc::Handler::kPing, make_args(Value("x")));
+  Bytes req = co_await p.raw->recv();
+  (void)req;
+  p.raw->send(bad);
+  try {
+    Any v = co_await pending;
+    (void)v;
+    co_return "no error";
+  } catch (const ProtocolError& e) {
+    co_return std::string("ProtocolError: ") + e.what();
+  } catch (const Disconnected& e) {
+    co_return std::string("Disconnected: ") + e.what();
+  }
+}
+
+TEST_F(BadInputTest, PendingCallFailsWithProtocolErrorOnAMalformedReply) {
+  for (const std::string& bad : {payload5(9, 0, Value()),                               // unknown message type
+                                 std::string("\x14\x02\x00\x00"),                   // truncated brine
+                                 payload5(2, 0, Value::tuple({Value(77), Value(1)}))}) {  // bad boxing label
+    auto p = make_raw_server_peer(loop_);
+    const std::string got = run(call_against_bad_reply(p, bad));
+    EXPECT_EQ(got.rfind("ProtocolError: ", 0), 0u) << got;
+    EXPECT_TRUE(p.client->closed() || got.find("label") != std::string::npos) << got;
+  }
+}
+
+Task<std::string> call_when_peer_leaves(RawServerPeer& p) {
+  AsyncResult pending = p.client->async_request(rpc::Handler::kPing, make_args(Value("x")));
+  Bytes req = co_await p.raw->recv();
+  (void)req;
+  p.raw->close();
+  try {
+    Any v = co_await pending;
+    (void)v;
+    co_return "no error";
+  } catch (const ProtocolError& e) {
+    co_return std::string("ProtocolError: ") + e.what();
+  } catch (const Disconnected& e) {
+    co_return std::string("Disconnected: ") + e.what();
+  }
+}
+
+TEST_F(BadInputTest, PendingCallFailsWithDisconnectedWhenThePeerGoes) {
+  auto p = make_raw_server_peer(loop_);
+  const std::string got = run(call_when_peer_leaves(p));
+  EXPECT_EQ(got.rfind("Disconnected: ", 0), 0u) << got;
+}
+
+// Nothing about the server's memory reaches the peer: the default repr() and hash() of an
+// object are derived from a per-process tag, not its address.
+TEST_F(BadInputTest, DefaultReprAndHashDoNotContainTheObjectsAddress) {
+  auto a = std::make_shared<TestRoot>();
+  auto b = std::make_shared<TestRoot>();
+  for (const auto& o : {a, b}) {
+    const auto addr = reinterpret_cast<std::uintptr_t>(o.get());
+    const std::string r = o->Object::repr();
+    EXPECT_EQ(r.find(fmt::format("{:x}", addr)), std::string::npos) << r;
+    EXPECT_EQ(r.rfind("<tests.TestRoot object at 0x", 0), 0u) << r;
+    EXPECT_NE(o->Object::hash(), static_cast<std::int64_t>(addr >> 4));
+    EXPECT_NE(o->Object::hash(), static_cast<std::int64_t>(addr));
+  }
+  EXPECT_NE(a->Object::repr(), b->Object::repr());
+  EXPECT_NE(a->Object::hash(), b->Object::hash());
+  EXPECT_EQ(a->Object::repr(), a->Object::repr()) << "stable for the object's life";
 }
 
 }  // namespace tether::testing

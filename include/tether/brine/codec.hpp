@@ -63,7 +63,18 @@ struct Limits {
   std::size_t max_total_bytes = std::size_t{1} << 30;
   /// Maximum decimal digits of an int (Python's default int/str conversion limit).
   std::size_t max_int_digits = kDefaultMaxIntDigits;
+  /// Memory budget of one decoded value, counted while decoding: every scalar and container
+  /// costs kDecodedValueCost bytes, every str, bytes and int body its length on top. A few
+  /// bytes that expand into much memory (a compressed 4 KB frame holding a tuple of millions
+  /// of small ints) stop here instead of costing hundreds of MiB. The default leaves room for
+  /// a bytes value as large as the channel's 64 MiB payload limit plus 16 MiB of structure
+  /// (262 144 values). What decoding holds at most is about twice the budget.
+  std::size_t max_decoded_bytes = std::size_t{80} << 20;
 };
+
+/// What each decoded scalar or container counts against Limits::max_decoded_bytes: the size
+/// of a value node (Value, or the rpc layer's Any) with its share of the container around it.
+inline constexpr std::size_t kDecodedValueCost = 64;
 
 /// Exact size of v's encoding. Throws UsageError if v is not dumpable (holds an Object) or a
 /// length does not fit brine's u32 fields.

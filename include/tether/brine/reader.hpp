@@ -32,7 +32,15 @@ class TETHER_API Reader {
         p_(data.data()),
         end_(data.data() + std::min(data.size(), limits.max_total_bytes)),
         real_end_(data.data() + data.size()),
-        limits_(limits) {}
+        limits_(limits) {
+    // The decoded-memory budget bounds the number of values too: folded into the values
+    // limit, the hot paths check one number.
+    const std::size_t by_budget = limits.max_decoded_bytes / kDecodedValueCost;
+    if (by_budget < limits_.max_total_values) {
+      limits_.max_total_values = by_budget;
+      values_from_budget_ = true;
+    }
+  }
 
   /// Decodes the next value (at nesting `depth`: 0 for a top-level value, n + 1 for the items
   /// of a tuple read at depth n).
@@ -98,12 +106,16 @@ class TETHER_API Reader {
   struct Mark {
     const std::uint8_t* p;
     std::size_t values;
+    std::size_t body_bytes;
   };
-  [[nodiscard]] Mark mark() const noexcept { return {p_, values_}; }
+  [[nodiscard]] Mark mark() const noexcept { return {p_, values_, body_bytes_}; }
   void rewind(Mark m) noexcept {
     p_ = m.p;
     values_ = m.values;
+    body_bytes_ = m.body_bytes;
   }
+  /// What the values decoded so far count against Limits::max_decoded_bytes.
+  [[nodiscard]] std::size_t decoded_bytes() const noexcept { return values_ * kDecodedValueCost + body_bytes_; }
 
   [[nodiscard]] bool at_end() const noexcept { return p_ == real_end_; }
   [[nodiscard]] std::size_t offset() const noexcept { return static_cast<std::size_t>(p_ - begin_); }
@@ -139,8 +151,13 @@ class TETHER_API Reader {
   const std::uint8_t* p_;
   const std::uint8_t* end_;       // end of the window max_total_bytes allows
   const std::uint8_t* real_end_;  // end of the input
+  /// Counts a str/bytes/int body of n bytes against the decoded-memory budget.
+  void count_body(std::size_t n, std::size_t at, std::uint8_t t);
+
   Limits limits_;                 // a copy: callers pass temporaries
   std::size_t values_ = 0;
+  std::size_t body_bytes_ = 0;     // str, bytes and int bodies decoded
+  bool values_from_budget_ = false;  // limits_.max_total_values was lowered by the budget
 };
 
 }  // namespace tether::brine

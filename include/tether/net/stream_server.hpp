@@ -74,6 +74,11 @@ struct ServerOptions {
   /// threads == 1. Lower latency per request for a core kept busy up to this long after each
   /// burst of work. Off by default.
   Duration busy_poll = Duration::zero();
+  /// Non-zero: the size of the worker pool (EventLoop::set_worker_threads) of every loop that
+  /// serves connections, for blocking work such as RPC bindings made with expose_blocking. Zero
+  /// keeps the loop's default (max(4, cores)). On the server's own loop (threads == 1) it must
+  /// be set before that loop's pool is first used.
+  std::size_t worker_threads = 0;
 };
 
 /// Counters (a consistent-enough snapshot; each field is read atomically).

@@ -32,16 +32,23 @@
 /// Callbacks. A parameter of type std::function<R(A...)> accepts a callable reference from the
 /// peer (a Python function, a C++ callable passed by a tether client). Calling it performs a
 /// *synchronous* remote call:
-///  * on the connection's loop thread it runs the loop nested (EventLoop::run_until_complete is
-///    re-entrant), so the peer's requests — including callbacks into this process — are served
-///    while it waits. This nests the C stack once per level; keep chains reasonable (tested
-///    20 deep);
-///  * on another thread (a blocking binding running on the worker pool) it hands the call to
-///    the loop and blocks that thread until the reply arrives.
-/// The std::function must not outlive the connection's EventLoop; once the connection is
-/// closed calling it throws Disconnected. In coroutines prefer a Netref parameter and
-/// `co_await cb.call(make_args(...))`, which does not nest the loop. A std::function passed to
-/// the peer (argument or result) is exported as a callable "builtins.function" object.
+///  * a synchronous binding that takes such a parameter runs on a fiber (loop/fiber.hpp): a
+///    stack of its own on the loop thread. Calling the callback suspends the fiber until the
+///    reply arrives while the loop serves everything else — other connections, other calls on
+///    this one, the peer's nested calls into this process (each on a fiber of its own). Waits
+///    never nest: a held callback delays nobody else's reply, and a peer that vanishes makes
+///    the pending callback throw Disconnected inside the binding, which then unwinds normally;
+///  * callables this process hands to the peer (a std::function or lambda argument) also run
+///    on fibers, so their bodies may make blocking calls back (SyncNetref, call_sync);
+///  * in a blocking binding (bind_blocking_function, on the worker pool) the call is handed to
+///    the loop and the worker thread blocks until the reply arrives (each level of nesting
+///    holds a worker: ServerOptions::worker_threads bounds the depth);
+///  * top-level blocking code (the loop not running) runs the loop until the reply arrives.
+/// Calling it on the loop thread while the loop runs, outside a fiber (from a timer callback
+/// or a coroutine), is refused with UsageError: that wait would nest the loop. In coroutines
+/// take a Netref and `co_await cb.call(make_args(...))`. Once the connection is closed calling
+/// it throws Disconnected. A std::function passed to the peer (argument or result) is exported
+/// as a callable "builtins.function" object.
 ///
 /// GCC 12 coroutine rules apply to async callables: capture-less coroutine lambdas only, one
 /// co_await per statement, no braced lists inside co_await expressions (use make_args).
@@ -63,6 +70,7 @@
 
 #include "tether/base/export.hpp"
 #include "tether/loop/event_loop.hpp"
+#include "tether/loop/fiber.hpp"
 #include "tether/loop/runner.hpp"
 #include "tether/loop/task.hpp"
 #include "tether/loop/worker_pool.hpp"
@@ -309,7 +317,21 @@ TETHER_API void apply_names(SignatureInfo& info, ArgNames names);
 
 // ------------------------------------------------------------------------------ the binder
 
-enum class CallMode { kDirect, kBlocking };
+/// kDirect: on the loop thread's own stack, or on a fiber when the callable takes a peer's
+/// callback (a std::function parameter); kFiber: always on a fiber (callbacks we export, whose
+/// bodies may make blocking calls); kBlocking: on the worker pool.
+enum class CallMode { kDirect, kFiber, kBlocking };
+
+template <class S>
+constexpr bool is_callback_param() {
+  if constexpr (IsStdFunction<S>::value) {
+    return true;
+  } else if constexpr (is_optional<S>::value) {
+    return is_callback_param<typename S::value_type>();
+  } else {
+    return false;
+  }
+}
 
 template <class P>
 decltype(auto) pass_arg(Storage<P>& s) {
@@ -335,7 +357,11 @@ class Binder {
   using Value = typename UnwrapTask<R>::type;
   static constexpr bool kReturnsTask = IsTask<R>::value;
   static constexpr bool kHasSelf = !std::is_void_v<T>;
-  static constexpr CallMode kMode = M;
+  /// Takes a peer's callback: calling it waits for the peer, so a synchronous callable runs on
+  /// a fiber (fiber.hpp), where that wait does not nest the loop.
+  static constexpr bool kTakesCallback = (is_callback_param<Storage<P>>() || ...);
+  static constexpr CallMode kMode =
+      M == CallMode::kDirect && kTakesCallback && !kReturnsTask ? CallMode::kFiber : M;
   static constexpr std::size_t kN = sizeof...(P);
   static constexpr std::array<bool, kN + 1> kInjected = {is_injected<P>()..., false};
   static constexpr std::array<bool, kN + 1> kAsync = {
@@ -344,6 +370,7 @@ class Binder {
   using SelfPtr = std::conditional_t<kHasSelf, std::shared_ptr<std::remove_const_t<T>>, std::nullptr_t>;
 
   static_assert(M != CallMode::kBlocking || !kReturnsTask, "a blocking binding cannot return a Task");
+  static_assert(M != CallMode::kFiber || !kReturnsTask, "a coroutine needs no fiber: it awaits");
   static_assert(M != CallMode::kBlocking || ((!is_injected<P>()) && ...),
                 "a blocking binding runs off the loop thread and cannot take CallContext/Session parameters");
 
@@ -500,6 +527,35 @@ std::shared_ptr<BlockingJob<B>> make_blocking_job(EventLoop& loop, std::shared_p
   });
 }
 
+/// A call run on a fiber, with everything it uses (the connection is kept alive too: a binding
+/// may use its CallContext after a callback failed because the connection closed).
+template <class B>
+struct FiberJob {
+  using V = typename B::Value;
+  std::shared_ptr<const B> binder;
+  typename B::SelfPtr self;
+  typename B::Values values;
+  CallContext ctx;
+  std::shared_ptr<void> keep_alive;
+  std::optional<std::conditional_t<std::is_void_v<V>, int, std::decay_t<V>>> result;
+  std::exception_ptr error;
+
+  FiberJob(std::shared_ptr<const B> b, typename B::SelfPtr s, typename B::Values v, CallContext& c)
+      : binder(std::move(b)), self(std::move(s)), values(std::move(v)), ctx(c), keep_alive(c.keep_alive()) {}
+
+  void run() noexcept {
+    try {
+      if constexpr (std::is_void_v<V>) {
+        binder->invoke(&ctx, self, values);
+      } else {
+        result.emplace(binder->invoke(&ctx, self, values));
+      }
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+};
+
 template <class B>
 Any result_to_any(typename B::Value&& v) {
   return to_any(std::move(v));
@@ -533,6 +589,18 @@ Task<Any> run_binding(std::shared_ptr<const B> b, CallContext& ctx, typename B::
       std::decay_t<V> r = co_await run_in_worker(std::move(work));
       co_return to_any(std::move(r));
     }
+  } else if constexpr (B::kMode == CallMode::kFiber) {
+    // The fiber owns all it uses: if this frame is destroyed (the connection closed) while the
+    // fiber waits for the peer, the fiber runs on until its wait fails, then ends by itself.
+    auto job = std::make_shared<FiberJob<B>>(std::move(b), std::move(self), std::move(values), ctx);
+    UniqueFunction<void()> body = [job]() { job->run(); };  // not inside co_await (GCC 12)
+    co_await run_on_fiber(ctx.loop(), std::move(body));
+    if (job->error) std::rethrow_exception(job->error);
+    if constexpr (std::is_void_v<V>) {
+      co_return Any();
+    } else {
+      co_return to_any(std::move(*job->result));
+    }
   } else if constexpr (B::kReturnsTask) {
     if constexpr (std::is_void_v<V>) {
       co_await b->invoke(&ctx, self, values);
@@ -562,6 +630,8 @@ struct TETHER_API RemoteCallableState {
   RemoteCallableState& operator=(const RemoteCallableState&) = delete;
   ~RemoteCallableState();
 };
+
+[[noreturn]] TETHER_API void throw_nested_callback_call();
 
 /// Starts `task` on `loop` without an owner (it destroys itself when done). Loop thread only.
 TETHER_API void spawn_detached(EventLoop& loop, Task<void> task);
@@ -599,6 +669,11 @@ template <class R>
 R call_remote_blocking(const std::shared_ptr<RemoteCallableState>& st, std::vector<Any> argv) {
   EventLoop& loop = *st->loop;
   if (loop.in_loop_thread()) {
+    // On a fiber (a binding that took this callback, or a callback we exported) the wait
+    // suspends the fiber; outside the loop (top-level blocking code) it runs the loop. Inside
+    // the running loop on its own stack it would nest the loop under frames that may be
+    // destroyed meanwhile: refused.
+    if (loop.running() && !on_fiber_of(loop)) throw_nested_callback_call();
     return loop.run_until_complete(remote_call_task<R>(st->ref, std::move(argv)));
   }
   auto done = std::make_shared<std::promise<R>>();
@@ -669,6 +744,22 @@ ObjectPtr make_function_object(std::string name, F f, ArgNames names = ArgNames(
   return std::make_shared<FunctionObject>(std::move(name), std::move(nf));
 }
 
+namespace detail {
+/// make_function_object for a callable we hand to the peer as a callback: its body may make
+/// blocking calls to the peer, so it runs on a fiber (a coroutine needs none).
+template <class F>
+ObjectPtr make_callback_object(std::string name, F f) {
+  using Sig = typename CallableTraits<F>::sig;
+  constexpr CallMode kMode = IsTask<typename Sig::result>::value ? CallMode::kDirect : CallMode::kFiber;
+  using B = BinderFor<F, void, kMode>;
+  auto b = std::make_shared<const B>(name, std::move(f), ArgNames());
+  NativeFunction nf = [b](CallContext& ctx, std::vector<Any> args, Kwargs kwargs) {
+    return run_binding<B>(b, ctx, nullptr, std::move(args), std::move(kwargs));
+  };
+  return std::make_shared<FunctionObject>(std::move(name), std::move(nf));
+}
+}  // namespace detail
+
 // ------------------------------------------------------------------------ conversions
 
 /// std::function callbacks: from a peer's callable (see the file comment); to an exported
@@ -678,7 +769,7 @@ struct Converter<std::function<R(A...)>> {
   static std::string py_name() { return "callable"; }
   static Any to_any(const std::function<R(A...)>& f) {
     if (!f) return Any();
-    return Any(make_function_object("function", f));
+    return Any(detail::make_callback_object("function", f));
   }
   static std::function<R(A...)> from_any_now(const Any& a) {
     if (a.is_none()) return {};

@@ -42,6 +42,26 @@ struct ConnectionOptions {
   brine::Limits limits{};
   /// Most incoming requests served concurrently per connection; more wait (backpressure).
   std::size_t max_concurrent_requests = 1024;
+  /// Decoded memory of the requests served at once on this connection, each counted as
+  /// brine::Limits::max_decoded_bytes counts it: above this, no further message is read until
+  /// requests have finished (backpressure, as for max_concurrent_requests).
+  std::size_t max_inflight_decoded_bytes = std::size_t{256} << 20;
+  /// Output backpressure: when the stream's unsent output passes its high watermark
+  /// (StreamOptions::write_high_water), no further message is read until it has drained to the
+  /// low one. A peer that sends requests and never reads the replies then holds a bounded
+  /// amount of memory. Servers turn it on for the connections they accept; for a client it is
+  /// off (its unsent output is its own requests, and reading the replies is what frees them).
+  bool pause_reading_on_backlog = false;
+  /// A frame that has begun to arrive must keep arriving: once a whole frame_timeout passes
+  /// with fewer than min_frame_rate bytes per second of it received, the connection closes
+  /// (a peer trickling a frame a byte at a time holds a connection and its buffers). Zero
+  /// turns the check off. Not counted while this side does not read (backpressure).
+  Duration frame_timeout = std::chrono::seconds(30);
+  std::size_t min_frame_rate = 1024;
+  /// Non-zero: a connection on which nothing arrives for this long while no request is
+  /// pending or being served in either direction is closed (it closes after one to two
+  /// idle_timeouts of silence). Zero (the default): idle connections stay open.
+  Duration idle_timeout = Duration::zero();
   /// Logged name of the connection.
   std::string name;
 };

@@ -46,6 +46,8 @@ class TETHER_API CallContext {
   /// The peer's root object (GETROOT, cached).
   Task<Netref> peer_root() const;
   [[nodiscard]] EventLoop& loop() const noexcept;
+  /// Keeps the connection's state alive (not open) for as long as the pointer lives.
+  [[nodiscard]] std::shared_ptr<void> keep_alive() const;
 
  private:
   rpc::detail::ConnectionCore& core_;
@@ -53,7 +55,15 @@ class TETHER_API CallContext {
 
 class TETHER_API Object {
  public:
+  Object() noexcept;
+  Object(const Object&) noexcept;
+  Object& operator=(const Object&) noexcept { return *this; }  // keeps its own tag
   virtual ~Object() = default;
+
+  /// A number naming this object for as long as the process lives, unique among objects and
+  /// unrelated to its address: the default repr() and hash() use it, so that nothing about the
+  /// server's memory layout reaches a peer.
+  [[nodiscard]] std::uint64_t tag() const noexcept { return tag_; }
 
   /// The name the peer sees for this object's type (RPyC name_pack). "builtins.method" and
   /// "builtins.function" make Python treat the object as callable without an INSPECT round
@@ -72,13 +82,18 @@ class TETHER_API Object {
   /// Calling the object itself (default: TypeError "object is not callable").
   virtual Task<Any> call(CallContext& ctx, std::vector<Any> args, Kwargs kwargs);
 
+  /// Default: "<type_name object at 0x...>" with tag() (not the address) after "at".
   [[nodiscard]] virtual std::string repr() const;
   [[nodiscard]] virtual std::string str() const { return repr(); }
+  /// Default: derived from tag() (identity hash, as Python's default is, without the address).
   [[nodiscard]] virtual std::int64_t hash() const;
   /// Attribute names reachable by the peer (DIR).
   [[nodiscard]] virtual std::vector<std::string> attr_names() const { return {}; }
   /// Dunder operations advertised to Python peers in INSPECT ("__call__", "__len__", ...).
   [[nodiscard]] virtual std::vector<std::string> inspect_names() const;
+
+ private:
+  std::uint64_t tag_;
 };
 
 using ObjectPtr = std::shared_ptr<Object>;

@@ -46,6 +46,12 @@ struct ServeOptions {
   ConnectionOptions connection;
   /// Framing: compression threshold, frame size limits.
   ChannelOptions channel;
+  /// Stop reading a connection's requests while its unsent replies are above the stream's
+  /// high watermark (ServerOptions::stream.write_high_water, 64 KiB by default) until they
+  /// drain to the low one: a client that sends and never reads costs bounded memory
+  /// (ConnectionOptions::pause_reading_on_backlog, which this sets for every connection).
+  /// serve_stream() and serve_stdio() always do this.
+  bool output_backpressure = true;
   /// How long shutdown() waits for busy connections before cancelling them.
   Duration shutdown_grace = std::chrono::seconds(5);
   /// Called once listening, on the server's loop, with the bound addresses.
