@@ -100,7 +100,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   tf::Input in(data, size);
-  const tether::ChannelOptions opts = tf::options_from(in, std::size_t{1} << 20);
+  const tether::ChannelOptions opts = tf::options_from(in, std::size_t{256} << 10);
   const std::uint8_t plan = in.u8();
   const std::uint16_t modes = in.u16();
   const std::string_view wire = in.rest();

@@ -26,8 +26,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   tf::Input in(data, size);
   const std::uint8_t a = in.u8();
   const std::uint8_t b = in.u8();
-  // The limit: small (0..16383 bytes) or the channel's default.
-  const std::size_t max_output = (a & 0x80) ? std::size_t{64} << 20 : (static_cast<std::size_t>(a & 0x3F) << 8) | b;
+  // The limit: small (0..16383 bytes) or 256 KiB (which a 4 KiB input can exceed, as the 64 MiB
+  // default needs a 64 KiB one: the same paths, faster runs).
+  const std::size_t max_output = (a & 0x80) ? std::size_t{256} << 10 : (static_cast<std::size_t>(a & 0x3F) << 8) | b;
   const std::string_view body = in.rest();
 
   const std::optional<std::string> ref = tf::ref_inflate(body, max_output);
@@ -46,9 +47,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(!ref.has_value());
   }
 
-  // Compression round trip of the raw input at a level taken from it.
-  const int level = static_cast<int>(a % 11) - 1;  // -1..9
-  const tether::Bytes packed = tether::zlib_compress(body, level);
+  // Compression round trip of the raw input at RPyC's level (a level that changes from run to
+  // run would set up a new deflate stream every time, ~270 KiB: slow under ASan).
+  const tether::Bytes packed = tether::zlib_compress(body, 1);
   const std::optional<std::string> back = tf::ref_inflate(packed.view(), body.size());
   FUZZ_CHECK(back.has_value() && *back == body);
   const tether::Bytes unpacked = tether::zlib_decompress(packed.view(), body.size());
