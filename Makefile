@@ -40,7 +40,7 @@ export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS  ?= halt_on_error=1:second_deadlock_stack=1
 BENCH_ARGS ?= --benchmark_min_time=0.2
 
-FORMAT_DIRS := include src tests bench examples tools
+FORMAT_DIRS := include src tests bench examples tools fuzz
 
 .PHONY: build demo test asan tsan check-headers check-layering consumer bench format format-check \
         clean ci deps configure fuzz fuzz-ci

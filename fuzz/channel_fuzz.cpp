@@ -159,7 +159,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
       if (st.kind != Step::kPayload) {
         // The end: Disconnected at EOF (clean or truncated), ProtocolError on a bad frame.
-        if (got != want.size() || st.kind != (ref.end == tf::RefEnd::kProtocol ? Step::kProtocol : Step::kDisconnected)) {
+        if (got != want.size() ||
+            st.kind != (ref.end == tf::RefEnd::kProtocol ? Step::kProtocol : Step::kDisconnected)) {
           std::fprintf(stderr, "end after %zu of %zu payloads: kind %d, reference end %d\n", got, want.size(),
                        static_cast<int>(st.kind), static_cast<int>(ref.end));
         }

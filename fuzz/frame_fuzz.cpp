@@ -108,7 +108,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     if (!failed) {
       FUZZ_CHECK(dec.bytes_needed(buf) > buf.readable_bytes());
-      if (buf.readable_bytes() < tether::kFrameHeaderSize) FUZZ_CHECK(dec.bytes_needed(buf) == tether::kFrameHeaderSize);
+      if (buf.readable_bytes() < tether::kFrameHeaderSize)
+        FUZZ_CHECK(dec.bytes_needed(buf) == tether::kFrameHeaderSize);
     }
   }
   FUZZ_CHECK(got == ref.payloads.size());

@@ -10,9 +10,9 @@
 #include <string_view>
 
 /// Fails the run (libFuzzer saves the input as a crash) when `cond` is false.
-#define FUZZ_CHECK(cond)                                                                  \
-  do {                                                                                    \
-    if (!(cond)) ::tether::fuzz::check_failed(#cond, __FILE__, __LINE__);                 \
+#define FUZZ_CHECK(cond)                                                  \
+  do {                                                                    \
+    if (!(cond)) ::tether::fuzz::check_failed(#cond, __FILE__, __LINE__); \
   } while (0)
 
 namespace tether::fuzz {

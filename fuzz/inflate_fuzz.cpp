@@ -28,7 +28,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const std::uint8_t b = in.u8();
   // The limit: small (0..16383 bytes) or 256 KiB (which a 4 KiB input can exceed, as the 64 MiB
   // default needs a 64 KiB one: the same paths, faster runs).
-  const std::size_t max_output = (a & 0x80) ? std::size_t{256} << 10 : (static_cast<std::size_t>(a & 0x3F) << 8) | b;
+  const std::size_t max_output =
+      (a & 0x80) ? std::size_t{256} << 10 : (static_cast<std::size_t>(a & 0x3F) << 8) | b;
   const std::string_view body = in.rest();
 
   const std::optional<std::string> ref = tf::ref_inflate(body, max_output);
@@ -40,7 +41,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     FUZZ_CHECK(!ref.has_value());
   }
   try {
-    reused.inflate_into(reinterpret_cast<const std::uint8_t*>(body.data()), body.size(), max_output, reused_out);
+    reused.inflate_into(reinterpret_cast<const std::uint8_t*>(body.data()), body.size(), max_output,
+                        reused_out);
     FUZZ_CHECK(ref.has_value());
     FUZZ_CHECK(reused_out == *ref);
   } catch (const tether::ProtocolError&) {

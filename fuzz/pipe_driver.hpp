@@ -4,12 +4,13 @@
 // (the loop has nothing ready), so each chunk arrives as one read, and the reader sees the
 // arrivals at chunk boundaries; after the last chunk the writer shuts down (EOF).
 
+#include <sys/uio.h>
+
 #include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string_view>
-#include <sys/uio.h>
 #include <utility>
 #include <vector>
 

@@ -38,14 +38,14 @@ constexpr int kOpKinds = 7;
 
 struct Op {
   OpKind kind = OpKind::kRead;
-  std::size_t n = 0;      // read/read_exactly size, or max_bytes
-  std::string arg;        // delimiter or pattern
+  std::size_t n = 0;  // read/read_exactly size, or max_bytes
+  std::string arg;    // delimiter or pattern
 };
 
 struct Outcome {
   enum Kind { kValue, kIncomplete, kOverrun, kLimitExceeded, kUsage } kind = kValue;
-  std::string bytes;          // the value, or IncompleteRead's partial
-  std::size_t number = 0;     // IncompleteRead's expected, LimitOverrun's consumed
+  std::string bytes;            // the value, or IncompleteRead's partial
+  std::size_t number = 0;       // IncompleteRead's expected, LimitOverrun's consumed
   std::size_t overrun_max = 0;  // regex: consumed may be anything up to this
   bool regex_overrun = false;
 };
@@ -139,13 +139,15 @@ Outcome expect(const Op& op, Model& m, std::size_t max_buffer) {
           }
           return {Outcome::kOverrun, {}, pos, 0, false};
         }
-        if (v.size() >= limit) return {Outcome::kOverrun, {}, v.size() >= d.size() ? v.size() - d.size() + 1 : 0, 0, false};
+        if (v.size() >= limit)
+          return {Outcome::kOverrun, {}, v.size() >= d.size() ? v.size() - d.size() + 1 : 0, 0, false};
         break;
       }
       case OpKind::kReadRegex: {
         const std::string_view text = v.substr(0, std::min(v.size(), limit));
         re2::StringPiece match;
-        if (re->Match(re2::StringPiece(text.data(), text.size()), 0, text.size(), re2::RE2::UNANCHORED, &match, 1)) {
+        if (re->Match(re2::StringPiece(text.data(), text.size()), 0, text.size(), re2::RE2::UNANCHORED,
+                      &match, 1)) {
           const std::size_t end = static_cast<std::size_t>(match.data() - text.data()) + match.size();
           m.take(end);
           return {Outcome::kValue, std::string(v.substr(0, end)), 0, 0, false};
@@ -162,20 +164,13 @@ Outcome expect(const Op& op, Model& m, std::size_t max_buffer) {
   // EOF.
   const std::string rest(m.buffered());
   switch (op.kind) {
-    case OpKind::kRead:
-      return {Outcome::kValue, {}, 0, 0, false};
-    case OpKind::kReadUntilClose:
-      m.take(rest.size());
-      return {Outcome::kValue, rest, 0, 0, false};
+    case OpKind::kRead: return {Outcome::kValue, {}, 0, 0, false};
+    case OpKind::kReadUntilClose: m.take(rest.size()); return {Outcome::kValue, rest, 0, 0, false};
     case OpKind::kStreamExactly:
       m.take(rest.size());
       return {Outcome::kIncomplete, rest, op.n, 0, false};  // bytes: what was delivered
-    case OpKind::kReadExactly:
-      m.take(rest.size());
-      return {Outcome::kIncomplete, rest, op.n, 0, false};
-    default:
-      m.take(rest.size());
-      return {Outcome::kIncomplete, rest, 0, 0, false};
+    case OpKind::kReadExactly: m.take(rest.size()); return {Outcome::kIncomplete, rest, op.n, 0, false};
+    default: m.take(rest.size()); return {Outcome::kIncomplete, rest, 0, 0, false};
   }
 }
 
@@ -248,9 +243,7 @@ std::vector<Op> ops_from(tf::Input& in) {
       case OpKind::kReadExactly:
       case OpKind::kStreamExactly:
       case OpKind::kReadLine:
-      case OpKind::kReadUntilClose:
-        op.n = in.u8();
-        break;
+      case OpKind::kReadUntilClose: op.n = in.u8(); break;
       case OpKind::kReadUntil:
         op.arg = std::string(in.bytes(in.u8() % 5));
         op.n = in.u8();
@@ -289,9 +282,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       tether::Task<void> t = run_op(s, op, got);
       driver.run(t);
       if (!(got == want)) {
-        std::fprintf(stderr, "op %d n=%zu arg=%zu bytes: got kind %d (%zu bytes, %zu), want kind %d (%zu bytes, %zu)\n",
-                     static_cast<int>(op.kind), op.n, op.arg.size(), static_cast<int>(got.kind), got.bytes.size(),
-                     got.number, static_cast<int>(want.kind), want.bytes.size(), want.number);
+        std::fprintf(
+            stderr,
+            "op %d n=%zu arg=%zu bytes: got kind %d (%zu bytes, %zu), want kind %d (%zu bytes, %zu)\n",
+            static_cast<int>(op.kind), op.n, op.arg.size(), static_cast<int>(got.kind), got.bytes.size(),
+            got.number, static_cast<int>(want.kind), want.bytes.size(), want.number);
       }
       FUZZ_CHECK(got == want);
       if (want.regex_overrun) FUZZ_CHECK(got.number <= want.overrun_max);
