@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <span>
@@ -36,17 +37,17 @@ struct Step {
   std::string payload;
 };
 
-/// Records the end of the stream as a Step.
-template <class F>
-void catch_end(Step& out, F&& f) {
+/// The Step that ends the stream for the exception in flight: ProtocolError, Disconnected or
+/// StreamClosed; anything else propagates (and fails the run).
+Step::Kind end_kind(std::exception_ptr e) {
   try {
-    f();
+    std::rethrow_exception(e);
   } catch (const tether::ProtocolError&) {
-    out.kind = Step::kProtocol;
+    return Step::kProtocol;
   } catch (const tether::Disconnected&) {
-    out.kind = Step::kDisconnected;
+    return Step::kDisconnected;
   } catch (const tether::StreamClosed&) {
-    out.kind = Step::kClosed;
+    return Step::kClosed;
   }
 }
 
@@ -55,24 +56,16 @@ tether::Task<void> recv_one(tether::Channel& ch, Step& out) {
     tether::Bytes p = co_await ch.recv();
     out.kind = Step::kPayload;
     out.payload = p.str();
-  } catch (const tether::ProtocolError&) {
-    out.kind = Step::kProtocol;
-  } catch (const tether::Disconnected&) {
-    out.kind = Step::kDisconnected;
-  } catch (const tether::StreamClosed&) {
-    out.kind = Step::kClosed;
+  } catch (...) {
+    out.kind = end_kind(std::current_exception());
   }
 }
 
 tether::Task<void> wait_one(tether::Channel& ch, Step& out) {
   try {
     co_await ch.wait_frame();
-  } catch (const tether::ProtocolError&) {
-    out.kind = Step::kProtocol;
-  } catch (const tether::Disconnected&) {
-    out.kind = Step::kDisconnected;
-  } catch (const tether::StreamClosed&) {
-    out.kind = Step::kClosed;
+  } catch (...) {
+    out.kind = end_kind(std::current_exception());
   }
 }
 
@@ -133,7 +126,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         driver.run(t);
       } else {
         for (;;) {
-          catch_end(st, [&] {
+          try {
             if (mode == 1) {
               std::optional<tether::Bytes> p = ch.try_recv();
               if (p) {
@@ -150,7 +143,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 ch.consume();
               }
             }
-          });
+          } catch (...) {
+            st.kind = end_kind(std::current_exception());
+          }
           if (st.kind != Step::kNone) break;
           tether::Task<void> t = wait_one(ch, st);
           driver.run(t);
