@@ -10,6 +10,8 @@
 #   make check-layering  no upward #include between layers
 #   make consumer        install build/ to a temp prefix, build+run tests/consumer (CMake, pkg-config)
 #   make bench           build and run the benchmarks (short runs)
+#   make fuzz            clang libFuzzer build in build-fuzz/, runs every fuzz target FUZZ_SECONDS (60) each
+#   make fuzz-ci         the same for FUZZ_CI_SECONDS (15) each: CI's short bounded run
 #   make format          clang-format every source file in place (format-check: dry run)
 #   make clean           remove the build directories
 #   make ci              what .ci/run does
@@ -21,6 +23,9 @@ JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD_DIR ?= build
 ASAN_DIR  ?= build-asan
 TSAN_DIR  ?= build-tsan
+FUZZ_DIR  ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_CI_SECONDS ?= 15
 
 CMAKE_OPTIONS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTETHER_WERROR=ON
 # Sanitizer builds: tests only, -O1 (fast enough to run, still debuggable), Debug so that
@@ -35,10 +40,10 @@ export UBSAN_OPTIONS ?= print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS  ?= halt_on_error=1:second_deadlock_stack=1
 BENCH_ARGS ?= --benchmark_min_time=0.2
 
-FORMAT_DIRS := include src tests bench examples tools
+FORMAT_DIRS := include src tests bench examples tools fuzz
 
 .PHONY: build demo test asan tsan check-headers check-layering consumer bench format format-check \
-        clean ci deps configure
+        clean ci deps configure fuzz fuzz-ci
 
 deps:
 	@scripts/deps.sh
@@ -86,6 +91,14 @@ bench: build
 	  echo "== bench/python_client_bench.py"; \
 	  /usr/bin/python3 bench/python_client_bench.py $(BUILD_DIR)/examples/calc_server
 
+# libFuzzer targets (fuzz/): built with clang in $(FUZZ_DIR), one target at a time; a finding
+# fails the run. The normal build replays their corpora under CTest (label fuzz) instead.
+fuzz:
+	FUZZ_BUILD_DIR=$(FUZZ_DIR) FUZZ_SECONDS=$(FUZZ_SECONDS) JOBS=$(JOBS) scripts/fuzz.sh
+
+fuzz-ci:
+	FUZZ_BUILD_DIR=$(FUZZ_DIR) FUZZ_SECONDS=$(FUZZ_CI_SECONDS) JOBS=$(JOBS) scripts/fuzz.sh
+
 format:
 	@scripts/deps.sh format
 	find $(FORMAT_DIRS) -type f \( -name '*.hpp' -o -name '*.cpp' \) -print0 2>/dev/null \
@@ -97,7 +110,7 @@ format-check:
 	  | xargs -0 -r clang-format --dry-run --Werror --style=file
 
 clean:
-	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR)
+	rm -rf $(BUILD_DIR) $(ASAN_DIR) $(TSAN_DIR) $(FUZZ_DIR)
 
 ci:
 	bash .ci/run

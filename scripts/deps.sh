@@ -3,6 +3,7 @@
 #
 #   scripts/deps.sh            install whatever is missing (apt-get update first)
 #   scripts/deps.sh format     ... plus the formatting/linting tools (clang-format, clang-tidy)
+#   scripts/deps.sh fuzz       ... plus clang 14 and its sanitizer/libFuzzer runtimes (make fuzz)
 #   scripts/deps.sh --list     print the package list and exit
 #
 # When every package is already installed it returns at once without touching apt, so it is
@@ -22,11 +23,13 @@ PACKAGES=(
   ca-certificates
 )
 FORMAT_PACKAGES=(clang-format clang-tidy)
+FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev)
 
 want=("${PACKAGES[@]}")
 for arg in "$@"; do
   case "$arg" in
     format) want+=("${FORMAT_PACKAGES[@]}") ;;
+    fuzz) want+=("${FUZZ_PACKAGES[@]}") ;;
     --list) printf '%s\n' "${want[@]}"; exit 0 ;;
     *) echo "deps.sh: unknown argument '$arg'" >&2; exit 2 ;;
   esac

@@ -37,9 +37,19 @@ namespace tether::detail {
 
 namespace {
 
+/// ::operator delete(p, n), or the unsized form where the compiler does not provide sized
+/// deallocation (clang before 19 needs -fsized-deallocation for it).
+inline void delete_sized(void* p, [[maybe_unused]] std::size_t n) noexcept {
+#if defined(__cpp_sized_deallocation)
+  ::operator delete(p, n);
+#else
+  ::operator delete(p);
+#endif
+}
+
 constexpr std::size_t kStep = 64;
 constexpr std::size_t kMaxPooled = 2048;
-constexpr std::size_t kClasses = kMaxPooled / kStep;
+[[maybe_unused]] constexpr std::size_t kClasses = kMaxPooled / kStep;  // unused without the pool
 constexpr std::size_t kClassCapBytes = 64 * 1024;
 
 std::atomic<std::size_t> g_released_at_exit{0};
@@ -88,7 +98,7 @@ Cache::~Cache() {
     const std::size_t bytes = class_size(c);
     while (FreeBlock* b = head[c]) {
       head[c] = b->next;
-      ::operator delete(static_cast<void*>(b), bytes);
+      delete_sized(static_cast<void*>(b), bytes);
       released += bytes;
     }
     count[c] = 0;
@@ -98,7 +108,7 @@ Cache::~Cache() {
 
 [[gnu::noinline]] void free_slow(void* p, std::size_t c) noexcept {
   if (t_dead) {
-    ::operator delete(p, class_size(c));
+    delete_sized(p, class_size(c));
     return;
   }
   Cache* cache = &t_cache;  // first use on this thread: builds it and registers its destructor
@@ -128,7 +138,7 @@ void* frame_alloc(std::size_t size) {
 
 void frame_free(void* p, std::size_t size) noexcept {
   if (size - 1 >= kMaxPooled) {
-    ::operator delete(p, size);
+    delete_sized(p, size);
     return;
   }
   const std::size_t c = class_of(size);
@@ -138,7 +148,7 @@ void frame_free(void* p, std::size_t size) noexcept {
     return;
   }
   if (cache->count[c] >= kClassCap[c]) {
-    ::operator delete(p, class_size(c));
+    delete_sized(p, class_size(c));
     return;
   }
   cache->head[c] = ::new (p) FreeBlock{cache->head[c]};
@@ -159,7 +169,7 @@ std::size_t frame_pool_cached_bytes() noexcept {
 
 void* frame_alloc(std::size_t size) { return ::operator new(size); }
 
-void frame_free(void* p, std::size_t size) noexcept { ::operator delete(p, size); }
+void frame_free(void* p, std::size_t size) noexcept { delete_sized(p, size); }
 
 bool frame_pool_enabled() noexcept { return false; }
 
