@@ -152,6 +152,23 @@ void Server::start() {
     server_->listen(options_.port, options_.host);
   }
   if (options_.on_listen) options_.on_listen(server_->addresses());
+  if (options_.hooks.empty()) return;
+  ServerInfo info;
+  info.loop = &server_->loop();
+  info.host = options_.host;
+  info.addresses = server_->addresses();
+  info.service_name = shared_->def->aliases.empty() ? shared_->def->name : shared_->def->aliases.front();
+  info.aliases = shared_->def->aliases;
+  info.tls = options_.server.tls.has_value();
+  info.generation = options_.connection.generation;
+  try {
+    for (const ServerHookFactory& make : options_.hooks) {
+      if (std::unique_ptr<ServerHook> hook = make(info)) hooks_.push_back(std::move(hook));
+    }
+  } catch (...) {
+    close();
+    throw;
+  }
 }
 
 std::uint16_t Server::port() const {
@@ -181,14 +198,29 @@ Task<void> Server::shutdown() { return shutdown(options_.shutdown_grace); }
 
 Task<void> Server::shutdown(Duration grace) {
   if (!server_) co_return;
+  // The hooks move into this frame: a close() meanwhile cannot destroy one that is running.
+  std::vector<std::unique_ptr<ServerHook>> hooks = std::move(hooks_);
+  for (std::unique_ptr<ServerHook>& hook : hooks) {
+    try {
+      co_await hook->on_shutdown();
+    } catch (...) {
+      TETHER_LOG_WARN("tether::Server: a hook's on_shutdown failed: {}", describe_current_exception());
+    }
+  }
+  hooks.clear();
   server_->stop();
   shared_->drain_all();
   co_await server_->shutdown(grace);
 }
 
 void Server::close() {
+  hooks_.clear();
   if (server_) server_->close();
 }
+
+ServerHook::~ServerHook() = default;
+
+Task<void> ServerHook::on_shutdown() { co_return; }
 
 // ------------------------------------------------------------------------------- serve
 
