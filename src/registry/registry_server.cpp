@@ -1,6 +1,7 @@
 #include "tether/registry/registry_server.hpp"
 
 #include <algorithm>
+#include <utility>
 
 #include "registry/udp_socket.hpp"
 #include "tether/base/error.hpp"
@@ -24,6 +25,27 @@ struct RegistryServer::Impl {
   std::unique_ptr<StreamServer> tcp;
 
   void read_datagrams(RegistryServer& self);
+
+  /// Warnings about refused requests, at most one per kWarnEvery per kind (a flood must not
+  /// flood the log too); the ones left out are counted in the next.
+  static constexpr Duration kWarnEvery = std::chrono::seconds(10);
+  struct WarnLimit {
+    TimePoint last{};
+    std::uint64_t suppressed = 0;
+  };
+  WarnLimit network_warn;
+  WarnLimit full_warn;
+  /// True (with the suppressed count in `*skipped`) when a warning may be logged now.
+  static bool may_warn(WarnLimit& w, std::uint64_t* skipped) {
+    const TimePoint now = Clock::now();
+    if (w.last != TimePoint{} && now - w.last < kWarnEvery) {
+      ++w.suppressed;
+      return false;
+    }
+    *skipped = std::exchange(w.suppressed, 0);
+    w.last = now;
+    return true;
+  }
 };
 
 namespace {
@@ -183,8 +205,11 @@ std::optional<Bytes> RegistryServer::handle(std::span<const std::uint8_t> data, 
     case Command::kUnregister: {
       if (!opt.allowed_networks.contains(peer_host)) {
         ++st.refused_network;
-        TETHER_LOG_WARN("registry: refused {} from {} (not in the allowed networks {})", to_string(r.command), peer_host,
-                        opt.allowed_networks.to_string());
+        std::uint64_t skipped = 0;
+        if (Impl::may_warn(impl_->network_warn, &skipped)) {
+          TETHER_LOG_WARN("registry: refused {} from {} (not in the allowed networks {}); {} more refused since the last warning",
+                          to_string(r.command), peer_host, opt.allowed_networks.to_string(), skipped);
+        }
         return std::nullopt;
       }
       if (r.command == Command::kUnregister) {
@@ -194,9 +219,10 @@ std::optional<Bytes> RegistryServer::handle(std::span<const std::uint8_t> data, 
       RegisterResult res = impl_->table.register_endpoint(peer_host, r.aliases, r.port, now);
       st.added += res.added;
       st.refused_full += res.refused;
-      if (res.refused > 0) {
-        TETHER_LOG_WARN("registry: table full, {} of {} aliases of {}:{} not recorded", res.refused, r.aliases.size(),
-                        peer_host, r.port);
+      std::uint64_t skipped = 0;
+      if (res.refused > 0 && Impl::may_warn(impl_->full_warn, &skipped)) {
+        TETHER_LOG_WARN("registry: table full, {} of {} aliases of {}:{} not recorded; {} more refused since the last warning",
+                        res.refused, r.aliases.size(), peer_host, r.port, skipped);
       }
       if (res.added + res.refreshed == 0 && !r.aliases.empty()) return std::nullopt;
       return encode_ok_reply();
