@@ -120,6 +120,8 @@ EventLoop& ServiceLocator::loop() const noexcept { return impl_->loop; }
 
 void ServiceLocator::set_on_change(ChangeListener fn) { impl_->on_change = std::move(fn); }
 
+void ServiceLocator::watch(const std::string& name) { impl_->source->follow(RegistryTable::normalize(name)); }
+
 void ServiceLocator::invalidate(const std::string& name) { impl_->source->forget(RegistryTable::normalize(name)); }
 
 void ServiceLocator::report_failure(const Endpoint& endpoint) {

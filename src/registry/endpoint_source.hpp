@@ -27,6 +27,8 @@ class EndpointSource {
   virtual Task<std::vector<std::string>> list() = 0;
   /// Drops what is cached for `name`.
   virtual void forget(const std::string& name) = 0;
+  /// Starts following `name` now, for change notifications (etcd); a no-op by default.
+  virtual void follow(const std::string& name) { (void)name; }
   /// "udp://...", "etcd://..." for messages.
   [[nodiscard]] virtual std::string describe() const = 0;
 

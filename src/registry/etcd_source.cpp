@@ -53,6 +53,8 @@ class EtcdSource final : public EndpointSource {
 
   void forget(const std::string& name) override { watches_.erase(name); }
 
+  void follow(const std::string& name) override { (void)watch(name); }
+
   [[nodiscard]] std::string describe() const override { return "etcd://" + client_.describe(); }
 
  private:

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdio>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -70,6 +72,10 @@ class LogCapture {
   ~LogCapture() {
     set_log_sink({});
     set_log_level(saved_);
+    // A test ending with an exception (a bounded wait that timed out) shows what was logged.
+    if (std::uncaught_exceptions() > 0 || ::testing::Test::HasFailure()) {
+      std::fprintf(stderr, "--- log captured by the test ---\n%s--- end of log ---\n", all().c_str());
+    }
   }
   LogCapture(const LogCapture&) = delete;
   LogCapture& operator=(const LogCapture&) = delete;

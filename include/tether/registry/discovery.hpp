@@ -116,9 +116,14 @@ class TETHER_API ServiceLocator {
   /// Forgets the cached set of `name` (the next discover() asks the registry).
   void invalidate(const std::string& name);
 
-  /// Called on the locator's loop whenever a watched set changes (etcd), with the new set.
+  /// Called on the locator's loop whenever the set of a followed name changes (etcd), with the
+  /// new set. It must not destroy the locator.
   using ChangeListener = std::function<void(const std::string& name, const std::vector<Endpoint>& endpoints)>;
   void set_on_change(ChangeListener fn);
+  /// Starts following `name` at once (etcd: reads and watches its prefix; every name looked up
+  /// is followed from then on), so that the change listener hears of it. A no-op for RPyC
+  /// registries, which are asked, not watched.
+  void watch(const std::string& name);
 
   [[nodiscard]] const DiscoverOptions& options() const noexcept;
   [[nodiscard]] EventLoop& loop() const noexcept;
