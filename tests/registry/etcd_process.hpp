@@ -3,9 +3,14 @@
 // were free a moment before (bound to port 0 by this process, then released), in a temporary
 // directory removed afterwards. Members can be killed (SIGKILL) and started again, with their
 // data or wiped. Blocking helpers for test set-up: every wait is bounded.
+//
+// With a network namespace (one the test created), the members run inside it (`ip netns exec`,
+// which execs etcd in place: the pid is etcd's) on `host`, an address of that namespace, and
+// the health checks are made from a thread that entered it.
 
 #include <curl/curl.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -35,7 +40,9 @@ class EtcdCluster {
   }
 
   /// Starts `members` members and waits until every one reports healthy (throws otherwise).
-  explicit EtcdCluster(int members = 1) {
+  explicit EtcdCluster(int members = 1, std::string host = "127.0.0.1", std::string netns = "",
+                       std::string ip_program = "")
+      : host_(std::move(host)), netns_(std::move(netns)), ip_program_(std::move(ip_program)) {
     if (program().empty()) throw std::runtime_error("etcd is not installed (Debian package etcd-server)");
     char tmpl[] = "/tmp/tether-etcd.XXXXXX";
     if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
@@ -62,7 +69,7 @@ class EtcdCluster {
 
   /// "127.0.0.1:PORT" of member i's client side.
   [[nodiscard]] std::string endpoint(int i) const {
-    return "127.0.0.1:" + std::to_string(members_.at(i).client_port);
+    return host_ + ":" + std::to_string(members_.at(i).client_port);
   }
   /// "etcd://127.0.0.1:P0,127.0.0.1:P1,..." (members in order).
   [[nodiscard]] std::string url() const {
@@ -101,10 +108,7 @@ class EtcdCluster {
         return false;  // it exited
       }
       std::string body;
-      if (http("GET", "http://" + endpoint(i) + "/health", "", &body) == 200 &&
-          body.find("\"true\"") != std::string::npos) {
-        return true;
-      }
+      if (health(i, &body) == 200 && body.find("\"true\"") != std::string::npos) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling an external process
     }
     return false;
@@ -172,15 +176,33 @@ class EtcdCluster {
 
   [[nodiscard]] std::string data_dir(int i) const { return dir_ + "/" + members_.at(i).name + ".data"; }
 
+  /// GET /health of member i, from inside its namespace when it has one.
+  long health(int i, std::string* body) {
+    const std::string url = "http://" + endpoint(i) + "/health";
+    if (netns_.empty()) return http("GET", url, "", body);
+    long status = 0;
+    std::thread t([&]() {
+      const int fd = ::open(("/var/run/netns/" + netns_).c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) return;
+      const bool entered = ::setns(fd, CLONE_NEWNET) == 0;
+      ::close(fd);
+      if (entered) status = http("GET", url, "", body);
+    });
+    t.join();
+    return status;
+  }
+
   void spawn(int i, bool fresh) {
     Member& m = members_.at(i);
     std::string cluster;
     for (const Member& o : members_) {
-      cluster += (cluster.empty() ? "" : ",") + o.name + "=http://127.0.0.1:" + std::to_string(o.peer_port);
+      cluster += (cluster.empty() ? "" : ",") + o.name + "=http://" + host_ + ":" + std::to_string(o.peer_port);
     }
-    const std::string client = "http://127.0.0.1:" + std::to_string(m.client_port);
-    const std::string peer = "http://127.0.0.1:" + std::to_string(m.peer_port);
-    std::vector<std::string> args = {program(),
+    const std::string client = "http://" + host_ + ":" + std::to_string(m.client_port);
+    const std::string peer = "http://" + host_ + ":" + std::to_string(m.peer_port);
+    std::vector<std::string> args;
+    if (!netns_.empty()) args = {ip_program_, "netns", "exec", netns_};
+    std::vector<std::string> etcd = {program(),
                                      "--name", m.name,
                                      "--data-dir", data_dir(i),
                                      "--listen-client-urls", client,
@@ -194,6 +216,7 @@ class EtcdCluster {
                                      "--election-timeout", "500",
                                      "--logger", "zap",
                                      "--log-outputs", "stderr"};
+    args.insert(args.end(), etcd.begin(), etcd.end());
     const std::string log_path = dir_ + "/" + m.name + ".log";
     std::vector<char*> argv;  // built before fork: the child only calls async-signal-safe functions
     for (std::string& a : args) argv.push_back(a.data());
@@ -215,6 +238,9 @@ class EtcdCluster {
     m.pid = pid;
   }
 
+  std::string host_;
+  std::string netns_;
+  std::string ip_program_;
   std::string dir_;
   std::vector<Member> members_;
 };
