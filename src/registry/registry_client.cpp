@@ -8,6 +8,7 @@
 #include "tether/loop/time.hpp"
 #include "tether/net/address.hpp"
 #include "tether/net/connect.hpp"
+#include "tether/registry/registry_url.hpp"
 
 namespace tether::registry {
 
@@ -96,9 +97,8 @@ Task<Bytes> tcp_exchange(RegistryClientOptions o, std::string what, Bytes reques
 }  // namespace
 
 std::string RegistryClient::describe() const {
-  const bool v6 = options_.host.find(':') != std::string::npos;
-  return fmt::format("{}://{}{}{}:{}", options_.transport == RegistryTransport::kUdp ? "udp" : "tcp", v6 ? "[" : "",
-                     options_.host, v6 ? "]" : "", options_.port);
+  return std::string(options_.transport == RegistryTransport::kUdp ? "udp://" : "tcp://") +
+         join_host_port(options_.host, options_.port);
 }
 
 Task<Bytes> RegistryClient::exchange(Bytes request, bool (*accept)(const Bytes& reply)) const {
