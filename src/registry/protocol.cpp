@@ -12,27 +12,21 @@ namespace {
 
 using brine::Value;
 
-/// What a request may hold: (magic, command, args) with args at most two levels deeper.
-brine::Limits request_limits() {
+/// Bounds for decoding: no more nesting than a request's args need (magic, command, args,
+/// aliases), and `max_bytes` of input.
+brine::Limits limits_for(std::size_t max_bytes, std::size_t max_container_len) {
   brine::Limits l;
   l.max_depth = 4;
-  l.max_container_len = 64;
-  l.max_total_values = 256;
-  l.max_total_bytes = kMaxDatagram;
+  l.max_container_len = max_container_len;
+  l.max_total_values = 4 * max_container_len;
+  l.max_total_bytes = max_bytes;
   l.max_int_digits = 32;
   return l;
 }
 
-/// Replies are read up to kMaxUdpListReply bytes.
-brine::Limits reply_limits() {
-  brine::Limits l;
-  l.max_depth = 4;
-  l.max_container_len = 4096;
-  l.max_total_values = 16384;
-  l.max_total_bytes = kMaxUdpListReply;
-  l.max_int_digits = 32;
-  return l;
-}
+/// Requests are at most one datagram; replies are read up to kMaxUdpListReply bytes.
+brine::Limits request_limits() { return limits_for(kMaxDatagram, 64); }
+brine::Limits reply_limits() { return limits_for(kMaxUdpListReply, 4096); }
 
 std::optional<Value> load_bounded(std::span<const std::uint8_t> data, const brine::Limits& limits) {
   if (data.empty() || data.size() > limits.max_total_bytes) return std::nullopt;

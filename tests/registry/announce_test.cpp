@@ -15,43 +15,17 @@ namespace tether::registry {
 namespace {
 
 using namespace std::chrono_literals;
-using tether::testing::LoopTest;
 using tether::testing::start_announced;
 using tether::testing::wait_for;
 
-class AnnounceTest : public LoopTest {
+class AnnounceTest : public tether::testing::RegistryTest {
  protected:
-  void TearDown() override {
-    for (auto& s : servers_) s->close();
-    servers_.clear();
-    registry_.reset();
-    LoopTest::TearDown();
-  }
-
-  /// A registry on 127.0.0.1 (port 0: a free one) whose additions and removals set events.
-  RegistryServer& start_registry(std::uint16_t port = 0) {
-    RegistryServerOptions o;
-    o.host = "127.0.0.1";
-    o.port = port;
-    o.tcp = true;
-    registry_ = std::make_unique<RegistryServer>(o);
-    registry_->table().set_on_added([this](const std::string&, const HostPort&) { added_.set(); });
-    registry_->table().set_on_removed([this](const std::string&, const HostPort&) { removed_.set(); });
-    registry_->start();
-    return *registry_;
-  }
-
   AnnounceOptions announce_to(const std::string& scheme, std::uint16_t port) {
     AnnounceOptions a;
     a.registry = scheme + "://127.0.0.1:" + std::to_string(port);
     a.timeout = 500ms;
     return a;
   }
-
-  std::unique_ptr<RegistryServer> registry_;
-  std::vector<std::unique_ptr<Server>> servers_;
-  Event added_;
-  Event removed_;
 };
 
 Task<void> shut_down(Server& s) { co_await s.shutdown(); }

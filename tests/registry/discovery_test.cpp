@@ -20,35 +20,17 @@ namespace tether::registry {
 namespace {
 
 using namespace std::chrono_literals;
-using tether::testing::LoopTest;
+using tether::testing::connect_n;
 using tether::testing::start_announced;
 using tether::testing::wait_for;
 using tether::testing::whoami_and_close;
 
-class DiscoveryTest : public LoopTest {
+class DiscoveryTest : public tether::testing::RegistryTest {
  protected:
-  void TearDown() override {
-    for (auto& s : servers_) s->close();
-    servers_.clear();
-    registry_.reset();
-    LoopTest::TearDown();
-  }
-
-  void start_registry() {
-    RegistryServerOptions o;
-    o.host = "127.0.0.1";
-    o.port = 0;
-    o.tcp = true;
-    registry_ = std::make_unique<RegistryServer>(o);
-    registry_->table().set_on_added([this](const std::string&, const HostPort&) {
-      if (++added_count_ >= expected_) added_.set();
-    });
-    registry_->start();
-  }
-
   /// `n` echo servers announced to the registry; returns once all are registered.
   void start_servers(int n) {
     expected_ = added_count_ + n;
+    added_.clear();
     for (int i = 0; i < n; ++i) {
       AnnounceOptions a;
       a.registry = "udp://127.0.0.1:" + std::to_string(registry_->udp_port());
@@ -72,23 +54,7 @@ class DiscoveryTest : public LoopTest {
   void register_raw(std::uint16_t port) {
     registry_->table().register_endpoint("127.0.0.1", {"ECHO"}, port, Clock::now());
   }
-
-  std::unique_ptr<RegistryServer> registry_;
-  std::vector<std::unique_ptr<Server>> servers_;
-  Event added_;
-  int added_count_ = 0;
-  int expected_ = 0;
 };
-
-Task<std::vector<std::string>> connect_n(ServiceLocator& locator, int n) {
-  std::vector<std::string> ids;
-  for (int i = 0; i < n; ++i) {
-    std::unique_ptr<Connection> conn = co_await locator.connect("echo");
-    std::string id = co_await whoami_and_close(std::move(conn));
-    ids.push_back(std::move(id));
-  }
-  co_return ids;
-}
 
 Task<std::vector<Endpoint>> discover_with(ServiceLocator& locator, std::string name) {
   std::vector<Endpoint> eps = co_await locator.discover(std::move(name));

@@ -24,6 +24,7 @@ namespace tether::registry {
 namespace {
 
 using namespace std::chrono_literals;
+using tether::testing::connect_n;
 using tether::testing::EtcdCluster;
 using tether::testing::LogCapture;
 using tether::testing::LoopTest;
@@ -234,16 +235,6 @@ Task<std::uint16_t> spawn_announced(std::unique_ptr<ChildProcess>& child, std::u
   const std::string text(line.view());
   if (text.rfind("PORT ", 0) != 0) throw std::runtime_error("announced_server said: " + text);
   co_return static_cast<std::uint16_t>(std::stoi(text.substr(5)));
-}
-
-Task<std::vector<std::string>> connect_n(ServiceLocator& locator, int n) {
-  std::vector<std::string> ids;
-  for (int i = 0; i < n; ++i) {
-    std::unique_ptr<Connection> conn = co_await locator.connect("echo");
-    std::string id = co_await whoami_and_close(std::move(conn));
-    ids.push_back(std::move(id));
-  }
-  co_return ids;
 }
 
 TEST_F(EtcdTest, ASigkilledServersEntryDisappearsWithinItsTtlAndIsNoLongerChosen) {

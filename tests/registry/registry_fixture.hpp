@@ -18,6 +18,8 @@
 #include "tether/loop/sync.hpp"
 #include "tether/loop/time.hpp"
 #include "tether/registry/announce.hpp"
+#include "tether/registry/discovery.hpp"
+#include "tether/registry/registry_server.hpp"
 #include "tether/service/client.hpp"
 #include "tether/service/serve.hpp"
 #include "tether/service/service.hpp"
@@ -51,6 +53,17 @@ inline Task<std::string> whoami_and_close(std::unique_ptr<Connection> conn) {
   root = Netref();
   co_await conn->close();
   co_return id;
+}
+
+/// Connects to ECHO `n` times through `locator`; which server answered each time.
+inline Task<std::vector<std::string>> connect_n(registry::ServiceLocator& locator, int n) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < n; ++i) {
+    std::unique_ptr<Connection> conn = co_await locator.connect("echo");
+    std::string id = co_await whoami_and_close(std::move(conn));
+    ids.push_back(std::move(id));
+  }
+  co_return ids;
 }
 
 /// Waits for `e`, failing with Timeout after `limit`.
@@ -105,6 +118,41 @@ class LogCapture {
   mutable std::mutex mu_;
   std::vector<std::string> lines_;
   std::vector<std::pair<std::string, Event*>> watches_;
+};
+
+/// A tether registry on 127.0.0.1 of this test's loop and announced servers, closed at the end.
+/// added_ is set once `expected_` entries were added (1 unless a test says otherwise), removed_
+/// when one is removed.
+class RegistryTest : public LoopTest {
+ protected:
+  void TearDown() override {
+    for (auto& s : servers_) s->close();
+    servers_.clear();
+    registry_.reset();
+    LoopTest::TearDown();
+  }
+
+  /// UDP and TCP; port 0: a free one (then UDP's and TCP's differ).
+  registry::RegistryServer& start_registry(std::uint16_t port = 0) {
+    registry::RegistryServerOptions o;
+    o.host = "127.0.0.1";
+    o.port = port;
+    o.tcp = true;
+    registry_ = std::make_unique<registry::RegistryServer>(o);
+    registry_->table().set_on_added([this](const std::string&, const registry::HostPort&) {
+      if (++added_count_ >= expected_) added_.set();
+    });
+    registry_->table().set_on_removed([this](const std::string&, const registry::HostPort&) { removed_.set(); });
+    registry_->start();
+    return *registry_;
+  }
+
+  std::unique_ptr<registry::RegistryServer> registry_;
+  std::vector<std::unique_ptr<Server>> servers_;
+  Event added_;
+  Event removed_;
+  int added_count_ = 0;
+  int expected_ = 1;
 };
 
 }  // namespace tether::testing
