@@ -34,7 +34,10 @@ class RpycAnnouncer final : public ServerHook {
  public:
   RpycAnnouncer(EventLoop& loop, RegistryClient client, std::vector<std::string> aliases, std::uint16_t port,
                 AnnounceOptions options)
-      : client_(std::move(client)), aliases_(std::move(aliases)), port_(port), options_(std::move(options)),
+      : client_(std::move(client)),
+        aliases_(std::move(aliases)),
+        port_(port),
+        options_(std::move(options)),
         tasks_(loop) {
     tasks_.spawn(run(this));
   }
@@ -55,9 +58,10 @@ class RpycAnnouncer final : public ServerHook {
         TETHER_LOG_INFO("registry: registered port {} as {} with {}", self->port_, self->aliases_.front(),
                         self->client_.describe());
       } else if (!ok && !warned) {
-        TETHER_LOG_WARN("registry: no registry acknowledged port {} at {}; retrying every {} ms", self->port_,
-                        self->client_.describe(),
-                        std::chrono::duration_cast<std::chrono::milliseconds>(self->options_.retry_interval).count());
+        TETHER_LOG_WARN(
+            "registry: no registry acknowledged port {} at {}; retrying every {} ms", self->port_,
+            self->client_.describe(),
+            std::chrono::duration_cast<std::chrono::milliseconds>(self->options_.retry_interval).count());
       }
       warned = !ok;
       registered = ok;

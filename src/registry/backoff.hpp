@@ -14,7 +14,9 @@ namespace tether::registry::detail {
 class Backoff {
  public:
   Backoff(Duration initial, Duration max, double jitter = 0.5)
-      : initial_(std::max(initial, Duration(1))), max_(std::max(max, initial_)), jitter_(jitter),
+      : initial_(std::max(initial, Duration(1))),
+        max_(std::max(max, initial_)),
+        jitter_(jitter),
         rng_(std::random_device{}()) {}
 
   Duration next() {

@@ -1,9 +1,9 @@
 #include "registry/curl_multi.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <mutex>
-
-#include <fmt/format.h>
 
 #include "tether/base/error.hpp"
 
@@ -153,7 +153,8 @@ void CurlMulti::collect_done() {
 
 // ------------------------------------------------------------------------------ HttpTransfer
 
-HttpTransfer::HttpTransfer(CurlMulti& multi, HttpRequest request) : multi_(&multi), request_(std::move(request)) {
+HttpTransfer::HttpTransfer(CurlMulti& multi, HttpRequest request)
+    : multi_(&multi), request_(std::move(request)) {
   easy_ = curl_easy_init();
   if (!easy_) throw Error(ErrorKind::kIo, "curl_easy_init failed");
   headers_ = curl_slist_append(headers_, "Content-Type: application/json");
@@ -216,7 +217,7 @@ void HttpTransfer::complete(CURLcode result) noexcept {
 
 void HttpTransfer::check_result() {
   if (result_ == CURLE_OK) return;
-  const std::string reason = overflow_ ? fmt::format("response larger than {} bytes", request_.max_body)
+  const std::string reason = overflow_   ? fmt::format("response larger than {} bytes", request_.max_body)
                              : error_[0] ? std::string(error_)
                                          : std::string(curl_easy_strerror(result_));
   if (result_ == CURLE_OPERATION_TIMEDOUT) throw Timeout(fmt::format("{}: {}", request_.url, reason));

@@ -75,7 +75,7 @@ struct HttpRequest {
   std::string body;  ///< POSTed as application/json
   std::vector<std::string> headers;
   Duration connect_timeout = std::chrono::seconds(2);
-  Duration timeout{};  ///< whole request (zero: none, for streams)
+  Duration timeout{};               ///< whole request (zero: none, for streams)
   std::size_t max_body = 4u << 20;  ///< unread response bytes allowed (larger: the transfer fails)
 };
 

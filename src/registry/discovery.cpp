@@ -1,10 +1,10 @@
 #include "tether/registry/discovery.hpp"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <map>
 #include <random>
-
-#include <fmt/format.h>
 
 #include "registry/backoff.hpp"
 #include "registry/endpoint_source.hpp"
@@ -51,18 +51,21 @@ Task<std::vector<std::string>> host_ips(std::string host) {
 
 Task<std::vector<Endpoint>> ServiceLocator::Impl::find(const std::string& name, bool refresh) {
   std::vector<Endpoint> eps = co_await source->lookup(name, refresh);
-  if (eps.empty()) throw DiscoveryError(fmt::format("no servers exposing '{}' were found ({})", name, source->describe()));
+  if (eps.empty())
+    throw DiscoveryError(fmt::format("no servers exposing '{}' were found ({})", name, source->describe()));
   if (options.host.empty()) co_return eps;
   std::vector<std::string> ips = co_await host_ips(options.host);
-  std::erase_if(eps, [&](const Endpoint& ep) { return std::find(ips.begin(), ips.end(), ep.host) == ips.end(); });
+  std::erase_if(eps,
+                [&](const Endpoint& ep) { return std::find(ips.begin(), ips.end(), ep.host) == ips.end(); });
   if (eps.empty()) {
-    throw DiscoveryError(
-        fmt::format("no servers exposing '{}' were found on {} ({})", name, options.host, source->describe()));
+    throw DiscoveryError(fmt::format("no servers exposing '{}' were found on {} ({})", name, options.host,
+                                     source->describe()));
   }
   co_return eps;
 }
 
-std::size_t ServiceLocator::Impl::pick_round_robin(const std::string& name, const std::vector<Endpoint>& eps) {
+std::size_t ServiceLocator::Impl::pick_round_robin(const std::string& name,
+                                                   const std::vector<Endpoint>& eps) {
   // Smooth weighted round robin (nginx): equal weights give plain round robin.
   std::map<std::string, std::int64_t>& current = rr[name];
   std::map<std::string, std::int64_t> kept;
@@ -122,7 +125,9 @@ void ServiceLocator::set_on_change(ChangeListener fn) { impl_->on_change = std::
 
 void ServiceLocator::watch(const std::string& name) { impl_->source->follow(RegistryTable::normalize(name)); }
 
-void ServiceLocator::invalidate(const std::string& name) { impl_->source->forget(RegistryTable::normalize(name)); }
+void ServiceLocator::invalidate(const std::string& name) {
+  impl_->source->forget(RegistryTable::normalize(name));
+}
 
 void ServiceLocator::report_failure(const Endpoint& endpoint) {
   impl_->cooldown[endpoint.to_string()] = Clock::now() + impl_->options.cooldown;
@@ -198,7 +203,8 @@ Task<std::unique_ptr<Connection>> ServiceLocator::connect(std::string name, Clie
         co.connection.first_generation = ep.generation;
       }
       try {
-        std::unique_ptr<Connection> conn = co_await with_timeout(opt.connect_timeout, tether::connect(ep.host, ep.port, co));
+        std::unique_ptr<Connection> conn =
+            co_await with_timeout(opt.connect_timeout, tether::connect(ep.host, ep.port, co));
         report_success(ep);
         co_return conn;
       } catch (const UsageError&) {
@@ -225,7 +231,8 @@ Task<std::vector<Endpoint>> discover(std::string name, DiscoverOptions options) 
   co_return eps;
 }
 
-Task<std::unique_ptr<Connection>> connect_by_service(std::string name, DiscoverOptions options, ClientOptions client) {
+Task<std::unique_ptr<Connection>> connect_by_service(std::string name, DiscoverOptions options,
+                                                     ClientOptions client) {
   ServiceLocator locator(std::move(options));
   std::unique_ptr<Connection> conn = co_await locator.connect(std::move(name), std::move(client));
   co_return conn;

@@ -51,7 +51,8 @@ class EtcdAnnouncer final : public ServerHook {
     lease_ = 0;
     try {
       co_await client_.revoke(lease);
-      TETHER_LOG_INFO("registry: revoked lease {:x} of {} on etcd {}", lease, keys_.front(), client_.describe());
+      TETHER_LOG_INFO("registry: revoked lease {:x} of {} on etcd {}", lease, keys_.front(),
+                      client_.describe());
     } catch (const std::exception& e) {
       TETHER_LOG_WARN("registry: could not revoke lease {:x} on etcd {} (its keys expire with it): {}", lease,
                       client_.describe(), e.what());
@@ -70,8 +71,8 @@ class EtcdAnnouncer final : public ServerHook {
     } else if (keys_put_) {
       const std::int64_t left = co_await client_.keepalive(lease_);
       if (left > 0) co_return period;
-      TETHER_LOG_WARN("registry: etcd {} no longer knows lease {:x} of {}; announcing again", client_.describe(),
-                      lease_, keys_.front());
+      TETHER_LOG_WARN("registry: etcd {} no longer knows lease {:x} of {}; announcing again",
+                      client_.describe(), lease_, keys_.front());
       lease_ = co_await client_.grant(opt.ttl);
       keys_put_ = false;
     }
@@ -85,7 +86,8 @@ class EtcdAnnouncer final : public ServerHook {
   static Task<void> run(EtcdAnnouncer* self) {
     const EtcdOptions& opt = self->client_.options();
     // Retries never wait past a third of the TTL: a short outage must not cost the lease.
-    Backoff backoff(opt.backoff_initial, std::min(opt.backoff_max, std::max<Duration>(opt.ttl / 3, opt.backoff_initial)));
+    Backoff backoff(opt.backoff_initial,
+                    std::min(opt.backoff_max, std::max<Duration>(opt.ttl / 3, opt.backoff_initial)));
     bool failing = false;
     for (;;) {
       Duration next{};
@@ -104,8 +106,8 @@ class EtcdAnnouncer final : public ServerHook {
       if (!failure.empty()) {
         next = backoff.next();
         if (!failing) {
-          TETHER_LOG_WARN("registry: announcing {} on etcd failed: {}; retrying with backoff", self->keys_.front(),
-                          failure);
+          TETHER_LOG_WARN("registry: announcing {} on etcd failed: {}; retrying with backoff",
+                          self->keys_.front(), failure);
         } else {
           TETHER_LOG_DEBUG("registry: etcd still failing for {}: {}", self->keys_.front(), failure);
         }
@@ -133,7 +135,8 @@ std::unique_ptr<ServerHook> make_etcd_announcer(const ServerInfo& info, const Re
   if (host.empty()) host = "127.0.0.1";
   const std::uint16_t port = *listening_port(info);
   std::vector<std::string> keys;
-  for (const std::string& alias : info.aliases) keys.push_back(service_key(options.etcd.prefix, alias, host, port));
+  for (const std::string& alias : info.aliases)
+    keys.push_back(service_key(options.etcd.prefix, alias, host, port));
   EtcdConfig config{url.etcd_endpoints, url.username, url.password, options.etcd};
   return std::make_unique<EtcdAnnouncer>(*info.loop, std::move(config), std::move(keys),
                                          service_value(info.generation, info.tls, options.weight));

@@ -47,8 +47,8 @@ std::string base64_encode(std::string_view in) {
   out.reserve((in.size() + 2) / 3 * 4);
   std::size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    const auto v = (std::uint32_t(std::uint8_t(in[i])) << 16) | (std::uint32_t(std::uint8_t(in[i + 1])) << 8) |
-                   std::uint8_t(in[i + 2]);
+    const auto v = (std::uint32_t(std::uint8_t(in[i])) << 16) |
+                   (std::uint32_t(std::uint8_t(in[i + 1])) << 8) | std::uint8_t(in[i + 2]);
     for (int s = 18; s >= 0; s -= 6) out.push_back(kAlphabet[(v >> s) & 63]);
   }
   if (i < in.size()) {
@@ -191,13 +191,15 @@ Task<std::optional<nlohmann::json>> EtcdClient::attempt(std::size_t endpoint, co
       failure = fmt::format("{} (code {})", message, code);
       co_return std::nullopt;
     }
-    const bool token_expired = code == EtcdError::kUnauthenticated || message.find("invalid auth token") != std::string::npos;
+    const bool token_expired =
+        code == EtcdError::kUnauthenticated || message.find("invalid auth token") != std::string::npos;
     if (round == 0 && !config_.username.empty() && token_expired) {
       TETHER_LOG_INFO("etcd at {}: {}; authenticating again", name, message);
       token_.clear();
       continue;
     }
-    throw EtcdError(code, resp.status, fmt::format("etcd at {}: {} failed: {} (code {})", name, path, message, code));
+    throw EtcdError(code, resp.status,
+                    fmt::format("etcd at {}: {} failed: {} (code {})", name, path, message, code));
   }
   failure = "authentication did not hold";
   co_return std::nullopt;

@@ -8,10 +8,9 @@
 //
 // Loop thread only. The client must outlive every Task and transfer it returned.
 
-#include <nlohmann/json.hpp>
-
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>

@@ -16,7 +16,8 @@ namespace {
 class EtcdSource final : public EndpointSource {
  public:
   EtcdSource(EventLoop& loop, const RegistryUrl& url, const DiscoverOptions& options)
-      : timeout_(options.timeout), client_(loop, EtcdConfig{url.etcd_endpoints, url.username, url.password, options.etcd}) {}
+      : timeout_(options.timeout),
+        client_(loop, EtcdConfig{url.etcd_endpoints, url.username, url.password, options.etcd}) {}
 
   ~EtcdSource() override { watches_.clear(); }  // before the client they use
 

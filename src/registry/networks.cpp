@@ -44,7 +44,8 @@ std::optional<Prefix> parse_prefix(std::string_view text) {
   std::string_view bits_text = text.substr(slash + 1);
   unsigned bits = 0;
   auto [end, ec] = std::from_chars(bits_text.data(), bits_text.data() + bits_text.size(), bits);
-  if (ec != std::errc() || end != bits_text.data() + bits_text.size() || bits_text.empty()) return std::nullopt;
+  if (ec != std::errc() || end != bits_text.data() + bits_text.size() || bits_text.empty())
+    return std::nullopt;
   if (bits > p->bits) return std::nullopt;
   p->bits = bits;
   // Canonical: host bits cleared.
@@ -79,8 +80,8 @@ std::string prefix_text(const Prefix& p) {
 
 NetworkList NetworkList::private_networks() {
   NetworkList n;
-  for (const char* p : {"127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "::1/128",
-                        "fc00::/7", "fe80::/10"}) {
+  for (const char* p : {"127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16",
+                        "::1/128", "fc00::/7", "fe80::/10"}) {
     n.add(p);
   }
   return n;
@@ -128,7 +129,9 @@ bool NetworkList::contains(std::string_view ip) const {
   return host && contains(*host);
 }
 
-bool NetworkList::contains(const Address& address) const { return address.is_ip() && contains(address.host()); }
+bool NetworkList::contains(const Address& address) const {
+  return address.is_ip() && contains(address.host());
+}
 
 std::string NetworkList::to_string() const {
   std::string out;

@@ -7,7 +7,10 @@
 namespace tether::registry::detail {
 
 PrefixWatch::PrefixWatch(EtcdClient& client, std::string prefix, std::string label, Changed on_change)
-    : client_(client), prefix_(std::move(prefix)), label_(std::move(label)), on_change_(std::move(on_change)),
+    : client_(client),
+      prefix_(std::move(prefix)),
+      label_(std::move(label)),
+      on_change_(std::move(on_change)),
       tasks_(client.loop()) {
   tasks_.spawn(run(this));
 }
@@ -46,7 +49,8 @@ bool PrefixWatch::apply(const std::string& line) {
   if (!j.is_object()) throw EtcdUnavailable("etcd watch: a line that is not JSON: " + line.substr(0, 200));
   if (j.contains("error")) {
     const nlohmann::json& e = j["error"];
-    throw EtcdUnavailable("etcd watch failed: " + (json_str(e, "message").empty() ? e.dump() : json_str(e, "message")));
+    throw EtcdUnavailable("etcd watch failed: " +
+                          (json_str(e, "message").empty() ? e.dump() : json_str(e, "message")));
   }
   auto result = j.find("result");
   if (result == j.end() || !result->is_object()) return true;
@@ -86,8 +90,8 @@ Task<void> PrefixWatch::run(PrefixWatch* self) {
     try {
       const std::int64_t revision = co_await self->resync();
       if (outage) {
-        TETHER_LOG_WARN("registry: etcd reachable again at {}; {} has {} endpoint(s)", client.endpoint(client.current()),
-                        self->label_, self->entries_.size());
+        TETHER_LOG_WARN("registry: etcd reachable again at {}; {} has {} endpoint(s)",
+                        client.endpoint(client.current()), self->label_, self->entries_.size());
         outage = false;
       }
       self->live_ = true;

@@ -40,13 +40,13 @@ Task<Address> registry_address(const RegistryClientOptions& o) {
   co_return addrs.front();  // resolve throws rather than return nothing
 }
 
-Task<Bytes> udp_exchange(RegistryClientOptions o, std::string what, Bytes request, bool (*accept)(const Bytes&),
-                         bool wait_reply) {
+Task<Bytes> udp_exchange(RegistryClientOptions o, std::string what, Bytes request,
+                         bool (*accept)(const Bytes&), bool wait_reply) {
   EventLoop& loop = EventLoop::current_or_throw();
   const TimePoint deadline = Clock::now() + o.timeout;
   Address to = co_await registry_address(o);
-  std::optional<Address> local =
-      Address::from_ip(o.interface.empty() ? (to.family() == Address::Family::kIPv6 ? "::" : "0.0.0.0") : o.interface, 0);
+  std::optional<Address> local = Address::from_ip(
+      o.interface.empty() ? (to.family() == Address::Family::kIPv6 ? "::" : "0.0.0.0") : o.interface, 0);
   if (!local) throw UsageError("registry client: interface must be a numeric address: " + o.interface);
   detail::UdpSocket sock(loop, *local);
   if (broadcast_rule(o)) sock.set_broadcast(true);
@@ -80,11 +80,12 @@ Task<Bytes> tcp_exchange_body(RegistryClientOptions o, Bytes request, bool (*acc
     if (accept(reply)) co_return reply;
   }
   if (accept(reply)) co_return reply;
-  throw ProtocolError(fmt::format("registry at tcp://{}:{} sent {} bytes that are not the expected reply", o.host,
-                                  o.port, reply.size()));
+  throw ProtocolError(fmt::format("registry at tcp://{}:{} sent {} bytes that are not the expected reply",
+                                  o.host, o.port, reply.size()));
 }
 
-Task<Bytes> tcp_exchange(RegistryClientOptions o, std::string what, Bytes request, bool (*accept)(const Bytes&)) {
+Task<Bytes> tcp_exchange(RegistryClientOptions o, std::string what, Bytes request,
+                         bool (*accept)(const Bytes&)) {
   const Duration limit = o.timeout;
   try {
     Bytes reply = co_await with_timeout(limit, tcp_exchange_body(std::move(o), std::move(request), accept));
@@ -103,7 +104,8 @@ std::string RegistryClient::describe() const {
 
 Task<Bytes> RegistryClient::exchange(Bytes request, bool (*accept)(const Bytes& reply)) const {
   if (options_.transport == RegistryTransport::kUdp) {
-    Bytes reply = co_await udp_exchange(options_, describe(), std::move(request), accept, /*wait_reply=*/true);
+    Bytes reply =
+        co_await udp_exchange(options_, describe(), std::move(request), accept, /*wait_reply=*/true);
     co_return reply;
   }
   Bytes reply = co_await tcp_exchange(options_, describe(), std::move(request), accept);
@@ -122,7 +124,8 @@ Task<bool> RegistryClient::register_service(std::vector<std::string> aliases, st
     (void)reply;
     co_return true;
   } catch (const Error& e) {
-    TETHER_LOG_DEBUG("registry client: REGISTER of port {} at {} not acknowledged: {}", port, describe(), e.what());
+    TETHER_LOG_DEBUG("registry client: REGISTER of port {} at {} not acknowledged: {}", port, describe(),
+                     e.what());
   }
   co_return false;
 }
@@ -141,7 +144,8 @@ Task<void> RegistryClient::unregister(std::uint16_t port) const {
   }
 }
 
-Task<std::optional<std::vector<std::string>>> RegistryClient::list(std::optional<std::string> filter_host) const {
+Task<std::optional<std::vector<std::string>>> RegistryClient::list(
+    std::optional<std::string> filter_host) const {
   Bytes reply = co_await exchange(encode_list(filter_host), &accept_list);
   std::optional<std::optional<std::vector<std::string>>> names = decode_list_reply(reply.span());
   co_return std::move(*names);

@@ -13,7 +13,8 @@
 namespace tether::registry {
 
 struct RegistryServer::Impl {
-  explicit Impl(RegistryServerOptions o) : options(std::move(o)), table(options.limits, options.pruning_timeout) {}
+  explicit Impl(RegistryServerOptions o)
+      : options(std::move(o)), table(options.limits, options.pruning_timeout) {}
 
   RegistryServerOptions options;
   RegistryTable table;
@@ -51,7 +52,8 @@ struct RegistryServer::Impl {
 namespace {
 
 Task<void> prune_periodically(RegistryServer::Impl* impl) {
-  const Duration period = std::max<Duration>(impl->options.pruning_timeout / 4, std::chrono::milliseconds(100));
+  const Duration period =
+      std::max<Duration>(impl->options.pruning_timeout / 4, std::chrono::milliseconds(100));
   for (;;) {
     co_await sleep(period);
     impl->table.prune(Clock::now());
@@ -74,7 +76,8 @@ Task<void> serve_tcp(RegistryServer* self, RegistryServer::Impl* impl, std::uniq
       request.append(chunk.view());
       if (request.size() > kMaxDatagram) break;
       Result<Request, DecodeError> r = decode_request(request.span(), impl->options.request_limits);
-      if (r || r.error() != DecodeError::kGarbage) break;  // complete (or wrong in a way more bytes won't fix)
+      if (r || r.error() != DecodeError::kGarbage)
+        break;  // complete (or wrong in a way more bytes won't fix)
     }
   } catch (const Timeout&) {
     ++impl->stats.tcp_timeouts;
@@ -109,7 +112,8 @@ void RegistryServer::Impl::read_datagrams(RegistryServer& self) {
   }
 }
 
-RegistryServer::RegistryServer(RegistryServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+RegistryServer::RegistryServer(RegistryServerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {}
 
 RegistryServer::~RegistryServer() { close(); }
 
@@ -120,8 +124,9 @@ void RegistryServer::start() {
   impl_->loop = &loop;
   try {
     if (impl_->options.udp) {
-      std::vector<Address> addrs = resolve_blocking(impl_->options.host, impl_->options.port, AddressFamily::kAny,
-                                                    /*passive=*/true);
+      std::vector<Address> addrs =
+          resolve_blocking(impl_->options.host, impl_->options.port, AddressFamily::kAny,
+                           /*passive=*/true);
       if (addrs.empty()) throw IoError(EADDRNOTAVAIL, "registry: resolve " + impl_->options.host);
       impl_->udp = std::make_unique<detail::UdpSocket>(loop, addrs.front());
       impl_->udp->on_readable([this]() { impl_->read_datagrams(*this); });
@@ -146,7 +151,8 @@ void RegistryServer::start() {
   }
   impl_->tasks = std::make_unique<TaskGroup>(loop);
   impl_->tasks->spawn(prune_periodically(impl_.get()));
-  TETHER_LOG_INFO("registry: serving on {} (udp port {}, tcp port {})", impl_->options.host, udp_port(), tcp_port());
+  TETHER_LOG_INFO("registry: serving on {} (udp port {}, tcp port {})", impl_->options.host, udp_port(),
+                  tcp_port());
 }
 
 void RegistryServer::close() {
@@ -158,7 +164,9 @@ void RegistryServer::close() {
   impl_->tasks.reset();
 }
 
-std::uint16_t RegistryServer::udp_port() const noexcept { return impl_->udp ? impl_->udp->local_address().port() : 0; }
+std::uint16_t RegistryServer::udp_port() const noexcept {
+  return impl_->udp ? impl_->udp->local_address().port() : 0;
+}
 
 std::uint16_t RegistryServer::tcp_port() const noexcept {
   if (!impl_->tcp) return 0;
@@ -207,8 +215,10 @@ std::optional<Bytes> RegistryServer::handle(std::span<const std::uint8_t> data, 
         ++st.refused_network;
         std::uint64_t skipped = 0;
         if (Impl::may_warn(impl_->network_warn, &skipped)) {
-          TETHER_LOG_WARN("registry: refused {} from {} (not in the allowed networks {}); {} more refused since the last warning",
-                          to_string(r.command), peer_host, opt.allowed_networks.to_string(), skipped);
+          TETHER_LOG_WARN(
+              "registry: refused {} from {} (not in the allowed networks {}); {} more refused since the last "
+              "warning",
+              to_string(r.command), peer_host, opt.allowed_networks.to_string(), skipped);
         }
         return std::nullopt;
       }
@@ -221,8 +231,10 @@ std::optional<Bytes> RegistryServer::handle(std::span<const std::uint8_t> data, 
       st.refused_full += res.refused;
       std::uint64_t skipped = 0;
       if (res.refused > 0 && Impl::may_warn(impl_->full_warn, &skipped)) {
-        TETHER_LOG_WARN("registry: table full, {} of {} aliases of {}:{} not recorded; {} more refused since the last warning",
-                        res.refused, r.aliases.size(), peer_host, r.port, skipped);
+        TETHER_LOG_WARN(
+            "registry: table full, {} of {} aliases of {}:{} not recorded; {} more refused since the last "
+            "warning",
+            res.refused, r.aliases.size(), peer_host, r.port, skipped);
       }
       if (res.added + res.refreshed == 0 && !r.aliases.empty()) return std::nullopt;
       return encode_ok_reply();

@@ -28,7 +28,8 @@ std::optional<HostPort> split_host_port(std::string_view text, std::uint16_t def
     std::string_view digits = rest.substr(1);
     unsigned port = 0;
     auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), port);
-    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || port == 0 || port > 65535) {
+    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() || port == 0 ||
+        port > 65535) {
       return std::nullopt;
     }
     out.port = static_cast<std::uint16_t>(port);
@@ -86,7 +87,8 @@ std::optional<RegistryUrl> RegistryUrl::parse(std::string_view text, std::string
   std::size_t start = 0;
   while (start <= rest.size()) {
     const std::size_t comma = rest.find(',', start);
-    std::string_view item = rest.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    std::string_view item =
+        rest.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     std::optional<HostPort> hp = split_host_port(item, kEtcdPort);
     if (!hp) return fail("expected HOST:PORT[,HOST:PORT...], not '" + std::string(item) + "'");
     url.etcd_endpoints.push_back(join_host_port(hp->host, hp->port));

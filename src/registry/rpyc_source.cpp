@@ -26,7 +26,8 @@ class RpycSource final : public EndpointSource {
     try {
       found = co_await client_.query(name);
     } catch (const Error& e) {
-      throw DiscoveryError("registry " + client_.describe() + " did not answer QUERY " + name + ": " + e.what());
+      throw DiscoveryError("registry " + client_.describe() + " did not answer QUERY " + name + ": " +
+                           e.what());
     }
     Entry entry;
     entry.fetched = Clock::now();

@@ -14,8 +14,9 @@ std::string RegistryTable::normalize(std::string name) {
   return name;
 }
 
-RegisterResult RegistryTable::register_endpoint(const std::string& host, const std::vector<std::string>& aliases,
-                                                std::uint16_t port, TimePoint now) {
+RegisterResult RegistryTable::register_endpoint(const std::string& host,
+                                                const std::vector<std::string>& aliases, std::uint16_t port,
+                                                TimePoint now) {
   RegisterResult result;
   const Key key{host, port};
   bool pruned = false;
@@ -102,7 +103,8 @@ std::vector<HostPort> RegistryTable::query(const std::string& name, TimePoint no
     entry = next;
   }
   std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) {
-    return a.entry.refreshed != b.entry.refreshed ? a.entry.refreshed < b.entry.refreshed : a.entry.seq < b.entry.seq;
+    return a.entry.refreshed != b.entry.refreshed ? a.entry.refreshed < b.entry.refreshed
+                                                  : a.entry.seq < b.entry.seq;
   });
   std::vector<HostPort> out;
   out.reserve(found.size());

@@ -34,7 +34,7 @@ class UdpSocket {
   bool send_to(std::span<const std::uint8_t> data, const Address& to);
 
   struct Datagram {
-    Bytes data;          ///< at most the `max` given to try_receive
+    Bytes data;            ///< at most the `max` given to try_receive
     std::size_t size = 0;  ///< the datagram's real size (larger than data.size() if truncated)
     Address from;
   };

@@ -56,8 +56,9 @@ int main(int argc, char** argv) {
     } else if (arg == "--weight" && has_value) {
       announce.weight = static_cast<std::uint32_t>(std::atoll(argv[++i]));
     } else {
-      std::fprintf(stderr, "usage: announced_server --registry URL [--id ID] [--service NAME] [--host H] "
-                           "[--ttl-ms N] [--reregister-ms N] [--retry-ms N] [--weight N]\n");
+      std::fprintf(stderr,
+                   "usage: announced_server --registry URL [--id ID] [--service NAME] [--host H] "
+                   "[--ttl-ms N] [--reregister-ms N] [--retry-ms N] [--weight N]\n");
       return 2;
     }
   }
@@ -68,7 +69,8 @@ int main(int argc, char** argv) {
   try {
     tether::Service svc(service);
     svc.expose("whoami", [id]() { return id; });
-    svc.expose("add", [](std::int64_t a, std::int64_t b) { return a + b; }, tether::arg_names("a", "b"));
+    svc.expose(
+        "add", [](std::int64_t a, std::int64_t b) { return a + b; }, tether::arg_names("a", "b"));
     opts.on_listen = [](const std::vector<tether::Address>& addresses) {
       say("PORT " + std::to_string(addresses.front().port()));
     };

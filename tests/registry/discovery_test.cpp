@@ -2,8 +2,9 @@
 // balancing, weights, endpoints that refuse or stay silent skipped and cooled down, retries
 // with backoff, the cached endpoint set, the host filter, TCP registries, blocking forms.
 
-#include <gtest/gtest.h>
+#include "tether/registry/discovery.hpp"
 
+#include <gtest/gtest.h>
 #include <sys/socket.h>
 
 #include <chrono>
@@ -13,7 +14,6 @@
 
 #include "registry_fixture.hpp"
 #include "tether/net/sockets.hpp"
-#include "tether/registry/discovery.hpp"
 #include "tether/registry/registry_server.hpp"
 
 namespace tether::registry {
@@ -136,7 +136,9 @@ TEST_F(DiscoveryTest, RefusingEndpointsAreSkippedAndCooledDown) {
   // The dead endpoint was tried once, then left to the end while cooling down.
   std::string all = log.all();
   std::size_t tried = 0;
-  for (std::size_t at = all.find("did not answer"); at != std::string::npos; at = all.find("did not answer", at + 1)) ++tried;
+  for (std::size_t at = all.find("did not answer"); at != std::string::npos;
+       at = all.find("did not answer", at + 1))
+    ++tried;
   EXPECT_EQ(tried, 1u) << all;
 }
 

@@ -56,7 +56,8 @@ class EtcdCluster {
     }
     for (int i = 0; i < members; ++i) spawn(i, /*fresh=*/true);
     for (int i = 0; i < members; ++i) {
-      if (!wait_healthy(i, std::chrono::seconds(30))) throw std::runtime_error("etcd did not become healthy: " + log(i));
+      if (!wait_healthy(i, std::chrono::seconds(30)))
+        throw std::runtime_error("etcd did not become healthy: " + log(i));
     }
   }
   ~EtcdCluster() {
@@ -95,7 +96,8 @@ class EtcdCluster {
       std::filesystem::remove_all(data_dir(i), ec);
     }
     spawn(i, wipe);
-    if (!wait_healthy(i, std::chrono::seconds(30))) throw std::runtime_error("etcd did not come back: " + log(i));
+    if (!wait_healthy(i, std::chrono::seconds(30)))
+      throw std::runtime_error("etcd did not come back: " + log(i));
   }
 
   /// Polls member i's /health until it says true or `limit` passed.
@@ -127,10 +129,11 @@ class EtcdCluster {
     curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 2000L);
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     if (method == "POST") curl_easy_setopt(c, CURLOPT_COPYPOSTFIELDS, body.c_str());
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, +[](char* d, std::size_t s, std::size_t n, void* u) {
-      static_cast<std::string*>(u)->append(d, s * n);
-      return s * n;
-    });
+    curl_easy_setopt(
+        c, CURLOPT_WRITEFUNCTION, +[](char* d, std::size_t s, std::size_t n, void* u) {
+          static_cast<std::string*>(u)->append(d, s * n);
+          return s * n;
+        });
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &out);
     long status = 0;
     if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -143,7 +146,8 @@ class EtcdCluster {
   /// POST /v3/<path> to member i (JSON in, JSON text out), with an auth token if given.
   std::string post(int i, const std::string& path, const std::string& json, const std::string& token = "") {
     std::string out;
-    http("POST", "http://" + endpoint(i) + "/v3/" + path, json, &out, token.empty() ? "" : "Authorization: " + token);
+    http("POST", "http://" + endpoint(i) + "/v3/" + path, json, &out,
+         token.empty() ? "" : "Authorization: " + token);
     return out;
   }
 
@@ -196,26 +200,40 @@ class EtcdCluster {
     Member& m = members_.at(i);
     std::string cluster;
     for (const Member& o : members_) {
-      cluster += (cluster.empty() ? "" : ",") + o.name + "=http://" + host_ + ":" + std::to_string(o.peer_port);
+      cluster +=
+          (cluster.empty() ? "" : ",") + o.name + "=http://" + host_ + ":" + std::to_string(o.peer_port);
     }
     const std::string client = "http://" + host_ + ":" + std::to_string(m.client_port);
     const std::string peer = "http://" + host_ + ":" + std::to_string(m.peer_port);
     std::vector<std::string> args;
     if (!netns_.empty()) args = {ip_program_, "netns", "exec", netns_};
     std::vector<std::string> etcd = {program(),
-                                     "--name", m.name,
-                                     "--data-dir", data_dir(i),
-                                     "--listen-client-urls", client,
-                                     "--advertise-client-urls", client,
-                                     "--listen-peer-urls", peer,
-                                     "--initial-advertise-peer-urls", peer,
-                                     "--initial-cluster", cluster,
-                                     "--initial-cluster-state", fresh ? "new" : "existing",
-                                     "--initial-cluster-token", "tether-test",
-                                     "--heartbeat-interval", "50",
-                                     "--election-timeout", "500",
-                                     "--logger", "zap",
-                                     "--log-outputs", "stderr"};
+                                     "--name",
+                                     m.name,
+                                     "--data-dir",
+                                     data_dir(i),
+                                     "--listen-client-urls",
+                                     client,
+                                     "--advertise-client-urls",
+                                     client,
+                                     "--listen-peer-urls",
+                                     peer,
+                                     "--initial-advertise-peer-urls",
+                                     peer,
+                                     "--initial-cluster",
+                                     cluster,
+                                     "--initial-cluster-state",
+                                     fresh ? "new" : "existing",
+                                     "--initial-cluster-token",
+                                     "tether-test",
+                                     "--heartbeat-interval",
+                                     "50",
+                                     "--election-timeout",
+                                     "500",
+                                     "--logger",
+                                     "zap",
+                                     "--log-outputs",
+                                     "stderr"};
     args.insert(args.end(), etcd.begin(), etcd.end());
     const std::string log_path = dir_ + "/" + m.name + ".log";
     std::vector<char*> argv;  // built before fork: the child only calls async-signal-safe functions

@@ -5,7 +5,6 @@
 // three-member cluster losing a member.
 
 #include <gtest/gtest.h>
-
 #include <signal.h>
 
 #include <chrono>
@@ -65,7 +64,8 @@ class EtcdTest : public LoopTest {
  protected:
   void SetUp() override {
     LoopTest::SetUp();
-    if (EtcdCluster::program().empty()) GTEST_SKIP() << "etcd is not installed (scripts/deps.sh installs etcd-server)";
+    if (EtcdCluster::program().empty())
+      GTEST_SKIP() << "etcd is not installed (scripts/deps.sh installs etcd-server)";
   }
   void TearDown() override {
     locator_.reset();
@@ -189,12 +189,14 @@ TEST_F(EtcdTest, ClientFailsOverAndReportsErrorsClearly) {
   EXPECT_EQ(run(put_error(c, 0)), "no error");
   EXPECT_EQ(c.current(), 1u);  // the live member became current
   const std::string missing = run(put_error(c, 0x1234));
-  EXPECT_NE(missing.find("etcd at " + etcd_->endpoint(0) + ": kv/put failed: etcdserver: requested lease not found (code 5)"),
+  EXPECT_NE(missing.find("etcd at " + etcd_->endpoint(0) +
+                         ": kv/put failed: etcdserver: requested lease not found (code 5)"),
             std::string::npos)
       << missing;
   detail::EtcdClient nobody(loop_, detail::EtcdConfig{{dead, dead_endpoint()}, "", "", o});
   const std::string unreachable = run(put_error(nobody, 0));
-  EXPECT_NE(unreachable.find("no etcd endpoint answered kv/put: " + dead + ": "), std::string::npos) << unreachable;
+  EXPECT_NE(unreachable.find("no etcd endpoint answered kv/put: " + dead + ": "), std::string::npos)
+      << unreachable;
 }
 
 // --- servers and clients
@@ -209,10 +211,12 @@ TEST_F(EtcdTest, RegistrationAppearsWithItsValueAndGoesOnGracefulShutdown) {
   run(wait_for_ports({port}, 10s));
   EXPECT_EQ(latest_.at(0), (Endpoint{"127.0.0.1", port, false, rpc::Generation::kAuto, 7}));
   // The key layout, read straight from etcd.
-  std::string range = etcd_->post(0, "kv/range",
-                                  "{\"key\":\"" + detail::base64_encode("/tether/services/ECHO/127.0.0.1:" +
-                                                                        std::to_string(port)) + "\"}");
-  EXPECT_NE(range.find(detail::base64_encode("{\"generation\":0,\"tls\":false,\"weight\":7}")), std::string::npos)
+  std::string range = etcd_->post(
+      0, "kv/range",
+      "{\"key\":\"" + detail::base64_encode("/tether/services/ECHO/127.0.0.1:" + std::to_string(port)) +
+          "\"}");
+  EXPECT_NE(range.find(detail::base64_encode("{\"generation\":0,\"tls\":false,\"weight\":7}")),
+            std::string::npos)
       << range;
   std::unique_ptr<Connection> conn = run(locator.connect("echo"));
   EXPECT_EQ(run(whoami_and_close(std::move(conn))), "a");
@@ -224,10 +228,10 @@ TEST_F(EtcdTest, RegistrationAppearsWithItsValueAndGoesOnGracefulShutdown) {
 }
 
 /// Starts announced_server in a child process; its port.
-Task<std::uint16_t> spawn_announced(std::unique_ptr<ChildProcess>& child, std::unique_ptr<BufferedStream>& out,
-                                    std::string url, std::string id) {
-  std::vector<std::string> argv = {TETHER_ANNOUNCED_SERVER, "--registry", std::move(url), "--id", std::move(id),
-                                   "--ttl-ms", "2000"};
+Task<std::uint16_t> spawn_announced(std::unique_ptr<ChildProcess>& child,
+                                    std::unique_ptr<BufferedStream>& out, std::string url, std::string id) {
+  std::vector<std::string> argv = {TETHER_ANNOUNCED_SERVER, "--registry", std::move(url), "--id",
+                                   std::move(id),           "--ttl-ms",   "2000"};
   SpawnedProcess p = spawn_process(argv);
   child = std::move(p.process);
   out = std::move(p.stream);
@@ -253,9 +257,10 @@ TEST_F(EtcdTest, ASigkilledServersEntryDisappearsWithinItsTtlAndIsNoLongerChosen
   run(wait_for_ports({servers_[0]->port()}, kTtl + 3s));
   const Duration gone_after = Clock::now() - t0;
   EXPECT_LT(gone_after, kTtl + 1500ms);
-  std::printf("[ figure ] SIGKILLed server's key gone after %lld ms (TTL %lld ms)\n",
-              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(gone_after).count()),
-              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(kTtl).count()));
+  std::printf(
+      "[ figure ] SIGKILLed server's key gone after %lld ms (TTL %lld ms)\n",
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(gone_after).count()),
+      static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(kTtl).count()));
   EXPECT_EQ(run(connect_n(locator, 4)), (std::vector<std::string>{"a", "a", "a", "a"}));
   child_out.reset();
 }
@@ -280,7 +285,8 @@ TEST_F(EtcdTest, ARestartedEtcdIsReconnectedAndLeasesAreReestablished) {
   run(wait_for(announced, 10s));   // the key is back under a new lease
   run(wait_for(watch_back, 10s));  // the client's watch is connected again
   run(wait_for_ports({port}, 10s));
-  EXPECT_TRUE(log.contains("no longer knows lease") || log.contains("requested lease not found")) << log.all();
+  EXPECT_TRUE(log.contains("no longer knows lease") || log.contains("requested lease not found"))
+      << log.all();
   // Really back in etcd: a new client finds it.
   std::vector<Endpoint> fresh = run(discover("echo", discover_options()));
   ASSERT_EQ(fresh.size(), 1u);

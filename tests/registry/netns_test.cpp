@@ -9,9 +9,8 @@
 //
 // Needs root (CAP_SYS_ADMIN) and iproute2; skipped with the reason otherwise.
 
-#include <gtest/gtest.h>
-
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <sched.h>
 #include <unistd.h>
 
@@ -70,7 +69,8 @@ class NetnsPair {
       return;
     }
     if (::geteuid() != 0) {
-      reason_ = "creating network namespaces needs root (CAP_SYS_ADMIN); running as uid " + std::to_string(::geteuid());
+      reason_ = "creating network namespaces needs root (CAP_SYS_ADMIN); running as uid " +
+                std::to_string(::geteuid());
       return;
     }
     const std::string id = std::to_string(::getpid());
@@ -316,7 +316,8 @@ TEST_F(NetnsTest, EtcdBackedCallAcrossAVethPair) {
   o.registry = etcd.url();
   o.timeout = 5s;
   std::set<std::string> seen = b.call<std::set<std::string>>([o]() { return discover_and_call(o, 1); }, 30s);
-  EXPECT_EQ(seen, (std::set<std::string>{std::string("at ") + kAddrA + ":" + std::to_string(port_a), "called in-a"}));
+  EXPECT_EQ(seen, (std::set<std::string>{std::string("at ") + kAddrA + ":" + std::to_string(port_a),
+                                         "called in-a"}));
   b.stop_tasks();
   a.exec([&]() { server_a.reset(); });
 }

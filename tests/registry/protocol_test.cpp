@@ -1,6 +1,8 @@
 // The registry datagram codec (byte-exact against the captures of wire spec §15.6), its
 // refusals, reply truncation, allowed networks and registry URLs.
 
+#include "tether/registry/protocol.hpp"
+
 #include <gtest/gtest.h>
 
 #include <random>
@@ -10,7 +12,6 @@
 #include "tether/brine/codec.hpp"
 #include "tether/brine/value.hpp"
 #include "tether/registry/networks.hpp"
-#include "tether/registry/protocol.hpp"
 #include "tether/registry/registry_url.hpp"
 
 namespace tether::registry {
@@ -31,12 +32,12 @@ Bytes hex(std::string_view text) {
   return out;
 }
 
-
 // --- the captures of wire spec §15.6 ---------------------------------------------------------
 
 TEST(RegistryCodec, RegisterIsByteExact) {
-  Bytes expected = hex(
-      "12 08 0d 52 50 59 43 08 0e 08 52 45 47 49 53 54 45 52 11 11 08 0c 46 4f 4f 08 0c 42 41 52 16 05 33 35 31 35 35");
+  Bytes expected =
+      hex("12 08 0d 52 50 59 43 08 0e 08 52 45 47 49 53 54 45 52 11 11 08 0c 46 4f 4f 08 0c 42 41 52 16 05 "
+          "33 35 31 35 35");
   EXPECT_EQ(encode_register({"FOO", "BAR"}, 35155), expected);
   Result<Request, DecodeError> r = decode_request(expected.span());
   ASSERT_TRUE(r);
@@ -119,14 +120,18 @@ TEST(RegistryCodec, RefusesGarbageWrongMagicUnknownCommandsAndBadArguments) {
   EXPECT_EQ(error_of(brine::dump(Value("RPYC"))), DecodeError::kBadMagic);
   EXPECT_EQ(error_of(brine::dump(Value::make_tuple(Value::bytes("RPYC"), "QUERY", Value::make_tuple("x")))),
             DecodeError::kBadMagic);
-  EXPECT_EQ(error_of(brine::dump(Value::make_tuple("rpyc", "QUERY", Value::make_tuple("x")))), DecodeError::kBadMagic);
+  EXPECT_EQ(error_of(brine::dump(Value::make_tuple("rpyc", "QUERY", Value::make_tuple("x")))),
+            DecodeError::kBadMagic);
   EXPECT_EQ(error_of(brine::dump(Value::make_tuple("RPYC", "QUERY"))), DecodeError::kBadMagic);
 
-  EXPECT_EQ(error_of(brine::dump(Value::make_tuple("RPYC", "DELETE", Value::make_tuple("x")))), DecodeError::kUnknownCommand);
+  EXPECT_EQ(error_of(brine::dump(Value::make_tuple("RPYC", "DELETE", Value::make_tuple("x")))),
+            DecodeError::kUnknownCommand);
   EXPECT_EQ(error_of(brine::dump(Value::make_tuple("RPYC", Value::bytes("QUERY"), Value::make_tuple("x")))),
             DecodeError::kUnknownCommand);
 
-  auto bad = [](Value cmd, Value args) { return error_of(brine::dump(Value::make_tuple("RPYC", std::move(cmd), std::move(args)))); };
+  auto bad = [](Value cmd, Value args) {
+    return error_of(brine::dump(Value::make_tuple("RPYC", std::move(cmd), std::move(args))));
+  };
   EXPECT_EQ(bad("QUERY", Value("x")), DecodeError::kBadArguments);
   EXPECT_EQ(bad("QUERY", Value::make_tuple()), DecodeError::kBadArguments);
   EXPECT_EQ(bad("QUERY", Value::make_tuple(Value::bytes("x"))), DecodeError::kBadArguments);
@@ -150,7 +155,8 @@ TEST(RegistryCodec, DeepOrWideValuesAreRefusedWithinBounds) {
   for (int i = 0; i < 50; ++i) deep = Value::make_tuple(std::move(deep));
   EXPECT_EQ(error_of(brine::dump(Value::make_tuple("RPYC", "QUERY", deep))), DecodeError::kGarbage);
   Value::Tuple wide(300, Value(1));
-  EXPECT_EQ(error_of(brine::dump(Value::make_tuple("RPYC", "QUERY", Value::tuple(wide)))), DecodeError::kGarbage);
+  EXPECT_EQ(error_of(brine::dump(Value::make_tuple("RPYC", "QUERY", Value::tuple(wide)))),
+            DecodeError::kGarbage);
 }
 
 TEST(RegistryCodec, RandomBytesNeverDecodeToNonsense) {
@@ -176,7 +182,8 @@ TEST(RegistryCodec, RandomBytesNeverDecodeToNonsense) {
 
 TEST(RegistryCodec, LongRepliesAreCutToWhatAPythonClientReads) {
   std::vector<HostPort> many;
-  for (int i = 0; i < 200; ++i) many.push_back({"192.168.100." + std::to_string(i), static_cast<std::uint16_t>(20000 + i)});
+  for (int i = 0; i < 200; ++i)
+    many.push_back({"192.168.100." + std::to_string(i), static_cast<std::uint16_t>(20000 + i)});
   std::size_t kept = 0;
   Bytes reply = encode_query_reply(many, kMaxDatagram, &kept);
   EXPECT_LE(reply.size(), kMaxDatagram);
@@ -200,12 +207,12 @@ TEST(RegistryCodec, LongRepliesAreCutToWhatAPythonClientReads) {
 
 TEST(NetworkList, PrivateRangesAndLoopback) {
   NetworkList n = NetworkList::private_networks();
-  for (const char* ip : {"127.0.0.1", "127.255.0.9", "10.1.2.3", "172.16.0.1", "172.31.255.255", "192.168.1.1",
-                         "169.254.3.4", "::1", "fd00::5", "fe80::1%lo", "::ffff:10.0.0.1"}) {
+  for (const char* ip : {"127.0.0.1", "127.255.0.9", "10.1.2.3", "172.16.0.1", "172.31.255.255",
+                         "192.168.1.1", "169.254.3.4", "::1", "fd00::5", "fe80::1%lo", "::ffff:10.0.0.1"}) {
     EXPECT_TRUE(n.contains(std::string_view(ip))) << ip;
   }
-  for (const char* ip : {"8.8.8.8", "172.32.0.1", "172.15.255.255", "192.169.0.1", "2001:db8::1", "::ffff:8.8.8.8",
-                         "", "not-an-ip", "300.1.1.1"}) {
+  for (const char* ip : {"8.8.8.8", "172.32.0.1", "172.15.255.255", "192.169.0.1", "2001:db8::1",
+                         "::ffff:8.8.8.8", "", "not-an-ip", "300.1.1.1"}) {
     EXPECT_FALSE(n.contains(std::string_view(ip))) << ip;
   }
   EXPECT_TRUE(n.contains(Address::loopback_v4(1)));
@@ -220,7 +227,8 @@ TEST(NetworkList, ParseAndPrint) {
   EXPECT_TRUE(n->contains(std::string_view("10.1.200.3")));
   EXPECT_FALSE(n->contains(std::string_view("10.2.0.1")));
   EXPECT_FALSE(n->contains(std::string_view("192.168.7.10")));
-  EXPECT_TRUE(NetworkList::parse("10.1.2.3/12")->contains(std::string_view("10.0.0.1")));  // host bits cleared
+  EXPECT_TRUE(
+      NetworkList::parse("10.1.2.3/12")->contains(std::string_view("10.0.0.1")));  // host bits cleared
   EXPECT_FALSE(NetworkList::parse("10.0.0.0/33", &error));
   EXPECT_NE(error.find("10.0.0.0/33"), std::string::npos);
   EXPECT_FALSE(NetworkList::parse("10.0.0.0/"));

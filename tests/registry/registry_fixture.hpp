@@ -142,7 +142,8 @@ class RegistryTest : public LoopTest {
     registry_->table().set_on_added([this](const std::string&, const registry::HostPort&) {
       if (++added_count_ >= expected_) added_.set();
     });
-    registry_->table().set_on_removed([this](const std::string&, const registry::HostPort&) { removed_.set(); });
+    registry_->table().set_on_removed(
+        [this](const std::string&, const registry::HostPort&) { removed_.set(); });
     registry_->start();
     return *registry_;
   }

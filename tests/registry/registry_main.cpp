@@ -33,7 +33,8 @@ int discover_and_call(const std::string& name, const std::string& registry) {
   tether::registry::DiscoverOptions o;
   o.registry = registry;
   try {
-    for (const tether::registry::Endpoint& ep : tether::registry::discover_sync(name, o)) say("FOUND " + ep.to_string());
+    for (const tether::registry::Endpoint& ep : tether::registry::discover_sync(name, o))
+      say("FOUND " + ep.to_string());
     tether::SyncConnection conn = tether::registry::connect_by_service_sync(name, o);
     say("CALLED " + conn.call_sync<std::string>("whoami"));
     conn.close();
@@ -75,8 +76,9 @@ int main(int argc, char** argv) {
       }
       o.allowed_networks = *nets;
     } else {
-      std::fprintf(stderr, "usage: registry_main [--host H] [--pruning-ms N] [--allow-listing] [--allowed NETS]\n"
-                           "       registry_main --discover NAME --registry URL\n");
+      std::fprintf(stderr,
+                   "usage: registry_main [--host H] [--pruning-ms N] [--allow-listing] [--allowed NETS]\n"
+                   "       registry_main --discover NAME --registry URL\n");
       return 2;
     }
   }
@@ -93,7 +95,8 @@ int main(int argc, char** argv) {
     loop.run_until_complete(wait(stop));
     const tether::registry::RegistryServerStats st = server.stats();
     say("STATS requests=" + std::to_string(st.requests) + " garbage=" + std::to_string(st.garbage) +
-        " oversized=" + std::to_string(st.oversized) + " refused_network=" + std::to_string(st.refused_network));
+        " oversized=" + std::to_string(st.oversized) +
+        " refused_network=" + std::to_string(st.refused_network));
     server.close();
     loop.remove_signal_handler(SIGTERM);
     loop.remove_signal_handler(SIGINT);

@@ -2,6 +2,8 @@
 // (api, listing, filters), and bad input: garbage, oversized, wrong magic, floods of garbage
 // and of names, disallowed networks, slow and oversized TCP clients.
 
+#include "tether/registry/registry_server.hpp"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -14,7 +16,6 @@
 #include "tether/loop/time.hpp"
 #include "tether/net/connect.hpp"
 #include "tether/registry/registry_client.hpp"
-#include "tether/registry/registry_server.hpp"
 
 namespace tether::registry {
 namespace {
@@ -107,7 +108,8 @@ TEST_F(RegistryServerTest, ListingWithHostFilter) {
   RegistryServerOptions o;
   o.allow_listing = true;
   start(o);
-  run(listing_case(client(RegistryTransport::kUdp, "127.0.0.1"), client(RegistryTransport::kUdp, "127.0.0.2")));
+  run(listing_case(client(RegistryTransport::kUdp, "127.0.0.1"),
+                   client(RegistryTransport::kUdp, "127.0.0.2")));
 }
 
 Task<void> listing_refused(RegistryClient c) {
@@ -122,7 +124,9 @@ TEST_P(RegistryBothTransports, ListingIsOffByDefault) {
 
 INSTANTIATE_TEST_SUITE_P(Transports, RegistryBothTransports,
                          ::testing::Values(RegistryTransport::kUdp, RegistryTransport::kTcp),
-                         [](const auto& info) { return info.param == RegistryTransport::kUdp ? "Udp" : "Tcp"; });
+                         [](const auto& info) {
+                           return info.param == RegistryTransport::kUdp ? "Udp" : "Tcp";
+                         });
 
 Task<std::string> failure_of(Task<std::vector<HostPort>> t) {
   try {
@@ -199,7 +203,8 @@ TEST_F(RegistryServerTest, GarbageOversizedAndMalformedDatagramsAreIgnoredAndCou
 Task<void> flood(std::uint16_t port, int batches, int per_batch) {
   for (int b = 0; b < batches; ++b) {
     std::vector<Bytes> junk;
-    for (int i = 0; i < per_batch; ++i) junk.push_back(Bytes::from("junk" + std::to_string(b * per_batch + i)));
+    for (int i = 0; i < per_batch; ++i)
+      junk.push_back(Bytes::from("junk" + std::to_string(b * per_batch + i)));
     const std::size_t replies = co_await send_then_query(port, std::move(junk));
     EXPECT_EQ(replies, 1u);
   }
@@ -306,7 +311,7 @@ TEST_F(RegistryServerTest, TcpRequestsInPiecesGarbageSilenceAndOversize) {
   EXPECT_EQ(run(tcp_send(port, halves)), encode_query_reply({}));
   std::vector<Bytes> garbage{Bytes::from("GET / HTTP/1.0\r\n\r\n")};
   EXPECT_TRUE(run(tcp_send(port, garbage)).empty());  // ignored once the time is up
-  EXPECT_TRUE(run(tcp_send(port, {})).empty());        // silence
+  EXPECT_TRUE(run(tcp_send(port, {})).empty());       // silence
   std::vector<Bytes> big{Bytes::filled(3000, 0x02)};
   EXPECT_TRUE(run(tcp_send(port, big)).empty());
   RegistryServerStats st = server_->stats();

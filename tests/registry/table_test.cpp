@@ -1,13 +1,13 @@
 // RegistryTable: RPyC's rules (upper-cased names, refresh, unregister from every name, QUERY
 // order and lazy pruning, LIST without pruning) and the bounds, on a clock the test moves.
 
+#include "tether/registry/table.hpp"
+
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <string>
 #include <vector>
-
-#include "tether/registry/table.hpp"
 
 namespace tether::registry {
 namespace {
@@ -112,7 +112,8 @@ TEST_F(TableTest, BoundsRefuseAFloodOfNamesAndEndpoints) {
   EXPECT_EQ(t.query("NAME0", t0_).size(), 3u);
   // Per host: 10.0.0.1 holds 10 entries already; five more fit, then it is refused.
   std::size_t more = 0;
-  for (int i = 0; i < 10; ++i) more += t.register_endpoint("10.0.0.1", {"NAME" + std::to_string(i)}, 3, t0_).added;
+  for (int i = 0; i < 10; ++i)
+    more += t.register_endpoint("10.0.0.1", {"NAME" + std::to_string(i)}, 3, t0_).added;
   EXPECT_EQ(t.entries(), 17u);  // 10 + 2 (NAME0 from 10.0.1.x) + 5
   EXPECT_EQ(more, 5u);
   // A refresh is never refused.

@@ -3,7 +3,8 @@
 /// rpyc.connect_by_service), over an RPyC registry or etcd, with load balancing.
 ///
 ///   auto conn = co_await tether::registry::connect_by_service("CALCULATOR");
-///   auto conn = tether::registry::connect_by_service_sync("CALCULATOR", {.registry = "etcd://127.0.0.1:2379"});
+///   auto conn = tether::registry::connect_by_service_sync("CALCULATOR", {.registry =
+///   "etcd://127.0.0.1:2379"});
 ///
 ///   tether::registry::ServiceLocator locator({.registry = "tcp://10.0.0.5", .balance = Balance::kRandom});
 ///   auto a = co_await locator.connect("CALCULATOR");     // balanced across the servers found
@@ -102,7 +103,9 @@ class TETHER_API ServiceLocator {
   /// Throws DiscoveryError listing every endpoint tried. `client`'s connect timeout is capped
   /// by options().connect_timeout; an endpoint that needs TLS is skipped without a TLS context.
   Task<std::unique_ptr<Connection>> connect(std::string name, ClientOptions client);
-  Task<std::unique_ptr<Connection>> connect(std::string name) { return connect(std::move(name), ClientOptions()); }
+  Task<std::unique_ptr<Connection>> connect(std::string name) {
+    return connect(std::move(name), ClientOptions());
+  }
   /// Every service name the registry knows (RPyC's list_services: DiscoveryError when the
   /// registry refuses listing; etcd: the names under the prefix).
   Task<std::vector<std::string>> list();
@@ -136,7 +139,9 @@ class TETHER_API ServiceLocator {
 
 /// rpyc.discover: the servers of `name` (DiscoveryError if none). On the current loop.
 TETHER_API Task<std::vector<Endpoint>> discover(std::string name, DiscoverOptions options);
-inline Task<std::vector<Endpoint>> discover(std::string name) { return discover(std::move(name), DiscoverOptions()); }
+inline Task<std::vector<Endpoint>> discover(std::string name) {
+  return discover(std::move(name), DiscoverOptions());
+}
 
 /// rpyc.connect_by_service: a connection to one server of `name`.
 TETHER_API Task<std::unique_ptr<Connection>> connect_by_service(std::string name, DiscoverOptions options,
@@ -153,7 +158,8 @@ TETHER_API Task<std::vector<std::string>> list_services(DiscoverOptions options)
 
 /// Blocking forms: they run on this thread's loop, or on a private one (as connect_sync does).
 TETHER_API std::vector<Endpoint> discover_sync(std::string name, DiscoverOptions options = DiscoverOptions());
-TETHER_API SyncConnection connect_by_service_sync(std::string name, DiscoverOptions options = DiscoverOptions(),
+TETHER_API SyncConnection connect_by_service_sync(std::string name,
+                                                  DiscoverOptions options = DiscoverOptions(),
                                                   ClientOptions client = ClientOptions());
 TETHER_API std::vector<std::string> list_services_sync(DiscoverOptions options = DiscoverOptions());
 

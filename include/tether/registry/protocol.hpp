@@ -54,9 +54,9 @@ TETHER_API std::string_view to_string(Command c) noexcept;
 /// One decoded request. Which fields mean something depends on the command.
 struct Request {
   Command command = Command::kQuery;
-  std::vector<std::string> aliases;  ///< kRegister: as sent (the registry upper-cases them)
-  std::uint16_t port = 0;            ///< kRegister, kUnregister
-  std::string name;                  ///< kQuery
+  std::vector<std::string> aliases;        ///< kRegister: as sent (the registry upper-cases them)
+  std::uint16_t port = 0;                  ///< kRegister, kUnregister
+  std::string name;                        ///< kQuery
   std::optional<std::string> filter_host;  ///< kList: nullopt = every service
 };
 
@@ -96,8 +96,8 @@ struct HostPort {
 /// Python client reads one kMaxDatagram); encode_list_reply likewise for names. `kept`, when
 /// given, receives how many entries went in.
 TETHER_API Bytes encode_ok_reply();
-TETHER_API Bytes encode_query_reply(const std::vector<HostPort>& entries, std::size_t max_bytes = kMaxDatagram,
-                                    std::size_t* kept = nullptr);
+TETHER_API Bytes encode_query_reply(const std::vector<HostPort>& entries,
+                                    std::size_t max_bytes = kMaxDatagram, std::size_t* kept = nullptr);
 TETHER_API Bytes encode_list_reply(const std::optional<std::vector<std::string>>& names,
                                    std::size_t max_bytes = kMaxDatagram, std::size_t* kept = nullptr);
 

@@ -66,23 +66,23 @@ struct RegistryServerOptions {
 
 /// Counters since start() (one snapshot).
 struct RegistryServerStats {
-  std::uint64_t requests = 0;         ///< well-formed requests
-  std::uint64_t replies = 0;          ///< replies sent
-  std::uint64_t garbage = 0;          ///< not one bounded brine value
-  std::uint64_t oversized = 0;        ///< over kMaxDatagram bytes
+  std::uint64_t requests = 0;   ///< well-formed requests
+  std::uint64_t replies = 0;    ///< replies sent
+  std::uint64_t garbage = 0;    ///< not one bounded brine value
+  std::uint64_t oversized = 0;  ///< over kMaxDatagram bytes
   std::uint64_t bad_magic = 0;
   std::uint64_t unknown_command = 0;
   std::uint64_t bad_arguments = 0;
   std::uint64_t refused_network = 0;  ///< REGISTER/UNREGISTER from outside allowed_networks
   std::uint64_t refused_full = 0;     ///< aliases not recorded because of RegistryLimits
   std::uint64_t truncated_replies = 0;
-  std::uint64_t send_errors = 0;      ///< UDP replies the kernel refused
+  std::uint64_t send_errors = 0;  ///< UDP replies the kernel refused
   std::uint64_t tcp_connections = 0;
-  std::uint64_t tcp_timeouts = 0;     ///< TCP clients that did not send a request in time
-  std::uint64_t added = 0;            ///< new entries
-  std::uint64_t removed = 0;          ///< entries unregistered or pruned
-  std::size_t services = 0;           ///< names now
-  std::size_t entries = 0;            ///< (name, host, port) entries now
+  std::uint64_t tcp_timeouts = 0;  ///< TCP clients that did not send a request in time
+  std::uint64_t added = 0;         ///< new entries
+  std::uint64_t removed = 0;       ///< entries unregistered or pruned
+  std::size_t services = 0;        ///< names now
+  std::size_t entries = 0;         ///< (name, host, port) entries now
 };
 
 class TETHER_API RegistryServer {

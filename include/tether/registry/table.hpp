@@ -43,7 +43,8 @@ class TETHER_API RegistryTable {
   /// as RPyC's on_service_added / on_service_removed. They must not modify the table.
   using Listener = std::function<void(const std::string& name, const HostPort& endpoint)>;
 
-  explicit RegistryTable(RegistryLimits limits = RegistryLimits(), Duration pruning_timeout = kPruningTimeout);
+  explicit RegistryTable(RegistryLimits limits = RegistryLimits(),
+                         Duration pruning_timeout = kPruningTimeout);
 
   /// REGISTER from `host`: records (alias, host, port) for each alias at `now`. Before refusing
   /// for lack of room, entries past the pruning timeout are dropped.
@@ -82,7 +83,9 @@ class TETHER_API RegistryTable {
   using Endpoints = std::map<Key, Entry>;
 
   void remove(std::map<std::string, Endpoints>::iterator service, Endpoints::iterator entry);
-  [[nodiscard]] bool stale(const Entry& e, TimePoint now) const { return now - e.refreshed > pruning_timeout_; }
+  [[nodiscard]] bool stale(const Entry& e, TimePoint now) const {
+    return now - e.refreshed > pruning_timeout_;
+  }
 
   RegistryLimits limits_;
   Duration pruning_timeout_;
