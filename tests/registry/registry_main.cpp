@@ -10,13 +10,10 @@
 // The client side instead: discover_sync(NAME) printing "FOUND host:port" per server, then
 // connect_by_service_sync(NAME) printing "CALLED <root.whoami()>"; exit status 1 on failure.
 
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
-#include "tether/loop/event_loop.hpp"
-#include "tether/loop/sync.hpp"
 #include "tether/registry/discovery.hpp"
 #include "tether/registry/registry_server.hpp"
 
@@ -26,8 +23,6 @@ void say(const std::string& line) {
   std::fputs((line + "\n").c_str(), stdout);
   std::fflush(stdout);
 }
-
-tether::Task<void> wait(tether::Event& e) { co_await e.wait(); }
 
 int discover_and_call(const std::string& name, const std::string& registry) {
   tether::registry::DiscoverOptions o;
@@ -84,23 +79,14 @@ int main(int argc, char** argv) {
   }
   if (!discover_name.empty()) return discover_and_call(discover_name, registry);
   try {
-    tether::EventLoop loop;
-    tether::Event stop;
-    loop.add_signal_handler(SIGTERM, [&stop](int) { stop.set(); });
-    loop.add_signal_handler(SIGINT, [&stop](int) { stop.set(); });
     tether::registry::RegistryServer server(o);
-    server.start();
-    say("UDP " + std::to_string(server.udp_port()));
-    say("TCP " + std::to_string(server.tcp_port()));
-    loop.run_until_complete(wait(stop));
+    tether::registry::serve_until_signal(server, [&server]() {
+      say("UDP " + std::to_string(server.udp_port()));
+      say("TCP " + std::to_string(server.tcp_port()));
+    });
     const tether::registry::RegistryServerStats st = server.stats();
     say("STATS requests=" + std::to_string(st.requests) + " garbage=" + std::to_string(st.garbage) +
-        " oversized=" + std::to_string(st.oversized) +
-        " refused_network=" + std::to_string(st.refused_network));
-    server.close();
-    loop.remove_signal_handler(SIGTERM);
-    loop.remove_signal_handler(SIGINT);
-    for (int i = 0; i < 3; ++i) loop.run_once(tether::Duration::zero());
+        " oversized=" + std::to_string(st.oversized) + " refused_network=" + std::to_string(st.refused_network));
     say("STOPPED");
   } catch (const std::exception& e) {
     std::fprintf(stderr, "registry_main: %s\n", e.what());

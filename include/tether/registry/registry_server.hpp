@@ -25,6 +25,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -117,5 +118,11 @@ class TETHER_API RegistryServer {
  private:
   std::unique_ptr<Impl> impl_;
 };
+
+/// Runs `server` until SIGINT or SIGTERM, then closes it (what `tether registry` does): starts
+/// it on this thread's loop, or on a loop made for the call, and calls `on_serving` once it
+/// serves (its ports are known then). Blocks both signals in this thread for the duration.
+/// Throws what start() throws. The server's table and stats() remain readable afterwards.
+TETHER_API void serve_until_signal(RegistryServer& server, std::function<void()> on_serving = {});
 
 }  // namespace tether::registry
