@@ -199,6 +199,24 @@ TEST_F(EtcdTest, ClientFailsOverAndReportsErrorsClearly) {
       << unreachable;
 }
 
+TEST_F(EtcdTest, ClientMovesPastAMemberThatTimesOut) {
+  start_etcd();
+  // Accepts connections (the kernel does, into the backlog) but never answers.
+  std::vector<Fd> silent = bind_sockets(0, "127.0.0.1");
+  const std::string mute = "127.0.0.1:" + std::to_string(local_address(silent.front().get()).port());
+  EtcdOptions o;
+  o.request_timeout = 300ms;
+  detail::EtcdClient c(loop_, detail::EtcdConfig{{mute, etcd_->endpoint(0)}, "", "", o});
+  const TimePoint t0 = Clock::now();
+  EXPECT_EQ(run(put_error(c, 0)), "no error");
+  EXPECT_GE(Clock::now() - t0, 300ms);
+  EXPECT_EQ(c.current(), 1u);
+  detail::EtcdClient only_mute(loop_, detail::EtcdConfig{{mute}, "", "", o});
+  const std::string why = run(put_error(only_mute, 0));
+  EXPECT_NE(why.find("no etcd endpoint answered kv/put: " + mute + ": "), std::string::npos) << why;
+  EXPECT_NE(why.find("timed out"), std::string::npos) << why;
+}
+
 // --- servers and clients
 
 TEST_F(EtcdTest, RegistrationAppearsWithItsValueAndGoesOnGracefulShutdown) {
