@@ -11,6 +11,7 @@
 #include "tether/loop/event_loop.hpp"
 #include "tether/loop/gather.hpp"
 #include "tether/loop/io_watcher.hpp"
+#include "tether/loop/stop_signals.hpp"
 #include "tether/loop/sync.hpp"
 #include "tether/loop/task.hpp"
 #include "tether/loop/task_group.hpp"

@@ -1,13 +1,12 @@
 #include "tether/registry/registry_server.hpp"
 
 #include <algorithm>
-#include <csignal>
 #include <utility>
 
 #include "registry/udp_socket.hpp"
 #include "tether/base/error.hpp"
 #include "tether/base/log.hpp"
-#include "tether/loop/sync.hpp"
+#include "tether/loop/stop_signals.hpp"
 #include "tether/loop/task_group.hpp"
 #include "tether/loop/time.hpp"
 #include "tether/net/stream_server.hpp"
@@ -260,30 +259,22 @@ std::optional<Bytes> RegistryServer::handle(std::span<const std::uint8_t> data, 
   return std::nullopt;
 }
 
-namespace {
-Task<void> wait_for_stop(Event& stop) { co_await stop.wait(); }
-}  // namespace
-
 void serve_until_signal(RegistryServer& server, std::function<void()> on_serving) {
   std::unique_ptr<EventLoop> own;
   if (!EventLoop::current()) own = std::make_unique<EventLoop>();
   EventLoop& loop = EventLoop::current_or_throw();
-  Event stop;
-  loop.add_signal_handler(SIGINT, [&stop](int) { stop.set(); });
-  loop.add_signal_handler(SIGTERM, [&stop](int) { stop.set(); });
-  struct Unhook {
+  StopSignals signals(loop);
+  struct Closer {
     EventLoop& loop;
     RegistryServer& server;
-    ~Unhook() {
+    ~Closer() {
       server.close();
-      loop.remove_signal_handler(SIGINT);
-      loop.remove_signal_handler(SIGTERM);
       for (int i = 0; i < 3; ++i) loop.run_once(Duration::zero());
     }
-  } unhook{loop, server};
+  } closer{loop, server};
   server.start();
   if (on_serving) on_serving();
-  loop.run_until_complete(wait_for_stop(stop));
+  loop.run_until_complete(signals.wait());
   TETHER_LOG_INFO("registry: signal received, stopping");
 }
 

@@ -2,13 +2,13 @@
 
 #include <unistd.h>
 
-#include <csignal>
 #include <future>
 #include <mutex>
 #include <unordered_map>
 
 #include "tether/base/log.hpp"
 #include "tether/channel/channel.hpp"
+#include "tether/loop/stop_signals.hpp"
 #include "tether/rpc/protocol.hpp"
 #include "tether/stream/fd_transport.hpp"
 
@@ -226,8 +226,8 @@ Task<void> ServerHook::on_shutdown() { co_return; }
 
 namespace {
 
-Task<void> serve_until_signal(Server& server, Event& stop) {
-  co_await stop.wait();
+Task<void> serve_until_signal(Server& server, StopSignals& signals) {
+  co_await signals.wait();
   TETHER_LOG_INFO("tether::serve: signal received, shutting down");
   co_await server.shutdown();
 }
@@ -238,20 +238,11 @@ void serve(const Service& service, ServeOptions options) {
   std::unique_ptr<EventLoop> own;
   if (!EventLoop::current()) own = std::make_unique<EventLoop>();
   EventLoop& loop = EventLoop::current_or_throw();
-  Event stop;
   // Installed before the server starts its loop threads, which inherit the blocked mask.
-  loop.add_signal_handler(SIGINT, [&stop](int) { stop.set(); });
-  loop.add_signal_handler(SIGTERM, [&stop](int) { stop.set(); });
-  struct Unhook {
-    EventLoop& loop;
-    ~Unhook() {
-      loop.remove_signal_handler(SIGINT);
-      loop.remove_signal_handler(SIGTERM);
-    }
-  } unhook{loop};
+  StopSignals signals(loop);
   Server server(service, std::move(options));
   server.start();
-  loop.run_until_complete(serve_until_signal(server, stop));
+  loop.run_until_complete(serve_until_signal(server, signals));
   server.close();
   for (int i = 0; i < 3; ++i) loop.run_once(Duration::zero());
 }
