@@ -555,7 +555,8 @@ TEST_F(ServiceTest, AFailingHookFactoryClosesTheServer) {
   o.port = 0;
   o.connection.generation = rpc::Generation::k6;
   o.on_listen = [&port](const std::vector<Address>& a) { port = a.front().port(); };
-  o.hooks.push_back([](const ServerInfo&) -> std::unique_ptr<ServerHook> { throw UsageError("no registry"); });
+  o.hooks.push_back(
+      [](const ServerInfo&) -> std::unique_ptr<ServerHook> { throw UsageError("no registry"); });
   Server server(calc_service(), o);
   EXPECT_THROW(server.start(), UsageError);
   ASSERT_NE(port, 0);
