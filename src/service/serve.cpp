@@ -2,13 +2,13 @@
 
 #include <unistd.h>
 
-#include <csignal>
 #include <future>
 #include <mutex>
 #include <unordered_map>
 
 #include "tether/base/log.hpp"
 #include "tether/channel/channel.hpp"
+#include "tether/loop/stop_signals.hpp"
 #include "tether/rpc/protocol.hpp"
 #include "tether/stream/fd_transport.hpp"
 
@@ -153,6 +153,23 @@ void Server::start() {
     server_->listen(options_.port, options_.host);
   }
   if (options_.on_listen) options_.on_listen(server_->addresses());
+  if (options_.hooks.empty()) return;
+  ServerInfo info;
+  info.loop = &server_->loop();
+  info.host = options_.host;
+  info.addresses = server_->addresses();
+  info.service_name = shared_->def->aliases.empty() ? shared_->def->name : shared_->def->aliases.front();
+  info.aliases = shared_->def->aliases;
+  info.tls = options_.server.tls.has_value();
+  info.generation = options_.connection.generation;
+  try {
+    for (const ServerHookFactory& make : options_.hooks) {
+      if (std::unique_ptr<ServerHook> hook = make(info)) hooks_.push_back(std::move(hook));
+    }
+  } catch (...) {
+    close();
+    throw;
+  }
 }
 
 std::uint16_t Server::port() const {
@@ -182,21 +199,36 @@ Task<void> Server::shutdown() { return shutdown(options_.shutdown_grace); }
 
 Task<void> Server::shutdown(Duration grace) {
   if (!server_) co_return;
+  // The hooks move into this frame: a close() meanwhile cannot destroy one that is running.
+  std::vector<std::unique_ptr<ServerHook>> hooks = std::move(hooks_);
+  for (std::unique_ptr<ServerHook>& hook : hooks) {
+    try {
+      co_await hook->on_shutdown();
+    } catch (...) {
+      TETHER_LOG_WARN("tether::Server: a hook's on_shutdown failed: {}", describe_current_exception());
+    }
+  }
+  hooks.clear();
   server_->stop();
   shared_->drain_all();
   co_await server_->shutdown(grace);
 }
 
 void Server::close() {
+  hooks_.clear();
   if (server_) server_->close();
 }
+
+ServerHook::~ServerHook() = default;
+
+Task<void> ServerHook::on_shutdown() { co_return; }
 
 // ------------------------------------------------------------------------------- serve
 
 namespace {
 
-Task<void> serve_until_signal(Server& server, Event& stop) {
-  co_await stop.wait();
+Task<void> serve_until_signal(Server& server, StopSignals& signals) {
+  co_await signals.wait();
   TETHER_LOG_INFO("tether::serve: signal received, shutting down");
   co_await server.shutdown();
 }
@@ -207,20 +239,11 @@ void serve(const Service& service, ServeOptions options) {
   std::unique_ptr<EventLoop> own;
   if (!EventLoop::current()) own = std::make_unique<EventLoop>();
   EventLoop& loop = EventLoop::current_or_throw();
-  Event stop;
   // Installed before the server starts its loop threads, which inherit the blocked mask.
-  loop.add_signal_handler(SIGINT, [&stop](int) { stop.set(); });
-  loop.add_signal_handler(SIGTERM, [&stop](int) { stop.set(); });
-  struct Unhook {
-    EventLoop& loop;
-    ~Unhook() {
-      loop.remove_signal_handler(SIGINT);
-      loop.remove_signal_handler(SIGTERM);
-    }
-  } unhook{loop};
+  StopSignals signals(loop);
   Server server(service, std::move(options));
   server.start();
-  loop.run_until_complete(serve_until_signal(server, stop));
+  loop.run_until_complete(serve_until_signal(server, signals));
   server.close();
   for (int i = 0; i < 3; ++i) loop.run_once(Duration::zero());
 }

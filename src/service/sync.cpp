@@ -187,18 +187,21 @@ void SyncConnection::reap_child() {
 
 bool SyncConnection::closed() const noexcept { return !conn_ || conn_->closed(); }
 
+// The connect tasks below are made before the loop they run on exists: Tasks are lazy, and
+// their bodies (which look the loop up) start inside run_connect.
 SyncConnection connect_sync(std::string host, std::uint16_t port, ClientOptions options) {
+  return connect_sync(connect(std::move(host), port, std::move(options)));
+}
+
+SyncConnection connect_sync(Task<std::unique_ptr<Connection>> connecting) {
   std::shared_ptr<EventLoop> own = acquire_loop();
   EventLoop& loop = EventLoop::current_or_throw();
-  std::unique_ptr<Connection> conn = run_connect(own, loop, connect(std::move(host), port, std::move(options)));
+  std::unique_ptr<Connection> conn = run_connect(own, loop, std::move(connecting));
   return SyncConnection(std::move(own), loop, std::move(conn));
 }
 
 SyncConnection connect_sync_unix(std::string path, ClientOptions options) {
-  std::shared_ptr<EventLoop> own = acquire_loop();
-  EventLoop& loop = EventLoop::current_or_throw();
-  std::unique_ptr<Connection> conn = run_connect(own, loop, connect_unix(std::move(path), std::move(options)));
-  return SyncConnection(std::move(own), loop, std::move(conn));
+  return connect_sync(connect_unix(std::move(path), std::move(options)));
 }
 
 SyncConnection connect_sync_process(std::vector<std::string> argv, ClientOptions options,

@@ -21,6 +21,7 @@
 #include "tether/base/fd.hpp"
 #include "tether/base/log.hpp"
 #include "tether/loop/io_watcher.hpp"
+#include "tether/loop/stop_signals.hpp"
 #include "tether/loop/task.hpp"
 #include "tether/loop/time.hpp"
 
@@ -415,6 +416,28 @@ TEST_F(SignalTest, RemovingTheHandlerRestoresTheMask) {
   EXPECT_TRUE(signal_blocked(SIGUSR2));
   EXPECT_TRUE(loop_.remove_signal_handler(SIGUSR2));
   EXPECT_FALSE(signal_blocked(SIGUSR2));
+}
+
+TEST_F(SignalTest, StopSignalsTurnSigtermIntoAStopRequestAndRestoreTheMask) {
+  sigset_t both;
+  sigemptyset(&both);
+  sigaddset(&both, SIGINT);
+  sigaddset(&both, SIGTERM);
+  pthread_sigmask(SIG_UNBLOCK, &both, nullptr);
+  {
+    StopSignals signals(loop_);
+    EXPECT_EQ(loop_.stats().signals, 2u);
+    EXPECT_TRUE(signal_blocked(SIGINT));
+    EXPECT_TRUE(signal_blocked(SIGTERM));
+    EXPECT_FALSE(signals.received());
+    ASSERT_EQ(::raise(SIGTERM), 0);
+    loop_.run_until_complete(signals.wait());
+    EXPECT_TRUE(signals.received());
+    loop_.run_until_complete(signals.wait());  // at once, once received
+  }
+  EXPECT_EQ(loop_.stats().signals, 0u);
+  EXPECT_FALSE(signal_blocked(SIGINT));
+  EXPECT_FALSE(signal_blocked(SIGTERM));
 }
 
 // --------------------------------------------------------------------------------- IoWatcher

@@ -474,5 +474,94 @@ TEST_F(ServiceTest, ShutdownDrainsConnections) {
   run(drain(port, *server_, gate, loop_));
 }
 
+// --- hooks ----------------------------------------------------------------------------------
+
+/// Records what a ServerHook sees: what it was told, whether the server still accepted
+/// connections during on_shutdown(), and when it was destroyed.
+struct HookLog {
+  std::vector<ServerInfo> made;
+  std::vector<std::string> events;
+  std::uint16_t port = 0;
+  bool accepted_during_shutdown = false;
+};
+
+Task<bool> can_connect(std::uint16_t port) {
+  ClientOptions o;
+  o.connection.generation = rpc::Generation::k6;  // the servers below speak 6.x only
+  try {
+    Client c = co_await open_client(port, o);
+    co_await close_client(c);
+    co_return true;
+  } catch (const Error&) {
+    co_return false;
+  }
+}
+
+class RecordingHook final : public ServerHook {
+ public:
+  explicit RecordingHook(HookLog& log) : log_(log) {}
+  ~RecordingHook() override { log_.events.push_back("destroyed"); }
+  Task<void> on_shutdown() override {
+    log_.events.push_back("on_shutdown");
+    log_.accepted_during_shutdown = co_await can_connect(log_.port);
+  }
+
+ private:
+  HookLog& log_;
+};
+
+ServerHookFactory recording_hook(HookLog& log) {
+  return [&log](const ServerInfo& info) -> std::unique_ptr<ServerHook> {
+    log.made.push_back(info);
+    return std::make_unique<RecordingHook>(log);
+  };
+}
+
+TEST_F(ServiceTest, HooksAreToldAboutTheServerAndRunBeforeAGracefulShutdownStopsAccepting) {
+  HookLog log;
+  ServeOptions o;
+  o.connection.generation = rpc::Generation::k6;
+  o.hooks.push_back(recording_hook(log));
+  o.hooks.push_back([](const ServerInfo&) { return std::unique_ptr<ServerHook>(); });  // may decline
+  log.port = start(Service("Calc", {"calc", "math"}), o);
+  ASSERT_EQ(log.made.size(), 1u);
+  const ServerInfo& info = log.made[0];
+  EXPECT_EQ(info.loop, &loop_);
+  EXPECT_EQ(info.host, "127.0.0.1");
+  ASSERT_EQ(info.addresses.size(), 1u);
+  EXPECT_EQ(info.addresses[0].port(), log.port);
+  EXPECT_EQ(info.service_name, "CALC");
+  EXPECT_EQ(info.aliases, (std::vector<std::string>{"CALC", "MATH"}));
+  EXPECT_FALSE(info.tls);
+  EXPECT_EQ(info.generation, rpc::Generation::k6);
+  run(shutdown_now(*server_));
+  EXPECT_EQ(log.events, (std::vector<std::string>{"on_shutdown", "destroyed"}));
+  EXPECT_TRUE(log.accepted_during_shutdown);
+}
+
+TEST_F(ServiceTest, CloseDestroysHooksWithoutOnShutdown) {
+  HookLog log;
+  ServeOptions o;
+  o.hooks.push_back(recording_hook(log));
+  start(calc_service(), o);
+  server_->close();
+  EXPECT_EQ(log.events, (std::vector<std::string>{"destroyed"}));
+}
+
+TEST_F(ServiceTest, AFailingHookFactoryClosesTheServer) {
+  std::uint16_t port = 0;
+  ServeOptions o;
+  o.host = "127.0.0.1";
+  o.port = 0;
+  o.connection.generation = rpc::Generation::k6;
+  o.on_listen = [&port](const std::vector<Address>& a) { port = a.front().port(); };
+  o.hooks.push_back(
+      [](const ServerInfo&) -> std::unique_ptr<ServerHook> { throw UsageError("no registry"); });
+  Server server(calc_service(), o);
+  EXPECT_THROW(server.start(), UsageError);
+  ASSERT_NE(port, 0);
+  EXPECT_FALSE(run(can_connect(port)));
+}
+
 }  // namespace
 }  // namespace tether::testing

@@ -27,10 +27,45 @@
 #include "tether/net/address.hpp"
 #include "tether/net/stream_server.hpp"
 #include "tether/rpc/connection.hpp"
+#include "tether/rpc/protocol.hpp"
 #include "tether/service/service.hpp"
 #include "tether/stream/buffered_stream.hpp"
 
 namespace tether {
+
+/// What a ServerHook is told when its server starts listening.
+struct ServerInfo {
+  /// The server's loop: hooks are made, run and destroyed there.
+  EventLoop* loop = nullptr;
+  /// ServeOptions::host as given ("0.0.0.0", "" or "::" mean every interface).
+  std::string host;
+  /// The bound addresses (port 0 already replaced by the chosen port; Unix paths for unix_path).
+  std::vector<Address> addresses;
+  /// get_service_name() and get_service_aliases() (upper-cased; the first is the name).
+  std::string service_name;
+  std::vector<std::string> aliases;
+  /// Connections speak TLS (ServeOptions::server.tls is set).
+  bool tls = false;
+  /// The RPyC generation the server speaks (kAuto: either, detected per connection).
+  rpc::Generation generation = rpc::Generation::kAuto;
+};
+
+/// Behaviour attached to a Server's life by an upper layer (the registry announces the server
+/// with one), so that the service layer need not know that layer. A ServerHookFactory makes
+/// the hook once the server listens, on the server's loop. A graceful shutdown awaits
+/// on_shutdown() before the server stops accepting, then destroys the hook; close() (and the
+/// Server's destructor) destroys it at once. Destroying a hook must cancel everything it runs.
+class TETHER_API ServerHook {
+ public:
+  virtual ~ServerHook();
+  /// A graceful shutdown begins (server's loop). Should be bounded in time; an exception is
+  /// logged and does not stop the shutdown. The default does nothing.
+  virtual Task<void> on_shutdown();
+};
+
+/// Makes a hook for a server that has just started listening (on the server's loop). An
+/// exception leaves Server::start(), which then closes the server.
+using ServerHookFactory = std::function<std::unique_ptr<ServerHook>(const ServerInfo& info)>;
 
 struct ServeOptions {
   /// TCP address (port 0: a free port, see Server::port()). Ignored when unix_path is set.
@@ -56,6 +91,8 @@ struct ServeOptions {
   Duration shutdown_grace = std::chrono::seconds(5);
   /// Called once listening, on the server's loop, with the bound addresses.
   std::function<void(const std::vector<Address>& addresses)> on_listen;
+  /// Hooks attached to the server's life (see ServerHook), made in this order after on_listen.
+  std::vector<ServerHookFactory> hooks;
 };
 
 /// A listening service (the non-blocking form of serve()). Every method on the loop that was
@@ -71,7 +108,8 @@ class TETHER_API Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  /// Binds and starts accepting on the current loop. Throws IoError (address in use ...).
+  /// Binds and starts accepting on the current loop, then makes options.hooks. Throws IoError
+  /// (address in use ...) or what a hook factory threw (the server is closed again then).
   void start();
   /// The bound TCP port (0 for Unix sockets).
   [[nodiscard]] std::uint16_t port() const;
@@ -84,11 +122,12 @@ class TETHER_API Server {
 
   /// Stops accepting (open connections continue). Idempotent.
   void stop();
-  /// Graceful shutdown (see the file comment) with options.shutdown_grace / `grace`.
-  /// Completes when every connection is gone. Await on the server's loop.
+  /// Graceful shutdown (see the file comment) with options.shutdown_grace / `grace`: awaits
+  /// every hook's on_shutdown() first, then stops accepting and drains. Completes when every
+  /// connection is gone. Await on the server's loop.
   Task<void> shutdown();
   Task<void> shutdown(Duration grace);
-  /// Stops and cancels every connection at once (the destructor calls it).
+  /// Destroys the hooks, stops and cancels every connection at once (the destructor calls it).
   void close();
 
   struct Shared;
@@ -97,6 +136,7 @@ class TETHER_API Server {
   std::shared_ptr<Shared> shared_;
   ServeOptions options_;
   std::unique_ptr<StreamServer> server_;
+  std::vector<std::unique_ptr<ServerHook>> hooks_;
 };
 
 /// Serves until SIGINT or SIGTERM, then shuts down gracefully and returns. Uses the calling

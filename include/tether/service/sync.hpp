@@ -226,6 +226,7 @@ class TETHER_API SyncConnection {
   friend SyncConnection connect_sync_unix(std::string path, ClientOptions options);
   friend SyncConnection connect_sync_process(std::vector<std::string> argv, ClientOptions options,
                                              ProcessOptions process_options);
+  friend SyncConnection connect_sync(Task<std::unique_ptr<Connection>> connecting);
   SyncConnection(std::shared_ptr<EventLoop> own, EventLoop& loop, std::unique_ptr<Connection> conn,
                  std::unique_ptr<ChildProcess> process = nullptr);
   /// Waits (bounded) for the child to exit, kills it past the grace, reaps it.
@@ -246,6 +247,11 @@ inline constexpr Duration kChildExitGrace = std::chrono::seconds(5);
 /// Blocking connect over TCP (see client.hpp for options and the generation fallback).
 TETHER_API SyncConnection connect_sync(std::string host, std::uint16_t port,
                                        ClientOptions options = ClientOptions());
+/// The blocking form of any coroutine that makes a Connection (the registry's
+/// connect_by_service, for one): runs the not yet started task `connecting` on this thread's
+/// loop, or on the private loop the thread's SyncConnections share, and wraps its connection.
+/// Its errors are rethrown.
+TETHER_API SyncConnection connect_sync(Task<std::unique_ptr<Connection>> connecting);
 /// Blocking connect over a Unix socket.
 TETHER_API SyncConnection connect_sync_unix(std::string path, ClientOptions options = ClientOptions());
 /// Blocking connect to a child process serving RPyC on its stdin/stdout (argv as for
