@@ -1,4 +1,6 @@
-// The request handlers (wire spec §6) and the attribute access check (§12.2).
+// The request handlers (wire spec §6), one table indexed by handler number as RPyC's
+// _dispatch_request has it, and the attribute access check (§12.2). DEL and CLOSE are acted on
+// by the read loop (connection_core.cpp) and have no entry.
 
 #include <fmt/format.h>
 
@@ -38,33 +40,14 @@ std::vector<Any> as_call_args(Any& a) {
   return std::move(a).take_items();
 }
 
-constexpr std::array<std::string_view, 7> kCompareOps = {"__eq__", "__ne__", "__lt__", "__gt__",
-                                                         "__le__", "__ge__", "__cmp__"};
-
-}  // namespace
-
-Kwargs as_kwargs(const Any& a) {
-  Kwargs out;
-  if (a.is_none()) return out;
-  if (!a.is_tuple()) throw PyError("TypeError", "keyword arguments must be a tuple of pairs");
-  for (auto& pair : a.items()) {
-    if (!pair.is_tuple()) throw PyError("TypeError", "keyword arguments must be a tuple of pairs");
-    auto kv = pair.items();
-    if (kv.size() != 2 || !kv[0].is_value() || !kv[0].value().is_str()) {
-      throw PyError("TypeError", "keyword argument names must be strings");
-    }
-    out.emplace_back(kv[0].value().as_str(), std::move(kv[1]));
-  }
-  return out;
-}
-
-ObjectPtr ConnectionCore::local_target(const Any& a, std::string_view what) const {
+ObjectPtr local_target(const Any& a, std::string_view what) {
   if (a.is_local()) return a.object();
   throw PyError("TypeError",
                 fmt::format("{}: the target is not an object of this peer ({})", what, a.repr()));
 }
 
-namespace {
+constexpr std::array<std::string_view, 7> kCompareOps = {"__eq__", "__ne__", "__lt__", "__gt__",
+                                                         "__le__", "__ge__", "__cmp__"};
 
 /// prefix + name, on the stack when short (the usual case). Not copyable: view() may point
 /// into the object itself.
@@ -115,7 +98,215 @@ Access check_access(const AccessPolicy& p, const Object& obj, std::string_view n
   return Access::kRefused;
 }
 
+// ------------------------------------------------------------------------------ handlers
+//
+// Each takes the request and returns its result. Handlers that answer at once return a ready
+// value through `ready`; those that call into objects return the object's Task directly, so
+// that a call costs no coroutine frame of the dispatcher's own.
+
+using HandlerFn = Task<Any> (*)(ConnectionCore&, CallContext&, Request&);
+
+Task<Any> ready(Any a) { co_return a; }
+
+/// CALLATTR's and CALL's target, name and arguments, in the usual shape or taken from the
+/// argument tuple with RPyC's checks, in its order.
+void shape_call(ConnectionCore& c, Request& r, bool attr) {
+  CallShape& call = r.call;
+  if (!call.present) {
+    std::vector<Any>& args = r.args;
+    if (attr) {
+      require_args(args, 3, 4, Handler::kCallAttr);
+      call.obj = local_target(args[0], "callattr");
+      call.name = std::string(attr_name(args[1]));
+      call.name = c.resolve_attr(*call.obj, call.name, c.options().policy.allow_getattr);
+      call.args = as_call_args(args[2]);
+      if (args.size() > 3) call.kwargs = std::move(args[3]);
+    } else {
+      require_args(args, 2, 3, Handler::kCall);
+      call.obj = local_target(args[0], "call");
+      call.args = as_call_args(args[1]);
+      if (args.size() > 2) call.kwargs = std::move(args[2]);
+    }
+    call.present = true;
+    return;
+  }
+  if (attr) call.name = c.resolve_attr(*call.obj, call.name, c.options().policy.allow_getattr);
+}
+
+Task<Any> do_call_attr(ConnectionCore& c, CallContext& ctx, Request& r) {
+  shape_call(c, r, true);
+  Kwargs kwargs = as_kwargs(r.call.kwargs);
+  return r.call.obj->call_attr(ctx, r.call.name, std::move(r.call.args), std::move(kwargs));
+}
+
+Task<Any> do_call(ConnectionCore& c, CallContext& ctx, Request& r) {
+  shape_call(c, r, false);
+  Kwargs kwargs = as_kwargs(r.call.kwargs);
+  return r.call.obj->call(ctx, std::move(r.call.args), std::move(kwargs));
+}
+
+Task<Any> do_ping(ConnectionCore&, CallContext&, Request& r) {
+  require_args(r.args, 1, 1, Handler::kPing);
+  return ready(std::move(r.args[0]));
+}
+
+Task<Any> do_get_root(ConnectionCore& c, CallContext&, Request&) { return ready(Any(c.root_object())); }
+
+Task<Any> do_get_attr(ConnectionCore& c, CallContext& ctx, Request& r) {
+  ObjectPtr obj;
+  std::string name;
+  if (r.call.present) {
+    obj = std::move(r.call.obj);
+    name = std::move(r.call.name);
+  } else {
+    require_args(r.args, 2, 2, Handler::kGetAttr);
+    obj = local_target(r.args[0], "getattr");
+    name = attr_name(r.args[1]);
+  }
+  name = c.resolve_attr(*obj, name, c.options().policy.allow_getattr);
+  return ready(obj->get_attr(ctx, name));
+}
+
+Task<Any> do_set_attr(ConnectionCore& c, CallContext& ctx, Request& r) {
+  require_args(r.args, 3, 3, Handler::kSetAttr);
+  ObjectPtr obj = local_target(r.args[0], "setattr");
+  std::string name = c.resolve_attr(*obj, attr_name(r.args[1]), c.options().policy.allow_setattr);
+  obj->set_attr(ctx, name, std::move(r.args[2]));
+  return ready(Any());
+}
+
+Task<Any> do_del_attr(ConnectionCore& c, CallContext& ctx, Request& r) {
+  require_args(r.args, 2, 2, Handler::kDelAttr);
+  ObjectPtr obj = local_target(r.args[0], "delattr");
+  std::string name = c.resolve_attr(*obj, attr_name(r.args[1]), c.options().policy.allow_delattr);
+  obj->del_attr(ctx, name);
+  return ready(Any());
+}
+
+Task<Any> do_repr_or_str(Request& r, Handler h) {
+  require_args(r.args, 1, 1, h);
+  if (!r.args[0].is_local()) return ready(Any(Value(r.args[0].repr())));
+  const ObjectPtr& obj = r.args[0].object();
+  return ready(Any(Value(h == Handler::kRepr ? obj->repr() : obj->str())));
+}
+Task<Any> do_repr(ConnectionCore&, CallContext&, Request& r) { return do_repr_or_str(r, Handler::kRepr); }
+Task<Any> do_str(ConnectionCore&, CallContext&, Request& r) { return do_repr_or_str(r, Handler::kStr); }
+
+Task<Any> do_cmp(ConnectionCore& c, CallContext& ctx, Request& r) {
+  require_args(r.args, 2, 3, Handler::kCmp);
+  ObjectPtr obj = local_target(r.args[0], "cmp");
+  std::string op = r.args.size() > 2 ? std::string(attr_name(r.args[2])) : std::string("__cmp__");
+  if (std::find(kCompareOps.begin(), kCompareOps.end(), op) == kCompareOps.end()) throw attribute_error(op);
+  if (obj->has_attr(op)) {
+    std::string name = c.resolve_attr(*obj, op, c.options().policy.allow_getattr);
+    Any r_ = co_await obj->call_attr(ctx, name, make_args(std::move(r.args[1])), Kwargs{});
+    co_return r_;
+  }
+  // object's default: identity for ==/!=, NotImplemented otherwise.
+  const bool same = r.args[1].is_local() && r.args[1].object() == obj;
+  if (op == "__eq__") co_return Any(Value(same));
+  if (op == "__ne__") co_return Any(Value(!same));
+  co_return Any(Value::not_implemented());
+}
+
+Task<Any> do_hash(ConnectionCore&, CallContext&, Request& r) {
+  require_args(r.args, 1, 1, Handler::kHash);
+  return ready(Any(Value(local_target(r.args[0], "hash")->hash())));
+}
+
+Task<Any> do_dir(ConnectionCore& c, CallContext&, Request& r) {
+  require_args(r.args, 1, 1, Handler::kDir);
+  ObjectPtr obj = local_target(r.args[0], "dir");
+  Value::Tuple names;
+  for (auto& n : c.reachable_names(*obj)) names.emplace_back(std::move(n));
+  return ready(Any(Value::tuple(std::move(names))));
+}
+
+Task<Any> do_pickle(ConnectionCore&, CallContext&, Request&) {
+  throw PyError("ValueError", "pickling is disabled");
+}
+
+Task<Any> do_inspect(ConnectionCore& c, CallContext&, Request& r) {
+  require_args(r.args, 1, 1, Handler::kInspect);
+  if (!r.args[0].is_value()) throw PyError("TypeError", "INSPECT takes an id_pack");
+  const Value& id_pack = r.args[0].value();
+  if (!id_pack.is_tuple() || id_pack.as_tuple().size() != 3 || !id_pack.as_tuple()[2].is_int()) {
+    throw PyError("builtins", "KeyError", {id_pack});
+  }
+  ObjectPtr obj = c.exports().find(id_pack);
+  if (!obj) throw PyError("builtins", "KeyError", {id_pack});
+  Value::Tuple methods;
+  for (auto& n : obj->inspect_names()) methods.push_back(Value::make_tuple(Value(std::move(n)), Value()));
+  return ready(Any(Value::tuple(std::move(methods))));
+}
+
+Task<Any> do_buff_iter(ConnectionCore&, CallContext& ctx, Request& r) {
+  require_args(r.args, 2, 2, Handler::kBuffIter);
+  ObjectPtr obj = local_target(r.args[0], "buffiter");
+  std::int64_t count = 0;
+  if (r.args[1].is_value() && r.args[1].value().is_int64()) count = r.args[1].value().as_int64();
+  if (count < 0) throw PyError("ValueError", "negative count");
+  if (!obj->has_attr("__next__")) throw PyError("TypeError", "object is not an iterator");
+  std::vector<Any> items;
+  for (std::int64_t i = 0; i < count; ++i) {
+    bool stopped = false;
+    Any item;
+    try {
+      item = co_await obj->call_attr(ctx, "__next__", std::vector<Any>{}, Kwargs{});
+    } catch (const StopIteration&) {
+      stopped = true;
+    }
+    if (stopped) break;
+    items.push_back(std::move(item));
+  }
+  co_return Any::tuple(std::move(items));
+}
+
+Task<Any> do_old_slicing(ConnectionCore&, CallContext&, Request&) {
+  throw PyError("TypeError", "old-style slicing is not supported");
+}
+
+Task<Any> do_ctx_exit(ConnectionCore& c, CallContext& ctx, Request& r) {
+  require_args(r.args, 1, 2, Handler::kCtxExit);
+  ObjectPtr obj = local_target(r.args[0], "__exit__");
+  std::string name = c.resolve_attr(*obj, "__exit__", c.options().policy.allow_getattr);
+  Any exc = r.args.size() > 1 ? std::move(r.args[1]) : Any();
+  Any result = co_await obj->call_attr(ctx, name, make_args(std::move(exc)), Kwargs{});
+  co_return result;
+}
+
+Task<Any> do_instance_check(ConnectionCore&, CallContext&, Request&) { return ready(Any(Value(false))); }
+
+/// By handler number (index 0, CLOSE and DEL unused: the read loop acts on those).
+constexpr std::array<HandlerFn, 21> kHandlers = {
+    nullptr,       do_ping,     nullptr,      do_get_root,    do_get_attr,     do_del_attr,     do_set_attr,
+    do_call,       do_call_attr, do_repr,     do_str,         do_cmp,          do_hash,         do_dir,
+    do_pickle,     nullptr,     do_inspect,   do_buff_iter,   do_old_slicing,  do_ctx_exit,     do_instance_check,
+};
+
 }  // namespace
+
+Kwargs as_kwargs(const Any& a) {
+  Kwargs out;
+  if (a.is_none()) return out;
+  if (!a.is_tuple()) throw PyError("TypeError", "keyword arguments must be a tuple of pairs");
+  for (auto& pair : a.items()) {
+    if (!pair.is_tuple()) throw PyError("TypeError", "keyword arguments must be a tuple of pairs");
+    auto kv = pair.items();
+    if (kv.size() != 2 || !kv[0].is_value() || !kv[0].value().is_str()) {
+      throw PyError("TypeError", "keyword argument names must be strings");
+    }
+    out.emplace_back(kv[0].value().as_str(), std::move(kv[1]));
+  }
+  return out;
+}
+
+Task<Any> ConnectionCore::dispatch(CallContext& ctx, Request& req) {
+  const auto n = static_cast<std::size_t>(req.handler);
+  HandlerFn fn = n < kHandlers.size() ? kHandlers[n] : nullptr;
+  if (!fn) throw PyError("builtins", "KeyError", {Value(static_cast<std::int64_t>(n))});
+  return fn(*this, ctx, req);
+}
 
 std::string ConnectionCore::resolve_attr(const Object& obj, std::string_view name, bool master_switch) const {
   const AccessPolicy& p = opts_.policy;
@@ -128,157 +319,23 @@ std::string ConnectionCore::resolve_attr(const Object& obj, std::string_view nam
   throw attribute_error(name);
 }
 
-ConnectionCore::PreparedCall ConnectionCore::prepare_call_attr(std::span<Any> args) {
-  require_args(args, 3, 4, Handler::kCallAttr);
-  PreparedCall call;
-  call.attr = true;
-  call.obj = local_target(args[0], "callattr");
-  call.name = resolve_attr(*call.obj, attr_name(args[1]), opts_.policy.allow_getattr);
-  call.args = as_call_args(args[2]);
-  if (args.size() > 3) call.kwargs = as_kwargs(args[3]);
-  return call;
-}
-
-ConnectionCore::PreparedCall ConnectionCore::prepare_call(std::span<Any> args) {
-  require_args(args, 2, 3, Handler::kCall);
-  PreparedCall call;
-  call.obj = local_target(args[0], "call");
-  call.args = as_call_args(args[1]);
-  if (args.size() > 2) call.kwargs = as_kwargs(args[2]);
-  return call;
-}
-
-Task<Any> ConnectionCore::dispatch(Handler h, std::vector<Any>& args) {
-  CallContext ctx(*this);
-  switch (h) {
-    case Handler::kPing: require_args(args, 1, 1, h); co_return std::move(args[0]);
-    case Handler::kGetRoot: co_return Any(root_);
-    case Handler::kGetAttr: {
-      require_args(args, 2, 2, h);
-      ObjectPtr obj = local_target(args[0], "getattr");
-      std::string name = resolve_attr(*obj, attr_name(args[1]), opts_.policy.allow_getattr);
-      co_return obj->get_attr(ctx, name);
-    }
-    case Handler::kSetAttr: {
-      require_args(args, 3, 3, h);
-      ObjectPtr obj = local_target(args[0], "setattr");
-      std::string name = resolve_attr(*obj, attr_name(args[1]), opts_.policy.allow_setattr);
-      obj->set_attr(ctx, name, std::move(args[2]));
-      co_return Any();
-    }
-    case Handler::kDelAttr: {
-      require_args(args, 2, 2, h);
-      ObjectPtr obj = local_target(args[0], "delattr");
-      std::string name = resolve_attr(*obj, attr_name(args[1]), opts_.policy.allow_delattr);
-      obj->del_attr(ctx, name);
-      co_return Any();
-    }
-    case Handler::kCall: {
-      PreparedCall call = prepare_call(args);
-      Any r = co_await call.obj->call(ctx, std::move(call.args), std::move(call.kwargs));
-      co_return r;
-    }
-    case Handler::kCallAttr: {
-      PreparedCall call = prepare_call_attr(args);
-      Any r = co_await call.obj->call_attr(ctx, call.name, std::move(call.args), std::move(call.kwargs));
-      co_return r;
-    }
-    case Handler::kRepr:
-    case Handler::kStr: {
-      require_args(args, 1, 1, h);
-      if (!args[0].is_local()) co_return Any(Value(args[0].repr()));
-      co_return Any(Value(h == Handler::kRepr ? args[0].object()->repr() : args[0].object()->str()));
-    }
-    case Handler::kCmp: {
-      require_args(args, 2, 3, h);
-      ObjectPtr obj = local_target(args[0], "cmp");
-      std::string op = args.size() > 2 ? std::string(attr_name(args[2])) : std::string("__cmp__");
-      if (std::find(kCompareOps.begin(), kCompareOps.end(), op) == kCompareOps.end())
-        throw attribute_error(op);
-      if (obj->has_attr(op)) {
-        std::string name = resolve_attr(*obj, op, opts_.policy.allow_getattr);
-        Any r = co_await obj->call_attr(ctx, name, make_args(std::move(args[1])), Kwargs{});
-        co_return r;
-      }
-      // object's default: identity for ==/!=, NotImplemented otherwise.
-      const bool same = args[1].is_local() && args[1].object() == obj;
-      if (op == "__eq__") co_return Any(Value(same));
-      if (op == "__ne__") co_return Any(Value(!same));
-      co_return Any(Value::not_implemented());
-    }
-    case Handler::kHash: {
-      require_args(args, 1, 1, h);
-      ObjectPtr obj = local_target(args[0], "hash");
-      co_return Any(Value(obj->hash()));
-    }
-    case Handler::kDir: {
-      require_args(args, 1, 1, h);
-      ObjectPtr obj = local_target(args[0], "dir");
-      // Only what a GETATTR could reach (wire spec §6: Python lists everything, tether only the
-      // accessible names). Each name is listed as the object spells it (a Class<T> member as
-      // both "get" and "exposed_get", as Python's dir of an RPyC service shows exposed_get and
-      // tab completion wants get), and kept when the connection's policy lets GETATTR of it
-      // through and the name it resolves to exists: with a custom exposed_prefix "exposed_get"
-      // and "get" disappear; with allow_exposed_attrs off and allow_public_attrs on "get" is
-      // allowed but resolves to nothing, so it is left out too. allow_getattr off: empty.
-      const AccessPolicy& p = opts_.policy;
-      Value::Tuple names;
-      for (auto& n : obj->attr_names()) {
-        const PrefixedName exposed(policy_prefix(p), n);
-        const Access a = check_access(p, *obj, n, exposed.view(), p.allow_getattr);
-        const bool reachable = (a == Access::kName && obj->has_attr(n)) || a == Access::kExposed;
-        if (reachable) names.emplace_back(std::move(n));
-      }
-      co_return Any(Value::tuple(std::move(names)));
-    }
-    case Handler::kPickle: throw PyError("ValueError", "pickling is disabled");
-    case Handler::kInspect: {
-      require_args(args, 1, 1, h);
-      if (!args[0].is_value()) throw PyError("TypeError", "INSPECT takes an id_pack");
-      const Value& id_pack = args[0].value();
-      if (!id_pack.is_tuple() || id_pack.as_tuple().size() != 3 || !id_pack.as_tuple()[2].is_int()) {
-        throw PyError("builtins", "KeyError", {id_pack});
-      }
-      ObjectPtr obj = lookup_export(id_pack);
-      Value::Tuple methods;
-      for (auto& n : obj->inspect_names()) methods.push_back(Value::make_tuple(Value(std::move(n)), Value()));
-      co_return Any(Value::tuple(std::move(methods)));
-    }
-    case Handler::kBuffIter: {
-      require_args(args, 2, 2, h);
-      ObjectPtr obj = local_target(args[0], "buffiter");
-      std::int64_t count = 0;
-      if (args[1].is_value() && args[1].value().is_int64()) count = args[1].value().as_int64();
-      if (count < 0) throw PyError("ValueError", "negative count");
-      if (!obj->has_attr("__next__")) throw PyError("TypeError", "object is not an iterator");
-      std::vector<Any> items;
-      for (std::int64_t i = 0; i < count; ++i) {
-        bool stopped = false;
-        Any item;
-        try {
-          item = co_await obj->call_attr(ctx, "__next__", std::vector<Any>{}, Kwargs{});
-        } catch (const StopIteration&) {
-          stopped = true;
-        }
-        if (stopped) break;
-        items.push_back(std::move(item));
-      }
-      co_return Any::tuple(std::move(items));
-    }
-    case Handler::kOldSlicing: throw PyError("TypeError", "old-style slicing is not supported");
-    case Handler::kCtxExit: {
-      require_args(args, 1, 2, h);
-      ObjectPtr obj = local_target(args[0], "__exit__");
-      std::string name = resolve_attr(*obj, "__exit__", opts_.policy.allow_getattr);
-      Any exc = args.size() > 1 ? std::move(args[1]) : Any();
-      Any r = co_await obj->call_attr(ctx, name, make_args(std::move(exc)), Kwargs{});
-      co_return r;
-    }
-    case Handler::kInstanceCheck: co_return Any(Value(false));
-    case Handler::kClose:
-    case Handler::kDel: break;  // handled by the read loop
+std::vector<std::string> ConnectionCore::reachable_names(const Object& obj) const {
+  // Only what a GETATTR could reach (wire spec §6: Python lists everything, tether only the
+  // accessible names). Each name is listed as the object spells it (a Class<T> member as both
+  // "get" and "exposed_get", as Python's dir of an RPyC service shows exposed_get and tab
+  // completion wants get), and kept when the connection's policy lets GETATTR of it through
+  // and the name it resolves to exists: with a custom exposed_prefix "exposed_get" and "get"
+  // disappear; with allow_exposed_attrs off and allow_public_attrs on "get" is allowed but
+  // resolves to nothing, so it is left out too. allow_getattr off: empty.
+  const AccessPolicy& p = opts_.policy;
+  std::vector<std::string> out;
+  for (auto& n : obj.attr_names()) {
+    const PrefixedName exposed(policy_prefix(p), n);
+    const Access a = check_access(p, obj, n, exposed.view(), p.allow_getattr);
+    const bool reachable = (a == Access::kName && obj.has_attr(n)) || a == Access::kExposed;
+    if (reachable) out.push_back(std::move(n));
   }
-  throw PyError("builtins", "KeyError", {Value(static_cast<std::int64_t>(h))});
+  return out;
 }
 
 }  // namespace tether::rpc::detail

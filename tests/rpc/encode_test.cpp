@@ -1,4 +1,4 @@
-// ConnectionCore::encode_boxed writes RPyC's boxed form (wire spec §5) straight into a buffer;
+// MessageWriter::boxed writes RPyC's boxed form (wire spec §5) straight into a buffer;
 // it must give exactly the bytes of dump() of the boxed form built as a Value tree.
 #include <gtest/gtest.h>
 
@@ -32,7 +32,7 @@ Value reference_box(const Any& a, rpc::detail::ConnectionCore& core) {
     }
     case Any::Kind::kLocal: {
       Buffer one;
-      core.encode_boxed(a, one);
+      core.writer().boxed(a, one);
       Value boxed = brine::load(std::span<const std::uint8_t>(one.peek(), one.readable_bytes()));
       EXPECT_EQ(boxed.as_tuple().at(0), label(rpc::Label::kRemoteRef));
       return boxed;
@@ -89,18 +89,18 @@ TEST_F(EncodeTest, EncodeBoxedMatchesDumpOfBox) {
   for (int i = 0; i < 500; ++i) {
     Any a = random_any(rng, 0, remote, local);
     Buffer direct;
-    core.encode_boxed(a, direct);
+    core.writer().boxed(a, direct);
     const Bytes via_tree = brine::dump(reference_box(a, core));
     ASSERT_EQ(direct.view(), via_tree.view()) << "case " << i;
   }
   // An empty netref travels as None; a netref of another connection is refused.
   Buffer none;
-  core.encode_boxed(Any(Netref()), none);
+  core.writer().boxed(Any(Netref()), none);
   EXPECT_EQ(none.view(), brine::dump(Value::make_tuple(label(rpc::Label::kValue), Value())).view());
   auto other = make_rpc_pair(loop_);
   Netref foreign = run(get_root(*other.client));
   Buffer bad;
-  EXPECT_THROW(core.encode_boxed(Any(foreign), bad), UsageError);
+  EXPECT_THROW(core.writer().boxed(Any(foreign), bad), UsageError);
 }
 
 // ---- what Netref::call<R>(name, args...) puts on the wire

@@ -35,6 +35,8 @@ class AsyncResult;
 
 namespace rpc::detail {
 class ConnectionCore;
+class MessageWriter;
+class MessageDecoder;
 struct NetrefState;
 struct PendingCall;
 }  // namespace rpc::detail
@@ -145,7 +147,8 @@ class TETHER_API Any {
     [[nodiscard]] std::string repr() const;
 
    private:
-    friend class rpc::detail::ConnectionCore;
+    friend class rpc::detail::MessageWriter;
+    friend class rpc::detail::MessageDecoder;
     std::variant<brine::Value, std::vector<Any>, std::shared_ptr<Object>, Netref> v_;
 };
 

@@ -1,19 +1,16 @@
-// The fast path for incoming messages: envelope, request arguments and reply values are read
-// with brine::Reader straight into Any (wire spec §4–§5), with no intermediate Value tuples.
+// The fast decoding path: envelope, request arguments and reply values read with
+// brine::Reader straight into Any (wire spec §4–§5), with no intermediate Value tuples.
 //
 // It decides nothing on its own. Whatever it does not recognise (exception replies, CLOSE,
-// unknown handlers, unusual envelope or boxing shapes, references it cannot resolve, DEL
-// edge cases) makes it return false before anything happened, and the message is decoded
-// again by the general path (handle_payload_slow), whose errors and replies are the
-// reference. Nothing with an effect happens until the whole message has been read: the
-// proxies of REMOTE_REFs are made only then (resolve_refs), so an abandoned attempt leaves no
-// trace. Brine errors (malformed bytes, limits) propagate from here; the Reader makes them
-// identical to the general path's, which decodes the same bytes in the same order.
+// unknown handlers, unusual envelope or boxing shapes, references it cannot resolve) makes it
+// return false, and the message is decoded again by the general path (message_reader.cpp),
+// whose errors are the reference. Brine errors (malformed bytes, limits) propagate from here;
+// the Reader makes them identical to the general path's, which decodes the same bytes in the
+// same order.
 
 #include <fmt/format.h>
 
-#include "rpc/connection_core.hpp"
-#include "tether/rpc/py_error.hpp"
+#include "rpc/message_reader.hpp"
 
 namespace tether::rpc::detail {
 
@@ -65,8 +62,7 @@ bool take_label(Reader& r, std::size_t depth, Label label) {
 
 }  // namespace
 
-ConnectionCore::Decoded ConnectionCore::decode_boxed(Reader& r, std::size_t depth, Any& out,
-                                                     std::vector<DeferredRef>& refs) {
+MessageDecoder::Decoded MessageDecoder::boxed(Reader& r, std::size_t depth, Any& out, std::vector<DeferredRef>& refs) {
   auto n = r.try_tuple(depth);
   if (!n || *n != 2) return Decoded::kFail;
   auto label = r.try_int64();
@@ -86,7 +82,7 @@ ConnectionCore::Decoded ConnectionCore::decode_boxed(Reader& r, std::size_t dept
       std::vector<Any> items(*m);
       bool plain = true;
       for (Any& item : items) {
-        const Decoded d = decode_boxed(r, depth + 2, item, refs);
+        const Decoded d = boxed(r, depth + 2, item, refs);
         if (d == Decoded::kFail) return d;
         if (d == Decoded::kRef || !item.is_value()) plain = false;
       }
@@ -104,24 +100,22 @@ ConnectionCore::Decoded ConnectionCore::decode_boxed(Reader& r, std::size_t dept
     case 3: {  // LOCAL_REF: one of our exports
       // A peer echoes our id_packs byte for byte (brine's encoding is canonical): one that
       // named recently is recognised by a comparison instead of being parsed.
-      for (const auto* e : recent_refs_) {
+      for (ExportTable::Slot e : exports_.recent()) {
         if (e && r.try_encoded(as_bytes(e->second.wire), e->second.wire_shape, depth + 1)) {
           out = Any(e->second.obj);
-          note_recent_ref(e);
+          exports_.note_recent(e);
           return Decoded::kRef;
         }
       }
       IdPack id;
-      if (!read_id_pack(r, depth + 1, id) || id.instance_id <= 0) return Decoded::kFail;
-      auto it = exports_.find(static_cast<std::uint64_t>(id.instance_id));
-      if (it == exports_.end() || it->second.name != id.name || it->second.class_id != id.class_id) {
-        return Decoded::kFail;
-      }
-      out = Any(it->second.obj);
-      note_recent_ref(&*it);
+      if (!read_id_pack(r, depth + 1, id)) return Decoded::kFail;
+      ExportTable::Slot e = exports_.find(id.name, id.class_id, id.instance_id);
+      if (!e) return Decoded::kFail;
+      out = Any(e->second.obj);
+      exports_.note_recent(e);
       return Decoded::kRef;
     }
-    case 4: {  // REMOTE_REF: a proxy, made once the whole message decoded
+    case 4: {  // REMOTE_REF: a proxy, made by whoever acts on the message
       IdPack id;
       if (!read_id_pack(r, depth + 1, id)) return Decoded::kFail;
       refs.push_back(DeferredRef{
@@ -132,16 +126,15 @@ ConnectionCore::Decoded ConnectionCore::decode_boxed(Reader& r, std::size_t dept
   }
 }
 
-bool ConnectionCore::decode_boxed_items(Reader& r, std::size_t depth, std::vector<Any>& out,
-                                        std::vector<DeferredRef>& refs, bool none_is_empty) {
+bool MessageDecoder::boxed_items(Reader& r, std::size_t depth, std::vector<Any>& out, std::vector<DeferredRef>& refs,
+                                 bool none_is_empty) {
   auto n = r.try_tuple(depth);
   if (!n || *n != 2) return false;
   auto label = r.try_int64();
   if (!label) return false;
   if (*label == 1) {
     // A tuple of plain values may travel as one VALUE (tether's encoder sends it so): its
-    // items are read straight into the slots. None stands for no arguments, as the general
-    // path's as_call_args has it.
+    // items are read straight into the slots. None stands for no arguments.
     if (auto k = r.try_tuple(depth + 1)) {
       out.clear();
       out.resize(*k);
@@ -160,18 +153,12 @@ bool ConnectionCore::decode_boxed_items(Reader& r, std::size_t depth, std::vecto
   if (!m) return false;
   out.resize(*m);
   for (Any& item : out) {
-    if (decode_boxed(r, depth + 2, item, refs) == Decoded::kFail) return false;
+    if (boxed(r, depth + 2, item, refs) == Decoded::kFail) return false;
   }
   return true;
 }
 
-void ConnectionCore::RequestArgs::resize(std::size_t count) {
-  n = count;
-  if (count > small.size()) large.resize(count);
-}
-
-bool ConnectionCore::decode_request_args(Reader& r, Handler h, RequestArgs& args,
-                                         std::vector<DeferredRef>& refs) {
+bool MessageDecoder::request_args(Reader& r, Handler h, RequestArgs& args, std::vector<DeferredRef>& refs) {
   // The positional-argument tuple of CALL (item 1) and CALLATTR (item 2) is kept as a vector,
   // which the handler then moves out; everything else is boxed as usual.
   const std::size_t call_args = h == Handler::kCallAttr ? 2 : h == Handler::kCall ? 1 : SIZE_MAX;
@@ -183,18 +170,17 @@ bool ConnectionCore::decode_request_args(Reader& r, Handler h, RequestArgs& args
   for (std::size_t i = 0; i < items.size(); ++i) {
     if (i == call_args) {
       std::vector<Any> inner;
-      if (!decode_boxed_items(r, 4, inner, refs, true)) return false;
+      if (!boxed_items(r, 4, inner, refs, true)) return false;
       items[i].v_ = std::move(inner);  // a vector's items do not move with it: slots stay valid
-    } else if (decode_boxed(r, 4, items[i], refs) == Decoded::kFail) {
+    } else if (boxed(r, 4, items[i], refs) == Decoded::kFail) {
       return false;
     }
   }
   return true;
 }
 
-bool ConnectionCore::decode_call(Reader& r, Handler h, PreparedCall& call, std::string_view& name,
-                                 Any& kwargs, std::vector<DeferredRef>& refs) {
-  // (TUPLE, (target, [(VALUE, name),] args[, kwargs])), at the depths decode_request_args reads;
+bool MessageDecoder::call_shape(Reader& r, Handler h, CallShape& call, std::vector<DeferredRef>& refs) {
+  // (TUPLE, (target, [(VALUE, name),] args[, kwargs])), at the depths request_args reads;
   // GETATTR's is (TUPLE, (target, (VALUE, name))).
   const bool getattr = h == Handler::kGetAttr;
   const std::size_t fixed = h == Handler::kCallAttr ? 3 : 2;
@@ -203,34 +189,27 @@ bool ConnectionCore::decode_call(Reader& r, Handler h, PreparedCall& call, std::
   auto m = r.try_tuple(3);
   if (!m || *m < fixed || *m > most) return false;
   Any target;
-  if (decode_boxed(r, 4, target, refs) != Decoded::kRef || !target.is_local()) return false;
+  if (boxed(r, 4, target, refs) != Decoded::kRef || !target.is_local()) return false;
   call.obj = std::move(std::get<2>(target.v_));
-  call.attr = h == Handler::kCallAttr;
-  if (call.attr || getattr) {
+  if (h != Handler::kCall) {
     if (!take_label(r, 4, Label::kValue)) return false;
     auto s = r.try_str();
     if (!s) return false;
-    name = *s;
+    call.name.assign(s->data(), s->size());
   }
   if (getattr) return true;
-  if (!decode_boxed_items(r, 4, call.args, refs, true)) return false;
+  if (!boxed_items(r, 4, call.args, refs, true)) return false;
   if (*m > fixed) {
     // (VALUE, ()), no keyword arguments, is what clients send: recognised without a Value.
     const Reader::Mark at = r.mark();
-    if (take_label(r, 4, Label::kValue) && r.try_tuple(5) == std::optional<std::size_t>(0)) {
-      return true;
-    }
+    if (take_label(r, 4, Label::kValue) && r.try_tuple(5) == std::optional<std::size_t>(0)) return true;
     r.rewind(at);
-    if (decode_boxed(r, 4, kwargs, refs) == Decoded::kFail) return false;
+    if (boxed(r, 4, call.kwargs, refs) == Decoded::kFail) return false;
   }
   return true;
 }
 
-void ConnectionCore::resolve_refs(std::vector<DeferredRef>& refs) {
-  for (DeferredRef& d : refs) *d.slot = Any(make_proxy(d.id_pack));
-}
-
-bool ConnectionCore::handle_payload_fast(std::span<const std::uint8_t> payload, Generation gen) {
+bool MessageDecoder::decode_fast(std::span<const std::uint8_t> payload, Generation gen, Message& out) {
   // Envelope: 5.x (msg, seq, body) | 6.x u8 msg + (seq, body).
   std::int64_t msg = 0;
   std::span<const std::uint8_t> brine_part = payload;
@@ -238,7 +217,7 @@ bool ConnectionCore::handle_payload_fast(std::span<const std::uint8_t> payload, 
     msg = payload[0];
     brine_part = payload.subspan(1);
   }
-  Reader r(brine_part, opts_.limits);
+  Reader r(brine_part, limits_);
   if (gen == Generation::k6) {
     if (r.try_tuple(0) != std::optional<std::size_t>(2)) return false;
   } else {
@@ -249,107 +228,40 @@ bool ConnectionCore::handle_payload_fast(std::span<const std::uint8_t> payload, 
   }
   auto seq_read = r.try_int64();
   if (!seq_read) return false;
-  const auto seq = static_cast<std::uint64_t>(*seq_read);
-  std::vector<DeferredRef> refs;
+  out.seq = static_cast<std::uint64_t>(*seq_read);
 
   if (msg == static_cast<std::int64_t>(MsgType::kReply)) {
-    auto it = pending_.find(seq);
-    if (it == pending_.end()) {
-      // Late (timed out) or never sent: checked like any message, then dropped.
-      Value ignored = r.read(1);
-      r.expect_end();
-      on_unexpected_reply(seq);
-      return true;
-    }
-    Any value;
-    if (decode_boxed(r, 1, value, refs) == Decoded::kFail) return false;
+    out.type = MsgType::kReply;
+    if (boxed(r, 1, out.value, out.refs) == Decoded::kFail) return false;
     r.expect_end();
-    resolve_refs(refs);
-    complete_pending(take_pending(it), std::move(value), nullptr);
+    out.cost = r.decoded_bytes();
     return true;
   }
   if (msg != static_cast<std::int64_t>(MsgType::kRequest)) return false;
+  out.type = MsgType::kRequest;
 
   if (r.try_tuple(1) != std::optional<std::size_t>(2)) return false;
   auto handler_read = r.try_int64();
   if (!handler_read) return false;
   const std::int64_t hn = *handler_read;
   if (hn < 1 || hn > 20 || hn == static_cast<std::int64_t>(Handler::kClose)) return false;
+  out.handler = hn;
   const auto h = static_cast<Handler>(hn);
   if (h == Handler::kCallAttr || h == Handler::kCall || h == Handler::kGetAttr) {
     const Reader::Mark at = r.mark();
-    Any kwargs;  // declared first, destroyed last: proxies go as prepare_call_attr's order has them
-    PreparedCall call;
-    std::string_view name;  // into the payload: used before this returns
-    if (decode_call(r, h, call, name, kwargs, refs)) {
+    if (call_shape(r, h, out.call, out.refs)) {
       r.expect_end();
-      resolve_refs(refs);
-      ++counters_.requests_in;
-      // prepare_call_attr's remaining checks, in its order, and with its order of effects: a
-      // bad name is answered before the arguments go (and with them, DELs for any proxies in
-      // them), bad keyword arguments after.
-      try {
-        if (call.attr || h == Handler::kGetAttr) {
-          call.name = resolve_attr(*call.obj, name, opts_.policy.allow_getattr);
-        }
-      } catch (...) {
-        send_exception(seq, std::current_exception(), h);
-        return true;
-      }
-      try {
-        if (!kwargs.is_none()) call.kwargs = as_kwargs(kwargs);
-      } catch (...) {
-        call = PreparedCall{};
-        send_exception(seq, std::current_exception(), h);
-        return true;
-      }
-      next_cost_ = r.decoded_bytes();
-      start_call(seq, h, std::move(call));
+      out.call.present = true;
+      out.cost = r.decoded_bytes();
       return true;
     }
-    r.rewind(at);  // an unusual shape: read again below, checked by prepare_call_attr/prepare_call
-    refs.clear();
+    r.rewind(at);  // an unusual shape: read again below, checked by the dispatcher
+    out.refs.clear();
+    out.call = CallShape{};
   }
-  RequestArgs args;
-  if (!decode_request_args(r, h, args, refs)) return false;
+  if (!request_args(r, h, out.args, out.refs)) return false;
   r.expect_end();
-  next_cost_ = r.decoded_bytes();
-  std::span<Any> items = args.items();
-
-  if (h == Handler::kDel) {
-    // (LOCAL_REF obj[, count]): the general path words every refusal.
-    if (!refs.empty() || items.empty() || items.size() > 2 || !items[0].is_local()) return false;
-    std::uint64_t count = 1;
-    if (items.size() > 1 && items[1].is_value() && items[1].value().is_int64() &&
-        items[1].value().as_int64() > 0) {
-      count = static_cast<std::uint64_t>(items[1].value().as_int64());
-    }
-    auto id = export_ids_.find(items[0].object().get());
-    if (id == export_ids_.end()) return false;
-    const std::uint64_t iid = id->second;
-    ++counters_.requests_in;
-    items[0] = Any();  // our reference to the object goes before the table may drop its own
-    release_export(exports_.find(iid), count);
-    send_reply(seq, Any());
-    return true;
-  }
-
-  resolve_refs(refs);
-  ++counters_.requests_in;
-  if (h == Handler::kCallAttr || h == Handler::kCall) {
-    // Checked and converted now; a refusal is answered at once.
-    PreparedCall call;
-    try {
-      call = h == Handler::kCallAttr ? prepare_call_attr(items) : prepare_call(items);
-    } catch (...) {
-      send_exception(seq, std::current_exception(), h);
-      return true;
-    }
-    start_call(seq, h, std::move(call));
-    return true;
-  }
-  std::vector<Any> list(std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
-  start_request(seq, h, std::move(list));
+  out.cost = r.decoded_bytes();
   return true;
 }
 
