@@ -4,6 +4,7 @@
 #include <new>
 #include <utility>
 
+#include "rpc/forwarding.hpp"
 #include "tether/base/log.hpp"
 #include "tether/brine/codec.hpp"
 #include "tether/brine/utf8.hpp"
@@ -45,6 +46,21 @@ ConnectionCore::ConnectionCore(std::unique_ptr<Channel> channel, ObjectPtr root,
         }
       }) {
   writer_.set_generation(gen_);
+  writer_.set_foreign_netref([this](const Netref& r) { return forwarding_for(r); });
+}
+
+ObjectPtr ConnectionCore::forwarding_for(const Netref& foreign) {
+  const NetrefState* key = foreign.state().get();
+  auto it = forwards_.find(key);
+  if (it != forwards_.end()) {
+    if (ObjectPtr live = it->second.lock()) return live;
+  }
+  if (forwards_.size() > 64 && forwards_.size() > 2 * exports_.size()) {
+    std::erase_if(forwards_, [](const auto& e) { return e.second.expired(); });
+  }
+  auto obj = std::make_shared<ForwardingObject>(foreign);
+  forwards_[key] = obj;
+  return obj;
 }
 
 ConnectionCore::~ConnectionCore() {
@@ -199,7 +215,8 @@ void ConnectionCore::send_reply(std::uint64_t seq, Any result) {
 
 void ConnectionCore::send_exception(std::uint64_t seq, std::exception_ptr e, Handler h) {
   if (closed_) return;
-  writer_.send(MsgType::kException, seq, encode_exception(e, gen_, opts_.include_traceback, handler_name(h)));
+  writer_.send(MsgType::kException, seq,
+               encode_exception(e, gen_, opts_.include_traceback, handler_name(h), opts_.include_local_version));
 }
 
 Task<void> ConnectionCore::close_gracefully() {
@@ -483,10 +500,10 @@ void ConnectionCore::handle_del(std::uint64_t seq, std::span<Any> items) {
     if (items.size() > 1 && items[1].is_value() && items[1].value().is_int64() && items[1].value().as_int64() > 0) {
       count = static_cast<std::uint64_t>(items[1].value().as_int64());
     }
-    const std::optional<std::uint64_t> iid = exports_.id_of(items[0].object().get());
-    if (!iid) throw PyError("TypeError", "DEL needs a reference to a lent object");
+    const std::optional<ExportTable::Key> key = exports_.id_of(items[0].object().get());
+    if (!key) throw PyError("TypeError", "DEL needs a reference to a lent object");
     items[0] = Any();  // our reference to the object goes before the table may drop its own
-    std::optional<ObjectPtr> dying = exports_.release(*iid, count);
+    std::optional<ObjectPtr> dying = exports_.release(*key, count);
     dying.reset();  // destroyed now that the table is consistent
     send_reply(seq, Any());
   } catch (...) {

@@ -16,6 +16,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "rpc/export_table.hpp"
@@ -146,6 +147,10 @@ class ConnectionCore {
 
   ExportTable exports_;
   ProxyTable proxies_;
+  /// Proxies of other connections lent to this peer (forwarding.hpp), by proxy state: the same
+  /// proxy is lent as the same object while the peer holds it.
+  std::unordered_map<const NetrefState*, std::weak_ptr<Object>> forwards_;
+  ObjectPtr forwarding_for(const Netref& foreign);
   PendingCalls pending_;
   MessageWriter writer_;
   MessageDecoder decoder_;
@@ -181,7 +186,7 @@ Kwargs as_kwargs(const Any& a);
 
 /// Builds the exception-reply body (vinegar, §9) for a C++ exception.
 brine::Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceback,
-                              std::string_view context);
+                              std::string_view context, bool include_local_version = true);
 /// Turns an exception-reply body into the C++ exception to throw.
 std::exception_ptr decode_exception(const brine::Value& body);
 

@@ -1,5 +1,7 @@
 #include "tether/rpc/convert.hpp"
 
+#include "tether/rpc/object.hpp"
+
 #include <fmt/format.h>
 
 namespace tether::detail {
@@ -56,6 +58,11 @@ Task<std::vector<std::pair<Any, Any>>> mapping_items(Any a) {
     co_return out;
   }
   conversion_error("a mapping", a);
+}
+
+const Netref* forwarded_netref(const Any& a) noexcept {
+  if (!a.is_local() || !a.object()) return nullptr;
+  return a.object()->forwards_to();
 }
 
 }  // namespace tether::detail

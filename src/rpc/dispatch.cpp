@@ -108,17 +108,24 @@ using HandlerFn = Task<Any> (*)(ConnectionCore&, CallContext&, Request&);
 
 Task<Any> ready(Any a) { co_return a; }
 
+/// The name a request for `name` reaches on `obj`: RPyC's access check, unless the object
+/// checks its own access.
+std::string reach(ConnectionCore& c, const Object& obj, std::string_view name, bool master_switch) {
+  if (obj.checks_own_access()) return std::string(name);
+  return c.resolve_attr(obj, name, master_switch);
+}
+
 /// CALLATTR's and CALL's target, name and arguments, in the usual shape or taken from the
 /// argument tuple with RPyC's checks, in its order.
 void shape_call(ConnectionCore& c, Request& r, bool attr) {
   CallShape& call = r.call;
+  const bool allow = c.options().policy.allow_getattr;
   if (!call.present) {
     std::vector<Any>& args = r.args;
     if (attr) {
       require_args(args, 3, 4, Handler::kCallAttr);
       call.obj = local_target(args[0], "callattr");
-      call.name = std::string(attr_name(args[1]));
-      call.name = c.resolve_attr(*call.obj, call.name, c.options().policy.allow_getattr);
+      call.name = reach(c, *call.obj, attr_name(args[1]), allow);
       call.args = as_call_args(args[2]);
       if (args.size() > 3) call.kwargs = std::move(args[3]);
     } else {
@@ -130,7 +137,7 @@ void shape_call(ConnectionCore& c, Request& r, bool attr) {
     call.present = true;
     return;
   }
-  if (attr) call.name = c.resolve_attr(*call.obj, call.name, c.options().policy.allow_getattr);
+  if (attr) call.name = reach(c, *call.obj, call.name, allow);
 }
 
 Task<Any> do_call_attr(ConnectionCore& c, CallContext& ctx, Request& r) {
@@ -163,42 +170,51 @@ Task<Any> do_get_attr(ConnectionCore& c, CallContext& ctx, Request& r) {
     obj = local_target(r.args[0], "getattr");
     name = attr_name(r.args[1]);
   }
-  name = c.resolve_attr(*obj, name, c.options().policy.allow_getattr);
-  return ready(obj->get_attr(ctx, name));
+  name = reach(c, *obj, name, c.options().policy.allow_getattr);
+  Any value = co_await obj->get_attr_async(ctx, std::move(name));
+  co_return value;
 }
 
 Task<Any> do_set_attr(ConnectionCore& c, CallContext& ctx, Request& r) {
   require_args(r.args, 3, 3, Handler::kSetAttr);
   ObjectPtr obj = local_target(r.args[0], "setattr");
-  std::string name = c.resolve_attr(*obj, attr_name(r.args[1]), c.options().policy.allow_setattr);
-  obj->set_attr(ctx, name, std::move(r.args[2]));
-  return ready(Any());
+  std::string name = reach(c, *obj, attr_name(r.args[1]), c.options().policy.allow_setattr);
+  co_await obj->set_attr_async(ctx, std::move(name), std::move(r.args[2]));
+  co_return Any();
 }
 
 Task<Any> do_del_attr(ConnectionCore& c, CallContext& ctx, Request& r) {
   require_args(r.args, 2, 2, Handler::kDelAttr);
   ObjectPtr obj = local_target(r.args[0], "delattr");
-  std::string name = c.resolve_attr(*obj, attr_name(r.args[1]), c.options().policy.allow_delattr);
-  obj->del_attr(ctx, name);
-  return ready(Any());
+  std::string name = reach(c, *obj, attr_name(r.args[1]), c.options().policy.allow_delattr);
+  co_await obj->del_attr_async(ctx, std::move(name));
+  co_return Any();
 }
 
-Task<Any> do_repr_or_str(Request& r, Handler h) {
+Task<Any> do_repr_or_str(CallContext& ctx, Request& r, Handler h) {
   require_args(r.args, 1, 1, h);
-  if (!r.args[0].is_local()) return ready(Any(Value(r.args[0].repr())));
-  const ObjectPtr& obj = r.args[0].object();
-  return ready(Any(Value(h == Handler::kRepr ? obj->repr() : obj->str())));
+  if (!r.args[0].is_local()) co_return Any(Value(r.args[0].repr()));
+  ObjectPtr obj = r.args[0].object();
+  std::string text;
+  if (h == Handler::kRepr) {
+    std::string t = co_await obj->repr_async(ctx);
+    text = std::move(t);
+  } else {
+    std::string t = co_await obj->str_async(ctx);
+    text = std::move(t);
+  }
+  co_return Any(Value(std::move(text)));
 }
-Task<Any> do_repr(ConnectionCore&, CallContext&, Request& r) { return do_repr_or_str(r, Handler::kRepr); }
-Task<Any> do_str(ConnectionCore&, CallContext&, Request& r) { return do_repr_or_str(r, Handler::kStr); }
+Task<Any> do_repr(ConnectionCore&, CallContext& ctx, Request& r) { return do_repr_or_str(ctx, r, Handler::kRepr); }
+Task<Any> do_str(ConnectionCore&, CallContext& ctx, Request& r) { return do_repr_or_str(ctx, r, Handler::kStr); }
 
 Task<Any> do_cmp(ConnectionCore& c, CallContext& ctx, Request& r) {
   require_args(r.args, 2, 3, Handler::kCmp);
   ObjectPtr obj = local_target(r.args[0], "cmp");
   std::string op = r.args.size() > 2 ? std::string(attr_name(r.args[2])) : std::string("__cmp__");
   if (std::find(kCompareOps.begin(), kCompareOps.end(), op) == kCompareOps.end()) throw attribute_error(op);
-  if (obj->has_attr(op)) {
-    std::string name = c.resolve_attr(*obj, op, c.options().policy.allow_getattr);
+  if (obj->checks_own_access() || obj->has_attr(op)) {
+    std::string name = reach(c, *obj, op, c.options().policy.allow_getattr);
     Any r_ = co_await obj->call_attr(ctx, name, make_args(std::move(r.args[1])), Kwargs{});
     co_return r_;
   }
@@ -209,24 +225,34 @@ Task<Any> do_cmp(ConnectionCore& c, CallContext& ctx, Request& r) {
   co_return Any(Value::not_implemented());
 }
 
-Task<Any> do_hash(ConnectionCore&, CallContext&, Request& r) {
+Task<Any> do_hash(ConnectionCore&, CallContext& ctx, Request& r) {
   require_args(r.args, 1, 1, Handler::kHash);
-  return ready(Any(Value(local_target(r.args[0], "hash")->hash())));
+  ObjectPtr obj = local_target(r.args[0], "hash");
+  std::int64_t h = co_await obj->hash_async(ctx);
+  co_return Any(Value(h));
 }
 
-Task<Any> do_dir(ConnectionCore& c, CallContext&, Request& r) {
+Task<Any> do_dir(ConnectionCore& c, CallContext& ctx, Request& r) {
   require_args(r.args, 1, 1, Handler::kDir);
   ObjectPtr obj = local_target(r.args[0], "dir");
-  Value::Tuple names;
-  for (auto& n : c.reachable_names(*obj)) names.emplace_back(std::move(n));
-  return ready(Any(Value::tuple(std::move(names))));
+  std::vector<std::string> names;
+  if (obj->checks_own_access()) {
+    std::vector<std::string> own = co_await obj->dir_async(ctx);
+    names = std::move(own);
+  } else {
+    names = c.reachable_names(*obj);
+  }
+  Value::Tuple out;
+  out.reserve(names.size());
+  for (auto& n : names) out.emplace_back(std::move(n));
+  co_return Any(Value::tuple(std::move(out)));
 }
 
 Task<Any> do_pickle(ConnectionCore&, CallContext&, Request&) {
   throw PyError("ValueError", "pickling is disabled");
 }
 
-Task<Any> do_inspect(ConnectionCore& c, CallContext&, Request& r) {
+Task<Any> do_inspect(ConnectionCore& c, CallContext& ctx, Request& r) {
   require_args(r.args, 1, 1, Handler::kInspect);
   if (!r.args[0].is_value()) throw PyError("TypeError", "INSPECT takes an id_pack");
   const Value& id_pack = r.args[0].value();
@@ -235,9 +261,10 @@ Task<Any> do_inspect(ConnectionCore& c, CallContext&, Request& r) {
   }
   ObjectPtr obj = c.exports().find(id_pack);
   if (!obj) throw PyError("builtins", "KeyError", {id_pack});
+  std::vector<std::string> names = co_await obj->inspect_async(ctx);
   Value::Tuple methods;
-  for (auto& n : obj->inspect_names()) methods.push_back(Value::make_tuple(Value(std::move(n)), Value()));
-  return ready(Any(Value::tuple(std::move(methods))));
+  for (auto& n : names) methods.push_back(Value::make_tuple(Value(std::move(n)), Value()));
+  co_return Any(Value::tuple(std::move(methods)));
 }
 
 Task<Any> do_buff_iter(ConnectionCore&, CallContext& ctx, Request& r) {
@@ -246,7 +273,9 @@ Task<Any> do_buff_iter(ConnectionCore&, CallContext& ctx, Request& r) {
   std::int64_t count = 0;
   if (r.args[1].is_value() && r.args[1].value().is_int64()) count = r.args[1].value().as_int64();
   if (count < 0) throw PyError("ValueError", "negative count");
-  if (!obj->has_attr("__next__")) throw PyError("TypeError", "object is not an iterator");
+  if (!obj->checks_own_access() && !obj->has_attr("__next__")) {
+    throw PyError("TypeError", "object is not an iterator");
+  }
   std::vector<Any> items;
   for (std::int64_t i = 0; i < count; ++i) {
     bool stopped = false;
@@ -267,15 +296,38 @@ Task<Any> do_old_slicing(ConnectionCore&, CallContext&, Request&) {
 }
 
 Task<Any> do_ctx_exit(ConnectionCore& c, CallContext& ctx, Request& r) {
+  // RPyC's client sends the exception *type* (or None) and RPyC's server raises it, calling
+  // __exit__(type, value, traceback) with the instance raising made: so does this, creating
+  // the value by calling the type (a remote class is called on its side, as raising it would).
+  // There is no traceback object to give: None.
   require_args(r.args, 1, 2, Handler::kCtxExit);
   ObjectPtr obj = local_target(r.args[0], "__exit__");
-  std::string name = c.resolve_attr(*obj, "__exit__", c.options().policy.allow_getattr);
-  Any exc = r.args.size() > 1 ? std::move(r.args[1]) : Any();
-  Any result = co_await obj->call_attr(ctx, name, make_args(std::move(exc)), Kwargs{});
+  std::string name = reach(c, *obj, "__exit__", c.options().policy.allow_getattr);
+  Any type = r.args.size() > 1 ? std::move(r.args[1]) : Any();
+  Any value;
+  if (type.is_netref() && type.netref().valid()) {
+    try {
+      Any made = co_await type.netref().call();
+      value = std::move(made);
+    } catch (const Error&) {
+      value = Any();  // not instantiable without arguments: the value stays None
+    }
+  } else if (!type.is_none()) {
+    value = type;  // a plain value (a tether client's exception value): given as both
+  }
+  Any result = co_await obj->call_attr(ctx, name, make_args(std::move(type), std::move(value), Any()), Kwargs{});
   co_return result;
 }
 
-Task<Any> do_instance_check(ConnectionCore&, CallContext&, Request&) { return ready(Any(Value(false))); }
+Task<Any> do_instance_check(ConnectionCore&, CallContext& ctx, Request& r) {
+  // (cls, other id_pack): is the object named by the id_pack an instance of `cls`? Asked by a
+  // Python peer's proxy when the class ids differ (else it answers itself).
+  require_args(r.args, 2, 2, Handler::kInstanceCheck);
+  ObjectPtr cls = local_target(r.args[0], "instancecheck");
+  if (!r.args[1].is_value()) co_return Any(Value(false));
+  bool yes = co_await cls->instance_check_async(ctx, r.args[1].value());
+  co_return Any(Value(yes));
+}
 
 /// By handler number (index 0, CLOSE and DEL unused: the read loop acts on those).
 constexpr std::array<HandlerFn, 21> kHandlers = {

@@ -17,7 +17,7 @@
 namespace tether::rpc::detail {
 
 /// Loop thread only. Each export is named by an id_pack (type name, class id, instance id);
-/// the instance id is the table's key, counting up from 1 and never reused on a connection.
+/// instance ids the table assigns count up from 1 and are never reused on a connection.
 class ExportTable {
  public:
   struct Entry {
@@ -28,7 +28,20 @@ class ExportTable {
     brine::Reader::Shape wire_shape;
     std::uint64_t extra = 0;  // references the peer holds, minus one
   };
-  using Map = std::unordered_map<std::uint64_t, Entry>;
+  /// What names an export: (class id, instance id). Objects named by the connection have a
+  /// fresh instance id each; a class has instance id 0 (RPyC's mark of a type) and a forwarded
+  /// proxy keeps its origin's pair.
+  struct Key {
+    std::int64_t class_id = 0;
+    std::int64_t instance_id = 0;
+    friend bool operator==(const Key&, const Key&) = default;
+  };
+  struct KeyHash {
+    std::size_t operator()(const Key& k) const noexcept {
+      return std::hash<std::int64_t>()(k.instance_id) ^ (std::hash<std::int64_t>()(k.class_id) * 31);
+    }
+  };
+  using Map = std::unordered_map<Key, Entry, KeyHash>;
   using Slot = const Map::value_type*;
 
   ExportTable() = default;
@@ -44,18 +57,18 @@ class ExportTable {
   [[nodiscard]] ObjectPtr find(const brine::Value& id_pack) const;
   /// The same from the id_pack's parts (the fast decoder's form); null when unknown.
   [[nodiscard]] Slot find(std::string_view name, std::int64_t class_id, std::int64_t instance_id) const;
-  /// The instance id of a lent object, if it is in the table.
-  [[nodiscard]] std::optional<std::uint64_t> id_of(const Object* obj) const;
+  /// The key of a lent object, if it is in the table.
+  [[nodiscard]] std::optional<Key> id_of(const Object* obj) const;
 
   /// The exports the peer named last (LOCAL_REF), most recent first: their id_packs are
   /// recognised by their bytes before any parsing. A cache: noting is const.
   [[nodiscard]] const std::array<Slot, 4>& recent() const noexcept { return recent_; }
   void note_recent(Slot e) const noexcept;
 
-  /// DEL: the peer holds `count` fewer references to export `iid`. Returns the object when it
+  /// DEL: the peer holds `count` fewer references to export `key`. Returns the object when it
   /// left the table (the caller drops it after the table is consistent), else null.
-  /// Returns nullopt when `iid` is not in the table.
-  std::optional<ObjectPtr> release(std::uint64_t iid, std::uint64_t count);
+  /// Returns nullopt when `key` is not in the table.
+  std::optional<ObjectPtr> release(const Key& key, std::uint64_t count);
 
   /// Empties the table (the connection closed); returns what it held so that the caller
   /// destroys the objects after the table is consistent.
@@ -64,8 +77,11 @@ class ExportTable {
   [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
 
  private:
-  Map entries_;                                        // by instance id
-  std::unordered_map<const Object*, std::uint64_t> ids_;  // object -> instance id
+  /// Adds `obj` under the id_pack (name, class_id, iid) and returns its entry.
+  Entry& add(const ObjectPtr& obj, std::string name, std::int64_t class_id, std::int64_t iid);
+
+  Map entries_;
+  std::unordered_map<const Object*, Key> ids_;  // object -> key
   mutable std::array<Slot, 4> recent_{};
   std::uint64_t next_instance_ = 1;
   Buffer scratch_;  // for dumping an id_pack (one allocation per connection, not per export)

@@ -149,7 +149,15 @@ void MessageWriter::boxed(const Any& a, Buffer& out) {
       return;
     case Any::Kind::kTuple: boxed_tuple(std::get<1>(a.v_), out); return;
     case Any::Kind::kLocal: {
-      const std::string& id_pack = exports_.lend(std::get<2>(a.v_));
+      const ObjectPtr& obj = std::get<2>(a.v_);
+      if (const Netref* home = obj ? obj->forwards_to() : nullptr) {
+        const NetrefState* st = home->state().get();
+        if (st && st->owner == owner_ && !st->core.expired()) {
+          netref(*home, out);  // one of this peer's objects, lent onward and coming back home
+          return;
+        }
+      }
+      const std::string& id_pack = exports_.lend(obj);
       brine::dump_tuple_header(2, out);
       dump_label(Label::kRemoteRef, out);
       out.append(id_pack);
@@ -168,7 +176,12 @@ void MessageWriter::netref(const Netref& ref, Buffer& out) {
     return;
   }
   const NetrefState& st = *ref.state();
-  if (st.owner != owner_ || st.core.expired()) {
+  if (st.core.expired()) {
+    // Its connection is gone: nothing could be forwarded to, and the peer must not get an
+    // object that fails every operation.
+    throw UsageError("a Netref whose connection is closed cannot be sent");
+  }
+  if (st.owner != owner_) {
     // Another connection's proxy: lent as an object of ours that forwards to it.
     if (!foreign_) throw UsageError("a Netref can only be sent back over the connection it came from");
     boxed(Any(foreign_(ref)), out);

@@ -225,6 +225,21 @@ Task<std::vector<Any>> Netref::to_list(std::size_t batch) const {
   co_return out;
 }
 
+Task<std::vector<std::string>> Netref::inspect() const {
+  Any r = co_await request(*this, Handler::kInspect, make_args(id_pack()));
+  std::vector<std::string> names;
+  for (const auto& item : r.items()) {
+    // (name, doc) pairs
+    if (item.is_tuple() && !item.items().empty()) names.push_back(expect_str(item.items()[0], "INSPECT"));
+  }
+  co_return names;
+}
+
+Task<bool> Netref::instance_check(brine::Value other_id_pack) const {
+  Any r = co_await request(*this, Handler::kInstanceCheck, make_args(*this, std::move(other_id_pack)));
+  co_return truthy(r);
+}
+
 Task<Any> Netref::enter() const { return callattr("__enter__"); }
 
 Task<Any> Netref::exit(Any exc_value) const {

@@ -55,6 +55,27 @@ bool Object::has_attr(std::string_view) const { return false; }
 
 Any Object::get_attr(CallContext&, std::string_view name) { throw attribute_error(name); }
 
+// The asynchronous interface's defaults: the synchronous forms, answered at once.
+
+Task<Any> Object::get_attr_async(CallContext& ctx, std::string name) { co_return get_attr(ctx, name); }
+
+Task<void> Object::set_attr_async(CallContext& ctx, std::string name, Any value) {
+  set_attr(ctx, name, std::move(value));
+  co_return;
+}
+
+Task<void> Object::del_attr_async(CallContext& ctx, std::string name) {
+  del_attr(ctx, name);
+  co_return;
+}
+
+Task<std::string> Object::repr_async(CallContext&) { co_return repr(); }
+Task<std::string> Object::str_async(CallContext&) { co_return str(); }
+Task<std::int64_t> Object::hash_async(CallContext&) { co_return hash(); }
+Task<std::vector<std::string>> Object::dir_async(CallContext&) { co_return attr_names(); }
+Task<std::vector<std::string>> Object::inspect_async(CallContext&) { co_return inspect_names(); }
+Task<bool> Object::instance_check_async(CallContext&, brine::Value) { co_return false; }
+
 Task<Any> Object::call_attr(CallContext& ctx, std::string_view name, std::vector<Any> args, Kwargs kwargs) {
   Any attr = get_attr(ctx, name);
   if (!attr.is_local()) throw PyError("TypeError", fmt::format("'{}' is not callable", name));

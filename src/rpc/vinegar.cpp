@@ -63,7 +63,7 @@ std::string text_of(const Value& v) { return v.is_str() ? v.as_str() : v.repr(40
 }  // namespace
 
 Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceback,
-                       std::string_view context) {
+                       std::string_view context, bool include_local_version) {
   try {
     std::rethrow_exception(e);
   } catch (const StopIteration&) {
@@ -71,7 +71,8 @@ Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceb
   } catch (...) {
   }
   Mapped m = map_exception(e);
-  const std::string_view version = gen == Generation::k6 ? kVersion6 : kVersion5;
+  const std::string_view version =
+      !include_local_version ? std::string_view("<version denied>") : gen == Generation::k6 ? kVersion6 : kVersion5;
   std::string tb;
   if (include_traceback) {
     std::string what;

@@ -93,14 +93,31 @@ TEST_F(EncodeTest, EncodeBoxedMatchesDumpOfBox) {
     const Bytes via_tree = brine::dump(reference_box(a, core));
     ASSERT_EQ(direct.view(), via_tree.view()) << "case " << i;
   }
-  // An empty netref travels as None; a netref of another connection is refused.
+  // An empty netref travels as None; a netref of another connection is lent as an object of
+  // ours under the id_pack its own peer gave it (forwarding); one of a connection that is
+  // gone is refused.
   Buffer none;
   core.writer().boxed(Any(Netref()), none);
   EXPECT_EQ(none.view(), brine::dump(Value::make_tuple(label(rpc::Label::kValue), Value())).view());
   auto other = make_rpc_pair(loop_);
   Netref foreign = run(get_root(*other.client));
-  Buffer bad;
-  EXPECT_THROW(core.writer().boxed(Any(foreign), bad), UsageError);
+  Buffer lent;
+  {
+    // Over a connection that has lent nothing yet, the origin's id_pack is free: taken as is.
+    // (Where the name is taken already, a fresh instance id is used: ExportTableTest.)
+    auto fresh = make_rpc_pair(loop_);
+    fresh.client->core()->writer().boxed(Any(foreign), lent);
+  }
+  EXPECT_EQ(lent.view(),
+            brine::dump(Value::make_tuple(label(rpc::Label::kRemoteRef), foreign.id_pack())).view());
+  {
+    auto gone = make_rpc_pair(loop_);
+    Netref orphan = run(get_root(*gone.client));
+    gone.client.reset();
+    gone.server.reset();
+    Buffer bad;
+    EXPECT_THROW(core.writer().boxed(Any(orphan), bad), UsageError);
+  }
 }
 
 // ---- what Netref::call<R>(name, args...) puts on the wire

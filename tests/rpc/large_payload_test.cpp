@@ -139,14 +139,14 @@ TEST_F(LargePayloadPathTest, TypedCallsSpliceTheirPlainArguments) {
 
 Task<void> failed_then_good(Connection& c, Netref foreign, Bytes big, Bytes next) {
   Netref root = co_await c.root();
-  // The block is set aside, then the foreign reference fails the encoding.
+  // The block is set aside, then the reference of a closed connection fails the encoding.
   bool threw = false;
   try {
     (void)root.callattr_async("echo_all", make_args(Value(std::move(big)), foreign));
   } catch (const UsageError&) {
     threw = true;
   }
-  EXPECT_TRUE(threw) << "a netref of another connection must be refused";
+  EXPECT_TRUE(threw) << "a netref of a closed connection must be refused";
   Any r = co_await root.callattr("echo", make_args(Value(next)));
   EXPECT_EQ(r.value().as_bytes(), next);
   Any small = co_await root.callattr("echo", make_args(Value(Bytes::from("small"))));
@@ -162,6 +162,8 @@ TEST_F(LargePayloadPathTest, AFailedEncodingLeavesNoBlockBehind) {
   EchoPair p = make_echo_pair(loop_, false);
   EchoPair other = make_echo_pair(loop_, false);
   Netref foreign = run(root_of(*other.client));
+  other.client.reset();
+  other.server.reset();
   const Bytes next = random_bytes(kSpliceMin + 10, 8);
   run(failed_then_good(*p.client, foreign, random_bytes(300000, 7), next));
   EXPECT_EQ(p.client->stats().uncopied_bytes_out, next.size());

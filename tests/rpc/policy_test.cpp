@@ -420,6 +420,7 @@ struct Resource {
   int entered = 0;
   int exited = 0;
   std::string last_exc;
+  bool last_tb_none = false;
 };
 
 struct Lab {
@@ -436,10 +437,12 @@ void bind_lab() {
                 ++r->entered;
                 return r;
               })
-      .method("__exit__", [](Resource& r, Any exc) {
+      .method("__exit__", [](Resource& r, Any type, Any value, Any traceback) {
+        // RPyC's shape: (exc_type, exc_value, traceback); no traceback object travels.
         ++r.exited;
-        r.last_exc = exc.is_none() ? "None" : exc.repr();
-        return !exc.is_none();  // suppress only a real exception
+        r.last_exc = value.is_none() ? "None" : value.repr();
+        r.last_tb_none = traceback.is_none();
+        return !type.is_none();  // suppress only a real exception
       });
   Class<Lab>("Lab")
       .method("version", [](const Lab&, std::int64_t n) { return std::make_shared<Version>(Version{n}); })
@@ -544,6 +547,7 @@ TEST_F(PolicyHandlerResultsTest, CtxExitReturnsWhatExitReturns) {
   EXPECT_EQ(lab_->resource->entered, 1);
   EXPECT_EQ(lab_->resource->exited, 2);
   EXPECT_EQ(lab_->resource->last_exc, "'boom'");  // the exception value reached __exit__
+  EXPECT_TRUE(lab_->resource->last_tb_none);
 }
 
 Task<Strings> instance_checks(Connection& c) {

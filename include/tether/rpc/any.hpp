@@ -95,6 +95,10 @@ class TETHER_API Netref {
   Task<std::optional<Any>> next() const;
   /// Every item of an iterable: __iter__ then BUFFITER in batches of `batch` (RPyC's buffiter).
   Task<std::vector<Any>> to_list(std::size_t batch = 128) const;
+  /// INSPECT: the dunders the object's owner advertises for it (RPyC's method list).
+  Task<std::vector<std::string>> inspect() const;
+  /// INSTANCECHECK: is the object named by `other_id_pack` an instance of this (a class)?
+  Task<bool> instance_check(brine::Value other_id_pack) const;
   /// `with obj:` — __enter__ / CTXEXIT.
   Task<Any> enter() const;
   Task<Any> exit(Any exc_value) const;

@@ -264,6 +264,9 @@ S convert_now(const Any& a) {
     if (!a.is_value()) plain_value_error(a);
     return a.value();
   } else if constexpr (std::is_same_v<S, Netref>) {
+    // A proxy of another connection that the peer sent back to us arrives as the object we
+    // lent it: the proxy it stands for.
+    if (a.is_local() && a.object() && a.object()->forwards_to()) return *a.object()->forwards_to();
     if (!a.is_netref()) conversion_error("object reference", a);
     return a.netref();
   } else {

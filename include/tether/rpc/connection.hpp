@@ -38,6 +38,9 @@ struct ConnectionOptions {
   AccessPolicy policy{};
   /// Put a short C++ description in exception replies' traceback text (no file paths).
   bool include_traceback = true;
+  /// Tell the peer our RPyC version in exception replies (`_remote_version`); off sends
+  /// "<version denied>" instead. RPyC's include_local_version, on by default as in RPyC.
+  bool include_local_version = true;
   /// Limits on decoded brine values.
   brine::Limits limits{};
   /// Most incoming requests served concurrently per connection; more wait (backpressure).

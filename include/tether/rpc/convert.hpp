@@ -38,6 +38,10 @@ class Netref;
 class Object;
 
 namespace detail {
+
+/// The proxy a local object forwards to (an object lent onward from another connection), or null.
+TETHER_API const Netref* forwarded_netref(const Any& a) noexcept;
+
 template <class T>
 struct is_vector : std::false_type {};
 template <class T, class A>
@@ -236,6 +240,8 @@ Task<T> from_any(Any a) {
   } else if constexpr (std::is_same_v<U, brine::Value>) {
     co_return a.value();
   } else if constexpr (std::is_same_v<U, Netref>) {
+    // One of another connection's proxies that we lent the peer comes back as that proxy.
+    if (a.is_local() && detail::forwarded_netref(a)) co_return *detail::forwarded_netref(a);
     if (!a.is_netref()) detail::conversion_error("object reference", a);
     co_return a.netref();
   } else if constexpr (detail::is_optional<U>::value) {

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -70,24 +71,66 @@ class TETHER_API Object {
   /// trip; other names get an INSPECT answered by inspect_names().
   [[nodiscard]] virtual std::string type_name() const = 0;
 
+  /// The id_pack the object must be lent under, when it is not the connection's to choose:
+  /// a class (instance id 0, so that a Python peer treats the proxy as a class), or a proxy
+  /// forwarded from another connection (its origin's). nullopt (the default): the connection
+  /// names it (type_name(), a class id derived from it, a fresh instance id).
+  [[nodiscard]] virtual std::optional<brine::Value> fixed_id_pack() const { return std::nullopt; }
+  /// The Netref this object forwards to, when it is another connection's proxy lent onward
+  /// (sent back over that connection, it travels as the Netref itself). Default: none.
+  [[nodiscard]] virtual const Netref* forwards_to() const noexcept { return nullptr; }
+
+  // ----------------------------------------------------------------- attribute access
+  //
+  // The dispatcher applies the connection's AccessPolicy (RPyC's check, wire spec §12.2)
+  // before it calls the attribute functions with the *resolved* name ("add" reaches
+  // "exposed_add"), so an object answers only for names it has (has_attr) — unless it checks
+  // its own access (below).
+
   /// Whether the object has an attribute with exactly this name (e.g. "exposed_add",
   /// "__len__"). The access check uses it to resolve "add" to "exposed_add".
   [[nodiscard]] virtual bool has_attr(std::string_view name) const;
-  /// Value of a resolved attribute (a method is returned as a bound callable object).
-  virtual Any get_attr(CallContext& ctx, std::string_view name);
-  /// Calls the resolved attribute `name` (default: get_attr then call).
+  /// True: the object decides its own attribute access (RPyC's `_rpyc_getattr` /
+  /// `rpyc.restricted`): the connection's AccessPolicy is not applied to it, and every name
+  /// reaches get_attr/set_attr/del_attr/call_attr exactly as the peer sent it. Such an object
+  /// must refuse what it does not want reached (throw attribute_error). Default false.
+  [[nodiscard]] virtual bool checks_own_access() const noexcept { return false; }
+
+  // What the dispatcher calls: asynchronous, so that an object may await (one that forwards
+  // to another connection, or computes an attribute with a request of its own). The defaults
+  // call the synchronous forms below, which most objects override instead.
+
+  virtual Task<Any> get_attr_async(CallContext& ctx, std::string name);
+  virtual Task<void> set_attr_async(CallContext& ctx, std::string name, Any value);
+  virtual Task<void> del_attr_async(CallContext& ctx, std::string name);
+  /// Calls the attribute `name` (default: get_attr then call).
   virtual Task<Any> call_attr(CallContext& ctx, std::string_view name, std::vector<Any> args, Kwargs kwargs);
-  virtual void set_attr(CallContext& ctx, std::string_view name, Any value);
-  virtual void del_attr(CallContext& ctx, std::string_view name);
   /// Calling the object itself (default: TypeError "object is not callable").
   virtual Task<Any> call(CallContext& ctx, std::vector<Any> args, Kwargs kwargs);
+  virtual Task<std::string> repr_async(CallContext& ctx);
+  virtual Task<std::string> str_async(CallContext& ctx);
+  virtual Task<std::int64_t> hash_async(CallContext& ctx);
+  /// DIR: the names the peer may reach (the dispatcher filters attr_names() by the policy;
+  /// an object that checks its own access answers here unfiltered).
+  virtual Task<std::vector<std::string>> dir_async(CallContext& ctx);
+  /// INSPECT: the dunders advertised to a Python peer (default: inspect_names()).
+  virtual Task<std::vector<std::string>> inspect_async(CallContext& ctx);
+  /// INSTANCECHECK: is the object named by `other_id_pack` an instance of this one (a class)?
+  /// Default: false (this object is no class).
+  virtual Task<bool> instance_check_async(CallContext& ctx, brine::Value other_id_pack);
 
+  // Synchronous conveniences, called by the defaults above.
+
+  /// Value of a resolved attribute (a method is returned as a bound callable object).
+  virtual Any get_attr(CallContext& ctx, std::string_view name);
+  virtual void set_attr(CallContext& ctx, std::string_view name, Any value);
+  virtual void del_attr(CallContext& ctx, std::string_view name);
   /// Default: "<type_name object at 0x...>" with tag() (not the address) after "at".
   [[nodiscard]] virtual std::string repr() const;
   [[nodiscard]] virtual std::string str() const { return repr(); }
   /// Default: derived from tag() (identity hash, as Python's default is, without the address).
   [[nodiscard]] virtual std::int64_t hash() const;
-  /// Attribute names reachable by the peer (DIR).
+  /// Attribute names reachable by the peer (DIR, filtered by the connection's policy).
   [[nodiscard]] virtual std::vector<std::string> attr_names() const { return {}; }
   /// Dunder operations advertised to Python peers in INSPECT ("__call__", "__len__", ...).
   [[nodiscard]] virtual std::vector<std::string> inspect_names() const;
