@@ -260,6 +260,33 @@ TEST_P(RpcTest, CloseReleasesServerObjects) {
   EXPECT_EQ(p.server->stats().exported, 0u);
 }
 
+/// The `_remote_version` attribute of the exception fail() raises on the server.
+Task<std::string> remote_version_of_failure(Connection& c) {
+  Netref root = co_await c.root();
+  try {
+    (void)co_await root.callattr("fail", make_args(Value("x")));
+  } catch (const RemoteException& e) {
+    brine::Value v = e.attr("_remote_version");
+    co_return v.is_str() ? v.as_str() : v.repr();
+  }
+  co_return "nothing raised";
+}
+
+TEST_P(RpcTest, IncludeLocalVersionOffDeniesTheVersionInExceptions) {
+  // RPyC's include_local_version: on (the default) tells the peer our version in each
+  // exception reply; off sends "<version denied>" (upstream TestExclusionsRemoteException).
+  {
+    auto p = make_rpc_pair(loop_, client_opts());
+    const std::string told = run(remote_version_of_failure(*p.client));
+    EXPECT_NE(told, "<version denied>");
+    EXPECT_EQ(told, std::string(GetParam() == rpc::Generation::k6 ? rpc::kVersion6 : rpc::kVersion5)) << "as stock RPyC of the generation";
+  }
+  ConnectionOptions server;
+  server.include_local_version = false;
+  auto p = make_rpc_pair(loop_, client_opts(), server);
+  EXPECT_EQ(run(remote_version_of_failure(*p.client)), "<version denied>");
+}
+
 INSTANTIATE_TEST_SUITE_P(Generations, RpcTest, ::testing::Values(rpc::Generation::k5, rpc::Generation::k6),
                          [](const auto& info) { return info.param == rpc::Generation::k5 ? "v5" : "v6"; });
 
