@@ -755,6 +755,49 @@ TEST_P(TetherClientTest, ForcedWrongGenerationFailsWithoutFallback) {
   EXPECT_FALSE(known_generation(endpoint_of(peer_->port())).has_value());
 }
 
+/// Python -> tether -> Python (RPyC over RPyC): objects of one Python server, lent by tether to
+/// a second Python server, which uses them as its own proxies — iteration, calls, attributes
+/// and exceptions all travel through tether to the first server.
+Task<void> relay_between(Connection& first, Connection& second, bool iterate) {
+  Netref one = co_await first.root();
+  Netref two = co_await second.root();
+  Netref list = co_await one.call<Netref>("get_list");
+  if (iterate) {
+    // sum(xs) iterates the forwarded list on the second server: each step reaches the first.
+    // type(xs).__name__ is "type" there, as when stock RPyC relays between two of its own
+    // servers (a netref class's type as RPyC builds it).
+    Any summed = co_await two.callattr("sum", make_args(list));
+    EXPECT_EQ(summed.value(), Value::tuple({Value("type"), Value(6)})) << summed.repr();
+  }
+  // A bound method of the first server, called by the second.
+  Netref add = co_await one.attr("add");
+  Any called = co_await two.callattr("call", make_args(add, Value(40), Value(2)));
+  EXPECT_EQ(called.value(), Value(42));
+  // An exception raised on the first server while the second calls it reaches us from the
+  // second, with the first's type.
+  Netref fail = co_await one.attr("fail");
+  bool raised = false;
+  try {
+    (void)co_await two.callattr("call", make_args(fail, Value("value"), Value("deep")));
+  } catch (const RemoteException& e) {
+    raised = true;
+    EXPECT_EQ(e.type_name(), "ValueError") << e.what();
+  }
+  EXPECT_TRUE(raised);
+  // Handed back to us, the list is our proxy of the first server again.
+  Any back = co_await two.callattr("echo", make_args(list));
+  Netref again = co_await from_any<Netref>(std::move(back));
+  EXPECT_TRUE(again.same_object(list));
+}
+
+TEST_P(TetherClientTest, ObjectsOfOnePythonServerLentToAnother) {
+  std::unique_ptr<PyProcess> peer2 = start_peer(GetParam());
+  std::unique_ptr<Connection> conn2 = run(dial(peer2->port(), gen_));
+  // minirpyc's proxies have no iteration protocol: it is checked against the stock servers.
+  run(relay_between(*conn_, *conn2, GetParam() != Peer::kMini6));
+  run(close_conn(*conn2));
+}
+
 INSTANTIATE_TEST_SUITE_P(Peers, TetherClientTest, ::testing::Values(Peer::kStock, Peer::kMini6, Peer::kStock6),
                          [](const auto& info) { return peer_name(info.param); });
 
