@@ -12,12 +12,6 @@ namespace tether::rpc::detail {
 
 namespace {
 
-std::uint64_t stable_class_id(const std::string& type_name) {
-  // FNV-1a: the same C++ type gets the same class id in every process and run.
-  std::uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : type_name) h = (h ^ c) * 1099511628211ull;
-  return (h >> 16) | 1;  // positive, non-zero, CPython-like magnitude
-}
 
 /// Characters of an int as INT_L1 text, sign included (0 for an immediate one).
 std::size_t int_chars(std::int64_t i) {
@@ -56,7 +50,7 @@ const std::string& ExportTable::lend(const ObjectPtr& obj) {
     }
   }
   std::string name = obj->type_name();
-  const auto class_id = static_cast<std::int64_t>(stable_class_id(name));
+  const std::int64_t class_id = class_id_for(name);
   return add(obj, std::move(name), class_id, static_cast<std::int64_t>(next_instance_++)).wire;
 }
 

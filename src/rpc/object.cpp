@@ -147,4 +147,54 @@ ObjectPtr make_function(std::string name, std::function<Any(std::vector<Any>, Kw
       });
 }
 
+std::int64_t class_id_for(std::string_view type_name) noexcept {
+  // FNV-1a: the same type name gets the same class id in every process and run.
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : type_name) h = (h ^ c) * 1099511628211ull;
+  return static_cast<std::int64_t>((h >> 16) | 1);  // positive, non-zero, CPython-like magnitude
+}
+
+std::optional<brine::Value> TypeObject::fixed_id_pack() const {
+  return brine::Value::make_tuple(brine::Value(name_), brine::Value(class_id_for(name_)), brine::Value(0));
+}
+
+bool TypeObject::has_attr(std::string_view name) const {
+  return name == "__name__" || name == "__qualname__" || name == "__module__" || name == "__doc__";
+}
+
+Any TypeObject::get_attr(CallContext& ctx, std::string_view name) {
+  const auto dot = name_.rfind('.');
+  const std::string module = dot == std::string::npos ? std::string("builtins") : name_.substr(0, dot);
+  const std::string bare = dot == std::string::npos ? name_ : name_.substr(dot + 1);
+  if (name == "__name__" || name == "__qualname__") return Any(brine::Value(bare));
+  if (name == "__module__") return Any(brine::Value(module));
+  if (name == "__doc__") return doc_.empty() ? Any() : Any(brine::Value(doc_));
+  return Object::get_attr(ctx, name);
+}
+
+Task<Any> TypeObject::call(CallContext& ctx, std::vector<Any> args, Kwargs kwargs) {
+  if (!construct_) throw PyError("TypeError", fmt::format("cannot create '{}' instances", name_));
+  Any made = co_await construct_(ctx, std::move(args), std::move(kwargs));
+  co_return made;
+}
+
+Task<bool> TypeObject::instance_check_async(CallContext&, brine::Value other_id_pack) {
+  // Asked when the class ids differ (a Python peer answers equal ones itself): an instance of
+  // this class carries this name and a non-zero instance id.
+  if (!other_id_pack.is_tuple()) co_return false;
+  const auto& t = other_id_pack.as_tuple();
+  co_return t.size() == 3 && t[0].is_str() && t[0].as_str() == name_ && t[2].is_int64() && t[2].as_int64() != 0;
+}
+
+std::string TypeObject::repr() const { return fmt::format("<class '{}'>", name_); }
+
+std::vector<std::string> TypeObject::attr_names() const { return {"__doc__", "__module__", "__name__"}; }
+
+std::vector<std::string> TypeObject::inspect_names() const {
+  if (construct_) return {"__call__"};
+  return {};
+}
+
+ObjectPtr python_type(std::string qualified_name) { return std::make_shared<TypeObject>(std::move(qualified_name)); }
+
 }  // namespace tether

@@ -100,7 +100,8 @@ void bind_store() {
       .iter([](const Store& s) { return s.keys(); })
       .getitem(&Store::get)
       .contains(&Store::has)
-      .repr([](const Store& s) { return "<interop.Store " + s.name() + ">"; });
+      .repr([](const Store& s) { return "<interop.Store " + s.name() + ">"; })
+      .init([](std::string name) { return std::make_shared<Store>(std::move(name)); }, tether::arg_names("name"));
 }
 
 /// Per-connection state (Session::state()).
@@ -256,6 +257,11 @@ tether::Service make_service() {
   svc.expose(
       "new_store", [](std::string name) { return std::make_shared<Store>(std::move(name)); },
       tether::arg_names("name"));
+  // --- classes as objects: Store(name) creates one; isinstance(x, Store) works in Python;
+  // NoneType is Python's own type, resolved there.
+  svc.expose_object("Store", tether::Class<Store>::type_object());
+  svc.expose_object("NoneType", tether::python_type("builtins.NoneType"));
+  svc.expose_object("Opaque", std::make_shared<tether::TypeObject>("interop.Opaque"));
   // --- per-connection state
   svc.expose("incr", [](tether::Session& s) { return ++s.state_as<ConnState>().counter; });
   svc.expose("session_id", [](tether::Session& s) { return s.state_as<ConnState>().id; });

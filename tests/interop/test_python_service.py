@@ -315,6 +315,28 @@ class ServiceTest(unittest.TestCase):
         finally:
             other.close()
 
+    # --- classes as objects (upstream test_netref_hierachy) --------------------------------
+
+    def test_a_cpp_class_is_a_class_for_python(self):
+        Store = self.root.Store
+        made = Store("made")  # the bound constructor runs in C++
+        self.assertEqual(made.name, "made")
+        made.put("k", "v")
+        self.assertEqual(made["k"], "v")
+        self.assertTrue(isinstance(made, Store))
+        self.assertTrue(isinstance(self.root.store, Store))  # made in C++, not by the call
+        self.assertTrue(isinstance(self.root.new_store("x"), self.root.Store))
+        self.assertFalse(isinstance(self.root.store, self.root.Opaque))  # INSTANCECHECK asked
+        self.assertFalse(isinstance(Store, Store))  # the class is no instance of itself
+        self.assertIn("interop.Store", repr(Store))
+        with self.assertRaises(TypeError):
+            self.root.Opaque()  # a class without a constructor cannot be instantiated
+
+    def test_instancecheck_none(self):
+        # RPyC issue #426: a remote NoneType is Python's own.
+        self.assertTrue(isinstance(None, self.root.NoneType))
+        self.assertFalse(isinstance(5, self.root.NoneType))
+
     # --- names and sessions ----------------------------------------------------------------
 
     def test_service_name_and_aliases(self):

@@ -260,5 +260,53 @@ TEST_F(ServiceTest, GeneratorIteratorsProduceItemsOnDemand) {
   run(generator_iteration(start(svc)));
 }
 
+struct Tally {
+  explicit Tally(std::int64_t start) : n(start) {}
+  std::int64_t n = 0;
+};
+
+Task<std::vector<std::string>> classes_as_objects(std::uint16_t port) {
+  Client c = co_await open_client(port);
+  std::vector<std::string> out;
+  Netref cls = co_await c.root.attr("Tally");
+  const brine::Value& cid = cls.id_pack();
+  out.push_back(cid.as_tuple().at(2).repr());  // instance id 0: a class
+  Any made = co_await cls.call(make_args(brine::Value(5)));
+  Netref tally = made.netref();
+  out.push_back(tally.type_name());
+  std::int64_t n = co_await tally.call<std::int64_t>("value");
+  out.push_back(std::to_string(n));
+  // Same class id as the class: a Python peer's isinstance() answers without asking.
+  out.push_back(tally.id_pack().as_tuple().at(1) == cid.as_tuple().at(1) ? "same class id" : "other class id");
+  bool yes = co_await cls.instance_check(tally.id_pack());
+  out.push_back(yes ? "instance" : "not an instance");
+  Netref opaque = co_await c.root.attr("Opaque");
+  bool no = co_await opaque.instance_check(tally.id_pack());
+  out.push_back(no ? "instance" : "not an instance");
+  try {
+    (void)co_await opaque.call();
+    out.push_back("created");
+  } catch (const RemoteError& e) {
+    out.push_back(e.type_name());
+  }
+  std::string r = co_await cls.repr();
+  out.push_back(r);
+  co_await close_client(c);
+  co_return out;
+}
+
+TEST_F(ServiceTest, AClassIsAnObjectThePeerCanCallAndCheckInstancesAgainst) {
+  Class<Tally>("Tally", "demo")
+      .method("value", [](const Tally& t) { return t.n; })
+      .init([](std::int64_t start) { return std::make_shared<Tally>(start); }, arg_names("start"));
+  Service svc("Classes");
+  svc.expose_object("Tally", Class<Tally>::type_object());
+  svc.expose_object("Opaque", std::make_shared<TypeObject>("demo.Opaque"));
+  EXPECT_EQ(Class<Tally>::type_object(), Class<Tally>::type_object()) << "one identity";
+  EXPECT_EQ(run(classes_as_objects(start(svc))),
+            (std::vector<std::string>{"0", "demo.Tally", "5", "same class id", "instance", "not an instance",
+                                      "TypeError", "<class 'demo.Tally'>"}));
+}
+
 }  // namespace
 }  // namespace tether::testing

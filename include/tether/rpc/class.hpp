@@ -108,6 +108,7 @@ struct ClassDef {
   std::map<std::string, Member, std::less<>> members;
   std::function<std::string(const T&)> repr;
   std::function<std::string(const T&)> str;
+  NativeFunction construct;  ///< init(): what calling the class object does
 };
 
 template <class T>
@@ -120,6 +121,7 @@ struct ClassRegistry {
   std::mutex mu;
   std::shared_ptr<const ClassDef<T>> def;
   std::unordered_map<const T*, std::weak_ptr<Instance<T>>> live;
+  ObjectPtr type;  ///< Class<T>::type_object(), made once
   static ClassRegistry& get() {
     static auto* r = new ClassRegistry();
     return *r;
@@ -424,8 +426,45 @@ class Class {
     return update([&](Def& d) { d.str = std::move(f); });
   }
 
+  /// A constructor: calling the class object on the peer (Python's `c.root.Counter(5)`) calls
+  /// `f` with the peer's arguments, converted as for any binding; `f` returns std::shared_ptr<T>,
+  /// which the peer gets as an instance.
+  template <class F>
+  Class& init(F f, ArgNames names = ArgNames()) {
+    static_assert(std::is_same_v<std::remove_cvref_t<detail::ResultOf<F>>, std::shared_ptr<T>>,
+                  "Class<T>::init: the constructor function must return std::shared_ptr<T>");
+    NativeFunction fn = bind_function(ref().name, std::move(f), std::move(names));
+    return update([&](Def& d) { d.construct = std::move(fn); });
+  }
+
   /// The exported object for `obj` (what to_any(obj) carries).
   static ObjectPtr wrap(std::shared_ptr<T> obj) { return detail::wrap_instance<T>(std::move(obj)); }
+
+  /// The class itself, as an object for the peer (expose it, return it, pass it): a
+  /// TypeObject named like the instances, so that a Python peer's isinstance(obj, cls) holds
+  /// for them; calling it calls init()'s function (TypeError without one). One object per T:
+  /// the peer sees one identity. UsageError if T is not bound.
+  static ObjectPtr type_object() {
+    auto& r = detail::ClassRegistry<T>::get();
+    std::lock_guard<std::mutex> lock(r.mu);
+    if (!r.def) throw UsageError("tether: this C++ type has no tether::Class binding");
+    if (!r.type) {
+      // The definition is looked up at each call: init() bound later still counts.
+      NativeFunction construct = [](CallContext& ctx, std::vector<Any> args, Kwargs kwargs) -> Task<Any> {
+        std::shared_ptr<const Def> def;
+        {
+          auto& reg = detail::ClassRegistry<T>::get();
+          std::lock_guard<std::mutex> l(reg.mu);
+          def = reg.def;
+        }
+        if (!def->construct) throw PyError("TypeError", "cannot create '" + def->type_name + "' instances");
+        Any made = co_await def->construct(ctx, std::move(args), std::move(kwargs));  // def lives here
+        co_return made;
+      };
+      r.type = std::make_shared<TypeObject>(r.def->type_name, std::move(construct));
+    }
+    return r.type;
+  }
 
  private:
   static std::string key_of(const std::string& name) {

@@ -163,4 +163,43 @@ class TETHER_API FunctionObject : public Object {
 /// Wraps a plain synchronous callable taking Anys.
 TETHER_API ObjectPtr make_function(std::string name, std::function<Any(std::vector<Any>, Kwargs)> fn);
 
+/// The class id a connection gives objects of `type_name` in their id_pack (the same in every
+/// process and run). Instances and their class (TypeObject) share it, which is how a Python
+/// peer's isinstance(obj, cls) answers without a request.
+[[nodiscard]] TETHER_API std::int64_t class_id_for(std::string_view type_name) noexcept;
+
+/// A class as an object the peer can hold and use as a class: lent under the id_pack
+/// (name, class_id_for(name), 0) — instance id 0 is RPyC's mark of a type — so that
+/// `isinstance(x, cls)` works on a Python peer for x of that type (checked there, from the
+/// class ids, or with an INSTANCECHECK request answered here). Calling it creates an instance
+/// when it has a constructor (Python's `c.root.Counter(5)`); without one it raises TypeError,
+/// as Python does for types that cannot be instantiated. A Python built-in type is named by
+/// its qualified name ("builtins.NoneType"): a Python peer resolves it to its own type.
+class TETHER_API TypeObject : public Object {
+ public:
+  explicit TypeObject(std::string qualified_name, NativeFunction construct = {}, std::string doc = {})
+      : name_(std::move(qualified_name)), construct_(std::move(construct)), doc_(std::move(doc)) {}
+
+  [[nodiscard]] std::string type_name() const override { return name_; }
+  [[nodiscard]] std::optional<brine::Value> fixed_id_pack() const override;
+  [[nodiscard]] bool has_attr(std::string_view name) const override;
+  Any get_attr(CallContext& ctx, std::string_view name) override;
+  Task<Any> call(CallContext& ctx, std::vector<Any> args, Kwargs kwargs) override;
+  Task<bool> instance_check_async(CallContext& ctx, brine::Value other_id_pack) override;
+  [[nodiscard]] std::string repr() const override;
+  [[nodiscard]] std::int64_t hash() const override { return class_id_for(name_); }
+  [[nodiscard]] std::vector<std::string> attr_names() const override;
+  [[nodiscard]] std::vector<std::string> inspect_names() const override;
+  [[nodiscard]] bool constructible() const noexcept { return static_cast<bool>(construct_); }
+
+ private:
+  std::string name_;
+  NativeFunction construct_;
+  std::string doc_;
+};
+
+/// A Python type by its qualified name ("builtins.NoneType", "builtins.int"), as a class
+/// object a Python peer resolves to its own type (isinstance(None, t) is then true there).
+[[nodiscard]] TETHER_API ObjectPtr python_type(std::string qualified_name);
+
 }  // namespace tether
