@@ -43,7 +43,7 @@ std::unique_ptr<Connection> make_client_connection(std::unique_ptr<BufferedStrea
   if (options.service) {
     auto def = options.service->snapshot();
     session = std::make_shared<Session>(def, peer, loop);
-    root = make_service_root(def, session);
+    root = make_service_root(def, session, co.policy.exposed_prefix);
   }
   if (co.name.empty()) co.name = peer;
   auto channel = std::make_unique<Channel>(std::move(stream), options.channel);

@@ -92,8 +92,8 @@ Task<void> run_session(std::shared_ptr<const detail::ServiceDef> def, Connection
   auto session = std::make_shared<Session>(def, peer, loop);
   if (options.name.empty()) options.name = peer;
   auto channel = std::make_unique<Channel>(std::move(stream), channel_options);
-  auto conn =
-      std::make_unique<Connection>(std::move(channel), make_service_root(def, session), std::move(options));
+  ObjectPtr root = make_service_root(def, session, options.policy.exposed_prefix);
+  auto conn = std::make_unique<Connection>(std::move(channel), std::move(root), std::move(options));
   session->attach(*conn);
   std::weak_ptr<Session> weak = session;
   conn->set_close_callback([weak]() {

@@ -73,6 +73,16 @@ Service& Service::expose_native(std::string name, NativeFunction fn) {
   return *this;
 }
 
+Service& Service::expose_property(std::string name, NativeFunction getter, NativeFunction setter) {
+  if (!getter) throw UsageError("tether::Service::property: empty getter for '" + name + "'");
+  detail::ServiceMember m;
+  m.kind = detail::ServiceMember::Kind::kProperty;
+  m.fn = std::move(getter);
+  m.setter = std::move(setter);
+  def_->members[exposed_key(name)] = std::move(m);
+  return *this;
+}
+
 Service& Service::expose_object(std::string name, ObjectPtr obj) {
   if (!obj) throw UsageError("tether::Service::expose_object: null object for '" + name + "'");
   return expose_any(std::move(name), Any(std::move(obj)), true);
@@ -244,22 +254,45 @@ class MemberFunction final : public Object {
 
 class ServiceRoot final : public Object {
  public:
-  ServiceRoot(std::shared_ptr<const detail::ServiceDef> def, std::shared_ptr<Session> session)
-      : def_(std::move(def)), session_(std::move(session)) {}
+  ServiceRoot(std::shared_ptr<const detail::ServiceDef> def, std::shared_ptr<Session> session, std::string prefix)
+      : def_(std::move(def)), session_(std::move(session)), prefix_(std::move(prefix)) {}
 
   [[nodiscard]] std::string type_name() const override { return def_->type_name; }
   [[nodiscard]] bool has_attr(std::string_view name) const override { return find_member(name) != nullptr; }
 
+  Task<Any> get_attr_async(CallContext& ctx, std::string name) override {
+    const detail::ServiceMember& m = member(name);
+    if (m.kind == detail::ServiceMember::Kind::kProperty) {
+      Any v = co_await counted_call(session_, def_, &m.fn, ctx, {}, {});
+      co_return v;
+    }
+    co_return get_attr(ctx, name);
+  }
+
   Any get_attr(CallContext&, std::string_view name) override {
     const detail::ServiceMember& m = member(name);
+    if (m.kind == detail::ServiceMember::Kind::kProperty) {
+      throw UsageError("a service property is read with get_attr_async");
+    }
     if (m.kind != detail::ServiceMember::Kind::kFunction) return m.value;
     auto it = methods_.find(name);
     if (it == methods_.end()) {
-      std::string display(name.starts_with("exposed_") ? name.substr(8) : name);
+      std::string display(name.substr(prefix_.size()));
       it = methods_.emplace(std::string(name), std::make_shared<MemberFunction>(def_, &m, display, session_))
                .first;
     }
     return Any(it->second);
+  }
+
+  Task<void> set_attr_async(CallContext& ctx, std::string name, Any value) override {
+    const detail::ServiceMember& m = member(name);
+    if (m.kind != detail::ServiceMember::Kind::kProperty || !m.setter) {
+      throw PyError("AttributeError", "access denied");
+    }
+    std::vector<Any> args;
+    args.push_back(std::move(value));
+    Any ignored = co_await counted_call(session_, def_, &m.setter, ctx, std::move(args), {});
+    (void)ignored;
   }
 
   Task<Any> call_attr(CallContext& ctx, std::string_view name, std::vector<Any> args,
@@ -270,6 +303,8 @@ class ServiceRoot final : public Object {
         return counted_call(session_, def_, &m.fn, ctx, std::move(args), std::move(kwargs));
       case detail::ServiceMember::Kind::kObject:
         return m.value.object()->call(ctx, std::move(args), std::move(kwargs));
+      case detail::ServiceMember::Kind::kProperty:
+        return call_property(ctx, m, std::move(args), std::move(kwargs));
       case detail::ServiceMember::Kind::kValue: break;
     }
     throw PyError("TypeError", fmt::format("'{}' object is not callable", m.value.repr()));
@@ -287,7 +322,7 @@ class ServiceRoot final : public Object {
     std::vector<std::string> names;
     for (const auto& [key, m] : def_->members) {
       names.push_back(key.substr(8));
-      names.push_back(key);
+      if (!prefix_.empty()) names.push_back(prefix_ + key.substr(8));
     }
     std::sort(names.begin(), names.end());
     return names;
@@ -301,7 +336,14 @@ class ServiceRoot final : public Object {
   }
   /// A request looks its member up twice (the access check's has_attr, then the call), and a
   /// client usually calls the same function again: the last member found is tried first.
+  /// Members are stored as "exposed_<name>" and answer as prefix_ + name: a name without the
+  /// connection's prefix is no member.
   const detail::ServiceMember* find_member(std::string_view name) const {
+    if (!name.starts_with(prefix_)) return nullptr;
+    if (prefix_ != kStoredPrefix) {
+      auto it = def_->members.find(std::string(kStoredPrefix) + std::string(name.substr(prefix_.size())));
+      return it == def_->members.end() ? nullptr : &it->second;
+    }
     if (last_ && last_->first == name) return &last_->second;
     auto it = def_->members.find(name);
     if (it == def_->members.end()) return nullptr;
@@ -309,16 +351,29 @@ class ServiceRoot final : public Object {
     return &it->second;
   }
 
+  static constexpr std::string_view kStoredPrefix = "exposed_";
+
+  /// Calling a property: its value, called.
+  Task<Any> call_property(CallContext& ctx, const detail::ServiceMember& m, std::vector<Any> args, Kwargs kwargs) {
+    Any v = co_await counted_call(session_, def_, &m.fn, ctx, {}, {});
+    if (!v.is_local()) throw PyError("TypeError", fmt::format("'{}' object is not callable", v.repr()));
+    ObjectPtr obj = v.object();
+    Any r = co_await obj->call(ctx, std::move(args), std::move(kwargs));
+    co_return r;
+  }
+
   std::shared_ptr<const detail::ServiceDef> def_;  // immutable: its members stay where they are
   mutable const std::pair<const std::string, detail::ServiceMember>* last_ = nullptr;
   std::shared_ptr<Session> session_;
+  std::string prefix_;
   std::map<std::string, std::shared_ptr<MemberFunction>, std::less<>> methods_;
 };
 
 }  // namespace
 
-ObjectPtr make_service_root(std::shared_ptr<const detail::ServiceDef> def, std::shared_ptr<Session> session) {
-  return std::make_shared<ServiceRoot>(std::move(def), std::move(session));
+ObjectPtr make_service_root(std::shared_ptr<const detail::ServiceDef> def, std::shared_ptr<Session> session,
+                            std::string exposed_prefix) {
+  return std::make_shared<ServiceRoot>(std::move(def), std::move(session), std::move(exposed_prefix));
 }
 
 }  // namespace tether

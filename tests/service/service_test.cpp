@@ -563,5 +563,109 @@ TEST_F(ServiceTest, AFailingHookFactoryClosesTheServer) {
   EXPECT_FALSE(run(can_connect(port)));
 }
 
+// ---- what a Service can say: a custom exposed prefix, computed attributes
+
+/// What each GETATTR of `names` gives: the value's repr, or the exception's type name.
+Task<std::vector<std::string>> getattrs(std::uint16_t port, std::vector<std::string> names) {
+  Client c = co_await open_client(port);
+  std::vector<std::string> out;
+  for (const auto& n : names) {
+    try {
+      Any v = co_await c.root.getattr(n);
+      out.push_back(v.is_netref() ? "callable" : v.repr());
+    } catch (const RemoteError& e) {
+      out.push_back(e.type_name());
+    }
+  }
+  co_await close_client(c);
+  co_return out;
+}
+
+TEST_F(ServiceTest, ACustomExposedPrefixIsHonouredForServiceMembers) {
+  // upstream test_custom_service: a service whose members answer under "api_" (the
+  // connection's AccessPolicy::exposed_prefix), not under RPyC's default "exposed_".
+  Service svc("Prefixed");
+  svc.expose("add", [](std::int64_t a, std::int64_t b) { return a + b; });
+  svc.expose_value("answer", Any(Value(42)));
+  ServeOptions options;
+  options.connection.policy.exposed_prefix = "api_";
+  EXPECT_EQ(run(getattrs(start(svc, options), {"answer", "api_answer", "exposed_answer", "add", "api_add",
+                                               "exposed_add"})),
+            (std::vector<std::string>{"42", "42", "AttributeError", "callable", "callable", "AttributeError"}));
+}
+
+/// Reads `temperature` twice, sets it, reads it again, reads `broken`, and sets `readonly`.
+Task<std::vector<std::string>> use_properties(std::uint16_t port) {
+  Client c = co_await open_client(port);
+  std::vector<std::string> out;
+  for (int i = 0; i < 2; ++i) {
+    Any t = co_await c.root.getattr("temperature");
+    out.push_back(t.repr());
+  }
+  co_await c.root.setattr("temperature", Any(Value(100)));
+  Any after = co_await c.root.getattr("temperature");
+  out.push_back(after.repr());
+  try {
+    (void)co_await c.root.getattr("broken");
+    out.push_back("no error");
+  } catch (const RemoteError& e) {
+    out.push_back(e.type_name() + ": " + (e.args().empty() ? std::string() : e.args().front()));
+  }
+  try {
+    co_await c.root.setattr("readonly", Any(Value(1)));
+    out.push_back("set");
+  } catch (const RemoteError& e) {
+    out.push_back(e.type_name());
+  }
+  std::int64_t called = co_await c.root.call<std::int64_t>("adder", 5);  // a property holding a callable
+  out.push_back(std::to_string(called));
+  co_await close_client(c);
+  co_return out;
+}
+
+TEST_F(ServiceTest, ComputedAttributesAreCalledOnEachAccessAndMayRaise) {
+  // upstream test_attr_access: properties whose getter and setter are C++ functions.
+  auto reads = std::make_shared<std::int64_t>(0);
+  auto value = std::make_shared<std::int64_t>(20);
+  Service svc("Props");
+  svc.property(
+      "temperature",
+      [reads, value]() {
+        ++*reads;
+        return *value + *reads;
+      },
+      [value](std::int64_t v) { *value = v; });
+  svc.property("broken", []() -> std::int64_t { throw PyError("ValueError", "sensor offline"); });
+  svc.property("readonly", []() { return std::string("fixed"); });
+  svc.property("adder", []() {
+    return std::function<std::int64_t(std::int64_t)>([](std::int64_t x) { return x + 1; });
+  });
+  ServeOptions options;
+  options.connection.policy.allow_setattr = true;
+  EXPECT_EQ(run(use_properties(start(svc, options))),
+            (std::vector<std::string>{"21", "22", "103", "ValueError: sensor offline", "AttributeError", "6"}));
+  EXPECT_EQ(*value, 100);
+}
+
+TEST_F(ServiceTest, SettingAComputedAttributeNeedsAllowSetattr) {
+  auto value = std::make_shared<std::int64_t>(1);
+  Service svc("Props");
+  svc.property("level", [value]() { return *value; }, [value](std::int64_t v) { *value = v; });
+  const std::uint16_t port = start(svc);  // RPyC's default policy: no SETATTR
+  auto set_level = [](std::uint16_t p) -> Task<std::string> {
+    Client c = co_await open_client(p);
+    std::string what = "set";
+    try {
+      co_await c.root.setattr("level", Any(Value(9)));
+    } catch (const RemoteError& e) {
+      what = e.type_name();
+    }
+    co_await close_client(c);
+    co_return what;
+  };
+  EXPECT_EQ(run(set_level(port)), "AttributeError");
+  EXPECT_EQ(*value, 1);
+}
+
 }  // namespace
 }  // namespace tether::testing

@@ -55,10 +55,11 @@ namespace detail {
 
 /// One exposed member of a service.
 struct ServiceMember {
-  enum class Kind { kFunction, kObject, kValue };
+  enum class Kind { kFunction, kObject, kValue, kProperty };
   Kind kind = Kind::kValue;
-  NativeFunction fn;  ///< kFunction
-  Any value;          ///< kObject (a local object) or kValue
+  NativeFunction fn;      ///< kFunction; kProperty: the getter (no arguments)
+  NativeFunction setter;  ///< kProperty: one argument, the value; empty: read-only
+  Any value;              ///< kObject (a local object) or kValue
 };
 
 /// An immutable snapshot of a Service, shared by every connection that serves it.
@@ -183,6 +184,23 @@ class TETHER_API Service {
   }
   /// An untyped function (Anys in, Any out).
   Service& expose_native(std::string name, NativeFunction fn);
+  /// A computed attribute: `root.name` on the peer calls `getter` (a function of no Python
+  /// arguments; it may take Session&/CallContext&, return Task<R> and throw, e.g.
+  /// PyError("ValueError", ...), which the peer gets as raised). Read-only.
+  template <class G>
+  Service& property(std::string name, G getter) {
+    return expose_property(name, bind_function(name, std::move(getter)), NativeFunction());
+  }
+  /// A computed read-write attribute: `root.name = v` calls `setter(v)` (a function of one
+  /// Python argument). The peer may set it only where the connection's AccessPolicy has
+  /// allow_setattr (RPyC's default refuses).
+  template <class G, class S>
+  Service& property(std::string name, G getter, S setter) {
+    NativeFunction get = bind_function(name, std::move(getter));
+    NativeFunction set = bind_function(name, std::move(setter));
+    return expose_property(std::move(name), std::move(get), std::move(set));
+  }
+  Service& expose_property(std::string name, NativeFunction getter, NativeFunction setter);
   /// An object shared by every connection (exported by reference).
   Service& expose_object(std::string name, ObjectPtr obj);
   /// An instance of a class bound with tether::Class<T> (or an Object subclass).
@@ -214,8 +232,11 @@ class TETHER_API Service {
   std::shared_ptr<detail::ServiceDef> def_;
 };
 
-/// The root object of one connection serving `def` (used by serve()/connect()).
+/// The root object of one connection serving `def` (used by serve()/connect()). Its members
+/// answer under `exposed_prefix` (the connection's AccessPolicy::exposed_prefix), so that a
+/// custom prefix reaches them ("api_add") and the default one ("exposed_add") then does not.
 TETHER_API ObjectPtr make_service_root(std::shared_ptr<const detail::ServiceDef> def,
-                                       std::shared_ptr<Session> session);
+                                       std::shared_ptr<Session> session,
+                                       std::string exposed_prefix = "exposed_");
 
 }  // namespace tether
