@@ -8,18 +8,22 @@ namespace tether::tools {
 
 namespace {
 
-/// An iterator over a snapshot of items ("builtins.list_iterator").
+/// An iterator over a snapshot of items ("builtins.list_iterator"). iter() of it returns an
+/// iterator sharing its position (Python's `iter(it) is it`, up to identity).
 class PyIterator : public Object {
  public:
-  explicit PyIterator(std::vector<Any> items) : items_(std::move(items)) {}
+  struct State {
+    std::vector<Any> items;
+    std::size_t next = 0;
+  };
+  explicit PyIterator(std::shared_ptr<State> st) : st_(std::move(st)) {}
   [[nodiscard]] std::string type_name() const override { return "builtins.list_iterator"; }
   [[nodiscard]] bool has_attr(std::string_view name) const override { return name == "__next__" || name == "__iter__"; }
   Task<Any> call_attr(CallContext&, std::string_view name, std::vector<Any>, Kwargs) override;
   [[nodiscard]] std::vector<std::string> inspect_names() const override { return {"__iter__", "__next__"}; }
 
  private:
-  std::vector<Any> items_;
-  std::size_t next_ = 0;
+  std::shared_ptr<State> st_;
 };
 
 bool same_key(const Any& a, const Any& b) {
@@ -40,9 +44,9 @@ Task<Any> finish(Any a, std::exception_ptr e) {
 }  // namespace
 
 Task<Any> PyIterator::call_attr(CallContext&, std::string_view name, std::vector<Any>, Kwargs) {
-  if (name == "__iter__") return finish(Any(), nullptr);
-  if (next_ >= items_.size()) return finish(Any(), std::make_exception_ptr(tether::StopIteration()));
-  return finish(items_[next_++], nullptr);
+  if (name == "__iter__") return finish(Any(ObjectPtr(std::make_shared<PyIterator>(st_))), nullptr);
+  if (st_->next >= st_->items.size()) return finish(Any(), std::make_exception_ptr(tether::StopIteration()));
+  return finish(st_->items[st_->next++], nullptr);
 }
 
 std::string PyContainer::type_name() const {
@@ -112,7 +116,9 @@ Any PyContainer::dispatch(std::string_view name, std::vector<Any> args) {
   }
   if (name == "__iter__") {
     need(0, 0);
-    return Any(ObjectPtr(std::make_shared<PyIterator>(iteration_items())));
+    auto st = std::make_shared<PyIterator::State>();
+    st->items = iteration_items();
+    return Any(ObjectPtr(std::make_shared<PyIterator>(std::move(st))));
   }
   if (name == "__contains__") {
     need(1, 1);
