@@ -20,4 +20,15 @@ void add_connect_flags(CLI::App& sub, ConnectFlags& flags) {
       ->check(CLI::IsMember({0, 5, 6}));
 }
 
+std::vector<std::string> extra_args(const CLI::App& sub) {
+  std::vector<std::string> out = sub.remaining();
+  for (const auto& arg : out) {
+    // Literals never start with "--"; "-5" and "-inf" are negative numbers, not options.
+    if (arg.size() > 2 && arg[0] == '-' && arg[1] == '-') {
+      throw CliError(kExitUsage, "unknown option " + arg + " (see 'tether " + sub.get_name() + " --help')");
+    }
+  }
+  return out;
+}
+
 }  // namespace tether::tools

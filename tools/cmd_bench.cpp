@@ -238,10 +238,12 @@ int run_bench(BenchArgs& a) {
 
 void add_bench(CLI::App& app, Runner& run) {
   auto a = std::make_shared<BenchArgs>();
-  CLI::App* sub = app.add_subcommand("bench", "Load generator: calls/s and latency of METHOD (default: RPyC PING)");
+  CLI::App* sub = app.add_subcommand("bench", "Load generator: tether bench ADDR [METHOD [ARGS...]]; calls/s and latency (default: RPyC PING)");
   sub->add_option("ADDR", a->addr, "host:port, [v6]:port, unix:/path, unix:@name, tls://host:port or a service name")->required();
   sub->add_option("METHOD", a->method, "Function of the root to call (none: PING)");
-  sub->add_option("ARGS", a->args, "Its arguments, as Python literals");
+  // ARGS are taken raw from what CLI11 leaves over (CLI11 would split "[1, 2]" into items).
+  sub->allow_extras();
+  sub->fallthrough(false);  // leftovers stay here instead of going up to the main app
   sub->add_option("-c,--connections", a->connections, "Connections")->capture_default_str()->check(CLI::Range(1, 10000));
   sub->add_option("-d,--duration", a->duration, "Seconds to run")->capture_default_str()->check(CLI::Range(0.01, 86400.0));
   sub->add_option("-p,--pipeline", a->pipeline, "Requests in flight per connection")->capture_default_str()->check(CLI::Range(1, 10000));
@@ -250,7 +252,8 @@ void add_bench(CLI::App& app, Runner& run) {
   sub->add_flag("-q,--quiet", a->quiet, "No progress reports");
   add_connect_flags(*sub, a->flags);
   sub->footer("On a terminal the progress is one line updated in place; otherwise one line per report.");
-  sub->callback([a, &run] { run = [a] { return run_bench(*a); }; });
+  sub->callback([a, sub, &run] {
+    a->args = extra_args(*sub); run = [a] { return run_bench(*a); }; });
 }
 
 }  // namespace tether::tools

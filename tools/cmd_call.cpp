@@ -102,18 +102,20 @@ int run_call(CallArgs& a) {
 
 void add_call(CLI::App& app, Runner& run) {
   auto a = std::make_shared<CallArgs>();
-  CLI::App* sub = app.add_subcommand("call", "Call a remote function: tether call ADDR METHOD [ARGS...]");
+  CLI::App* sub = app.add_subcommand("call", "Call a remote function: tether call ADDR METHOD [ARGS...] (ARGS: Python literals)");
   sub->add_option("ADDR", a->addr, "host:port, [v6]:port, unix:/path, unix:@name, tls://host:port or a service name")->required();
   sub->add_option("METHOD", a->method, "Function to call; dotted for objects under the root (store.get)")->required();
-  sub->add_option("ARGS", a->args, "Arguments as Python literals: 1, 2.5, 'text', b'\\x00', None, [1, 2], {'k': 1} ...");
+  // ARGS are taken raw from what CLI11 leaves over (CLI11 would split "[1, 2]" into items).
+  sub->allow_extras();
+  sub->fallthrough(false);  // leftovers stay here instead of going up to the main app
   sub->add_option("--kw", a->kwargs, "Keyword argument name=LITERAL (repeatable)")->allow_extra_args(false);
   sub->add_flag("--json", a->json, "Print the result as JSON (see docs/cli.md for the mapping)");
   sub->add_flag("-v,--verbose", a->verbose, "Print the remote traceback of an exception");
   add_connect_flags(*sub, a->flags);
-  sub->positionals_at_end(false);
   sub->footer("Quote arguments for the shell: tether call 127.0.0.1:18861 upper \"'hello'\"\n"
               "A remote exception prints as 'Type: message' and exits 1.");
-  sub->callback([a, &run] { run = [a] { return run_call(*a); }; });
+  sub->callback([a, sub, &run] {
+    a->args = extra_args(*sub); run = [a] { return run_call(*a); }; });
 }
 
 }  // namespace tether::tools

@@ -5,6 +5,8 @@
 /// turns exceptions into one line on stderr and an exit code (report_exception).
 
 #include <functional>
+#include <string>
+#include <vector>
 
 namespace CLI {
 class App;
@@ -18,6 +20,10 @@ using Runner = std::function<int()>;
 /// --generation); defined in client.cpp.
 struct ConnectFlags;
 void add_connect_flags(CLI::App& sub, ConnectFlags& flags);
+
+/// The positional arguments CLI11 left over (ARGS of call and bench), unsplit; throws
+/// CliError(kExitUsage) for an unknown --option among them.
+std::vector<std::string> extra_args(const CLI::App& sub);
 
 void add_serve(CLI::App& app, Runner& run);
 void add_call(CLI::App& app, Runner& run);

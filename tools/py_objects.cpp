@@ -18,9 +18,11 @@ class PyIterator : public Object {
   };
   explicit PyIterator(std::shared_ptr<State> st) : st_(std::move(st)) {}
   [[nodiscard]] std::string type_name() const override { return "builtins.list_iterator"; }
-  [[nodiscard]] bool has_attr(std::string_view name) const override { return name == "__next__" || name == "__iter__"; }
+  [[nodiscard]] bool has_attr(std::string_view name) const override {
+    return name == "__next__" || name == "__iter__" || name == "__length_hint__";
+  }
   Task<Any> call_attr(CallContext&, std::string_view name, std::vector<Any>, Kwargs) override;
-  [[nodiscard]] std::vector<std::string> inspect_names() const override { return {"__iter__", "__next__"}; }
+  [[nodiscard]] std::vector<std::string> inspect_names() const override { return {"__iter__", "__length_hint__", "__next__"}; }
 
  private:
   std::shared_ptr<State> st_;
@@ -45,6 +47,7 @@ Task<Any> finish(Any a, std::exception_ptr e) {
 
 Task<Any> PyIterator::call_attr(CallContext&, std::string_view name, std::vector<Any>, Kwargs) {
   if (name == "__iter__") return finish(Any(ObjectPtr(std::make_shared<PyIterator>(st_))), nullptr);
+  if (name == "__length_hint__") return finish(Any(static_cast<std::int64_t>(st_->items.size() - st_->next)), nullptr);
   if (st_->next >= st_->items.size()) return finish(Any(), std::make_exception_ptr(tether::StopIteration()));
   return finish(st_->items[st_->next++], nullptr);
 }
