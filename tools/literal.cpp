@@ -175,7 +175,8 @@ class Parser {
       Number b = parse_number();
       if (b.kind != Number::Kind::kImag) fail(op_pos, "only a real and an imaginary number can be added (no arithmetic)");
       double re = real_of(a, start);
-      if (negative) re = -re;
+      // Python negates an int before it becomes the real part: -0 is 0, never -0.0.
+      if (negative) re = (a.kind == Number::Kind::kInt && re == 0) ? 0.0 : -re;
       return Literal::of(brine::Value::complex(re, minus ? -b.real : b.real));
     }
     switch (a.kind) {
