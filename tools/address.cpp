@@ -50,6 +50,23 @@ bool is_service_name(std::string_view s) {
                                          text, why));
 }
 
+/// Library messages may span lines (a discovery error lists each endpoint tried): the tool
+/// prints one line, so line breaks and the indentation after them become "; ".
+std::string flatten(std::string_view text) {
+  std::string out;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    if (text[i] == '\n' || text[i] == '\r') {
+      while (i < text.size() && (text[i] == '\n' || text[i] == '\r' || text[i] == ' ' || text[i] == '\t')) ++i;
+      while (!out.empty() && (out.back() == ' ' || out.back() == ':' || out.back() == ';')) out.pop_back();
+      if (i < text.size() && !out.empty()) out += "; ";
+      continue;
+    }
+    out += text[i++];
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string Target::to_string() const {
@@ -172,7 +189,7 @@ int report_exception(std::exception_ptr ep, bool verbose) {
   try {
     std::rethrow_exception(ep);
   } catch (const CliError& e) {
-    std::fprintf(stderr, "tether: %s\n", e.what());
+    std::fprintf(stderr, "tether: %s\n", flatten(e.what()).c_str());
     return e.code();
   } catch (const RemoteError& e) {
     std::string msg;
@@ -186,22 +203,22 @@ int report_exception(std::exception_ptr ep, bool verbose) {
     if (verbose && !e.traceback().empty()) {
       std::fprintf(stderr, "remote traceback:\n%s\n", e.traceback().c_str());
     }
-    std::fprintf(stderr, "%s%s%s\n", e.qualified_name().c_str(), msg.empty() ? "" : ": ", msg.c_str());
+    std::fprintf(stderr, "%s%s%s\n", e.qualified_name().c_str(), msg.empty() ? "" : ": ", flatten(msg).c_str());
     return kExitRemote;
   } catch (const Error& e) {
     switch (e.kind()) {
       case ErrorKind::kTimeout:
-        std::fprintf(stderr, "tether: timed out: %s\n", e.what());
+        std::fprintf(stderr, "tether: timed out: %s\n", flatten(e.what()).c_str());
         return kExitConnection;
       case ErrorKind::kUsage:
-        std::fprintf(stderr, "tether: %s\n", e.what());
+        std::fprintf(stderr, "tether: %s\n", flatten(e.what()).c_str());
         return kExitUsage;
       default:
-        std::fprintf(stderr, "tether: %s: %s\n", std::string(to_string(e.kind())).c_str(), e.what());
+        std::fprintf(stderr, "tether: %s: %s\n", std::string(to_string(e.kind())).c_str(), flatten(e.what()).c_str());
         return kExitConnection;
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "tether: %s\n", e.what());
+    std::fprintf(stderr, "tether: %s\n", flatten(e.what()).c_str());
     return kExitConnection;
   }
 }

@@ -12,6 +12,7 @@
 #include "demo_service.hpp"
 #include "tether/base/log.hpp"
 #include "tether/net/tls.hpp"
+#include "tether/registry/announce.hpp"
 #include "tether/service/serve.hpp"
 
 namespace tether::tools {
@@ -25,6 +26,7 @@ struct ServeArgs {
   std::string generation = "auto";
   std::string tls_cert, tls_key, tls_client_ca;
   long busy_poll_us = 0;
+  std::vector<std::string> registries;
 };
 
 int run_serve(const ServeArgs& a) {
@@ -63,6 +65,13 @@ int run_serve(const ServeArgs& a) {
     std::printf("listening on %s%s\n", tls && !addresses.empty() && addresses.front().is_ip() ? "tls://" : "", where.c_str());
     std::fflush(stdout);
   };
+  for (const auto& url : a.registries) {
+    try {
+      opts.hooks.push_back(registry::announce(url));
+    } catch (const std::exception& e) {
+      throw CliError(kExitUsage, fmt::format("serve: --register {}: {}", url, e.what()));
+    }
+  }
   auto counters = std::make_shared<DemoCounters>();
   Service demo = make_demo_service(counters);
   try {
@@ -93,6 +102,9 @@ void add_serve(CLI::App& app, Runner& run) {
   sub->add_option("--busy-poll-us", args->busy_poll_us, "Busy-poll the serving loops this long before sleeping")
       ->capture_default_str()
       ->check(CLI::Range(0L, 1000000L));
+  sub->add_option("--register", args->registries,
+                  "Announce the server as DEMO to a registry while it runs: udp://HOST[:PORT], tcp://HOST[:PORT], "
+                  "etcd://HOST:PORT (repeatable)");
   sub->footer("Prints 'listening on ADDR' as its first line of output, with the port the kernel chose for port 0.");
   sub->callback([args, &run] { run = [args] { return run_serve(*args); }; });
 }

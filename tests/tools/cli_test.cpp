@@ -354,5 +354,32 @@ TEST(ToolsCli, ServeOnBusyPortExit3) {
   EXPECT_TRUE(one_line(r.err)) << r.err;
 }
 
+TEST(ToolsCli, ServiceNameThroughRegistry) {
+  Background registry(Background::Program{}, {TETHER_REGISTRY_MAIN, "--host", "127.0.0.1"});
+  const auto udp = registry.line(0);
+  const auto tcp = registry.line(1);
+  ASSERT_TRUE(udp && tcp && tcp->rfind("TCP ", 0) == 0) << registry.wait(1).err;
+  const std::string url = "tcp://127.0.0.1:" + tcp->substr(4);
+  Background server({"serve", "--demo", "127.0.0.1:0", "--register", url});
+  ASSERT_FALSE(server.listening_address().empty());
+  // The server registers right after it listens; ask until the registry knows it (each try is a
+  // real lookup with its own timeout, bounded in number).
+  ToolResult r;
+  for (int i = 0; i < 50; ++i) {
+    r = run_tool({"call", "DEMO", "add", "1", "2", "--registry", url, "--timeout", "2"});
+    if (r.code == 0) break;
+  }
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "3\n");
+  r = run_tool({"call", "NOSUCHSERVICE", "add", "--registry", url, "--timeout", "2"});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_TRUE(one_line(r.err)) << r.err;
+  EXPECT_NE(r.err.find("NOSUCHSERVICE"), std::string::npos) << r.err;
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait().code, 0);
+  registry.signal(SIGTERM);
+  registry.wait();
+}
+
 }  // namespace
 }  // namespace tether::testing

@@ -115,6 +115,9 @@ class Background {
     argv.insert(argv.end(), args.begin(), args.end());
     pid_ = spawn(argv, &out_fd_, &err_fd_);
   }
+  /// Any program: argv[0] is its path.
+  struct Program {};
+  Background(Program, const std::vector<std::string>& argv) { pid_ = spawn(argv, &out_fd_, &err_fd_); }
   ~Background() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
@@ -127,9 +130,21 @@ class Background {
   Background& operator=(const Background&) = delete;
 
   /// The first line of stdout (without the newline), or nullopt if none came in time.
-  std::optional<std::string> first_line(double timeout_s = 10) {
+  std::optional<std::string> first_line(double timeout_s = 10) { return line(0, timeout_s); }
+
+  /// Line `index` (0-based) of stdout, or nullopt if it did not come in time.
+  std::optional<std::string> line(std::size_t index, double timeout_s = 10) {
     const auto deadline = ToolClock::now() + std::chrono::duration_cast<ToolClock::duration>(std::chrono::duration<double>(timeout_s));
-    while (out_.find('\n') == std::string::npos) {
+    auto nth_end = [&]() -> std::size_t {
+      std::size_t pos = 0;
+      for (std::size_t i = 0;; ++i) {
+        const auto nl = out_.find('\n', pos);
+        if (nl == std::string::npos) return std::string::npos;
+        if (i == index) return nl;
+        pos = nl + 1;
+      }
+    };
+    while (nth_end() == std::string::npos) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - ToolClock::now()).count();
       if (left <= 0) return std::nullopt;
       pollfd p{out_fd_, POLLIN, 0};
@@ -139,7 +154,10 @@ class Background {
       if (r <= 0) return std::nullopt;
       out_.append(buf, static_cast<std::size_t>(r));
     }
-    return out_.substr(0, out_.find('\n'));
+    const std::size_t end = nth_end();
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < index; ++i) start = out_.find('\n', start) + 1;
+    return out_.substr(start, end - start);
   }
 
   /// The address after "listening on " in the first line ("127.0.0.1:PORT"), or "".
