@@ -4,6 +4,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <string>
 
@@ -68,9 +69,13 @@ int main(int argc, char** argv) {
   } catch (...) {
     return tether::tools::report_exception(std::current_exception(), false);
   }
-  // Without --log-level the library's default stands (warn, or TETHER_LOG_LEVEL).
+  // Without --log-level: TETHER_LOG_LEVEL if set, else warn for the long-running subcommands
+  // (serve, tap) and off for the clients, whose errors the tool reports itself in one line.
   if (level_opt->count() > 0) {
     if (auto l = parse_level(level)) tether::set_log_level(*l);
+  } else if (std::getenv("TETHER_LOG_LEVEL") == nullptr) {
+    const bool long_running = app.got_subcommand("serve") || app.got_subcommand("tap");
+    tether::set_log_level(long_running ? tether::LogLevel::kWarn : tether::LogLevel::kOff);
   }
   if (!run) {
     std::fprintf(stderr, "tether: no subcommand (see 'tether --help')\n");

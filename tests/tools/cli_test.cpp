@@ -12,6 +12,7 @@
 #include <regex>
 #include <string>
 
+#include "net/test_certs.hpp"
 #include "tool_process.hpp"
 
 namespace tether::testing {
@@ -352,6 +353,55 @@ TEST(ToolsCli, ServeOnBusyPortExit3) {
   ToolResult r = run_tool({"serve", "--demo", busy.addr()});
   EXPECT_EQ(r.code, 3) << r.err;
   EXPECT_TRUE(one_line(r.err)) << r.err;
+}
+
+TEST(ToolsCli, TlsServeAndCall) {
+  const TestCerts& certs = test_certs();
+  Background server({"serve", "--demo", "tls://127.0.0.1:0", "--tls-cert", certs.server_cert, "--tls-key",
+                     certs.server_key, "--tls-client-ca", certs.ca_cert});
+  const std::string addr = server.listening_address();
+  ASSERT_EQ(addr.rfind("tls://127.0.0.1:", 0), 0u) << addr;
+  ToolResult r = run_tool({"call", addr, "add", "1", "2", "--ca", certs.ca_cert, "--cert", certs.client_cert, "--key",
+                           certs.client_key});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "3\n");
+  r = run_tool({"ping", addr, "-c", "1", "--ca", certs.ca_cert, "--cert", certs.client_cert, "--key", certs.client_key});
+  EXPECT_EQ(r.code, 0) << r.err;
+  // No client certificate: the server refuses the handshake.
+  r = run_tool({"call", addr, "add", "1", "2", "--ca", certs.ca_cert, "--timeout", "3"});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_TRUE(one_line(r.err)) << r.err;
+  // A CA that did not sign the server's certificate: verification fails.
+  r = run_tool({"call", addr, "add", "1", "2", "--ca", certs.self_cert, "--cert", certs.client_cert, "--key",
+                certs.client_key, "--timeout", "3"});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_TRUE(one_line(r.err)) << r.err;
+  // TLS options without a tls:// address are a usage error.
+  r = run_tool({"call", "127.0.0.1:1", "add", "--ca", certs.ca_cert});
+  EXPECT_EQ(r.code, 2) << r.err;
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait().code, 0);
+}
+
+TEST(ToolsCli, Ipv6AndGeneration6ThroughTap) {
+  Background server({"serve", "--demo", "[::1]:0", "--generation", "6"});
+  const std::string addr = server.listening_address();
+  if (addr.empty()) GTEST_SKIP() << "no IPv6 loopback here: " << server.wait(2).err;
+  ASSERT_EQ(addr.rfind("[::1]:", 0), 0u) << addr;
+  ToolResult r = run_tool({"call", addr, "upper", "'six'"});  // the client probes and falls back to 6.x
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "'SIX'\n");
+  Background tap({"tap", "--listen", "[::1]:0", "--to", addr, "--once"});
+  const std::string tap_addr = tap.listening_address();
+  ASSERT_FALSE(tap_addr.empty());
+  r = run_tool({"call", tap_addr, "add", "2", "2", "--generation", "6"});
+  EXPECT_EQ(r.out, "4\n") << r.err;
+  ToolResult t = tap.wait();
+  EXPECT_TRUE(std::regex_search(t.out, std::regex("c>s +[0-9.]+ms 6\\.x seq=[0-9]+ REQUEST CALLATTR .*'add', \\(2, 2\\)")))
+      << t.out;
+  EXPECT_TRUE(std::regex_search(t.out, std::regex("s>c +[0-9.]+ms 6\\.x seq=[0-9]+ REPLY 4 "))) << t.out;
+  server.signal(SIGTERM);
+  EXPECT_EQ(server.wait().code, 0);
 }
 
 TEST(ToolsCli, ServiceNameThroughRegistry) {
