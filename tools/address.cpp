@@ -143,7 +143,9 @@ ClientOptions client_options(const Target& target, const ConnectFlags& flags) {
   ClientOptions o;
   o.net.connect_timeout = seconds_to_duration(flags.timeout);
   o.net.tls_handshake_timeout = seconds_to_duration(flags.timeout);
-  o.connection.sync_request_timeout = seconds_to_duration(flags.timeout);
+  // 0 means no limit: the connect timeout takes zero as "none", a request deadline does not.
+  o.connection.sync_request_timeout =
+      flags.timeout > 0 ? seconds_to_duration(flags.timeout) : std::chrono::duration_cast<Duration>(std::chrono::hours(24 * 365));
   if (flags.generation == 5) o.connection.generation = rpc::Generation::k5;
   if (flags.generation == 6) o.connection.generation = rpc::Generation::k6;
   if (target.tls) {

@@ -64,6 +64,9 @@ brine::Value demo_add(const brine::Value& a, const brine::Value& b) {
     }
     return brine::Value(sum);
   }
+  if (a.is_int() && b.is_int() && !a.is_bool() && !b.is_bool()) {
+    throw PyError("OverflowError", "add(): the demo adds ints of up to 64 bits (they travel at any size: try store.set)");
+  }
   const bool a_num = a.is_int() || a.is_float();
   const bool b_num = b.is_int() || b.is_float();
   if (a_num && b_num) {
@@ -163,6 +166,7 @@ Service make_demo_service(std::shared_ptr<DemoCounters> c) {
       [c](Session& s, std::int64_t n, std::function<void(std::int64_t)> callback) {
         c->note(s.peer(), "countdown");
         if (n < 0 || n > 10000) throw PyError("ValueError", "countdown(): n must be in [0, 10000]");
+        if (!callback) throw PyError("TypeError", "countdown(): callback must be callable");
         for (std::int64_t i = n; i > 0; --i) callback(i);
         return n;
       },

@@ -159,6 +159,8 @@ TEST_F(ToolsCliServer, CallPrintsPythonRepr) {
       {{"store.set", "'k'", "(1, None, b'z')"}, "None\n"},
       {{"store.get", "'k'"}, "(1, None, b'z')\n"},
       {{"store.get", "'missing'"}, "None\n"},
+      {{"store.set", "'big'", "-123456789012345678901234567890"}, "None\n"},
+      {{"store.get", "'big'", "--timeout", "0"}, "-123456789012345678901234567890\n"},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args{"call", addr_};
@@ -201,6 +203,12 @@ TEST_F(ToolsCliServer, RemoteExceptionExit1) {
   r = run_tool({"call", addr_, "no_such_function"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("AttributeError"), std::string::npos) << r.err;
+  r = run_tool({"call", addr_, "countdown", "2", "None"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "TypeError: countdown(): callback must be callable\n");
+  r = run_tool({"call", addr_, "add", "99999999999999999999", "1"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("OverflowError: "), std::string::npos) << r.err;
   r = run_tool({"call", addr_, "add", "1", "'x'"});
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(r.err, "TypeError: unsupported operand type(s) for +: 'int' and 'str'\n");
