@@ -112,7 +112,22 @@ nlohmann::json result_json(SyncConnection& conn, const Any& a, int depth) {
       for (const auto& i : a.items()) arr.push_back(result_json(conn, i, depth - 1));
       return arr;
     }
-    case Any::Kind::kLocal: return a.object()->repr();
+    case Any::Kind::kLocal: {
+      // One of our own containers coming back (echo([1, 2])).
+      const auto* c = dynamic_cast<const PyContainer*>(a.object().get());
+      if (c == nullptr) return a.object()->repr();
+      if (c->kind() == PyContainer::Kind::kDict) {
+        std::vector<Any> keys, values;
+        for (std::size_t i = 0; i + 1 < c->items().size(); i += 2) {
+          keys.push_back(c->items()[i]);
+          values.push_back(c->items()[i + 1]);
+        }
+        return pairs_json(conn, keys, values, depth);
+      }
+      nlohmann::json arr = nlohmann::json::array();
+      for (const auto& i : c->items()) arr.push_back(result_json(conn, i, depth - 1));
+      return arr;
+    }
     case Any::Kind::kRemote: break;
   }
   Netref ref = a.netref();
