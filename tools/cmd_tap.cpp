@@ -40,7 +40,6 @@ struct TapState {
   Target to;
   int next_id = 0;
   int active = 0;
-  bool once_done = false;
   Event finished;  // --once: the first connection is over
 };
 
