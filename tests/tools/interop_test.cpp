@@ -99,5 +99,22 @@ TEST_F(ToolsInterop, PingAndBenchPythonServer) {
   EXPECT_EQ(j["errors"], 0);
 }
 
+// RPyC 6.x: the project's independent 6.x peer (tests/interop/minirpyc, the same root methods);
+// the tool probes 5.x first and falls back.
+TEST(ToolsInterop6, CallAndInspectA6xServer) {
+  PyProcess py({TETHER_PYTHON3, std::string(TETHER_INTEROP_DIR) + "/py_server.py", "--mini6"});
+  const std::string addr = "127.0.0.1:" + std::to_string(py.port());
+  ToolResult r = run_tool({"call", addr, "add", "40", "2"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "42\n");
+  r = run_tool({"call", addr, "fail", "'value'", "'six'", "--generation", "6"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.err, "ValueError: six\n");
+  r = run_tool({"inspect", addr});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("RPyC 6.x"), std::string::npos) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("\\n  add +function"))) << r.out;
+}
+
 }  // namespace
 }  // namespace tether::testing
