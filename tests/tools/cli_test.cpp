@@ -347,12 +347,51 @@ TEST_F(ToolsCliServer, TapShowsBadInput) {
 
 TEST(ToolsCli, UnixSocketServeAndCall) {
   const std::string addr = "unix:@tether-tool-test-" + std::to_string(::getpid());
-  Background server({"serve", "--demo", addr, "--threads", "2"});
+  Background server({"--log-level", "info", "serve", "--demo", addr, "--threads", "2"});
   ASSERT_EQ(server.listening_address(), addr);
   ToolResult r = run_tool({"call", addr, "upper", "'unix'"});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "'UNIX'\n");
   server.signal(SIGINT);
+  ToolResult s = server.wait();
+  EXPECT_EQ(s.code, 0);
+  // --log-level info: connections and calls are logged.
+  EXPECT_NE(s.err.find("connection from "), std::string::npos) << s.err;
+  EXPECT_NE(s.err.find("call upper from "), std::string::npos) << s.err;
+}
+
+TEST(ToolsCli, GracefulStopLetsRunningCallsFinish) {
+  Background server({"serve", "--demo", "127.0.0.1:0"});
+  const std::string addr = server.listening_address();
+  ASSERT_FALSE(addr.empty());
+  Background slow({"call", addr, "sleep", "1"});
+  bool seen = false;  // the sleep call has reached the server
+  for (int i = 0; i < 200 && !seen; ++i) {
+    ToolResult st = run_tool({"call", addr, "stats", "--json"});
+    seen = st.code == 0 && nlohmann::json::parse(st.out)["calls.sleep"].is_number();
+  }
+  ASSERT_TRUE(seen);
+  server.signal(SIGTERM);
+  ToolResult r = slow.wait();
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out, "1.0\n");
+  EXPECT_EQ(server.wait().code, 0);
+}
+
+TEST(ToolsCli, BenchProgressOnATerminal) {
+  if (::access("/usr/bin/script", X_OK) != 0) GTEST_SKIP() << "no script(1) to provide a terminal";
+  Background server({"serve", "--demo", "127.0.0.1:0"});
+  const std::string addr = server.listening_address();
+  ASSERT_FALSE(addr.empty());
+  const std::string cmd = std::string(TETHER_TOOL) + " bench " + addr + " -d 0.35 --report 0.1";
+  Background tty(Background::Program{}, {"/usr/bin/script", "-qec", cmd, "/dev/null"});
+  ToolResult r = tty.wait();
+  EXPECT_EQ(r.code, 0) << r.err;
+  // One line rewritten in place (carriage return, erase line), then the table.
+  EXPECT_NE(r.out.find("\r\033[K"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("t=0.1s calls/s="), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("calls/s"), std::string::npos) << r.out;
+  server.signal(SIGTERM);
   EXPECT_EQ(server.wait().code, 0);
 }
 
