@@ -21,6 +21,20 @@ std::string cut(std::string s, std::size_t width) {
   return s;
 }
 
+/// Control characters (a newline in an exception message) as \xNN: one message, one line.
+std::string printable(std::string_view text) {
+  std::string out;
+  for (char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7F) {
+      out += fmt::format("\\x{:02x}", u);
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 std::string ref_text(const char* what, const brine::Value& id) {
   if (id.is_tuple() && id.as_tuple().size() == 3 && id.as_tuple()[0].is_str()) {
     const auto& t = id.as_tuple();
@@ -55,7 +69,7 @@ std::string exception_text(const brine::Value& body) {
       name = (mod == "builtins" ? "" : mod + ".") + t[0].as_tuple()[1].as_str();
     }
     if (t[1].is_tuple() && t[1].as_tuple().size() == 1 && t[1].as_tuple()[0].is_str()) {
-      return name + ": " + t[1].as_tuple()[0].as_str();
+      return name + ": " + printable(t[1].as_tuple()[0].as_str());
     }
     return name + t[1].repr();
   }
@@ -157,7 +171,8 @@ std::vector<std::string> TapDecoder::feed(std::string_view data) {
     } catch (const std::exception& e) {
       broken_ = true;
       bad_ = true;
-      lines.push_back(fmt::format("{} !! bad frame: {} (no further decoding in this direction)", prefix(), e.what()));
+      lines.push_back(fmt::format("{} !! bad frame: {} (no further decoding in this direction)", prefix(),
+                                  cut(printable(e.what()), width_)));
       buffer_.retrieve_all();
       return lines;
     }
@@ -167,13 +182,14 @@ std::vector<std::string> TapDecoder::feed(std::string_view data) {
                                      : fmt::format("{} B", f->wire_size);
     try {
       std::string msg = describe_payload(f->payload, latency);
-      lines.push_back(fmt::format("{} {}  [{}{}{}]", prefix(), cut(std::move(msg), width_), sizes,
+      // Type names and exception names are the peer's raw strings: control characters escaped.
+      lines.push_back(fmt::format("{} {}  [{}{}{}]", prefix(), cut(printable(msg), width_), sizes,
                                   latency.empty() ? "" : ", ", latency));
     } catch (const std::exception& e) {
       // A whole frame whose payload is not an RPyC message: shown, and decoding goes on with
       // the next frame (the framing itself is intact).
       bad_ = true;
-      lines.push_back(fmt::format("{} !! bad message: {}  [{}]", prefix(), cut(e.what(), width_), sizes));
+      lines.push_back(fmt::format("{} !! bad message: {}  [{}]", prefix(), cut(printable(e.what()), width_), sizes));
     }
     frames_.consume(buffer_, *f);
   }
