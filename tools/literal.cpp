@@ -113,15 +113,20 @@ class Parser {
     skip_ws();
     Literal l = parse_expr(0);
     skip_ws();
-    if (pos_ < s_.size()) fail(pos_, "unexpected '" + describe(pos_) + "' after the literal");
+    if (pos_ < s_.size()) fail(pos_, "unexpected " + describe(pos_) + " after the literal");
     return l;
   }
 
  private:
   [[noreturn]] void fail(std::size_t pos, std::string message) { throw Failure{pos, std::move(message)}; }
 
+  /// The character at `pos` in quotes, or "end of input".
   std::string describe(std::size_t pos) const {
     if (pos >= s_.size()) return "end of input";
+    return "'" + raw_char(pos) + "'";
+  }
+
+  std::string raw_char(std::size_t pos) const {
     const unsigned char c = static_cast<unsigned char>(s_[pos]);
     if (c < 0x20 || c == 0x7F) {
       char buf[8];
@@ -144,7 +149,7 @@ class Parser {
 
   void expect(char c, const char* what) {
     skip_ws();
-    if (peek() != c || at_end()) fail(pos_, std::string("expected ") + what + ", found '" + describe(pos_) + "'");
+    if (peek() != c || at_end()) fail(pos_, std::string("expected ") + what + ", found " + describe(pos_));
     ++pos_;
   }
 
@@ -318,7 +323,7 @@ class Parser {
   }
 
   void check_number_end() {
-    if (!at_end() && (is_ident_char(peek()) || peek() == '.')) fail(pos_, "invalid character '" + describe(pos_) + "' in a number");
+    if (!at_end() && (is_ident_char(peek()) || peek() == '.')) fail(pos_, "invalid character " + describe(pos_) + " in a number");
   }
 
   Literal parse_atom(std::size_t depth) {
@@ -341,7 +346,7 @@ class Parser {
           ++pos_;
           skip_ws();
         } else if (peek() != ')') {
-          fail(pos_, "expected ',' or ')', found '" + describe(pos_) + "'");
+          fail(pos_, "expected ',' or ')', found " + describe(pos_));
         }
       }
       ++pos_;
@@ -445,7 +450,7 @@ class Parser {
       fail(start, "unknown name '" + std::string(word) +
                       "' (strings need quotes; only literals are accepted, nothing is evaluated)");
     }
-    fail(start, "unexpected '" + describe(start) + "'");
+    fail(start, "unexpected " + describe(start));
   }
 
   std::vector<Literal> parse_sequence(char close, std::size_t depth, bool need_hashable) {
@@ -463,7 +468,7 @@ class Parser {
         ++pos_;
         skip_ws();
       } else if (peek() != close) {
-        fail(pos_, std::string("expected ',' or '") + close + "', found '" + describe(pos_) + "'");
+        fail(pos_, std::string("expected ',' or '") + close + "', found " + describe(pos_));
       }
     }
     ++pos_;
