@@ -20,9 +20,8 @@
 #include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "tether/base/error.hpp"
 #include "tether/loop/event_loop.hpp"
@@ -44,9 +43,11 @@ std::string frame(const nlohmann::json& j) {
 
 nlohmann::json answer(const std::string& text) {
   nlohmann::json req = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (req.is_discarded() || !req.is_object()) return {{"out", "error"}, {"result", "request is not a JSON object"}};
+  if (req.is_discarded() || !req.is_object())
+    return {{"out", "error"}, {"result", "request is not a JSON object"}};
   const auto in = req.find("in");
-  if (in == req.end() || !in->is_string()) return {{"out", "error"}, {"result", "request has no \"in\" method name"}};
+  if (in == req.end() || !in->is_string())
+    return {{"out", "error"}, {"result", "request has no \"in\" method name"}};
   const nlohmann::json params = req.value("params", nlohmann::json());
   if (*in == "ping") return {{"out", "pong"}, {"result", params}};
   return {{"out", "error"}, {"result", "unknown method " + in->get<std::string>()}};
@@ -65,7 +66,8 @@ tether::Task<void> serve_client(std::unique_ptr<tether::BufferedStream> stream, 
     std::uint32_t n = 0;
     for (int i = 3; i >= 0; --i) n = (n << 8) | head.data()[i];
     if (n > kMaxMessage) {
-      std::fprintf(stderr, "json_rpc_server: %s sent a %u-byte length; closing\n", peer.to_string().c_str(), n);
+      std::fprintf(stderr, "json_rpc_server: %s sent a %u-byte length; closing\n", peer.to_string().c_str(),
+                   n);
       break;
     }
     tether::Bytes body;

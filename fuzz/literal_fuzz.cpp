@@ -29,7 +29,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   const std::string repr = tether::tools::literal_repr(lit.value());
   auto again = tether::tools::parse_literal(repr);
-  if (!again) std::fprintf(stderr, "repr %s does not parse: %s\n", repr.c_str(), again.error().to_string().c_str());
+  if (!again)
+    std::fprintf(stderr, "repr %s does not parse: %s\n", repr.c_str(), again.error().to_string().c_str());
   FUZZ_CHECK(again.has_value());
   const std::string repr2 = tether::tools::literal_repr(again.value());
   if (repr2 != repr) {
@@ -41,7 +42,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto fourth = tether::tools::parse_literal(repr3);
     FUZZ_CHECK(fourth.has_value());
     const std::string repr4 = tether::tools::literal_repr(fourth.value());
-    if (repr4 != repr2) std::fprintf(stderr, "%s -> %s -> %s -> %s\n", repr.c_str(), repr2.c_str(), repr3.c_str(), repr4.c_str());
+    if (repr4 != repr2)
+      std::fprintf(stderr, "%s -> %s -> %s -> %s\n", repr.c_str(), repr2.c_str(), repr3.c_str(),
+                   repr4.c_str());
     FUZZ_CHECK(repr4 == repr2);
   }
   return 0;

@@ -28,7 +28,8 @@ std::optional<std::uint16_t> parse_port(std::string_view s, bool allow0) {
 bool is_host_name(std::string_view h) {
   if (h.empty() || h.size() > 253) return false;
   for (char c : h) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
     if (!ok) return false;
   }
   return h.front() != '-' && h.front() != '.';
@@ -38,7 +39,8 @@ bool is_service_name(std::string_view s) {
   if (s.empty() || s.size() > 64) return false;
   if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z'))) return false;
   for (char c : s) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+    const bool ok =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
     if (!ok) return false;
   }
   return true;
@@ -57,7 +59,8 @@ std::string flatten(std::string_view text) {
   std::size_t i = 0;
   while (i < text.size()) {
     if (text[i] == '\n' || text[i] == '\r') {
-      while (i < text.size() && (text[i] == '\n' || text[i] == '\r' || text[i] == ' ' || text[i] == '\t')) ++i;
+      while (i < text.size() && (text[i] == '\n' || text[i] == '\r' || text[i] == ' ' || text[i] == '\t'))
+        ++i;
       while (!out.empty() && (out.back() == ' ' || out.back() == ':' || out.back() == ';')) out.pop_back();
       if (i < text.size() && !out.empty()) out += "; ";
       continue;
@@ -73,8 +76,7 @@ std::string Target::to_string() const {
   switch (kind) {
     case Kind::kUnix: return (tls ? "tls+unix:" : "unix:") + path;
     case Kind::kService: return "service " + service;
-    case Kind::kTcp:
-      break;
+    case Kind::kTcp: break;
   }
   const std::string h = host.find(':') != std::string::npos ? "[" + host + "]" : host;
   return (tls ? "tls://" : "") + h + ":" + std::to_string(port);
@@ -94,7 +96,8 @@ Target parse_target(std::string_view text, bool allow_port0) {
     if (t.tls) bad(text, "tls:// takes host:port");
     rest.remove_prefix(5);
     if (rest.empty() || rest == "@") bad(text, "empty Unix socket path");
-    if (rest[0] != '/' && rest[0] != '@' && rest[0] != '.') bad(text, "a Unix path must start with '/', '.' or '@'");
+    if (rest[0] != '/' && rest[0] != '@' && rest[0] != '.')
+      bad(text, "a Unix path must start with '/', '.' or '@'");
     try {
       (void)Address::unix_socket(rest);
     } catch (const Error&) {
@@ -145,7 +148,8 @@ ClientOptions client_options(const Target& target, const ConnectFlags& flags) {
   o.net.tls_handshake_timeout = seconds_to_duration(flags.timeout);
   // 0 means no limit: the connect timeout takes zero as "none", a request deadline does not.
   o.connection.sync_request_timeout =
-      flags.timeout > 0 ? seconds_to_duration(flags.timeout) : std::chrono::duration_cast<Duration>(std::chrono::hours(24 * 365));
+      flags.timeout > 0 ? seconds_to_duration(flags.timeout)
+                        : std::chrono::duration_cast<Duration>(std::chrono::hours(24 * 365));
   if (flags.generation == 5) o.connection.generation = rpc::Generation::k5;
   if (flags.generation == 6) o.connection.generation = rpc::Generation::k6;
   if (target.tls) {
@@ -205,7 +209,8 @@ int report_exception(std::exception_ptr ep, bool verbose) {
     if (verbose && !e.traceback().empty()) {
       std::fprintf(stderr, "remote traceback:\n%s\n", e.traceback().c_str());
     }
-    std::fprintf(stderr, "%s%s%s\n", e.qualified_name().c_str(), msg.empty() ? "" : ": ", flatten(msg).c_str());
+    std::fprintf(stderr, "%s%s%s\n", e.qualified_name().c_str(), msg.empty() ? "" : ": ",
+                 flatten(msg).c_str());
     return kExitRemote;
   } catch (const Error& e) {
     switch (e.kind()) {
@@ -216,7 +221,8 @@ int report_exception(std::exception_ptr ep, bool verbose) {
         std::fprintf(stderr, "tether: %s\n", flatten(e.what()).c_str());
         return kExitUsage;
       default:
-        std::fprintf(stderr, "tether: %s: %s\n", std::string(to_string(e.kind())).c_str(), flatten(e.what()).c_str());
+        std::fprintf(stderr, "tether: %s: %s\n", std::string(to_string(e.kind())).c_str(),
+                     flatten(e.what()).c_str());
         return kExitConnection;
     }
   } catch (const std::exception& e) {

@@ -37,10 +37,10 @@ struct Target {
   enum class Kind { kTcp, kUnix, kService };
   Kind kind = Kind::kTcp;
   bool tls = false;
-  std::string host;       ///< kTcp (without brackets)
-  std::uint16_t port = 0; ///< kTcp
-  std::string path;       ///< kUnix ('@' first: abstract)
-  std::string service;    ///< kService
+  std::string host;        ///< kTcp (without brackets)
+  std::uint16_t port = 0;  ///< kTcp
+  std::string path;        ///< kUnix ('@' first: abstract)
+  std::string service;     ///< kService
   /// The text form for messages ("127.0.0.1:18861", "unix:/x", "service CALC").
   [[nodiscard]] std::string to_string() const;
 };
@@ -50,10 +50,10 @@ Target parse_target(std::string_view text, bool allow_port0 = false);
 
 /// Connection settings shared by the client subcommands.
 struct ConnectFlags {
-  double timeout = 10.0;        ///< connect and each request, seconds
-  std::string ca, cert, key;    ///< TLS client settings (tls:// targets)
-  std::string registry;         ///< registry URL for service names (empty: RPyC's UDP default)
-  int generation = 0;           ///< 0 auto, 5, 6
+  double timeout = 10.0;      ///< connect and each request, seconds
+  std::string ca, cert, key;  ///< TLS client settings (tls:// targets)
+  std::string registry;       ///< registry URL for service names (empty: RPyC's UDP default)
+  int generation = 0;         ///< 0 auto, 5, 6
 };
 
 /// The client options for `flags` (TLS context when the target asks for it).

@@ -6,10 +6,12 @@
 namespace tether::tools {
 
 void add_connect_flags(CLI::App& sub, ConnectFlags& flags) {
-  sub.add_option("--timeout", flags.timeout, "Seconds allowed for connecting and for each request (0: no limit)")
+  sub.add_option("--timeout", flags.timeout,
+                 "Seconds allowed for connecting and for each request (0: no limit)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  sub.add_option("--ca", flags.ca, "tls:// targets: CA file to verify the server with (default: system store)")
+  sub.add_option("--ca", flags.ca,
+                 "tls:// targets: CA file to verify the server with (default: system store)")
       ->check(CLI::ExistingFile);
   sub.add_option("--cert", flags.cert, "tls:// targets: client certificate (PEM)")->check(CLI::ExistingFile);
   sub.add_option("--key", flags.key, "tls:// targets: client private key (PEM)")->check(CLI::ExistingFile);

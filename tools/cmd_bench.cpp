@@ -4,17 +4,16 @@
 // connection, each waiting for its reply before sending the next). Without METHOD the
 // requests are RPyC PINGs.
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "address.hpp"
 #include "commands.hpp"
@@ -63,8 +62,8 @@ void record(BenchState& st, double ms) {
   st.window.push_back(ms);
 }
 
-Task<void> bench_worker(Connection& conn, Netref root, const std::string& method, const std::vector<Any>& args,
-                        BenchState& st) {
+Task<void> bench_worker(Connection& conn, Netref root, const std::string& method,
+                        const std::vector<Any>& args, BenchState& st) {
   while (!st.stop) {
     const auto t0 = Clock::now();
     try {
@@ -77,7 +76,8 @@ Task<void> bench_worker(Connection& conn, Netref root, const std::string& method
       }
     } catch (const RemoteError& e) {
       ++st.errors;
-      if (st.first_error.empty()) st.first_error = e.qualified_name() + (e.args().empty() ? "" : ": " + e.args()[0]);
+      if (st.first_error.empty())
+        st.first_error = e.qualified_name() + (e.args().empty() ? "" : ": " + e.args()[0]);
       continue;
     } catch (const std::exception& e) {
       ++st.errors;
@@ -117,11 +117,11 @@ void print_progress(const Progress& p, BenchState& st, double elapsed, double to
   LatencySummary w = summarize(st.window);
   const double rate = since_last > 0 ? static_cast<double>(calls_in_window) / since_last : 0;
   if (p.tty) {
-    std::fprintf(p.out, "\r\033[K%5.1f/%.1f s  %10.0f calls/s  p50 %.3f ms  p99 %.3f ms  errors %llu", elapsed, total, rate,
-                 w.p50, w.p99, static_cast<unsigned long long>(st.errors));
+    std::fprintf(p.out, "\r\033[K%5.1f/%.1f s  %10.0f calls/s  p50 %.3f ms  p99 %.3f ms  errors %llu",
+                 elapsed, total, rate, w.p50, w.p99, static_cast<unsigned long long>(st.errors));
   } else {
-    std::fprintf(p.out, "t=%.1fs calls/s=%.0f p50_ms=%.3f p99_ms=%.3f errors=%llu\n", elapsed, rate, w.p50, w.p99,
-                 static_cast<unsigned long long>(st.errors));
+    std::fprintf(p.out, "t=%.1fs calls/s=%.0f p50_ms=%.3f p99_ms=%.3f errors=%llu\n", elapsed, rate, w.p50,
+                 w.p99, static_cast<unsigned long long>(st.errors));
   }
   std::fflush(p.out);
   st.window.clear();
@@ -132,8 +132,8 @@ struct BenchResult {
   int connected = 0;
 };
 
-Task<BenchResult> bench_main(const BenchArgs& a, const Target& t, const std::vector<Any>& args, BenchState& st,
-                             const Progress& progress) {
+Task<BenchResult> bench_main(const BenchArgs& a, const Target& t, const std::vector<Any>& args,
+                             BenchState& st, const Progress& progress) {
   EventLoop& loop = EventLoop::current_or_throw();
   std::vector<std::unique_ptr<Connection>> conns;
   std::vector<Netref> roots;
@@ -182,7 +182,9 @@ int run_bench(BenchArgs& a) {
   if (a.method.empty() && !a.args.empty()) throw CliError(kExitUsage, "bench: ARGS need a METHOD");
   for (std::size_t i = 0; i < a.args.size(); ++i) {
     auto lit = parse_literal(a.args[i]);
-    if (!lit) throw CliError(kExitUsage, fmt::format("argument {}: {}: {}", i + 1, lit.error().to_string(), a.args[i]));
+    if (!lit)
+      throw CliError(kExitUsage,
+                     fmt::format("argument {}: {}: {}", i + 1, lit.error().to_string(), a.args[i]));
     args.push_back(literal_to_any(lit.value()));
   }
   Progress progress;
@@ -224,13 +226,15 @@ int run_bench(BenchArgs& a) {
     std::printf("%-12s %d x %d in flight\n", "connections", a.connections, a.pipeline);
     std::printf("%-12s %.2f s\n", "duration", r.seconds);
     std::printf("%-12s %llu\n", "calls", static_cast<unsigned long long>(calls));
-    std::printf("%-12s %llu%s%s\n", "errors", static_cast<unsigned long long>(st.errors), st.first_error.empty() ? "" : "  first: ",
-                st.first_error.c_str());
+    std::printf("%-12s %llu%s%s\n", "errors", static_cast<unsigned long long>(st.errors),
+                st.first_error.empty() ? "" : "  first: ", st.first_error.c_str());
     std::printf("%-12s %.1f\n", "calls/s", rate);
-    std::printf("%-12s min %.3f  p50 %.3f  avg %.3f  p99 %.3f  max %.3f\n", "latency ms", s.min, s.p50, s.avg, s.p99, s.max);
+    std::printf("%-12s min %.3f  p50 %.3f  avg %.3f  p99 %.3f  max %.3f\n", "latency ms", s.min, s.p50, s.avg,
+                s.p99, s.max);
   }
   std::fflush(stdout);
-  if (calls == 0 && st.errors > 0) return st.first_error.find("Error") != std::string::npos ? kExitRemote : kExitConnection;
+  if (calls == 0 && st.errors > 0)
+    return st.first_error.find("Error") != std::string::npos ? kExitRemote : kExitConnection;
   return kExitOk;
 }
 
@@ -238,22 +242,36 @@ int run_bench(BenchArgs& a) {
 
 void add_bench(CLI::App& app, Runner& run) {
   auto a = std::make_shared<BenchArgs>();
-  CLI::App* sub = app.add_subcommand("bench", "Load generator: tether bench ADDR [METHOD [ARGS...]]; calls/s and latency (default: RPyC PING)");
-  sub->add_option("ADDR", a->addr, "host:port, [v6]:port, unix:/path, unix:@name, tls://host:port or a service name")->required();
+  CLI::App* sub = app.add_subcommand(
+      "bench",
+      "Load generator: tether bench ADDR [METHOD [ARGS...]]; calls/s and latency (default: RPyC PING)");
+  sub->add_option("ADDR", a->addr,
+                  "host:port, [v6]:port, unix:/path, unix:@name, tls://host:port or a service name")
+      ->required();
   sub->add_option("METHOD", a->method, "Function of the root to call (none: PING)");
   // ARGS are taken raw from what CLI11 leaves over (CLI11 would split "[1, 2]" into items).
   sub->allow_extras();
   sub->fallthrough(false);  // leftovers stay here instead of going up to the main app
-  sub->add_option("-c,--connections", a->connections, "Connections")->capture_default_str()->check(CLI::Range(1, 10000));
-  sub->add_option("-d,--duration", a->duration, "Seconds to run")->capture_default_str()->check(CLI::Range(0.01, 86400.0));
-  sub->add_option("-p,--pipeline", a->pipeline, "Requests in flight per connection")->capture_default_str()->check(CLI::Range(1, 10000));
-  sub->add_option("--report", a->report, "Seconds between progress reports")->capture_default_str()->check(CLI::Range(0.05, 3600.0));
+  sub->add_option("-c,--connections", a->connections, "Connections")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  sub->add_option("-d,--duration", a->duration, "Seconds to run")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 86400.0));
+  sub->add_option("-p,--pipeline", a->pipeline, "Requests in flight per connection")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 10000));
+  sub->add_option("--report", a->report, "Seconds between progress reports")
+      ->capture_default_str()
+      ->check(CLI::Range(0.05, 3600.0));
   sub->add_flag("--json", a->json, "Print the final result as JSON on stdout (progress goes to stderr)");
   sub->add_flag("-q,--quiet", a->quiet, "No progress reports");
   add_connect_flags(*sub, a->flags);
   sub->footer("On a terminal the progress is one line updated in place; otherwise one line per report.");
   sub->callback([a, sub, &run] {
-    a->args = extra_args(*sub); run = [a] { return run_bench(*a); }; });
+    a->args = extra_args(*sub);
+    run = [a] { return run_bench(*a); };
+  });
 }
 
 }  // namespace tether::tools

@@ -1,8 +1,8 @@
 // tether call ADDR METHOD [ARGS...]: one remote call, arguments as Python literals.
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -31,7 +31,8 @@ struct CallArgs {
 bool is_identifier(std::string_view s) {
   if (s.empty() || (s[0] >= '0' && s[0] <= '9')) return false;
   for (char c : s) {
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_')) return false;
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'))
+      return false;
   }
   return true;
 }
@@ -46,7 +47,8 @@ std::vector<std::string> split_path(const std::string& method) {
     start = dot + 1;
   }
   for (const auto& p : parts) {
-    if (!is_identifier(p)) throw CliError(kExitUsage, fmt::format("bad METHOD '{}': expected names separated by dots", method));
+    if (!is_identifier(p))
+      throw CliError(kExitUsage, fmt::format("bad METHOD '{}': expected names separated by dots", method));
   }
   return parts;
 }
@@ -102,9 +104,13 @@ int run_call(CallArgs& a) {
 
 void add_call(CLI::App& app, Runner& run) {
   auto a = std::make_shared<CallArgs>();
-  CLI::App* sub = app.add_subcommand("call", "Call a remote function: tether call ADDR METHOD [ARGS...] (ARGS: Python literals)");
-  sub->add_option("ADDR", a->addr, "host:port, [v6]:port, unix:/path, unix:@name, tls://host:port or a service name")->required();
-  sub->add_option("METHOD", a->method, "Function to call; dotted for objects under the root (store.get)")->required();
+  CLI::App* sub = app.add_subcommand(
+      "call", "Call a remote function: tether call ADDR METHOD [ARGS...] (ARGS: Python literals)");
+  sub->add_option("ADDR", a->addr,
+                  "host:port, [v6]:port, unix:/path, unix:@name, tls://host:port or a service name")
+      ->required();
+  sub->add_option("METHOD", a->method, "Function to call; dotted for objects under the root (store.get)")
+      ->required();
   // ARGS are taken raw from what CLI11 leaves over (CLI11 would split "[1, 2]" into items).
   sub->allow_extras();
   sub->fallthrough(false);  // leftovers stay here instead of going up to the main app
@@ -112,10 +118,13 @@ void add_call(CLI::App& app, Runner& run) {
   sub->add_flag("--json", a->json, "Print the result as JSON (see docs/cli.md for the mapping)");
   sub->add_flag("-v,--verbose", a->verbose, "Print the remote traceback of an exception");
   add_connect_flags(*sub, a->flags);
-  sub->footer("Quote arguments for the shell: tether call 127.0.0.1:18861 upper \"'hello'\"\n"
-              "A remote exception prints as 'Type: message' and exits 1.");
+  sub->footer(
+      "Quote arguments for the shell: tether call 127.0.0.1:18861 upper \"'hello'\"\n"
+      "A remote exception prints as 'Type: message' and exits 1.");
   sub->callback([a, sub, &run] {
-    a->args = extra_args(*sub); run = [a] { return run_call(*a); }; });
+    a->args = extra_args(*sub);
+    run = [a] { return run_call(*a); };
+  });
 }
 
 }  // namespace tether::tools

@@ -1,8 +1,8 @@
 // tether inspect ADDR [PATH]: the names a server exposes, with their kinds.
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -118,7 +118,8 @@ int run_inspect(InspectArgs& a) {
     j["type"] = obj.type_name();
     j["path"] = a.path;
     j["members"] = nlohmann::json::array();
-    for (const auto& e : entries) j["members"].push_back({{"name", e.name}, {"kind", e.kind}, {"detail", e.detail}});
+    for (const auto& e : entries)
+      j["members"].push_back({{"name", e.name}, {"kind", e.kind}, {"detail", e.detail}});
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf("%s  RPyC %d.x  service %s  %s%s\n", target.to_string().c_str(), generation,
@@ -127,7 +128,8 @@ int run_inspect(InspectArgs& a) {
     std::size_t width = 4;
     for (const auto& e : entries) width = std::max(width, e.name.size());
     for (const auto& e : entries) {
-      std::printf("  %-*s  %-8s  %s\n", static_cast<int>(width), e.name.c_str(), e.kind.c_str(), e.detail.c_str());
+      std::printf("  %-*s  %-8s  %s\n", static_cast<int>(width), e.name.c_str(), e.kind.c_str(),
+                  e.detail.c_str());
     }
   }
   std::fflush(stdout);
@@ -142,8 +144,11 @@ int run_inspect(InspectArgs& a) {
 
 void add_inspect(CLI::App& app, Runner& run) {
   auto a = std::make_shared<InspectArgs>();
-  CLI::App* sub = app.add_subcommand("inspect", "List what a server exposes: names, kinds, the RPyC generation");
-  sub->add_option("ADDR", a->addr, "host:port, [v6]:port, unix:/path, unix:@name, tls://host:port or a service name")->required();
+  CLI::App* sub =
+      app.add_subcommand("inspect", "List what a server exposes: names, kinds, the RPyC generation");
+  sub->add_option("ADDR", a->addr,
+                  "host:port, [v6]:port, unix:/path, unix:@name, tls://host:port or a service name")
+      ->required();
   sub->add_option("PATH", a->path, "An object under the root, dotted (store)");
   sub->add_flag("-a,--all", a->all, "Also list private names and names the server refuses to resolve");
   sub->add_flag("--json", a->json, "Print JSON");

@@ -1,7 +1,6 @@
 // tether ping ADDR: RPyC PING round trips, like ping(8).
 
 #include <CLI/CLI.hpp>
-
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -71,9 +70,15 @@ int run_ping(PingArgs& a) {
 void add_ping(CLI::App& app, Runner& run) {
   auto a = std::make_shared<PingArgs>();
   CLI::App* sub = app.add_subcommand("ping", "Measure RPyC PING round trips (like ping(8))");
-  sub->add_option("ADDR", a->addr, "host:port, [v6]:port, unix:/path, unix:@name, tls://host:port or a service name")->required();
-  sub->add_option("-c,--count", a->count, "Number of pings")->capture_default_str()->check(CLI::Range(1, 1000000));
-  sub->add_option("-i,--interval", a->interval, "Seconds between pings")->capture_default_str()->check(CLI::Range(0.0, 3600.0));
+  sub->add_option("ADDR", a->addr,
+                  "host:port, [v6]:port, unix:/path, unix:@name, tls://host:port or a service name")
+      ->required();
+  sub->add_option("-c,--count", a->count, "Number of pings")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000000));
+  sub->add_option("-i,--interval", a->interval, "Seconds between pings")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
   add_connect_flags(*sub, a->flags);
   sub->callback([a, &run] { run = [a] { return run_ping(*a); }; });
 }

@@ -1,8 +1,8 @@
 // tether serve --demo [ADDR]: the demo service (demo_service.cpp) over TCP, Unix sockets or TLS.
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -30,9 +30,11 @@ struct ServeArgs {
 };
 
 int run_serve(const ServeArgs& a) {
-  if (!a.demo) throw CliError(kExitUsage, "serve: only the demo service is built in; use 'tether serve --demo [ADDR]'");
+  if (!a.demo)
+    throw CliError(kExitUsage, "serve: only the demo service is built in; use 'tether serve --demo [ADDR]'");
   Target t = parse_target(a.addr, true);
-  if (t.kind == Target::Kind::kService) throw CliError(kExitUsage, "serve: ADDR must be host:port, [v6]:port or unix:PATH");
+  if (t.kind == Target::Kind::kService)
+    throw CliError(kExitUsage, "serve: ADDR must be host:port, [v6]:port or unix:PATH");
   ServeOptions opts;
   if (t.kind == Target::Kind::kUnix) {
     opts.unix_path = t.path;
@@ -46,7 +48,8 @@ int run_serve(const ServeArgs& a) {
   if (a.generation == "6") opts.connection.generation = rpc::Generation::k6;
   const bool tls = t.tls || !a.tls_cert.empty();
   if (tls) {
-    if (a.tls_cert.empty() || a.tls_key.empty()) throw CliError(kExitUsage, "serve: TLS needs --tls-cert and --tls-key");
+    if (a.tls_cert.empty() || a.tls_key.empty())
+      throw CliError(kExitUsage, "serve: TLS needs --tls-cert and --tls-key");
     TlsServerOptions so;
     so.cert_file = a.tls_cert;
     so.key_file = a.tls_key;
@@ -62,7 +65,8 @@ int run_serve(const ServeArgs& a) {
   }
   opts.on_listen = [tls](const std::vector<Address>& addresses) {
     const std::string where = addresses.empty() ? "?" : addresses.front().to_string();
-    std::printf("listening on %s%s\n", tls && !addresses.empty() && addresses.front().is_ip() ? "tls://" : "", where.c_str());
+    std::printf("listening on %s%s\n", tls && !addresses.empty() && addresses.front().is_ip() ? "tls://" : "",
+                where.c_str());
     std::fflush(stdout);
   };
   for (const auto& url : a.registries) {
@@ -79,7 +83,8 @@ int run_serve(const ServeArgs& a) {
   } catch (const std::exception& e) {
     throw CliError(kExitConnection, fmt::format("serve: cannot serve on {}: {}", t.to_string(), e.what()));
   }
-  TETHER_LOG_INFO("stopped after {} connections and {} calls", counters->connections.load(), counters->calls.load());
+  TETHER_LOG_INFO("stopped after {} connections and {} calls", counters->connections.load(),
+                  counters->calls.load());
   return kExitOk;
 }
 
@@ -87,25 +92,35 @@ int run_serve(const ServeArgs& a) {
 
 void add_serve(CLI::App& app, Runner& run) {
   auto args = std::make_shared<ServeArgs>();
-  CLI::App* sub = app.add_subcommand("serve", "Serve the demo service (Ctrl-C or SIGTERM stops it gracefully)");
-  sub->add_flag("--demo", args->demo, "Serve the built-in demo service (add, echo, upper, sleep, fail, countdown, stats, store)");
-  sub->add_option("ADDR", args->addr, "host:port (port 0: a free one), [v6]:port, unix:/path, unix:@name, tls://host:port")
+  CLI::App* sub =
+      app.add_subcommand("serve", "Serve the demo service (Ctrl-C or SIGTERM stops it gracefully)");
+  sub->add_flag("--demo", args->demo,
+                "Serve the built-in demo service (add, echo, upper, sleep, fail, countdown, stats, store)");
+  sub->add_option("ADDR", args->addr,
+                  "host:port (port 0: a free one), [v6]:port, unix:/path, unix:@name, tls://host:port")
       ->capture_default_str();
-  sub->add_option("--threads", args->threads, "Loop threads serving connections")->capture_default_str()->check(CLI::Range(1, 256));
+  sub->add_option("--threads", args->threads, "Loop threads serving connections")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
   sub->add_option("--generation", args->generation, "RPyC generation: auto (detect per connection), 5 or 6")
       ->capture_default_str()
       ->check(CLI::IsMember({"auto", "5", "6"}));
-  sub->add_option("--tls-cert", args->tls_cert, "Serve TLS with this certificate chain (PEM)")->check(CLI::ExistingFile);
-  sub->add_option("--tls-key", args->tls_key, "Private key of --tls-cert (PEM)")->check(CLI::ExistingFile);
-  sub->add_option("--tls-client-ca", args->tls_client_ca, "Require client certificates signed by this CA (PEM)")
+  sub->add_option("--tls-cert", args->tls_cert, "Serve TLS with this certificate chain (PEM)")
       ->check(CLI::ExistingFile);
-  sub->add_option("--busy-poll-us", args->busy_poll_us, "Busy-poll the serving loops this long before sleeping")
+  sub->add_option("--tls-key", args->tls_key, "Private key of --tls-cert (PEM)")->check(CLI::ExistingFile);
+  sub->add_option("--tls-client-ca", args->tls_client_ca,
+                  "Require client certificates signed by this CA (PEM)")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--busy-poll-us", args->busy_poll_us,
+                  "Busy-poll the serving loops this long before sleeping")
       ->capture_default_str()
       ->check(CLI::Range(0L, 1000000L));
-  sub->add_option("--register", args->registries,
-                  "Announce the server as DEMO to a registry while it runs: udp://HOST[:PORT], tcp://HOST[:PORT], "
-                  "etcd://HOST:PORT (repeatable)");
-  sub->footer("Prints 'listening on ADDR' as its first line of output, with the port the kernel chose for port 0.");
+  sub->add_option(
+      "--register", args->registries,
+      "Announce the server as DEMO to a registry while it runs: udp://HOST[:PORT], tcp://HOST[:PORT], "
+      "etcd://HOST:PORT (repeatable)");
+  sub->footer(
+      "Prints 'listening on ADDR' as its first line of output, with the port the kernel chose for port 0.");
   sub->callback([args, &run] { run = [args] { return run_serve(*args); }; });
 }
 

@@ -4,9 +4,9 @@
 // directions exactly as they arrive (the decoder looks at copies, tap_decoder.hpp). EOF on one
 // side is passed on as EOF (half-close) and the other direction keeps flowing until its own EOF.
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -49,7 +49,8 @@ void print_lines(const std::vector<std::string>& lines) {
 }
 
 /// Relays `from` -> `to` until EOF or error, decoding a copy of every chunk.
-Task<void> pump(BufferedStream& from, BufferedStream& to, TapDecoder& dec, bool strict, int id, const char* dir) {
+Task<void> pump(BufferedStream& from, BufferedStream& to, TapDecoder& dec, bool strict, int id,
+                const char* dir) {
   for (;;) {
     Bytes chunk;
     try {
@@ -146,13 +147,16 @@ int run_tap(const TapArgs& a) {
   st->args = a;
   const Target listen = parse_target(a.listen, true);
   st->to = parse_target(a.to);
-  if (listen.kind == Target::Kind::kService || listen.tls) throw CliError(kExitUsage, "tap: --listen takes host:port or unix:PATH");
+  if (listen.kind == Target::Kind::kService || listen.tls)
+    throw CliError(kExitUsage, "tap: --listen takes host:port or unix:PATH");
   if (st->to.kind == Target::Kind::kService || st->to.tls) {
     throw CliError(kExitUsage, "tap: --to takes host:port or unix:PATH (TLS cannot be decoded)");
   }
   EventLoop loop;
   TapState* sp = st.get();
-  StreamServer server([sp](std::unique_ptr<BufferedStream> s, Address peer) { return tap_connection(*sp, std::move(s), peer); });
+  StreamServer server([sp](std::unique_ptr<BufferedStream> s, Address peer) {
+    return tap_connection(*sp, std::move(s), peer);
+  });
   try {
     if (listen.kind == Target::Kind::kUnix) {
       server.listen_unix(listen.path);
@@ -160,7 +164,8 @@ int run_tap(const TapArgs& a) {
       server.listen(listen.port, listen.host);
     }
   } catch (const std::exception& e) {
-    throw CliError(kExitConnection, fmt::format("tap: cannot listen on {}: {}", listen.to_string(), e.what()));
+    throw CliError(kExitConnection,
+                   fmt::format("tap: cannot listen on {}: {}", listen.to_string(), e.what()));
   }
   const auto addrs = server.addresses();
   std::printf("listening on %s, forwarding to %s\n", addrs.empty() ? "?" : addrs.front().to_string().c_str(),
@@ -174,8 +179,10 @@ int run_tap(const TapArgs& a) {
 
 void add_tap(CLI::App& app, Runner& run) {
   auto a = std::make_shared<TapArgs>();
-  CLI::App* sub = app.add_subcommand("tap", "Transparent RPyC proxy printing every message both ways, decoded");
-  sub->add_option("--listen", a->listen, "Where clients connect: host:port (0: a free port) or unix:PATH")->capture_default_str();
+  CLI::App* sub =
+      app.add_subcommand("tap", "Transparent RPyC proxy printing every message both ways, decoded");
+  sub->add_option("--listen", a->listen, "Where clients connect: host:port (0: a free port) or unix:PATH")
+      ->capture_default_str();
   sub->add_option("--to", a->to, "The server: host:port or unix:PATH")->capture_default_str();
   sub->add_option("--width", a->width, "Cut each decoded message to this many characters")
       ->capture_default_str()
@@ -183,8 +190,9 @@ void add_tap(CLI::App& app, Runner& run) {
   sub->add_flag("--strict", a->strict, "Cut a connection on bad input (default: show it and keep relaying)");
   sub->add_flag("--once", a->once, "Exit after the first connection has closed");
   sub->add_option("--timeout", a->timeout, "Seconds allowed for connecting to --to")->capture_default_str();
-  sub->footer("Lines: #CONN DIR TIME GEN seq=N TYPE HANDLER BODY [wire size, reply latency]; '!!' marks bad input.\n"
-              "Bytes are relayed unchanged in both directions.");
+  sub->footer(
+      "Lines: #CONN DIR TIME GEN seq=N TYPE HANDLER BODY [wire size, reply latency]; '!!' marks bad input.\n"
+      "Bytes are relayed unchanged in both directions.");
   sub->callback([a, &run] { run = [a] { return run_tap(*a); }; });
 }
 

@@ -65,7 +65,8 @@ brine::Value demo_add(const brine::Value& a, const brine::Value& b) {
     return brine::Value(sum);
   }
   if (a.is_int() && b.is_int() && !a.is_bool() && !b.is_bool()) {
-    throw PyError("OverflowError", "add(): the demo adds ints of up to 64 bits (they travel at any size: try store.set)");
+    throw PyError("OverflowError",
+                  "add(): the demo adds ints of up to 64 bits (they travel at any size: try store.set)");
   }
   const bool a_num = a.is_int() || a.is_float();
   const bool b_num = b.is_int() || b.is_float();
@@ -80,7 +81,8 @@ brine::Value demo_add(const brine::Value& a, const brine::Value& b) {
     s.append(reinterpret_cast<const char*>(b.as_bytes().data()), b.as_bytes().size());
     return brine::Value::bytes(s);
   }
-  throw PyError("TypeError", std::string("unsupported operand type(s) for +: '") + py_type(a) + "' and '" + py_type(b) + "'");
+  throw PyError("TypeError", std::string("unsupported operand type(s) for +: '") + py_type(a) + "' and '" +
+                                 py_type(b) + "'");
 }
 
 Task<double> demo_sleep(double seconds) {
@@ -149,7 +151,8 @@ Service make_demo_service(std::shared_ptr<DemoCounters> c) {
       "sleep",
       [c](Session& s, double seconds) {
         c->note(s.peer(), "sleep");
-        if (!(seconds >= 0) || seconds > 3600) throw PyError("ValueError", "sleep(): seconds must be in [0, 3600]");
+        if (!(seconds >= 0) || seconds > 3600)
+          throw PyError("ValueError", "sleep(): seconds must be in [0, 3600]");
         return demo_sleep(seconds);
       },
       arg_names("seconds"));

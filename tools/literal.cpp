@@ -1,9 +1,9 @@
 #include "literal.hpp"
 
 #include <charconv>
-#include <cstdio>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <limits>
 #include <utility>
 
@@ -23,7 +23,8 @@ struct Failure {
 
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_ident_start(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || static_cast<unsigned char>(c) >= 0x80;
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+         static_cast<unsigned char>(c) >= 0x80;
 }
 bool is_ident_char(char c) { return is_ident_start(c) || is_digit(c); }
 int digit_value(char c) {
@@ -142,7 +143,8 @@ class Parser {
   char peek(std::size_t ahead = 0) const { return pos_ + ahead < s_.size() ? s_[pos_ + ahead] : '\0'; }
 
   void skip_ws() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) {
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) {
       ++pos_;
     }
   }
@@ -176,9 +178,11 @@ class Parser {
       const bool minus = peek() == '-';
       ++pos_;
       skip_ws();
-      if (!starts_number()) fail(pos_, "expected an imaginary number after '" + std::string(1, minus ? '-' : '+') + "'");
+      if (!starts_number())
+        fail(pos_, "expected an imaginary number after '" + std::string(1, minus ? '-' : '+') + "'");
       Number b = parse_number();
-      if (b.kind != Number::Kind::kImag) fail(op_pos, "only a real and an imaginary number can be added (no arithmetic)");
+      if (b.kind != Number::Kind::kImag)
+        fail(op_pos, "only a real and an imaginary number can be added (no arithmetic)");
       double re = real_of(a, start);
       // Python negates an int before it becomes the real part: -0 is 0, never -0.0.
       if (negative) re = (a.kind == Number::Kind::kInt && re == 0) ? 0.0 : -re;
@@ -228,13 +232,14 @@ class Parser {
     for (std::string_view w : {"infj", "nanj", "inf", "nan"}) {
       if (word_is(w)) {
         pos_ += w.size();
-        n.real = w[0] == 'i' ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
+        n.real =
+            w[0] == 'i' ? std::numeric_limits<double>::infinity() : std::numeric_limits<double>::quiet_NaN();
         n.kind = w.size() == 4 ? Number::Kind::kImag : Number::Kind::kFloat;
         return n;
       }
     }
-    if (peek() == '0' && (peek(1) == 'x' || peek(1) == 'X' || peek(1) == 'o' || peek(1) == 'O' || peek(1) == 'b' ||
-                          peek(1) == 'B')) {
+    if (peek() == '0' && (peek(1) == 'x' || peek(1) == 'X' || peek(1) == 'o' || peek(1) == 'O' ||
+                          peek(1) == 'b' || peek(1) == 'B')) {
       const char p = static_cast<char>(peek(1) | 0x20);
       const int base = p == 'x' ? 16 : p == 'o' ? 8 : 2;
       pos_ += 2;
@@ -294,8 +299,9 @@ class Parser {
     if (ec == std::errc::result_out_of_range) {
       // Overflow is inf in Python; underflow is 0.
       const auto e = text.find_first_of("eE");
-      return (e != std::string::npos && text.size() > e + 1 && text[e + 1] == '-') ? 0.0
-                                                                                    : std::numeric_limits<double>::infinity();
+      return (e != std::string::npos && text.size() > e + 1 && text[e + 1] == '-')
+                 ? 0.0
+                 : std::numeric_limits<double>::infinity();
     }
     if (ec != std::errc() || end != text.data() + text.size()) fail(pos, "malformed float");
     return d;
@@ -308,7 +314,8 @@ class Parser {
     while (!at_end()) {
       const char c = peek();
       if (c == '_') {
-        if ((out.empty() && !allow_leading_underscore) || last_underscore) fail(pos_, "misplaced '_' in a number");
+        if ((out.empty() && !allow_leading_underscore) || last_underscore)
+          fail(pos_, "misplaced '_' in a number");
         last_underscore = true;
         ++pos_;
         continue;
@@ -323,7 +330,8 @@ class Parser {
   }
 
   void check_number_end() {
-    if (!at_end() && (is_ident_char(peek()) || peek() == '.')) fail(pos_, "invalid character " + describe(pos_) + " in a number");
+    if (!at_end() && (is_ident_char(peek()) || peek() == '.'))
+      fail(pos_, "invalid character " + describe(pos_) + " in a number");
   }
 
   Literal parse_atom(std::size_t depth) {
@@ -377,7 +385,8 @@ class Parser {
         if (peek(len) == '\'' || peek(len) == '"') {
           std::string prefix(s_.substr(pos_, len));
           for (auto& ch : prefix) ch = static_cast<char>(ch | 0x20);
-          if (prefix == "r" || prefix == "b" || prefix == "u" || prefix == "rb" || prefix == "br") return parse_strings();
+          if (prefix == "r" || prefix == "b" || prefix == "u" || prefix == "rb" || prefix == "br")
+            return parse_strings();
           if (len == n) break;
         }
       }
@@ -409,7 +418,8 @@ class Parser {
             fail(arg_pos, "frozenset() takes a set, list or tuple literal");
           }
           for (auto& m : inner.items) {
-            if (!hashable(m)) fail(arg_pos, std::string("unhashable type in frozenset: '") + kind_name(m) + "'");
+            if (!hashable(m))
+              fail(arg_pos, std::string("unhashable type in frozenset: '") + kind_name(m) + "'");
             members.push_back(*literal_to_value(m));
           }
         }
@@ -600,8 +610,10 @@ class Parser {
         pos_ += triple ? 3 : 1;
         return;
       }
-      if ((c == '\n' || c == '\r') && !triple) fail(open, "unterminated string literal (a newline inside quotes)");
-      if (bytes && static_cast<unsigned char>(c) >= 0x80) fail(pos_, "bytes can only contain ASCII characters");
+      if ((c == '\n' || c == '\r') && !triple)
+        fail(open, "unterminated string literal (a newline inside quotes)");
+      if (bytes && static_cast<unsigned char>(c) >= 0x80)
+        fail(pos_, "bytes can only contain ASCII characters");
       if (c != '\\') {
         out += c;
         ++pos_;
@@ -683,7 +695,9 @@ class Parser {
     std::uint32_t v = 0;
     for (int i = 0; i < n; ++i) {
       const int d = at_end() ? 99 : digit_value(peek());
-      if (d >= 16) fail(esc, "truncated \\" + std::string(1, s_[esc + 1]) + " escape (needs " + std::to_string(n) + " hex digits)");
+      if (d >= 16)
+        fail(esc, "truncated \\" + std::string(1, s_[esc + 1]) + " escape (needs " + std::to_string(n) +
+                      " hex digits)");
       v = v * 16 + static_cast<std::uint32_t>(d);
       ++pos_;
     }

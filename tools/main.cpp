@@ -2,7 +2,6 @@
 // 3 connection failure or timeout.
 
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -35,14 +34,15 @@ std::string first_line(std::string s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"tether: call, serve, inspect, measure and watch RPyC services (Python's RPyC or tether)", "tether"};
+  CLI::App app{"tether: call, serve, inspect, measure and watch RPyC services (Python's RPyC or tether)",
+               "tether"};
   app.set_version_flag("--version", std::string("tether ") + TETHER_VERSION_STRING);
   app.require_subcommand(1);
   app.fallthrough();
   std::string level = "warn";
   auto* level_opt = app.add_option("--log-level", level, "trace, debug, info, warn, error or off")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "off"}));
+                        ->capture_default_str()
+                        ->check(CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "off"}));
   app.footer("Exit codes: 0 ok, 1 remote error, 2 usage, 3 connection failure or timeout. See docs/cli.md.");
 
   tether::tools::Runner run;

@@ -12,7 +12,8 @@ std::string base64(std::string_view data) {
   out.reserve((data.size() + 2) / 3 * 4);
   std::size_t i = 0;
   for (; i + 2 < data.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(data[i]) << 16) | (static_cast<unsigned char>(data[i + 1]) << 8) |
+    const unsigned v = (static_cast<unsigned char>(data[i]) << 16) |
+                       (static_cast<unsigned char>(data[i + 1]) << 8) |
                        static_cast<unsigned char>(data[i + 2]);
     out += kAlphabet[(v >> 18) & 63];
     out += kAlphabet[(v >> 12) & 63];
@@ -84,19 +85,22 @@ std::string result_repr(SyncConnection& conn, const Any& a) {
 
 namespace {
 
-nlohmann::json pairs_json(SyncConnection& conn, const std::vector<Any>& keys, const std::vector<Any>& values, int depth) {
+nlohmann::json pairs_json(SyncConnection& conn, const std::vector<Any>& keys, const std::vector<Any>& values,
+                          int depth) {
   bool str_keys = true;
   for (const auto& k : keys) {
     if (!k.is_value() || !k.value().is_str()) str_keys = false;
   }
   if (str_keys) {
     nlohmann::json obj = nlohmann::json::object();
-    for (std::size_t i = 0; i < keys.size(); ++i) obj[keys[i].value().as_str()] = result_json(conn, values[i], depth - 1);
+    for (std::size_t i = 0; i < keys.size(); ++i)
+      obj[keys[i].value().as_str()] = result_json(conn, values[i], depth - 1);
     return obj;
   }
   nlohmann::json arr = nlohmann::json::array();
   for (std::size_t i = 0; i < keys.size(); ++i) {
-    arr.push_back(nlohmann::json::array({result_json(conn, keys[i], depth - 1), result_json(conn, values[i], depth - 1)}));
+    arr.push_back(nlohmann::json::array(
+        {result_json(conn, keys[i], depth - 1), result_json(conn, values[i], depth - 1)}));
   }
   return arr;
 }

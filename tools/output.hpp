@@ -8,9 +8,8 @@
 /// of [key, value] pairs; complex, slice, Ellipsis, NotImplemented and other remote objects ->
 /// their repr as a string. Remote lists, tuples, sets and dicts are fetched item by item.
 
-#include <string>
-
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "tether/rpc/any.hpp"
 #include "tether/service/sync.hpp"

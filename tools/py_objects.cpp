@@ -22,7 +22,9 @@ class PyIterator : public Object {
     return name == "__next__" || name == "__iter__" || name == "__length_hint__";
   }
   Task<Any> call_attr(CallContext&, std::string_view name, std::vector<Any>, Kwargs) override;
-  [[nodiscard]] std::vector<std::string> inspect_names() const override { return {"__iter__", "__length_hint__", "__next__"}; }
+  [[nodiscard]] std::vector<std::string> inspect_names() const override {
+    return {"__iter__", "__length_hint__", "__next__"};
+  }
 
  private:
   std::shared_ptr<State> st_;
@@ -47,7 +49,8 @@ Task<Any> finish(Any a, std::exception_ptr e) {
 
 Task<Any> PyIterator::call_attr(CallContext&, std::string_view name, std::vector<Any>, Kwargs) {
   if (name == "__iter__") return finish(Any(ObjectPtr(std::make_shared<PyIterator>(st_))), nullptr);
-  if (name == "__length_hint__") return finish(Any(static_cast<std::int64_t>(st_->items.size() - st_->next)), nullptr);
+  if (name == "__length_hint__")
+    return finish(Any(static_cast<std::int64_t>(st_->items.size() - st_->next)), nullptr);
   if (st_->next >= st_->items.size()) return finish(Any(), std::make_exception_ptr(tether::StopIteration()));
   return finish(st_->items[st_->next++], nullptr);
 }
@@ -65,7 +68,8 @@ bool PyContainer::has_attr(std::string_view name) const {
   if (name == "__len__" || name == "__iter__" || name == "__contains__") return true;
   if (name == "__getitem__") return kind_ != Kind::kSet;
   if (kind_ == Kind::kDict) {
-    return name == "exposed_keys" || name == "exposed_values" || name == "exposed_items" || name == "exposed_get";
+    return name == "exposed_keys" || name == "exposed_values" || name == "exposed_items" ||
+           name == "exposed_get";
   }
   return false;
 }
@@ -87,7 +91,9 @@ Any PyContainer::get_attr(CallContext&, std::string_view name) {
   // through the shared_ptr the export table holds; the method keeps its own copy of the items).
   auto self = std::make_shared<PyContainer>(kind_, items_);
   std::string method(name);
-  return make_function(method, [self, method](std::vector<Any> args, Kwargs) { return self->dispatch(method, std::move(args)); });
+  return make_function(method, [self, method](std::vector<Any> args, Kwargs) {
+    return self->dispatch(method, std::move(args));
+  });
 }
 
 Task<Any> PyContainer::call_attr(CallContext&, std::string_view name, std::vector<Any> args, Kwargs kwargs) {
@@ -109,7 +115,8 @@ std::vector<Any> PyContainer::iteration_items() const {
 Any PyContainer::dispatch(std::string_view name, std::vector<Any> args) {
   auto need = [&](std::size_t lo, std::size_t hi) {
     if (args.size() < lo || args.size() > hi) {
-      throw PyError("TypeError", fmt::format("{}() takes {} argument{} ({} given)", name, lo == hi ? std::to_string(lo) : fmt::format("{} to {}", lo, hi),
+      throw PyError("TypeError", fmt::format("{}() takes {} argument{} ({} given)", name,
+                                             lo == hi ? std::to_string(lo) : fmt::format("{} to {}", lo, hi),
                                              hi == 1 ? "" : "s", args.size()));
     }
   };
@@ -165,7 +172,8 @@ Any PyContainer::dispatch(std::string_view name, std::vector<Any> args) {
     if (name == "exposed_items" || name == "items") {
       need(0, 0);
       std::vector<Any> v;
-      for (std::size_t i = 0; i + 1 < items_.size(); i += 2) v.push_back(Any::tuple(make_args(items_[i], items_[i + 1])));
+      for (std::size_t i = 0; i + 1 < items_.size(); i += 2)
+        v.push_back(Any::tuple(make_args(items_[i], items_[i + 1])));
       return Any(ObjectPtr(std::make_shared<PyContainer>(Kind::kList, std::move(v))));
     }
   }
@@ -217,9 +225,12 @@ Any literal_to_any(const Literal& lit) {
   switch (lit.kind) {
     case Literal::Kind::kValue: return Any(lit.value);
     case Literal::Kind::kTuple: return Any::tuple(std::move(items));
-    case Literal::Kind::kList: return Any(ObjectPtr(std::make_shared<PyContainer>(PyContainer::Kind::kList, std::move(items))));
-    case Literal::Kind::kDict: return Any(ObjectPtr(std::make_shared<PyContainer>(PyContainer::Kind::kDict, std::move(items))));
-    case Literal::Kind::kSet: return Any(ObjectPtr(std::make_shared<PyContainer>(PyContainer::Kind::kSet, std::move(items))));
+    case Literal::Kind::kList:
+      return Any(ObjectPtr(std::make_shared<PyContainer>(PyContainer::Kind::kList, std::move(items))));
+    case Literal::Kind::kDict:
+      return Any(ObjectPtr(std::make_shared<PyContainer>(PyContainer::Kind::kDict, std::move(items))));
+    case Literal::Kind::kSet:
+      return Any(ObjectPtr(std::make_shared<PyContainer>(PyContainer::Kind::kSet, std::move(items))));
   }
   return Any();
 }

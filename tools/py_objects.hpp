@@ -36,7 +36,9 @@ class PyContainer : public Object {
   [[nodiscard]] Kind kind() const noexcept { return kind_; }
   /// The elements (kDict: key, value, key, value ...).
   [[nodiscard]] const std::vector<Any>& items() const noexcept { return items_; }
-  [[nodiscard]] std::size_t size() const noexcept { return kind_ == Kind::kDict ? items_.size() / 2 : items_.size(); }
+  [[nodiscard]] std::size_t size() const noexcept {
+    return kind_ == Kind::kDict ? items_.size() / 2 : items_.size();
+  }
 
  private:
   Any dispatch(std::string_view name, std::vector<Any> args);

@@ -38,8 +38,9 @@ std::string printable(std::string_view text) {
 std::string ref_text(const char* what, const brine::Value& id) {
   if (id.is_tuple() && id.as_tuple().size() == 3 && id.as_tuple()[0].is_str()) {
     const auto& t = id.as_tuple();
-    const std::string inst = t[2].is_int() ? (t[2].is_int64() ? std::to_string(t[2].as_int64()) : t[2].as_big_int().to_string())
-                                           : t[2].repr();
+    const std::string inst =
+        t[2].is_int() ? (t[2].is_int64() ? std::to_string(t[2].as_int64()) : t[2].as_big_int().to_string())
+                      : t[2].repr();
     return fmt::format("<{} {} #{}>", what, t[0].as_str(), inst);
   }
   return fmt::format("<{} {}>", what, id.repr(80));
@@ -64,7 +65,8 @@ std::string exception_text(const brine::Value& body) {
   if (body.is_tuple() && body.as_tuple().size() == 4) {
     const auto& t = body.as_tuple();
     std::string name = "?";
-    if (t[0].is_tuple() && t[0].as_tuple().size() == 2 && t[0].as_tuple()[0].is_str() && t[0].as_tuple()[1].is_str()) {
+    if (t[0].is_tuple() && t[0].as_tuple().size() == 2 && t[0].as_tuple()[0].is_str() &&
+        t[0].as_tuple()[1].is_str()) {
       const std::string& mod = t[0].as_tuple()[0].as_str();
       name = (mod == "builtins" ? "" : mod + ".") + t[0].as_tuple()[1].as_str();
     }
@@ -120,7 +122,8 @@ std::string TapDecoder::describe_payload(std::span<const std::uint8_t> payload, 
   const char* gen = "5.x";
   if (payload[0] == 0x12) {
     brine::Value v = brine::load(payload);
-    if (!v.is_tuple() || v.as_tuple().size() != 3) throw ProtocolError("5.x envelope is not (msg, seq, body)");
+    if (!v.is_tuple() || v.as_tuple().size() != 3)
+      throw ProtocolError("5.x envelope is not (msg, seq, body)");
     const auto& t = v.as_tuple();
     if (!t[0].is_int64()) throw ProtocolError("message type is not an int");
     msg = t[0].as_int64();
@@ -134,7 +137,8 @@ std::string TapDecoder::describe_payload(std::span<const std::uint8_t> payload, 
     seq = v.as_tuple()[0];
     body = v.as_tuple()[1];
   } else {
-    throw ProtocolError(fmt::format("first payload byte 0x{:02x} starts neither a 5.x nor a 6.x message", payload[0]));
+    throw ProtocolError(
+        fmt::format("first payload byte 0x{:02x} starts neither a 5.x nor a 6.x message", payload[0]));
   }
   const char* mname = msg_name(msg);
   if (mname == nullptr) throw ProtocolError(fmt::format("invalid message type {}", msg));
@@ -189,7 +193,8 @@ std::vector<std::string> TapDecoder::feed(std::string_view data) {
       // A whole frame whose payload is not an RPyC message: shown, and decoding goes on with
       // the next frame (the framing itself is intact).
       bad_ = true;
-      lines.push_back(fmt::format("{} !! bad message: {}  [{}]", prefix(), cut(printable(e.what()), width_), sizes));
+      lines.push_back(
+          fmt::format("{} !! bad message: {}  [{}]", prefix(), cut(printable(e.what()), width_), sizes));
     }
     frames_.consume(buffer_, *f);
   }
@@ -199,7 +204,8 @@ std::vector<std::string> TapDecoder::feed(std::string_view data) {
 std::vector<std::string> TapDecoder::finish() {
   std::vector<std::string> lines;
   if (!broken_ && buffer_.readable_bytes() > 0) {
-    lines.push_back(fmt::format("{} !! stream ended inside a frame ({} bytes left over)", prefix(), buffer_.readable_bytes()));
+    lines.push_back(fmt::format("{} !! stream ended inside a frame ({} bytes left over)", prefix(),
+                                buffer_.readable_bytes()));
   }
   return lines;
 }

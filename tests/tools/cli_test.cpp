@@ -2,10 +2,9 @@
 // loopback port): every subcommand, exit codes, error lines, tap relaying.
 
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-
-#include <gtest/gtest.h>
 
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -111,9 +110,9 @@ TEST(ToolsCli, UsageErrorsExit2) {
 }
 
 TEST(ToolsCli, BadAddressesExit2) {
-  for (const char* addr : {"127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:0", "[::1", "[::1]", "[zz]:80", "::1:80", "unix:",
-                           "unix:relative", "http://127.0.0.1:80", "tls://unix:/x", "tls://name", "bad host:1", ":80",
-                           "9start", ""}) {
+  for (const char* addr : {"127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:0", "[::1", "[::1]", "[zz]:80",
+                           "::1:80", "unix:", "unix:relative", "http://127.0.0.1:80", "tls://unix:/x",
+                           "tls://name", "bad host:1", ":80", "9start", ""}) {
     ToolResult r = run_tool({"call", addr, "add", "1", "2"});
     EXPECT_EQ(r.code, 2) << addr << ": " << r.err;
     EXPECT_TRUE(one_line(r.err)) << addr << ": [" << r.err << "]";
@@ -267,7 +266,8 @@ TEST_F(ToolsCliServer, Ping) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("3 sent, 3 received, 0% lost"), std::string::npos) << r.out;
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("rtt min/avg/max/p99 = ([0-9.]+)/([0-9.]+)/([0-9.]+)/([0-9.]+) ms")));
+  ASSERT_TRUE(std::regex_search(
+      r.out, m, std::regex("rtt min/avg/max/p99 = ([0-9.]+)/([0-9.]+)/([0-9.]+)/([0-9.]+) ms")));
   const double mn = std::stod(m[1]), avg = std::stod(m[2]), mx = std::stod(m[3]), p99 = std::stod(m[4]);
   EXPECT_LE(mn, avg);
   EXPECT_LE(avg, mx);
@@ -276,7 +276,8 @@ TEST_F(ToolsCliServer, Ping) {
 }
 
 TEST_F(ToolsCliServer, BenchJson) {
-  ToolResult r = run_tool({"bench", addr_, "add", "1", "2", "-c", "2", "-p", "2", "-d", "0.5", "--json", "--report", "0.1"});
+  ToolResult r = run_tool(
+      {"bench", addr_, "add", "1", "2", "-c", "2", "-p", "2", "-d", "0.5", "--json", "--report", "0.1"});
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["method"], "add");
@@ -311,9 +312,13 @@ TEST_F(ToolsCliServer, TapRelaysAndDecodes) {
   EXPECT_EQ(r.out, "42\n");
   ToolResult t = tap.wait();
   EXPECT_EQ(t.code, 0) << t.err;
-  EXPECT_TRUE(std::regex_search(t.out, std::regex("c>s +[0-9.]+ms 5\\.x seq=[0-9]+ REQUEST CALLATTR \\(<your-ref tether.DemoService #[0-9]+>, 'add', \\(20, 22\\), \\(\\)\\)")))
+  EXPECT_TRUE(
+      std::regex_search(t.out, std::regex("c>s +[0-9.]+ms 5\\.x seq=[0-9]+ REQUEST CALLATTR \\(<your-ref "
+                                          "tether.DemoService #[0-9]+>, 'add', \\(20, 22\\), \\(\\)\\)")))
       << t.out;
-  EXPECT_TRUE(std::regex_search(t.out, std::regex("s>c +[0-9.]+ms 5\\.x seq=[0-9]+ REPLY 42  \\[[0-9]+ B, [0-9.]+ ms\\]"))) << t.out;
+  EXPECT_TRUE(std::regex_search(
+      t.out, std::regex("s>c +[0-9.]+ms 5\\.x seq=[0-9]+ REPLY 42  \\[[0-9]+ B, [0-9.]+ ms\\]")))
+      << t.out;
   EXPECT_NE(t.out.find("#1 closed"), std::string::npos);
 }
 
@@ -408,11 +413,12 @@ TEST(ToolsCli, TlsServeAndCall) {
                      certs.server_key, "--tls-client-ca", certs.ca_cert});
   const std::string addr = server.listening_address();
   ASSERT_EQ(addr.rfind("tls://127.0.0.1:", 0), 0u) << addr;
-  ToolResult r = run_tool({"call", addr, "add", "1", "2", "--ca", certs.ca_cert, "--cert", certs.client_cert, "--key",
-                           certs.client_key});
+  ToolResult r = run_tool({"call", addr, "add", "1", "2", "--ca", certs.ca_cert, "--cert", certs.client_cert,
+                           "--key", certs.client_key});
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(r.out, "3\n");
-  r = run_tool({"ping", addr, "-c", "1", "--ca", certs.ca_cert, "--cert", certs.client_cert, "--key", certs.client_key});
+  r = run_tool({"ping", addr, "-c", "1", "--ca", certs.ca_cert, "--cert", certs.client_cert, "--key",
+                certs.client_key});
   EXPECT_EQ(r.code, 0) << r.err;
   // No client certificate: the server refuses the handshake.
   r = run_tool({"call", addr, "add", "1", "2", "--ca", certs.ca_cert, "--timeout", "3"});
@@ -444,7 +450,8 @@ TEST(ToolsCli, Ipv6AndGeneration6ThroughTap) {
   r = run_tool({"call", tap_addr, "add", "2", "2", "--generation", "6"});
   EXPECT_EQ(r.out, "4\n") << r.err;
   ToolResult t = tap.wait();
-  EXPECT_TRUE(std::regex_search(t.out, std::regex("c>s +[0-9.]+ms 6\\.x seq=[0-9]+ REQUEST CALLATTR .*'add', \\(2, 2\\)")))
+  EXPECT_TRUE(std::regex_search(
+      t.out, std::regex("c>s +[0-9.]+ms 6\\.x seq=[0-9]+ REQUEST CALLATTR .*'add', \\(2, 2\\)")))
       << t.out;
   EXPECT_TRUE(std::regex_search(t.out, std::regex("s>c +[0-9.]+ms 6\\.x seq=[0-9]+ REPLY 4 "))) << t.out;
   server.signal(SIGTERM);

@@ -61,8 +61,10 @@ TEST_F(ToolsInterop, CallPythonServer) {
   }
   ToolResult j = run_tool({"call", addr_, "get_dict", "--json"});
   EXPECT_EQ(nlohmann::json::parse(j.out), nlohmann::json({{"a", 1}, {"b", 2}}));
-  j = run_tool({"call", addr_, "echo", "[1, {'k': b'v', 2: None}, {3}]", "--json"});  // our own list comes back
-  EXPECT_EQ(nlohmann::json::parse(j.out), nlohmann::json::parse(R"([1, [["k", "dg=="], [2, null]], [3]])")) << j.out << j.err;
+  j = run_tool(
+      {"call", addr_, "echo", "[1, {'k': b'v', 2: None}, {3}]", "--json"});  // our own list comes back
+  EXPECT_EQ(nlohmann::json::parse(j.out), nlohmann::json::parse(R"([1, [["k", "dg=="], [2, null]], [3]])"))
+      << j.out << j.err;
   j = run_tool({"call", addr_, "echo", "[1, {'k': 2}]"});
   EXPECT_EQ(j.out, "[1, {'k': 2}]\n");
   j = run_tool({"call", addr_, "get_list", "--json"});

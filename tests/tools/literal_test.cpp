@@ -222,11 +222,16 @@ class Gen {
         for (std::size_t i = 0; i < n; ++i) b += static_cast<char>(rng_() % 256);
         return Literal::of(Value::bytes(b));
       }
-      case 7: return Literal::of(Value::complex(static_cast<double>(rng_() % 100) - 50, static_cast<double>(rng_() % 100) / 4));
+      case 7:
+        return Literal::of(
+            Value::complex(static_cast<double>(rng_() % 100) - 50, static_cast<double>(rng_() % 100) / 4));
       default: {
         Literal c;
         const int k = pick - 8;
-        c.kind = k == 0 ? Literal::Kind::kTuple : k == 1 ? Literal::Kind::kList : k == 2 ? Literal::Kind::kDict : Literal::Kind::kSet;
+        c.kind = k == 0   ? Literal::Kind::kTuple
+                 : k == 1 ? Literal::Kind::kList
+                 : k == 2 ? Literal::Kind::kDict
+                          : Literal::Kind::kSet;
         const std::size_t n = rng_() % 5;
         for (std::size_t i = 0; i < n; ++i) {
           if (c.kind == Literal::Kind::kDict || c.kind == Literal::Kind::kSet) {
@@ -244,8 +249,21 @@ class Gen {
 
  private:
   std::string random_text() {
-    static const char* const pieces[] = {"a", "Z", " ", "'", "\"", "\\", "\n", "\t", "\x01", "\x7f", "\xc3\xa9", "\xe2\x82\xac",
-                                         "\xf0\x9f\x98\x80", "\xc2\x85", "\xe2\x80\xa8"};
+    static const char* const pieces[] = {"a",
+                                         "Z",
+                                         " ",
+                                         "'",
+                                         "\"",
+                                         "\\",
+                                         "\n",
+                                         "\t",
+                                         "\x01",
+                                         "\x7f",
+                                         "\xc3\xa9",
+                                         "\xe2\x82\xac",
+                                         "\xf0\x9f\x98\x80",
+                                         "\xc2\x85",
+                                         "\xe2\x80\xa8"};
     std::string s;
     const std::size_t n = rng_() % 8;
     for (std::size_t i = 0; i < n; ++i) s += pieces[rng_() % (sizeof pieces / sizeof pieces[0])];

@@ -64,11 +64,13 @@ inline int decode_status(int status) {
 }
 
 /// Reads both pipes until EOF on both or the deadline; true at EOF.
-inline bool drain_pipes(int out_fd, int err_fd, std::string& out, std::string& err, ToolClock::time_point deadline) {
+inline bool drain_pipes(int out_fd, int err_fd, std::string& out, std::string& err,
+                        ToolClock::time_point deadline) {
   bool out_open = true, err_open = true;
   char buf[65536];
   while (out_open || err_open) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - ToolClock::now()).count();
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - ToolClock::now()).count();
     if (left <= 0) return false;
     pollfd fds[2] = {{out_open ? out_fd : -1, POLLIN, 0}, {err_open ? err_fd : -1, POLLIN, 0}};
     const int n = ::poll(fds, 2, static_cast<int>(left));
@@ -95,7 +97,8 @@ inline ToolResult run_tool(const std::vector<std::string>& args, double timeout_
   int out_fd = -1, err_fd = -1;
   const pid_t pid = spawn(argv, &out_fd, &err_fd);
   ToolResult r;
-  const auto deadline = t0 + std::chrono::duration_cast<ToolClock::duration>(std::chrono::duration<double>(timeout_s));
+  const auto deadline =
+      t0 + std::chrono::duration_cast<ToolClock::duration>(std::chrono::duration<double>(timeout_s));
   const bool eof = drain_pipes(out_fd, err_fd, r.out, r.err, deadline);
   ::close(out_fd);
   ::close(err_fd);
@@ -134,7 +137,8 @@ class Background {
 
   /// Line `index` (0-based) of stdout, or nullopt if it did not come in time.
   std::optional<std::string> line(std::size_t index, double timeout_s = 10) {
-    const auto deadline = ToolClock::now() + std::chrono::duration_cast<ToolClock::duration>(std::chrono::duration<double>(timeout_s));
+    const auto deadline = ToolClock::now() + std::chrono::duration_cast<ToolClock::duration>(
+                                                 std::chrono::duration<double>(timeout_s));
     auto nth_end = [&]() -> std::size_t {
       std::size_t pos = 0;
       for (std::size_t i = 0;; ++i) {
@@ -145,7 +149,8 @@ class Background {
       }
     };
     while (nth_end() == std::string::npos) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - ToolClock::now()).count();
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - ToolClock::now()).count();
       if (left <= 0) return std::nullopt;
       pollfd p{out_fd_, POLLIN, 0};
       if (::poll(&p, 1, static_cast<int>(left)) <= 0) continue;
@@ -189,7 +194,8 @@ class Background {
   /// Waits for exit (SIGKILL after `timeout_s`), collecting all output.
   ToolResult wait(double timeout_s = 20) {
     ToolResult r;
-    const auto deadline = ToolClock::now() + std::chrono::duration_cast<ToolClock::duration>(std::chrono::duration<double>(timeout_s));
+    const auto deadline = ToolClock::now() + std::chrono::duration_cast<ToolClock::duration>(
+                                                 std::chrono::duration<double>(timeout_s));
     std::string more_out;
     const bool eof = drain_pipes(out_fd_, err_fd_, more_out, err_, deadline);
     out_ += more_out;
