@@ -7,6 +7,7 @@
 #include <limits>
 #include <utility>
 
+#include "literal_scan.hpp"
 #include "tether/brine/big_int.hpp"
 #include "tether/brine/utf8.hpp"
 
@@ -16,47 +17,18 @@ std::string LiteralError::to_string() const { return "column " + std::to_string(
 
 namespace {
 
-struct Failure {
-  std::size_t pos;
-  std::string message;
-};
-
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_ident_start(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
          static_cast<unsigned char>(c) >= 0x80;
 }
 bool is_ident_char(char c) { return is_ident_start(c) || is_digit(c); }
-int digit_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return 99;
-}
-
-void append_utf8(std::string& out, std::uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
-}
 
 /// Digits (0-9 / a-f) in `base` to decimal text, through base-10^9 limbs: for big 0x/0o/0b ints.
 std::string to_decimal(std::string_view digits, int base) {
   std::vector<std::uint32_t> limbs;  // little-endian, base 10^9
   for (char c : digits) {
-    std::uint64_t carry = static_cast<std::uint64_t>(digit_value(c));
+    std::uint64_t carry = static_cast<std::uint64_t>(detail::digit_value(c));
     for (auto& limb : limbs) {
       const std::uint64_t v = static_cast<std::uint64_t>(limb) * static_cast<std::uint64_t>(base) + carry;
       limb = static_cast<std::uint32_t>(v % 1'000'000'000u);
@@ -119,7 +91,9 @@ class Parser {
   }
 
  private:
-  [[noreturn]] void fail(std::size_t pos, std::string message) { throw Failure{pos, std::move(message)}; }
+  [[noreturn]] void fail(std::size_t pos, std::string message) {
+    throw detail::LiteralFailure{pos, std::move(message)};
+  }
 
   /// The character at `pos` in quotes, or "end of input".
   std::string describe(std::size_t pos) const {
@@ -320,7 +294,7 @@ class Parser {
         ++pos_;
         continue;
       }
-      if (digit_value(c) >= base || (base <= 10 && !is_digit(c))) break;
+      if (detail::digit_value(c) >= base || (base <= 10 && !is_digit(c))) break;
       out += c;
       last_underscore = false;
       ++pos_;
@@ -598,111 +572,7 @@ class Parser {
     return false;
   }
 
-  void read_string(std::string& out, bool raw, bool bytes) {
-    const std::size_t open = pos_;
-    const char q = peek();
-    const bool triple = peek(1) == q && peek(2) == q;
-    pos_ += triple ? 3 : 1;
-    for (;;) {
-      if (at_end()) fail(open, "unterminated string literal");
-      const char c = s_[pos_];
-      if (c == q && (!triple || (peek(1) == q && peek(2) == q))) {
-        pos_ += triple ? 3 : 1;
-        return;
-      }
-      if ((c == '\n' || c == '\r') && !triple)
-        fail(open, "unterminated string literal (a newline inside quotes)");
-      if (bytes && static_cast<unsigned char>(c) >= 0x80)
-        fail(pos_, "bytes can only contain ASCII characters");
-      if (c != '\\') {
-        out += c;
-        ++pos_;
-        continue;
-      }
-      const std::size_t esc = pos_;
-      if (pos_ + 1 >= s_.size()) fail(open, "unterminated string literal");
-      const char e = s_[pos_ + 1];
-      if (raw) {
-        // Raw: the backslash stays, and it only protects the next character from ending the string.
-        out += '\\';
-        out += e;
-        pos_ += 2;
-        continue;
-      }
-      pos_ += 2;
-      switch (e) {
-        case '\n': break;  // line continuation
-        case '\\': out += '\\'; break;
-        case '\'': out += '\''; break;
-        case '"': out += '"'; break;
-        case 'a': out += '\a'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'v': out += '\v'; break;
-        case 'x': {
-          const std::uint32_t v = read_hex(2, esc);
-          if (bytes) {
-            out += static_cast<char>(v);
-          } else {
-            append_utf8(out, v);
-          }
-          break;
-        }
-        case 'u':
-        case 'U': {
-          if (bytes) {
-            out += '\\';
-            out += e;
-            break;
-          }
-          const std::uint32_t v = read_hex(e == 'u' ? 4 : 8, esc);
-          if (v > 0x10FFFF) fail(esc, "\\U escape beyond U+10FFFF");
-          if (v >= 0xD800 && v <= 0xDFFF) fail(esc, "surrogate code points cannot be sent (not valid UTF-8)");
-          append_utf8(out, v);
-          break;
-        }
-        case 'N':
-          if (bytes) {
-            out += "\\N";
-            break;
-          }
-          fail(esc, "\\N{...} escapes are not supported; use \\u or \\U");
-        default:
-          if (e >= '0' && e <= '7') {
-            std::uint32_t v = static_cast<std::uint32_t>(e - '0');
-            for (int i = 0; i < 2 && peek() >= '0' && peek() <= '7' && !at_end(); ++i) {
-              v = v * 8 + static_cast<std::uint32_t>(peek() - '0');
-              ++pos_;
-            }
-            if (bytes) {
-              out += static_cast<char>(v & 0xFF);
-            } else {
-              append_utf8(out, v);
-            }
-          } else {
-            // Python keeps unknown escapes as they are.
-            out += '\\';
-            pos_ -= 1;
-          }
-      }
-    }
-  }
-
-  std::uint32_t read_hex(int n, std::size_t esc) {
-    std::uint32_t v = 0;
-    for (int i = 0; i < n; ++i) {
-      const int d = at_end() ? 99 : digit_value(peek());
-      if (d >= 16)
-        fail(esc, "truncated \\" + std::string(1, s_[esc + 1]) + " escape (needs " + std::to_string(n) +
-                      " hex digits)");
-      v = v * 16 + static_cast<std::uint32_t>(d);
-      ++pos_;
-    }
-    return v;
-  }
+  void read_string(std::string& out, bool raw, bool bytes) { detail::scan_string(s_, pos_, raw, bytes, out); }
 
   std::string_view s_;
   LiteralLimits limits_;
@@ -717,94 +587,18 @@ std::size_t column_of(std::string_view text, std::size_t pos) {
   return col;
 }
 
-void repr_into(const Literal& l, std::string& out) {
-  switch (l.kind) {
-    case Literal::Kind::kValue: out += l.value.repr(); return;
-    case Literal::Kind::kTuple:
-      out += '(';
-      for (std::size_t i = 0; i < l.items.size(); ++i) {
-        if (i) out += ", ";
-        repr_into(l.items[i], out);
-      }
-      if (l.items.size() == 1) out += ',';
-      out += ')';
-      return;
-    case Literal::Kind::kList:
-      out += '[';
-      for (std::size_t i = 0; i < l.items.size(); ++i) {
-        if (i) out += ", ";
-        repr_into(l.items[i], out);
-      }
-      out += ']';
-      return;
-    case Literal::Kind::kSet:
-      if (l.items.empty()) {
-        out += "set()";
-        return;
-      }
-      out += '{';
-      for (std::size_t i = 0; i < l.items.size(); ++i) {
-        if (i) out += ", ";
-        repr_into(l.items[i], out);
-      }
-      out += '}';
-      return;
-    case Literal::Kind::kDict:
-      out += '{';
-      for (std::size_t i = 0; i + 1 < l.items.size(); i += 2) {
-        if (i) out += ", ";
-        repr_into(l.items[i], out);
-        out += ": ";
-        repr_into(l.items[i + 1], out);
-      }
-      out += '}';
-      return;
-  }
-}
-
 }  // namespace
 
 Result<Literal, LiteralError> parse_literal(std::string_view text, const LiteralLimits& limits) {
   Parser p(text, limits);
   try {
     return p.parse_all();
-  } catch (const Failure& f) {
+  } catch (const detail::LiteralFailure& f) {
     return Unexpected(LiteralError{column_of(text, f.pos), f.message});
   } catch (const Error& e) {
     // A Value constructor refused something (it should not happen: the parser checks first).
     return Unexpected(LiteralError{1, e.what()});
   }
-}
-
-std::string literal_repr(const Literal& lit) {
-  std::string out;
-  repr_into(lit, out);
-  return out;
-}
-
-std::optional<brine::Value> literal_to_value(const Literal& lit) {
-  switch (lit.kind) {
-    case Literal::Kind::kValue: return lit.value;
-    case Literal::Kind::kTuple: {
-      brine::Value::Tuple t;
-      t.reserve(lit.items.size());
-      for (const auto& i : lit.items) {
-        auto v = literal_to_value(i);
-        if (!v) return std::nullopt;
-        t.push_back(std::move(*v));
-      }
-      return brine::Value::tuple(std::move(t));
-    }
-    default: return std::nullopt;
-  }
-}
-
-Literal literal_from_value(const brine::Value& v) {
-  if (!v.is_tuple()) return Literal::of(v);
-  Literal t;
-  t.kind = Literal::Kind::kTuple;
-  for (const auto& i : v.as_tuple()) t.items.push_back(literal_from_value(i));
-  return t;
 }
 
 }  // namespace tether::tools
