@@ -32,7 +32,8 @@ CMAKE_OPTIONS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTETHER_WERROR=ON
 # assertions and loop-affinity checks are on. Warnings are errors in the main build only
 # (GCC emits sanitizer-specific false positives).
 SAN_OPTIONS := -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-O1\ -g \
-               -DTETHER_BUILD_BENCH=OFF -DTETHER_BUILD_EXAMPLES=OFF -DTETHER_BUILD_TOOLS=OFF
+               -DTETHER_BUILD_BENCH=OFF -DTETHER_BUILD_EXAMPLES=OFF -DTETHER_BUILD_TOOLS=OFF \
+               -DTETHER_BUILD_INTEROP_TESTS=OFF
 
 CTEST_FLAGS ?= --output-on-failure -j2 --no-tests=error
 export ASAN_OPTIONS  ?= detect_leaks=1:halt_on_error=1:abort_on_error=0:detect_stack_use_after_return=1:strict_string_checks=1
