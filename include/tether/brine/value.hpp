@@ -127,7 +127,11 @@ class TETHER_API Value {
   /// None.
   Value() noexcept = default;
   Value(std::nullptr_t) noexcept {}  // NOLINT: None
-  Value(bool b) noexcept : v_(b) {}  // NOLINT
+  /// True/False. Exactly bool: a pointer, a function pointer or a lambda (which converts to a
+  /// function pointer, then to bool) does not become True behind the caller's back.
+  template <class B>
+    requires std::is_same_v<B, bool>
+  Value(B b) noexcept : v_(b) {}  // NOLINT
   template <class I>
     requires(std::is_integral_v<I> && !std::is_same_v<I, bool> && !detail::kIsCharType<I>)
   Value(I i) {  // NOLINT

@@ -751,7 +751,7 @@ namespace detail {
 /// make_function_object for a callable we hand to the peer as a callback: its body may make
 /// blocking calls to the peer, so it runs on a fiber (a coroutine needs none).
 template <class F>
-ObjectPtr make_callback_object(std::string name, F f) {
+std::shared_ptr<Object> make_callback_object(std::string name, F f) {
   using Sig = typename CallableTraits<F>::sig;
   constexpr CallMode kMode = IsTask<typename Sig::result>::value ? CallMode::kDirect : CallMode::kFiber;
   using B = BinderFor<F, void, kMode>;

@@ -20,6 +20,7 @@
 #include "tether/channel/channel.hpp"
 #include "tether/loop/task.hpp"
 #include "tether/rpc/any.hpp"
+#include "tether/rpc/bind.hpp"  // to_any of a callable argument (Netref::call)
 #include "tether/rpc/object.hpp"
 #include "tether/rpc/protocol.hpp"
 

@@ -193,7 +193,24 @@ Task<Tup> tuple_from_items(std::vector<Any> items) {
 }
 }  // namespace detail
 
-/// C++ -> Any.
+namespace detail {
+/// A callable with one call signature: a lambda (capturing or not), a functor, a function
+/// pointer or function. to_any lends it to the peer as a function (bind.hpp).
+template <class U>
+concept HasOneCallOperator = std::is_class_v<U> && requires { &U::operator(); };
+template <class U>
+concept IsFunctionOrPointer =
+    std::is_function_v<U> || (std::is_pointer_v<U> && std::is_function_v<std::remove_pointer_t<U>>);
+template <class U>
+inline constexpr bool kAlwaysFalse = false;
+/// Defined in bind.hpp (connection.hpp, service.hpp and class.hpp include it; a program that
+/// lends a callable with only convert.hpp included gets an undefined reference to this).
+template <class F>
+std::shared_ptr<Object> make_callback_object(std::string name, F f);
+}  // namespace detail
+
+/// C++ -> Any. A callable becomes a function the peer can call (its signature deduced as for
+/// Service::expose); a generic lambda cannot be (see the static_assert below).
 template <class T>
 Any to_any(T&& x) {
   using U = std::remove_cvref_t<T>;
@@ -224,8 +241,17 @@ Any to_any(T&& x) {
     std::vector<Any> items;
     std::apply([&](auto&&... e) { (items.push_back(to_any(e)), ...); }, x);
     return Any::tuple(std::move(items));
-  } else {
+  } else if constexpr (detail::HasOneCallOperator<U> || detail::IsFunctionOrPointer<std::decay_t<T>>) {
+    return Any(detail::make_callback_object("function", std::decay_t<T>(std::forward<T>(x))));
+  } else if constexpr (std::is_constructible_v<brine::Value, T&&>) {
     return Any(brine::Value(std::forward<T>(x)));
+  } else {
+    static_assert(detail::kAlwaysFalse<U>,
+                  "tether::to_any: no conversion for this type. A generic lambda (auto parameters) "
+                  "cannot be lent to the peer as a callable: give its parameters their types, or wrap "
+                  "it in std::function<R(A...)>. Other types need a tether::Converter<T> "
+                  "specialisation or a tether::Class<T> binding.");
+    return Any();
   }
 }
 
