@@ -9,6 +9,7 @@
 #include "tether/net/address.hpp"
 #include "tether/net/tls.hpp"
 #include "tether/registry/discovery.hpp"
+#include "tether/registry/registry_url.hpp"
 
 namespace tether::tools {
 
@@ -142,6 +143,23 @@ std::chrono::steady_clock::duration seconds_to_duration(double s) {
   return std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(s));
 }
 
+registry::DiscoverOptions discover_options(const std::string& registry, double timeout) {
+  registry::DiscoverOptions d;
+  if (!registry.empty()) {
+    std::string why;
+    if (!registry::RegistryUrl::parse(registry, &why)) {
+      if (why.empty()) why = fmt::format("registry address '{}': malformed", registry);
+      throw CliError(kExitUsage,
+                     fmt::format("bad --registry: {} (forms: udp://HOST[:PORT], tcp://HOST[:PORT], "
+                                 "etcd://HOST[:PORT][,HOST[:PORT]...])",
+                                 why));
+    }
+    d.registry = registry;
+  }
+  d.timeout = seconds_to_duration(timeout);
+  return d;
+}
+
 ClientOptions client_options(const Target& target, const ConnectFlags& flags) {
   ClientOptions o;
   o.net.connect_timeout = seconds_to_duration(flags.timeout);
@@ -170,14 +188,15 @@ ClientOptions client_options(const Target& target, const ConnectFlags& flags) {
 
 SyncConnection connect_target(const Target& target, const ConnectFlags& flags) {
   ClientOptions opts = client_options(target, flags);
+  // A malformed --registry is a usage error (2), found before anything is tried.
+  registry::DiscoverOptions d;
+  if (target.kind == Target::Kind::kService)
+    d = discover_options(flags.registry, flags.timeout > 0 ? std::min(flags.timeout, 5.0) : 5.0);
   try {
     switch (target.kind) {
       case Target::Kind::kTcp: return connect_sync(target.host, target.port, opts);
       case Target::Kind::kUnix: return connect_sync_unix(target.path, opts);
       case Target::Kind::kService: {
-        registry::DiscoverOptions d;
-        if (!flags.registry.empty()) d.registry = flags.registry;
-        d.timeout = seconds_to_duration(flags.timeout > 0 ? std::min(flags.timeout, 5.0) : 5.0);
         d.connect_timeout = seconds_to_duration(flags.timeout);
         d.rounds = 1;
         return registry::connect_by_service_sync(target.service, d, opts);

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "tether/registry/discovery.hpp"
 #include "tether/service/sync.hpp"
 
 namespace tether::tools {
@@ -55,6 +56,11 @@ struct ConnectFlags {
   std::string registry;       ///< registry URL for service names (empty: RPyC's UDP default)
   int generation = 0;         ///< 0 auto, 5, 6
 };
+
+/// Discovery settings for the registry URL `registry` ("" = RPyC's default, UDP broadcast to
+/// port 18811) with `timeout` seconds for the registry's answer. Throws CliError(kExitUsage),
+/// naming the URL and what is wrong with it, when it is malformed.
+registry::DiscoverOptions discover_options(const std::string& registry, double timeout);
 
 /// The client options for `flags` (TLS context when the target asks for it).
 ClientOptions client_options(const Target& target, const ConnectFlags& flags);

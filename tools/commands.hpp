@@ -31,5 +31,8 @@ void add_inspect(CLI::App& app, Runner& run);
 void add_ping(CLI::App& app, Runner& run);
 void add_bench(CLI::App& app, Runner& run);
 void add_tap(CLI::App& app, Runner& run);
+void add_registry(CLI::App& app, Runner& run);
+void add_list(CLI::App& app, Runner& run);
+void add_discover(CLI::App& app, Runner& run);
 
 }  // namespace tether::tools

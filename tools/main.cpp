@@ -34,8 +34,10 @@ std::string first_line(std::string s) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"tether: call, serve, inspect, measure and watch RPyC services (Python's RPyC or tether)",
-               "tether"};
+  CLI::App app{
+      "tether: call, serve, inspect, measure and watch RPyC services (Python's RPyC or tether), run and "
+      "query registries",
+      "tether"};
   app.set_version_flag("--version", std::string("tether ") + TETHER_VERSION_STRING);
   app.require_subcommand(1);
   app.fallthrough();
@@ -43,7 +45,9 @@ int main(int argc, char** argv) {
   auto* level_opt = app.add_option("--log-level", level, "trace, debug, info, warn, error or off")
                         ->capture_default_str()
                         ->check(CLI::IsMember({"trace", "debug", "info", "warn", "warning", "error", "off"}));
-  app.footer("Exit codes: 0 ok, 1 remote error, 2 usage, 3 connection failure or timeout. See docs/cli.md.");
+  app.footer(
+      "Exit codes: 0 ok, 1 remote error, 2 usage, 3 connection failure, timeout or nothing found. See "
+      "docs/cli.md.");
 
   tether::tools::Runner run;
   tether::tools::add_serve(app, run);
@@ -52,6 +56,9 @@ int main(int argc, char** argv) {
   tether::tools::add_ping(app, run);
   tether::tools::add_bench(app, run);
   tether::tools::add_tap(app, run);
+  tether::tools::add_registry(app, run);
+  tether::tools::add_list(app, run);
+  tether::tools::add_discover(app, run);
 
   try {
     app.parse(argc, argv);
@@ -70,11 +77,12 @@ int main(int argc, char** argv) {
     return tether::tools::report_exception(std::current_exception(), false);
   }
   // Without --log-level: TETHER_LOG_LEVEL if set, else warn for the long-running subcommands
-  // (serve, tap) and off for the clients, whose errors the tool reports itself in one line.
+  // (serve, tap, registry) and off for the clients, whose errors the tool reports itself in one line.
   if (level_opt->count() > 0) {
     if (auto l = parse_level(level)) tether::set_log_level(*l);
   } else if (std::getenv("TETHER_LOG_LEVEL") == nullptr) {
-    const bool long_running = app.got_subcommand("serve") || app.got_subcommand("tap");
+    const bool long_running =
+        app.got_subcommand("serve") || app.got_subcommand("tap") || app.got_subcommand("registry");
     tether::set_log_level(long_running ? tether::LogLevel::kWarn : tether::LogLevel::kOff);
   }
   if (!run) {
