@@ -28,10 +28,11 @@ FUZZ_SECONDS ?= 60
 FUZZ_CI_SECONDS ?= 15
 
 CMAKE_OPTIONS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTETHER_WERROR=ON
-# Sanitizer builds: tests only, -O1 (fast enough to run, still debuggable), Debug so that
+# Sanitizer builds: tests only, -O1 (fast enough to run) with -g1 (line tables: reports keep
+# file:line, and the build is much quicker than with full debug info), Debug so that
 # assertions and loop-affinity checks are on. Warnings are errors in the main build only
 # (GCC emits sanitizer-specific false positives).
-SAN_OPTIONS := -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-O1\ -g \
+SAN_OPTIONS := -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-O1\ -g1 \
                -DTETHER_BUILD_BENCH=OFF -DTETHER_BUILD_EXAMPLES=OFF -DTETHER_BUILD_TOOLS=OFF \
                -DTETHER_BUILD_INTEROP_TESTS=OFF
 
