@@ -56,6 +56,10 @@ std::exception_ptr Connection::error() const noexcept { return core_->error(); }
 
 void Connection::set_close_callback(std::function<void()> fn) { core_->set_close_callback(std::move(fn)); }
 
+void Connection::set_context(std::any value) { core_->context() = std::move(value); }
+
+const std::any& Connection::context() const noexcept { return core_->context(); }
+
 rpc::Generation Connection::generation() const noexcept { return core_->generation(); }
 
 ConnectionStats Connection::stats() const noexcept { return core_->stats(); }

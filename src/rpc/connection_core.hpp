@@ -9,6 +9,7 @@
 // the handler table (dispatch.cpp) and ServeScheduler (when requests start and replies leave).
 // This class reads frames, acts on the decoded messages and owns the connection's life.
 
+#include <any>
 #include <cstdint>
 #include <exception>
 #include <functional>
@@ -87,6 +88,8 @@ class ConnectionCore {
   [[nodiscard]] std::exception_ptr error() const noexcept { return error_; }
   Task<void> wait_closed();
   void set_close_callback(std::function<void()> fn) { on_close_ = std::move(fn); }
+  /// What the layer above keeps with this connection (muduo's TcpConnection::setContext).
+  [[nodiscard]] std::any& context() noexcept { return context_; }
 
   // --- the pieces (tests and the rest of the rpc layer)
   [[nodiscard]] ProxyTable& proxies() noexcept { return proxies_; }
@@ -175,6 +178,7 @@ class ConnectionCore {
   bool started_ = false;
   std::exception_ptr error_;
   std::function<void()> on_close_;
+  std::any context_;
   ConnectionStats counters_;
   ServeScheduler sched_;  // refers to tasks_ (constructed later): stores the reference only
   // Last: destroyed first, so no task outlives the state it uses.

@@ -51,6 +51,8 @@ EventLoop& CallContext::loop() const noexcept { return core_.loop(); }
 
 std::shared_ptr<void> CallContext::keep_alive() const { return core_.shared(); }
 
+const std::any& CallContext::context() const noexcept { return core_.context(); }
+
 bool Object::has_attr(std::string_view) const { return false; }
 
 Any Object::get_attr(CallContext&, std::string_view name) { throw attribute_error(name); }

@@ -28,10 +28,6 @@ std::string without_service_suffix(const std::string& name) {
 
 std::string exposed_key(std::string_view name) { return "exposed_" + std::string(name); }
 
-/// Sessions by connection (ConnectionCore address), per loop thread: a connection and its
-/// handlers live on one thread.
-thread_local std::unordered_map<const void*, Session*> t_sessions;
-
 }  // namespace
 
 // ------------------------------------------------------------------------------- Service
@@ -131,12 +127,7 @@ Session::Session(std::shared_ptr<const detail::ServiceDef> def, std::string peer
   if (def_->state_factory) state_ = def_->state_factory();
 }
 
-Session::~Session() {
-  if (core_key_) {
-    auto it = t_sessions.find(core_key_);
-    if (it != t_sessions.end() && it->second == this) t_sessions.erase(it);
-  }
-}
+Session::~Session() = default;
 
 const std::string& Session::service_name() const noexcept { return def_->aliases.front(); }
 
@@ -147,14 +138,16 @@ Task<Netref> Session::peer_root() {
 }
 
 Session* Session::find(const CallContext& ctx) noexcept {
-  auto it = t_sessions.find(static_cast<const void*>(&ctx.core()));
-  return it == t_sessions.end() ? nullptr : it->second;
+  // The connection's context slot holds its Session (attach); a finished one is not found.
+  const auto* weak = std::any_cast<std::weak_ptr<Session>>(&ctx.context());
+  if (!weak) return nullptr;
+  std::shared_ptr<Session> s = weak->lock();  // the root object keeps it alive meanwhile
+  return s && s->conn_ ? s.get() : nullptr;
 }
 
 void Session::attach(Connection& conn) {
   conn_ = &conn;
-  core_key_ = static_cast<const void*>(conn.core().get());
-  t_sessions[core_key_] = this;
+  conn.set_context(weak_from_this());
 }
 
 bool Session::run_on_connect() noexcept {
@@ -183,12 +176,7 @@ void Session::finish(bool connection_alive) noexcept {
                       describe_current_exception());
     }
   }
-  conn_ = nullptr;
-  if (core_key_) {
-    auto it = t_sessions.find(core_key_);
-    if (it != t_sessions.end() && it->second == this) t_sessions.erase(it);
-    core_key_ = nullptr;
-  }
+  conn_ = nullptr;  // from here on, Session::find no longer gives this session
 }
 
 void Session::leave() noexcept {

@@ -7,6 +7,7 @@
 /// Disconnected, exported objects are released, and Netrefs that outlive it report
 /// "connection closed".
 
+#include <any>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -125,6 +126,11 @@ class TETHER_API Connection {
   [[nodiscard]] std::exception_ptr error() const noexcept;
   /// fn runs once when the connection closes.
   void set_close_callback(std::function<void()> fn);
+  /// A slot for what the layer above keeps with this connection (muduo's
+  /// TcpConnection::setContext): the service layer keeps its Session there. Handlers reach it
+  /// through CallContext::context(). Loop thread only.
+  void set_context(std::any value);
+  [[nodiscard]] const std::any& context() const noexcept;
 
   [[nodiscard]] rpc::Generation generation() const noexcept;
   [[nodiscard]] ConnectionStats stats() const noexcept;

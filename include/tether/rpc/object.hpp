@@ -8,6 +8,7 @@
 ///
 /// Everything here runs on the connection's loop thread.
 
+#include <any>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -49,6 +50,8 @@ class TETHER_API CallContext {
   [[nodiscard]] EventLoop& loop() const noexcept;
   /// Keeps the connection's state alive (not open) for as long as the pointer lives.
   [[nodiscard]] std::shared_ptr<void> keep_alive() const;
+  /// The connection's context slot (Connection::set_context).
+  [[nodiscard]] const std::any& context() const noexcept;
 
  private:
   rpc::detail::ConnectionCore& core_;

@@ -78,7 +78,7 @@ struct ServiceDef {
 /// One connection's view of the service: per-connection state, the peer, the connection.
 /// Created by serve()/Server and connect(); lives on the connection's loop thread. Handlers
 /// reach it through a `tether::Session&` parameter.
-class TETHER_API Session {
+class TETHER_API Session : public std::enable_shared_from_this<Session> {
  public:
   Session(std::shared_ptr<const detail::ServiceDef> def, std::string peer, EventLoop& loop);
   ~Session();
@@ -130,7 +130,6 @@ class TETHER_API Session {
   std::string peer_;
   EventLoop& loop_;
   Connection* conn_ = nullptr;
-  const void* core_key_ = nullptr;
   std::any state_;
   std::size_t busy_ = 0;
   bool draining_ = false;
