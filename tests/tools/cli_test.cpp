@@ -20,35 +20,6 @@ namespace {
 /// One line on stderr, ending in a newline.
 bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
 
-/// A loopback socket bound to a free port: listening (but never accepting) or closed again.
-class PortHolder {
- public:
-  explicit PortHolder(bool listen) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("bind");
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    if (listen) {
-      ::listen(fd_, 16);
-    } else {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-  ~PortHolder() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  [[nodiscard]] std::string addr() const { return "127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
-
 class ToolsCliServer : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {

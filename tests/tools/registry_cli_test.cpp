@@ -17,38 +17,6 @@
 namespace tether::testing {
 namespace {
 
-/// A loopback TCP port nobody listens on (bound, then closed again), or a listening socket
-/// that holds one.
-class TcpPort {
- public:
-  explicit TcpPort(bool listen) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) throw std::runtime_error("bind");
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    if (listen) {
-      ::listen(fd_, 4);
-    } else {
-      ::close(fd_);
-      fd_ = -1;
-    }
-  }
-  ~TcpPort() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  TcpPort(const TcpPort&) = delete;
-  TcpPort& operator=(const TcpPort&) = delete;
-  [[nodiscard]] int port() const { return port_; }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
-
 /// `tether registry` on loopback, UDP and TCP on kernel-chosen ports.
 class Registry {
  public:
@@ -185,7 +153,7 @@ TEST(ToolsRegistry, DiscoverUnknownNameExit3) {
 }
 
 TEST(ToolsRegistry, NoRegistryExit3) {
-  TcpPort closed(false);
+  PortHolder closed(false);
   const std::string url = "tcp://127.0.0.1:" + std::to_string(closed.port());
   for (const char* sub : {"list", "discover"}) {
     std::vector<std::string> args{sub, "--registry", url, "--timeout", "1"};
@@ -232,7 +200,7 @@ TEST(ToolsRegistry, RegistryUsageErrorsExit2) {
 }
 
 TEST(ToolsRegistry, BusyPortExit3) {
-  TcpPort held(true);
+  PortHolder held(true);
   ToolResult r =
       run_tool({"registry", "--tcp", "--host", "127.0.0.1", "--port", std::to_string(held.port())}, 10);
   EXPECT_EQ(r.code, 3) << r.err;
