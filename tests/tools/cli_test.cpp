@@ -17,8 +17,6 @@
 namespace tether::testing {
 namespace {
 
-/// One line on stderr, ending in a newline.
-bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
 
 class ToolsCliServer : public ::testing::Test {
  protected:

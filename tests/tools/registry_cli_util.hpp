@@ -9,9 +9,6 @@
 
 namespace tether::testing {
 
-/// One line on stderr, ending in a newline.
-inline bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
-
 /// The lines of `text` (without their newlines).
 inline std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> out;

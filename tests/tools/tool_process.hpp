@@ -256,4 +256,7 @@ class PortHolder {
   int port_ = 0;
 };
 
+/// One line on stderr, ending in a newline.
+inline bool one_line(const std::string& s) { return !s.empty() && s.find('\n') == s.size() - 1; }
+
 }  // namespace tether::testing
