@@ -66,7 +66,7 @@ TEST_F(AnnounceTest, ARestartedRegistryHearsAgainWithinOnePeriod) {
   // The registry restarts empty on the same port.
   registry_.reset();
   added_.clear();
-  start_registry(port);
+  start_registry(port, /*tcp=*/false);
   EXPECT_EQ(registry_->table().entries(), 0u);
   // Re-announced by the 300 ms period (the default is 60 s: the 5 s bound tells them apart).
   run(wait_for(added_, 5s));
@@ -89,7 +89,7 @@ TEST_F(AnnounceTest, RetriesUntilARegistryAnswers) {
   servers_.push_back(start_announced("a", a));
   run(wait_for(unanswered, 5s));
   holder.reset();
-  start_registry(port);
+  start_registry(port, /*tcp=*/false);
   run(wait_for(added_, 5s));  // a later REGISTER reaches it (the retry, not a new start)
   EXPECT_EQ(registry_->table().entries(), 1u);
 }

@@ -132,12 +132,13 @@ class RegistryTest : public LoopTest {
     LoopTest::TearDown();
   }
 
-  /// UDP and TCP; port 0: a free one (then UDP's and TCP's differ).
-  registry::RegistryServer& start_registry(std::uint16_t port = 0) {
+  /// UDP and (with `tcp`) TCP; port 0: a free one (then UDP's and TCP's differ). A test that
+  /// restarts on a given UDP port passes tcp = false: that number is not held for TCP.
+  registry::RegistryServer& start_registry(std::uint16_t port = 0, bool tcp = true) {
     registry::RegistryServerOptions o;
     o.host = "127.0.0.1";
     o.port = port;
-    o.tcp = true;
+    o.tcp = tcp;
     registry_ = std::make_unique<registry::RegistryServer>(o);
     registry_->table().set_on_added([this](const std::string&, const registry::HostPort&) {
       if (++added_count_ >= expected_) added_.set();
