@@ -121,6 +121,21 @@ AsyncResult Netref::callattr_async(std::string name, std::vector<Any> args, Kwar
   return AsyncResult(core->send_callattr(*this, name, args, std::move(kwargs)));
 }
 
+Task<Any> Netref::call() const { return call({}, {}); }
+Task<Any> Netref::call(std::vector<Any> args) const { return call(std::move(args), {}); }
+Task<Any> Netref::callattr(std::string name) const { return callattr(std::move(name), {}, {}); }
+Task<Any> Netref::callattr(std::string name, std::vector<Any> args) const {
+  return callattr(std::move(name), std::move(args), {});
+}
+AsyncResult Netref::call_async() const { return call_async({}, {}); }
+AsyncResult Netref::call_async(std::vector<Any> args) const { return call_async(std::move(args), {}); }
+AsyncResult Netref::callattr_async(std::string name) const {
+  return callattr_async(std::move(name), {}, {});
+}
+AsyncResult Netref::callattr_async(std::string name, std::vector<Any> args) const {
+  return callattr_async(std::move(name), std::move(args), {});
+}
+
 Task<std::string> Netref::str() const {
   Any r = co_await request(*this, Handler::kStr, make_args(*this));
   co_return expect_str(r, "STR");

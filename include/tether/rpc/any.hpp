@@ -66,11 +66,21 @@ class TETHER_API Netref {
   Task<void> delattr(std::string name) const;
 
   // Calls: one round trip each. callattr is GETATTR + CALL in one request (CALLATTR).
-  Task<Any> call(std::vector<Any> args = {}, Kwargs kwargs = {}) const;
-  Task<Any> callattr(std::string name, std::vector<Any> args = {}, Kwargs kwargs = {}) const;
+  // (Overloads rather than default arguments: Any is incomplete here, and clang instantiates a
+  // defaulted std::vector<Any>{} where it is written.)
+  Task<Any> call() const;
+  Task<Any> call(std::vector<Any> args) const;
+  Task<Any> call(std::vector<Any> args, Kwargs kwargs) const;
+  Task<Any> callattr(std::string name) const;
+  Task<Any> callattr(std::string name, std::vector<Any> args) const;
+  Task<Any> callattr(std::string name, std::vector<Any> args, Kwargs kwargs) const;
   /// Pipelined forms: the request is queued at once; the result is awaited later.
-  AsyncResult call_async(std::vector<Any> args = {}, Kwargs kwargs = {}) const;
-  AsyncResult callattr_async(std::string name, std::vector<Any> args = {}, Kwargs kwargs = {}) const;
+  AsyncResult call_async() const;
+  AsyncResult call_async(std::vector<Any> args) const;
+  AsyncResult call_async(std::vector<Any> args, Kwargs kwargs) const;
+  AsyncResult callattr_async(std::string name) const;
+  AsyncResult callattr_async(std::string name, std::vector<Any> args) const;
+  AsyncResult callattr_async(std::string name, std::vector<Any> args, Kwargs kwargs) const;
 
   // Protocol operations.
   Task<std::string> str() const;
