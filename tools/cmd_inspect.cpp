@@ -30,7 +30,20 @@ struct Entry {
   std::string name;
   std::string kind;  // function, object, class, value, ?
   std::string detail;
+  std::string doc;  // the function's or class's __doc__, when the server gives one
 };
+
+/// The object's __doc__ ("" when it has none or the server refuses it). A tether server's
+/// functions start theirs with the C++ signature in Python notation.
+std::string doc_of(const SyncNetref& owner, const Netref& ref) {
+  try {
+    SyncNetref f(ref, owner.loop());
+    Any d = f.getattr("__doc__");
+    if (d.is_value() && d.value().is_str()) return d.value().as_str();
+  } catch (const RemoteError&) {
+  }
+  return {};
+}
 
 bool is_callable_type(const std::string& t) {
   return t == "builtins.function" || t == "builtins.method" || t == "builtins.builtin_function_or_method" ||
@@ -49,8 +62,13 @@ Entry describe(SyncConnection& conn, const SyncNetref& obj, const std::string& n
       e.detail = ref.type_name();
       if (is_class) {
         e.kind = "class";
+        e.doc = doc_of(obj, ref);
       } else if (is_callable_type(ref.type_name())) {
         e.kind = "function";
+        e.doc = doc_of(obj, ref);
+        // The first line of the doc: a signature ("add(a: int, b: int) -> int") or a summary.
+        const std::string first = e.doc.substr(0, e.doc.find('\n'));
+        if (!first.empty()) e.detail = first;
       } else {
         e.kind = "object";
       }
@@ -119,7 +137,7 @@ int run_inspect(InspectArgs& a) {
     j["path"] = a.path;
     j["members"] = nlohmann::json::array();
     for (const auto& e : entries)
-      j["members"].push_back({{"name", e.name}, {"kind", e.kind}, {"detail", e.detail}});
+      j["members"].push_back({{"name", e.name}, {"kind", e.kind}, {"detail", e.detail}, {"doc", e.doc}});
     std::printf("%s\n", j.dump(2).c_str());
   } else {
     std::printf("%s  RPyC %d.x  service %s  %s%s\n", target.to_string().c_str(), generation,

@@ -129,14 +129,14 @@ Service make_demo_service(std::shared_ptr<DemoCounters> c) {
         c->note(s.peer(), "add");
         return demo_add(a, b);
       },
-      arg_names("a", "b"));
+      arg_names("a", "b"), doc("a + b for numbers, strings, bytes or tuples."));
   demo.expose(
       "echo",
       [c](Session& s, Bytes data) {
         c->note(s.peer(), "echo");
         return data;
       },
-      arg_names("data"));
+      arg_names("data"), doc("Returns the bytes it is given."));
   demo.expose(
       "upper",
       [c](Session& s, std::string text) {
@@ -146,7 +146,7 @@ Service make_demo_service(std::shared_ptr<DemoCounters> c) {
         }
         return text;
       },
-      arg_names("text"));
+      arg_names("text"), doc("The text in ASCII capitals."));
   demo.expose_async(
       "sleep",
       [c](Session& s, double seconds) {
@@ -155,7 +155,7 @@ Service make_demo_service(std::shared_ptr<DemoCounters> c) {
           throw PyError("ValueError", "sleep(): seconds must be in [0, 3600]");
         return demo_sleep(seconds);
       },
-      arg_names("seconds"));
+      arg_names("seconds"), doc("Waits (without blocking the server), then returns seconds."));
   demo.expose(
       "fail",
       [c](Session& s, std::string message) -> brine::Value {
@@ -163,7 +163,7 @@ Service make_demo_service(std::shared_ptr<DemoCounters> c) {
         c->errors.fetch_add(1, std::memory_order_relaxed);
         throw PyError("ValueError", message);
       },
-      arg_names("message"));
+      arg_names("message"), doc("Raises ValueError(message)."));
   demo.expose(
       "countdown",
       [c](Session& s, std::int64_t n, std::function<void(std::int64_t)> callback) {
@@ -173,7 +173,8 @@ Service make_demo_service(std::shared_ptr<DemoCounters> c) {
         for (std::int64_t i = n; i > 0; --i) callback(i);
         return n;
       },
-      arg_names("n", "callback"));
+      arg_names("n", "callback"), doc("Calls callback(i) for i = n down to 1, then returns n."));
+  demo.doc("tether's demo service: `tether serve --demo`.");
   demo.expose("stats", [c](Session& s) {
     c->note(s.peer(), "stats");
     std::vector<Any> items;
@@ -188,7 +189,7 @@ Service make_demo_service(std::shared_ptr<DemoCounters> c) {
     std::lock_guard<std::mutex> lock(c->mu);
     for (const auto& [k, v] : c->per_method) put("calls." + k, v);
     return ObjectPtr(std::make_shared<PyContainer>(PyContainer::Kind::kDict, std::move(items)));
-  });
+  }, doc("Counters of this server: connections, calls, errors, calls per function."));
   demo.expose_object("store", std::make_shared<DemoStore>());
   return demo;
 }

@@ -35,6 +35,15 @@ std::string SignatureInfo::text() const {
   return out;
 }
 
+std::string compose_doc(const SignatureInfo& info, std::string_view text) {
+  std::string sig = info.text();
+  const auto paren = sig.find('(');
+  const auto dot = sig.rfind('.', paren);
+  if (dot != std::string::npos) sig.erase(0, dot + 1);  // "Store.get(...)" -> "get(...)"
+  if (text.empty()) return sig;
+  return sig + "\n\n" + std::string(text);
+}
+
 void apply_names(SignatureInfo& info, ArgNames names) {
   const std::size_t n = info.types.size();
   if (names.names.empty()) {

@@ -1,9 +1,12 @@
 #include "tether/rpc/class.hpp"
 
+#include <cxxabi.h>
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
+#include <memory>
 
 namespace tether {
 
@@ -109,6 +112,16 @@ bool is_proxy_local_attr(std::string_view name) noexcept {
 }
 
 namespace detail {
+
+void throw_unbound_class(const std::type_info& type) {
+  int status = 0;
+  std::unique_ptr<char, void (*)(void*)> name(abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free);
+  const std::string shown = status == 0 && name ? std::string(name.get()) : std::string(type.name());
+  throw UsageError(fmt::format(
+      "tether: the C++ type '{}' has no tether::Class binding (bind it with tether::Class<{}>(\"Name\") "
+      "before passing it to a peer)",
+      shown, shown));
+}
 
 std::string_view member_display_name(std::string_view key) noexcept {
   if (key.starts_with("exposed_")) key.remove_prefix(8);

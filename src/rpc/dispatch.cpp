@@ -90,7 +90,7 @@ Access check_access(const AccessPolicy& p, const Object& obj, std::string_view n
   const std::string_view prefix = policy_prefix(p);
   const bool plain =
       p.allow_all_attrs || (p.allow_exposed_attrs && !prefix.empty() && name.starts_with(prefix)) ||
-      (p.allow_safe_attrs && is_safe_attr(name)) || (p.allow_public_attrs && !name.starts_with("_"));
+      (p.allow_safe_attrs && (is_safe_attr(name) || is_descriptive_attr(name))) || (p.allow_public_attrs && !name.starts_with("_"));
   const bool has_exposed = !prefix.empty() && obj.has_attr(exposed);
   if (plain && (!has_exposed || obj.has_attr(name))) return Access::kName;
   if (has_exposed) return Access::kExposed;

@@ -128,6 +128,31 @@ std::int64_t Object::hash() const { return static_cast<std::int64_t>(tag_ >> 1);
 
 std::vector<std::string> Object::inspect_names() const { return {}; }
 
+bool is_descriptive_attr(std::string_view name) noexcept {
+  return name == "__doc__" || name == "__name__" || name == "__qualname__" || name == "__module__";
+}
+
+std::optional<Any> descriptive_attr(std::string_view attr, std::string_view qualname, std::string_view module,
+                                    const std::string& doc) {
+  if (attr == "__doc__") return doc.empty() ? Any() : Any(brine::Value(doc));
+  if (attr == "__qualname__") return Any(brine::Value(std::string(qualname)));
+  if (attr == "__name__") {
+    const auto dot = qualname.rfind('.');
+    return Any(brine::Value(std::string(dot == std::string_view::npos ? qualname : qualname.substr(dot + 1))));
+  }
+  if (attr == "__module__") return Any(brine::Value(std::string(module)));
+  return std::nullopt;
+}
+
+Any FunctionObject::get_attr(CallContext& ctx, std::string_view name) {
+  if (auto v = descriptive_attr(name, name_, module_, doc())) return std::move(*v);
+  return Object::get_attr(ctx, name);
+}
+
+std::vector<std::string> FunctionObject::attr_names() const {
+  return {"__doc__", "__module__", "__name__", "__qualname__"};
+}
+
 Task<Any> FunctionObject::call(CallContext& ctx, std::vector<Any> args, Kwargs kwargs) {
   Any r = co_await fn_(ctx, std::move(args), std::move(kwargs));
   co_return r;
@@ -160,17 +185,13 @@ std::optional<brine::Value> TypeObject::fixed_id_pack() const {
   return brine::Value::make_tuple(brine::Value(name_), brine::Value(class_id_for(name_)), brine::Value(0));
 }
 
-bool TypeObject::has_attr(std::string_view name) const {
-  return name == "__name__" || name == "__qualname__" || name == "__module__" || name == "__doc__";
-}
+bool TypeObject::has_attr(std::string_view name) const { return is_descriptive_attr(name); }
 
 Any TypeObject::get_attr(CallContext& ctx, std::string_view name) {
   const auto dot = name_.rfind('.');
   const std::string module = dot == std::string::npos ? std::string("builtins") : name_.substr(0, dot);
   const std::string bare = dot == std::string::npos ? name_ : name_.substr(dot + 1);
-  if (name == "__name__" || name == "__qualname__") return Any(brine::Value(bare));
-  if (name == "__module__") return Any(brine::Value(module));
-  if (name == "__doc__") return doc_.empty() ? Any() : Any(brine::Value(doc_));
+  if (auto v = descriptive_attr(name, bare, module, doc_)) return std::move(*v);
   return Object::get_attr(ctx, name);
 }
 
@@ -190,7 +211,7 @@ Task<bool> TypeObject::instance_check_async(CallContext&, brine::Value other_id_
 
 std::string TypeObject::repr() const { return fmt::format("<class '{}'>", name_); }
 
-std::vector<std::string> TypeObject::attr_names() const { return {"__doc__", "__module__", "__name__"}; }
+std::vector<std::string> TypeObject::attr_names() const { return {"__doc__", "__module__", "__name__", "__qualname__"}; }
 
 std::vector<std::string> TypeObject::inspect_names() const {
   if (construct_) return {"__call__"};

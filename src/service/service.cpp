@@ -60,11 +60,12 @@ const std::string& Service::service_name() const noexcept { return def_->aliases
 const std::vector<std::string>& Service::aliases() const noexcept { return def_->aliases; }
 const std::string& Service::type_name() const noexcept { return def_->type_name; }
 
-Service& Service::expose_native(std::string name, NativeFunction fn) {
+Service& Service::expose_native(std::string name, NativeFunction fn, DocFn doc) {
   if (!fn) throw UsageError("tether::Service::expose: empty function for '" + name + "'");
   detail::ServiceMember m;
   m.kind = detail::ServiceMember::Kind::kFunction;
   m.fn = std::move(fn);
+  m.doc = std::move(doc);
   def_->members[exposed_key(name)] = std::move(m);
   return *this;
 }
@@ -108,6 +109,11 @@ Service& Service::on_connect(std::function<void(Session&)> fn) {
 
 Service& Service::on_disconnect(std::function<void(Session&)> fn) {
   def_->on_disconnect = std::move(fn);
+  return *this;
+}
+
+Service& Service::doc(std::string text) {
+  def_->doc = std::move(text);
   return *this;
 }
 
@@ -204,6 +210,12 @@ Session& ContextParam<Session>::get(CallContext& ctx) {
 
 namespace {
 
+/// "tether" of "tether.CalculatorService".
+std::string module_of(std::string_view type_name) {
+  const auto dot = type_name.rfind('.');
+  return dot == std::string_view::npos ? std::string("builtins") : std::string(type_name.substr(0, dot));
+}
+
 /// Counts a call into the service for the drain protocol.
 Task<Any> counted_call(std::shared_ptr<Session> session, std::shared_ptr<const detail::ServiceDef> def,
                        const NativeFunction* fn, CallContext& ctx, std::vector<Any> args, Kwargs kwargs) {
@@ -232,6 +244,16 @@ class MemberFunction final : public Object {
     return fmt::format("<bound method {}.{} of tether service>", def_->name, name_);
   }
   [[nodiscard]] std::vector<std::string> inspect_names() const override { return {"__call__"}; }
+  // __doc__ (signature + doc string), __name__, __qualname__, __module__ (the service's).
+  [[nodiscard]] bool has_attr(std::string_view name) const override { return is_descriptive_attr(name); }
+  Any get_attr(CallContext& ctx, std::string_view name) override {
+    const std::string doc = member_->doc ? member_->doc() : std::string();
+    if (auto v = descriptive_attr(name, name_, module_of(def_->type_name), doc)) return std::move(*v);
+    return Object::get_attr(ctx, name);
+  }
+  [[nodiscard]] std::vector<std::string> attr_names() const override {
+    return {"__doc__", "__module__", "__name__", "__qualname__"};
+  }
 
  private:
   std::shared_ptr<const detail::ServiceDef> def_;
@@ -246,9 +268,12 @@ class ServiceRoot final : public Object {
       : def_(std::move(def)), session_(std::move(session)), prefix_(std::move(prefix)) {}
 
   [[nodiscard]] std::string type_name() const override { return def_->type_name; }
-  [[nodiscard]] bool has_attr(std::string_view name) const override { return find_member(name) != nullptr; }
+  [[nodiscard]] bool has_attr(std::string_view name) const override {
+    return find_member(name) != nullptr || name == "__doc__";
+  }
 
   Task<Any> get_attr_async(CallContext& ctx, std::string name) override {
+    if (name == "__doc__" && !find_member(name)) co_return doc_value();
     const detail::ServiceMember& m = member(name);
     if (m.kind == detail::ServiceMember::Kind::kProperty) {
       Any v = co_await counted_call(session_, def_, &m.fn, ctx, {}, {});
@@ -258,6 +283,7 @@ class ServiceRoot final : public Object {
   }
 
   Any get_attr(CallContext&, std::string_view name) override {
+    if (name == "__doc__" && !find_member(name)) return doc_value();
     const detail::ServiceMember& m = member(name);
     if (m.kind == detail::ServiceMember::Kind::kProperty) {
       throw UsageError("a service property is read with get_attr_async");
@@ -317,6 +343,7 @@ class ServiceRoot final : public Object {
   }
 
  private:
+  Any doc_value() const { return def_->doc.empty() ? Any() : Any(brine::Value(def_->doc)); }
   const detail::ServiceMember& member(std::string_view name) const {
     const detail::ServiceMember* m = find_member(name);
     if (!m) throw attribute_error(name);

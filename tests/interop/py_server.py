@@ -133,6 +133,7 @@ class Methods:
     wrap = staticmethod(lambda obj, type_name: obj)
 
     def exposed_add(self, a, b=0):
+        """Returns a + b."""
         return a + b
 
     def exposed_echo(self, x):

@@ -91,7 +91,8 @@ class Store {
 
 void bind_store() {
   tether::Class<Store>("Store", "interop")
-      .method("put", &Store::put, tether::arg_names("key", "value"))
+      .doc("A thread-safe string map.")
+      .method("put", &Store::put, tether::arg_names("key", "value"), tether::doc("Stores value under key."))
       .method("get", &Store::get, tether::arg_names("key"))
       .method("keys", &Store::keys)
       .property("size", &Store::size)
@@ -151,7 +152,9 @@ tether::Service make_service() {
 
   // --- numbers
   svc.expose(
-      "add", [](std::int64_t a, std::int64_t b) { return a + b; }, tether::arg_names("a", "b"));
+      "add", [](std::int64_t a, std::int64_t b) { return a + b; }, tether::arg_names("a", "b"),
+      tether::doc("Adds two integers."));
+  svc.doc("The interop test service.");
   svc.expose(
       "narrow", [](std::int16_t x) { return static_cast<std::int16_t>(-x); }, tether::arg_names("x"));
   svc.expose(

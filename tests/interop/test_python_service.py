@@ -15,6 +15,7 @@ A call longer than the grace period is cut off (EOFError for the client) instead
 Every wait has a deadline; nothing sleeps to let things settle. Fails (never skips) when rpyc
 cannot be imported.
 """
+import inspect
 import os
 import queue
 import signal
@@ -331,6 +332,26 @@ class ServiceTest(unittest.TestCase):
         self.assertIn("interop.Store", repr(Store))
         with self.assertRaises(TypeError):
             self.root.Opaque()  # a class without a constructor cannot be instantiated
+
+    def test_help_shows_signatures_and_doc_strings(self):
+        # IPython's `?` and inspect.getdoc read __doc__ (stock RPyC lets it through); tether
+        # also answers __name__, __qualname__ and __module__. (pydoc's help() reads a proxy's
+        # own class __doc__ and __func__ instead: it fails on stock RPyC's function proxies too.)
+        add = self.root.add
+        self.assertEqual(add.__doc__, "add(a: int, b: int) -> int\n\nAdds two integers.")
+        self.assertEqual(inspect.getdoc(add), "add(a: int, b: int) -> int\n\nAdds two integers.")
+        self.assertEqual(add.__name__, "add")
+        self.assertEqual(add.__qualname__, "add")
+        self.assertEqual(self.root.__doc__, "The interop test service.")
+        put = self.root.store.put
+        self.assertEqual(put.__doc__, "put(key: str, value: str) -> None\n\nStores value under key.")
+        self.assertEqual(put.__name__, "put")
+        self.assertEqual(put.__qualname__, "Store.put")
+        self.assertEqual(self.root.store.keys.__doc__, "keys() -> list[str]")
+        self.assertEqual(self.root.store.__doc__, "A thread-safe string map.")
+        self.assertEqual(self.root.Store.__doc__, "A thread-safe string map.")
+        with self.assertRaises(AttributeError):
+            add.__globals__  # only the descriptive attributes: nothing else of the function
 
     def test_instancecheck_none(self):
         # RPyC issue #426: a remote NoneType is Python's own.

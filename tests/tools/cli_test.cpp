@@ -216,6 +216,16 @@ TEST_F(ToolsCliServer, Inspect) {
   EXPECT_TRUE(std::regex_search(r.out, std::regex("\\n  add +function")));
   EXPECT_TRUE(std::regex_search(r.out, std::regex("\\n  countdown +function")));
   EXPECT_TRUE(std::regex_search(r.out, std::regex("\\n  store +object +demo.Store")));
+  // A tether server's functions show their signature (the first line of their __doc__).
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("\\n  upper +function +upper\\(text: str\\) -> str\\n"))) << r.out;
+  r = run_tool({"inspect", addr_, "--json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  std::string upper_doc;
+  const auto listing = nlohmann::json::parse(r.out);
+  for (const auto& m : listing["members"]) {
+    if (m["name"] == "upper") upper_doc = m["doc"].get<std::string>();
+  }
+  EXPECT_EQ(upper_doc, "upper(text: str) -> str\n\nThe text in ASCII capitals.");
   r = run_tool({"inspect", addr_, "store", "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   auto j = nlohmann::json::parse(r.out);

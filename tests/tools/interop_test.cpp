@@ -86,7 +86,7 @@ TEST_F(ToolsInterop, InspectPythonServer) {
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("RPyC 5.x"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("__main__.TestService"), std::string::npos) << r.out;
-  EXPECT_TRUE(std::regex_search(r.out, std::regex("\\n  add +function"))) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("\\n  add +function +Returns a \\+ b\\.\\n"))) << r.out;
   EXPECT_TRUE(std::regex_search(r.out, std::regex("\\n  get_list +function"))) << r.out;
 }
 

@@ -96,6 +96,15 @@ ArgNames arg_names(S&&... names) {
   return n;
 }
 
+/// A doc string for a bound function, method or service member: a Python peer's
+/// `f.__doc__` (and help(f), IPython's `f?`) shows the signature in Python notation, a blank
+/// line, then this text. `svc.expose("add", add, tether::arg_names("a", "b"), tether::doc("Adds."))`
+struct Doc {
+  std::string text;
+};
+
+inline Doc doc(std::string text) { return Doc{std::move(text)}; }
+
 /// Parameters supplied by tether rather than the caller. Specialise with
 ///   static T& get(CallContext& ctx);
 /// and a bound callable may take a `T&` parameter anywhere in its signature.
@@ -311,6 +320,10 @@ struct TETHER_API SignatureInfo {
 /// Python's argument binding: returns one slot per parameter (None for omitted optional ones).
 TETHER_API std::vector<Any> merge_arguments(const SignatureInfo& info, std::vector<Any>&& args,
                                             Kwargs&& kwargs);
+
+/// __doc__ of a binding: "add(a: int, b: int) -> int", then a blank line and `text` when it is
+/// not empty. A qualified binding name ("Store.get") is shown by its last part, as Python does.
+TETHER_API std::string compose_doc(const SignatureInfo& info, std::string_view text);
 
 /// Rethrows a conversion error of argument `index` (0-based) with the signature in front.
 [[noreturn]] TETHER_API void argument_error(const SignatureInfo& info, std::size_t index, const PyError& e);
@@ -698,6 +711,24 @@ struct RemoteCallable {
   }
 };
 
+/// A binding and its documentation (see Doc).
+struct DocumentedFunction {
+  NativeFunction fn;
+  DocFn doc;
+};
+
+/// The binding of `f` in mode M, with its __doc__ (signature + `text`).
+template <CallMode M, class F>
+DocumentedFunction bind_documented(std::string name, F f, ArgNames names, std::string text) {
+  using B = BinderFor<F, void, M>;
+  auto b = std::make_shared<const B>(std::move(name), std::move(f), std::move(names));
+  DocFn doc = [b, text = std::move(text)]() { return compose_doc(b->info(), text); };
+  NativeFunction fn = [b](CallContext& ctx, std::vector<Any> args, Kwargs kwargs) {
+    return run_binding<B>(b, ctx, nullptr, std::move(args), std::move(kwargs));
+  };
+  return DocumentedFunction{std::move(fn), std::move(doc)};
+}
+
 }  // namespace detail
 
 // ------------------------------------------------------------------------------ public API
@@ -706,11 +737,7 @@ struct RemoteCallable {
 /// `name` is used in error messages; `names` enables keyword arguments.
 template <class F>
 NativeFunction bind_function(std::string name, F f, ArgNames names = ArgNames()) {
-  using B = detail::BinderFor<F, void, detail::CallMode::kDirect>;
-  auto b = std::make_shared<const B>(std::move(name), std::move(f), std::move(names));
-  return [b](CallContext& ctx, std::vector<Any> args, Kwargs kwargs) {
-    return detail::run_binding<B>(b, ctx, nullptr, std::move(args), std::move(kwargs));
-  };
+  return detail::bind_documented<detail::CallMode::kDirect>(std::move(name), std::move(f), std::move(names), {}).fn;
 }
 
 /// As bind_function, but `f` runs on the loop's worker pool (EventLoop::workers()): for
@@ -720,11 +747,8 @@ NativeFunction bind_function(std::string name, F f, ArgNames names = ArgNames())
 /// receives may be called (each call blocks the worker until the peer answers).
 template <class F>
 NativeFunction bind_blocking_function(std::string name, F f, ArgNames names = ArgNames()) {
-  using B = detail::BinderFor<F, void, detail::CallMode::kBlocking>;
-  auto b = std::make_shared<const B>(std::move(name), std::move(f), std::move(names));
-  return [b](CallContext& ctx, std::vector<Any> args, Kwargs kwargs) {
-    return detail::run_binding<B>(b, ctx, nullptr, std::move(args), std::move(kwargs));
-  };
+  return detail::bind_documented<detail::CallMode::kBlocking>(std::move(name), std::move(f), std::move(names), {})
+      .fn;
 }
 
 /// A NativeFunction calling the member function `m` of `obj` (kept alive by the binding).
@@ -742,9 +766,14 @@ template <class C, class M>
 /// An exported callable object for `f` ("builtins.function": a Python peer calls it without an
 /// INSPECT round trip).
 template <class F>
-ObjectPtr make_function_object(std::string name, F f, ArgNames names = ArgNames()) {
-  NativeFunction nf = bind_function(name, std::move(f), std::move(names));
-  return std::make_shared<FunctionObject>(std::move(name), std::move(nf));
+ObjectPtr make_function_object(std::string name, F f, ArgNames names = ArgNames(), Doc doc = Doc()) {
+  auto d = detail::bind_documented<detail::CallMode::kDirect>(name, std::move(f), std::move(names),
+                                                              std::move(doc.text));
+  return std::make_shared<FunctionObject>(std::move(name), std::move(d.fn), "builtins.function", std::move(d.doc));
+}
+template <class F>
+ObjectPtr make_function_object(std::string name, F f, Doc doc) {
+  return make_function_object(std::move(name), std::move(f), ArgNames(), std::move(doc));
 }
 
 namespace detail {
@@ -759,7 +788,8 @@ std::shared_ptr<Object> make_callback_object(std::string name, F f) {
   NativeFunction nf = [b](CallContext& ctx, std::vector<Any> args, Kwargs kwargs) {
     return run_binding<B>(b, ctx, nullptr, std::move(args), std::move(kwargs));
   };
-  return std::make_shared<FunctionObject>(std::move(name), std::move(nf));
+  DocFn doc = [b]() { return compose_doc(b->info(), {}); };
+  return std::make_shared<FunctionObject>(std::move(name), std::move(nf), "builtins.function", std::move(doc));
 }
 }  // namespace detail
 

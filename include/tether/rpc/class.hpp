@@ -50,6 +50,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <typeinfo>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -95,6 +96,9 @@ TETHER_API bool is_proxy_local_attr(std::string_view name) noexcept;
 
 namespace detail {
 
+/// UsageError naming the (demangled) C++ type that has no tether::Class binding.
+[[noreturn]] TETHER_API void throw_unbound_class(const std::type_info& type);
+
 template <class T>
 struct ClassDef {
   using MethodFn = std::function<Task<Any>(CallContext&, std::shared_ptr<T>, std::vector<Any>, Kwargs)>;
@@ -102,6 +106,7 @@ struct ClassDef {
     MethodFn method;                             ///< set for methods
     std::function<Any(T&)> getter;               ///< set for properties
     std::function<void(T&, const Any&)> setter;  ///< optional, properties only
+    DocFn doc;                                   ///< methods: __doc__ (signature + doc string)
   };
   std::string name;       ///< "Store"
   std::string type_name;  ///< "tether.Store"
@@ -109,6 +114,7 @@ struct ClassDef {
   std::function<std::string(const T&)> repr;
   std::function<std::string(const T&)> str;
   NativeFunction construct;  ///< init(): what calling the class object does
+  std::string doc;           ///< the class's (and its instances') __doc__
 };
 
 template <class T>
@@ -159,17 +165,24 @@ class Instance final : public Object {
 
   [[nodiscard]] const std::shared_ptr<T>& ptr() const noexcept { return ptr_; }
   [[nodiscard]] std::string type_name() const override { return def_->type_name; }
-  [[nodiscard]] bool has_attr(std::string_view name) const override { return def_->members.contains(name); }
+  [[nodiscard]] bool has_attr(std::string_view name) const override {
+    return def_->members.contains(name) || name == "__doc__";
+  }
 
   Any get_attr(CallContext& ctx, std::string_view name) override {
+    if (name == "__doc__" && !def_->members.contains(name)) {
+      return def_->doc.empty() ? Any() : Any(brine::Value(def_->doc));
+    }
     const auto& m = member(name);
     if (m.method) {
       NativeFunction bound = [fn = m.method, self = ptr_](CallContext& c, std::vector<Any> args,
                                                           Kwargs kwargs) {
         return fn(c, self, std::move(args), std::move(kwargs));
       };
-      return Any(std::make_shared<FunctionObject>(def_->name + "." + std::string(member_display_name(name)),
-                                                  std::move(bound), "builtins.method"));
+      const auto dot = def_->type_name.rfind('.');
+      return Any(std::make_shared<FunctionObject>(
+          def_->name + "." + std::string(member_display_name(name)), std::move(bound), "builtins.method", m.doc,
+          dot == std::string::npos ? std::string("builtins") : def_->type_name.substr(0, dot)));
     }
     (void)ctx;
     return m.getter(*ptr_);
@@ -229,7 +242,7 @@ ObjectPtr wrap_instance(std::shared_ptr<T> p) {
   auto& r = ClassRegistry<T>::get();
   std::shared_ptr<Instance<T>> out;
   std::lock_guard<std::mutex> lock(r.mu);
-  if (!r.def) throw UsageError("tether: this C++ type has no tether::Class binding");
+  if (!r.def) detail::throw_unbound_class(typeid(T));
   auto& slot = r.live[p.get()];
   out = slot.lock();
   if (!out) {
@@ -349,14 +362,29 @@ class Class {
   }
 
   /// A method (see the file comment). Dunder names are stored raw and advertised in INSPECT.
+  /// `doc` (tether::doc("...")) follows the signature in the method's __doc__ on the peer.
   template <class F>
-  Class& method(std::string name, F f, ArgNames names = ArgNames()) {
-    return add_method<detail::CallMode::kDirect>(std::move(name), std::move(f), std::move(names));
+  Class& method(std::string name, F f, ArgNames names = ArgNames(), Doc doc = Doc()) {
+    return add_method<detail::CallMode::kDirect>(std::move(name), std::move(f), std::move(names),
+                                                 std::move(doc.text));
+  }
+  template <class F>
+  Class& method(std::string name, F f, Doc doc) {
+    return method(std::move(name), std::move(f), ArgNames(), std::move(doc));
   }
   /// A method that runs on the worker pool (it must not take CallContext&).
   template <class F>
-  Class& method_blocking(std::string name, F f, ArgNames names = ArgNames()) {
-    return add_method<detail::CallMode::kBlocking>(std::move(name), std::move(f), std::move(names));
+  Class& method_blocking(std::string name, F f, ArgNames names = ArgNames(), Doc doc = Doc()) {
+    return add_method<detail::CallMode::kBlocking>(std::move(name), std::move(f), std::move(names),
+                                                   std::move(doc.text));
+  }
+  template <class F>
+  Class& method_blocking(std::string name, F f, Doc doc) {
+    return method_blocking(std::move(name), std::move(f), ArgNames(), std::move(doc));
+  }
+  /// The class's __doc__ (on the class object and its instances), as a Python docstring.
+  Class& doc(std::string text) {
+    return update([&](Def& d) { d.doc = std::move(text); });
   }
 
   /// A read-only attribute.
@@ -447,7 +475,7 @@ class Class {
   static ObjectPtr type_object() {
     auto& r = detail::ClassRegistry<T>::get();
     std::lock_guard<std::mutex> lock(r.mu);
-    if (!r.def) throw UsageError("tether: this C++ type has no tether::Class binding");
+    if (!r.def) detail::throw_unbound_class(typeid(T));
     if (!r.type) {
       // The definition is looked up at each call: init() bound later still counts.
       NativeFunction construct = [](CallContext& ctx, std::vector<Any> args, Kwargs kwargs) -> Task<Any> {
@@ -461,7 +489,7 @@ class Class {
         Any made = co_await def->construct(ctx, std::move(args), std::move(kwargs));  // def lives here
         co_return made;
       };
-      r.type = std::make_shared<TypeObject>(r.def->type_name, std::move(construct));
+      r.type = std::make_shared<TypeObject>(r.def->type_name, std::move(construct), r.def->doc);
     }
     return r.type;
   }
@@ -475,13 +503,14 @@ class Class {
   const Def& ref() const { return *def_; }
 
   template <detail::CallMode M, class F>
-  Class& add_method(std::string name, F f, ArgNames names) {
+  Class& add_method(std::string name, F f, ArgNames names, std::string doc) {
     using B = detail::BinderFor<F, T, M>;
     auto b = std::make_shared<const B>(ref().name + "." + name, std::move(f), std::move(names));
     typename Def::Member m;
     m.method = [b](CallContext& ctx, std::shared_ptr<T> self, std::vector<Any> args, Kwargs kwargs) {
       return detail::run_binding<B>(b, ctx, std::move(self), std::move(args), std::move(kwargs));
     };
+    m.doc = [b, doc = std::move(doc)]() { return detail::compose_doc(b->info(), doc); };
     return add_member(key_of(name), std::move(m));
   }
 

@@ -10,6 +10,7 @@
 
 #include <any>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,6 +39,10 @@ struct AccessPolicy {
 
 /// RPyC's safe_attrs list (§12.3).
 TETHER_API bool is_safe_attr(std::string_view name) noexcept;
+/// __doc__, __name__, __qualname__, __module__: what tether's functions and classes answer
+/// about themselves. The access check lets them through wherever it lets the safe attributes
+/// through (RPyC's list has only __doc__); on a tether object they are plain strings.
+TETHER_API bool is_descriptive_attr(std::string_view name) noexcept;
 
 /// What a handler knows about the request it serves.
 class TETHER_API CallContext {
@@ -147,20 +152,45 @@ using ObjectPtr = std::shared_ptr<Object>;
 /// A callable exported as "builtins.function" (Python treats it as a function).
 using NativeFunction = std::function<Task<Any>(CallContext&, std::vector<Any>, Kwargs)>;
 
+/// A function's __doc__, made when the peer asks (the signature names parameter types, and a
+/// class bound with tether::Class may be bound after the function). Empty: no documentation.
+using DocFn = std::function<std::string()>;
+
+/// The descriptive attribute `attr` (is_descriptive_attr) of a function or class named
+/// `qualname` ("add", "Store.get") in `module`: __doc__ is `doc` (None when empty), __name__
+/// the part after the last dot of `qualname`. nullopt for any other name.
+[[nodiscard]] TETHER_API std::optional<Any> descriptive_attr(std::string_view attr, std::string_view qualname,
+                                                             std::string_view module, const std::string& doc);
+
 class TETHER_API FunctionObject : public Object {
  public:
-  FunctionObject(std::string name, NativeFunction fn, std::string type_name = "builtins.function")
-      : name_(std::move(name)), type_name_(std::move(type_name)), fn_(std::move(fn)) {}
+  /// `name` may be qualified ("Store.get"): __qualname__ is all of it, __name__ the last part.
+  FunctionObject(std::string name, NativeFunction fn, std::string type_name = "builtins.function",
+                 DocFn doc = {}, std::string module = "tether")
+      : name_(std::move(name)),
+        type_name_(std::move(type_name)),
+        module_(std::move(module)),
+        fn_(std::move(fn)),
+        doc_(std::move(doc)) {}
   [[nodiscard]] std::string type_name() const override { return type_name_; }
   Task<Any> call(CallContext& ctx, std::vector<Any> args, Kwargs kwargs) override;
   [[nodiscard]] std::string repr() const override;
   [[nodiscard]] std::vector<std::string> inspect_names() const override { return {"__call__"}; }
+  /// __doc__ (the signature in Python notation, then the doc string given when it was bound),
+  /// __name__, __qualname__, __module__: Python's help() and IPython's `?` read them.
+  [[nodiscard]] bool has_attr(std::string_view name) const override { return is_descriptive_attr(name); }
+  Any get_attr(CallContext& ctx, std::string_view name) override;
+  [[nodiscard]] std::vector<std::string> attr_names() const override;
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  /// The __doc__ text ("" when there is none).
+  [[nodiscard]] std::string doc() const { return doc_ ? doc_() : std::string(); }
 
  private:
   std::string name_;
   std::string type_name_;
+  std::string module_;
   NativeFunction fn_;
+  DocFn doc_;
 };
 
 /// Wraps a plain synchronous callable taking Anys.

@@ -59,6 +59,7 @@ struct ServiceMember {
   Kind kind = Kind::kValue;
   NativeFunction fn;      ///< kFunction; kProperty: the getter (no arguments)
   NativeFunction setter;  ///< kProperty: one argument, the value; empty: read-only
+  DocFn doc;              ///< kFunction: __doc__ (signature + doc string)
   Any value;              ///< kObject (a local object) or kValue
 };
 
@@ -67,6 +68,7 @@ struct ServiceDef {
   std::string name;
   std::vector<std::string> aliases;                           ///< upper-cased; the first is the service name
   std::string type_name;                                      ///< "tether.CalculatorService"
+  std::string doc;                                            ///< the root's __doc__
   std::map<std::string, ServiceMember, std::less<>> members;  ///< by "exposed_<name>"
   std::function<void(Session&)> on_connect;
   std::function<void(Session&)> on_disconnect;
@@ -162,27 +164,45 @@ class TETHER_API Service {
   [[nodiscard]] const std::string& type_name() const noexcept;
 
   /// A function called on the loop thread (a Task result is awaited). See rpc/bind.hpp.
+  /// `doc` (tether::doc("...")) follows the signature in the function's __doc__ on the peer.
   template <class F>
-  Service& expose(std::string name, F f, ArgNames names = ArgNames()) {
-    NativeFunction fn = bind_function(name, std::move(f), std::move(names));
-    return expose_native(std::move(name), std::move(fn));
+  Service& expose(std::string name, F f, ArgNames names = ArgNames(), Doc doc = Doc()) {
+    auto d = detail::bind_documented<detail::CallMode::kDirect>(name, std::move(f), std::move(names),
+                                                                std::move(doc.text));
+    return expose_native(std::move(name), std::move(d.fn), std::move(d.doc));
+  }
+  template <class F>
+  Service& expose(std::string name, F f, Doc doc) {
+    return expose(std::move(name), std::move(f), ArgNames(), std::move(doc));
   }
   /// A coroutine function (returns Task<R>); the same as expose(), checked.
   template <class F>
-  Service& expose_async(std::string name, F f, ArgNames names = ArgNames()) {
+  Service& expose_async(std::string name, F f, ArgNames names = ArgNames(), Doc doc = Doc()) {
     static_assert(detail::IsTask<std::remove_cvref_t<detail::ResultOf<F>>>::value,
                   "expose_async: the callable must return tether::Task<R>");
-    return expose(std::move(name), std::move(f), std::move(names));
+    return expose(std::move(name), std::move(f), std::move(names), std::move(doc));
+  }
+  template <class F>
+  Service& expose_async(std::string name, F f, Doc doc) {
+    return expose_async(std::move(name), std::move(f), ArgNames(), std::move(doc));
   }
   /// A function run on the loop's worker pool (blocking work); arguments are converted on the
   /// loop thread first. It cannot take Session&/CallContext&.
   template <class F>
-  Service& expose_blocking(std::string name, F f, ArgNames names = ArgNames()) {
-    NativeFunction fn = bind_blocking_function(name, std::move(f), std::move(names));
-    return expose_native(std::move(name), std::move(fn));
+  Service& expose_blocking(std::string name, F f, ArgNames names = ArgNames(), Doc doc = Doc()) {
+    auto d = detail::bind_documented<detail::CallMode::kBlocking>(name, std::move(f), std::move(names),
+                                                                  std::move(doc.text));
+    return expose_native(std::move(name), std::move(d.fn), std::move(d.doc));
   }
-  /// An untyped function (Anys in, Any out).
-  Service& expose_native(std::string name, NativeFunction fn);
+  template <class F>
+  Service& expose_blocking(std::string name, F f, Doc doc) {
+    return expose_blocking(std::move(name), std::move(f), ArgNames(), std::move(doc));
+  }
+  /// An untyped function (Anys in, Any out); `doc` makes its __doc__ (none when empty).
+  Service& expose_native(std::string name, NativeFunction fn, DocFn doc = DocFn());
+  /// The root object's __doc__ (Python's `c.root.__doc__`, help(c.root)): a Python service
+  /// class's docstring.
+  Service& doc(std::string text);
   /// A computed attribute: `root.name` on the peer calls `getter` (a function of no Python
   /// arguments; it may take Session&/CallContext&, return Task<R> and throw, e.g.
   /// PyError("ValueError", ...), which the peer gets as raised). Read-only.
