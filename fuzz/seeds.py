@@ -4,6 +4,8 @@ near-valid inputs each, in the layout the target reads (parameter bytes first, s
 *_fuzz.cpp). Uses stock RPyC's brine for the values. Rerun after changing a target's input
 layout: /usr/bin/python3 fuzz/seeds.py (files named seed-* are replaced; other corpus files are kept)."""
 
+import base64
+import json
 import os
 import struct
 import zlib
@@ -45,7 +47,7 @@ def write(target, name, data):
 
 
 def main():
-    for target in ("frame", "inflate", "brine", "stream", "channel"):
+    for target in ("frame", "inflate", "brine", "stream", "channel", "rpc", "registry", "etcd"):
         d = os.path.join(HERE, "corpus", target)
         if os.path.isdir(d):
             for n in os.listdir(d):
@@ -102,6 +104,137 @@ def main():
     write("stream", "mixed-chunked", bytes([0, 3, len(ops) - 1]) + body + lines)
     write("stream", "small-limit", bytes([8, 9, 2]) + bytes([4, 3]) + b"a+b" + bytes([6]) + bytes([3, 0, 0, 5, 0]) + b"aaaaaaaaaaaaaaaaaaaaab\n" * 3)
     write("stream", "regex-anchors", bytes([0, 1, 1]) + bytes([4, 5]) + b"^ab$|" + bytes([0, 4, 6]) + b"\\bx\\b" + bytes([0]) + b"ab x yx x\n")
+    rpc_seeds()
+    registry_seeds()
+    etcd_seeds()
+
+
+# rpc: a mode byte (bit 0 client, bits 1-2 generation 5/6/auto5/auto6, bit 3 fast decoder off,
+# bit 4 all frames at once, bit 5 small limits, bit 6 reset at the end), then the peer's
+# payloads, each as [u16 little-endian length][payload].
+ROOT = ("fuzz.Root", 1, 1)  # rpc_fuzz.cpp's root (a fixed id_pack)
+CALL, CLOSE, GETROOT, GETATTR, CALLATTR, STR, DEL, PING = 7, 2, 3, 4, 8, 10, 15, 1
+
+
+def msg(gen, kind, seq, body):
+    if gen == 6:
+        return bytes([kind]) + brine.dump((seq, body))
+    return brine.dump((kind, seq, body))
+
+
+def req(gen, seq, handler, boxed_args):
+    return msg(gen, 1, seq, (handler, boxed_args))
+
+
+def rpc_input(mode, payloads):
+    return bytes([mode]) + b"".join(struct.pack("<H", len(p)) + p for p in payloads)
+
+
+def rpc_seeds():
+    exc = (("builtins", "ValueError"), ("bad",), (), "Traceback (most recent call last): ...")
+    peer_fn = (4, ("builtins.function", 99, 1))  # a callable of the peer's
+    for gen, gbits in ((5, 0), (6, 2)):
+        v = lambda k, s, b: msg(gen, k, s, b)
+        r = lambda s, h, a: req(gen, s, h, a)
+        getroot = r(0, GETROOT, (1, ()))
+        serve = {
+            "getroot": [getroot],
+            "callattr": [getroot, r(1, CALLATTR, (2, ((3, ROOT), (1, "add"), (1, (1, 2)), (1, ()))))],
+            "getattr": [r(2, GETATTR, (2, ((3, ROOT), (1, "answer")))),
+                        r(3, GETATTR, (2, ((3, ROOT), (1, "echo"))))],
+            "fail": [r(1, CALLATTR, (2, ((3, ROOT), (1, "fail"), (1, ("no",)), (1, ()))))],
+            # root.call(fn, 5): the connection calls fn(5) on the peer (seq 0); the input replies.
+            "callback-reply": [r(4, CALLATTR, (2, ((3, ROOT), (1, "call"), (2, (peer_fn, (1, 5))), (1, ())))),
+                               v(2, 0, (1, 10))],
+            "callback-exception": [r(4, CALLATTR, (2, ((3, ROOT), (1, "call"), (2, (peer_fn, (1, 5))), (1, ())))),
+                                   v(3, 0, exc)],
+            "make-del": [r(5, CALLATTR, (2, ((3, ROOT), (1, "make"), (1, ()), (1, ())))),
+                         r(6, DEL, (2, ((3, ROOT), (1, 1)))), r(7, DEL, (2, ((3, ("builtins.function", 5, 2)), (1, 1))))],
+            "ping-close": [r(8, PING, (1, ("hello",))), r(9, CLOSE, (1, ()))],
+            "echo-ref": [r(1, CALLATTR, (2, ((3, ROOT), (1, "echo"), (2, (peer_fn,)), (1, ()))))],
+        }
+        for name, ps in serve.items():
+            # The root is lent (and so known to the connection) once GETROOT asked for it.
+            write("rpc", "v%d-serve-%s" % (gen, name), rpc_input(gbits, ps if ps[0] == getroot else [getroot] + ps))
+        write("rpc", "v%d-serve-all-at-once-slow" % gen,
+              rpc_input(gbits | 8 | 16 | 32, serve["callattr"] + serve["callback-reply"] + serve["make-del"]))
+        write("rpc", "v%d-serve-reset" % gen, rpc_input(gbits | 64, [getroot] + serve["callback-reply"][:1]))
+        # The client: GETROOT (seq 0), then root.compute(7) (seq 0 again: a freed seq is reused),
+        # then str() of the result when it is a reference.
+        peer_root = (4, ("peer.Root", 5, 1))
+        client = {
+            "value": [v(2, 0, peer_root), v(2, 0, (1, 14))],
+            "exception": [v(2, 0, peer_root), v(3, 0, exc)],
+            "ref-str": [v(2, 0, peer_root), v(2, 0, (4, ("peer.Thing", 6, 2))), v(2, 0, (1, "a thing"))],
+            "getroot-exception": [v(3, 0, exc)],
+            "peer-close": [r(0, CLOSE, (1, ()))],
+            "peer-calls-back": [r(3, GETATTR, (2, ((3, ROOT), (1, "answer")))), v(2, 0, peer_root)],
+        }
+        for name, ps in client.items():
+            write("rpc", "v%d-client-%s" % (gen, name), rpc_input(gbits | 1, ps))
+    # auto generation: a 5.x peer answering a 6.x first request, and the reverse; a server
+    # detecting the generation from the first message.
+    write("rpc", "auto-client6-peer5", rpc_input(1 | 6, [msg(5, 2, 0, (4, ("peer.Root", 5, 1)))]))
+    write("rpc", "auto-client5-peer6-close", rpc_input(1 | 4, [req(6, 0, CLOSE, (1, ()))]))
+    write("rpc", "auto-serve6", rpc_input(4, [req(6, 0, GETROOT, (1, ())), b"\x77garbage"]))
+
+
+# registry: one datagram, as RPyC's registry clients and servers send them (wire spec §16).
+def registry_seeds():
+    d = {
+        "register": ("RPYC", "REGISTER", (("CALCULATOR", "MATH"), 18812)),
+        "unregister": ("RPYC", "UNREGISTER", (18812,)),
+        "query": ("RPYC", "QUERY", ("CALCULATOR",)),
+        "list": ("RPYC", "LIST", ((None,),)),
+        "list-filter": ("RPYC", "LIST", (("10.0.0.1",),)),
+        "lowercase-command": ("RPYC", "query", ("calc",)),
+        "bad-port": ("RPYC", "REGISTER", (("X",), 70000)),
+        "bad-magic": ("RPYX", "QUERY", ("X",)),
+        "ok-reply": "OK",
+        "query-reply": (("127.0.0.1", 18812), ("::1", 18813)),
+        "query-reply-empty": (),
+        "list-reply": ("CALCULATOR", "MATH"),
+        "list-reply-refused": None,
+    }
+    for name, v in d.items():
+        write("registry", name, brine.dump(v))
+    write("registry", "truncated", brine.dump(d["register"])[:-3])
+
+
+# etcd: a status selector (0: HTTP 200, 1: 400, 2: 401, 3: 404, 4: 500, 5: 503), a prefix
+# selector (0: "/tether/services/"), then the body as etcd's JSON gateway sends it.
+def etcd_seeds():
+    b64 = lambda t: base64.b64encode(t.encode()).decode()
+    pre = "/tether/services/"
+    key = pre + "CALCULATOR/127.0.0.1:18812"
+    value = json.dumps({"generation": 5, "tls": False, "weight": 3})
+    header = {"cluster_id": "14841639068965178418", "member_id": "10276657743932975437",
+              "revision": "42", "raft_term": "2"}
+    kv = {"key": b64(key), "create_revision": "40", "mod_revision": "41", "version": "2",
+          "value": b64(value), "lease": "7587862072907452420"}
+    watch = [
+        {"result": {"header": header, "created": True}},
+        {"result": {"header": header, "events": [{"kv": kv},
+                                                 {"type": "DELETE", "kv": {"key": b64(pre + "MATH/[::1]:18813")}}]}},
+        {"result": {"header": header, "compact_revision": "30"}},
+        {"result": {"header": header, "canceled": True, "cancel_reason": "no leader"}},
+        {"error": {"grpc_code": 14, "http_code": 503, "message": "etcdserver: no leader", "http_status": "Unavailable"}},
+    ]
+    bodies = {
+        "range": (0, {"header": header, "kvs": [kv, dict(kv, key=b64(pre + "MATH/[::1]:18813"))], "count": "2"}),
+        "range-empty": (0, {"header": header}),
+        "grant": (0, {"header": header, "ID": "7587862072907452420", "TTL": "10"}),
+        "keepalive": (0, {"result": {"header": header, "ID": "7587862072907452420", "TTL": "9"}}),
+        "auth": (0, {"header": header, "token": "kLgeGmyNmjBHgBqE.12"}),
+        "error-unavailable": (5, {"error": "etcdserver: no leader", "code": 14, "message": "etcdserver: no leader"}),
+        "error-token": (2, {"error": "etcdserver: invalid auth token", "code": 16, "message": "etcdserver: invalid auth token"}),
+        "error-other": (1, {"error": "etcdserver: requested lease not found", "code": 5}),
+    }
+    for name, (st, body) in bodies.items():
+        write("etcd", name, bytes([st, 0]) + json.dumps(body).encode())
+    write("etcd", "watch-stream", bytes([0, 0]) + "\n".join(json.dumps(w) for w in watch).encode())
+    write("etcd", "service-entry", bytes([0, 0]) + b"[::1]:18813\n" + value.encode())
+    write("etcd", "not-json", bytes([4, 0]) + b"404 page not found\n")
 
 
 if __name__ == "__main__":

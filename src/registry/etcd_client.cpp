@@ -2,6 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <tuple>
+#include <utility>
+
 #include "tether/base/log.hpp"
 
 namespace tether::registry::detail {
@@ -24,7 +27,8 @@ std::string url_of(const std::string& endpoint, const std::string& path) {
   return (has_scheme ? endpoint : "http://" + endpoint) + "/v3/" + path;
 }
 
-/// The error message and gRPC code of an error reply ({"error", "message", "code"}).
+}  // namespace
+
 std::pair<int, std::string> error_of(const nlohmann::json& j) {
   if (!j.is_object()) return {0, "unexpected reply"};
   int code = 0;
@@ -40,7 +44,37 @@ std::pair<int, std::string> error_of(const nlohmann::json& j) {
   return {code, message.empty() ? std::string("unknown error") : message};
 }
 
-}  // namespace
+EtcdReply classify_reply(long status, const std::string& body) {
+  EtcdReply r;
+  nlohmann::json j = nlohmann::json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    r.kind = EtcdReply::kUnreachable;
+    r.message = fmt::format("HTTP {} without a JSON object (is this etcd's client port?)", status);
+    return r;
+  }
+  if (status == 200 && !j.contains("error")) {
+    r.kind = EtcdReply::kOk;
+    r.json = std::move(j);
+    return r;
+  }
+  std::tie(r.code, r.message) = error_of(j);
+  if (r.code == EtcdError::kUnavailable || r.code == 4 /* deadline exceeded */) {
+    r.kind = EtcdReply::kUnreachable;
+    r.message = fmt::format("{} (code {})", r.message, r.code);
+    return r;
+  }
+  const bool token_expired =
+      r.code == EtcdError::kUnauthenticated || r.message.find("invalid auth token") != std::string::npos;
+  r.kind = token_expired ? EtcdReply::kTokenExpired : EtcdReply::kError;
+  return r;
+}
+
+std::optional<std::string> parse_auth_token(long status, const nlohmann::json& j) {
+  if (status != 200 || !j.is_object()) return std::nullopt;
+  auto t = j.find("token");
+  if (t == j.end() || !t->is_string()) return std::nullopt;
+  return t->get<std::string>();
+}
 
 std::string base64_encode(std::string_view in) {
   std::string out;
@@ -149,8 +183,8 @@ Task<void> EtcdClient::authenticate(std::size_t endpoint) {
   HttpTransfer t(multi_, std::move(req));
   HttpResponse resp = co_await t.finish();
   nlohmann::json j = nlohmann::json::parse(resp.body, nullptr, false);
-  if (resp.status == 200 && j.is_object() && j.contains("token") && j["token"].is_string()) {
-    token_ = j["token"].get<std::string>();
+  if (std::optional<std::string> token = parse_auth_token(resp.status, j)) {
+    token_ = std::move(*token);
     co_return;
   }
   auto [code, message] = error_of(j);
@@ -180,26 +214,19 @@ Task<std::optional<nlohmann::json>> EtcdClient::attempt(std::size_t endpoint, co
       failure = e.what();  // unreachable, timed out, reset
       co_return std::nullopt;
     }
-    nlohmann::json j = nlohmann::json::parse(resp.body, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
-      failure = fmt::format("HTTP {} without a JSON object (is this etcd's client port?)", resp.status);
+    EtcdReply reply = classify_reply(resp.status, resp.body);
+    if (reply.kind == EtcdReply::kOk) co_return std::move(reply.json);
+    if (reply.kind == EtcdReply::kUnreachable) {
+      failure = std::move(reply.message);
       co_return std::nullopt;
     }
-    if (resp.status == 200 && !j.contains("error")) co_return j;
-    auto [code, message] = error_of(j);
-    if (code == EtcdError::kUnavailable || code == 4 /* deadline exceeded */) {
-      failure = fmt::format("{} (code {})", message, code);
-      co_return std::nullopt;
-    }
-    const bool token_expired =
-        code == EtcdError::kUnauthenticated || message.find("invalid auth token") != std::string::npos;
-    if (round == 0 && !config_.username.empty() && token_expired) {
-      TETHER_LOG_INFO("etcd at {}: {}; authenticating again", name, message);
+    if (round == 0 && !config_.username.empty() && reply.kind == EtcdReply::kTokenExpired) {
+      TETHER_LOG_INFO("etcd at {}: {}; authenticating again", name, reply.message);
       token_.clear();
       continue;
     }
-    throw EtcdError(code, resp.status,
-                    fmt::format("etcd at {}: {} failed: {} (code {})", name, path, message, code));
+    throw EtcdError(reply.code, resp.status,
+                    fmt::format("etcd at {}: {} failed: {} (code {})", name, path, reply.message, reply.code));
   }
   failure = "authentication did not hold";
   co_return std::nullopt;
@@ -236,17 +263,14 @@ Task<std::int64_t> EtcdClient::grant(Duration ttl) {
   nlohmann::json body;
   body["TTL"] = std::to_string(seconds);
   nlohmann::json j = co_await call(std::string("lease/grant"), std::move(body));
-  const std::int64_t id = json_int(j, "ID");
-  if (id == 0) throw EtcdError(0, 200, "etcd: lease/grant returned no lease: " + j.dump());
-  co_return id;
+  co_return parse_grant(j);
 }
 
 Task<std::int64_t> EtcdClient::keepalive(std::int64_t lease) {
   nlohmann::json body;
   body["ID"] = std::to_string(lease);
   nlohmann::json j = co_await call(std::string("lease/keepalive"), std::move(body));
-  auto result = j.find("result");
-  co_return result == j.end() ? 0 : json_int(*result, "TTL");
+  co_return parse_keepalive(j);
 }
 
 Task<void> EtcdClient::revoke(std::int64_t lease) {
@@ -266,7 +290,11 @@ Task<void> EtcdClient::put(std::string key, std::string value, std::int64_t leas
 Task<EtcdClient::Range> EtcdClient::get_prefix(std::string prefix) {
   nlohmann::json body = {{"key", base64_encode(prefix)}, {"range_end", base64_encode(prefix_end(prefix))}};
   nlohmann::json j = co_await call(std::string("kv/range"), std::move(body));
-  Range r;
+  co_return parse_range(j);
+}
+
+EtcdClient::Range parse_range(const nlohmann::json& j) {
+  EtcdClient::Range r;
   if (auto h = j.find("header"); h != j.end()) r.revision = json_int(*h, "revision");
   auto kvs = j.find("kvs");
   if (kvs != j.end() && kvs->is_array()) {
@@ -279,7 +307,18 @@ Task<EtcdClient::Range> EtcdClient::get_prefix(std::string prefix) {
                                    json_int(kv, "lease")});
     }
   }
-  co_return r;
+  return r;
+}
+
+std::int64_t parse_grant(const nlohmann::json& j) {
+  const std::int64_t id = json_int(j, "ID");
+  if (id == 0) throw EtcdError(0, 200, "etcd: lease/grant returned no lease: " + j.dump());
+  return id;
+}
+
+std::int64_t parse_keepalive(const nlohmann::json& j) {
+  auto result = j.find("result");
+  return result == j.end() ? 0 : json_int(*result, "TTL");
 }
 
 std::unique_ptr<HttpTransfer> EtcdClient::open_watch(const std::string& prefix, std::int64_t start_revision) {

@@ -46,6 +46,27 @@ struct EtcdKeyValue {
   std::int64_t lease = 0;
 };
 
+/// The pure parsing steps of the client's replies (no I/O), apart so that they can be tested
+/// and fuzzed on their own (fuzz/etcd_fuzz.cpp).
+
+/// What one unary reply (HTTP status and body) means.
+struct EtcdReply {
+  enum Kind {
+    kOk,            ///< HTTP 200 with a JSON object and no "error": `json` is the result
+    kUnreachable,   ///< no JSON object, or etcd unavailable / deadline exceeded: try elsewhere
+    kTokenExpired,  ///< an auth token that is no longer valid: authenticate again
+    kError,         ///< any other error reply (EtcdError with `code` and `message`)
+  } kind = kError;
+  nlohmann::json json;
+  int code = 0;
+  std::string message;  ///< kUnreachable: why; kTokenExpired, kError: etcd's message
+};
+EtcdReply classify_reply(long status, const std::string& body);
+/// The token of an auth/authenticate reply; nullopt when it is not a success.
+std::optional<std::string> parse_auth_token(long status, const nlohmann::json& j);
+/// The error message and gRPC code of an error reply ({"error", "message", "code"}).
+std::pair<int, std::string> error_of(const nlohmann::json& j);
+
 class EtcdClient {
  public:
   EtcdClient(EventLoop& loop, EtcdConfig config);
@@ -96,5 +117,12 @@ class EtcdClient {
   std::size_t current_ = 0;
   std::string token_;
 };
+
+/// A kv/range reply's keys (base64-decoded; undecodable ones skipped) and revision.
+EtcdClient::Range parse_range(const nlohmann::json& j);
+/// A lease/grant reply's lease ID; EtcdError when there is none.
+std::int64_t parse_grant(const nlohmann::json& j);
+/// A lease/keepalive reply's remaining TTL (0: no such lease).
+std::int64_t parse_keepalive(const nlohmann::json& j);
 
 }  // namespace tether::registry::detail

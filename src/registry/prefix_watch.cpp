@@ -44,7 +44,9 @@ Task<std::int64_t> PrefixWatch::resync() {
   co_return r.revision;
 }
 
-bool PrefixWatch::apply(const std::string& line) {
+WatchLine parse_watch_line(const std::string& line, const std::string& prefix,
+                           const std::map<std::string, std::string>& current) {
+  WatchLine out;
   nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
   if (!j.is_object()) throw EtcdUnavailable("etcd watch: a line that is not JSON: " + line.substr(0, 200));
   if (j.contains("error")) {
@@ -53,30 +55,40 @@ bool PrefixWatch::apply(const std::string& line) {
                           (json_str(e, "message").empty() ? e.dump() : json_str(e, "message")));
   }
   auto result = j.find("result");
-  if (result == j.end() || !result->is_object()) return true;
+  if (result == j.end() || !result->is_object()) return out;
   if (json_int(*result, "compact_revision") > 0) {
-    TETHER_LOG_INFO("registry: etcd watch of {} fell behind a compaction; reading it again", label_);
-    return false;
+    out.kind = WatchLine::kCompacted;
+    return out;
   }
   if (auto c = result->find("canceled"); c != result->end() && c->is_boolean() && c->get<bool>()) {
     throw EtcdUnavailable("etcd cancelled the watch: " + json_str(*result, "cancel_reason"));
   }
   auto events = result->find("events");
-  if (events == result->end() || !events->is_array()) return true;
-  std::map<std::string, std::string> next = entries_;
+  if (events == result->end() || !events->is_array()) return out;
+  out.kind = WatchLine::kEvents;
+  out.entries = current;
   for (const nlohmann::json& ev : *events) {
     if (!ev.is_object() || !ev.contains("kv") || !ev["kv"].is_object()) continue;
     const nlohmann::json& kv = ev["kv"];
     std::optional<std::string> key = base64_decode(json_str(kv, "key"));
-    if (!key || key->size() <= prefix_.size() || key->compare(0, prefix_.size(), prefix_) != 0) continue;
-    std::string suffix = key->substr(prefix_.size());
+    if (!key || key->size() <= prefix.size() || key->compare(0, prefix.size(), prefix) != 0) continue;
+    std::string suffix = key->substr(prefix.size());
     if (json_str(ev, "type") == "DELETE") {
-      next.erase(suffix);
+      out.entries.erase(suffix);
     } else {
-      next[suffix] = base64_decode(json_str(kv, "value")).value_or(std::string());
+      out.entries[suffix] = base64_decode(json_str(kv, "value")).value_or(std::string());
     }
   }
-  set_entries(std::move(next));
+  return out;
+}
+
+bool PrefixWatch::apply(const std::string& line) {
+  WatchLine w = parse_watch_line(line, prefix_, entries_);
+  if (w.kind == WatchLine::kCompacted) {
+    TETHER_LOG_INFO("registry: etcd watch of {} fell behind a compaction; reading it again", label_);
+    return false;
+  }
+  if (w.kind == WatchLine::kEvents) set_entries(std::move(w.entries));
   return true;
 }
 

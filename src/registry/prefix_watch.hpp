@@ -17,6 +17,20 @@
 
 namespace tether::registry::detail {
 
+/// What one line of a watch stream of the keys under `prefix` says (pure, no I/O: see
+/// PrefixWatch::apply). Throws EtcdUnavailable for an error line, a line that is not a JSON
+/// object, or a cancelled watch.
+struct WatchLine {
+  enum Kind {
+    kNothing,    ///< nothing to apply (no result, or no events)
+    kCompacted,  ///< the watch fell behind a compaction: read the prefix again
+    kEvents,     ///< `entries`: `current` with the line's events applied
+  } kind = kNothing;
+  std::map<std::string, std::string> entries;
+};
+WatchLine parse_watch_line(const std::string& line, const std::string& prefix,
+                           const std::map<std::string, std::string>& current);
+
 class PrefixWatch {
  public:
   /// Called after every change of entries() (not for unchanged re-reads).
