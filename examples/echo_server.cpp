@@ -23,21 +23,12 @@ using tether::BufferedStream;
 using tether::Task;
 
 Task<void> echo(std::unique_ptr<BufferedStream> stream, tether::Address peer) {
-  while (true) {
-    Bytes line;
-    bool eof = false;
-    try {
-      line = co_await stream->read_until("\n", 64 << 10);
-    } catch (const tether::IncompleteRead& e) {
-      // The peer's last line had no newline: echo what there is, then finish.
-      line = e.partial();
-      eof = true;
-    }
-    if (!line.empty()) {
-      stream->write(std::move(line));
-      co_await stream->drain();
-    }
-    if (eof) break;
+  for (;;) {
+    // One line, newline included; at EOF the peer's unterminated last line, then empty.
+    Bytes line = co_await stream->read_line(64 << 10);
+    if (line.empty()) break;
+    stream->write(std::move(line));
+    co_await stream->drain();
   }
   stream->close();
   co_await stream->wait_closed();

@@ -114,6 +114,12 @@ class TETHER_API BufferedStream {
   /// bytes that cannot start a delimiter (asyncio's rule). EOF first: IncompleteRead{rest, 0}
   /// consuming the rest. The search resumes where it stopped: bytes are scanned once.
   Task<Bytes> read_until(std::string_view delim, std::size_t max_bytes = 0);
+  /// One line, up to and including the next "\n" (asyncio readline): the non-throwing end of
+  /// a line loop. At EOF returns what is left: the unterminated last line, or an empty Bytes
+  /// when nothing is left (a clean EOF; again on every later call), so a line loop ends when
+  /// it reads an empty line. max_bytes and LimitOverrun exactly as read_until (the data stays
+  /// buffered; asyncio's readline would discard it). Errors other than EOF as read_until.
+  Task<Bytes> read_line(std::size_t max_bytes = 0);
   /// Up to and including the end of the leftmost match of the RE2 `pattern` (tornado
   /// read_until_regex) in the buffered bytes; limits and EOF as read_until. Linear time. A
   /// match may straddle reads; the search resumes at the earliest offset where a match could
