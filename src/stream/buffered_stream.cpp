@@ -588,6 +588,51 @@ void BufferedStream::close(std::exception_ptr reason) {
 
 void BufferedStream::abort() { impl_->close_now(nullptr, true); }
 
+// ------------------------------------------------------------------------------- WeakRef
+
+BufferedStream::WeakRef::WeakRef(detail::StreamAnchor* a) noexcept : a_(a) {
+  if (a_) ++a_->refs;
+}
+BufferedStream::WeakRef::WeakRef(const WeakRef& o) noexcept : WeakRef(o.a_) {}
+BufferedStream::WeakRef& BufferedStream::WeakRef::operator=(const WeakRef& o) noexcept {
+  if (this != &o) {
+    if (o.a_) ++o.a_->refs;
+    reset();
+    a_ = o.a_;
+  }
+  return *this;
+}
+BufferedStream::WeakRef::WeakRef(WeakRef&& o) noexcept : a_(std::exchange(o.a_, nullptr)) {}
+BufferedStream::WeakRef& BufferedStream::WeakRef::operator=(WeakRef&& o) noexcept {
+  if (this != &o) {
+    reset();
+    a_ = std::exchange(o.a_, nullptr);
+  }
+  return *this;
+}
+BufferedStream::WeakRef::~WeakRef() { reset(); }
+
+void BufferedStream::WeakRef::reset() noexcept {
+  if (a_ && --a_->refs == 0) delete a_;
+  a_ = nullptr;
+}
+
+bool BufferedStream::WeakRef::expired() const noexcept { return !a_ || !a_->target; }
+
+bool BufferedStream::WeakRef::close() {
+  if (expired() || a_->target->closed) return false;
+  a_->target->close_graceful();
+  return true;
+}
+
+bool BufferedStream::WeakRef::abort() {
+  if (expired() || a_->target->transport_closed) return false;
+  a_->target->close_now(nullptr, true);
+  return true;
+}
+
+BufferedStream::WeakRef BufferedStream::weak_ref() const noexcept { return WeakRef(impl_->anchor); }
+
 Task<void> BufferedStream::wait_closed() {
   Impl& s = *impl_;
   while (!s.transport_closed) co_await s.close_waiters.wait();

@@ -249,6 +249,36 @@ class TETHER_API BufferedStream {
   /// What closed the stream: the transport error, the close(reason) argument, or null.
   [[nodiscard]] const std::exception_ptr& error() const noexcept;
 
+  /// A weak reference to a stream, for code that does not own it but may have to close it (a
+  /// server closing its clients while their handlers own the streams): close()/abort() act on
+  /// the stream if it still exists and do nothing once it was destroyed. Copyable; use it
+  /// (and copy or destroy it) on the stream's loop thread only.
+  class TETHER_API WeakRef {
+   public:
+    WeakRef() noexcept = default;
+    WeakRef(const WeakRef& o) noexcept;
+    WeakRef& operator=(const WeakRef& o) noexcept;
+    WeakRef(WeakRef&& o) noexcept;
+    WeakRef& operator=(WeakRef&& o) noexcept;
+    ~WeakRef();
+    /// The stream was destroyed (or this reference is empty).
+    [[nodiscard]] bool expired() const noexcept;
+    /// BufferedStream::close() if the stream still exists and is not closed yet; returns
+    /// whether it closed it.
+    bool close();
+    /// BufferedStream::abort() if the stream still exists and its transport is still open
+    /// (a graceful close may still be flushing); returns whether it aborted it.
+    bool abort();
+
+   private:
+    friend class BufferedStream;
+    explicit WeakRef(detail::StreamAnchor* a) noexcept;
+    void reset() noexcept;
+    detail::StreamAnchor* a_ = nullptr;
+  };
+  /// A weak reference to this stream.
+  [[nodiscard]] WeakRef weak_ref() const noexcept;
+
   [[nodiscard]] Transport& transport() noexcept;
   [[nodiscard]] EventLoop& loop() const noexcept;
   [[nodiscard]] const StreamOptions& options() const noexcept;
