@@ -4,8 +4,9 @@
 //               [--unix PATH] [--tls-cert FILE --tls-key FILE]
 //
 // The first line on stdout is "listening on ADDRESS" (with the port the kernel chose for
-// --port 0), so scripts can read it. SIGINT or SIGTERM stops accepting, lets open connections
-// finish for up to --grace seconds, then exits 0.
+// --port 0), so scripts can read it. SIGINT or SIGTERM stops accepting; connections waiting
+// for their next line end at once (StopToken), a line being echoed is finished (for up to
+// --grace seconds), then the server exits 0.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <signal.h>
@@ -22,26 +23,25 @@ using tether::Bytes;
 using tether::BufferedStream;
 using tether::Task;
 
-Task<void> echo(std::unique_ptr<BufferedStream> stream, tether::Address peer) {
-  while (true) {
+// The server is reached through a pointer set once it exists (the handler is made first).
+Task<void> echo(std::unique_ptr<BufferedStream> stream, tether::StreamServer* const* server) {
+  // Waiting for the next line ends at once when the server begins to stop; a line being
+  // echoed is finished first.
+  tether::StopToken stop = (*server)->stop_token();
+  for (;;) {
     Bytes line;
-    bool eof = false;
     try {
-      line = co_await stream->read_until("\n", 64 << 10);
-    } catch (const tether::IncompleteRead& e) {
-      // The peer's last line had no newline: echo what there is, then finish.
-      line = e.partial();
-      eof = true;
+      // One line, newline included; at EOF the peer's unterminated last line, then empty.
+      line = co_await stop.unless_stopped(stream->read_line(64 << 10));
+    } catch (const tether::Cancelled&) {
+      break;  // the server is stopping
     }
-    if (!line.empty()) {
-      stream->write(std::move(line));
-      co_await stream->drain();
-    }
-    if (eof) break;
+    if (line.empty()) break;
+    stream->write(std::move(line));
+    co_await stream->drain();
   }
   stream->close();
   co_await stream->wait_closed();
-  (void)peer;
 }
 
 }  // namespace
@@ -72,7 +72,25 @@ int main(int argc, char** argv) {
       opts.tls = tether::TlsContext::server(tls);
     }
     tether::EventLoop loop;
-    tether::StreamServer server(echo, opts);
+    // Signal handlers first: add_signal_handler blocks the signals in this thread, and the
+    // server's loop threads (--threads) inherit that mask only if they start afterwards. A
+    // signal to an unblocked thread would take its default action and kill the process.
+    int signal_seen = 0;
+    tether::StreamServer* self = nullptr;
+    auto on_signal = [&loop, &signal_seen, &self](int signo) {
+      if (signal_seen == 0) {
+        signal_seen = signo;
+        loop.stop();  // the first signal: graceful stop, below
+      } else {
+        self->abort_clients();  // a second one during the grace period: end every connection now
+      }
+    };
+    loop.add_signal_handler(SIGINT, on_signal);
+    loop.add_signal_handler(SIGTERM, on_signal);
+
+    tether::StreamServer server(
+        [&self](std::unique_ptr<BufferedStream> s, tether::Address) { return echo(std::move(s), &self); }, opts);
+    self = &server;
     if (unix_path.empty()) {
       server.listen(port, host);
     } else {
@@ -81,19 +99,12 @@ int main(int argc, char** argv) {
     fmt::print("listening on {}\n", server.addresses().at(0).to_string());
     std::fflush(stdout);
 
-    int signal_seen = 0;
-    auto on_signal = [&loop, &signal_seen](int signo) {
-      signal_seen = signo;
-      loop.stop();
-    };
-    loop.add_signal_handler(SIGINT, on_signal);
-    loop.add_signal_handler(SIGTERM, on_signal);
     loop.run();
-    loop.remove_signal_handler(SIGINT);
-    loop.remove_signal_handler(SIGTERM);
-
+    // Stop accepting, wake the handlers' stop tokens, let lines in progress finish.
     auto grace_period = std::chrono::duration_cast<tether::Duration>(std::chrono::duration<double>(grace));
     loop.run_until_complete(server.shutdown(grace_period));
+    loop.remove_signal_handler(SIGINT);
+    loop.remove_signal_handler(SIGTERM);
     tether::ServerStats st = server.stats();
     fmt::print(stderr, "echo_server: {} ({} connection(s) served, {} rejected); bye\n",
                signal_seen == SIGINT ? "SIGINT" : "SIGTERM", st.accepted, st.rejected);

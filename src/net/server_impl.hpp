@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -30,6 +31,14 @@ struct StreamServer::Impl {
 
   /// A loop that runs handlers: the server's own (inline, no thread) or a thread of its own.
   struct Worker {
+    /// A connection served on this worker's loop (loop thread only).
+    struct Client {
+      BufferedStream::WeakRef stream;
+      bool closed_by_server = false;  // close_clients()/abort_clients() closed it
+    };
+    // Declared before inline_group: the handlers it destroys still reach these.
+    std::shared_ptr<detail::ServerStopState> stop = std::make_shared<detail::ServerStopState>();
+    std::list<Client> clients;
     EventLoop* loop = nullptr;
     TaskGroup* group = nullptr;
     std::unique_ptr<TaskGroup> inline_group;  // inline worker only
@@ -60,6 +69,11 @@ struct StreamServer::Impl {
   void close_listeners();
   void cancel_handlers();
   void stop_workers();
+  /// Requests stop on every worker's loop (once).
+  void request_stop();
+  /// close_clients()/abort_clients(): on every worker's loop.
+  void close_clients(bool abort);
+  void close_worker_clients(Worker& w, bool abort);
   static Task<void> serve_connection(Impl* s, Worker* w, Fd fd, Address peer);
   static Task<void> wait_idle(Impl* s);
   // --- start(n) (supervisor.cpp): returns the worker id in a child, kSupervisor in the parent.
@@ -74,6 +88,7 @@ struct StreamServer::Impl {
   EventLoop* loop = nullptr;
   int worker_id = 0;
   bool closed = false;
+  std::atomic<bool> stopping{false};
 
   std::vector<std::unique_ptr<Listener>> pending;    // bound, not served yet
   std::vector<std::unique_ptr<Listener>> listeners;  // being served
@@ -89,7 +104,7 @@ struct StreamServer::Impl {
 
   std::atomic<std::size_t> active{0};
   std::atomic<std::uint64_t> accepted{0}, rejected{0}, fd_exhausted{0}, shed{0}, accept_pauses{0},
-      accept_errors{0}, handshake_failures{0}, handler_errors{0}, handler_timeouts{0}, cancelled{0};
+      accept_errors{0}, handshake_failures{0}, handler_errors{0}, handler_timeouts{0}, cancelled{0}, closed_clients{0};
 };
 
 }  // namespace tether

@@ -37,6 +37,24 @@ struct ConnectionGuard {
   bool finished = false;
 };
 
+/// Keeps a connection in its worker's client list while its serving task lives.
+struct ClientSlot {
+  ClientSlot(StreamServer::Impl::Worker* worker, BufferedStream& stream) : w(worker) {
+    it = w->clients.emplace(w->clients.end());
+    it->stream = stream.weak_ref();
+  }
+  ClientSlot(const ClientSlot&) = delete;
+  ClientSlot& operator=(const ClientSlot&) = delete;
+  ~ClientSlot() { w->clients.erase(it); }
+  StreamServer::Impl::Worker* w;
+  std::list<StreamServer::Impl::Worker::Client>::iterator it;
+};
+
+Task<void> wait_forever() {
+  Event never;
+  co_await never.wait();
+}
+
 void worker_main(StreamServer::Impl::Worker* w, Duration busy_poll, std::size_t worker_threads,
                  std::promise<void>* ready) {
   EventLoop loop;
@@ -220,6 +238,7 @@ Task<void> StreamServer::Impl::serve_connection(Impl* s, Worker* w, Fd fd, Addre
     transport = std::make_unique<FdTransport>(*w->loop, std::move(fd), peer.to_string());
   }
   auto stream = std::make_unique<BufferedStream>(std::move(transport), s->opts.stream);
+  ClientSlot client(w, *stream);
   const Duration limit = s->opts.handler_timeout;
   const TimePoint started = w->loop->now();
   try {
@@ -238,6 +257,13 @@ Task<void> StreamServer::Impl::serve_connection(Impl* s, Worker* w, Fd fd, Addre
       TETHER_LOG_DEBUG("handler for {} ended: {}", peer.to_string(), e.what());
     }
   } catch (const Error& e) {
+    // A handler ended by the server's own close_clients() or stop request is not a failure.
+    const bool by_server = client.it->closed_by_server || w->stop->requested();
+    if (by_server && (quiet_error_kind(e.kind()) || e.kind() == ErrorKind::kCancelled)) {
+      TETHER_LOG_DEBUG("handler for {} ended as the server closed it: {}", peer.to_string(), e.what());
+      guard.finished = true;
+      co_return;
+    }
     s->handler_errors.fetch_add(1, std::memory_order_relaxed);
     if (quiet_error_kind(e.kind())) {
       TETHER_LOG_DEBUG("handler for {} ended: {}", peer.to_string(), e.what());
@@ -293,6 +319,40 @@ void StreamServer::Impl::cancel_handlers() {
     } else if (w->thread.joinable()) {
       TaskGroup* g = w->group;
       w->loop->post([g]() { g->cancel_all(); });
+    }
+  }
+}
+
+void StreamServer::Impl::request_stop() {
+  if (stopping.exchange(true)) return;
+  for (auto& w : workers) {
+    std::shared_ptr<detail::ServerStopState> st = w->stop;
+    if (w->inline_group) {
+      // On the next turn, not inside shutdown(): the woken handlers resume from the loop.
+      loop->call_soon([st]() { st->request(); });
+    } else if (w->thread.joinable()) {
+      w->loop->post([st]() { st->request(); });
+    }
+  }
+}
+
+void StreamServer::Impl::close_worker_clients(Worker& w, bool abort) {
+  for (Worker::Client& c : w.clients) {
+    const bool done = abort ? c.stream.abort() : c.stream.close();
+    if (done) {
+      if (!c.closed_by_server) closed_clients.fetch_add(1, std::memory_order_relaxed);
+      c.closed_by_server = true;
+    }
+  }
+}
+
+void StreamServer::Impl::close_clients(bool abort) {
+  for (auto& w : workers) {
+    if (w->inline_group) {
+      close_worker_clients(*w, abort);
+    } else if (w->thread.joinable()) {
+      Worker* wp = w.get();
+      w->loop->post([this, wp, abort]() { close_worker_clients(*wp, abort); });
     }
   }
 }
@@ -394,6 +454,7 @@ Task<void> StreamServer::shutdown(Duration grace) {
   Impl* s = impl_.get();
   stop();
   if (!s->loop) co_return;
+  s->request_stop();
   if (s->active.load() > 0 && grace > Duration::zero()) {
     try {
       co_await with_timeout(grace, Impl::wait_idle(s));
@@ -411,9 +472,58 @@ void StreamServer::close() {
   Impl& s = *impl_;
   if (s.closed) return;
   s.closed = true;
+  s.stopping.store(true);
   s.close_listeners();
   s.cancel_handlers();
   s.stop_workers();
+}
+
+void StreamServer::close_clients() { impl_->close_clients(false); }
+void StreamServer::abort_clients() { impl_->close_clients(true); }
+
+StopToken StreamServer::stop_token() const {
+  EventLoop* current = EventLoop::current();
+  for (const auto& w : impl_->workers) {
+    if (current && w->loop == current) return StopToken(w->stop.get());
+  }
+  throw UsageError("StreamServer::stop_token(): call it on a loop that serves this server's connections");
+}
+
+bool StreamServer::stopping() const noexcept { return impl_->stopping.load(); }
+
+// ---------------------------------------------------------------------------- StopToken
+
+Task<void> StopToken::wait() const {
+  if (!state_) return wait_forever();
+  return state_->event().wait();
+}
+
+void detail::ServerStopState::request() {
+  if (requested_) return;
+  requested_ = true;
+  event_.set();
+  // One at a time: a resumed handler may cancel (and so unlink) others.
+  while (StopWaiter* w = head_) {
+    unlink(w);
+    w->fire(w);
+  }
+}
+
+void detail::ServerStopState::link(StopWaiter* w) noexcept {
+  w->prev = nullptr;
+  w->next = head_;
+  if (head_) head_->prev = w;
+  head_ = w;
+}
+
+void detail::ServerStopState::unlink(StopWaiter* w) noexcept {
+  if (w->prev) {
+    w->prev->next = w->next;
+  } else if (head_ == w) {
+    head_ = w->next;
+  }
+  if (w->next) w->next->prev = w->prev;
+  w->prev = w->next = nullptr;
 }
 
 std::vector<Address> StreamServer::addresses() const {
@@ -443,6 +553,7 @@ ServerStats StreamServer::stats() const {
   st.handler_errors = s.handler_errors.load();
   st.handler_timeouts = s.handler_timeouts.load();
   st.cancelled = s.cancelled.load();
+  st.closed_clients = s.closed_clients.load();
   st.active = s.active.load();
   for (const auto& w : s.workers) st.per_thread.push_back(w->accepted.load());
   return st;

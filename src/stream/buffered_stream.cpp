@@ -102,6 +102,21 @@ std::size_t effective_limit(const Impl& s, std::size_t max_bytes) {
   return max_bytes ? max_bytes : s.opts.max_buffer_size;
 }
 
+/// read_until() and read_line(): one search of the buffer for `d` from `from`. Returns the
+/// length up to and including the delimiter, or 0 when more data is needed (`from` then
+/// advances past the bytes that cannot start it). Throws LimitOverrun past `limit`.
+std::size_t find_delimited(Impl& s, std::string_view d, std::size_t limit, std::size_t& from, const char* what) {
+  const std::string_view v = s.rbuf.view();
+  const std::size_t pos = v.find(d, from);
+  if (pos != std::string_view::npos) {
+    if (pos + d.size() <= limit) return pos + d.size();
+    throw LimitOverrun(fmt::format("{}: delimiter found at offset {}, past max_bytes {}", what, pos, limit), pos);
+  }
+  from = v.size() >= d.size() ? v.size() - d.size() + 1 : 0;
+  if (v.size() >= limit) throw LimitOverrun(fmt::format("{}: no delimiter within max_bytes {}", what, limit), from);
+  return 0;
+}
+
 /// fill() and try_fill(): the same limit.
 void check_fill_size(const Impl& s, std::size_t n) {
   if (n > s.opts.max_buffer_size) {
@@ -390,19 +405,24 @@ Task<Bytes> BufferedStream::read_until(std::string_view delim, std::size_t max_b
   const std::size_t limit = effective_limit(s, max_bytes);
   std::size_t from = 0;  // bytes before this offset cannot start the delimiter
   for (;;) {
-    const std::string_view v = s.rbuf.view();
-    const std::size_t pos = v.find(d, from);
-    if (pos != std::string_view::npos) {
-      if (pos + d.size() <= limit) co_return s.rbuf.retrieve_as_bytes(pos + d.size());
-      throw LimitOverrun(fmt::format("read_until: delimiter found at offset {}, past max_bytes {}", pos, limit),
-                         pos);
-    }
-    from = v.size() >= d.size() ? v.size() - d.size() + 1 : 0;
-    if (v.size() >= limit) {
-      throw LimitOverrun(fmt::format("read_until: no delimiter within max_bytes {}", limit), from);
-    }
+    const std::size_t n = find_delimited(s, d, limit, from, "read_until");
+    if (n != 0) co_return s.rbuf.retrieve_as_bytes(n);
     const std::size_t got = co_await s.read_some(s.opts.read_chunk_size);
     if (got == 0) throw IncompleteRead(s.rbuf.retrieve_all_as_bytes(), 0);
+  }
+}
+
+Task<Bytes> BufferedStream::read_line(std::size_t max_bytes) {
+  Impl& s = *impl_;
+  ReadScope scope(s);
+  const std::size_t limit = effective_limit(s, max_bytes);
+  std::size_t from = 0;
+  for (;;) {
+    const std::size_t n = find_delimited(s, "\n", limit, from, "read_line");
+    if (n != 0) co_return s.rbuf.retrieve_as_bytes(n);
+    const std::size_t got = co_await s.read_some(s.opts.read_chunk_size);
+    // EOF: the unterminated last line, or empty when there is none (asyncio readline).
+    if (got == 0) co_return s.rbuf.retrieve_all_as_bytes();
   }
 }
 
@@ -567,6 +587,51 @@ void BufferedStream::close(std::exception_ptr reason) {
 }
 
 void BufferedStream::abort() { impl_->close_now(nullptr, true); }
+
+// ------------------------------------------------------------------------------- WeakRef
+
+BufferedStream::WeakRef::WeakRef(detail::StreamAnchor* a) noexcept : a_(a) {
+  if (a_) ++a_->refs;
+}
+BufferedStream::WeakRef::WeakRef(const WeakRef& o) noexcept : WeakRef(o.a_) {}
+BufferedStream::WeakRef& BufferedStream::WeakRef::operator=(const WeakRef& o) noexcept {
+  if (this != &o) {
+    if (o.a_) ++o.a_->refs;
+    reset();
+    a_ = o.a_;
+  }
+  return *this;
+}
+BufferedStream::WeakRef::WeakRef(WeakRef&& o) noexcept : a_(std::exchange(o.a_, nullptr)) {}
+BufferedStream::WeakRef& BufferedStream::WeakRef::operator=(WeakRef&& o) noexcept {
+  if (this != &o) {
+    reset();
+    a_ = std::exchange(o.a_, nullptr);
+  }
+  return *this;
+}
+BufferedStream::WeakRef::~WeakRef() { reset(); }
+
+void BufferedStream::WeakRef::reset() noexcept {
+  if (a_ && --a_->refs == 0) delete a_;
+  a_ = nullptr;
+}
+
+bool BufferedStream::WeakRef::expired() const noexcept { return !a_ || !a_->target; }
+
+bool BufferedStream::WeakRef::close() {
+  if (expired() || a_->target->closed) return false;
+  a_->target->close_graceful();
+  return true;
+}
+
+bool BufferedStream::WeakRef::abort() {
+  if (expired() || a_->target->transport_closed) return false;
+  a_->target->close_now(nullptr, true);
+  return true;
+}
+
+BufferedStream::WeakRef BufferedStream::weak_ref() const noexcept { return WeakRef(impl_->anchor); }
 
 Task<void> BufferedStream::wait_closed() {
   Impl& s = *impl_;

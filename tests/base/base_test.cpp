@@ -4,7 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <iterator>
+#include <numeric>
+#include <ranges>
+#include <span>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -48,6 +53,53 @@ TEST(Bytes, ConstructionAndAccess) {
   EXPECT_LT(Bytes::from("ab"), Bytes::from("b"));
   b.clear();
   EXPECT_TRUE(b.empty());
+}
+
+static_assert(std::ranges::contiguous_range<Bytes>);
+static_assert(std::ranges::sized_range<Bytes>);
+static_assert(std::ranges::contiguous_range<const Bytes>);
+static_assert(std::is_same_v<std::ranges::range_value_t<Bytes>, std::uint8_t>);
+static_assert(std::is_same_v<std::ranges::range_reference_t<const Bytes>, const std::uint8_t&>);
+static_assert(std::is_convertible_v<const Bytes&, std::span<const std::uint8_t>>);
+
+TEST(Bytes, IsAContiguousRange) {
+  const Bytes b = Bytes::from(std::string_view("h\0\xfflo", 5));
+  EXPECT_EQ(b.end() - b.begin(), 5);
+  EXPECT_EQ(b.begin(), b.data());
+  EXPECT_EQ(std::ranges::data(b), b.data());
+  EXPECT_EQ(std::ranges::size(b), 5u);
+  // Iterator-pair construction of other containers.
+  EXPECT_EQ(std::string(b.begin(), b.end()), b.str());
+  EXPECT_EQ(std::vector<std::uint8_t>(b.begin(), b.end()), (std::vector<std::uint8_t>{'h', 0, 0xff, 'l', 'o'}));
+  // Spans, implicit and explicit, and their byte view.
+  std::span<const std::uint8_t> sp = b;
+  EXPECT_EQ(sp.data(), b.data());
+  EXPECT_EQ(sp.size(), 5u);
+  EXPECT_EQ(std::span<const std::uint8_t>(b)[2], 0xff);
+  std::span<const std::byte> raw = std::as_bytes(std::span<const std::uint8_t>(b));
+  EXPECT_EQ(raw[2], std::byte{0xff});
+  // std::ranges algorithms.
+  EXPECT_EQ(std::ranges::find(b, 0xff) - b.begin(), 2);
+  EXPECT_EQ(std::ranges::count(b, 'l'), 1);
+  EXPECT_TRUE(std::ranges::equal(b, std::string_view("h\0\xfflo", 5), {}, {},
+                                 [](char c) { return static_cast<std::uint8_t>(c); }));
+  EXPECT_EQ(std::accumulate(b.begin(), b.end(), 0u), 'h' + 0u + 0xffu + 'l' + 'o');
+  // Mutable iteration writes through to the bytes.
+  Bytes m = Bytes::from("abc");
+  for (std::uint8_t& c : m) c = static_cast<std::uint8_t>(c - 'a' + 'A');
+  EXPECT_EQ(m.view(), "ABC");
+  std::ranges::reverse(m);
+  EXPECT_EQ(m.view(), "CBA");
+  std::ranges::sort(m);
+  EXPECT_EQ(m.view(), "ABC");
+  // Views compose.
+  std::string firsts;
+  for (std::uint8_t c : b | std::views::take(2)) firsts.push_back(static_cast<char>(c));
+  EXPECT_EQ(firsts, std::string("h\0", 2));
+  // Empty: begin == end.
+  Bytes empty;
+  EXPECT_EQ(empty.begin(), empty.end());
+  EXPECT_TRUE(std::ranges::empty(empty));
 }
 
 TEST(Bytes, MoveLeavesSourceEmptyAndKeepsLargeStorage) {

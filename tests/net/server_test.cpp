@@ -6,7 +6,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -363,6 +366,299 @@ TEST_F(ServerTest, ThreadedShutdownCancelsAcrossThreads) {
   EXPECT_EQ(server.active_connections(), 0u);
   for (auto& c : clients) EXPECT_EQ(run(read_to_end(c.get())), "");
   EXPECT_EQ(server.stats().cancelled, 2u);
+}
+
+// ---------------------------------------------------- close_clients() and the stop token
+
+/// How handlers ended, from any serving thread.
+struct Endings {
+  std::mutex mu;
+  std::atomic<int> reading{0};  // handlers that reached their blocking read
+  std::vector<ErrorKind> kinds;
+  std::vector<std::string> partials;
+  int clean = 0;
+  void add(ErrorKind k, std::string partial = {}) {
+    std::lock_guard lock(mu);
+    kinds.push_back(k);
+    partials.push_back(std::move(partial));
+  }
+};
+
+std::size_t open_fd_count() {
+  std::size_t n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+  return n;
+}
+
+// Reads a line that never ends: the clients send "partial" without a newline.
+Task<void> blocked_reader(std::unique_ptr<BufferedStream> s, Address, Endings* out) {
+  std::optional<ErrorKind> kind;
+  try {
+    co_await s->fill(7);  // "partial" is buffered: the read below waits for more
+    Task<Bytes> read = s->read_until("\n", 1 << 16);
+    out->reading.fetch_add(1);  // the read starts and suspends in this same loop callback
+    Bytes never = co_await read;
+    s->write(std::move(never));
+  } catch (const Error& e) {
+    kind = e.kind();
+  }
+  std::string partial(s->buffer().view());
+  if (kind) out->add(*kind, std::move(partial));
+  if (kind) throw StreamClosed("rethrown: the server must not count this as a handler error");
+}
+
+Task<std::vector<std::unique_ptr<BufferedStream>>> connect_partial(std::uint16_t port, int n) {
+  std::vector<std::unique_ptr<BufferedStream>> out;
+  for (int i = 0; i < n; ++i) {
+    std::unique_ptr<BufferedStream> s = co_await open_connection("127.0.0.1", port);
+    s->write(std::string_view("partial"));
+    co_await s->drain();
+    out.push_back(std::move(s));
+  }
+  co_return out;
+}
+
+TEST_F(ServerTest, CloseClientsEndsBlockedReadsAtOnce) {
+  for (std::size_t threads : {std::size_t{1}, std::size_t{3}}) {
+    SCOPED_TRACE(fmt::format("{} thread(s)", threads));
+    const std::size_t fds_before = open_fd_count();
+    {
+      Endings endings;
+      ServerOptions opts;
+      opts.threads = threads;
+      StreamServer server(
+          [&endings](std::unique_ptr<BufferedStream> s, Address p) { return blocked_reader(std::move(s), p, &endings); },
+          opts);
+      server.listen(0, "127.0.0.1");
+      constexpr int kClients = 6;
+      auto clients = run(connect_partial(server.ports()[0], kClients));
+      turn_until(loop_, [&] { return endings.reading.load() == kClients; });
+      auto t0 = Clock::now();
+      server.close_clients();
+      turn_until(loop_, [&] { return server.active_connections() == 0; });
+      EXPECT_LT(Clock::now() - t0, 5s);
+      {
+        std::lock_guard lock(endings.mu);
+        ASSERT_EQ(endings.kinds.size(), std::size_t{kClients});
+        for (std::size_t i = 0; i < endings.kinds.size(); ++i) {
+          EXPECT_EQ(endings.kinds[i], ErrorKind::kStreamClosed);
+          EXPECT_EQ(endings.partials[i], "partial") << "the bytes that arrived stay readable";
+        }
+      }
+      for (auto& c : clients) EXPECT_EQ(run(read_to_end(c.get())), "") << "the client sees the close";
+      ServerStats st = server.stats();
+      EXPECT_EQ(st.closed_clients, std::uint64_t{kClients});
+      EXPECT_EQ(st.handler_errors, 0u);
+      EXPECT_EQ(st.cancelled, 0u);
+      if (threads > 1) {
+        for (std::uint64_t n : st.per_thread) EXPECT_EQ(n, 2u);
+      }
+      EXPECT_TRUE(server.serving()) << "close_clients() leaves the listeners alone";
+      // Nothing is left to wait for: a long grace period costs nothing.
+      auto t1 = Clock::now();
+      run(server.shutdown(30s));
+      EXPECT_LT(Clock::now() - t1, 5s);
+      clients.clear();
+      server.close();
+    }
+    EXPECT_EQ(open_fd_count(), fds_before) << "descriptors leaked";
+  }
+}
+
+TEST_F(ServerTest, AbortClientsEndsBlockedReadsToo) {
+  Endings endings;
+  StreamServer server(
+      [&endings](std::unique_ptr<BufferedStream> s, Address p) { return blocked_reader(std::move(s), p, &endings); });
+  server.listen(0, "127.0.0.1");
+  auto clients = run(connect_partial(server.ports()[0], 2));
+  turn_until(loop_, [&] { return endings.reading.load() == 2; });
+  server.abort_clients();
+  server.abort_clients();  // idempotent: counted once
+  turn_until(loop_, [&] { return server.active_connections() == 0; });
+  EXPECT_EQ(server.stats().closed_clients, 2u);
+  EXPECT_EQ(server.stats().handler_errors, 0u);
+  std::lock_guard lock(endings.mu);
+  EXPECT_EQ(endings.kinds, (std::vector<ErrorKind>{ErrorKind::kStreamClosed, ErrorKind::kStreamClosed}));
+}
+
+/// A line echo that waits for each next line with the stop token: on shutdown the wait ends
+/// (Cancelled), and the handler says goodbye and closes.
+Task<void> stoppable_echo(std::unique_ptr<BufferedStream> s, Address, StreamServer* const* server, Endings* out) {
+  StopToken stop = (*server)->stop_token();
+  bool stopped = false;
+  for (;;) {
+    Bytes line;
+    try {
+      out->reading.fetch_add(1);
+      line = co_await stop.unless_stopped(s->read_line(1024));
+    } catch (const Cancelled&) {
+      stopped = true;
+    }
+    if (stopped || line.empty()) break;
+    s->write(std::move(line));
+    co_await s->drain();
+  }
+  out->add(stopped ? ErrorKind::kCancelled : ErrorKind::kDisconnected, std::string(s->buffer().view()));
+  s->write(std::string_view("bye\n"));
+  s->close();
+  co_await s->wait_closed();
+}
+
+TEST_F(ServerTest, StopTokenEndsWaitingHandlersOnShutdown) {
+  for (std::size_t threads : {std::size_t{1}, std::size_t{2}}) {
+    SCOPED_TRACE(fmt::format("{} thread(s)", threads));
+    const std::size_t fds_before = open_fd_count();
+    {
+      Endings endings;
+      StreamServer* self = nullptr;
+      ServerOptions opts;
+      opts.threads = threads;
+      StreamServer server(
+          [&endings, &self](std::unique_ptr<BufferedStream> s, Address p) {
+            return stoppable_echo(std::move(s), p, &self, &endings);
+          },
+          opts);
+      self = &server;
+      server.listen(0, "127.0.0.1");
+      constexpr int kClients = 4;
+      std::vector<std::unique_ptr<BufferedStream>> clients;
+      // Each handler echoes one line and waits for the next (2 reads started each). The first
+      // client's write also carries half a line (one small write: it arrives in one piece),
+      // which must stay buffered, neither lost nor echoed.
+      for (int i = 0; i < kClients; ++i) {
+        clients.push_back(run(open_connection("127.0.0.1", server.ports()[0])));
+        clients.back()->write(fmt::format("hello {}\n{}", i, i == 0 ? "half a li" : ""));
+        run(clients.back()->drain());
+        Bytes echoed = run(clients.back()->read_line(1024));
+        EXPECT_EQ(echoed.view(), fmt::format("hello {}\n", i));
+      }
+      turn_until(loop_, [&] { return endings.reading.load() == 2 * kClients; });
+      EXPECT_FALSE(server.stopping());
+      auto t0 = Clock::now();
+      run(server.shutdown(30s));
+      EXPECT_LT(Clock::now() - t0, 5s) << "the handlers must not sit through the grace period";
+      EXPECT_TRUE(server.stopping());
+      EXPECT_EQ(server.active_connections(), 0u);
+      for (auto& c : clients) EXPECT_EQ(run(read_to_end(c.get())), "bye\n");
+      {
+        std::lock_guard lock(endings.mu);
+        ASSERT_EQ(endings.kinds.size(), std::size_t{kClients});
+        for (ErrorKind k : endings.kinds) EXPECT_EQ(k, ErrorKind::kCancelled);
+        EXPECT_EQ(std::count(endings.partials.begin(), endings.partials.end(), "half a li"), 1);
+      }
+      ServerStats st = server.stats();
+      EXPECT_EQ(st.cancelled, 0u) << "ended by the token, not by the grace period";
+      EXPECT_EQ(st.handler_errors, 0u);
+      clients.clear();
+      server.close();
+    }
+    EXPECT_EQ(open_fd_count(), fds_before) << "descriptors leaked";
+  }
+}
+
+/// Answers each line after `gate` opens: a request in progress when shutdown begins.
+Task<void> gated_stoppable_echo(std::unique_ptr<BufferedStream> s, StreamServer* const* server, Gate* gate) {
+  StopToken stop = (*server)->stop_token();
+  for (;;) {
+    Bytes line;
+    bool stopped = false;
+    try {
+      line = co_await stop.unless_stopped(s->read_line(1024));
+    } catch (const Cancelled&) {
+      stopped = true;
+    }
+    if (stopped || line.empty()) break;
+    if (++gate->started == gate->target) gate->all_started.set();
+    co_await gate->release.wait();  // not wrapped: the stop request does not interrupt it
+    EXPECT_TRUE(stop.stop_requested());
+    s->write(std::move(line));
+    co_await s->drain();
+    ++gate->finished;
+  }
+}
+
+TEST_F(ServerTest, StopTokenLetsWorkInProgressFinish) {
+  Gate gate;
+  gate.target = 1;
+  StreamServer* self = nullptr;
+  StreamServer server([&](std::unique_ptr<BufferedStream> s, Address) {
+    return gated_stoppable_echo(std::move(s), &self, &gate);
+  });
+  self = &server;
+  server.listen(0, "127.0.0.1");
+  auto busy = run(open_connection("127.0.0.1", server.ports()[0]));
+  auto idle = run(open_connection("127.0.0.1", server.ports()[0]));
+  busy->write(std::string_view("work\n"));
+  run(busy->drain());
+  run(wait_event(&gate.all_started));
+  turn_until(loop_, [&] { return server.active_connections() == 2; });
+
+  TaskGroup group(loop_);
+  bool done = false;
+  group.spawn(shutdown_then_flag(&server, 30s, &done));
+  // The idle connection ends at once; the busy one is still answering.
+  EXPECT_EQ(run(read_to_end(idle.get())), "");
+  EXPECT_EQ(server.active_connections(), 1u);
+  EXPECT_FALSE(done);
+  gate.release.set();
+  EXPECT_EQ(run(read_to_end(busy.get())), "work\n") << "the answer, then the close at the next wait";
+  run(group.wait());
+  EXPECT_TRUE(done);
+  EXPECT_EQ(gate.finished, 1);
+  EXPECT_EQ(server.stats().cancelled, 0u);
+}
+
+Task<int> answer_after(Event* e) {
+  co_await e->wait();
+  co_return 42;
+}
+
+TEST_F(ServerTest, StopTokenBasics) {
+  // A default token never stops: results and exceptions pass through.
+  StopToken none;
+  EXPECT_FALSE(none.stop_requested());
+  Event ready;
+  ready.set();
+  EXPECT_EQ(run(none.unless_stopped(answer_after(&ready))), 42);
+  // On the serving loop of a threads == 1 server; stop requested by shutdown().
+  StreamServer server(echo_lines);
+  server.listen(0, "127.0.0.1");
+  StopToken token = server.stop_token();
+  EXPECT_FALSE(token.stop_requested());
+  EXPECT_EQ(run(token.unless_stopped(answer_after(&ready))), 42);
+  Event never;
+  TaskGroup group(loop_);
+  bool cancelled = false;
+  bool woke = false;
+  auto racer = [](StopToken t, Event* e, bool* flag) -> Task<void> {
+    try {
+      int v = co_await t.unless_stopped(answer_after(e));
+      ADD_FAILURE() << "completed with " << v;
+    } catch (const Cancelled& c) {
+      *flag = std::string(c.what()).find("stopping") != std::string::npos;
+    }
+  };
+  auto waiter = [](StopToken t, bool* flag) -> Task<void> {
+    co_await t.wait();
+    *flag = true;
+  };
+  group.spawn(racer(token, &never, &cancelled));
+  group.spawn(waiter(token, &woke));
+  loop_.run_once(0ms);
+  EXPECT_FALSE(cancelled);
+  run(server.shutdown(1s));
+  run(group.wait());
+  EXPECT_TRUE(cancelled);
+  EXPECT_TRUE(woke);
+  EXPECT_TRUE(token.stop_requested());
+  // After the request, unless_stopped() throws without running the task.
+  EXPECT_THROW(run(token.unless_stopped(answer_after(&ready))), Cancelled);
+  // A loop that serves none of the server's connections has no token.
+  ServerOptions two;
+  two.threads = 2;
+  StreamServer threaded(echo_lines, two);
+  threaded.listen(0, "127.0.0.1");
+  EXPECT_THROW((void)threaded.stop_token(), UsageError);
 }
 
 // ------------------------------------------------------------------------------ bad peers

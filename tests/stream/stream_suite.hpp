@@ -176,6 +176,77 @@ inline Task<void> read_until_paths(StreamPair p) {
   EXPECT_TRUE(b.at_eof());
 }
 
+// read_line: lines (one split over deliveries), the limit (LimitOverrun as read_until, data
+// kept), the unterminated last line at EOF, then empty at the clean EOF, every time.
+inline Task<void> read_line_paths(StreamPair p) {
+  BufferedStream& a = *p.first;
+  BufferedStream& b = *p.second;
+  a.write(std::string_view("first\nsec"));
+  co_await a.flush();
+  co_await yield_turns(3);
+  a.write(std::string_view("ond\n\n0123456789abcdef"));
+  Bytes l1 = co_await b.read_line();
+  EXPECT_EQ(l1.view(), "first\n");
+  Bytes l2 = co_await b.read_line();
+  EXPECT_EQ(l2.view(), "second\n");
+  Bytes blank = co_await b.read_line();
+  EXPECT_EQ(blank.view(), "\n") << "an empty line is one byte, not the EOF result";
+  // No newline within max_bytes: the same LimitOverrun as read_until, the data stays.
+  auto over = co_await capture<LimitOverrun>(b.read_line(8));
+  TETHER_CO_ASSERT(over.has_value());
+  EXPECT_EQ(over->consumed(), b.buffer().readable_bytes());
+  auto over_until = co_await capture<LimitOverrun>(b.read_until("\n", 8));
+  TETHER_CO_ASSERT(over_until.has_value());
+  EXPECT_EQ(over->consumed(), over_until->consumed());
+  // A newline past max_bytes: consumed = its offset, as read_until.
+  a.write(std::string_view("\n"));
+  co_await b.fill(17);
+  auto late = co_await capture<LimitOverrun>(b.read_line(8));
+  TETHER_CO_ASSERT(late.has_value());
+  EXPECT_EQ(late->consumed(), 16u);
+  Bytes kept = co_await b.read_line(17);
+  EXPECT_EQ(kept.view(), "0123456789abcdef\n");
+  // The stream ends without a newline: the partial last line, then empty at EOF.
+  a.write(std::string_view("tail"));
+  a.write_eof();
+  Bytes tail = co_await b.read_line();
+  EXPECT_EQ(tail.view(), "tail");
+  EXPECT_TRUE(b.at_eof());
+  Bytes end = co_await b.read_line();
+  EXPECT_TRUE(end.empty());
+  Bytes again = co_await b.read_line(4);
+  EXPECT_TRUE(again.empty()) << "EOF answers empty on every later call";
+  // The throwing form still throws at the same point.
+  auto inc = co_await capture<IncompleteRead>(b.read_until("\n"));
+  TETHER_CO_ASSERT(inc.has_value());
+  EXPECT_TRUE(inc->partial().empty());
+}
+
+// read_line over many lines written in one go, then a clean EOF right after the last newline:
+// every line comes back in order, then exactly one empty result ends the loop.
+inline Task<void> read_line_many(StreamPair p) {
+  BufferedStream& a = *p.first;
+  BufferedStream& b = *p.second;
+  constexpr int kLines = 2000;
+  std::string all;
+  for (int i = 0; i < kLines; ++i) all += "line " + std::to_string(i) + (i % 50 == 0 ? std::string(300, '.') : "") + "\n";
+  a.write(std::string_view(all));
+  a.write_eof();
+  int count = 0;
+  std::string joined;
+  for (;;) {
+    Bytes line = co_await b.read_line(1024);
+    if (line.empty()) break;
+    EXPECT_EQ(line.view().back(), '\n');
+    EXPECT_EQ(line.view().substr(0, 5), "line ");
+    joined.append(line.view());
+    ++count;
+  }
+  EXPECT_EQ(count, kLines);
+  EXPECT_EQ(joined, all);
+  EXPECT_TRUE(b.at_eof());
+}
+
 inline Task<void> read_until_regex_paths(StreamPair p) {
   BufferedStream& a = *p.first;
   BufferedStream& b = *p.second;
@@ -696,6 +767,8 @@ TYPED_TEST_P(StreamSuite, ReadBasic) { this->run(suite::read_basic(this->make())
 TYPED_TEST_P(StreamSuite, ReadNotReadyUntilData) { this->run(suite::read_not_ready_until_data(this->make())); }
 TYPED_TEST_P(StreamSuite, ReadExactly) { this->run(suite::read_exactly_paths(this->make())); }
 TYPED_TEST_P(StreamSuite, ReadUntil) { this->run(suite::read_until_paths(this->make())); }
+TYPED_TEST_P(StreamSuite, ReadLine) { this->run(suite::read_line_paths(this->make())); }
+TYPED_TEST_P(StreamSuite, ReadLineManyThenEof) { this->run(suite::read_line_many(this->make())); }
 TYPED_TEST_P(StreamSuite, ReadUntilRegex) { this->run(suite::read_until_regex_paths(this->make())); }
 TYPED_TEST_P(StreamSuite, ReadUntilClose) { this->run(suite::read_until_close_paths(this->make())); }
 TYPED_TEST_P(StreamSuite, StreamingCallbacks) { this->run(suite::streaming_reads<TypeParam>(this->make())); }
@@ -726,7 +799,8 @@ TYPED_TEST_P(StreamSuite, FillZeroCopy) { this->run(suite::fill_zero_copy(this->
 TYPED_TEST_P(StreamSuite, CloseFlushesThenEof) { this->run(suite::close_flushes_then_eof<TypeParam>(this->make())); }
 TYPED_TEST_P(StreamSuite, CloseFailsPendingRead) { this->run(suite::close_fails_pending_read(this->make())); }
 
-REGISTER_TYPED_TEST_SUITE_P(StreamSuite, ReadBasic, ReadNotReadyUntilData, ReadExactly, ReadUntil, ReadUntilRegex,
+REGISTER_TYPED_TEST_SUITE_P(StreamSuite, ReadBasic, ReadNotReadyUntilData, ReadExactly, ReadUntil, ReadLine,
+                            ReadLineManyThenEof, ReadUntilRegex,
                             ReadUntilClose, StreamingCallbacks, OneByteAtATime, BulkWithBoundedReadBuffer,
                             PeerResetMidRead, CloseCallbackOnce, WriteAfterClose, ConcurrentReadIsUsageError,
                             CancelledReadKeepsData, WriteEofHalfClose, DrainWatermarks, MaxWriteBufferSize,

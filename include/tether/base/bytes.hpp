@@ -15,8 +15,22 @@ namespace tether {
 
 /// An owning sequence of bytes. Moving is O(1); copying copies. Small values live inline.
 /// Bytes is a value type: it has no loop affinity and may cross threads freely.
+///
+/// It is a contiguous range of std::uint8_t (pointer iterators, data()/size()): standard
+/// algorithms, std::ranges and std::span<const std::uint8_t>(b) work on it directly, and
+/// std::string(b.begin(), b.end()) copies it (view()/str() do the same without a loop).
 class TETHER_API Bytes {
  public:
+  using value_type = std::uint8_t;
+  using size_type = std::size_t;
+  using difference_type = std::ptrdiff_t;
+  using reference = std::uint8_t&;
+  using const_reference = const std::uint8_t&;
+  using pointer = std::uint8_t*;
+  using const_pointer = const std::uint8_t*;
+  using iterator = std::uint8_t*;
+  using const_iterator = const std::uint8_t*;
+
   Bytes() = default;
   explicit Bytes(std::string s) noexcept : data_(std::move(s)) {}
   Bytes(const void* p, std::size_t n) : data_(static_cast<const char*>(p), n) {}
@@ -42,6 +56,13 @@ class TETHER_API Bytes {
   /// Releases the storage as a std::string without copying.
   [[nodiscard]] std::string release() && noexcept { return std::move(data_); }
   std::uint8_t operator[](std::size_t i) const noexcept { return data()[i]; }
+
+  [[nodiscard]] iterator begin() noexcept { return data(); }
+  [[nodiscard]] iterator end() noexcept { return data() + size(); }
+  [[nodiscard]] const_iterator begin() const noexcept { return data(); }
+  [[nodiscard]] const_iterator end() const noexcept { return data() + size(); }
+  [[nodiscard]] const_iterator cbegin() const noexcept { return begin(); }
+  [[nodiscard]] const_iterator cend() const noexcept { return end(); }
 
   void append(const void* p, std::size_t n) { data_.append(static_cast<const char*>(p), n); }
   void append(std::string_view s) { data_.append(s); }

@@ -24,17 +24,22 @@
 /// sockets were attached). The handler runs on a connection's loop.
 
 #include <chrono>
+#include <coroutine>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "tether/base/export.hpp"
 #include "tether/base/fd.hpp"
+#include "tether/base/error.hpp"
 #include "tether/loop/event_loop.hpp"
+#include "tether/loop/sync.hpp"
 #include "tether/loop/task.hpp"
 #include "tether/net/address.hpp"
 #include "tether/net/sockets.hpp"
@@ -42,6 +47,126 @@
 #include "tether/stream/buffered_stream.hpp"
 
 namespace tether {
+
+namespace detail {
+
+/// A node of ServerStopState's list: an awaiter to fire when stop is requested.
+struct StopWaiter {
+  StopWaiter* prev = nullptr;
+  StopWaiter* next = nullptr;
+  void (*fire)(StopWaiter*) noexcept = nullptr;
+};
+
+/// One serving loop's stop signal of a StreamServer. Loop thread only.
+class TETHER_API ServerStopState {
+ public:
+  [[nodiscard]] bool requested() const noexcept { return requested_; }
+  /// Sets requested(), wakes wait()ers and fires every linked awaiter (each unlinked first).
+  void request();
+  Event& event() noexcept { return event_; }
+  void link(StopWaiter* w) noexcept;
+  void unlink(StopWaiter* w) noexcept;
+
+ private:
+  bool requested_ = false;
+  Event event_;
+  StopWaiter* head_ = nullptr;
+};
+
+/// unless_stopped(): runs `inner`; a stop request cancels it (destroys its frame) and resumes
+/// the awaiter, which then throws Cancelled.
+template <class T>
+class StopRaceAwaiter : private StopWaiter {
+ public:
+  StopRaceAwaiter(ServerStopState* state, Task<T> inner) : state_(state), inner_(std::move(inner)) {}
+  StopRaceAwaiter(const StopRaceAwaiter&) = delete;
+  StopRaceAwaiter& operator=(const StopRaceAwaiter&) = delete;
+  ~StopRaceAwaiter() {
+    if (linked_) state_->unlink(this);
+  }
+  bool await_ready() noexcept {
+    stopped_ = state_->requested();
+    return stopped_;
+  }
+  std::coroutine_handle<> await_suspend(std::coroutine_handle<> outer) {
+    outer_ = outer;
+    fire = &on_stop;
+    state_->link(this);
+    linked_ = true;
+    inner_.handle().promise().set_continuation(outer);
+    return detail::transfer(outer, inner_.handle());
+  }
+  T await_resume() {
+    if (linked_) {
+      state_->unlink(this);
+      linked_ = false;
+    }
+    if (stopped_) throw Cancelled("the server is stopping");
+    return inner_.take_result();
+  }
+
+ private:
+  static void on_stop(StopWaiter* w) noexcept {
+    auto* self = static_cast<StopRaceAwaiter*>(w);
+    self->linked_ = false;  // request() unlinked it
+    self->stopped_ = true;
+    self->inner_.reset();  // cancels the inner task and everything it awaits
+    detail::resume(self->outer_);
+  }
+
+  ServerStopState* state_;
+  Task<T> inner_;
+  std::coroutine_handle<> outer_;
+  bool linked_ = false;
+  bool stopped_ = false;
+};
+
+/// StopToken::unless_stopped (a free coroutine: the frame must not refer to the token).
+template <class T>
+Task<T> race_stop(ServerStopState* state, Task<T> task) {
+  if constexpr (std::is_void_v<T>) {
+    if (state) {
+      co_await StopRaceAwaiter<T>(state, std::move(task));
+    } else {
+      co_await task;
+    }
+  } else {
+    if (state) {
+      T value = co_await StopRaceAwaiter<T>(state, std::move(task));
+      co_return value;
+    }
+    T value = co_await task;
+    co_return value;
+  }
+}
+
+}  // namespace detail
+
+/// A connection handler's view of its server stopping: StreamServer::stop_token(), called in
+/// the handler. Stop is requested when shutdown() begins (and by close()); every serving loop
+/// learns it through its own token, on that loop. Use a token on the loop it was obtained on,
+/// while the server exists. A default-constructed token never stops.
+class TETHER_API StopToken {
+ public:
+  StopToken() noexcept = default;
+  explicit StopToken(detail::ServerStopState* state) noexcept : state_(state) {}
+  /// Stop was requested.
+  [[nodiscard]] bool stop_requested() const noexcept { return state_ && state_->requested(); }
+  /// Completes once stop is requested (at once if it was).
+  Task<void> wait() const;
+  /// Runs `task` (typically a read waiting for the next request); if stop is requested before
+  /// it finishes — or was already — the task is cancelled (its frame destroyed: a stream read
+  /// loses nothing, the bytes that arrived stay buffered) and Cancelled("the server is
+  /// stopping") is thrown. Otherwise its result or exception passes through. Work that is not
+  /// wrapped (a request being answered) is not interrupted.
+  template <class T>
+  Task<T> unless_stopped(Task<T> task) const {
+    return detail::race_stop<T>(state_, std::move(task));
+  }
+
+ private:
+  detail::ServerStopState* state_ = nullptr;
+};
 
 struct ServerOptions {
   /// Loop threads serving connections (see the file comment). 1 = the server's own loop.
@@ -93,6 +218,7 @@ struct ServerStats {
   std::uint64_t handler_errors = 0;      ///< handlers that ended with an exception
   std::uint64_t handler_timeouts = 0;    ///< handlers cancelled by handler_timeout
   std::uint64_t cancelled = 0;           ///< handlers cancelled by shutdown()/close()
+  std::uint64_t closed_clients = 0;      ///< connections closed by close_clients()/abort_clients()
   std::size_t active = 0;                ///< connections open now
   std::vector<std::uint64_t> per_thread;  ///< connections accepted per loop thread
 };
@@ -146,13 +272,31 @@ class TETHER_API StreamServer {
   /// Stops accepting and closes the listening sockets (removing Unix socket files). Open
   /// connections are not touched. Idempotent.
   void stop();
-  /// stop(), then waits up to `grace` for handlers to finish; the ones still running are
-  /// cancelled (their streams close) and shutdown() completes once every connection is gone.
-  /// Await it on the server's loop, not from inside a handler.
+  /// stop(), requests stop on every serving loop (StopToken: handlers waiting in
+  /// unless_stopped() end at once), then waits up to `grace` for handlers to finish; the ones
+  /// still running are cancelled (their streams close) and shutdown() completes once every
+  /// connection is gone. Await it on the server's loop, not from inside a handler.
   Task<void> shutdown(Duration grace);
   /// stop() + cancel every handler at once + stop and join the loop threads. Synchronous;
   /// the destructor calls it. Not from inside a handler.
   void close();
+  /// asyncio 3.13 Server.close_clients(): closes every open connection's stream
+  /// (BufferedStream::close(): a read pending in a handler fails at once with StreamClosed,
+  /// bytes already queued are still flushed), each on its own loop (posted to the other
+  /// threads: the closes happen soon after the call, not during it). The handlers then end
+  /// as their streams fail them; listening is not affected. Connections still in their TLS
+  /// handshake are not closed. With stop(), then shutdown(grace), it ends every connection
+  /// at once instead of after the grace period.
+  void close_clients();
+  /// asyncio 3.13 Server.abort_clients(): as close_clients() with BufferedStream::abort()
+  /// (queued bytes are dropped).
+  void abort_clients();
+  /// What a handler awaits or races its reads against to learn that the server is stopping
+  /// (see StopToken). Call it on the connection's loop (inside the handler); UsageError on a
+  /// loop that serves no connections of this server.
+  [[nodiscard]] StopToken stop_token() const;
+  /// shutdown() or close() has begun (any thread).
+  [[nodiscard]] bool stopping() const noexcept;
 
   /// Listening addresses (bound or serving; port 0 already replaced by the chosen port).
   [[nodiscard]] std::vector<Address> addresses() const;

@@ -114,6 +114,12 @@ class TETHER_API BufferedStream {
   /// bytes that cannot start a delimiter (asyncio's rule). EOF first: IncompleteRead{rest, 0}
   /// consuming the rest. The search resumes where it stopped: bytes are scanned once.
   Task<Bytes> read_until(std::string_view delim, std::size_t max_bytes = 0);
+  /// One line, up to and including the next "\n" (asyncio readline): the non-throwing end of
+  /// a line loop. At EOF returns what is left: the unterminated last line, or an empty Bytes
+  /// when nothing is left (a clean EOF; again on every later call), so a line loop ends when
+  /// it reads an empty line. max_bytes and LimitOverrun exactly as read_until (the data stays
+  /// buffered; asyncio's readline would discard it). Errors other than EOF as read_until.
+  Task<Bytes> read_line(std::size_t max_bytes = 0);
   /// Up to and including the end of the leftmost match of the RE2 `pattern` (tornado
   /// read_until_regex) in the buffered bytes; limits and EOF as read_until. Linear time. A
   /// match may straddle reads; the search resumes at the earliest offset where a match could
@@ -242,6 +248,36 @@ class TETHER_API BufferedStream {
   void set_close_callback(UniqueFunction<void()> fn);
   /// What closed the stream: the transport error, the close(reason) argument, or null.
   [[nodiscard]] const std::exception_ptr& error() const noexcept;
+
+  /// A weak reference to a stream, for code that does not own it but may have to close it (a
+  /// server closing its clients while their handlers own the streams): close()/abort() act on
+  /// the stream if it still exists and do nothing once it was destroyed. Copyable; use it
+  /// (and copy or destroy it) on the stream's loop thread only.
+  class TETHER_API WeakRef {
+   public:
+    WeakRef() noexcept = default;
+    WeakRef(const WeakRef& o) noexcept;
+    WeakRef& operator=(const WeakRef& o) noexcept;
+    WeakRef(WeakRef&& o) noexcept;
+    WeakRef& operator=(WeakRef&& o) noexcept;
+    ~WeakRef();
+    /// The stream was destroyed (or this reference is empty).
+    [[nodiscard]] bool expired() const noexcept;
+    /// BufferedStream::close() if the stream still exists and is not closed yet; returns
+    /// whether it closed it.
+    bool close();
+    /// BufferedStream::abort() if the stream still exists and its transport is still open
+    /// (a graceful close may still be flushing); returns whether it aborted it.
+    bool abort();
+
+   private:
+    friend class BufferedStream;
+    explicit WeakRef(detail::StreamAnchor* a) noexcept;
+    void reset() noexcept;
+    detail::StreamAnchor* a_ = nullptr;
+  };
+  /// A weak reference to this stream.
+  [[nodiscard]] WeakRef weak_ref() const noexcept;
 
   [[nodiscard]] Transport& transport() noexcept;
   [[nodiscard]] EventLoop& loop() const noexcept;
