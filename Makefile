@@ -11,7 +11,7 @@
 #   make consumer        install build/ to a temp prefix, build+run tests/consumer (CMake, pkg-config)
 #   make bench           build and run the benchmarks (short runs)
 #   make fuzz            clang libFuzzer build in build-fuzz/, runs every fuzz target FUZZ_SECONDS (60) each
-#   make fuzz-ci         the same for FUZZ_CI_SECONDS (15) each: CI's short bounded run
+#   make fuzz-ci         the same for FUZZ_CI_SECONDS (10) each: CI's short bounded run
 #   make format          clang-format every source file in place (format-check: dry run)
 #   make clean           remove the build directories
 #   make ci              what .ci/run does
@@ -25,7 +25,7 @@ ASAN_DIR  ?= build-asan
 TSAN_DIR  ?= build-tsan
 FUZZ_DIR  ?= build-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_CI_SECONDS ?= 15
+FUZZ_CI_SECONDS ?= 10
 
 CMAKE_OPTIONS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTETHER_WERROR=ON
 # Sanitizer builds: tests only, -O1 (fast enough to run) with -g1 (line tables: reports keep

@@ -54,9 +54,9 @@ int main(int argc, char** argv) {
     store.callattr("put", "apple", "red");
     store.callattr("put", "banana", "yellow");
     std::printf("store: %s, len = %lld, store['apple'] = %s\n", store.repr().c_str(),
-                static_cast<long long>(store.len()), store.getitem(tether::brine::Value("apple")).value().as_str().c_str());
+                static_cast<long long>(store.len()), store.getitem<std::string>("apple").c_str());
     std::printf("keys:");
-    for (const tether::Any& key : store) std::printf(" %s", key.value().as_str().c_str());
+    for (const std::string& key : store.iterate<std::string>()) std::printf(" %s", key.c_str());
     std::printf("\n");
     conn.close();
   } catch (const std::exception& e) {

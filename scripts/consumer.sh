@@ -41,4 +41,13 @@ g++ -O1 -Wall -Wextra -Wpedantic -Werror -o "$work/app-pc" "$root/tests/consumer
   $(pkg-config --cflags --libs tether)
 "$work/app-pc"
 
+echo "== consumer: a tether configured without a build type is a Release build"
+cmake -S "$root" -B "$work/defaults" "${gen[@]}" -DTETHER_BUILD_TESTS=OFF -DTETHER_BUILD_BENCH=OFF \
+  -DTETHER_BUILD_EXAMPLES=OFF -DTETHER_BUILD_TOOLS=OFF >"$work/defaults.log" || { cat "$work/defaults.log"; exit 1; }
+grep -q '^CMAKE_BUILD_TYPE:STRING=Release$' "$work/defaults/CMakeCache.txt" || {
+  echo "consumer: the default build type is not Release:" >&2
+  grep '^CMAKE_BUILD_TYPE' "$work/defaults/CMakeCache.txt" >&2
+  exit 1
+}
+
 echo "consumer: OK (CMake and pkg-config builds both ran)"

@@ -1,5 +1,6 @@
 #include "tether/rpc/convert.hpp"
 
+#include "tether/base/error.hpp"
 #include "tether/rpc/object.hpp"
 
 #include <fmt/format.h>
@@ -17,6 +18,14 @@ std::string kind_of(const Any& a) {
 
 void conversion_error(const std::string& want, const Any& got) {
   throw PyError("TypeError", fmt::format("expected {}, got {}", want, kind_of(got)));
+}
+
+void remote_conversion_error(const Any& a, const std::string& target) {
+  throw UsageError(fmt::format(
+      "Any::as<{}>(): the value is (or holds) a reference to a remote {}; converting it takes requests to "
+      "the peer: use co_await tether::from_any<T>(value) in a coroutine, or the typed forms of SyncNetref "
+      "(getattr<R>, getitem<R>, call<R>, to_list<R>)",
+      target, kind_of(a)));
 }
 
 void overflow_error(const std::string& want, const brine::Value& got) {

@@ -53,8 +53,6 @@ SyncNetref SyncNetref::wrap(Any a) const {
   return SyncNetref(a.netref(), loop());
 }
 
-Any SyncNetref::getattr(std::string name) const { return run(ref_.getattr(std::move(name))); }
-
 SyncNetref SyncNetref::attr(std::string name) const {
   Netref r = loop().run_until_complete(ref_.attr(std::move(name)));
   return SyncNetref(std::move(r), loop());
@@ -71,8 +69,6 @@ std::string SyncNetref::repr() const { return loop().run_until_complete(ref_.rep
 std::int64_t SyncNetref::len() const { return loop().run_until_complete(ref_.len()); }
 std::int64_t SyncNetref::hash() const { return loop().run_until_complete(ref_.hash()); }
 std::vector<std::string> SyncNetref::dir() const { return loop().run_until_complete(ref_.dir()); }
-Any SyncNetref::getitem(Any key) const { return run(ref_.getitem(std::move(key))); }
-
 void SyncNetref::setitem(Any key, Any value) const {
   loop().run_until_complete(ref_.setitem(std::move(key), std::move(value)));
 }
@@ -83,14 +79,14 @@ bool SyncNetref::contains(Any item) const {
 }
 bool SyncNetref::truth() const { return loop().run_until_complete(ref_.truth()); }
 bool SyncNetref::equals(Any other) const { return loop().run_until_complete(ref_.equals(std::move(other))); }
-std::vector<Any> SyncNetref::to_list() const { return loop().run_until_complete(ref_.to_list()); }
+std::vector<Any> SyncNetref::to_list_any() const { return loop().run_until_complete(ref_.to_list()); }
 
 SyncNetref SyncNetref::iter() const {
   Netref it = loop().run_until_complete(ref_.iter());
   return SyncNetref(std::move(it), loop());
 }
 
-std::optional<Any> SyncNetref::next() const { return loop().run_until_complete(ref_.next()); }
+std::optional<Any> SyncNetref::next_any() const { return loop().run_until_complete(ref_.next()); }
 
 // -------------------------------------------------------------------------- SyncConnection
 

@@ -17,6 +17,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "net/test_certs.hpp"
@@ -111,6 +112,66 @@ TEST(SyncFacade, CallsNetrefsAndErrors) {
   conn.close();
   EXPECT_TRUE(conn.closed());
   EXPECT_THROW(conn.ping(), Error);
+}
+
+Service typed_service() {
+  Service svc("Typed");
+  svc.expose_value("version", Any(Value("1.4")));
+  svc.expose("make_box", []() { return std::make_shared<Box>(); });
+  svc.expose("squares", [](std::int64_t n) {
+    std::vector<std::int64_t> v;
+    for (std::int64_t i = 1; i <= n; ++i) v.push_back(i * i);
+    return v;
+  });
+  svc.expose("pair", []() { return std::make_tuple(std::int64_t{7}, std::string("seven")); });
+  return svc;
+}
+
+TEST(SyncFacade, TypedAccessWithoutAnys) {
+  bind_box();
+  ServerThread server(typed_service(), loopback());
+  SyncConnection conn = connect_sync("127.0.0.1", server.port());
+  SyncNetref root = conn.root();
+  EXPECT_EQ(root.getattr<std::string>("version"), "1.4");
+  EXPECT_TRUE(root.getattr("version").is_value());  // the untyped form is still Any
+
+  SyncNetref box = root.callattr<SyncNetref>("make_box");
+  box.callattr("put", "pear", "green");
+  box.callattr("put", "apple", "red");
+  EXPECT_EQ(box.getitem<std::string>("apple"), "red");  // the key converted like an argument
+  EXPECT_EQ(box.getitem<std::optional<std::string>>(std::string("pear")), "green");
+  EXPECT_THROW((void)box.getitem<std::string>("plum"), RemoteError);
+  EXPECT_EQ(box.to_list<std::string>(), (std::vector<std::string>{"apple", "pear"}));
+  std::vector<std::string> keys;
+  for (const std::string& k : box.iterate<std::string>()) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"apple", "pear"}));
+  SyncNetref it = box.iter();
+  EXPECT_EQ(it.next<std::string>(), "apple");
+  EXPECT_EQ(it.next<std::string>(), "pear");
+  EXPECT_EQ(it.next<std::string>(), std::nullopt);
+  // A wrong type is a clear TypeError, not a crash or a silent default.
+  EXPECT_THROW((void)box.getitem<std::int64_t>("apple"), PyError);
+
+  // Any::as<T>: local values convert at once; a remote list needs requests and is refused.
+  Any pair = root.callattr("pair");
+  EXPECT_EQ((pair.as<std::tuple<std::int64_t, std::string>>()), std::make_tuple(std::int64_t{7}, std::string("seven")));
+  EXPECT_EQ(pair.as<std::vector<Any>>().size(), 2u);
+  Any squares = root.callattr("squares", 4);
+  ASSERT_TRUE(squares.is_value());  // a C++ vector travels as a tuple: a plain value
+  EXPECT_EQ(squares.as<std::vector<std::int64_t>>(), (std::vector<std::int64_t>{1, 4, 9, 16}));
+  EXPECT_EQ(Any(Value(5)).as<std::int64_t>(), 5);
+  EXPECT_EQ(Any().as<std::optional<std::string>>(), std::nullopt);
+  EXPECT_THROW((void)Any(Value("x")).as<std::int64_t>(), PyError);
+  Any remote = root.getattr("make_box");  // a reference to a remote function
+  ASSERT_TRUE(remote.is_netref());
+  try {
+    (void)remote.as<std::vector<std::string>>();
+    ADD_FAILURE() << "no UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("from_any"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(remote.as<Netref>().valid());
+  conn.close();
 }
 
 TEST(SyncFacade, BlockingCallbacksNestTwelveDeepBothWays) {

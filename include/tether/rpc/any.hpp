@@ -157,6 +157,13 @@ class TETHER_API Any {
     [[nodiscard]] const std::shared_ptr<Object>& object() const;
     [[nodiscard]] const Netref& netref() const;
 
+    /// The value as T, converted here and now (as from_any<T> does, without a request):
+    /// `std::int64_t n = result.as<std::int64_t>()`. A remote object (a Python list arrives by
+    /// reference) needs requests to convert: UsageError, naming what to use instead. Defined in
+    /// rpc/convert.hpp.
+    template <class T>
+    [[nodiscard]] T as() const;
+
     /// Python-like repr for messages ("<netref builtins.list>" for references).
     [[nodiscard]] std::string repr() const;
 

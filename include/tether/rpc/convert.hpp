@@ -303,6 +303,28 @@ Task<T> from_any(Any a) {
 }
 
 namespace detail {
+/// UsageError for Any::as<T>() of a value that needs requests to convert.
+[[noreturn]] TETHER_API void remote_conversion_error(const Any& a, const std::string& target);
+}  // namespace detail
+
+template <class T>
+T Any::as() const {
+  using U = std::remove_cvref_t<T>;
+  if constexpr (!std::is_same_v<U, Any> && !std::is_same_v<U, Netref>) {
+    if (is_netref()) detail::remote_conversion_error(*this, detail::py_type_name<U>());
+  }
+  // from_any finishes without suspending unless it sends a request (a reference nested in a
+  // tuple): run it here; if it would wait for the peer, cancel it and refuse.
+  Task<U> t = from_any<U>(*this);
+  detail::resume(t.handle());
+  if (!t.done()) {
+    t.reset();
+    detail::remote_conversion_error(*this, detail::py_type_name<U>());
+  }
+  return t.take_result();
+}
+
+namespace detail {
 /// Sends CALLATTR(self, name, args, kwargs) now; the reply is awaited under the connection's
 /// sync_request_timeout (what Netref::callattr does, without its coroutine frame).
 TETHER_API AsyncResult start_callattr(const Netref& self, std::string name, std::vector<Any> args,

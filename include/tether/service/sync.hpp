@@ -46,6 +46,8 @@ namespace tether {
 
 class SyncNetref;
 class SyncIterator;
+template <class R>
+class SyncRange;
 
 namespace detail {
 template <class R>
@@ -77,8 +79,12 @@ class TETHER_API SyncNetref {
   [[nodiscard]] const std::string& type_name() const { return ref_.type_name(); }
   [[nodiscard]] EventLoop& loop() const;
 
-  /// GETATTR; the value as Any (a Netref for objects).
-  [[nodiscard]] Any getattr(std::string name) const;
+  /// GETATTR; the value as R (default Any: a Netref for objects; SyncNetref for a handle):
+  /// `std::string v = obj.getattr<std::string>("version")`.
+  template <class R = Any>
+  [[nodiscard]] R getattr(std::string name) const {
+    return finish<R>(ref_.getattr(std::move(name)));
+  }
   /// GETATTR of an object attribute.
   [[nodiscard]] SyncNetref attr(std::string name) const;
   void setattr(std::string name, Any value) const;
@@ -109,23 +115,50 @@ class TETHER_API SyncNetref {
   [[nodiscard]] std::int64_t len() const;
   [[nodiscard]] std::int64_t hash() const;
   [[nodiscard]] std::vector<std::string> dir() const;
-  [[nodiscard]] Any getitem(Any key) const;
+  /// obj[key], converted to R: `store.getitem<std::string>("apple")`.
+  template <class R = Any, class K>
+  [[nodiscard]] R getitem(K&& key) const {
+    return finish<R>(ref_.getitem(to_any(std::forward<K>(key))));
+  }
   void setitem(Any key, Any value) const;
   void delitem(Any key) const;
   [[nodiscard]] bool contains(Any item) const;
   [[nodiscard]] bool truth() const;
   [[nodiscard]] bool equals(Any other) const;
-  /// Every item (__iter__ + BUFFITER batches).
-  [[nodiscard]] std::vector<Any> to_list() const;
+  /// Every item (__iter__ + BUFFITER batches), each converted to R.
+  template <class R = Any>
+  [[nodiscard]] std::vector<R> to_list() const {
+    std::vector<Any> items = to_list_any();
+    if constexpr (std::is_same_v<R, Any>) {
+      return items;
+    } else {
+      std::vector<R> out;
+      out.reserve(items.size());
+      for (auto& a : items) out.push_back(convert<R>(std::move(a)));
+      return out;
+    }
+  }
   /// iter(obj) on the peer.
   [[nodiscard]] SyncNetref iter() const;
-  /// next(it): the next item or nullopt at the end.
-  [[nodiscard]] std::optional<Any> next() const;
+  /// next(it): the next item converted to R, or nullopt at the end.
+  template <class R = Any>
+  [[nodiscard]] std::optional<R> next() const {
+    std::optional<Any> a = next_any();
+    if (!a) return std::nullopt;
+    if constexpr (std::is_same_v<R, Any>) {
+      return a;
+    } else {
+      return convert<R>(std::move(*a));
+    }
+  }
 
   /// Input iteration: `for (Any x : ref)` — iter() once, then one __next__ request per item.
   using iterator = SyncIterator;
   [[nodiscard]] SyncIterator begin() const;
   [[nodiscard]] SyncIterator end() const;
+  /// Typed input iteration: `for (std::string key : store.iterate<std::string>())`.
+  template <class R>
+  [[nodiscard]] SyncRange<R> iterate() const;
 
  private:
   template <class R>
@@ -138,10 +171,23 @@ class TETHER_API SyncNetref {
     } else if constexpr (detail::IsSyncNetref<R>::value) {
       return wrap(std::move(a));
     } else {
+      return convert<R>(std::move(a));
+    }
+  }
+  /// A received value as R (Python lists and dicts are pulled with further requests).
+  template <class R>
+  R convert(Any a) const {
+    if constexpr (detail::IsSyncNetref<R>::value) {
+      return wrap(std::move(a));
+    } else {
       return loop().run_until_complete(detail::typed_result<R>(std::move(a)));
     }
   }
+  [[nodiscard]] std::vector<Any> to_list_any() const;
+  [[nodiscard]] std::optional<Any> next_any() const;
   Any run(Task<Any> t) const;
+  template <class R>
+  friend class SyncRange;
   SyncNetref wrap(Any a) const;
 
   Netref ref_;
@@ -180,6 +226,51 @@ class TETHER_API SyncIterator {
 
 inline SyncIterator SyncNetref::begin() const { return SyncIterator(iter()); }
 inline SyncIterator SyncNetref::end() const { return SyncIterator(); }
+
+/// The items of a remote iterable converted to R, one __next__ request per item
+/// (SyncNetref::iterate<R>()). A single pass: begin() calls iter() on the peer.
+template <class R>
+class SyncRange {
+ public:
+  class iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = R;
+    using difference_type = std::ptrdiff_t;
+    using pointer = const R*;
+    using reference = const R&;
+    iterator() = default;
+    explicit iterator(SyncNetref it) : it_(std::move(it)) { advance(); }
+    reference operator*() const { return *current_; }
+    pointer operator->() const { return &*current_; }
+    iterator& operator++() {
+      advance();
+      return *this;
+    }
+    void operator++(int) { advance(); }
+    friend bool operator==(const iterator& a, const iterator& b) noexcept { return !a.current_ && !b.current_; }
+
+   private:
+    void advance() {
+      current_ = it_.template next<R>();
+      if (!current_) it_ = SyncNetref();
+    }
+    SyncNetref it_;
+    std::optional<R> current_;
+  };
+
+  explicit SyncRange(SyncNetref iterable) : iterable_(std::move(iterable)) {}
+  [[nodiscard]] iterator begin() const { return iterator(iterable_.iter()); }
+  [[nodiscard]] iterator end() const { return iterator(); }
+
+ private:
+  SyncNetref iterable_;
+};
+
+template <class R>
+SyncRange<R> SyncNetref::iterate() const {
+  return SyncRange<R>(*this);
+}
 
 /// A blocking connection (see the file comment). Movable; closing is graceful (close()), the
 /// destructor closes too.
