@@ -276,7 +276,7 @@ Task<Figure> tether_sync(Connection& c) {
   auto end = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(g_seconds));
   while (more(end, count)) {
     auto t0 = Clock::now();
-    std::int64_t r = co_await root.call<std::int64_t>("add", 1, 2);
+    std::int64_t r = co_await root.callattr<std::int64_t>("add", 1, 2);
     if (r != 3) std::abort();
     lat.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
     ++count;

@@ -30,11 +30,11 @@ int main(int argc, char** argv) {
   }
   try {
     tether::SyncConnection conn = tether::connect_sync(host, static_cast<std::uint16_t>(port));
-    std::printf("service: %s (RPyC %d.x)\n", conn.call_sync<std::string>("get_service_name").c_str(),
+    std::printf("service: %s (RPyC %d.x)\n", conn.callattr<std::string>("get_service_name").c_str(),
                 static_cast<int>(conn.connection().generation()));
 
-    std::printf("add(1, 2) = %lld\n", static_cast<long long>(conn.call_sync<std::int64_t>("add", 1, 2)));
-    std::printf("echo('héllo') = %s\n", conn.call_sync<std::string>("echo", "héllo").c_str());
+    std::printf("add(1, 2) = %lld\n", static_cast<long long>(conn.callattr<std::int64_t>("add", 1, 2)));
+    std::printf("echo('héllo') = %s\n", conn.callattr<std::string>("echo", "héllo").c_str());
 
     // The server calls this lambda back while our call waits (the loop keeps serving).
     std::function<std::int64_t(std::int64_t)> times_ten = [](std::int64_t x) {
@@ -42,10 +42,10 @@ int main(int argc, char** argv) {
       return x * 10;
     };
     std::printf("apply(times_ten, 4) = %lld\n",
-                static_cast<long long>(conn.call_sync<std::int64_t>("apply", times_ten, 4)));
+                static_cast<long long>(conn.callattr<std::int64_t>("apply", times_ten, 4)));
 
     try {
-      conn.call_sync<std::int64_t>("fail", "something went wrong");
+      conn.callattr<std::int64_t>("fail", "something went wrong");
     } catch (const tether::RemoteError& e) {
       std::printf("fail(...) raised %s: %s\n", e.type_name().c_str(), e.args().empty() ? "" : e.args()[0].c_str());
     }

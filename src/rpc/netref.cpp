@@ -99,6 +99,12 @@ Task<Any> Netref::callattr(std::string name, std::vector<Any> args, Kwargs kwarg
   return await_reply(detail::start_callattr(*this, std::move(name), std::move(args), std::move(kwargs)));
 }
 
+AsyncResult detail::start_call(const Netref& self, std::vector<Any> args, Kwargs kwargs) {
+  std::shared_ptr<ConnectionCore> core = checked(self.state()).lock();
+  return core->expire_as_sync(core->send_request(
+      Handler::kCall, {Any(self), Any::tuple(std::move(args)), kwargs_any(std::move(kwargs))}));
+}
+
 AsyncResult detail::start_callattr(const Netref& self, std::string name, std::vector<Any> args,
                                    Kwargs kwargs) {
   std::shared_ptr<ConnectionCore> core = checked(self.state()).lock();

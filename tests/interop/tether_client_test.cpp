@@ -89,7 +89,7 @@ Task<std::unique_ptr<Connection>> dial(std::uint16_t port, rpc::Generation gen, 
 
 Task<std::string> peer_version(Connection& c) {
   Netref root = co_await c.root();
-  std::string v = co_await root.call<std::string>("version");
+  std::string v = co_await root.callattr<std::string>("version");
   co_return v;
 }
 
@@ -142,7 +142,7 @@ class TetherClientTest : public LoopTest, public ::testing::WithParamInterface<P
 
 Task<std::int64_t> add(Connection& c, std::int64_t a, std::int64_t b) {
   Netref root = co_await c.root();
-  std::int64_t r = co_await root.call<std::int64_t>("add", a, b);
+  std::int64_t r = co_await root.callattr<std::int64_t>("add", a, b);
   co_return r;
 }
 
@@ -185,9 +185,9 @@ TEST_P(TetherClientTest, EveryBrineTypeRoundTrips) {
 
 Task<std::vector<double>> signs(Connection& c) {
   Netref root = co_await c.root();
-  double echoed = co_await root.call<double>("echo", -0.0);
-  double seen = co_await root.call<double>("sign", -0.0);
-  double seen_pos = co_await root.call<double>("sign", 0.0);
+  double echoed = co_await root.callattr<double>("echo", -0.0);
+  double seen = co_await root.callattr<double>("sign", -0.0);
+  double seen_pos = co_await root.callattr<double>("sign", 0.0);
   co_return std::vector<double>{echoed, seen, seen_pos};
 }
 
@@ -206,18 +206,18 @@ Task<void> cpp_containers(Connection& c) {
   std::vector<std::int64_t> xs;
   for (std::int64_t i = 1; i <= 100; ++i) xs.push_back(i);
   // A std::vector travels by value, as a tuple (docs/python-interop.md, type mapping).
-  auto [seq_type, total] = co_await root.call<std::tuple<std::string, std::int64_t>>("sum", xs);
+  auto [seq_type, total] = co_await root.callattr<std::tuple<std::string, std::int64_t>>("sum", xs);
   EXPECT_EQ(seq_type, "tuple");
   EXPECT_EQ(total, 5050);
   auto [empty_type, zero] =
-      co_await root.call<std::tuple<std::string, std::int64_t>>("sum", std::vector<int>{});
+      co_await root.callattr<std::tuple<std::string, std::int64_t>>("sum", std::vector<int>{});
   EXPECT_EQ(empty_type, "tuple");
   EXPECT_EQ(zero, 0);
 
   // A std::map as a tuple of (key, value) pairs, which Python's dict() accepts.
   std::map<std::string, std::int64_t> m{{"b", 2}, {"a", -1}, {"\xc3\xa9t\xc3\xa9", std::int64_t{1} << 40}};
   using Items = std::vector<std::tuple<std::string, std::int64_t>>;
-  auto [map_type, items] = co_await root.call<std::tuple<std::string, Items>>("items", m);
+  auto [map_type, items] = co_await root.callattr<std::tuple<std::string, Items>>("items", m);
   EXPECT_EQ(map_type, "tuple");
   EXPECT_EQ(items, (Items{{"a", -1}, {"b", 2}, {"\xc3\xa9t\xc3\xa9", std::int64_t{1} << 40}}));
 }
@@ -251,10 +251,10 @@ Task<void> big_bytes_uncompressed(std::uint16_t port, rpc::Generation gen) {
   std::uint64_t sent_bytes = 0;
   for (std::size_t n : {std::size_t{1} << 20, std::size_t{32} << 20}) {
     Bytes expect = pattern(n);
-    Bytes got = co_await root.call<Bytes>("echo", Bytes(expect));
+    Bytes got = co_await root.callattr<Bytes>("echo", Bytes(expect));
     EXPECT_EQ(got.size(), n);
     EXPECT_TRUE(got == expect) << n;
-    std::int64_t sum = co_await root.call<std::int64_t>("add", static_cast<std::int64_t>(n), 1);
+    std::int64_t sum = co_await root.callattr<std::int64_t>("add", static_cast<std::int64_t>(n), 1);
     EXPECT_EQ(sum, static_cast<std::int64_t>(n) + 1);  // the stream is still in step
     sent_bytes += n;
   }
@@ -429,7 +429,7 @@ using StoreItems = std::vector<std::tuple<std::string, std::int64_t>>;
 
 /// The server's own view of the dict get_store() exports.
 Task<StoreItems> store_items(const Netref& root) {
-  StoreItems items = co_await root.call<StoreItems>("store_items");
+  StoreItems items = co_await root.callattr<StoreItems>("store_items");
   co_return items;
 }
 
@@ -455,7 +455,7 @@ Task<void> discard_int(Task<std::int64_t> op) {
 
 Task<void> items_of_containers(Connection& c) {
   Netref root = co_await c.root();
-  Netref store = co_await root.call<Netref>("get_store");
+  Netref store = co_await root.callattr<Netref>("get_store");
   co_await store.setitem(Value("a"), Value(1));
   co_await store.setitem(Value("b"), Value(2));
   co_await store.setitem(Value("a"), Value(10));  // replaces
@@ -473,7 +473,7 @@ Task<void> items_of_containers(Connection& c) {
   EXPECT_EQ(unchanged, (StoreItems{{"a", 10}, {"keep", 0}}));
 
   // a list: item assignment and deletion by index
-  Netref list = co_await root.call<Netref>("get_list");
+  Netref list = co_await root.callattr<Netref>("get_list");
   co_await list.setitem(Value(0), Value(7));
   co_await list.delitem(Value(1));
   std::vector<std::int64_t> now = co_await from_any<std::vector<std::int64_t>>(Any(list));
@@ -488,11 +488,11 @@ TEST_P(TetherClientTest, SetitemAndDelitemChangeThePythonContainer) { run(items_
 
 Task<void> delete_attribute(Connection& c) {
   Netref root = co_await c.root();
-  Netref thing = co_await root.call<Netref>("thing");
-  bool before = co_await root.call<bool>("has_attr", thing, "exposed_x");
+  Netref thing = co_await root.callattr<Netref>("thing");
+  bool before = co_await root.callattr<bool>("has_attr", thing, "exposed_x");
   EXPECT_TRUE(before);
   co_await thing.delattr("x");  // py_server.py allows DELATTR; `x` names exposed_x
-  bool after = co_await root.call<bool>("has_attr", thing, "exposed_x");
+  bool after = co_await root.callattr<bool>("has_attr", thing, "exposed_x");
   EXPECT_FALSE(after) << "DELATTR succeeded but the attribute is still there";
   std::string gone = co_await error_of(discard(thing.getattr("x")));
   EXPECT_TRUE(gone.starts_with("AttributeError:")) << gone;
@@ -501,7 +501,7 @@ Task<void> delete_attribute(Connection& c) {
   // the root (an rpyc.Service / minirpyc's root) refuses DELATTR whatever the config says
   std::string refused = co_await error_of(root.delattr("add"));
   EXPECT_TRUE(refused.starts_with("AttributeError:")) << refused;
-  std::int64_t still = co_await root.call<std::int64_t>("add", 1, 2);
+  std::int64_t still = co_await root.callattr<std::int64_t>("add", 1, 2);
   EXPECT_EQ(still, 3);
 }
 
@@ -517,9 +517,9 @@ Task<bool> cmp_is(Netref a, Any b, std::string op) {
 
 Task<void> comparisons(Connection& c) {
   Netref root = co_await c.root();
-  Netref v12 = co_await root.call<Netref>("version_obj", 1, 2);
-  Netref v12b = co_await root.call<Netref>("version_obj", 1, 2);
-  Netref v13 = co_await root.call<Netref>("version_obj", 1, 3);
+  Netref v12 = co_await root.callattr<Netref>("version_obj", 1, 2);
+  Netref v12b = co_await root.callattr<Netref>("version_obj", 1, 2);
+  Netref v13 = co_await root.callattr<Netref>("version_obj", 1, 3);
   EXPECT_FALSE(v12.same_object(v12b));
   bool eq_same = co_await v12.equals(v12b);
   EXPECT_TRUE(eq_same) << "Python's __eq__ of two equal Versions";
@@ -569,8 +569,8 @@ TEST_P(TetherClientTest, CompareUsesPythonRichComparisons) { run(comparisons(*co
 Task<void> hashes(Connection& c) {
   Netref root = co_await c.root();
   std::vector<Netref> objs;
-  objs.push_back(co_await root.call<Netref>("thing"));              // object.__hash__ (identity)
-  objs.push_back(co_await root.call<Netref>("version_obj", 1, 2));  // hash of a tuple
+  objs.push_back(co_await root.callattr<Netref>("thing"));              // object.__hash__ (identity)
+  objs.push_back(co_await root.callattr<Netref>("version_obj", 1, 2));  // hash of a tuple
   // __hash__ results Python passes through, maps (-1 -> -2) or reduces (beyond 64 bits)
   std::vector<Value> hs = {Value(0), Value(-1), Value(std::int64_t{-123456789012345}),
                            Value(std::numeric_limits<std::int64_t>::max()),
@@ -582,18 +582,18 @@ Task<void> hashes(Connection& c) {
   std::vector<std::int64_t> ours;
   for (auto& o : objs) {
     std::int64_t mine = co_await o.hash();
-    std::int64_t python = co_await root.call<std::int64_t>("hash_of", o);
+    std::int64_t python = co_await root.callattr<std::int64_t>("hash_of", o);
     EXPECT_EQ(mine, python) << o.type_name();
     ours.push_back(mine);
   }
   EXPECT_EQ(ours.at(3), -2) << "Python's hash() never returns -1";
   EXPECT_EQ(ours.at(5), std::numeric_limits<std::int64_t>::max());
   // equal objects hash alike
-  Netref v12b = co_await root.call<Netref>("version_obj", 1, 2);
+  Netref v12b = co_await root.callattr<Netref>("version_obj", 1, 2);
   std::int64_t again = co_await v12b.hash();
   EXPECT_EQ(again, ours.at(1));
   // an unhashable object: Python's TypeError
-  Netref d = co_await root.call<Netref>("get_dict");
+  Netref d = co_await root.callattr<Netref>("get_dict");
   std::string unhashable = co_await error_of(discard_int(d.hash()));
   EXPECT_TRUE(unhashable.starts_with("TypeError:")) << unhashable;
 }
@@ -603,7 +603,7 @@ TEST_P(TetherClientTest, HashMatchesPythonsHash) { run(hashes(*conn_)); }
 Task<void> with_block(Connection& c) {
   Netref root = co_await c.root();
   // leaving the block normally: __exit__(None, None, None)
-  Netref ctx = co_await root.call<Netref>("ctx", false);
+  Netref ctx = co_await root.callattr<Netref>("ctx", false);
   Any entered = co_await ctx.enter();
   EXPECT_EQ(entered.value(), Value("resource"));
   Any ok = co_await ctx.exit(Any());
@@ -616,10 +616,10 @@ Task<void> with_block(Connection& c) {
   // leaving it with an exception (a Python exception object, passed back by reference): the
   // server re-raises it to call __exit__(type, value, traceback); __exit__'s answer comes back
   for (bool suppress : {true, false}) {
-    Netref c2 = co_await root.call<Netref>("ctx", suppress);
+    Netref c2 = co_await root.callattr<Netref>("ctx", suppress);
     Any entered2 = co_await c2.enter();
     (void)entered2;
-    Netref err = co_await root.call<Netref>("make_error", "value", "boom");
+    Netref err = co_await root.callattr<Netref>("make_error", "value", "boom");
     EXPECT_TRUE(err.is_instance_of("ValueError")) << err.type_name();
     Any r = co_await c2.exit(err);
     EXPECT_EQ(r.value(), Value(suppress));
@@ -647,7 +647,7 @@ rpc::Generation other_generation(rpc::Generation g) {
 /// TCP connections the Python server has accepted so far (the asking one included).
 Task<std::int64_t> accepted(Connection& c) {
   Netref root = co_await c.root();
-  std::int64_t n = co_await root.call<std::int64_t>("accepted");
+  std::int64_t n = co_await root.callattr<std::int64_t>("accepted");
   co_return n;
 }
 
@@ -688,7 +688,7 @@ TEST_P(TetherClientTest, AutoGenerationWithDefaultOptions) {
   {
     SyncConnection again = connect_sync("127.0.0.1", peer_->port());
     EXPECT_EQ(again.connection().generation(), gen_);
-    EXPECT_EQ(again.call_sync<std::int64_t>("add", 2, 3), 5);
+    EXPECT_EQ(again.callattr<std::int64_t>("add", 2, 3), 5);
     again.close();
   }
   const std::int64_t n2 = run(accepted(*conn_));
@@ -761,7 +761,7 @@ TEST_P(TetherClientTest, ForcedWrongGenerationFailsWithoutFallback) {
 Task<void> relay_between(Connection& first, Connection& second, bool iterate, std::string type_seen) {
   Netref one = co_await first.root();
   Netref two = co_await second.root();
-  Netref list = co_await one.call<Netref>("get_list");
+  Netref list = co_await one.callattr<Netref>("get_list");
   if (iterate) {
     // sum(xs) iterates the forwarded list on the second server: each step reaches the first.
     // type(xs).__name__ there is what it is when stock RPyC relays between two of its own

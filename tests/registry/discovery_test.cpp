@@ -244,7 +244,7 @@ TEST_F(DiscoveryTest, BlockingFormsFromAThreadWithoutALoop) {
     try {
       found = discover_sync("echo", o);
       SyncConnection conn = connect_by_service_sync("echo", o);
-      id = conn.call_sync<std::string>("whoami");
+      id = conn.callattr<std::string>("whoami");
       conn.close();
     } catch (const std::exception& e) {
       error = e.what();

@@ -49,7 +49,7 @@ inline std::unique_ptr<Server> start_announced(const std::string& id, registry::
 /// Which server answered on `conn`; closes it.
 inline Task<std::string> whoami_and_close(std::unique_ptr<Connection> conn) {
   Netref root = co_await conn->root();
-  std::string id = co_await root.call<std::string>("whoami");
+  std::string id = co_await root.callattr<std::string>("whoami");
   root = Netref();
   co_await conn->close();
   co_return id;

@@ -31,7 +31,7 @@ int discover_and_call(const std::string& name, const std::string& registry) {
     for (const tether::registry::Endpoint& ep : tether::registry::discover_sync(name, o))
       say("FOUND " + ep.to_string());
     tether::SyncConnection conn = tether::registry::connect_by_service_sync(name, o);
-    say("CALLED " + conn.call_sync<std::string>("whoami"));
+    say("CALLED " + conn.callattr<std::string>("whoami"));
     conn.close();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "registry_main: %s\n", e.what());

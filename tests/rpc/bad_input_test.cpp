@@ -179,7 +179,7 @@ Task<int> flood_then_call(RpcPair& victim, RawPeer& flooder) {
     flooder.raw->send(payload5(1, i, Value::tuple({Value(1), Value::tuple({Value(1), Value::tuple({Value("x")})})})));
   }
   Netref root = co_await victim.client->root();
-  std::int64_t r = co_await root.call<std::int64_t>("add", 2, 3);
+  std::int64_t r = co_await root.callattr<std::int64_t>("add", 2, 3);
   co_return static_cast<int>(r);
 }
 
@@ -193,7 +193,7 @@ Task<int> sequential_calls(RpcPair& victim, int n) {
   Netref root = co_await victim.client->root();
   int ok = 0;
   for (int i = 0; i < n; ++i) {
-    if (co_await root.call<std::int64_t>("add", i, 1) == i + 1) ++ok;
+    if (co_await root.callattr<std::int64_t>("add", i, 1) == i + 1) ++ok;
   }
   co_return ok;
 }

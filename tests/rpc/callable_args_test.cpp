@@ -41,21 +41,21 @@ Task<std::vector<std::int64_t>> call_back_each(Connection& c) {
   std::vector<std::int64_t> out;
   const std::int64_t base = 100;
   // TestRoot.call(fn, x) calls fn(x) on our side.
-  std::int64_t a = co_await root.call<std::int64_t>("call", captureless, 1);
+  std::int64_t a = co_await root.callattr<std::int64_t>("call", captureless, 1);
   out.push_back(a);
-  std::int64_t b = co_await root.call<std::int64_t>("call", [base](std::int64_t i) { return base + i; }, 2);
+  std::int64_t b = co_await root.callattr<std::int64_t>("call", [base](std::int64_t i) { return base + i; }, 2);
   out.push_back(b);
-  std::int64_t d = co_await root.call<std::int64_t>("call", &twice, 3);
+  std::int64_t d = co_await root.callattr<std::int64_t>("call", &twice, 3);
   out.push_back(d);
-  std::int64_t e = co_await root.call<std::int64_t>("call", twice, 4);
+  std::int64_t e = co_await root.callattr<std::int64_t>("call", twice, 4);
   out.push_back(e);
-  std::int64_t f = co_await root.call<std::int64_t>("call", AddTen{}, 5);
+  std::int64_t f = co_await root.callattr<std::int64_t>("call", AddTen{}, 5);
   out.push_back(f);
   std::int64_t g =
-      co_await root.call<std::int64_t>("call", std::function<std::int64_t(std::int64_t)>(captureless), 6);
+      co_await root.callattr<std::int64_t>("call", std::function<std::int64_t(std::int64_t)>(captureless), 6);
   out.push_back(g);
   // A lambda whose result is a string: the conversion is deduced from its signature.
-  std::string h = co_await root.call<std::string>("call", [](std::string s) { return s + "!"; }, "hi");
+  std::string h = co_await root.callattr<std::string>("call", [](std::string s) { return s + "!"; }, "hi");
   out.push_back(static_cast<std::int64_t>(h.size()));
   co_return out;
 }

@@ -127,16 +127,16 @@ Value T(std::vector<Value> items) { return Value::tuple(std::move(items)); }
 Task<void> typed_calls(Connection& c) {
   Netref root = co_await c.root();
   // Plain arguments (numbers, text, bytes): one (VALUE, tuple), as RPyC boxes them.
-  const std::int64_t sum = co_await root.call<std::int64_t>(
+  const std::int64_t sum = co_await root.callattr<std::int64_t>(
       "add", 40, 2u, "x", std::string("y"), std::string_view("z"), true, 1.5, Bytes(std::string("b")));
   EXPECT_EQ(sum, 42);
-  EXPECT_EQ(co_await root.call<std::int64_t>("nothing"), 42);
+  EXPECT_EQ(co_await root.callattr<std::int64_t>("nothing"), 42);
   // Anything else: each argument boxed on its own.
   const std::vector<int> list{2, 3};  // (g++ 12 cannot keep an initializer list across co_await)
-  EXPECT_EQ(co_await root.call<std::int64_t>("mixed", 1, list, root), 42);
+  EXPECT_EQ(co_await root.callattr<std::int64_t>("mixed", 1, list, root), 42);
   // Text that is not UTF-8 is refused before anything is sent.
-  EXPECT_THROW((void)root.call<std::int64_t>("bad", std::string("\xff")), UsageError);
-  EXPECT_EQ(co_await root.call<std::int64_t>("after"), 42);
+  EXPECT_THROW((void)root.callattr<std::int64_t>("bad", std::string("\xff")), UsageError);
+  EXPECT_EQ(co_await root.callattr<std::int64_t>("after"), 42);
 }
 
 TEST_F(EncodeTest, TypedCallSendsPlainArgumentsAsOneValue) {

@@ -115,9 +115,9 @@ TEST_F(LargePayloadPathTest, OneBlockPerMessageAmongOtherArguments) {
 Task<void> typed_calls(Connection& c, Bytes a, Bytes b) {
   Netref root = co_await c.root();
   // Plain arguments travel as one (VALUE, tuple): the block is a member of that tuple.
-  Bytes back = co_await root.call<Bytes>("echo", a);
+  Bytes back = co_await root.callattr<Bytes>("echo", a);
   EXPECT_EQ(back, a);
-  Any all = co_await root.call("echo_all", std::int64_t{3}, b, std::string("x"), a);
+  Any all = co_await root.callattr("echo_all", std::int64_t{3}, b, std::string("x"), a);
   std::vector<Any> items = std::move(all).take_items();
   EXPECT_EQ(items.size(), 4u);
   if (items.size() == 4) {

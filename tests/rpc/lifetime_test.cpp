@@ -187,7 +187,7 @@ Task<void> error_results(Connection& c) {
   EXPECT_FALSE(good.has_error());
   EXPECT_NO_THROW((void)good.value());
   // The failed call left the connection usable.
-  EXPECT_EQ(co_await root.call<std::int64_t>("add", 1, 2), 3);
+  EXPECT_EQ(co_await root.callattr<std::int64_t>("add", 1, 2), 3);
 }
 
 TEST_F(AsyncResultTest, HasErrorOnlyForARemoteException) {
@@ -297,7 +297,7 @@ Task<void> expiry(Connection& c, TestRoot& server_root, EventLoop& loop) {
   EXPECT_TRUE(r.expired());
   EXPECT_THROW((void)r.value(), Timeout);  // the late reply did not complete it
   EXPECT_EQ(callback_runs, 1);
-  EXPECT_EQ(co_await root.call<std::int64_t>("add", 1, 2), 3);
+  EXPECT_EQ(co_await root.callattr<std::int64_t>("add", 1, 2), 3);
   EXPECT_FALSE(c.closed());
 }
 
@@ -476,7 +476,7 @@ Task<void> expect_dead(const Netref& ref, const std::string& type) {
   auto message = [](const std::exception& e) { return std::string(e.what()); };
   std::string got = "no error";
   try {
-    (void)co_await ref.call<std::int64_t>("add", 1, 2);
+    (void)co_await ref.callattr<std::int64_t>("add", 1, 2);
   } catch (const Disconnected& e) {
     got = message(e);
   }
@@ -685,7 +685,7 @@ Task<void> triple_in_one_reply(Connection& client, Connection& server, LifeRoot&
   EXPECT_EQ(items[0].netref().state(), items[2].netref().state());
   EXPECT_EQ(items[0].netref().state()->refcount, 3u);
   // Still usable as the object it is.
-  EXPECT_EQ(co_await items[1].netref().call<std::int64_t>("add", 2, 2), 4);
+  EXPECT_EQ(co_await items[1].netref().callattr<std::int64_t>("add", 2, 2), 4);
   items.clear();
   co_await client.ping();
   EXPECT_EQ(server.stats().exported, base);
@@ -716,7 +716,7 @@ Task<void> two_objects(Connection& client, Connection& server, LifeRoot& root_ob
   EXPECT_EQ(server.stats().exported, base + 1);
   EXPECT_EQ(root_obj.other_obj.use_count(), 1);
   EXPECT_EQ(root_obj.shared.use_count(), 2);
-  EXPECT_EQ(co_await same.netref().call<std::int64_t>("add", 40, 2), 42);  // the other is intact
+  EXPECT_EQ(co_await same.netref().callattr<std::int64_t>("add", 40, 2), 42);  // the other is intact
 
   same = Any();
   co_await client.ping();
@@ -784,17 +784,17 @@ Task<void> del_counts(Connection& c, const std::vector<Value>& log) {
   EXPECT_EQ(o.netref().state()->refcount, 1u);
   a = Any();
   b = Any();
-  EXPECT_EQ(co_await root.call<std::string>("barrier"), "ok");
+  EXPECT_EQ(co_await root.callattr<std::string>("barrier"), "ok");
   EXPECT_TRUE(dels_in(log).empty());  // one handle left: nothing sent
   x = Any();
-  EXPECT_EQ(co_await root.call<std::string>("barrier"), "ok");
+  EXPECT_EQ(co_await root.callattr<std::string>("barrier"), "ok");
   std::vector<Value> dels = dels_in(log);
   EXPECT_EQ(dels.size(), 1u);
   if (!dels.empty()) {
     EXPECT_EQ(dels[0], del_body(kThing, 3)) << dels[0].repr(300);
   }
   o = Any();
-  EXPECT_EQ(co_await root.call<std::string>("barrier"), "ok");
+  EXPECT_EQ(co_await root.callattr<std::string>("barrier"), "ok");
   dels = dels_in(log);
   EXPECT_EQ(dels.size(), 2u);
   if (dels.size() == 2) {

@@ -530,7 +530,7 @@ TEST_F(PolicyHandlerResultsTest, HashCarriesAnObjectsOwnHash) {
 
 Task<Strings> context_manager(Connection& c) {
   Netref root = co_await c.root();
-  Netref res = co_await root.call<Netref>("resource");
+  Netref res = co_await root.callattr<Netref>("resource");
   Strings out;
   Any entered = co_await res.enter();  // CALLATTR __enter__: returns the resource itself
   out.push_back(entered.is_netref() && entered.netref().same_object(res) ? "self" : entered.repr());
@@ -570,7 +570,7 @@ TEST_F(PolicyHandlerResultsTest, InstanceCheckAnswersFalse) {
 
 Task<std::string> old_slicing(Connection& c) {
   Netref root = co_await c.root();
-  Netref res = co_await root.call<Netref>("resource");
+  Netref res = co_await root.callattr<Netref>("resource");
   Value no_args = Value::tuple({});
   try {
     Any r = co_await c.request(rpc::Handler::kOldSlicing, make_args(res, Value("__getitem__"), Value("__getslice__"),
@@ -593,7 +593,7 @@ TEST_F(PolicyHandlerResultsTest, OldSlicingIsRefused) {
 Task<Strings> checked_handlers(Connection& c) {
   Netref root = co_await c.root();
   Any one = co_await root.callattr("version", make_args(Value(1)));
-  Netref res = co_await root.call<Netref>("resource");
+  Netref res = co_await root.callattr<Netref>("resource");
   Strings out;
   auto caught = [&](const RemoteError& e) { out.push_back(e.type_name() + ": " + e.args().at(0)); };
   try {

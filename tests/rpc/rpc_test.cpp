@@ -60,7 +60,7 @@ class RpcTest : public LoopTest, public ::testing::WithParamInterface<rpc::Gener
 
 Task<std::int64_t> call_add(Connection& c) {
   Netref root = co_await c.root();
-  std::int64_t r = co_await root.call<std::int64_t>("add", 1, 2);
+  std::int64_t r = co_await root.callattr<std::int64_t>("add", 1, 2);
   co_return r;
 }
 
@@ -88,7 +88,7 @@ TEST_P(RpcTest, GetAttrThenCallWithKwargs) {
 Task<std::string> call_fail(Connection& c) {
   Netref root = co_await c.root();
   try {
-    co_await root.call<Any>("fail", "bad value");
+    co_await root.callattr<Any>("fail", "bad value");
   } catch (const RemoteError& e) {
     co_return e.type_name() + "|" + e.args().at(0);
   }
@@ -214,7 +214,7 @@ Task<std::string> peer_vanishes(Connection& client, std::unique_ptr<Connection>&
   // The netref outlives the connection: using it reports the closed connection.
   std::string later = "no error";
   try {
-    (void)co_await root.call<std::int64_t>("add", 1, 2);
+    (void)co_await root.callattr<std::int64_t>("add", 1, 2);
   } catch (const std::exception& e) {
     later = e.what();
   }

@@ -41,21 +41,21 @@ class SeqTest : public LoopTest {};
 
 Task<void> reuse_after_reply(Connection& c, Channel& raw, const std::vector<Value>& log) {
   Netref root = co_await c.root();                             // seq 0, answered: free again
-  EXPECT_EQ(co_await root.call<std::string>("a"), "a");        // 0 again
+  EXPECT_EQ(co_await root.callattr<std::string>("a"), "a");        // 0 again
   AsyncResult one = root.callattr_async("hold1");              // 0, held
   AsyncResult two = root.callattr_async("hold2");              // 1 (0 is taken), held
   EXPECT_EQ(seqs_of(log), (std::vector<std::int64_t>{0, 0}));  // the held ones not read yet
   send_raw_reply(raw, 1, T({Value(1), Value("late two")}));
   Any v = co_await two;
   EXPECT_EQ(v.value().as_str(), "late two");
-  EXPECT_EQ(co_await root.call<std::string>("b"), "b");  // 1, freed by hold2's reply
+  EXPECT_EQ(co_await root.callattr<std::string>("b"), "b");  // 1, freed by hold2's reply
   // hold1's request expires: its seq (0) must not come back, and its late reply must not
   // complete anything else.
   one.set_expiry(1ms);
   EXPECT_THROW((void)co_await one, Timeout);
   send_raw_reply(raw, 0, T({Value(1), Value("late one")}));
-  EXPECT_EQ(co_await root.call<std::string>("c"), "c");
-  EXPECT_EQ(co_await root.call<std::string>("d"), "d");
+  EXPECT_EQ(co_await root.callattr<std::string>("c"), "c");
+  EXPECT_EQ(co_await root.callattr<std::string>("d"), "d");
 }
 
 TEST_F(SeqTest, ReusedOnlyAfterTheirReply) {
@@ -79,11 +79,11 @@ TEST_F(SeqTest, ReusedOnlyAfterTheirReply) {
 
 Task<void> deadline_of_reused_seq(Connection& c, EventLoop& loop) {
   Netref root = co_await c.root();
-  Task<std::string> x = root.call<std::string>("holdX");  // sent now, deadline now + 100 ms
-  EXPECT_EQ(co_await root.call<std::string>("a"), "a");   // answered: its seq is free again...
+  Task<std::string> x = root.callattr<std::string>("holdX");  // sent now, deadline now + 100 ms
+  EXPECT_EQ(co_await root.callattr<std::string>("a"), "a");   // answered: its seq is free again...
   co_await sleep(50ms);
   const TimePoint sent = loop.now();
-  Task<std::string> b = root.call<std::string>("holdB");  // ...and serves this one
+  Task<std::string> b = root.callattr<std::string>("holdB");  // ...and serves this one
   EXPECT_THROW((void)co_await std::move(x), Timeout);
   // b times out on its own deadline, not on the one left behind by "a" (50 ms earlier).
   EXPECT_THROW((void)co_await std::move(b), Timeout);

@@ -54,7 +54,7 @@ Task<void> mixed_batches(Connection& c) {
   // And plain sync calls, one at a time (the hand-off every time).
   for (int i = 0; i < 5; ++i) {
     const std::int64_t n = next++;
-    EXPECT_EQ(co_await root.call<std::int64_t>("note", n), n * 10);
+    EXPECT_EQ(co_await root.callattr<std::int64_t>("note", n), n * 10);
   }
 }
 

@@ -89,11 +89,11 @@ Task<void> conversions(std::uint16_t port) {
   const std::int16_t i16 = -32768;
   const std::uint16_t u16 = 65535;
   const std::uint32_t u32 = 4294967295u;
-  Ints got = co_await c.root.call<Ints>("ints", i8, u8, i16, u16, std::numeric_limits<std::int32_t>::min(),
+  Ints got = co_await c.root.callattr<Ints>("ints", i8, u8, i16, u16, std::numeric_limits<std::int32_t>::min(),
                                         u32, std::numeric_limits<std::int64_t>::min(), kU64Max);
   EXPECT_EQ(got, want);
 
-  auto s = co_await c.root.call<std::tuple<bool, double, std::string, Bytes, std::string>>(
+  auto s = co_await c.root.callattr<std::tuple<bool, double, std::string, Bytes, std::string>>(
       "scalars", true, 1.25, std::string("hi"), Bytes(std::string_view("\x00\x01", 2)), "cstr");
   EXPECT_FALSE(std::get<0>(s));
   EXPECT_DOUBLE_EQ(std::get<1>(s), 2.5);
@@ -101,34 +101,34 @@ Task<void> conversions(std::uint16_t port) {
   EXPECT_EQ(std::get<3>(s).size(), 2u);
   EXPECT_EQ(std::get<4>(s), "cstr");
   // An int is accepted where a float is expected (as in Python).
-  auto s2 = co_await c.root.call<std::tuple<bool, double, std::string, Bytes, std::string>>(
+  auto s2 = co_await c.root.callattr<std::tuple<bool, double, std::string, Bytes, std::string>>(
       "scalars", false, std::int64_t{3}, std::string(), Bytes(), "");
   EXPECT_DOUBLE_EQ(std::get<1>(s2), 6.0);
 
   Value complex = Value::tuple({Value(1), Value("x"), Value::frozenset({Value(2)}), Value()});
-  Value v = co_await c.root.call<Value>("value", complex);
+  Value v = co_await c.root.callattr<Value>("value", complex);
   EXPECT_EQ(v, complex);
-  Any a = co_await c.root.call<Any>("any", std::string("through"));
+  Any a = co_await c.root.callattr<Any>("any", std::string("through"));
   EXPECT_EQ(a.value().as_str(), "through");
 
   std::vector<std::int64_t> numbers{1, 2, 3, 4};  // no braced lists inside co_await (GCC 12)
-  std::int64_t sum = co_await c.root.call<std::int64_t>("sum", numbers);
+  std::int64_t sum = co_await c.root.callattr<std::int64_t>("sum", numbers);
   EXPECT_EQ(sum, 10);
   std::map<std::string, std::int64_t> m{{"one", 1}, {"two", 2}};
-  auto inv = co_await c.root.call<std::map<std::int64_t, std::string>>("invert", m);
+  auto inv = co_await c.root.callattr<std::map<std::int64_t, std::string>>("invert", m);
   EXPECT_EQ(inv, (std::map<std::int64_t, std::string>{{1, "one"}, {2, "two"}}));
   std::vector<std::vector<std::string>> vv{{"a", "b"}, {}, {"c"}};
   std::unordered_map<std::int64_t, double> um{{1, 1.5}, {2, 2.5}};
-  auto counts = co_await c.root.call<std::pair<std::int64_t, std::int64_t>>("nested", vv, um);
+  auto counts = co_await c.root.callattr<std::pair<std::int64_t, std::int64_t>>("nested", vv, um);
   EXPECT_EQ(counts, std::make_pair(std::int64_t{3}, std::int64_t{2}));
-  auto p = co_await c.root.call<std::tuple<std::string, std::int64_t, bool, double>>(
+  auto p = co_await c.root.callattr<std::tuple<std::string, std::int64_t, bool, double>>(
       "pairs", std::make_pair(std::int64_t{5}, std::string("five")), std::make_tuple(true, 0.5));
   EXPECT_EQ(p, std::make_tuple(std::string("five"), std::int64_t{5}, true, 0.5));
 
-  Any none = co_await c.root.call<Any>("none");
+  Any none = co_await c.root.callattr<Any>("none");
   EXPECT_TRUE(none.is_none());
-  std::optional<std::int64_t> yes = co_await c.root.call<std::optional<std::int64_t>>("maybe", true);
-  std::optional<std::int64_t> no = co_await c.root.call<std::optional<std::int64_t>>("maybe", false);
+  std::optional<std::int64_t> yes = co_await c.root.callattr<std::optional<std::int64_t>>("maybe", true);
+  std::optional<std::int64_t> no = co_await c.root.callattr<std::optional<std::int64_t>>("maybe", false);
   EXPECT_EQ(yes, 7);
   EXPECT_EQ(no, std::nullopt);
   co_await close_client(c);
@@ -141,19 +141,19 @@ TEST_F(ServiceTest, ConvertsEverySupportedType) {
 
 Task<void> overflows(std::uint16_t port) {
   Client c = co_await open_client(port);
-  Caught e = co_await expect_remote_error(c.root.call<std::int64_t>("u8", 256));
+  Caught e = co_await expect_remote_error(c.root.callattr<std::int64_t>("u8", 256));
   EXPECT_EQ(e.type, "OverflowError");
   EXPECT_NE(e.message.find("u8(int) -> int: argument 1:"), std::string::npos) << e.message;
-  e = co_await expect_remote_error(c.root.call<std::int64_t>("u8", -1));
+  e = co_await expect_remote_error(c.root.callattr<std::int64_t>("u8", -1));
   EXPECT_EQ(e.type, "OverflowError");
   auto parsed = brine::BigInt::parse("1180591620717411303424");  // 2**70
   brine::BigInt big = parsed.value();
-  e = co_await expect_remote_error(c.root.call<std::int64_t>("i64", Value(big)));
+  e = co_await expect_remote_error(c.root.callattr<std::int64_t>("i64", Value(big)));
   EXPECT_EQ(e.type, "OverflowError");
-  e = co_await expect_remote_error(c.root.call<std::int64_t>("u64", -1));
+  e = co_await expect_remote_error(c.root.callattr<std::int64_t>("u64", -1));
   EXPECT_EQ(e.type, "OverflowError");
   // The largest values still fit.
-  std::uint64_t u = co_await c.root.call<std::uint64_t>("u64", std::numeric_limits<std::uint64_t>::max());
+  std::uint64_t u = co_await c.root.callattr<std::uint64_t>("u64", std::numeric_limits<std::uint64_t>::max());
   EXPECT_EQ(u, std::numeric_limits<std::uint64_t>::max());
   co_await close_client(c);
 }
@@ -192,12 +192,12 @@ template <typename T>
 Task<void> check_bounds(Client& c, const std::string& name) {
   const Wide lo = std::numeric_limits<T>::min();
   const Wide hi = std::numeric_limits<T>::max();
-  Value got_lo = co_await c.root.call<Value>(name, big_value(lo));
-  Value got_hi = co_await c.root.call<Value>(name, big_value(hi));
+  Value got_lo = co_await c.root.callattr<Value>(name, big_value(lo));
+  Value got_hi = co_await c.root.callattr<Value>(name, big_value(hi));
   EXPECT_EQ(got_lo.as_big_int().to_string(), decimal(lo)) << name;
   EXPECT_EQ(got_hi.as_big_int().to_string(), decimal(hi)) << name;
   for (Wide bad : {lo - 1, hi + 1}) {
-    Caught e = co_await expect_remote_error(c.root.call<Value>(name, big_value(bad)));
+    Caught e = co_await expect_remote_error(c.root.callattr<Value>(name, big_value(bad)));
     EXPECT_EQ(e.type, "OverflowError") << name << " " << decimal(bad);
     EXPECT_NE(e.message.find(name + "(int) -> int: argument 1:"), std::string::npos) << e.message;
   }
@@ -247,19 +247,19 @@ TEST_F(ServiceTest, EveryIntegerTypeChecksBothBounds) {
 
 Task<void> type_errors(std::uint16_t port) {
   Client c = co_await open_client(port);
-  Caught e = co_await expect_remote_error(c.root.call<std::int64_t>("add", 1, std::string("x")));
+  Caught e = co_await expect_remote_error(c.root.callattr<std::int64_t>("add", 1, std::string("x")));
   EXPECT_EQ(e.type, "TypeError");
   EXPECT_EQ(e.message, "add(a: int, b: int) -> int: argument 2: expected int, got str");
-  e = co_await expect_remote_error(c.root.call<std::int64_t>("padd", 1.5, 2));
+  e = co_await expect_remote_error(c.root.callattr<std::int64_t>("padd", 1.5, 2));
   EXPECT_EQ(e.message, "padd(int, int) -> int: argument 1: expected int, got float");
-  e = co_await expect_remote_error(c.root.call<std::int64_t>("sum", std::string("not a list")));
+  e = co_await expect_remote_error(c.root.callattr<std::int64_t>("sum", std::string("not a list")));
   EXPECT_EQ(e.type, "TypeError");
   EXPECT_NE(e.message.find("sum(list[int]) -> int: argument 1:"), std::string::npos) << e.message;
   std::vector<std::string> strings{"a"};
-  e = co_await expect_remote_error(c.root.call<std::int64_t>("sum", strings));
+  e = co_await expect_remote_error(c.root.callattr<std::int64_t>("sum", strings));
   EXPECT_EQ(e.type, "TypeError");
   EXPECT_NE(e.message.find("expected int, got str"), std::string::npos) << e.message;
-  e = co_await expect_remote_error(c.root.call<Any>("scalars", 1, 1.0, std::string(), Bytes(), ""));
+  e = co_await expect_remote_error(c.root.callattr<Any>("scalars", 1, 1.0, std::string(), Bytes(), ""));
   EXPECT_EQ(e.message, "scalars(bool, float, str, bytes, str) -> tuple: argument 1: expected bool, got int");
   co_await close_client(c);
 }
@@ -271,20 +271,20 @@ TEST_F(ServiceTest, WrongTypesRaiseTypeErrorNamingTheSignature) {
 
 Task<void> argument_rules(std::uint16_t port) {
   Client c = co_await open_client(port);
-  Caught e = co_await expect_remote_error(c.root.call<std::int64_t>("add", 1));
+  Caught e = co_await expect_remote_error(c.root.callattr<std::int64_t>("add", 1));
   EXPECT_EQ(e.type, "TypeError");
   EXPECT_EQ(e.message, "add() missing 1 required positional argument: 'b'");
-  e = co_await expect_remote_error(c.root.call<std::int64_t>("three"));
+  e = co_await expect_remote_error(c.root.callattr<std::int64_t>("three"));
   EXPECT_EQ(e.message, "three() missing 3 required positional arguments: 'a', 'b', and 'c'");
-  e = co_await expect_remote_error(c.root.call<std::int64_t>("three", 1));
+  e = co_await expect_remote_error(c.root.callattr<std::int64_t>("three", 1));
   EXPECT_EQ(e.message, "three() missing 2 required positional arguments: 'b' and 'c'");
-  e = co_await expect_remote_error(c.root.call<std::int64_t>("add", 1, 2, 3));
+  e = co_await expect_remote_error(c.root.callattr<std::int64_t>("add", 1, 2, 3));
   EXPECT_EQ(e.message, "add() takes 2 positional arguments but 3 were given");
-  e = co_await expect_remote_error(c.root.call<std::int64_t>("u8", 1, 2));
+  e = co_await expect_remote_error(c.root.callattr<std::int64_t>("u8", 1, 2));
   EXPECT_EQ(e.message, "u8() takes 1 positional argument but 2 were given");
-  e = co_await expect_remote_error(c.root.call<Any>("none", 1));
+  e = co_await expect_remote_error(c.root.callattr<Any>("none", 1));
   EXPECT_EQ(e.message, "none() takes 0 positional arguments but 1 was given");
-  e = co_await expect_remote_error(c.root.call<std::string>("greet", "a", "b", "c"));
+  e = co_await expect_remote_error(c.root.callattr<std::string>("greet", "a", "b", "c"));
   EXPECT_EQ(e.message, "greet() takes from 1 to 2 positional arguments but 3 were given");
 
   Kwargs kx;
@@ -311,9 +311,9 @@ Task<void> argument_rules(std::uint16_t port) {
   r = co_await c.root.callattr("three", std::move(no_args), kcba);
   EXPECT_EQ(r.value().as_int64(), 123);
   // Optional parameters may be omitted, given as None, positionally or by keyword.
-  std::string g1 = co_await c.root.call<std::string>("greet", "Ada");
-  std::string g2 = co_await c.root.call<std::string>("greet", "Ada", Value());
-  std::string g3 = co_await c.root.call<std::string>("greet", "Ada", "Dr");
+  std::string g1 = co_await c.root.callattr<std::string>("greet", "Ada");
+  std::string g2 = co_await c.root.callattr<std::string>("greet", "Ada", Value());
+  std::string g3 = co_await c.root.callattr<std::string>("greet", "Ada", "Dr");
   EXPECT_EQ(g1, "Ada");
   EXPECT_EQ(g2, "Ada");
   EXPECT_EQ(g3, "Dr Ada");
@@ -341,7 +341,7 @@ Task<void> by_reference(std::uint16_t port) {
   auto bag = std::make_shared<Bag>();
   bag->items = {5, 6, 7};
   // The client's object travels by reference; the server pulls it with __iter__ + BUFFITER.
-  std::int64_t sum = co_await c.root.call<std::int64_t>("sum", bag);
+  std::int64_t sum = co_await c.root.callattr<std::int64_t>("sum", bag);
   EXPECT_EQ(sum, 18);
   co_await close_client(c);
 }
@@ -356,7 +356,7 @@ Task<void> dict_by_reference(std::uint16_t port) {
   Client c = co_await open_client(port);
   auto bag = std::make_shared<Bag>();
   bag->dict = {{"x", 1}, {"y", 2}};
-  auto inv = co_await c.root.call<std::map<std::int64_t, std::string>>("invert", bag);
+  auto inv = co_await c.root.callattr<std::map<std::int64_t, std::string>>("invert", bag);
   EXPECT_EQ(inv, (std::map<std::int64_t, std::string>{{1, "x"}, {2, "y"}}));
   co_await close_client(c);
 }
@@ -393,19 +393,19 @@ Task<void> exceptions(std::uint16_t port) {
       {"runtime", "builtins", "RuntimeError", "boom"},      {"custom", "calc", "CalcError", "custom failure"},
   };
   for (const Want& w : wants) {
-    Caught e = co_await expect_remote_error(c.root.call<Any>(w.fn));
+    Caught e = co_await expect_remote_error(c.root.callattr<Any>(w.fn));
     EXPECT_TRUE(e.thrown) << w.fn;
     EXPECT_EQ(e.module, w.module) << w.fn;
     EXPECT_EQ(e.type, w.type) << w.fn;
     EXPECT_EQ(e.message, w.message) << w.fn;
   }
   // The connection is still usable after every one of them.
-  std::int64_t ok = co_await c.root.call<std::int64_t>("ok");
+  std::int64_t ok = co_await c.root.callattr<std::int64_t>("ok");
   EXPECT_EQ(ok, 1);
   // RemoteException keeps the raw args.
   bool got = false;
   try {
-    Any r = co_await c.root.call<Any>("custom");
+    Any r = co_await c.root.callattr<Any>("custom");
     (void)r;
   } catch (const RemoteException& e) {
     got = true;
@@ -441,17 +441,17 @@ Task<std::int64_t> twice_later(std::int64_t x) {
 
 Task<void> async_and_blocking(std::uint16_t port, std::int64_t loop_tid) {
   Client c = co_await open_client(port);
-  std::int64_t r = co_await c.root.call<std::int64_t>("twice", 21);
+  std::int64_t r = co_await c.root.callattr<std::int64_t>("twice", 21);
   EXPECT_EQ(r, 42);
-  Any v = co_await c.root.call<Any>("nothing_later");
+  Any v = co_await c.root.callattr<Any>("nothing_later");
   EXPECT_TRUE(v.is_none());
-  std::int64_t worker_tid = co_await c.root.call<std::int64_t>("thread_id");
+  std::int64_t worker_tid = co_await c.root.callattr<std::int64_t>("thread_id");
   EXPECT_NE(worker_tid, loop_tid);
-  std::int64_t here = co_await c.root.call<std::int64_t>("loop_thread_id");
+  std::int64_t here = co_await c.root.callattr<std::int64_t>("loop_thread_id");
   EXPECT_EQ(here, loop_tid);
-  std::string up = co_await c.root.call<std::string>("upper", std::string("abc"));
+  std::string up = co_await c.root.callattr<std::string>("upper", std::string("abc"));
   EXPECT_EQ(up, "ABC");
-  Caught e = co_await expect_remote_error(c.root.call<std::string>("blocking_fails"));
+  Caught e = co_await expect_remote_error(c.root.callattr<std::string>("blocking_fails"));
   EXPECT_EQ(e.type, "ValueError");
   // Pipelined: several blocking calls in flight at once.
   std::vector<AsyncResult> pending;
@@ -488,14 +488,14 @@ TEST_F(ServiceTest, AsyncAndBlockingFunctions) {
 /// nested loops on this side).
 Task<std::int64_t> client_bounce(CallContext& ctx, std::int64_t n, ObjectPtr self) {
   Netref server = co_await ctx.peer_root();
-  std::int64_t r = co_await server.call<std::int64_t>("bounce_async", n, self);
+  std::int64_t r = co_await server.callattr<std::int64_t>("bounce_async", n, self);
   co_return r + 1;
 }
 
 Task<void> nested_async(std::uint16_t port, int depth) {
   Client c = co_await open_client(port);
   ObjectPtr cb = make_function_object("client_bounce", &client_bounce);
-  std::int64_t r = co_await c.root.call<std::int64_t>("bounce_async", depth, cb);
+  std::int64_t r = co_await c.root.callattr<std::int64_t>("bounce_async", depth, cb);
   EXPECT_EQ(r, 2 * depth);
   cb.reset();
   co_await close_client(c);
@@ -518,21 +518,21 @@ TEST_F(ServiceTest, CallbacksNestTwentyDeepWithCoroutines) {
 /// The server side calls a std::function callback (a nested loop per level on the server).
 Task<std::int64_t> client_bounce_sync(CallContext& ctx, std::int64_t n, ObjectPtr self) {
   Netref server = co_await ctx.peer_root();
-  std::int64_t r = co_await server.call<std::int64_t>("bounce_sync", n, self, self);
+  std::int64_t r = co_await server.callattr<std::int64_t>("bounce_sync", n, self, self);
   co_return r + 1;
 }
 
 Task<void> nested_sync_server(std::uint16_t port, int depth) {
   Client c = co_await open_client(port);
   ObjectPtr cb = make_function_object("client_bounce_sync", &client_bounce_sync);
-  std::int64_t r = co_await c.root.call<std::int64_t>("bounce_sync", depth, cb, cb);
+  std::int64_t r = co_await c.root.callattr<std::int64_t>("bounce_sync", depth, cb, cb);
   EXPECT_EQ(r, 2 * depth);
   // A C++ std::function passed from the client becomes a callable on the server.
   std::function<std::int64_t(std::int64_t)> square = [](std::int64_t x) { return x * x; };
-  std::int64_t sq = co_await c.root.call<std::int64_t>("apply", square, 9);
+  std::int64_t sq = co_await c.root.callattr<std::int64_t>("apply", square, 9);
   EXPECT_EQ(sq, 81);
   // ... and the server's returned std::function is callable from here.
-  Any adder = co_await c.root.call<Any>("adder", 10);
+  Any adder = co_await c.root.callattr<Any>("adder", 10);
   EXPECT_TRUE(adder.is_netref());
   if (adder.is_netref()) {
     Any eleven = co_await adder.netref().call(make_args(1));
@@ -542,7 +542,7 @@ Task<void> nested_sync_server(std::uint16_t port, int depth) {
   std::function<std::int64_t(std::int64_t)> failing = [](std::int64_t) -> std::int64_t {
     throw std::invalid_argument("callback refused");
   };
-  Caught e = co_await expect_remote_error(c.root.call<std::int64_t>("apply", failing, 1));
+  Caught e = co_await expect_remote_error(c.root.callattr<std::int64_t>("apply", failing, 1));
   EXPECT_EQ(e.type, "ValueError");
   EXPECT_EQ(e.message, "callback refused");
   cb.reset();
@@ -570,7 +570,7 @@ Task<void> callback_from_worker(std::uint16_t port) {
     seen.push_back(s);
     return s + "!";
   };
-  std::string r = co_await c.root.call<std::string>("relay", shout, std::string("hey"));
+  std::string r = co_await c.root.callattr<std::string>("relay", shout, std::string("hey"));
   EXPECT_EQ(r, "hey!!");
   EXPECT_EQ(seen, (std::vector<std::string>{"hey", "hey!"}));
   co_await close_client(c);

@@ -80,9 +80,9 @@ Task<void> store_ops(std::uint16_t port) {
   kw.emplace_back("key", Any(Value("c")));
   std::vector<Any> none;
   r = co_await store.callattr("put", std::move(none), kw);
-  std::optional<std::string> got = co_await store.call<std::optional<std::string>>("get", "b");
+  std::optional<std::string> got = co_await store.callattr<std::optional<std::string>>("get", "b");
   EXPECT_EQ(got, "2");
-  std::optional<std::string> missing = co_await store.call<std::optional<std::string>>("get", "zz");
+  std::optional<std::string> missing = co_await store.callattr<std::optional<std::string>>("get", "zz");
   EXPECT_EQ(missing, std::nullopt);
 
   // Properties.
@@ -140,23 +140,23 @@ Task<void> store_ops(std::uint16_t port) {
   Netref again = co_await c.root.attr("store");
   EXPECT_TRUE(again.same_object(store));
   // Passed back, it arrives as the server's own object.
-  bool is_main = co_await c.root.call<bool>("is_main", store);
+  bool is_main = co_await c.root.callattr<bool>("is_main", store);
   EXPECT_TRUE(is_main);
   Any copy = co_await store.callattr("clone");
   EXPECT_TRUE(copy.is_netref());
   if (copy.is_netref()) {
     EXPECT_FALSE(copy.netref().same_object(store));
-    bool copy_is_main = co_await c.root.call<bool>("is_main", copy.netref());
+    bool copy_is_main = co_await c.root.callattr<bool>("is_main", copy.netref());
     EXPECT_FALSE(copy_is_main);
-    bool same = co_await store.call<bool>("same", store);
-    bool different = co_await store.call<bool>("same", copy.netref());
+    bool same = co_await store.callattr<bool>("same", store);
+    bool different = co_await store.callattr<bool>("same", copy.netref());
     EXPECT_TRUE(same);
     EXPECT_FALSE(different);
     std::int64_t copy_len = co_await copy.netref().len();
     EXPECT_EQ(copy_len, 3);
   }
   // A plain value where a Store is expected.
-  e = co_await expect_remote_error(c.root.call<bool>("is_main", 5));
+  e = co_await expect_remote_error(c.root.callattr<bool>("is_main", 5));
   EXPECT_EQ(e.type, "TypeError");
   EXPECT_EQ(e.message, "is_main(Store) -> bool: argument 1: expected Store, got int");
   co_await close_client(c);
@@ -274,7 +274,7 @@ Task<std::vector<std::string>> classes_as_objects(std::uint16_t port) {
   Any made = co_await cls.call(make_args(brine::Value(5)));
   Netref tally = made.netref();
   out.push_back(tally.type_name());
-  std::int64_t n = co_await tally.call<std::int64_t>("value");
+  std::int64_t n = co_await tally.callattr<std::int64_t>("value");
   out.push_back(std::to_string(n));
   // Same class id as the class: a Python peer's isinstance() answers without asking.
   out.push_back(tally.id_pack().as_tuple().at(1) == cid.as_tuple().at(1) ? "same class id" : "other class id");

@@ -99,7 +99,7 @@ bool closed_by_server(int fd, std::chrono::milliseconds limit) {
 
 void expect_still_serving(std::uint16_t port) {
   SyncConnection c = connect_sync("127.0.0.1", port);
-  EXPECT_EQ(c.call_sync<std::int64_t>("add", 2, 3), 5);
+  EXPECT_EQ(c.callattr<std::int64_t>("add", 2, 3), 5);
   c.close();
 }
 
@@ -199,7 +199,7 @@ TEST(ServerLimits, FrameHeadersAnnouncingLargeBodiesCostLittle) {
   {
     SyncConnection c = connect_sync("127.0.0.1", server.port());
     Bytes big(std::string(8u << 20, 'z'));
-    Bytes back = c.call_sync<Bytes>("echo", big);
+    Bytes back = c.callattr<Bytes>("echo", big);
     EXPECT_EQ(back.size(), big.size());
     c.close();
   }

@@ -56,14 +56,14 @@ TEST(ServiceNames, FollowRpycRules) {
 Task<void> root_behaviour(std::uint16_t port) {
   Client c = co_await open_client(port);
   EXPECT_EQ(c.root.type_name(), "tether.CalcService");
-  std::string name = co_await c.root.call<std::string>("get_service_name");
+  std::string name = co_await c.root.callattr<std::string>("get_service_name");
   EXPECT_EQ(name, "CALC");
   std::vector<std::string> aliases =
-      co_await c.root.call<std::vector<std::string>>("exposed_get_service_aliases");
+      co_await c.root.callattr<std::vector<std::string>>("exposed_get_service_aliases");
   EXPECT_EQ(aliases, std::vector<std::string>{"CALC"});
   // root.add and root.exposed_add, by CALLATTR and by GETATTR + CALL.
-  std::int64_t a = co_await c.root.call<std::int64_t>("add", 1, 2);
-  std::int64_t b = co_await c.root.call<std::int64_t>("exposed_add", 3, 4);
+  std::int64_t a = co_await c.root.callattr<std::int64_t>("add", 1, 2);
+  std::int64_t b = co_await c.root.callattr<std::int64_t>("exposed_add", 3, 4);
   EXPECT_EQ(a, 3);
   EXPECT_EQ(b, 7);
   Netref add = co_await c.root.attr("add");
@@ -93,15 +93,15 @@ Task<void> alternating_members(std::uint16_t port) {
   // The root remembers the member it found last: calls that alternate between members, a
   // missing name and a value must each still find their own.
   for (std::int64_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(co_await c.root.call<std::int64_t>("add", i, 10), i + 10);
-    EXPECT_EQ(co_await c.root.call<std::int64_t>("sub", i, 10), i - 10);
+    EXPECT_EQ(co_await c.root.callattr<std::int64_t>("add", i, 10), i + 10);
+    EXPECT_EQ(co_await c.root.callattr<std::int64_t>("sub", i, 10), i - 10);
     Caught e = co_await expect_remote_error(c.root.callattr("nothing_here"));
     EXPECT_EQ(e.type, "AttributeError");
     e = co_await expect_remote_error(c.root.callattr("version"));
     EXPECT_EQ(e.type, "TypeError");
     Any version = co_await c.root.getattr("version");
     EXPECT_EQ(version.value().as_str(), "1.2");
-    EXPECT_EQ(co_await c.root.call<std::int64_t>("exposed_sub", 1, i), 1 - i);
+    EXPECT_EQ(co_await c.root.callattr<std::int64_t>("exposed_sub", 1, i), 1 - i);
   }
   co_await close_client(c);
 }
@@ -139,7 +139,7 @@ struct Hooks {
 
 Task<std::string> ask_client(Session& s) {
   Netref client_root = co_await s.peer_root();
-  std::string who = co_await client_root.call<std::string>("whoami");
+  std::string who = co_await client_root.callattr<std::string>("whoami");
   co_return "client says " + who;
 }
 
@@ -165,13 +165,13 @@ Service session_service(std::shared_ptr<Hooks> hooks) {
 Task<void> two_sessions(std::uint16_t port, std::shared_ptr<Hooks> hooks) {
   Client a = co_await open_client(port);
   Client b = co_await open_client(port);
-  std::int64_t a1 = co_await a.root.call<std::int64_t>("incr");
-  std::int64_t a2 = co_await a.root.call<std::int64_t>("incr");
-  std::int64_t b1 = co_await b.root.call<std::int64_t>("incr");
+  std::int64_t a1 = co_await a.root.callattr<std::int64_t>("incr");
+  std::int64_t a2 = co_await a.root.callattr<std::int64_t>("incr");
+  std::int64_t b1 = co_await b.root.callattr<std::int64_t>("incr");
   EXPECT_EQ(a1, 1);
   EXPECT_EQ(a2, 2);
   EXPECT_EQ(b1, 1);
-  std::string svc_name = co_await a.root.call<std::string>("service");
+  std::string svc_name = co_await a.root.callattr<std::string>("service");
   EXPECT_EQ(svc_name, "SESSIONS");
   EXPECT_EQ(hooks->connects, 2);
   co_await close_client(a);
@@ -200,16 +200,16 @@ Task<void> export_table(std::uint16_t port, std::shared_ptr<Hooks> hooks) {
   {
     std::vector<Netref> held;
     for (int i = 0; i < 5; ++i) {
-      Any t = co_await c.root.call<Any>("thing");
+      Any t = co_await c.root.callattr<Any>("thing");
       held.push_back(t.netref());
     }
     Netref add = co_await c.root.attr("incr");
     held.push_back(add);
-    std::size_t while_held = co_await c.root.call<std::size_t>("exported");
+    std::size_t while_held = co_await c.root.callattr<std::size_t>("exported");
     EXPECT_EQ(while_held, 1u + 5u + 1u);  // the root, five things, one bound function
   }
   // The DELs of the dropped proxies went out before this request: the server has released them.
-  std::size_t after = co_await c.root.call<std::size_t>("exported");
+  std::size_t after = co_await c.root.callattr<std::size_t>("exported");
   EXPECT_EQ(after, 1u);  // only the root
   co_await close_client(c);
   co_await hooks->disconnected.wait();
@@ -228,7 +228,7 @@ Task<void> server_calls_client(std::uint16_t port, const Service* client_service
   ClientOptions opts;
   opts.service = client_service;
   Client c = co_await open_client(port, opts);
-  std::string said = co_await c.root.call<std::string>("ask_client");
+  std::string said = co_await c.root.callattr<std::string>("ask_client");
   EXPECT_EQ(said, "client says tether client");
   co_await close_client(c);
 }
@@ -247,7 +247,7 @@ Task<void> add_in(std::uint16_t port, rpc::Generation client_gen, rpc::Generatio
   ClientOptions opts;
   opts.connection.generation = client_gen;
   Client c = co_await open_client(port, opts);
-  std::int64_t r = co_await c.root.call<std::int64_t>("add", 2, 3);
+  std::int64_t r = co_await c.root.callattr<std::int64_t>("add", 2, 3);
   EXPECT_EQ(r, 5);
   EXPECT_EQ(c.conn->generation(), expect);
   co_await close_client(c);
@@ -281,7 +281,7 @@ Task<void> fallback(std::uint16_t port, Server* server, rpc::Generation first, r
   EXPECT_FALSE(known_generation(endpoint).has_value());
   Client c = co_await open_client(port, opts);
   EXPECT_EQ(c.conn->generation(), server_gen);
-  std::int64_t r = co_await c.root.call<std::int64_t>("add", 20, 22);
+  std::int64_t r = co_await c.root.callattr<std::int64_t>("add", 20, 22);
   EXPECT_EQ(r, 42);
   EXPECT_EQ(known_generation(endpoint), server_gen);
   EXPECT_EQ(server->stats().accepted, 2u);  // the failed attempt and the fallback
@@ -318,7 +318,7 @@ TEST_F(ServiceTest, ClientFallsBackToGeneration5AndRemembersIt) {
 Task<void> over_unix(std::string path) {
   std::unique_ptr<Connection> conn = co_await connect_unix(path);
   Netref root = co_await conn->root();
-  std::int64_t r = co_await root.call<std::int64_t>("add", 1, 1);
+  std::int64_t r = co_await root.callattr<std::int64_t>("add", 1, 1);
   EXPECT_EQ(r, 2);
   root = Netref();
   co_await conn->close();
@@ -342,7 +342,7 @@ TEST_F(ServiceTest, ServesOverUnixSockets) {
 
 Task<void> over_tls(std::uint16_t port, ClientOptions opts) {
   Client c = co_await open_client(port, std::move(opts));
-  std::int64_t r = co_await c.root.call<std::int64_t>("add", 40, 2);
+  std::int64_t r = co_await c.root.callattr<std::int64_t>("add", 40, 2);
   EXPECT_EQ(r, 42);
   co_await close_client(c);
 }
@@ -369,7 +369,7 @@ Task<void> over_pipe(EventLoop& loop, const Service& svc) {
   group.spawn(serve_stream(svc, std::make_unique<BufferedStream>(std::move(pipe.second))));
   std::unique_ptr<Connection> conn = connect_stream(std::make_unique<BufferedStream>(std::move(pipe.first)));
   Netref root = co_await conn->root();
-  std::int64_t r = co_await root.call<std::int64_t>("add", 5, 6);
+  std::int64_t r = co_await root.callattr<std::int64_t>("add", 5, 6);
   EXPECT_EQ(r, 11);
   root = Netref();
   co_await conn->close();
@@ -385,9 +385,9 @@ Task<void> over_child_stdio() {
   std::vector<std::string> argv{TETHER_STDIO_SERVER};
   ProcessConnection pc = co_await connect_process(argv);
   Netref root = co_await pc.connection->root();
-  std::int64_t r = co_await root.call<std::int64_t>("add", 100, 23);
+  std::int64_t r = co_await root.callattr<std::int64_t>("add", 100, 23);
   EXPECT_EQ(r, 123);
-  std::string name = co_await root.call<std::string>("get_service_name");
+  std::string name = co_await root.callattr<std::string>("get_service_name");
   EXPECT_EQ(name, "CALC");
   root = Netref();
   co_await pc.connection->close();
@@ -411,8 +411,8 @@ Task<void> many_clients(std::uint16_t port, std::int64_t main_tag) {
   }
   std::set<std::int64_t> tags;
   for (auto& c : clients) {
-    std::int64_t t = co_await c.root.call<std::int64_t>("tag");
-    std::int64_t n = co_await c.root.call<std::int64_t>("incr");
+    std::int64_t t = co_await c.root.callattr<std::int64_t>("tag");
+    std::int64_t n = co_await c.root.callattr<std::int64_t>("incr");
     EXPECT_EQ(n, 1);  // per-connection state, whatever the thread
     tags.insert(t);
   }
@@ -617,7 +617,7 @@ Task<std::vector<std::string>> use_properties(std::uint16_t port) {
   } catch (const RemoteError& e) {
     out.push_back(e.type_name());
   }
-  std::int64_t called = co_await c.root.call<std::int64_t>("adder", 5);  // a property holding a callable
+  std::int64_t called = co_await c.root.callattr<std::int64_t>("adder", 5);  // a property holding a callable
   out.push_back(std::to_string(called));
   co_await close_client(c);
   co_return out;

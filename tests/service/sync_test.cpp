@@ -1,4 +1,4 @@
-// The blocking facade against a ServerThread: call_sync, SyncNetref operations and iteration,
+// The blocking facade against a ServerThread: callattr, SyncNetref operations and iteration,
 // remote exceptions, blocking callbacks nested in both directions, several client threads,
 // shutdown with idle clients.
 
@@ -77,12 +77,12 @@ TEST(SyncFacade, CallsNetrefsAndErrors) {
   bind_box();
   ServerThread server(sync_service(), loopback());
   SyncConnection conn = connect_sync("127.0.0.1", server.port());
-  EXPECT_EQ(conn.call_sync<std::int64_t>("add", 1, 2), 3);
+  EXPECT_EQ(conn.callattr<std::int64_t>("add", 1, 2), 3);
   conn.ping();
   EXPECT_EQ(conn.root().type_name(), "tether.SyncService");
   EXPECT_EQ(conn.root().callattr_kw<std::int64_t>("add", make_args(1), Kwargs{{"b", Any(Value(5))}}), 6);
 
-  SyncNetref box = conn.call_sync<SyncNetref>("make_box");
+  SyncNetref box = conn.callattr<SyncNetref>("make_box");
   EXPECT_EQ(box.type_name(), "tether.Box");
   box.callattr("put", "b", "2");
   box.callattr("put", "a", "1");
@@ -101,14 +101,14 @@ TEST(SyncFacade, CallsNetrefsAndErrors) {
     EXPECT_EQ(e.type_name(), "KeyError");
   }
   try {
-    (void)conn.call_sync<std::int64_t>("fail");
+    (void)conn.callattr<std::int64_t>("fail");
     ADD_FAILURE() << "no ValueError";
   } catch (const RemoteException& e) {
     EXPECT_EQ(e.type_name(), "ValueError");
     ASSERT_FALSE(e.args().empty());
     EXPECT_EQ(e.args()[0], "no good");
   }
-  EXPECT_EQ(conn.call_sync<std::int64_t>("add", 4, 4), 8);  // still usable
+  EXPECT_EQ(conn.callattr<std::int64_t>("add", 4, 4), 8);  // still usable
   conn.close();
   EXPECT_TRUE(conn.closed());
   EXPECT_THROW(conn.ping(), Error);
@@ -184,11 +184,11 @@ TEST(SyncFacade, BlockingCallbacksNestTwelveDeepBothWays) {
   cb = [&](std::int64_t m) -> std::int64_t {
     ++depth;
     deepest = std::max(deepest, depth);
-    std::int64_t r = conn.call_sync<std::int64_t>("bounce", m, cb) + 1;
+    std::int64_t r = conn.callattr<std::int64_t>("bounce", m, cb) + 1;
     --depth;
     return r;
   };
-  EXPECT_EQ(conn.call_sync<std::int64_t>("bounce", 12, cb), 24);
+  EXPECT_EQ(conn.callattr<std::int64_t>("bounce", 12, cb), 24);
   EXPECT_EQ(deepest, 12);
   EXPECT_EQ(depth, 0);
 }
@@ -206,15 +206,15 @@ TEST(SyncFacade, OverAUnixSocket) {
     ServerThread server(sync_service(), o);
     EXPECT_EQ(server.port(), 0);
     SyncConnection conn = connect_sync_unix(path);
-    EXPECT_EQ(conn.call_sync<std::int64_t>("add", 20, 22), 42);
+    EXPECT_EQ(conn.callattr<std::int64_t>("add", 20, 22), 42);
     int calls = 0;
     std::function<std::int64_t(std::int64_t)> cb = [&](std::int64_t m) -> std::int64_t {
       ++calls;
       return m * 10;
     };
-    EXPECT_EQ(conn.call_sync<std::int64_t>("bounce", 3, cb), 21);  // cb(2) + 1
+    EXPECT_EQ(conn.callattr<std::int64_t>("bounce", 3, cb), 21);  // cb(2) + 1
     EXPECT_EQ(calls, 1);
-    EXPECT_THROW((void)conn.call_sync<std::int64_t>("fail"), RemoteException);
+    EXPECT_THROW((void)conn.callattr<std::int64_t>("fail"), RemoteException);
     conn.close();
     EXPECT_TRUE(conn.closed());
     EXPECT_THROW(conn.ping(), Error);
@@ -245,10 +245,10 @@ TEST(SyncFacade, OverTls) {
   client_tls.ca_file = certs.ca_cert;
   trusting.net.tls = TlsContext::client(client_tls);
   SyncConnection conn = connect_sync("127.0.0.1", server.port(), trusting);
-  EXPECT_EQ(conn.call_sync<std::int64_t>("add", 40, 2), 42);
+  EXPECT_EQ(conn.callattr<std::int64_t>("add", 40, 2), 42);
   std::function<std::int64_t(std::int64_t)> cb = [](std::int64_t m) -> std::int64_t { return m + 100; };
-  EXPECT_EQ(conn.call_sync<std::int64_t>("bounce", 5, cb), 105);  // cb(4) + 1
-  EXPECT_THROW((void)conn.call_sync<std::int64_t>("fail"), RemoteException);
+  EXPECT_EQ(conn.callattr<std::int64_t>("bounce", 5, cb), 105);  // cb(4) + 1
+  EXPECT_THROW((void)conn.callattr<std::int64_t>("fail"), RemoteException);
   conn.close();
   EXPECT_TRUE(conn.closed());
 }
@@ -261,15 +261,15 @@ TEST(SyncFacade, ToAChildProcessOverItsStdio) {
   const pid_t pid = conn.process()->pid();
   EXPECT_GT(pid, 0);
   EXPECT_FALSE(conn.exit_status().has_value());
-  EXPECT_EQ(conn.call_sync<std::int64_t>("add", 100, 23), 123);
+  EXPECT_EQ(conn.callattr<std::int64_t>("add", 100, 23), 123);
   int calls = 0;
   std::function<std::int64_t(std::int64_t)> cb = [&](std::int64_t x) -> std::int64_t {
     ++calls;
     return x * x;
   };
-  EXPECT_EQ(conn.call_sync<std::int64_t>("apply", cb, 9), 81);
+  EXPECT_EQ(conn.callattr<std::int64_t>("apply", cb, 9), 81);
   EXPECT_EQ(calls, 1);
-  EXPECT_EQ(conn.call_sync<std::string>("get_service_name"), "CALC");
+  EXPECT_EQ(conn.callattr<std::string>("get_service_name"), "CALC");
   conn.close();
   EXPECT_TRUE(conn.closed());
   EXPECT_EQ(conn.process(), nullptr);
@@ -300,7 +300,7 @@ TEST(SyncFacade, ChildThatExitsAtOnceIsAClearError) {
 TEST(SyncFacade, ChildThatOutlivesItsStdioIsKilledAfterTheGrace) {
   const std::string script = std::string("'") + TETHER_STDIO_SERVER + "'; exec sleep 600";
   SyncConnection conn = connect_sync_process({"/bin/sh", "-c", script});
-  EXPECT_EQ(conn.call_sync<std::int64_t>("add", 1, 2), 3);
+  EXPECT_EQ(conn.callattr<std::int64_t>("add", 1, 2), 3);
   const auto start = std::chrono::steady_clock::now();
   conn.close();
   const auto waited = std::chrono::steady_clock::now() - start;
@@ -315,11 +315,11 @@ TEST(SyncFacade, ConnectionsOfOneThreadShareAPrivateLoop) {
   std::optional<SyncConnection> first = connect_sync("127.0.0.1", server.port());
   SyncConnection second = connect_sync("127.0.0.1", server.port());
   EXPECT_EQ(&first->loop(), &second.loop());
-  EXPECT_EQ(first->call_sync<std::int64_t>("add", 1, 1), 2);
+  EXPECT_EQ(first->callattr<std::int64_t>("add", 1, 1), 2);
   first.reset();  // the loop stays: the second connection still uses it
-  EXPECT_EQ(second.call_sync<std::int64_t>("add", 2, 2), 4);
+  EXPECT_EQ(second.callattr<std::int64_t>("add", 2, 2), 4);
   SyncConnection moved = std::move(second);
-  EXPECT_EQ(moved.call_sync<std::int64_t>("add", 3, 3), 6);
+  EXPECT_EQ(moved.callattr<std::int64_t>("add", 3, 3), 6);
 }
 
 TEST(SyncFacade, ManyClientThreadsAgainstSeveralServerThreads) {
@@ -332,7 +332,7 @@ TEST(SyncFacade, ManyClientThreadsAgainstSeveralServerThreads) {
     clients.emplace_back([&ok, &server, t]() {
       SyncConnection conn = connect_sync("127.0.0.1", server.port());
       for (int i = 0; i < 50; ++i) {
-        if (conn.call_sync<std::int64_t>("add", t, i) == t + i) ok.fetch_add(1);
+        if (conn.callattr<std::int64_t>("add", t, i) == t + i) ok.fetch_add(1);
       }
       conn.close();
     });
@@ -346,7 +346,7 @@ TEST(SyncFacade, StopClosesIdleClientsWithoutWaitingForTheGracePeriod) {
   opts.shutdown_grace = std::chrono::seconds(30);
   ServerThread server(sync_service(), opts);
   SyncConnection conn = connect_sync("127.0.0.1", server.port());
-  EXPECT_EQ(conn.call_sync<std::int64_t>("add", 1, 2), 3);
+  EXPECT_EQ(conn.callattr<std::int64_t>("add", 1, 2), 3);
   EXPECT_EQ(server.connections(), 1u);
   const auto t0 = std::chrono::steady_clock::now();
   server.stop();

@@ -106,7 +106,7 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds lim
 /// The server still serves a fresh client, start to end.
 void expect_still_serving(std::uint16_t port) {
   SyncConnection c = connect_sync("127.0.0.1", port);
-  EXPECT_EQ(c.call_sync<std::int64_t>("add", 20, 22), 42);
+  EXPECT_EQ(c.callattr<std::int64_t>("add", 20, 22), 42);
   c.close();
 }
 

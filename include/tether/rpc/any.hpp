@@ -115,9 +115,15 @@ class TETHER_API Netref {
   /// isinstance check by type name, without a round trip ("builtins.list", "list").
   [[nodiscard]] bool is_instance_of(std::string_view type_name) const;
 
-  /// Typed call of a method by name: co_await root.call<std::int64_t>("add", 1, 2).
+  /// Typed call of the object itself (CALL): co_await fn.call<std::int64_t>(1, 2). Arguments
+  /// convert with to_any (a C++ callable becomes a callable the peer can call back); one
+  /// std::vector<Any> argument is the argument list itself. The result converts to R.
   template <class R = Any, class... A>
-  Task<R> call(std::string name, A&&... args) const;
+  Task<R> call(A&&... args) const;
+  /// Typed call of a method by name, in one request (CALLATTR):
+  /// co_await root.callattr<std::int64_t>("add", 1, 2). Arguments as for call<R>.
+  template <class R = Any, class... A>
+  Task<R> callattr(std::string name, A&&... args) const;
 
   [[nodiscard]] const std::shared_ptr<rpc::detail::NetrefState>& state() const noexcept { return s_; }
 
@@ -232,5 +238,5 @@ class TETHER_API AsyncResult::Awaiter {
 
 }  // namespace tether
 
-// Typed conversions (to_any / from_any) and Netref::call<R>.
+// Typed conversions (to_any / from_any) and Netref::call<R> / callattr<R>.
 #include "tether/rpc/convert.hpp"

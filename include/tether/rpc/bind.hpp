@@ -39,7 +39,7 @@
 ///    never nest: a held callback delays nobody else's reply, and a peer that vanishes makes
 ///    the pending callback throw Disconnected inside the binding, which then unwinds normally;
 ///  * callables this process hands to the peer (a std::function or lambda argument) also run
-///    on fibers, so their bodies may make blocking calls back (SyncNetref, call_sync);
+///    on fibers, so their bodies may make blocking calls back (SyncNetref, SyncConnection::callattr);
 ///  * in a blocking binding (bind_blocking_function, on the worker pool) the call is handed to
 ///    the loop and the worker thread blocks until the reply arrives (each level of nesting
 ///    holds a worker: ServerOptions::worker_threads bounds the depth);

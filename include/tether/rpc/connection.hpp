@@ -96,6 +96,14 @@ class TETHER_API GenerationMismatch : public ProtocolError {
   rpc::Generation peer_;
 };
 
+class Connection;
+
+namespace detail {
+/// Connection::callattr's body: a named coroutine owning its arguments (GCC 12 rules).
+template <class R>
+Task<R> callattr_root(Connection* conn, std::string name, std::vector<Any> args);
+}  // namespace detail
+
 class TETHER_API Connection {
  public:
   /// `root` is what the peer gets for GETROOT (null: a void root with no attributes).
@@ -109,6 +117,12 @@ class TETHER_API Connection {
 
   /// The peer's root object (GETROOT once, then cached).
   Task<Netref> root();
+  /// A method of the peer's root, typed: co_await conn.callattr<std::int64_t>("add", 1, 2)
+  /// (root(), then one CALLATTR). Arguments as for Netref::callattr<R>.
+  template <class R = Any, class... A>
+  Task<R> callattr(std::string name, A&&... args) {
+    return detail::callattr_root<R>(this, std::move(name), detail::argument_list(std::forward<A>(args)...));
+  }
   /// PING with `data`; throws if the echo differs.
   Task<void> ping(std::string data = {});
   /// Sends a request and waits for its reply (sync_request_timeout applies).
@@ -141,5 +155,14 @@ class TETHER_API Connection {
  private:
   std::shared_ptr<rpc::detail::ConnectionCore> core_;
 };
+
+namespace detail {
+template <class R>
+Task<R> callattr_root(Connection* conn, std::string name, std::vector<Any> args) {
+  Netref root = co_await conn->root();
+  R r = co_await root.callattr<R>(std::move(name), std::move(args));
+  co_return r;
+}
+}  // namespace detail
 
 }  // namespace tether

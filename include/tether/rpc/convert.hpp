@@ -1,5 +1,5 @@
 #pragma once
-/// \file Conversions between C++ types and Any, used by typed calls (Netref::call<R>) and by
+/// \file Conversions between C++ types and Any, used by typed calls (Netref::call<R>, callattr<R>) and by
 /// typed service bindings.
 ///
 ///   to_any(x)          C++ -> Any, synchronous (containers become tuples, by value)
@@ -367,17 +367,42 @@ Task<R> typed_callattr(AsyncResult pending) {
 
 // Not a coroutine: the arguments are converted before it returns, so nothing dangles when
 // the Task is awaited later.
-template <class R, class... A>
-Task<R> Netref::call(std::string name, A&&... args) const {
-  if constexpr ((detail::kPlainArg<A> && ...)) {
-    std::array<brine::Value, sizeof...(A)> argv{brine::Value(std::forward<A>(args))...};
-    return detail::typed_callattr<R>(detail::start_callattr(*this, name, std::span<brine::Value>(argv)));
+namespace detail {
+/// Sends CALL(self, args, kwargs) now; the reply is awaited under the sync_request_timeout.
+TETHER_API AsyncResult start_call(const Netref& self, std::vector<Any> args, Kwargs kwargs);
+
+/// True for one argument that is already the argument list (std::vector<Any>).
+template <class... A>
+inline constexpr bool kArgList = false;
+template <class A>
+inline constexpr bool kArgList<A> = std::is_same_v<std::remove_cvref_t<A>, std::vector<Any>>;
+
+template <class... A>
+std::vector<Any> argument_list(A&&... args) {
+  if constexpr (kArgList<A...>) {
+    return std::vector<Any>(std::forward<A>(args)...);
   } else {
     std::vector<Any> argv;
     argv.reserve(sizeof...(A));
     (argv.push_back(to_any(std::forward<A>(args))), ...);
-    return detail::typed_callattr<R>(
-        detail::start_callattr(*this, std::move(name), std::move(argv), Kwargs{}));
+    return argv;
+  }
+}
+}  // namespace detail
+
+template <class R, class... A>
+Task<R> Netref::call(A&&... args) const {
+  return detail::typed_callattr<R>(detail::start_call(*this, detail::argument_list(std::forward<A>(args)...), Kwargs{}));
+}
+
+template <class R, class... A>
+Task<R> Netref::callattr(std::string name, A&&... args) const {
+  if constexpr (sizeof...(A) > 0 && !detail::kArgList<A...> && (detail::kPlainArg<A> && ...)) {
+    std::array<brine::Value, sizeof...(A)> argv{brine::Value(std::forward<A>(args))...};
+    return detail::typed_callattr<R>(detail::start_callattr(*this, name, std::span<brine::Value>(argv)));
+  } else {
+    return detail::typed_callattr<R>(detail::start_callattr(
+        *this, std::move(name), detail::argument_list(std::forward<A>(args)...), Kwargs{}));
   }
 }
 

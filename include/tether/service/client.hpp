@@ -3,7 +3,7 @@
 ///
 ///   auto conn = co_await tether::connect("127.0.0.1", 18861);
 ///   tether::Netref root = co_await conn->root();
-///   std::int64_t sum = co_await root.call<std::int64_t>("add", 1, 2);   // one CALLATTR
+///   std::int64_t sum = co_await root.callattr<std::int64_t>("add", 1, 2);   // one CALLATTR
 ///   co_await conn->close();
 ///
 /// RPyC generations (wire spec §14.3). A connection speaks 5.x or 6.x and the two cannot talk.

@@ -2,7 +2,7 @@
 /// \file The blocking client facade: RPyC's synchronous style from plain C++.
 ///
 ///   auto conn = tether::connect_sync("127.0.0.1", 18861);
-///   std::int64_t sum = conn.call_sync<std::int64_t>("add", 1, 2);
+///   std::int64_t sum = conn.callattr<std::int64_t>("add", 1, 2);
 ///   tether::SyncNetref store = conn.root().attr("store");
 ///   for (tether::Any key : store) { ... }
 ///
@@ -93,7 +93,7 @@ class TETHER_API SyncNetref {
   /// CALL with typed arguments; the result converted to R (SyncNetref for objects).
   template <class R = Any, class... A>
   R call(A&&... args) const {
-    return finish<R>(ref_.call(detail::to_anys(std::forward<A>(args)...)));
+    return finish<R>(ref_.call(detail::argument_list(std::forward<A>(args)...)));
   }
   /// CALL with keyword arguments.
   template <class R = Any>
@@ -103,7 +103,7 @@ class TETHER_API SyncNetref {
   /// CALLATTR: one request for obj.name(args...).
   template <class R = Any, class... A>
   R callattr(std::string name, A&&... args) const {
-    return finish<R>(ref_.callattr(std::move(name), detail::to_anys(std::forward<A>(args)...)));
+    return finish<R>(ref_.callattr(std::move(name), detail::argument_list(std::forward<A>(args)...)));
   }
   template <class R = Any>
   R callattr_kw(std::string name, std::vector<Any> args, Kwargs kwargs) const {
@@ -283,10 +283,15 @@ class TETHER_API SyncConnection {
 
   /// The server's root object.
   [[nodiscard]] SyncNetref root();
-  /// root().callattr<R>(name, args...): one CALLATTR request.
+  /// root().callattr<R>(name, args...): a method of the root, in one CALLATTR request.
   template <class R = Any, class... A>
-  R call_sync(std::string name, A&&... args) {
+  R callattr(std::string name, A&&... args) {
     return root().callattr<R>(std::move(name), std::forward<A>(args)...);
+  }
+  /// The earlier name of callattr.
+  template <class R = Any, class... A>
+  [[deprecated("use SyncConnection::callattr")]] R call_sync(std::string name, A&&... args) {
+    return callattr<R>(std::move(name), std::forward<A>(args)...);
   }
   /// PING; throws if the peer does not answer in time or echoes something else.
   void ping();
