@@ -64,7 +64,7 @@ Task<std::string> whoami(std::uint16_t port, ClientOptions opts) {
   std::string out;
   try {
     Client c = co_await open_client(port, std::move(opts));
-    std::vector<std::string> seen = co_await c.root.call<std::vector<std::string>>("whoami");
+    std::vector<std::string> seen = co_await c.root.callattr<std::vector<std::string>>("whoami");
     for (const auto& s : seen) out += (out.empty() ? "" : "|") + s;
     co_await close_client(c);
   } catch (const RemoteError& e) {
@@ -119,7 +119,7 @@ TEST_F(SecurityTest, NoCertificateWithoutTls) {
   std::uint16_t port = start(svc);
   auto ask = [](std::uint16_t p) -> Task<bool> {
     Client c = co_await open_client(p);
-    bool present = co_await c.root.call<bool>("tls");
+    bool present = co_await c.root.callattr<bool>("tls");
     co_await close_client(c);
     co_return present;
   };
@@ -173,7 +173,7 @@ TEST_F(SecurityTest, AuthTokenOverUnixSockets) {
     try {
       std::unique_ptr<Connection> conn = co_await connect_unix(p, std::move(opts));
       Netref root = co_await conn->root();
-      std::vector<std::string> r = co_await root.call<std::vector<std::string>>("whoami");
+      std::vector<std::string> r = co_await root.callattr<std::vector<std::string>>("whoami");
       out = r.at(0);
       root = Netref();
       co_await conn->close();
