@@ -20,7 +20,7 @@ a request is served without waking a sleeping thread, and the reply is often the
 client's own poll() would have put it to sleep. Both tether figures are reported.
 
 Only the ratio of the figures, taken minutes apart on the same machine, means anything:
-see ../shared/design/perf-anchors.md on noisy VMs.
+see docs/performance.md on noisy VMs.
 """
 import argparse
 import os

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rejects upward includes between tether's layers (shared/design/style-anchors.md §3) and
+# Rejects upward includes between tether's layers (the table in docs/building.md, Layering) and
 # implementation-only system headers in public headers (architecture rule: public headers never
 # pull in epoll, zlib, OpenSSL or RE2).
 #

@@ -57,9 +57,29 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
   return SSL_TLSEXT_ERR_OK;
 }
 
-void common_setup(SSL_CTX* ctx) {
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+int openssl_version(TlsVersion v) {
+  switch (v) {
+    case TlsVersion::kTls1_0: return TLS1_VERSION;
+    case TlsVersion::kTls1_1: return TLS1_1_VERSION;
+    case TlsVersion::kTls1_2: return TLS1_2_VERSION;
+    case TlsVersion::kTls1_3: return TLS1_3_VERSION;
+  }
+  return TLS1_2_VERSION;
+}
+
+void common_setup(SSL_CTX* ctx, const TlsProtocolOptions& o) {
+  if (o.max_version < o.min_version) throw TlsError("TLS max_version is below min_version");
+  if (SSL_CTX_set_min_proto_version(ctx, openssl_version(o.min_version)) != 1 ||
+      SSL_CTX_set_max_proto_version(ctx, openssl_version(o.max_version)) != 1) {
+    fail("cannot set the TLS protocol versions");
+  }
+  if (!o.cipher_list.empty() && SSL_CTX_set_cipher_list(ctx, o.cipher_list.c_str()) != 1) {
+    fail(fmt::format("no usable cipher in the TLS cipher list '{}'", o.cipher_list));
+  }
+  if (!o.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, o.ciphersuites.c_str()) != 1) {
+    fail(fmt::format("no usable suite in the TLS 1.3 ciphersuites '{}'", o.ciphersuites));
+  }
+  SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 }
 
@@ -72,7 +92,7 @@ TlsContext TlsContext::client(const TlsClientOptions& o) {
   if (!impl->ctx) fail("SSL_CTX_new");
   impl->server = false;
   impl->check_hostname = o.verify_peer && o.check_hostname;
-  common_setup(impl->ctx);
+  common_setup(impl->ctx, o);
   if (o.verify_peer) {
     SSL_CTX_set_verify(impl->ctx, SSL_VERIFY_PEER, nullptr);
     if (!o.ca_file.empty()) {
@@ -112,7 +132,7 @@ TlsContext TlsContext::server(const TlsServerOptions& o) {
   if (!impl->ctx) fail("SSL_CTX_new");
   impl->server = true;
   impl->check_hostname = false;
-  common_setup(impl->ctx);
+  common_setup(impl->ctx, o);
   if (SSL_CTX_use_certificate_chain_file(impl->ctx, o.cert_file.c_str()) != 1) {
     fail(fmt::format("cannot load certificate '{}'", o.cert_file));
   }

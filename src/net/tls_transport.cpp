@@ -4,6 +4,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <sys/socket.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -387,6 +388,74 @@ std::string TlsTransport::peer_subject() const {
   char buf[512];
   X509_NAME_oneline(X509_get_subject_name(cert), buf, sizeof buf);
   return buf;
+}
+
+namespace {
+
+/// An X509_NAME in RFC 2253 one-line form ("CN=client1,O=tether tests"; UTF-8 kept).
+std::string name_line(const X509_NAME* name) {
+  if (!name) return {};
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (!bio) return {};
+  X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  std::string out(data ? data : "", data ? static_cast<std::size_t>(len) : 0);
+  BIO_free(bio);
+  return out;
+}
+
+std::string asn1_text(const ASN1_STRING* s) {
+  if (!s) return {};
+  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+                     static_cast<std::size_t>(ASN1_STRING_length(s)));
+}
+
+std::string ip_text(const ASN1_OCTET_STRING* s) {
+  const int len = ASN1_STRING_length(s);
+  const unsigned char* p = ASN1_STRING_get0_data(s);
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (len == 4 && ::inet_ntop(AF_INET, p, buf, sizeof buf)) return buf;
+  if (len == 16 && ::inet_ntop(AF_INET6, p, buf, sizeof buf)) return buf;
+  return {};
+}
+
+}  // namespace
+
+PeerCertificate TlsTransport::peer_certificate() const {
+  PeerCertificate out;
+  X509* cert = SSL_get0_peer_certificate(impl_->ssl);
+  if (!cert) return out;
+  out.present = true;
+  out.verified = SSL_get_verify_mode(impl_->ssl) != SSL_VERIFY_NONE && SSL_get_verify_result(impl_->ssl) == X509_V_OK;
+  out.subject = name_line(X509_get_subject_name(cert));
+  out.issuer = name_line(X509_get_issuer_name(cert));
+  const X509_NAME* subject = X509_get_subject_name(cert);
+  int last = -1;
+  for (int i = X509_NAME_get_index_by_NID(subject, NID_commonName, -1); i >= 0;
+       i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) {
+    last = i;
+  }
+  if (last >= 0) out.common_name = asn1_text(X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, last)));
+  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
+  if (sans) {
+    for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
+      const GENERAL_NAME* g = sk_GENERAL_NAME_value(sans, i);
+      switch (g->type) {
+        case GEN_DNS: out.dns_names.push_back(asn1_text(g->d.dNSName)); break;
+        case GEN_EMAIL: out.emails.push_back(asn1_text(g->d.rfc822Name)); break;
+        case GEN_URI: out.uris.push_back(asn1_text(g->d.uniformResourceIdentifier)); break;
+        case GEN_IPADD: {
+          std::string ip = ip_text(g->d.iPAddress);
+          if (!ip.empty()) out.ip_addresses.push_back(std::move(ip));
+          break;
+        }
+        default: break;
+      }
+    }
+    GENERAL_NAMES_free(sans);
+  }
+  return out;
 }
 
 }  // namespace tether

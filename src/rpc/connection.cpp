@@ -48,6 +48,11 @@ Task<void> Connection::close() { return core_->close_gracefully(); }
 
 void Connection::abort() { core_->close_now(std::make_exception_ptr(Disconnected("connection aborted"))); }
 
+void Connection::refuse(std::exception_ptr why) {
+  if (!why) throw UsageError("tether::Connection::refuse: no exception given");
+  core_->refuse(std::move(why));
+}
+
 bool Connection::closed() const noexcept { return core_->closed(); }
 
 Task<void> Connection::wait_closed() { return core_->wait_closed(); }

@@ -547,6 +547,11 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
   // The last reply outstanding goes out now, not after this frame's clean-up and the rest of
   // the loop iteration (the peer is waiting for it). With more requests running, the reply
   // waits for theirs: one writev for the batch.
+  if (self->refusal_) {
+    // Refused (Connection::refuse): the answer goes out, then the connection closes.
+    self->close_now(std::make_exception_ptr(Disconnected("connection refused")));
+    co_return;
+  }
   if (self->sched_.last_reply()) self->channel_->write_now();
 }
 

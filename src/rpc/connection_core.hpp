@@ -76,6 +76,9 @@ class ConnectionCore {
   Task<void> close_gracefully();
   /// Closes now; pending requests fail with `reason` (Disconnected if null).
   void close_now(std::exception_ptr reason) noexcept;
+  /// From now on every request is answered with `why`; the connection closes once the first
+  /// such answer is queued (Connection::refuse).
+  void refuse(std::exception_ptr why) noexcept { refusal_ = std::move(why); }
   /// A request expired on its own timer (AsyncResult::set_expiry): a late reply is dropped.
   void forget_pending(std::uint64_t seq) noexcept { pending_.erase(seq); }
 
@@ -177,6 +180,7 @@ class ConnectionCore {
   bool closed_ = false;
   bool started_ = false;
   std::exception_ptr error_;
+  std::exception_ptr refusal_;
   std::function<void()> on_close_;
   std::any context_;
   ConnectionStats counters_;

@@ -354,6 +354,7 @@ Kwargs as_kwargs(const Any& a) {
 }
 
 Task<Any> ConnectionCore::dispatch(CallContext& ctx, Request& req) {
+  if (refusal_) std::rethrow_exception(refusal_);
   const auto n = static_cast<std::size_t>(req.handler);
   HandlerFn fn = n < kHandlers.size() ? kHandlers[n] : nullptr;
   if (!fn) throw PyError("builtins", "KeyError", {Value(static_cast<std::int64_t>(n))});

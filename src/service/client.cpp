@@ -5,6 +5,8 @@
 
 #include "tether/base/log.hpp"
 #include "tether/channel/channel.hpp"
+#include "tether/loop/time.hpp"
+#include "tether/net/tls_transport.hpp"
 
 namespace tether {
 
@@ -45,6 +47,11 @@ std::unique_ptr<Connection> make_client_connection(std::unique_ptr<BufferedStrea
     session = std::make_shared<Session>(def, peer, loop);
     root = make_service_root(def, session, co.policy.exposed_prefix);
   }
+  if (session) {
+    if (auto* tls = dynamic_cast<TlsTransport*>(&stream->transport())) {
+      session->set_peer_certificate(tls->peer_certificate());
+    }
+  }
   if (co.name.empty()) co.name = peer;
   auto channel = std::make_unique<Channel>(std::move(stream), options.channel);
   auto conn = std::make_unique<Connection>(std::move(channel), std::move(root), std::move(co));
@@ -71,6 +78,28 @@ Task<std::unique_ptr<BufferedStream>> open_endpoint(const std::string& host, std
   co_return s;
 }
 
+/// Sends the auth-token preamble and awaits the server's verdict (tether/service/auth.hpp).
+Task<void> send_auth(BufferedStream& stream, std::string token) {
+  stream.write(auth::client_hello(token));
+  Bytes reply;
+  try {
+    Bytes r = co_await stream.read_exactly(auth::kMagic.size() + 1);
+    reply = std::move(r);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kTimeout || e.kind() == ErrorKind::kCancelled) throw;
+    throw AuthenticationError(std::string("the server closed the connection during the auth-token handshake "
+                                          "(does it have ServeOptions::auth_token set?): ") +
+                              e.what());
+  }
+  const std::string_view v = reply.view();
+  if (v.substr(0, auth::kMagic.size()) != auth::kMagic) {
+    throw AuthenticationError("the server does not speak tether's auth-token handshake");
+  }
+  if (static_cast<unsigned char>(v[auth::kMagic.size()]) != auth::kAccepted) {
+    throw AuthenticationError("the server refused the auth token");
+  }
+}
+
 Task<std::unique_ptr<Connection>> connect_endpoint(std::string endpoint, std::string host, std::uint16_t port,
                                                    std::string unix_path, ClientOptions options) {
   ConnectionOptions co = options.connection;
@@ -80,6 +109,9 @@ Task<std::unique_ptr<Connection>> connect_endpoint(std::string endpoint, std::st
   }
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<BufferedStream> stream = co_await open_endpoint(host, port, unix_path, options.net);
+    if (!options.auth_token.empty()) {
+      co_await with_timeout(co.sync_request_timeout, send_auth(*stream, options.auth_token));
+    }
     std::unique_ptr<Connection> conn = make_client_connection(std::move(stream), options, co, endpoint);
     if (!probe) co_return conn;
     std::exception_ptr failure;

@@ -3,13 +3,18 @@
 #include <unistd.h>
 
 #include <future>
+#include <optional>
 #include <mutex>
 #include <unordered_map>
 
 #include "tether/base/log.hpp"
 #include "tether/channel/channel.hpp"
 #include "tether/loop/stop_signals.hpp"
+#include "tether/loop/time.hpp"
+#include "tether/net/tls_transport.hpp"
 #include "tether/rpc/protocol.hpp"
+#include "tether/rpc/py_error.hpp"
+#include "tether/service/auth.hpp"
 #include "tether/stream/fd_transport.hpp"
 
 namespace tether {
@@ -21,6 +26,8 @@ struct Server::Shared {
   std::shared_ptr<const detail::ServiceDef> def;
   ConnectionOptions connection;
   ChannelOptions channel;
+  std::string auth_token;
+  Duration auth_timeout{};
 
   struct Entry {
     std::weak_ptr<Session> session;
@@ -83,13 +90,40 @@ struct Finisher {
   ~Finisher() { session->finish(true); }
 };
 
+/// How long a refused client may take to send the request its refusal answers.
+constexpr Duration kRefusalLinger = std::chrono::seconds(10);
+
+/// What a client refused by on_connect is told: a PyError as thrown, anything else as a
+/// PermissionError that reveals nothing of the service's reasons (those are logged).
+std::exception_ptr refusal_for(const std::exception_ptr& error) {
+  try {
+    if (error) std::rethrow_exception(error);
+  } catch (const PyError&) {
+    return error;
+  } catch (...) {
+  }
+  return std::make_exception_ptr(PyError("PermissionError", "connection refused by the service"));
+}
+
+/// Aborts a refused connection whose client sends nothing.
+struct LingerTimer {
+  EventLoop& loop;
+  TimerHandle timer;
+  ~LingerTimer() { timer.cancel(); }
+};
+
 /// Serves one connection: Channel -> Connection with a fresh service root, until it closes or
-/// the drain protocol closes it.
+/// the drain protocol closes it. `refusal` set: the connection is refused from the start (the
+/// auth-token check failed) and on_connect does not run.
 Task<void> run_session(std::shared_ptr<const detail::ServiceDef> def, ConnectionOptions options,
                        ChannelOptions channel_options, std::unique_ptr<BufferedStream> stream,
-                       std::string peer, std::shared_ptr<Server::Shared> shared) {
+                       std::string peer, std::shared_ptr<Server::Shared> shared,
+                       std::exception_ptr refusal = nullptr) {
   EventLoop& loop = EventLoop::current_or_throw();
   auto session = std::make_shared<Session>(def, peer, loop);
+  if (auto* tls = dynamic_cast<TlsTransport*>(&stream->transport())) {
+    session->set_peer_certificate(tls->peer_certificate());
+  }
   if (options.name.empty()) options.name = peer;
   auto channel = std::make_unique<Channel>(std::move(stream), channel_options);
   ObjectPtr root = make_service_root(def, session, options.policy.exposed_prefix);
@@ -102,9 +136,14 @@ Task<void> run_session(std::shared_ptr<const detail::ServiceDef> def, Connection
   Finisher finisher{session.get()};
   Registration registration(std::move(shared), session, loop);
   conn->start();
-  if (!session->run_on_connect()) {
-    conn->abort();
-    co_return;
+  if (!refusal && !session->run_on_connect()) refusal = refusal_for(session->connect_error());
+  std::optional<LingerTimer> linger;
+  if (refusal) {
+    // The client's first request is answered with the refusal, then the connection closes
+    // (Connection::refuse); a client that sends nothing is dropped after kRefusalLinger.
+    conn->refuse(refusal);
+    Connection* c = conn.get();
+    linger.emplace(LingerTimer{loop, loop.call_later(kRefusalLinger, [c]() { c->abort(); })});
   }
   while (!conn->closed()) {
     co_await session->wait_wake();
@@ -122,6 +161,62 @@ Task<void> run_session(std::shared_ptr<const detail::ServiceDef> def, Connection
   session->finish(true);
 }
 
+/// The auth-token preamble (tether/service/auth.hpp). kAccepted, kRefused (a wrong token:
+/// answered, the connection is to close), or kNoPreamble (the client started with something
+/// else, e.g. a stock RPyC request; nothing consumed).
+enum class AuthOutcome { kAccepted, kRefused, kNoPreamble };
+
+Task<AuthOutcome> check_auth(BufferedStream& stream, std::string token) {
+  co_await stream.fill(auth::kMagic.size());
+  const auto* p = reinterpret_cast<const char*>(stream.buffer().peek());
+  if (std::string_view(p, auth::kMagic.size()) != auth::kMagic) co_return AuthOutcome::kNoPreamble;
+  Bytes head = co_await stream.read_exactly(auth::kMagic.size() + 3);
+  const auto* h = reinterpret_cast<const unsigned char*>(head.data());
+  const std::size_t len = (std::size_t{h[5]} << 8) | h[6];
+  bool ok = h[4] == auth::kVersion && len > 0 && len <= auth::kMaxTokenSize;
+  if (ok) {
+    Bytes given = co_await stream.read_exactly(len);
+    ok = auth::constant_time_equal(given.view(), token);
+  }
+  std::string reply(auth::kMagic);
+  reply.push_back(static_cast<char>(ok ? auth::kAccepted : auth::kRefused));
+  stream.write(reply);
+  co_return ok ? AuthOutcome::kAccepted : AuthOutcome::kRefused;
+}
+
+/// A server connection: the auth-token check if configured, then the session.
+Task<void> serve_connection(std::shared_ptr<Server::Shared> shared, std::unique_ptr<BufferedStream> stream,
+                            std::string peer) {
+  std::exception_ptr refusal;
+  if (!shared->auth_token.empty()) {
+    AuthOutcome outcome = AuthOutcome::kRefused;
+    bool failed = false;
+    try {
+      outcome = co_await with_timeout(shared->auth_timeout, check_auth(*stream, shared->auth_token));
+    } catch (...) {
+      TETHER_LOG_WARN("service {}: {} sent no auth token: {}", shared->def->name, peer,
+                      describe_current_exception());
+      failed = true;
+    }
+    if (failed) co_return;  // timed out or went away: the stream closes with this frame
+    if (outcome == AuthOutcome::kRefused) {
+      TETHER_LOG_WARN("service {}: {} sent a wrong auth token", shared->def->name, peer);
+      stream->close();  // the refusal byte is flushed first
+      co_await stream->wait_closed();
+      co_return;
+    }
+    if (outcome == AuthOutcome::kNoPreamble) {
+      TETHER_LOG_WARN("service {}: {} did not send the auth token (not a tether client with "
+                      "ClientOptions::auth_token); refusing it", shared->def->name, peer);
+      refusal = std::make_exception_ptr(
+          PyError("PermissionError", "this server requires an auth token (a tether client's "
+                                     "ClientOptions::auth_token); connection refused"));
+    }
+  }
+  co_await run_session(shared->def, shared->connection, shared->channel, std::move(stream), std::move(peer),
+                       shared, refusal);
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------- Server
@@ -135,6 +230,8 @@ Server::Server(std::shared_ptr<const detail::ServiceDef> service, ServeOptions o
   shared_->connection = options_.connection;
   shared_->connection.pause_reading_on_backlog = options_.output_backpressure;
   shared_->channel = options_.channel;
+  shared_->auth_token = options_.auth_token;
+  shared_->auth_timeout = options_.auth_timeout;
 }
 
 Server::~Server() { close(); }
@@ -143,8 +240,7 @@ void Server::start() {
   if (server_) throw UsageError("tether::Server::start: already started");
   std::shared_ptr<Shared> shared = shared_;
   StreamServer::Handler handler = [shared](std::unique_ptr<BufferedStream> stream, Address peer) {
-    return run_session(shared->def, shared->connection, shared->channel, std::move(stream), peer.to_string(),
-                       shared);
+    return serve_connection(shared, std::move(stream), peer.to_string());
   };
   server_ = std::make_unique<StreamServer>(std::move(handler), options_.server);
   if (!options_.unix_path.empty()) {

@@ -163,7 +163,8 @@ bool Session::run_on_connect() noexcept {
     def_->on_connect(*this);
     return true;
   } catch (...) {
-    TETHER_LOG_WARN("service {}: on_connect failed for {}: {}", def_->name, peer_,
+    connect_error_ = std::current_exception();
+    TETHER_LOG_WARN("service {}: on_connect refused {}: {}", def_->name, peer_,
                     describe_current_exception());
     connected_ = false;
     return false;

@@ -287,8 +287,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--grace-ms") == 0 && i + 1 < argc) {
       opts.shutdown_grace = std::chrono::milliseconds(std::atoll(argv[++i]));
+    } else if (std::strcmp(argv[i], "--auth-token") == 0 && i + 1 < argc) {
+      opts.auth_token = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: service_server [--grace-ms N]\n");
+      std::fprintf(stderr, "usage: service_server [--grace-ms N] [--auth-token T]\n");
       return 2;
     }
   }

@@ -277,6 +277,50 @@ class PythonClientTest(unittest.TestCase):
         self.assertEqual(self.root.add(1, 2), 3)
         self.assertEqual(len(container), 3)
 
+    def test_rpyc_cve_classes_are_refused(self):
+        # The names RPyC's CVEs went through (CVE-2019-16328: attribute-check bypass;
+        # CVE-2024-27758: __array__ / __reduce__ dunders reached through a netref) against
+        # every handler that takes a name or an object, on the root and on a Class<T> object,
+        # under the default policy. Each is refused and the connection keeps serving.
+        names = ["__class__", "__dict__", "__globals__", "__subclasses__", "__init__", "__reduce__",
+                 "__reduce_ex__", "__array__", "__getattribute__", "_rpyc_getattr", "__code__", "__mro__"]
+        container = self.root.container(3)
+        for obj in (self.root, container):
+            for name in names:
+                for what, handler, args in [
+                    ("getattr", consts.HANDLE_GETATTR, (obj, name)),
+                    ("getattr bytes", consts.HANDLE_GETATTR, (obj, name.encode())),
+                    ("setattr", consts.HANDLE_SETATTR, (obj, name, 1)),
+                    ("delattr", consts.HANDLE_DELATTR, (obj, name)),
+                    ("callattr", consts.HANDLE_CALLATTR, (obj, name, (), ())),
+                    ("cmp", consts.HANDLE_CMP, (obj, 1, name)),
+                ]:
+                    with self.subTest(route=what, name=name, obj=repr(obj)):
+                        with self.assertRaises(AttributeError) as cm:
+                            self.conn.sync_request(handler, *args)
+                        self.assertIn(f"cannot access '{name}'", str(cm.exception))
+                        self.assertEqual(self.root.add(1, 2), 3)
+            # DIR and INSPECT list none of them
+            listed = set(self.conn.sync_request(consts.HANDLE_DIR, obj))
+            self.assertFalse(listed & set(names), listed)
+            id_pack = object.__getattribute__(obj, "____id_pack__")
+            methods = {m for m, _ in self.conn.sync_request(consts.HANDLE_INSPECT, id_pack)}
+            self.assertFalse(methods & set(names), methods)
+            # INSTANCECHECK answers a bool and reaches nothing
+            self.assertFalse(self.conn.sync_request(consts.HANDLE_INSTANCECHECK, obj, ("builtins.object", 0, 0)))
+            # PICKLE never, whatever the protocol
+            for proto in (-1, 0, 2, 5):
+                with self.assertRaises(ValueError) as cm:
+                    self.conn.sync_request(consts.HANDLE_PICKLE, obj, proto)
+                self.assertIn("pickling is disabled", str(cm.exception))
+        # BUFFITER on a non-iterator is refused; CTXEXIT on a non-context-manager too
+        with self.assertRaises(TypeError):
+            self.conn.sync_request(consts.HANDLE_BUFFITER, self.root, 3)
+        with self.assertRaises(AttributeError):
+            self.conn.sync_request(consts.HANDLE_CTXEXIT, self.root, None)
+        self.assertEqual(self.root.add(1, 2), 3)
+        self.assertEqual(len(container), 3)
+
     def test_ping_repr_str(self):
         self.conn.ping()
         self.assertIn("InteropService", repr(self.root))

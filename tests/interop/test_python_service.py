@@ -388,6 +388,33 @@ class ServiceTest(unittest.TestCase):
             b.close()
 
 
+class AuthTokenTest(unittest.TestCase):
+    """ServeOptions::auth_token is tether-to-tether only: a stock RPyC client cannot send the
+    token, so its first request is answered with PermissionError and the connection closes;
+    the server goes on serving (tether clients with the token are tested in
+    tests/service/security_test.cpp)."""
+
+    def setUp(self):
+        self.server = ServerProcess("--auth-token", "s3cret")
+
+    def tearDown(self):
+        self.server.kill()
+
+    def test_stock_client_is_refused_clearly_and_the_server_keeps_serving(self):
+        for _ in range(3):
+            conn = self.server.connect()
+            try:
+                with self.assertRaises(PermissionError) as cm:
+                    conn.root.add(1, 2)
+                self.assertIn("requires an auth token", str(cm.exception))
+                with self.assertRaises(EOFError):  # then the server closes the connection
+                    for _ in range(200):
+                        conn.poll(0.05)
+            finally:
+                conn.close()
+        self.assertIsNone(self.server.proc.poll())
+
+
 class DrainTest(unittest.TestCase):
     def setUp(self):
         self.server = None

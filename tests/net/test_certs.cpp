@@ -88,6 +88,8 @@ TestCerts generate() {
   c.server_key = c.dir + "/server.key";
   c.client_cert = c.dir + "/client.pem";
   c.client_key = c.dir + "/client.key";
+  c.san_client_cert = c.dir + "/client1.pem";
+  c.san_client_key = c.dir + "/client1.key";
   c.self_cert = c.dir + "/self.pem";
   c.self_key = c.dir + "/self.key";
 
@@ -98,6 +100,11 @@ TestCerts generate() {
   X509* server = make_cert(server_key, "localhost", ca, ca_key, false, san, 2);
   EVP_PKEY* client_key = make_key();
   X509* client = make_cert(client_key, "tether test client", ca, ca_key, false, nullptr, 3);
+  EVP_PKEY* san_client_key = make_key();
+  X509* san_client = make_cert(san_client_key, "client1", ca, ca_key, false,
+                               "DNS:client1.example,IP:10.0.0.7,IP:fd00::7,email:client1@example.com,"
+                               "URI:spiffe://tether.test/client1",
+                               5);
   EVP_PKEY* self_key = make_key();
   X509* self = make_cert(self_key, "localhost", nullptr, nullptr, false, san, 4);
 
@@ -106,11 +113,13 @@ TestCerts generate() {
   write_key(c.server_key, server_key);
   write_cert(c.client_cert, client);
   write_key(c.client_key, client_key);
+  write_cert(c.san_client_cert, san_client);
+  write_key(c.san_client_key, san_client_key);
   write_cert(c.self_cert, self);
   write_key(c.self_key, self_key);
 
-  for (X509* x : {ca, server, client, self}) X509_free(x);
-  for (EVP_PKEY* k : {ca_key, server_key, client_key, self_key}) EVP_PKEY_free(k);
+  for (X509* x : {ca, server, client, san_client, self}) X509_free(x);
+  for (EVP_PKEY* k : {ca_key, server_key, client_key, san_client_key, self_key}) EVP_PKEY_free(k);
   return c;
 }
 

@@ -13,6 +13,10 @@ struct TestCerts {
   std::string server_key;
   std::string client_cert;  ///< client leaf (CN=tether test client), signed by the CA
   std::string client_key;
+  /// client leaf "CN=client1,O=tether tests" with SANs DNS:client1.example, IP:10.0.0.7,
+  /// IP:fd00::7, email:client1@example.com, URI:spiffe://tether.test/client1
+  std::string san_client_cert;
+  std::string san_client_key;
   std::string self_cert;    ///< a self-signed leaf for localhost, trusted by nobody
   std::string self_key;
 };

@@ -623,3 +623,138 @@ TEST_F(PolicyHandlerResultsTest, SafeAttrsOffRefusesCmpAndCtxExit) {
 
 }  // namespace
 }  // namespace tether::testing
+
+// ------------------------------------------------------------ RPyC CVE classes, raw requests
+
+namespace tether::testing {
+namespace {
+
+constexpr std::string_view kDangerous[] = {"__class__",  "__dict__",      "__globals__", "__subclasses__",
+                                           "__init__",   "__reduce__",    "__reduce_ex__", "__array__",
+                                           "__getattribute__", "_rpyc_getattr", "__getattr__", "__setattr__",
+                                           "__code__",   "__builtins__",  "__base__", "__mro__"};
+
+bool dangerous(std::string_view n) {
+  return std::find(std::begin(kDangerous), std::end(kDangerous), n) != std::end(kDangerous);
+}
+
+/// A root that really has every dangerous name (and exposed_ok) and counts each access to a
+/// dangerous one: under the default policy none may reach it (the refusal is the policy's, not
+/// a missing attribute).
+class TrapRoot : public Object {
+ public:
+  int reached = 0;
+  [[nodiscard]] std::string type_name() const override { return "tests.TrapRoot"; }
+  [[nodiscard]] bool has_attr(std::string_view n) const override { return n == "exposed_ok" || dangerous(n); }
+  Any get_attr(CallContext&, std::string_view name) override {
+    if (dangerous(name)) ++reached;
+    return Any(Value("reached"));
+  }
+  Task<Any> call_attr(CallContext&, std::string_view name, std::vector<Any>, Kwargs) override {
+    if (dangerous(name)) ++reached;
+    return ready(Any(Value("reached")));
+  }
+  void set_attr(CallContext&, std::string_view, Any) override { ++reached; }
+  void del_attr(CallContext&, std::string_view) override { ++reached; }
+  [[nodiscard]] std::vector<std::string> attr_names() const override {
+    return {"exposed_ok", "__class__", "__dict__", "__globals__", "__subclasses__", "__init__", "__reduce__",
+            "__reduce_ex__", "__array__", "__getattribute__", "_rpyc_getattr"};
+  }
+};
+
+/// Every handler that takes a name, with the name as str and as UTF-8 bytes; "ok" if a request
+/// succeeded, else "<type>: <message>". After each refusal the connection still answers.
+Task<Strings> cve_probes(Connection& c) {
+  Netref root = co_await c.root();
+  Strings out;
+  using rpc::Handler;
+  for (std::string_view name : kDangerous) {
+    for (bool as_bytes : {false, true}) {
+      const Value n = as_bytes ? Value::bytes(name) : Value(std::string(name));
+      const std::vector<std::pair<Handler, std::vector<Any>>> requests = {
+          {Handler::kGetAttr, make_args(root, n)},
+          {Handler::kSetAttr, make_args(root, n, Value(1))},
+          {Handler::kDelAttr, make_args(root, n)},
+          {Handler::kCallAttr, make_args(root, n, Value::make_tuple(), Value::make_tuple())},
+          {Handler::kCmp, make_args(root, Value(1), n)},
+      };
+      for (const auto& [handler, args] : requests) {
+        std::string r = "ok";
+        try {
+          Any a = co_await c.request(handler, args);
+          (void)a;
+        } catch (const RemoteError& e) {
+          r = e.type_name() + ": " + (e.args().empty() ? std::string() : e.args()[0]);
+        }
+        out.push_back(std::string(rpc::handler_name(handler)) + " " + std::string(name) + " -> " + r);
+        // the connection is still usable after each refusal
+        Any ok = co_await root.getattr("ok");
+        if (ok.repr() != "'reached'") out.push_back("connection unusable after " + std::string(name));
+      }
+    }
+  }
+  co_return out;
+}
+
+class CveTest : public LoopTest {
+ protected:
+  std::shared_ptr<TrapRoot> root_ = std::make_shared<TrapRoot>();
+};
+
+TEST_F(CveTest, EveryNamedHandlerRefusesDangerousNamesUnderTheDefaultPolicy) {
+  auto p = connect_pair(loop_, root_);
+  Strings got = run(cve_probes(*p.client));
+  ASSERT_EQ(got.size(), std::size(kDangerous) * 2 * 5);
+  for (const std::string& line : got) {
+    const std::string name = line.substr(line.find(' ') + 1, line.find(" -> ") - line.find(' ') - 1);
+    EXPECT_NE(line.find(" -> AttributeError: cannot access '" + name + "'"), std::string::npos) << line;
+  }
+  EXPECT_EQ(root_->reached, 0);
+}
+
+Task<Strings> listing_probes(Connection& c) {
+  Netref root = co_await c.root();
+  Strings out;
+  using rpc::Handler;
+  Any dir = co_await c.request(Handler::kDir, make_args(root));
+  for (const Any& n : dir.items()) out.push_back("dir " + n.value().as_str());
+  // BUFFITER: only __next__ of an iterator; the root is none.
+  try {
+    Any b = co_await c.request(Handler::kBuffIter, make_args(root, Value(3)));
+    out.push_back("buffiter -> " + b.repr());
+  } catch (const RemoteError& e) {
+    out.push_back("buffiter -> " + e.type_name());
+  }
+  // CTXEXIT reaches __exit__ (a safe dunder) and nothing else.
+  try {
+    Any x = co_await c.request(Handler::kCtxExit, make_args(root, Any()));
+    out.push_back("ctxexit -> " + x.repr());
+  } catch (const RemoteError& e) {
+    out.push_back("ctxexit -> " + e.type_name());
+  }
+  // PICKLE: never.
+  for (std::int64_t proto : {-1, 0, 2, 5}) {
+    try {
+      Any x = co_await c.request(Handler::kPickle, make_args(root, Value(proto)));
+      out.push_back("pickle -> " + x.repr());
+    } catch (const RemoteError& e) {
+      out.push_back("pickle -> " + e.type_name() + ": " + e.args().at(0));
+    }
+  }
+  Any ok = co_await root.getattr("ok");
+  out.push_back("after: " + ok.repr());
+  co_return out;
+}
+
+TEST_F(CveTest, DirBuffIterCtxExitAndPickleReachNothingDangerous) {
+  auto p = connect_pair(loop_, root_);
+  Strings got = run(listing_probes(*p.client));
+  EXPECT_EQ(got, (Strings{"dir exposed_ok", "buffiter -> TypeError", "ctxexit -> 'reached'",
+                          "pickle -> ValueError: pickling is disabled", "pickle -> ValueError: pickling is disabled",
+                          "pickle -> ValueError: pickling is disabled", "pickle -> ValueError: pickling is disabled",
+                          "after: 'reached'"}));
+  EXPECT_EQ(root_->reached, 0);
+}
+
+}  // namespace
+}  // namespace tether::testing

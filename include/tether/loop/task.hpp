@@ -12,7 +12,7 @@
 /// level or sanitizer (g++ only turns symmetric transfer into a tail call at -O2 without
 /// ASan/TSan).
 ///
-/// GCC 12 rules (see shared/design/style-anchors.md §4.1): one co_await per statement with a
+/// GCC 12 rules (see docs/coroutines.md): one co_await per statement with a
 /// named result, no capturing coroutine lambdas, no lambda built inside a co_await expression,
 /// no structured binding directly on a co_await result.
 

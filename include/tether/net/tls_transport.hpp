@@ -56,6 +56,8 @@ class TETHER_API TlsTransport final : public Transport {
   [[nodiscard]] std::string alpn() const;
   /// The peer certificate's subject in one line ("" if the peer sent none).
   [[nodiscard]] std::string peer_subject() const;
+  /// The peer certificate: subject, issuer, SANs, and whether it was verified.
+  [[nodiscard]] PeerCertificate peer_certificate() const;
 
   struct Impl;
 

@@ -133,6 +133,11 @@ class TETHER_API Connection {
   Task<void> close();
   /// Closes at once without telling the peer.
   void abort();
+  /// Refuses the peer: every request from now on is answered with `why` (an exception, e.g.
+  /// PyError("PermissionError", "...")), and the connection closes once the first of those
+  /// answers is queued (it is flushed first). The service layer uses it when on_connect or
+  /// the auth-token check refuses a client, so that the client learns why.
+  void refuse(std::exception_ptr why);
   [[nodiscard]] bool closed() const noexcept;
   /// Completes when the connection has closed (peer EOF, CLOSE, error or close()).
   Task<void> wait_closed();

@@ -1,5 +1,5 @@
 #pragma once
-/// \file RPyC protocol constants (shared/spec/rpyc-wire.md §4–§6). Numbering is identical in
+/// \file RPyC protocol constants (docs/wire-protocol.md §3, §5). Numbering is identical in
 /// RPyC 5.x and 6.x; only the message envelope differs between generations.
 
 #include <cstdint>

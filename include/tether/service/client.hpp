@@ -33,6 +33,7 @@
 #include "tether/net/process.hpp"
 #include "tether/rpc/connection.hpp"
 #include "tether/rpc/protocol.hpp"
+#include "tether/service/auth.hpp"
 #include "tether/service/service.hpp"
 #include "tether/stream/buffered_stream.hpp"
 
@@ -47,6 +48,11 @@ struct ClientOptions {
   ConnectOptions net;
   /// Framing: compression, frame size limits.
   ChannelOptions channel;
+  /// The server's ServeOptions::auth_token, sent before the RPyC protocol starts by
+  /// connect() and connect_unix() (not connect_stream/connect_process). A refused token, or a
+  /// server that does not take part in the handshake, fails the connect with
+  /// AuthenticationError. Empty: none sent.
+  std::string auth_token;
   /// A service this client exposes to the server as its root (copied at connect time).
   /// Null: an empty root.
   const Service* service = nullptr;

@@ -87,6 +87,14 @@ struct ServeOptions {
   /// (ConnectionOptions::pause_reading_on_backlog, which this sets for every connection).
   /// serve_stream() and serve_stdio() always do this.
   bool output_backpressure = true;
+  /// A shared secret every client must present before the RPyC protocol starts (see
+  /// tether/service/auth.hpp): tether clients set ClientOptions::auth_token to the same
+  /// value. Tether-to-tether only: a stock RPyC client cannot send it and is refused (its
+  /// first request fails with PermissionError). Compared in constant time. Sent in clear text
+  /// unless server.tls is set. Empty: no check.
+  std::string auth_token;
+  /// How long a client may take to send the token (then it is dropped).
+  Duration auth_timeout = std::chrono::seconds(10);
   /// How long shutdown() waits for busy connections before cancelling them.
   Duration shutdown_grace = std::chrono::seconds(5);
   /// Called once listening, on the server's loop, with the bound addresses.

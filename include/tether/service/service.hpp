@@ -26,6 +26,7 @@
 /// and live on one loop thread.
 
 #include <any>
+#include <exception>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -41,6 +42,7 @@
 #include "tether/loop/event_loop.hpp"
 #include "tether/loop/sync.hpp"
 #include "tether/loop/task.hpp"
+#include "tether/net/tls.hpp"
 #include "tether/rpc/any.hpp"
 #include "tether/rpc/bind.hpp"
 #include "tether/rpc/class.hpp"
@@ -103,6 +105,11 @@ class TETHER_API Session : public std::enable_shared_from_this<Session> {
     if (S* p = std::any_cast<S>(&state_)) return *p;
     throw UsageError("tether::Session::state_as: the session state has another type");
   }
+  /// The peer's TLS certificate: subject ("CN=client1,O=..."), SANs, and whether it was
+  /// verified against the server's ca_file. present == false without TLS or when the client
+  /// sent none. Set before on_connect runs, so on_connect can authorize by it (and refuse by
+  /// throwing, see Service::on_connect).
+  [[nodiscard]] const PeerCertificate& peer_certificate() const noexcept { return peer_cert_; }
   /// The peer's root object (one GETROOT per connection, then cached). A Python client's root
   /// is a VoidService unless it passed a service.
   Task<Netref> peer_root();
@@ -114,8 +121,10 @@ class TETHER_API Session : public std::enable_shared_from_this<Session> {
   // --- used by serve()/connect(), not by applications
   /// Binds the session to its connection (registers it for find()).
   void attach(Connection& conn);
-  /// Runs on_connect. False (and logged) if it threw.
+  void set_peer_certificate(PeerCertificate cert) { peer_cert_ = std::move(cert); }
+  /// Runs on_connect. False (and logged) if it threw; connect_error() then holds why.
   bool run_on_connect() noexcept;
+  [[nodiscard]] const std::exception_ptr& connect_error() const noexcept { return connect_error_; }
   /// Runs on_disconnect once and detaches from the connection.
   void finish(bool connection_alive) noexcept;
   /// Calls into the service in progress, and the drain protocol used by Server::shutdown.
@@ -133,6 +142,8 @@ class TETHER_API Session : public std::enable_shared_from_this<Session> {
   EventLoop& loop_;
   Connection* conn_ = nullptr;
   std::any state_;
+  PeerCertificate peer_cert_;
+  std::exception_ptr connect_error_;
   std::size_t busy_ = 0;
   bool draining_ = false;
   bool connected_ = false;
@@ -231,7 +242,11 @@ class TETHER_API Service {
   Service& expose_value(std::string name, Any value);
 
   /// Runs when a connection starts (before its first request is served) / after it closed.
-  /// Loop thread of the connection. Exceptions from on_connect close the connection.
+  /// Loop thread of the connection. An exception from on_connect refuses the client: on a
+  /// server its first request is answered with the exception -- a PyError as thrown (e.g.
+  /// PyError("PermissionError", "client1 may not connect")), anything else as
+  /// PermissionError("connection refused by the service") -- then the connection closes
+  /// (on_disconnect is not called). A client that sends nothing is dropped after 10 s.
   Service& on_connect(std::function<void(Session&)> fn);
   Service& on_disconnect(std::function<void(Session&)> fn);
   /// Initial per-connection state (Session::state()).
