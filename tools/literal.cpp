@@ -2,6 +2,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <complex>
 #include <cstdint>
 #include <cstdio>
 #include <limits>
@@ -23,6 +24,24 @@ bool is_ident_start(char c) {
          static_cast<unsigned char>(c) >= 0x80;
 }
 bool is_ident_char(char c) { return is_ident_start(c) || is_digit(c); }
+
+/// True when a NaN is anywhere in the literal. Each `nan` in the text is a float object of its
+/// own, and Python compares such objects unequal, so a set never merges two of them (or two
+/// tuples holding them): a set literal keeps every member that holds a NaN.
+bool holds_nan(const Literal& l) {
+  if (l.kind == Literal::Kind::kValue) {
+    if (l.value.is_float()) return std::isnan(l.value.as_double());
+    if (l.value.is_complex()) {
+      const std::complex<double> c = l.value.as_complex();
+      return std::isnan(c.real()) || std::isnan(c.imag());
+    }
+    return false;
+  }
+  for (const auto& item : l.items) {
+    if (holds_nan(item)) return true;
+  }
+  return false;
+}
 
 /// Digits (0-9 / a-f) in `base` to decimal text, through base-10^9 limbs: for big 0x/0o/0b ints.
 std::string to_decimal(std::string_view digits, int base) {
@@ -518,7 +537,7 @@ class Parser {
     for (auto& m : members) {
       bool dup = false;
       for (const auto& have : out.items) {
-        if (have == m) dup = true;
+        if (have == m && !holds_nan(m)) dup = true;
       }
       if (!dup) out.items.push_back(std::move(m));
     }

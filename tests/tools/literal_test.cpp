@@ -131,6 +131,11 @@ TEST(ToolsLiteral, Containers) {
   Literal s = parse_ok("{1, 2, 1, (1, 2)}");
   ASSERT_EQ(s.kind, Literal::Kind::kSet);
   EXPECT_EQ(literal_repr(s), "{1, 2, (1, 2)}");
+  // Each nan is a float of its own, unequal to any other (as in Python): a set keeps them all,
+  // so its repr parses back to the same set (found by the literal fuzz target).
+  Literal nans = parse_ok("{5, -nan, 2, --nan, 2, nan, (nan,), (nan,)}");
+  ASSERT_EQ(nans.items.size(), 7u);
+  EXPECT_EQ(literal_repr(parse_ok(literal_repr(nans))), literal_repr(nans));
 
   EXPECT_EQ(v("()"), Value::tuple(Value::Tuple{}));
   EXPECT_EQ(v("(1,)"), Value::tuple({Value(1)}));
