@@ -2,6 +2,7 @@
 # typed bindings, Class<T> objects, sessions, callbacks, and the graceful drain on SIGTERM and
 # SIGINT (test_python_service.py starts service_server itself). Label: interop.
 add_executable(interop_service_server service_server.cpp)
+tether_test_optimization(interop_service_server)
 target_link_libraries(interop_service_server PRIVATE tether::service tether::rpc tether::stream)
 tether_warnings(interop_service_server)
 
