@@ -91,7 +91,9 @@ bench: build
 	  case " $(GBENCH_PROGRAMS) " in *" $$(basename $$b) "*) "$$b" $(BENCH_ARGS) ;; *) "$$b" ;; esac; done; \
 	  [ $$found = 1 ] || echo "no benchmarks built yet (bench/*.cpp)"; \
 	  echo "== bench/python_client_bench.py"; \
-	  /usr/bin/python3 bench/python_client_bench.py $(BUILD_DIR)/examples/calc_server
+	  /usr/bin/python3 bench/python_client_bench.py $(BUILD_DIR)/examples/calc_server && \
+	  echo "== bench/busy_poll_cpu.py" && \
+	  /usr/bin/python3 bench/busy_poll_cpu.py $(BUILD_DIR)/examples/calc_server
 
 # libFuzzer targets (fuzz/): built with clang in $(FUZZ_DIR), one target at a time; a finding
 # fails the run. The normal build replays their corpora under CTest (label fuzz) instead.

@@ -14,10 +14,12 @@ and calls in one of two common ways (both by default, each round measuring all f
           and sends an asynchronous DEL for the method's netref, against either server
   bound   `add = conn.root.add` once, then `add(1, 2)`: one CALL round trip per call
 
-A third server, the same calc_server started with --busy-poll-us N (default 200; 0 leaves it
-out), shows what ServerOptions::busy_poll does: its loop spins up to N us before it sleeps, so
-a request is served without waking a sleeping thread, and the reply is often there before the
-client's own poll() would have put it to sleep. Both tether figures are reported.
+calc_server runs three ways: as it comes (ServerOptions::busy_poll's default: adaptive busy
+polling, the loop spinning before it sleeps only while requests arrive in quick succession),
+with busy polling off (--busy-poll-us 0), and with a fixed spin of --busy-poll-us N (default
+200; 0 leaves that one out). A spinning loop serves a request without waking a sleeping
+thread, and the reply is often there before the client's own poll() would have put it to
+sleep. Every tether figure is reported.
 
 Only the ratio of the figures, taken minutes apart on the same machine, means anything:
 see docs/performance.md on noisy VMs.
@@ -110,7 +112,9 @@ def main():
 
     # (label, argv): the Python server last, so that each round measures the tether servers
     # and the Python one back to back.
-    servers = [("tether", [args.calc_server, "--host", "127.0.0.1", "--port", "0"])]
+    servers = [("tether (default: adaptive)", [args.calc_server, "--host", "127.0.0.1", "--port", "0"]),
+               ("tether busy-poll off", [args.calc_server, "--host", "127.0.0.1", "--port", "0",
+                                         "--busy-poll-us", "0"])]
     if args.busy_poll_us:
         servers.append((f"tether busy-poll {args.busy_poll_us} us",
                         [args.calc_server, "--host", "127.0.0.1", "--port", "0",

@@ -1,12 +1,13 @@
 // calc_server: a tether RPC server that stock Python RPyC clients (and tether clients) can call.
 //
-//   calc_server [--host 127.0.0.1] [--port 18861] [--threads 1] [--busy-poll-us 0] [--stdio]
+//   calc_server [--host 127.0.0.1] [--port 18861] [--threads 1] [--busy-poll-us N] [--stdio]
 //
 // Prints "listening on HOST:PORT" first (port 0 picks a free port), serves until SIGINT or
 // SIGTERM, then drains the connections and exits. With --stdio it serves one connection on
-// stdin/stdout instead (for tether::connect_process). --busy-poll-us N makes the serving loops
-// spin up to N microseconds before they sleep (ServerOptions::busy_poll): lower latency for a
-// busier core.
+// stdin/stdout instead (for tether::connect_process). The serving loops busy-poll adaptively by
+// default (ServerOptions::busy_poll: they spin before sleeping only while requests arrive in
+// quick succession); --busy-poll-us N makes them spin a fixed N microseconds instead, and
+// --busy-poll-us 0 turns busy polling off.
 //
 // From Python:
 //   import rpyc

@@ -25,7 +25,7 @@ struct ServeArgs {
   std::size_t threads = 1;
   std::string generation = "auto";
   std::string tls_cert, tls_key, tls_client_ca;
-  long busy_poll_us = 0;
+  long busy_poll_us = -1;  // -1: the adaptive default
   std::vector<std::string> registries;
 };
 
@@ -43,7 +43,7 @@ int run_serve(const ServeArgs& a) {
     opts.port = t.port;
   }
   opts.server.threads = a.threads;
-  if (a.busy_poll_us > 0) opts.server.busy_poll = std::chrono::microseconds(a.busy_poll_us);
+  if (a.busy_poll_us >= 0) opts.server.busy_poll = std::chrono::microseconds(a.busy_poll_us);
   if (a.generation == "5") opts.connection.generation = rpc::Generation::k5;
   if (a.generation == "6") opts.connection.generation = rpc::Generation::k6;
   const bool tls = t.tls || !a.tls_cert.empty();
@@ -112,8 +112,8 @@ void add_serve(CLI::App& app, Runner& run) {
                   "Require client certificates signed by this CA (PEM)")
       ->check(CLI::ExistingFile);
   sub->add_option("--busy-poll-us", args->busy_poll_us,
-                  "Busy-poll the serving loops this long before sleeping")
-      ->capture_default_str()
+                  "Busy-poll the serving loops a fixed N us before sleeping (0: off; default: "
+                  "adaptive, spinning only while requests arrive in quick succession)")
       ->check(CLI::Range(0L, 1000000L));
   sub->add_option(
       "--register", args->registries,

@@ -1,5 +1,6 @@
 #include "tether/loop/event_loop.hpp"
 
+#include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -229,31 +230,57 @@ int EventLoop::compute_timeout_ms(std::optional<Duration> max_wait) {
   return static_cast<int>(std::min<long long>(ms, INT_MAX));
 }
 
-void EventLoop::set_busy_poll(Duration spin) {
+void EventLoop::set_busy_poll(BusyPoll mode) {
   assert_in_loop_thread();
-  if (spin < Duration::zero()) throw UsageError("EventLoop::set_busy_poll: negative duration");
-  busy_poll_ = spin;
+  if (mode.spin < Duration::zero()) throw UsageError("EventLoop::set_busy_poll: negative duration");
+  busy_poll_ = mode;
+  learned_spin_ = Duration::zero();
 }
 
 void EventLoop::poll_busily(int timeout_ms, std::vector<detail::PollEvent>& batch) {
-  // Spin on non-blocking polls for at most busy_poll_, and never past the wait the iteration
-  // was going to do (a due timer must not run late); then block for what is left of it.
+  // Spin on non-blocking polls for at most the spin (fixed, or what the adaptive mode learned),
+  // and never past the wait the iteration was going to do (a due timer must not run late);
+  // then block for what is left of it.
   const TimePoint start = Clock::now();
-  Duration spin = busy_poll_;
+  Duration spin = busy_poll_.adaptive ? learned_spin_ : busy_poll_.spin;
   if (timeout_ms > 0) spin = std::min<Duration>(spin, std::chrono::milliseconds(timeout_ms));
-  const TimePoint until = start + spin;
   TimePoint now = start;
-  do {
-    poller_->poll(0, batch);
-    if (!batch.empty()) return;
-    now = Clock::now();
-  } while (now < until);
+  if (spin > Duration::zero()) {
+    const TimePoint until = start + spin;
+    do {
+      poller_->poll(0, batch);
+      if (!batch.empty()) {  // caught while spinning: the learned spin stands
+        ++spins_caught_;
+        spin_time_ += Clock::now() - start;
+        return;
+      }
+      // Give the core away if another thread wants it: on a machine with fewer cores than busy
+      // threads (the peer's process, say) a spin that held the core would delay the very
+      // request it waits for. With nothing else runnable this returns at once.
+      ::sched_yield();
+      now = Clock::now();
+    } while (now < until);
+    ++spins_missed_;
+    spin_time_ += now - start;
+    // Nothing came: an adaptive spin halves, and below a sixteenth of the cap stops.
+    if (busy_poll_.adaptive) {
+      learned_spin_ /= 2;
+      if (learned_spin_ < busy_poll_.spin / 16) learned_spin_ = Duration::zero();
+    }
+  }
   int rest = timeout_ms;  // -1 (no limit) stays -1
   if (timeout_ms > 0) {
     const auto spent = std::chrono::ceil<std::chrono::milliseconds>(now - start).count();
     rest = static_cast<int>(std::max<long long>(0, timeout_ms - spent));
   }
   poller_->poll(rest, batch);
+  if (busy_poll_.adaptive && !batch.empty()) {
+    // Woken by I/O: had the gap been spun through, the wake-up would have been saved. A gap
+    // within the cap makes the next waits spin twice as long as it (capped); a longer one
+    // (an idle peer, one call a second) teaches nothing.
+    const Duration gap = Clock::now() - start;
+    if (gap <= busy_poll_.spin) learned_spin_ = std::min<Duration>(busy_poll_.spin, std::max(learned_spin_, 2 * gap));
+  }
 }
 
 void EventLoop::run_once(std::optional<Duration> max_wait) {
@@ -273,7 +300,7 @@ void EventLoop::run_once(std::optional<Duration> max_wait) {
     ++polls_skipped_;
   } else {
     polls_skipped_ = 0;
-    if (timeout != 0 && busy_poll_ > Duration::zero()) {
+    if (timeout != 0 && busy_poll_.enabled()) {
       poll_busily(timeout, batch);
     } else {
       poller_->poll(timeout, batch);
@@ -497,6 +524,9 @@ LoopStats EventLoop::stats() const {
     s.ready += posted_.size();
   }
   s.signals = signals_ ? signals_->size() : 0;
+  s.busy_poll_caught = spins_caught_;
+  s.busy_poll_missed = spins_missed_;
+  s.busy_poll_time = spin_time_;
   return s;
 }
 

@@ -55,7 +55,7 @@ Task<void> wait_forever() {
   co_await never.wait();
 }
 
-void worker_main(StreamServer::Impl::Worker* w, Duration busy_poll, std::size_t worker_threads,
+void worker_main(StreamServer::Impl::Worker* w, BusyPoll busy_poll, std::size_t worker_threads,
                  std::promise<void>* ready) {
   EventLoop loop;
   loop.set_busy_poll(busy_poll);
@@ -95,10 +95,10 @@ void StreamServer::Impl::attach_to_current_loop() {
 }
 
 void StreamServer::Impl::start_workers() {
-  if (opts.busy_poll < Duration::zero()) throw UsageError("ServerOptions::busy_poll must not be negative");
+  if (opts.busy_poll.spin < Duration::zero()) throw UsageError("ServerOptions::busy_poll must not be negative");
   std::size_t n = opts.threads == 0 ? 1 : opts.threads;
   if (n == 1) {
-    if (opts.busy_poll > Duration::zero()) loop->set_busy_poll(opts.busy_poll);
+    if (opts.busy_poll.enabled()) loop->set_busy_poll(opts.busy_poll);
     if (opts.worker_threads != 0) loop->set_worker_threads(opts.worker_threads);
     auto w = std::make_unique<Worker>();
     w->loop = loop;

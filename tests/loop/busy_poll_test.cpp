@@ -1,8 +1,11 @@
 // EventLoop::set_busy_poll: an idle loop spins for at most the set time and then sleeps;
 // events, cross-thread posts and due timers arriving while it spins are served at once, and
-// the spin never makes a timer late.
+// the spin never makes a timer late. The adaptive mode spins only after I/O arrived within its
+// cap, halves a spin that caught nothing, and does not spin at all when idle.
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <chrono>
@@ -97,6 +100,129 @@ TEST_F(BusyPollTest, SpinNeverMakesADueTimerLate) {
   ASSERT_TRUE(turn_until([&] { return fired; }, 5s));
   EXPECT_GE(fired_at - start, 30ms);
   EXPECT_LT(fired_at - start, 5s) << "the spin ignored the timer";
+}
+
+
+TEST_F(BusyPollTest, AdaptiveModeSetAndRead) {
+  loop_.set_busy_poll(BusyPoll::adaptive_up_to(300us));
+  EXPECT_TRUE(loop_.busy_poll_adaptive());
+  EXPECT_EQ(loop_.busy_poll(), std::chrono::duration_cast<Duration>(300us));
+  EXPECT_EQ(loop_.busy_poll_learned(), Duration::zero()) << "nothing learned before any I/O";
+  EXPECT_THROW(loop_.set_busy_poll(BusyPoll::adaptive_up_to(-1us)), UsageError);
+  loop_.set_busy_poll(150us);
+  EXPECT_FALSE(loop_.busy_poll_adaptive()) << "a plain duration is a fixed spin";
+  EXPECT_EQ(BusyPoll(Duration::zero()), BusyPoll::off());
+  EXPECT_FALSE(BusyPoll::off().enabled());
+  EXPECT_TRUE(BusyPoll::adaptive_default().adaptive);
+  EXPECT_EQ(BusyPoll::adaptive_default().spin, std::chrono::duration_cast<Duration>(200us));
+}
+
+// An idle loop in adaptive mode does not spin at all, however large the cap: a 400 ms wait
+// costs next to no CPU (a fixed 60 ms spin costs at least 5 ms of it: IdleLoopSpinsThenSleeps).
+TEST_F(BusyPollTest, AdaptiveIdleLoopDoesNotSpin) {
+  loop_.set_busy_poll(BusyPoll::adaptive_up_to(10s));
+  const Duration before = thread_cpu();
+  loop_.run_once(400ms);
+  EXPECT_LT(thread_cpu() - before, 5ms) << "an idle adaptive loop spun";
+  EXPECT_EQ(loop_.busy_poll_learned(), Duration::zero());
+  EXPECT_EQ(loop_.stats().busy_poll_missed, 0u);
+  EXPECT_EQ(loop_.stats().busy_poll_time, Duration::zero());
+}
+
+// A wake-up by I/O within the cap teaches a spin of twice the gap; the next wait, finding
+// nothing, spins that long (the thread's CPU shows it), then halves it -- below cap / 16 the
+// spin stops -- and the wait after that costs no CPU.
+TEST_F(BusyPollTest, AdaptiveLearnsFromAQuickWakeUpThenForgetsWhenNothingComes) {
+  loop_.set_busy_poll(BusyPoll::adaptive_up_to(1s));
+  SocketPair sp;
+  std::string got;
+  IoWatcher w(loop_, sp.a.get());
+  w.set_handler([&](std::uint32_t) { got += take(sp.a); });
+  w.enable_reading();
+  std::atomic<bool> waiting{false};
+  std::thread writer([&] {
+    while (!waiting.load()) std::this_thread::yield();
+    std::this_thread::sleep_for(20ms);  // pacing the peer, not synchronising: the gap to learn
+    put(sp.b, "x");
+  });
+  waiting = true;
+  loop_.run_once(5s);
+  writer.join();
+  ASSERT_EQ(got, "x");
+  const Duration learned = loop_.busy_poll_learned();
+  EXPECT_GE(learned, 20ms) << "twice a gap of about 20 ms";
+  EXPECT_LE(learned, 1s) << "never past the cap";
+
+  Duration before = thread_cpu();
+  loop_.run_once(learned + 300ms);
+  const Duration spun = thread_cpu() - before;
+  EXPECT_GE(spun, 5ms) << "the wait after a quick wake-up spins";
+  EXPECT_EQ(loop_.stats().busy_poll_missed, 1u);
+  EXPECT_LE(loop_.busy_poll_learned(), learned / 2) << "a spin that caught nothing halves";
+  // Each further miss halves again; below 1 s / 16 the spin stops (a ~40 ms spin at once).
+  for (int i = 0; i < 6 && loop_.busy_poll_learned() > Duration::zero(); ++i) loop_.run_once(loop_.busy_poll_learned() + 50ms);
+  ASSERT_EQ(loop_.busy_poll_learned(), Duration::zero());
+
+  const std::uint64_t missed = loop_.stats().busy_poll_missed;
+  before = thread_cpu();
+  loop_.run_once(300ms);
+  EXPECT_LT(thread_cpu() - before, 5ms) << "no spin after the spin was forgotten";
+  EXPECT_EQ(loop_.stats().busy_poll_missed, missed);
+  w.disable_reading();
+}
+
+// A wake-up later than the cap (a peer calling once in a while) teaches nothing.
+TEST_F(BusyPollTest, AdaptiveIgnoresWakeUpsLaterThanTheCap) {
+  loop_.set_busy_poll(BusyPoll::adaptive_up_to(5ms));
+  SocketPair sp;
+  std::string got;
+  IoWatcher w(loop_, sp.a.get());
+  w.set_handler([&](std::uint32_t) { got += take(sp.a); });
+  w.enable_reading();
+  std::atomic<bool> waiting{false};
+  std::thread writer([&] {
+    while (!waiting.load()) std::this_thread::yield();
+    std::this_thread::sleep_for(60ms);
+    put(sp.b, "x");
+  });
+  waiting = true;
+  loop_.run_once(5s);
+  writer.join();
+  ASSERT_EQ(got, "x");
+  EXPECT_EQ(loop_.busy_poll_learned(), Duration::zero());
+  w.disable_reading();
+}
+
+// A peer answering at once (a thread echoing every byte): after the first exchange the loop
+// is spinning when each answer comes, so most waits end while it spins.
+TEST_F(BusyPollTest, AdaptiveLoopIsAwakeForAPromptPeer) {
+  loop_.set_busy_poll(BusyPoll::adaptive_up_to(1s));
+  SocketPair sp;
+  constexpr int kRounds = 300;
+  const int flags = ::fcntl(sp.b.get(), F_GETFL);
+  ASSERT_EQ(::fcntl(sp.b.get(), F_SETFL, flags & ~O_NONBLOCK), 0);  // the echoing thread blocks
+  std::thread echo([&] {
+    char c = 0;
+    for (int i = 0; i < kRounds; ++i) {
+      if (::read(sp.b.get(), &c, 1) != 1) return;
+      if (::write(sp.b.get(), &c, 1) != 1) return;
+    }
+  });
+  int answers = 0;
+  IoWatcher w(loop_, sp.a.get());
+  w.set_handler([&](std::uint32_t) {
+    answers += static_cast<int>(take(sp.a).size());
+    if (answers < kRounds) put(sp.a, "p");
+  });
+  w.enable_reading();
+  put(sp.a, "p");
+  ASSERT_TRUE(turn_until([&] { return answers == kRounds; }, 20s));
+  echo.join();
+  w.disable_reading();
+  const LoopStats st = loop_.stats();
+  EXPECT_GT(st.busy_poll_caught, static_cast<std::uint64_t>(kRounds / 2))
+      << "caught " << st.busy_poll_caught << ", missed " << st.busy_poll_missed;
+  EXPECT_GT(st.busy_poll_time, Duration::zero());
 }
 
 }  // namespace

@@ -80,6 +80,35 @@ struct LoopStats {
   std::size_t timers = 0;    ///< pending timers
   std::size_t ready = 0;     ///< queued callbacks and coroutines, and end-of-iteration work
   std::size_t signals = 0;   ///< signal handlers
+  // Busy polling (set_busy_poll), since the loop was created:
+  std::uint64_t busy_poll_caught = 0;  ///< waits that I/O ended while the loop was spinning
+  std::uint64_t busy_poll_missed = 0;  ///< spins that caught nothing (the loop then slept)
+  Duration busy_poll_time{};           ///< time spent spinning
+};
+
+/// How a loop busy-polls before it sleeps (EventLoop::set_busy_poll, ServerOptions::busy_poll).
+/// A plain Duration converts to a fixed spin, and zero to off.
+struct BusyPoll {
+  Duration spin = Duration::zero();  // the fixed spin, or the adaptive cap
+  bool adaptive = false;
+
+  BusyPoll() = default;
+  BusyPoll(Duration fixed_spin) : spin(fixed_spin) {}  // NOLINT(google-explicit-constructor)
+  template <class Rep, class Period>
+  BusyPoll(std::chrono::duration<Rep, Period> fixed_spin)  // NOLINT(google-explicit-constructor)
+      : spin(std::chrono::duration_cast<Duration>(fixed_spin)) {}
+
+  [[nodiscard]] static BusyPoll off() { return {}; }
+  [[nodiscard]] static BusyPoll fixed(Duration d) { return BusyPoll(d); }
+  [[nodiscard]] static BusyPoll adaptive_up_to(Duration cap) {
+    BusyPoll b(cap);
+    b.adaptive = true;
+    return b;
+  }
+  /// The servers' default: adaptive, up to 200 microseconds.
+  [[nodiscard]] static BusyPoll adaptive_default() { return adaptive_up_to(std::chrono::microseconds(200)); }
+  [[nodiscard]] bool enabled() const noexcept { return spin > Duration::zero(); }
+  friend bool operator==(const BusyPoll&, const BusyPoll&) = default;
 };
 
 class TETHER_API EventLoop {
@@ -161,13 +190,28 @@ class TETHER_API EventLoop {
   void set_worker_threads(std::size_t n);
 
   /// Busy polling: when an iteration would block waiting for I/O, it first polls without
-  /// blocking, again and again, for up to `spin` (capped at the wait it would have done), and
-  /// blocks only if nothing arrived meanwhile. This trades CPU for latency: a request that
-  /// arrives while the loop spins is served without the wake-up of a sleeping thread, which
-  /// costs tens of microseconds on virtual machines. An idle loop spins `spin` after each
-  /// burst of work, then sleeps as usual. Zero (the default) turns it off. Loop thread only.
-  void set_busy_poll(Duration spin);
-  [[nodiscard]] Duration busy_poll() const noexcept { return busy_poll_; }
+  /// blocking, again and again, and blocks only if nothing arrived meanwhile. This trades CPU
+  /// for latency: a request that arrives while the loop spins is served without the wake-up of
+  /// a sleeping thread, which costs tens of microseconds on virtual machines (and lets a peer
+  /// that waits for the reply get it before its own poll() sleeps). The spin is never longer
+  /// than the wait the iteration was going to do, so a due timer is never made late.
+  ///
+  ///  * BusyPoll::fixed(d) (or a plain Duration): spin for up to d after every burst of work.
+  ///  * BusyPoll::adaptive_up_to(cap): spin only while I/O has been arriving in quick succession.
+  ///    The loop learns the spin from the gaps it sees: a wait that ended within `cap` sets
+  ///    the spin to twice that gap (capped); a spin that catches nothing halves it, down to
+  ///    none. An idle loop, or one woken once a second, therefore does not spin at all (one
+  ///    short, halving spin after each burst at most), while a peer sending requests every few
+  ///    tens of microseconds finds the loop awake. Servers use adaptive_default() (200 us) by default
+  ///    (ServerOptions::busy_poll).
+  ///  * Zero / BusyPoll::off(): never spin (the loop's default).
+  /// Loop thread only. A negative duration is a UsageError.
+  void set_busy_poll(BusyPoll mode);
+  /// The fixed spin, or the adaptive mode's cap (zero: off).
+  [[nodiscard]] Duration busy_poll() const noexcept { return busy_poll_.spin; }
+  [[nodiscard]] bool busy_poll_adaptive() const noexcept { return busy_poll_.adaptive; }
+  /// What the adaptive mode has learned: the spin the next wait will do (zero: none).
+  [[nodiscard]] Duration busy_poll_learned() const noexcept { return learned_spin_; }
 
   /// Stack size of fibers started from now on (fiber.hpp; default 256 KiB, 1 MiB under
   /// AddressSanitizer). At least 16 KiB. Loop thread only.
@@ -234,7 +278,11 @@ class TETHER_API EventLoop {
   std::size_t watchers_ = 0;
   int depth_ = 0;
   int polls_skipped_ = 0;  // consecutive iterations that ran ready work without polling I/O
-  Duration busy_poll_ = Duration::zero();
+  BusyPoll busy_poll_;
+  Duration learned_spin_ = Duration::zero();  // adaptive busy polling's current spin
+  std::uint64_t spins_caught_ = 0;
+  std::uint64_t spins_missed_ = 0;
+  Duration spin_time_ = Duration::zero();
   int sole_taken_ = 0;     // take_sole_ready() hand-offs in this iteration (bounded)
   std::atomic<bool> stop_requested_{false};
 };

@@ -194,11 +194,13 @@ struct ServerOptions {
   int accept_batch = 64;
   /// start(n > 1): how many times crashed workers are restarted before the supervisor gives up.
   int max_restarts = 100;
-  /// Non-zero: every loop that serves connections busy-polls for this long before it sleeps
-  /// (EventLoop::set_busy_poll): the worker threads' loops, and the server's own loop when
-  /// threads == 1. Lower latency per request for a core kept busy up to this long after each
-  /// burst of work. Off by default.
-  Duration busy_poll = Duration::zero();
+  /// Busy polling of every loop that serves connections (EventLoop::set_busy_poll): the worker
+  /// threads' loops, and the server's own loop when threads == 1. Default: adaptive up to
+  /// 200 us -- a loop spins before it sleeps only while requests have been arriving in quick
+  /// succession, so a busy peer (a Python client above all) finds the server awake, and an idle
+  /// or lightly used server spends no CPU on it. A Duration sets a fixed spin; zero
+  /// (BusyPoll::off()) turns it off (the server then leaves its loops' setting alone).
+  BusyPoll busy_poll = BusyPoll::adaptive_default();
   /// Non-zero: the size of the worker pool (EventLoop::set_worker_threads) of every loop that
   /// serves connections, for blocking work such as RPC bindings made with expose_blocking. Zero
   /// keeps the loop's default (max(4, cores)). On the server's own loop (threads == 1) it must
