@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
     }
   }
   try {
+    tether::testing::fault_counters().keep_ids = false;
     if (!log.empty()) {
       const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
       if (fd < 0) throw std::runtime_error("cannot open " + log);

@@ -1,12 +1,15 @@
 #pragma once
 // The service the reliability tests call, in-process or in a child (fault_server.cpp):
 //
-//   echo(i)      -> 7 * i + 3, counted and remembered (executed_ids()); with a log fd set, each
+//   echo(i)      -> 7 * i + 3, counted and remembered in memory (executed_ids(); not in
+//                   fault_server, whose runs are long); with a log fd set, each
 //                   executed id is also written there as one line by one write(2), so the
 //                   record survives a SIGKILL of the process
 //   slow(ms)     -> ms, after sleeping ms milliseconds (counted when it starts)
 //   apply(f, x)  -> f(x) + 1: calls back into the client (a coroutine binding)
 //   executed()   -> how many echo calls ran
+//   heap()       -> bytes of heap in use in the serving process (service/heap_probe.hpp)
+//   connections() -> connections open (on_connect minus on_disconnect)
 //
 // Each reply is a function of its request, so a reply delivered to the wrong caller shows.
 
@@ -19,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "service/heap_probe.hpp"
 #include "tether/base/error.hpp"
 #include "tether/loop/task.hpp"
 #include "tether/loop/time.hpp"
@@ -37,7 +41,9 @@ struct FaultCounters {
   std::atomic<std::int64_t> slow_started{0};
   std::atomic<std::int64_t> applied{0};
   std::atomic<std::int64_t> callback_disconnected{0};
+  std::atomic<std::int64_t> connections{0};
   std::atomic<int> log_fd{-1};
+  std::atomic<bool> keep_ids{true};  // off in long runs (fault_server): 8 bytes per call
   std::mutex mu;
   std::vector<std::int64_t> ids;  // echo ids, in the order executed
 
@@ -62,7 +68,7 @@ inline FaultCounters& fault_counters() {
 
 inline std::int64_t fault_echo(std::int64_t i) {
   FaultCounters& c = fault_counters();
-  {
+  if (c.keep_ids) {
     std::lock_guard<std::mutex> lock(c.mu);
     c.ids.push_back(i);
   }
@@ -103,6 +109,10 @@ inline Service fault_service() {
   svc.expose_async("slow", &fault_slow, arg_names("ms"));
   svc.expose_async("apply", &fault_apply, arg_names("f", "x"));
   svc.expose("executed", []() { return fault_counters().echoed.load(); });
+  svc.expose("heap", []() { return static_cast<std::int64_t>(heap_in_use()); });
+  svc.expose("connections", []() { return fault_counters().connections.load(); });
+  svc.on_connect([](Session&) { ++fault_counters().connections; });
+  svc.on_disconnect([](Session&) { --fault_counters().connections; });
   return svc;
 }
 
