@@ -13,7 +13,7 @@
 #   make soak            load and soak tests (CTest label slow, not in test/asan/tsan): 10,000
 #                        idle connections, SOAK_SECONDS (600) of 64 pipelined connections with
 #                        RSS/fds/latency sampled into build/soak.csv, a server restarted under load
-#   make soak-short      the same with SOAK_SECONDS=20 and 2,000 idle connections (about 45 s)
+#   make soak-short      the same with SOAK_SECONDS=20 and 2,000 idle connections (about 30 s)
 #   make fuzz            clang libFuzzer build in build-fuzz/, runs every fuzz target FUZZ_SECONDS (60) each
 #   make fuzz-ci         the same for FUZZ_CI_SECONDS (10) each: CI's short bounded run
 #   make format          clang-format every source file in place (format-check: dry run)

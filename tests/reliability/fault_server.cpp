@@ -73,7 +73,8 @@ int main(int argc, char** argv) {
       const auto port = static_cast<std::uint16_t>(std::atoi(argv[i + 1]));
       return run_client(port, argv[i + 2]);
     } else {
-      std::fprintf(stderr, "usage: fault_server [--host H] [--port P] [--log FILE] | --client PORT apply|slow\n");
+      std::fprintf(stderr,
+                   "usage: fault_server [--host H] [--port P] [--log FILE] | --client PORT apply|slow\n");
       return 2;
     }
   }

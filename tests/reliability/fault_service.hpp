@@ -27,6 +27,7 @@
 #include "tether/loop/task.hpp"
 #include "tether/loop/time.hpp"
 #include "tether/rpc/any.hpp"
+#include "tether/service/serve.hpp"
 #include "tether/service/service.hpp"
 
 namespace tether::testing {
@@ -101,6 +102,15 @@ inline Task<std::int64_t> fault_apply(Netref f, std::int64_t x) {
   }
   std::int64_t v = co_await from_any<std::int64_t>(std::move(r));
   co_return v + 1;
+}
+
+/// Serving on `host`, a free port, with a short grace period at shutdown.
+inline ServeOptions fault_serve_options(const std::string& host) {
+  ServeOptions o;
+  o.host = host;
+  o.port = 0;
+  o.shutdown_grace = std::chrono::milliseconds(500);
+  return o;
 }
 
 inline Service fault_service() {

@@ -31,29 +31,27 @@ using namespace std::chrono_literals;
 
 constexpr std::chrono::milliseconds kSlack = 3s;
 
-ServeOptions fault_serve_options(const std::string& host) {
-  ServeOptions o;
-  o.host = host;
-  o.port = 0;
-  o.shutdown_grace = 500ms;
-  return o;
-}
-
 // ------------------------------------------------------------ latency and re-chunking (relay)
 
 class RelayTest : public LoopTest {};
+
+WorkloadSpec through(const DelayRelay& relay, int sync_calls, int pipelined_calls, int callbacks,
+                     std::chrono::milliseconds deadline) {
+  WorkloadSpec s;
+  s.host = "127.0.0.1";
+  s.port = relay.port();
+  s.sync_calls = sync_calls;
+  s.pipelined_calls = pipelined_calls;
+  s.callbacks = callbacks;
+  s.deadline = deadline;
+  return s;
+}
 
 TEST_F(RelayTest, CallsThroughA50msRechunkingRelayAllSucceed) {
   fault_counters().reset();
   ServerThread server(fault_service(), fault_serve_options("127.0.0.1"));
   DelayRelay relay(server.port(), 50ms, 24);
-  WorkloadSpec s;
-  s.host = "127.0.0.1";
-  s.port = relay.port();
-  s.sync_calls = 10;
-  s.pipelined_calls = 300;
-  s.callbacks = 5;
-  s.deadline = 5s;
+  WorkloadSpec s = through(relay, 10, 300, 5, 5s);
   std::vector<Tally> tallies = run(all_workloads(s), 60s);
   for (const Tally& t : tallies) {
     std::printf("relay 50 ms: %s\n", describe(t).c_str());
@@ -69,14 +67,8 @@ TEST_F(RelayTest, DeadlineShorterThanTheLatencyFailsEveryCallWithTimeout) {
   fault_counters().reset();
   ServerThread server(fault_service(), fault_serve_options("127.0.0.1"));
   DelayRelay relay(server.port(), 150ms, 7);
-  WorkloadSpec s;
-  s.host = "127.0.0.1";
-  s.port = relay.port();
-  s.sync_calls = 3;
-  s.pipelined_calls = 50;
-  s.callbacks = 3;
-  s.deadline = 100ms;  // a round trip takes 300 ms
-  s.generation = rpc::Generation::k5;  // connect() returns without a round trip
+  WorkloadSpec s = through(relay, 3, 50, 3, 100ms);  // a round trip takes 300 ms
+  s.generation = rpc::Generation::k5;                // connect() returns without a round trip
   std::vector<Tally> tallies = run(all_workloads(s), 60s);
   for (const Tally& t : tallies) {
     std::printf("relay 150 ms, deadline 100 ms: %s\n", describe(t).c_str());
@@ -145,11 +137,13 @@ TEST_P(LossTest, CallsCompleteOrFailClearlyWithinTheirDeadline) {
   const std::string nft = nft_program();
   if (nft.empty()) GTEST_SKIP() << "nft is not installed (scripts/deps.sh installs nftables)";
   // Random drop of `percent` % of the packets leaving each end of the pair: both directions.
-  for (const auto& [ns, veth] : {std::pair{pair_->a(), pair_->veth_a()}, std::pair{pair_->b(), pair_->veth_b()}}) {
-    for (const std::string& rule : {std::string("add table inet tether_loss"),
-                                    std::string("add chain inet tether_loss out { type filter hook output priority 0; }"),
-                                    "add rule inet tether_loss out oifname \"" + veth + "\" numgen random mod 100 < " +
-                                        std::to_string(percent) + " counter drop"}) {
+  for (const auto& [ns, veth] :
+       {std::pair{pair_->a(), pair_->veth_a()}, std::pair{pair_->b(), pair_->veth_b()}}) {
+    for (const std::string& rule :
+         {std::string("add table inet tether_loss"),
+          std::string("add chain inet tether_loss out { type filter hook output priority 0; }"),
+          "add rule inet tether_loss out oifname \"" + veth + "\" numgen random mod 100 < " +
+              std::to_string(percent) + " counter drop"}) {
       std::string out;
       ASSERT_EQ(pair_->exec_in(ns, nft + " '" + rule + "'", &out), 0) << rule << ": " << out;
     }
@@ -183,7 +177,8 @@ TEST_P(LossTest, CallsCompleteOrFailClearlyWithinTheirDeadline) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Percent, LossTest,
-                         ::testing::Values(Loss{1, 5000ms}, Loss{5, 5000ms}, Loss{20, 5000ms}, Loss{20, 300ms}),
+                         ::testing::Values(Loss{1, 5000ms}, Loss{5, 5000ms}, Loss{20, 5000ms},
+                                           Loss{20, 300ms}),
                          [](const ::testing::TestParamInfo<Loss>& info) {
                            return std::to_string(info.param.percent) + "_deadline" +
                                   std::to_string(info.param.deadline.count()) + "ms";
@@ -192,7 +187,8 @@ INSTANTIATE_TEST_SUITE_P(Percent, LossTest,
 TEST_F(NetnsFaults, DelayAndReorderingWithNetem) {
   std::string out;
   const std::string qdisc = "delay 50ms 10ms reorder 25% 50%";
-  for (const auto& [ns, veth] : {std::pair{pair_->a(), pair_->veth_a()}, std::pair{pair_->b(), pair_->veth_b()}}) {
+  for (const auto& [ns, veth] :
+       {std::pair{pair_->a(), pair_->veth_a()}, std::pair{pair_->b(), pair_->veth_b()}}) {
     if (pair_->exec_in(ns, "tc qdisc add dev " + veth + " root netem " + qdisc, &out) != 0) {
       GTEST_SKIP() << "tc netem is not available on this kernel (sch_netem): " << out
                    << "; the relay tests (RelayTest.*) cover 50 ms latency without it";

@@ -23,6 +23,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "eventually.hpp"
 #include "fault_service.hpp"
 #include "interop/py_process.hpp"
 #include "service/raw_peer.hpp"
@@ -36,23 +37,6 @@ namespace tether::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
-ServeOptions loopback() {
-  ServeOptions o;
-  o.host = "127.0.0.1";
-  o.port = 0;
-  o.shutdown_grace = 500ms;
-  return o;
-}
 
 void expect_still_serving(std::uint16_t port) {
   SyncConnection c = connect_sync("127.0.0.1", port);
@@ -166,7 +150,8 @@ class RawServer {
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof a;
-    if (::bind(listen_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listen_.get(), 4) != 0 ||
+    if (::bind(listen_.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+        ::listen(listen_.get(), 4) != 0 ||
         ::getsockname(listen_.get(), reinterpret_cast<sockaddr*>(&a), &len) != 0) {
       throw std::runtime_error("raw server: bind/listen");
     }
@@ -230,48 +215,60 @@ ClientOptions unprobed(std::chrono::milliseconds timeout) {
   return o;
 }
 
-Task<std::string> getroot_against(std::uint16_t port) {
-  ClientOptions o = unprobed(15s);
+/// One call to a raw server — GETROOT, or (`big_ping`) a 16 MiB ping that a server that stops
+/// reading cannot take — then close(): "<how the call ended>, close: <how close() ended>".
+Task<std::string> call_then_close(std::uint16_t port, std::chrono::milliseconds timeout, bool big_ping) {
+  ClientOptions o = unprobed(timeout);
   std::unique_ptr<Connection> conn = co_await connect("127.0.0.1", port, o);
-  auto root = [&conn] { return conn->root(); };
-  std::string what = co_await outcome(root);
-  EXPECT_TRUE(conn->closed());
+  std::string what;
+  if (big_ping) {
+    auto ping = [&conn] { return conn->ping(std::string(16 << 20, 'x')); };
+    std::string w = co_await outcome(ping);
+    what = w;
+  } else {
+    auto root = [&conn] { return conn->root(); };
+    std::string w = co_await outcome(root);
+    what = w;
+    EXPECT_TRUE(conn->closed());
+  }
+  // close() must not wait for what cannot be sent: it is bounded by the sync timeout.
   auto close = [&conn] { return conn->close(); };
   std::string closing = co_await outcome(close);
   co_return what + ", close: " + closing;
 }
 
-TEST_F(ServerEndTest, ServerResetsWithACallPendingFailsItWithDisconnected) {
-  RawServer server(ServerDoes::kReset);
-  const std::string got = run(getroot_against(server.port()), 10s);
-  EXPECT_EQ(got.substr(0, got.find(',')), "Disconnected") << got;
-  std::printf("server resets: %s\n", got.c_str());
+struct RawServerCase {
+  ServerDoes what;
+  std::chrono::milliseconds timeout;
+  bool big_ping;
+  std::string expected;  // how the call ends
+};
+
+class RawServerTest : public LoopTest, public ::testing::WithParamInterface<RawServerCase> {};
+
+// Reset and half-close: the pending GETROOT fails with Disconnected, not by its 15 s timeout.
+// Stops reading: the 16 MiB ping fails with Timeout at its 500 ms deadline, and close() returns
+// (with no watcher or timer left on the loop: LoopTest checks).
+TEST_P(RawServerTest, PendingCallEndsWithAClearErrorAndCloseIsBounded) {
+  const RawServerCase& c = GetParam();
+  RawServer server(c.what);
+  const std::string got = run(call_then_close(server.port(), c.timeout, c.big_ping), 15s);
+  EXPECT_EQ(got.substr(0, got.find(',')), c.expected) << got;
+  std::printf("%s\n", got.c_str());
 }
 
-TEST_F(ServerEndTest, ServerHalfClosesWithACallPendingFailsItWithDisconnected) {
-  RawServer server(ServerDoes::kHalfClose);
-  const std::string got = run(getroot_against(server.port()), 10s);
-  EXPECT_EQ(got.substr(0, got.find(',')), "Disconnected") << got;
-  std::printf("server half-closes: %s\n", got.c_str());
-}
-
-Task<std::string> big_ping_against(std::uint16_t port) {
-  ClientOptions o = unprobed(500ms);
-  std::unique_ptr<Connection> conn = co_await connect("127.0.0.1", port, o);
-  auto ping = [&conn] { return conn->ping(std::string(16 << 20, 'x')); };
-  std::string what = co_await outcome(ping);
-  // Closing must not wait for the 16 MiB that cannot be sent: bounded by the sync timeout.
-  auto close = [&conn] { return conn->close(); };
-  std::string closing = co_await outcome(close);
-  co_return what + ", close: " + closing;
-}
-
-TEST_F(ServerEndTest, ServerThatStopsReadingTimesOutTheCallAndCloseIsBounded) {
-  RawServer server(ServerDoes::kStopsReading);
-  const std::string got = run(big_ping_against(server.port()), 15s);
-  EXPECT_EQ(got.substr(0, got.find(',')), "Timeout") << got;
-  std::printf("server stops reading: %s\n", got.c_str());
-}
+INSTANTIATE_TEST_SUITE_P(ServerEnd, RawServerTest,
+                         ::testing::Values(RawServerCase{ServerDoes::kReset, 15s, false, "Disconnected"},
+                                           RawServerCase{ServerDoes::kHalfClose, 15s, false, "Disconnected"},
+                                           RawServerCase{ServerDoes::kStopsReading, 500ms, true, "Timeout"}),
+                         [](const ::testing::TestParamInfo<RawServerCase>& info) {
+                           switch (info.param.what) {
+                             case ServerDoes::kReset: return std::string("ServerResets");
+                             case ServerDoes::kHalfClose: return std::string("ServerHalfCloses");
+                             case ServerDoes::kStopsReading: return std::string("ServerStopsReading");
+                           }
+                           return std::string("unknown");
+                         });
 
 // ====================================================== the client's end fails; server under test
 
@@ -279,7 +276,7 @@ TEST_F(ServerEndTest, ServerThatStopsReadingTimesOutTheCallAndCloseIsBounded) {
 
 TEST(ClientEndTest, ClientKilledWhileTheServerWaitsForItsCallbackEndsTheBindingWithDisconnected) {
   fault_counters().reset();
-  ServerThread server(fault_service(), loopback());
+  ServerThread server(fault_service(), fault_serve_options("127.0.0.1"));
   PyProcess child({TETHER_FAULT_SERVER, "--client", std::to_string(server.port()), "apply"});
   ASSERT_TRUE(eventually([&] { return fault_counters().applied.load() == 1; })) << "apply() never started";
   ::kill(child.pid(), SIGKILL);
@@ -292,9 +289,10 @@ TEST(ClientEndTest, ClientKilledWhileTheServerWaitsForItsCallbackEndsTheBindingW
 
 TEST(ClientEndTest, ClientKilledMidCallLeavesAServerThatDropsTheReplyAndServesOthers) {
   fault_counters().reset();
-  ServerThread server(fault_service(), loopback());
+  ServerThread server(fault_service(), fault_serve_options("127.0.0.1"));
   PyProcess child({TETHER_FAULT_SERVER, "--client", std::to_string(server.port()), "slow"});
-  ASSERT_TRUE(eventually([&] { return fault_counters().slow_started.load() == 1; })) << "slow() never started";
+  ASSERT_TRUE(eventually([&] { return fault_counters().slow_started.load() == 1; }))
+      << "slow() never started";
   ::kill(child.pid(), SIGKILL);
   EXPECT_TRUE(eventually([&] { return server.connections() == 0; }))
       << "the dead client's connection is still open";
@@ -306,7 +304,7 @@ TEST(ClientEndTest, ClientKilledMidCallLeavesAServerThatDropsTheReplyAndServesOt
 
 TEST(ClientEndTest, ClientHalfClosesWithACallInFlight) {
   fault_counters().reset();
-  ServerThread server(fault_service(), loopback());
+  ServerThread server(fault_service(), fault_serve_options("127.0.0.1"));
   RawPeer p(server.port());
   p.get_root();
   const std::int64_t seq = p.callattr("slow", RawPeer::value(brine::Value(200)));

@@ -25,8 +25,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -39,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "fault_service.hpp"
 #include "interop/py_process.hpp"
 #include "service/heap_probe.hpp"
@@ -56,15 +57,6 @@ using SteadyClock = std::chrono::steady_clock;
 long env_or(const char* name, long fallback) {
   const char* v = std::getenv(name);
   return v && *v ? std::atol(v) : fallback;
-}
-
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit) {
-  const auto deadline = SteadyClock::now() + limit;
-  while (!pred()) {
-    if (SteadyClock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
 }
 
 /// Raises RLIMIT_NOFILE to `want` if it can; the limit in effect.
@@ -107,7 +99,6 @@ long fds_of(pid_t pid) {
   return n;
 }
 
-
 /// Opens `n` TCP connections to 127.0.0.1:port, each sending `first` (if not empty) and
 /// reading its reply; appends their fds to `fds`.
 void open_idle(std::uint16_t port, long n, const std::string& first, std::vector<int>& fds) {
@@ -137,7 +128,8 @@ Task<std::int64_t> server_heap(Connection* c, std::int64_t expected) {
   for (;;) {
     std::int64_t open = co_await c->callattr<std::int64_t>("connections");
     if (open == expected) break;
-    if (SteadyClock::now() > deadline) throw Timeout("the server has " + std::to_string(open) + " connections");
+    if (SteadyClock::now() > deadline)
+      throw Timeout("the server has " + std::to_string(open) + " connections");
     co_await sleep(1ms);
   }
   std::int64_t h = co_await c->callattr<std::int64_t>("heap");
@@ -174,10 +166,11 @@ TEST(Soak, IdleConnections) {
   const double per_bare = static_cast<double>(heap1 - heap0) / static_cast<double>(bare);
   const double per_rooted = static_cast<double>(heap2 - heap1) / static_cast<double>(n - bare);
   const double per_conn = static_cast<double>(heap2 - heap0) / static_cast<double>(n);
-  std::printf("%ld idle connections in %.1f s (server in a child process): heap %+.1f MiB; per connection %.0f bytes "
-              "accepted and idle, %.0f bytes after one GETROOT; %.0f on average; server RSS %ld KiB, %ld fds\n",
-              n, connect_s, static_cast<double>(heap2 - heap0) / 1048576.0, per_bare, per_rooted, per_conn,
-              rss_kib_of(child.pid()), fds_of(child.pid()));
+  std::printf(
+      "%ld idle connections in %.1f s (server in a child process): heap %+.1f MiB; per connection %.0f bytes "
+      "accepted and idle, %.0f bytes after one GETROOT; %.0f on average; server RSS %ld KiB, %ld fds\n",
+      n, connect_s, static_cast<double>(heap2 - heap0) / 1048576.0, per_bare, per_rooted, per_conn,
+      rss_kib_of(child.pid()), fds_of(child.pid()));
   RecordProperty("bytes_per_idle_connection", static_cast<int>(per_rooted));
   // The goal is 1 KiB (issue 24); tether is at about 10 KiB today (docs/reliability.md has the
   // breakdown). This bound catches a regression, not the goal.
@@ -266,8 +259,8 @@ Task<std::vector<Sample>> soak_sampler(SoakState* st, pid_t server, int seconds,
     x.p999_us = percentile(lat, 0.999);
     x.max_us = lat.empty() ? 0 : *std::max_element(lat.begin(), lat.end());
     if (csv) {
-      std::fprintf(csv, "%.1f,%ld,%ld,%ld,%ld,%ld,%ld,%ld\n", x.t, x.rss_kib, x.fds, x.calls, x.p50_us, x.p99_us,
-                   x.p999_us, x.max_us);
+      std::fprintf(csv, "%.1f,%ld,%ld,%ld,%ld,%ld,%ld,%ld\n", x.t, x.rss_kib, x.fds, x.calls, x.p50_us,
+                   x.p99_us, x.p999_us, x.max_us);
       std::fflush(csv);
     }
     out.push_back(x);
@@ -335,11 +328,12 @@ TEST(Soak, PipelinedSoak) {
     fd_min = std::min(fd_min, s.fds);
     fd_max = std::max(fd_max, s.fds);
   }
-  std::printf("soak %d s, 64 connections x 8 in flight: %ld calls (%.0f/s); RSS median first third %ld KiB, last "
-              "third %ld KiB (%+.1f %%); fds %ld..%ld; p99 median first third %ld us, last third %ld us; CSV in %s\n",
-              seconds, calls, static_cast<double>(calls) / seconds, rss_first, rss_last,
-              100.0 * static_cast<double>(rss_last - rss_first) / static_cast<double>(rss_first), fd_min, fd_max,
-              p99_first, p99_last, csv.c_str());
+  std::printf(
+      "soak %d s, 64 connections x 8 in flight: %ld calls (%.0f/s); RSS median first third %ld KiB, last "
+      "third %ld KiB (%+.1f %%); fds %ld..%ld; p99 median first third %ld us, last third %ld us; CSV in %s\n",
+      seconds, calls, static_cast<double>(calls) / seconds, rss_first, rss_last,
+      100.0 * static_cast<double>(rss_last - rss_first) / static_cast<double>(rss_first), fd_min, fd_max,
+      p99_first, p99_last, csv.c_str());
   EXPECT_LE(static_cast<double>(rss_last), 1.10 * static_cast<double>(rss_first)) << "RSS grew";
   EXPECT_EQ(fd_min, fd_max) << "the server's fd count changed";
   EXPECT_LE(p99_last, 5 * p99_first + 5000) << "p99 latency grew";
@@ -436,7 +430,8 @@ TEST(Soak, RestartUnderLoad) {
   long ok_at_kill = 0;
   std::thread controller([&] {
     try {
-      if (!eventually([&] { return l.ok >= 20000; }, 60s)) throw std::runtime_error("no load before the first restart");
+      if (!eventually([&] { return l.ok >= 20000; }, 60s))
+        throw std::runtime_error("no load before the first restart");
       ok_at_graceful = l.ok;
       l.phase = 1;
       server.reset();  // closes its stdin: a graceful stop (drain, then exit)
@@ -496,9 +491,10 @@ TEST(Soak, RestartUnderLoad) {
   EXPECT_EQ(l.outcome.size(), static_cast<std::size_t>(l.next_id));
   EXPECT_EQ(l.wrong, 0);
   for (const auto& [id, times] : ran) EXPECT_LT(id, l.next_id) << "the server ran an id no client issued";
-  std::printf("restart under load, 16 clients: %lld calls, %ld ok, %ld failed with an error the client saw (%ld of "
-              "them had run: the reply was lost with the server); %ld connections, %ld failed connects (backoff)\n",
-              static_cast<long long>(l.next_id), ok, failed, failed_but_ran, l.reconnects, l.connect_failures);
+  std::printf(
+      "restart under load, 16 clients: %lld calls, %ld ok, %ld failed with an error the client saw (%ld of "
+      "them had run: the reply was lost with the server); %ld connections, %ld failed connects (backoff)\n",
+      static_cast<long long>(l.next_id), ok, failed, failed_but_ran, l.reconnects, l.connect_failures);
   std::printf("  failed: %ld before any restart, %ld around the graceful restart, %ld around the SIGKILL\n",
               failed_in_phase[0], failed_in_phase[1], failed_in_phase[2]);
   for (const auto& [what, n] : errors) std::printf("    %ld x %s\n", n, what.c_str());

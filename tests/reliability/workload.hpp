@@ -52,8 +52,8 @@ struct Tally {
   int wrong = 0;    // a value that is not the answer to this call's request
   int unclear = 0;  // an exception that is not a tether error
   std::chrono::milliseconds longest{0};
-  std::vector<std::int64_t> ok_ids;       // echo ids that succeeded
-  std::map<std::string, int> errors;      // error text -> how many
+  std::vector<std::int64_t> ok_ids;   // echo ids that succeeded
+  std::map<std::string, int> errors;  // error text -> how many
 };
 
 namespace detail {
@@ -68,8 +68,39 @@ inline std::string error_kind(const std::exception& e) {
 
 /// Records the end of one call.
 inline void settle(Tally& t, std::chrono::steady_clock::time_point began) {
-  const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began);
+  const auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - began);
   t.longest = std::max(t.longest, took);
+}
+
+/// Awaits the call `make()` starts and records how it ended: ok if it returned `expected` (and
+/// then `echo_id`, unless negative, among the ok ids), wrong if it returned anything else,
+/// failed or unclear if it threw.
+template <class Make>
+Task<void> settle_call(Tally& t, Make make, std::int64_t expected, std::int64_t echo_id,
+                       std::chrono::steady_clock::time_point began) {
+  try {
+    std::int64_t v = co_await make();
+    if (v == expected) {
+      ++t.ok;
+      if (echo_id >= 0) t.ok_ids.push_back(echo_id);
+    } else {
+      ++t.wrong;
+    }
+  } catch (const Error& e) {
+    ++t.failed;
+    ++t.errors[error_kind(e)];
+  } catch (const std::exception& e) {
+    ++t.unclear;
+    ++t.errors[std::string("unclear: ") + e.what()];
+  }
+  settle(t, began);
+}
+
+inline Task<std::int64_t> int_result(AsyncResult r) {
+  Any a = co_await std::move(r);
+  std::int64_t v = co_await from_any<std::int64_t>(std::move(a));
+  co_return v;
 }
 
 inline ClientOptions client_options(const WorkloadSpec& s) {
@@ -115,22 +146,8 @@ inline Task<Tally> sync_workload(WorkloadSpec s) {
   for (int k = 0; k < s.sync_calls; ++k) {
     const std::int64_t id = s.first_id + k;
     const auto began = std::chrono::steady_clock::now();
-    try {
-      std::int64_t v = co_await conn->callattr<std::int64_t>("echo", id);
-      if (v == echo_of(id)) {
-        ++t.ok;
-        t.ok_ids.push_back(id);
-      } else {
-        ++t.wrong;
-      }
-    } catch (const Error& e) {
-      ++t.failed;
-      ++t.errors[detail::error_kind(e)];
-    } catch (const std::exception& e) {
-      ++t.unclear;
-      ++t.errors[std::string("unclear: ") + e.what()];
-    }
-    detail::settle(t, began);
+    auto call = [&conn, id] { return conn->callattr<std::int64_t>("echo", id); };
+    co_await detail::settle_call(t, call, echo_of(id), id, began);
   }
   co_await detail::close_quietly(std::move(conn));
   co_return t;
@@ -165,23 +182,8 @@ inline Task<Tally> pipelined_workload(WorkloadSpec s) {
   }
   for (int k = 0; k < s.pipelined_calls; ++k) {
     const std::int64_t id = s.first_id + k;
-    try {
-      Any a = co_await pending[static_cast<std::size_t>(k)];
-      std::int64_t v = co_await from_any<std::int64_t>(std::move(a));
-      if (v == echo_of(id)) {
-        ++t.ok;
-        t.ok_ids.push_back(id);
-      } else {
-        ++t.wrong;
-      }
-    } catch (const Error& e) {
-      ++t.failed;
-      ++t.errors[detail::error_kind(e)];
-    } catch (const std::exception& e) {
-      ++t.unclear;
-      ++t.errors[std::string("unclear: ") + e.what()];
-    }
-    detail::settle(t, began);
+    auto call = [r = pending[static_cast<std::size_t>(k)]] { return detail::int_result(r); };
+    co_await detail::settle_call(t, call, echo_of(id), id, began);
   }
   co_await detail::close_quietly(std::move(conn));
   co_return t;
@@ -198,21 +200,8 @@ inline Task<Tally> callback_workload(WorkloadSpec s) {
   for (int k = 0; k < s.callbacks; ++k) {
     const std::int64_t x = s.first_id + k;
     const auto began = std::chrono::steady_clock::now();
-    try {
-      std::int64_t v = co_await conn->callattr<std::int64_t>("apply", f, x);
-      if (v == callback_of(x) + 1) {
-        ++t.ok;
-      } else {
-        ++t.wrong;
-      }
-    } catch (const Error& e) {
-      ++t.failed;
-      ++t.errors[detail::error_kind(e)];
-    } catch (const std::exception& e) {
-      ++t.unclear;
-      ++t.errors[std::string("unclear: ") + e.what()];
-    }
-    detail::settle(t, began);
+    auto call = [&conn, &f, x] { return conn->callattr<std::int64_t>("apply", f, x); };
+    co_await detail::settle_call(t, call, callback_of(x) + 1, -1, began);
   }
   f.reset();
   co_await detail::close_quietly(std::move(conn));
