@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -129,6 +130,8 @@ struct Loss {
   int percent;
   std::chrono::milliseconds deadline;
 };
+
+void PrintTo(const Loss& l, std::ostream* os) { *os << l.percent << " %, " << l.deadline.count() << " ms"; }
 
 class LossTest : public NetnsFaults, public ::testing::WithParamInterface<Loss> {};
 

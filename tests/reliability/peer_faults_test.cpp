@@ -18,6 +18,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <thread>
 #include <type_traits>
@@ -243,6 +244,8 @@ struct RawServerCase {
   bool big_ping;
   std::string expected;  // how the call ends
 };
+
+void PrintTo(const RawServerCase& c, std::ostream* os) { *os << c.expected; }
 
 class RawServerTest : public LoopTest, public ::testing::WithParamInterface<RawServerCase> {};
 
