@@ -10,6 +10,10 @@
 #   make check-layering  no upward #include between layers
 #   make consumer        install build/ to a temp prefix, build+run tests/consumer (CMake, pkg-config)
 #   make bench           build and run the benchmarks (short runs)
+#   make soak            load and soak tests (CTest label slow, not in test/asan/tsan): 10,000
+#                        idle connections, SOAK_SECONDS (600) of 64 pipelined connections with
+#                        RSS/fds/latency sampled into build/soak.csv, a server restarted under load
+#   make soak-short      the same with SOAK_SECONDS=20 and 2,000 idle connections (about 30 s)
 #   make fuzz            clang libFuzzer build in build-fuzz/, runs every fuzz target FUZZ_SECONDS (60) each
 #   make fuzz-ci         the same for FUZZ_CI_SECONDS (10) each: CI's short bounded run
 #   make format          clang-format every source file in place (format-check: dry run)
@@ -26,6 +30,8 @@ TSAN_DIR  ?= build-tsan
 FUZZ_DIR  ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_CI_SECONDS ?= 10
+SOAK_SECONDS ?= 600
+SOAK_IDLE ?= 10000
 
 CMAKE_OPTIONS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTETHER_WERROR=ON
 # Sanitizer builds: tests only, -O1 (fast enough to run) with -g1 (line tables: reports keep
@@ -45,7 +51,7 @@ BENCH_ARGS ?= --benchmark_min_time=0.2
 FORMAT_DIRS := include src tests bench examples tools fuzz
 
 .PHONY: build demo test asan tsan check-headers check-layering consumer bench format format-check \
-        clean ci deps configure fuzz fuzz-ci
+        clean ci deps configure fuzz fuzz-ci soak soak-short
 
 deps:
 	@scripts/deps.sh
@@ -60,17 +66,27 @@ demo: configure
 	JOBS=$(JOBS) scripts/demo.sh $(BUILD_DIR)
 
 test: build
-	cd $(BUILD_DIR) && ctest $(CTEST_FLAGS)
+	cd $(BUILD_DIR) && ctest $(CTEST_FLAGS) -LE slow
 
 asan: deps
 	@scripts/configure.sh $(ASAN_DIR) $(SAN_OPTIONS) -DTETHER_SANITIZE=address,undefined
 	cmake --build $(ASAN_DIR) -j $(JOBS)
-	cd $(ASAN_DIR) && ctest $(CTEST_FLAGS) -LE 'interop|bench'
+	cd $(ASAN_DIR) && ctest $(CTEST_FLAGS) -LE 'interop|bench|slow'
 
 tsan: deps
 	@scripts/configure.sh $(TSAN_DIR) $(SAN_OPTIONS) -DTETHER_SANITIZE=thread
 	cmake --build $(TSAN_DIR) -j $(JOBS) --target tether_tsan_tests
-	cd $(TSAN_DIR) && ctest $(CTEST_FLAGS) -L tsan
+	cd $(TSAN_DIR) && ctest $(CTEST_FLAGS) -L tsan -LE slow
+
+# One test at a time (-j1): the soak's latency and RSS samples should not share the machine
+# with the idle-connection test. The CSV is plotted by scripts/soak_plot.py.
+soak: build
+	cd $(BUILD_DIR) && TETHER_SOAK_SECONDS=$(SOAK_SECONDS) TETHER_SOAK_IDLE=$(SOAK_IDLE) \
+	  TETHER_SOAK_CSV=$(abspath $(BUILD_DIR))/soak.csv ctest --output-on-failure --no-tests=error -j1 -L slow -V
+	@[ -f $(BUILD_DIR)/soak.csv ] && /usr/bin/python3 scripts/soak_plot.py $(BUILD_DIR)/soak.csv || true
+
+soak-short:
+	$(MAKE) soak SOAK_SECONDS=20 SOAK_IDLE=2000
 
 check-headers: deps
 	JOBS=2 scripts/check_headers.sh

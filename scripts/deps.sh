@@ -19,6 +19,8 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev liburing-dev libcurl4-openssl-dev
   # interop tests (Python RPyC peer) and process/network tools used by tests
   python3 python3-rpyc procps iproute2
+  # nftables: random packet loss on a veth pair (tests/reliability, when run as root)
+  nftables
   # etcd for the registry's etcd backend tests (started by the tests on loopback ports)
   etcd-server
   # certificates for TLS tests against the system store

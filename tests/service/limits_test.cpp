@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "heap_probe.hpp"
 #include "raw_peer.hpp"
 #include "tether/base/buffer.hpp"
@@ -36,6 +37,7 @@ using brine::Value;
 using testing::HeapPeak;
 using testing::heap_in_use;
 using testing::RawMessage;
+using testing::eventually;
 using testing::RawPeer;
 using namespace std::chrono_literals;
 
@@ -72,15 +74,6 @@ ServeOptions loopback() {
   o.port = 0;
   o.shutdown_grace = 1s;
   return o;
-}
-
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
 }
 
 /// Whether the server has closed the peer's socket (EOF or reset) within `limit`.

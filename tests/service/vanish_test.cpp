@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "raw_peer.hpp"
 #include "tether/base/error.hpp"
 #include "tether/rpc/any.hpp"
@@ -27,6 +28,7 @@ namespace {
 
 using brine::Value;
 using testing::RawMessage;
+using testing::eventually;
 using testing::RawPeer;
 using namespace std::chrono_literals;
 
@@ -94,15 +96,6 @@ ServeOptions loopback() {
 }
 
 /// Turns `pred` until it holds or `limit` passes (a bounded wait for another thread's work).
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(1ms);
-  }
-  return true;
-}
-
 /// The server still serves a fresh client, start to end.
 void expect_still_serving(std::uint16_t port) {
   SyncConnection c = connect_sync("127.0.0.1", port);
