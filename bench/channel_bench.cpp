@@ -14,7 +14,7 @@
 // instructions per frame, set-up cancelled. MODE is one of
 //   pingpong-mem, pingpong-sock   request/reply: send, then recv() the echo (mem pipe / socketpair)
 //   batch-mem                     64 frames sent in one turn, then 64 recv()s, repeated
-//   ...-peek (each of the above)  received with try_peek() + consume() (wait_frame() when
+//   ...-peek (each of the above)  received with peek() + consume() (wait() when
 //                                 nothing is buffered) instead of recv(): no copy
 // A frame counts once: sent by one side and received by the other.
 
@@ -136,7 +136,7 @@ void BM_StreamMemPipe(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch));
 }
 
-/// encode_frame + FrameDecoder::decode, no stream.
+/// encode_frame + FrameDecoder::peek / take_payload / consume, no stream.
 void BM_EncodeDecode(benchmark::State& state) {
   const auto n = static_cast<std::size_t>(state.range(0));
   const std::string payload = make_payload(n, static_cast<int>(state.range(1)));
@@ -147,8 +147,10 @@ void BM_EncodeDecode(benchmark::State& state) {
   for (auto _ : state) {
     const Bytes wire = encode_frame(payload, opts);
     buf.append(wire.view());
-    auto f = dec.decode(buf);
-    benchmark::DoNotOptimize(f->payload.data());
+    auto f = dec.peek(buf);
+    Bytes payload = dec.take_payload(*f);
+    dec.consume(buf, *f);
+    benchmark::DoNotOptimize(payload.data());
   }
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * n));
 }
@@ -213,14 +215,14 @@ Task<void> pong_recv(Channel* ch, std::size_t rounds) {
   }
 }
 
-/// The same with the zero-copy receive: try_peek(), else wait_frame(); consume() after use.
+/// The same with the zero-copy receive: peek(), else wait(); consume() after use.
 Task<void> ping_peek(Channel* ch, const std::string* msg, std::size_t rounds) {
   for (std::size_t i = 0; i < rounds; ++i) {
     ch->send(std::string_view(*msg));
     for (;;) {
-      std::optional<std::span<const std::uint8_t>> got = ch->try_peek();
+      std::optional<std::span<const std::uint8_t>> got = ch->peek();
       if (!got) {
-        co_await ch->wait_frame();
+        co_await ch->wait();
         continue;
       }
       benchmark::DoNotOptimize(got->data());
@@ -233,9 +235,9 @@ Task<void> ping_peek(Channel* ch, const std::string* msg, std::size_t rounds) {
 /// Server side, zero-copy: the echo is sent straight from the peeked payload.
 Task<void> pong_peek(Channel* ch, std::size_t rounds) {
   for (std::size_t i = 0; i < rounds;) {
-    std::optional<std::span<const std::uint8_t>> got = ch->try_peek();
+    std::optional<std::span<const std::uint8_t>> got = ch->peek();
     if (!got) {
-      co_await ch->wait_frame();
+      co_await ch->wait();
       continue;
     }
     ch->send(std::string_view(reinterpret_cast<const char*>(got->data()), got->size()));
@@ -266,9 +268,9 @@ Task<void> batch_peek(Channel* tx, Channel* rx, const std::string* msg, std::siz
   for (std::size_t b = 0; b < batches; ++b) {
     for (int i = 0; i < 64; ++i) tx->send(std::string_view(*msg));
     for (int i = 0; i < 64;) {
-      std::optional<std::span<const std::uint8_t>> got = rx->try_peek();
+      std::optional<std::span<const std::uint8_t>> got = rx->peek();
       if (!got) {
-        co_await rx->wait_frame();
+        co_await rx->wait();
         continue;
       }
       benchmark::DoNotOptimize(got->data());

@@ -1,7 +1,7 @@
 // Channel (channel/channel.hpp) over an in-memory pipe under fuzzed chunking: the input, after
 // the frame options, a chunk plan and a receive plan, is the byte stream the peer sends. The
-// channel takes it with recv(), try_recv() or try_peek() + consume() (+ wait_frame() when
-// nothing is buffered), chosen per frame; the non-empty payloads, then the terminal error
+// channel takes it with recv() or peek() + consume() (+ wait() when nothing is buffered; the
+// frame peeked once, or twice before it is consumed), chosen per frame; the non-empty payloads, then the terminal error
 // (Disconnected at EOF, ProtocolError on a bad frame), must be those of the reference decode
 // (frame_reference.hpp), with matching stats. Every payload received is sent back (send of a
 // string_view or of a Buffer, compressed above the fuzzed threshold) and what reaches the
@@ -63,7 +63,7 @@ tether::Task<void> recv_one(tether::Channel& ch, Step& out) {
 
 tether::Task<void> wait_one(tether::Channel& ch, Step& out) {
   try {
-    co_await ch.wait_frame();
+    co_await ch.wait();
   } catch (...) {
     out.kind = end_kind(std::current_exception());
   }
@@ -127,21 +127,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       } else {
         for (;;) {
           try {
-            if (mode == 1) {
-              std::optional<tether::Bytes> p = ch.try_recv();
-              if (p) {
-                st.kind = Step::kPayload;
-                st.payload = p->str();
-              }
-            } else {
-              std::optional<std::span<const std::uint8_t>> p = ch.try_peek();
-              if (p) {
-                st.kind = Step::kPayload;
-                st.payload.assign(reinterpret_cast<const char*>(p->data()), p->size());
-                std::optional<std::span<const std::uint8_t>> again = ch.try_peek();
+            std::optional<std::span<const std::uint8_t>> p = ch.peek();
+            if (p) {
+              st.kind = Step::kPayload;
+              st.payload.assign(reinterpret_cast<const char*>(p->data()), p->size());
+              if (mode != 1) {
+                std::optional<std::span<const std::uint8_t>> again = ch.peek();
                 FUZZ_CHECK(again && again->data() == p->data() && again->size() == p->size());
-                ch.consume();
               }
+              ch.consume();
             }
           } catch (...) {
             st.kind = end_kind(std::current_exception());

@@ -1,7 +1,7 @@
 // FrameDecoder (channel/frame.hpp) against the reference decoder: the input, after two option
 // bytes and a chunk plan, is a byte stream appended to a Buffer in fuzzed chunks; after each
-// chunk the decoder takes every whole frame (decode(), or peek() + take_payload()/view +
-// consume(), chosen per frame). Payloads, the point and kind of failure, bytes_needed() and
+// chunk the decoder takes every whole frame (peek() + take_payload() + consume(), or peek()
+// twice + the view + consume(), chosen per frame). Payloads, the point and kind of failure, bytes_needed() and
 // what stays buffered must match the reference; what decodes must encode and decode back.
 
 #include <cstddef>
@@ -21,7 +21,7 @@ namespace tf = tether::fuzz;
 
 namespace {
 
-/// Every frame that decodes must survive encode_frame -> decode unchanged (compressed or not).
+/// Every frame that decodes must survive encode_frame -> peek unchanged (compressed or not).
 void check_round_trip(const std::string& payload, const tether::ChannelOptions& opts) {
   tether::ChannelOptions big = opts;
   big.max_frame_size = std::size_t{64} << 20;
@@ -30,11 +30,12 @@ void check_round_trip(const std::string& payload, const tether::ChannelOptions& 
   tether::Buffer b;
   b.append(wire.view());
   tether::FrameDecoder d(big);
-  std::optional<tether::Frame> f = d.decode(b);
+  std::optional<tether::FrameView> f = d.peek(b);
   FUZZ_CHECK(f.has_value());
-  FUZZ_CHECK(f->payload.view() == payload);
+  FUZZ_CHECK(f->view() == payload);
   FUZZ_CHECK(f->wire_size == wire.size());
   FUZZ_CHECK(f->compressed() == (opts.compress && payload.size() > opts.compress_threshold));
+  d.consume(b, *f);
   FUZZ_CHECK(b.empty());
 }
 
@@ -89,11 +90,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           taken_bytes += again->wire_size;
           dec.consume(buf, *again);
         } else {
-          std::optional<tether::Frame> f = dec.decode(buf);
+          std::optional<tether::FrameView> f = dec.peek(buf);
           if (!f) break;
           FUZZ_CHECK(got < ref.payloads.size());
-          FUZZ_CHECK(f->payload.view() == ref.payloads[got]);
+          tether::Bytes p = dec.take_payload(*f);
+          FUZZ_CHECK(p.view() == ref.payloads[got]);
           taken_bytes += f->wire_size;
+          dec.consume(buf, *f);
         }
         ++got;
         FUZZ_CHECK(buf.readable_bytes() == fed - taken_bytes);

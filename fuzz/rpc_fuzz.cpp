@@ -144,7 +144,7 @@ struct Peer {
     iovec iov{pending.data(), pending.size()};
     try {
       const std::size_t n = end->try_write(std::span<const iovec>(&iov, 1));
-      pending.erase(0, n);
+      if (n != tether::Transport::kWouldBlock) pending.erase(0, n);  // the pipe is full: later
     } catch (const tether::Disconnected&) {
       pending.clear();  // the connection hung up: the rest is never read
     }

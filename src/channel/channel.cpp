@@ -104,7 +104,7 @@ void Channel::repoint_peeked() noexcept {
   }
 }
 
-std::optional<std::span<const std::uint8_t>> Channel::try_peek() {
+std::optional<std::span<const std::uint8_t>> Channel::peek() {
   if (peeked_) {
     repoint_peeked();  // the same frame again (peeked_ is cleared by every close)
   } else if (!peek_next()) {
@@ -119,18 +119,6 @@ void Channel::consume() noexcept {
   peeked_.reset();
 }
 
-std::optional<Bytes> Channel::try_recv() {
-  if (peeked_) {
-    repoint_peeked();
-  } else if (!peek_next()) {
-    return std::nullopt;
-  }
-  Bytes payload = decoder_.take_payload(*peeked_);
-  decoder_.consume(*in_, *peeked_);
-  peeked_.reset();
-  return payload;
-}
-
 void Channel::throw_eof() {
   const std::size_t have = in_->readable_bytes();
   if (have == 0) throw Disconnected("connection closed by peer");
@@ -138,14 +126,13 @@ void Channel::throw_eof() {
                                  have, decoder_.bytes_needed(*in_)));
 }
 
-// recv() is try_recv() and wait_frame(); both share try_peek() and throw_eof().
 bool Channel::FrameWait::advance() {
   Channel& ch = *ch_;
   for (;;) {
-    // Fewer bytes than a header (an empty buffer, typically, once the caller's own try_peek
+    // Fewer bytes than a header (an empty buffer, typically, once the caller's own peek()
     // found nothing) hold no frame: straight to the transport.
     const bool may_hold_frame = ch.closed_ || ch.peeked_ || ch.in_->readable_bytes() >= kFrameHeaderSize;
-    if (may_hold_frame && ch.try_peek()) return true;
+    if (may_hold_frame && ch.peek()) return true;
     BufferedStream::FillPoll p;
     try {
       p = ch.stream_->try_fill(ch.decoder_.bytes_needed(*ch.in_));
@@ -162,9 +149,9 @@ bool Channel::FrameWait::advance() {
 bool Channel::FrameWait::await_ready() { return advance(); }
 
 // For transports without try_read: the fill() loop as a task of its own.
-Task<void> Channel::wait_frame_task() {
+Task<void> Channel::wait_task() {
   for (;;) {
-    if (try_peek()) co_return;
+    if (peek()) co_return;
     const std::size_t need = decoder_.bytes_needed(*in_);
     bool eof = false;
     try {
@@ -179,7 +166,7 @@ Task<void> Channel::wait_frame_task() {
 std::coroutine_handle<> Channel::FrameWait::await_suspend(std::coroutine_handle<> h) {
   Channel& ch = *ch_;
   if (slow_) {
-    fill_ = ch.wait_frame_task();
+    fill_ = ch.wait_task();
     return fill_.await_suspend(h);  // starts it
   }
   readable_.emplace(*ch.stream_);
@@ -199,10 +186,16 @@ void Channel::FrameWait::await_resume() {
   }
 }
 
+// The helper over peek() / consume() / wait(): the payload copied out (or, compressed, its
+// inflated storage moved out).
 Task<Bytes> Channel::recv() {
   for (;;) {
-    if (std::optional<Bytes> payload = try_recv()) co_return std::move(*payload);
-    co_await wait_frame();
+    if (peek()) {
+      Bytes payload = decoder_.take_payload(*peeked_);
+      consume();
+      co_return payload;
+    }
+    co_await wait();
   }
 }
 

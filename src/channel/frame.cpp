@@ -152,15 +152,4 @@ void FrameDecoder::release_inflated() noexcept {
   gone.swap(inflated_);  // (assigning an empty string would keep the capacity)
 }
 
-std::optional<Frame> FrameDecoder::decode(Buffer& in) {
-  std::optional<FrameView> view = peek(in);
-  if (!view) return std::nullopt;
-  Frame frame;
-  frame.flag = view->flag;
-  frame.wire_size = view->wire_size;
-  frame.payload = take_payload(*view);
-  consume(in, *view);
-  return frame;
-}
-
 }  // namespace tether

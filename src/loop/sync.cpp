@@ -22,7 +22,7 @@ EventLoop& WaitList::loop() {
 }
 
 void WaitList::push(Node* n, std::coroutine_handle<> h) {
-  loop();  // bind to the loop of the first waiter
+  n->loop = &loop();  // binds the list to the loop of the first waiter
   n->owner = this;
   n->handle = h;
   n->prev = tail_;
@@ -61,9 +61,10 @@ bool WaitList::wake_one() {
   return true;
 }
 
-void WaitList::wake_all() {
-  while (wake_one()) {
-  }
+std::size_t WaitList::wake_all() {
+  std::size_t n = 0;
+  while (wake_one()) ++n;
+  return n;
 }
 
 void WaitList::unschedule(std::coroutine_handle<> h) noexcept {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "tether/loop/io_watcher.hpp"
+#include "tether/loop/sync.hpp"
 #include "tether/loop/task_group.hpp"
 #include "tether/net/stream_server.hpp"
 #include "tether/stream/detail/wait_slot.hpp"
@@ -100,7 +101,7 @@ struct StreamServer::Impl {
   std::vector<std::unique_ptr<Worker>> workers;
   std::size_t next_worker = 0;
   std::shared_ptr<Notifier> notifier = std::make_shared<Notifier>();
-  std::optional<detail::WaitQueue> idle_waiters;
+  std::optional<detail::WaitList> idle_waiters;
 
   std::atomic<std::size_t> active{0};
   std::atomic<std::uint64_t> accepted{0}, rejected{0}, fd_exhausted{0}, shed{0}, accept_pauses{0},

@@ -89,7 +89,7 @@ void StreamServer::Impl::attach_to_current_loop() {
   if (closed) throw UsageError("StreamServer is closed");
   loop = &current;
   notifier->impl = this;
-  idle_waiters.emplace(current);
+  idle_waiters.emplace(&current);
   spare = open_spare();
   start_workers();
 }
@@ -281,11 +281,11 @@ void StreamServer::Impl::connection_done() {
   std::size_t left = active.fetch_sub(1, std::memory_order_acq_rel) - 1;
   if (left != 0 || !loop) return;
   if (loop->in_loop_thread()) {
-    if (notifier->impl) idle_waiters->notify_all();
+    if (notifier->impl) idle_waiters->wake_all();
     return;
   }
   loop->post([n = notifier]() {
-    if (n->impl) n->impl->idle_waiters->notify_all();
+    if (n->impl) n->impl->idle_waiters->wake_all();
   });
 }
 

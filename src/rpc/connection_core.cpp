@@ -297,7 +297,7 @@ Task<void> ConnectionCore::serve_loop() {
       // Each frame is read where it lies in the stream's buffer (no copy, no coroutine frame
       // when one is buffered). handle_payload decodes all of it before it acts on it (acting
       // may close the channel), so the view is not used after anything happened.
-      std::optional<std::span<const std::uint8_t>> frame = channel_->try_peek();
+      std::optional<std::span<const std::uint8_t>> frame = channel_->peek();
       if (!frame) {
         if (std::coroutine_handle<> held = sched_.take_held()) {
           // The one request this pass decoded runs now, handed the thread directly; this loop
@@ -324,7 +324,7 @@ Task<void> ConnectionCore::serve_loop() {
               arm_watchdog(false);
             }
             waiting_frame_ = true;
-            co_await channel_->wait_frame();
+            co_await channel_->wait();
             waiting_frame_ = false;
           }
         }
@@ -340,7 +340,7 @@ Task<void> ConnectionCore::serve_loop() {
       }
       channel_->consume();
       if (sched_.turn_over() && !closed_) {
-        // Fairness: wait_frame() reads on synchronously while the transport has data, so a
+        // Fairness: wait() reads on synchronously while the transport has data, so a
         // peer that keeps the socket full would hold the loop thread here for ever. After
         // this many frames the loop's other work (other connections, timers, I/O) runs first.
         sched_.release_held();

@@ -148,9 +148,9 @@ Impl::Impl(std::unique_ptr<Transport> t, StreamOptions o)
       loop(&transport->loop()),
       opts(o),
       anchor(new detail::StreamAnchor{this, 1}),
-      drain_waiters(*loop),
-      flush_waiters(*loop),
-      close_waiters(*loop) {
+      drain_waiters(loop),
+      flush_waiters(loop),
+      close_waiters(loop) {
   if (opts.read_chunk_size == 0) opts.read_chunk_size = 64 << 10;
   if (opts.max_buffer_size == 0) opts.max_buffer_size = 100 << 20;
   if (opts.write_low_water > opts.write_high_water) opts.write_low_water = opts.write_high_water / 4;
@@ -332,7 +332,7 @@ void Impl::close_graceful() {
   closed = true;
   cancel_read_op();
   note_closed_or_eof();
-  drain_waiters.notify_all();
+  drain_waiters.wake_all();
   if (queued == 0 && !flusher) {
     finish_close();
   } else {
@@ -359,9 +359,9 @@ void Impl::finish_close() noexcept {
   transport_closed = true;
   closed = true;
   transport->close();
-  drain_waiters.notify_all();
-  flush_waiters.notify_all();
-  close_waiters.notify_all();
+  drain_waiters.wake_all();
+  flush_waiters.wake_all();
+  close_waiters.wake_all();
 }
 
 // ----------------------------------------------------------------------- BufferedStream

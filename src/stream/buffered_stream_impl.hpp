@@ -19,6 +19,7 @@
 #include "tether/base/bytes.hpp"
 #include "tether/loop/event_loop.hpp"
 #include "tether/loop/runner.hpp"
+#include "tether/loop/sync.hpp"
 #include "tether/loop/task.hpp"
 #include "tether/stream/buffered_stream.hpp"
 #include "tether/stream/detail/wait_slot.hpp"
@@ -186,8 +187,8 @@ struct BufferedStream::Impl {
   bool flusher_waiting = false;
   bool eof_requested = false;
   bool eof_sent = false;
-  detail::WaitQueue drain_waiters;  // woken when the queue drops to low water, and on close
-  detail::WaitQueue flush_waiters;  // woken on every write progress, and on close
+  detail::WaitList drain_waiters;  // woken when the queue drops to low water, and on close
+  detail::WaitList flush_waiters;  // woken on every write progress, and on close
 
   // lifecycle
   bool closed = false;            // close requested / failed: no new reads or writes
@@ -197,7 +198,7 @@ struct BufferedStream::Impl {
   UniqueFunction<void()> close_cb;
   bool close_event = false;  // closed or EOF seen: the callback is due
   bool close_cb_scheduled = false;
-  detail::WaitQueue close_waiters;
+  detail::WaitList close_waiters;
 };
 
 /// "Kind: message" of an exception_ptr.

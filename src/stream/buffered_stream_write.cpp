@@ -155,7 +155,7 @@ void Impl::write_out() {
       return;
     }
     inflight_chunks = 0;
-    if (n == 0) break;
+    if (n == Transport::kWouldBlock || n == Transport::kNotSupported || n == 0) break;
     ++stats.write_calls;
     consume_written(n);
   }
@@ -232,9 +232,9 @@ void Impl::consume_written(std::size_t n) noexcept {
   }
   if (paused && queued <= opts.write_low_water) {
     paused = false;
-    drain_waiters.notify_all();
+    drain_waiters.wake_all();
   }
-  flush_waiters.notify_all();
+  flush_waiters.wake_all();
 }
 
 void Impl::drop_write_queue() noexcept {
@@ -417,7 +417,7 @@ void BufferedStream::set_write_buffer_limits(std::size_t high, std::size_t low) 
     s.paused = true;
   } else if (s.paused && s.queued <= low) {
     s.paused = false;
-    s.drain_waiters.notify_all();
+    s.drain_waiters.wake_all();
   }
 }
 

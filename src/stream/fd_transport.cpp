@@ -183,7 +183,7 @@ Task<std::size_t> FdTransport::read(Buffer& buf, std::size_t max_bytes) {
 std::size_t FdTransport::try_write(std::span<const iovec> chunks) {
   if (closed_) throw StreamClosed("transport closed");
   if (write_shut_ || !can_write_) throw StreamClosed("transport write side is shut down");
-  if (!writable_) return 0;
+  if (!writable_) return kWouldBlock;
   if (chunks.size() > kMaxIov) chunks = chunks.first(kMaxIov);
   const std::size_t total = total_size(chunks);
   if (total == 0) return 0;
@@ -206,7 +206,7 @@ std::size_t FdTransport::try_write(std::span<const iovec> chunks) {
     if (err == EINTR) continue;
     if (err != EAGAIN && err != EWOULDBLOCK) throw_errno(err, is_socket_ ? "sendmsg" : "writev", wfd());
     writable_ = false;
-    return 0;
+    return kWouldBlock;
   }
 }
 
@@ -214,7 +214,8 @@ Task<std::size_t> FdTransport::write(std::span<const iovec> chunks) {
   if (chunks.size() > kMaxIov) chunks = chunks.first(kMaxIov);
   if (total_size(chunks) == 0) co_return 0;
   for (;;) {
-    if (const std::size_t n = FdTransport::try_write(chunks)) co_return n;
+    const std::size_t n = FdTransport::try_write(chunks);
+    if (n != kWouldBlock) co_return n;
     co_await write_slot_.wait();
   }
 }

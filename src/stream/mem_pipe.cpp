@@ -87,8 +87,9 @@ std::size_t MemPipeEnd::try_write(std::span<const iovec> chunks) {
   for (const auto& c : chunks) total += c.iov_len;
   const std::size_t queued = out.data.readable_bytes();
   const std::size_t room = sh.options.capacity > queued ? sh.options.capacity - queued : 0;
+  if (total == 0) return 0;
   const std::size_t n = std::min(room, total);
-  if (n == 0) return 0;
+  if (n == 0) return kWouldBlock;
   std::size_t left = n;
   for (const auto& c : chunks) {
     if (left == 0) break;
@@ -105,7 +106,8 @@ Task<std::size_t> MemPipeEnd::write(std::span<const iovec> chunks) {
   for (const auto& c : chunks) total += c.iov_len;
   if (total == 0) co_return 0;
   for (;;) {
-    if (const std::size_t n = MemPipeEnd::try_write(chunks)) co_return n;
+    const std::size_t n = MemPipeEnd::try_write(chunks);
+    if (n != kWouldBlock) co_return n;
     co_await shared_->writable[side_].wait();
   }
 }

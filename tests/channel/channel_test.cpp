@@ -1,17 +1,23 @@
 // Channel over real streams: in-memory pipes (and a socketpair), raw peers that write
-// hand-made frames, trickled deliveries, error and EOF paths.
+// hand-made frames, trickled and coalesced deliveries, compressed and empty frames, error and
+// EOF paths. Receiving is one API (peek / consume / wait, recv() a helper on top): the receive
+// cases run twice, over a transport with try_read (the frame-free wait) and over one that
+// reads only through read(). Sending: the no-copy paths, splicing, gathered small frames.
 
 #include "tether/channel/channel.hpp"
 
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <optional>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "channel_test_util.hpp"
 #include "frame_test_util.hpp"
+#include "stream/stream_test_util.hpp"
 #include "test_util.hpp"
 #include "tether/base/error.hpp"
 #include "tether/loop/gather.hpp"
@@ -28,27 +34,41 @@ using testing::reference_compress;
 using testing::stream_of;
 using testing::zero_bomb;
 
+std::string str(std::span<const std::uint8_t> s) {
+  return {reinterpret_cast<const char*>(s.data()), s.size()};
+}
+
 class ChannelTest : public testing::LoopTest {
  protected:
-  /// A Channel on one end of a mem pipe and a plain BufferedStream (the raw peer) on the other;
-  /// max_read_chunk = 1 makes the pipe deliver one byte per read.
   void TearDown() override {
     channel_.reset();  // before LoopTest checks that the loop is empty
     peer_.reset();
     LoopTest::TearDown();
   }
 
-  void make(ChannelOptions opts = {}, std::size_t max_read_chunk = 0) {
+  /// A Channel on one end of a mem pipe and a plain BufferedStream (the raw peer) on the other;
+  /// max_read_chunk = 1 makes the pipe deliver one byte per read. With `try_reads` the
+  /// channel's transport offers try_read, else it reads only through read().
+  void make_with(bool try_reads, ChannelOptions opts, std::size_t max_read_chunk) {
     auto ends = testing::mem_pipe_ends(loop_, max_read_chunk);
-    auto probe = std::make_unique<ProbeTransport>(std::move(ends.a));
+    auto probe = std::make_unique<ProbeTransport>(std::move(ends.a), try_reads);
     probe_ = probe.get();
     channel_ = std::make_unique<Channel>(stream_of(std::move(probe)), opts);
     peer_ = stream_of(std::move(ends.b));
   }
+  void make(ChannelOptions opts = {}, std::size_t max_read_chunk = 0) { make_with(false, opts, max_read_chunk); }
 
   std::unique_ptr<Channel> channel_;
   std::unique_ptr<BufferedStream> peer_;
   ProbeTransport* probe_ = nullptr;  // owned by channel_'s stream
+};
+
+/// The receive cases. Parameter: whether the transport offers try_read.
+class ChannelRecvTest : public ChannelTest, public ::testing::WithParamInterface<bool> {
+ protected:
+  void make(ChannelOptions opts = {}, std::size_t max_read_chunk = 0) {
+    make_with(GetParam(), opts, max_read_chunk);
+  }
 };
 
 // ------------------------------------------------------------------- coroutine helpers
@@ -65,6 +85,39 @@ Task<std::vector<std::string>> recv_n(Channel* ch, std::size_t n) {
     out.emplace_back(b.view());
   }
   co_return out;
+}
+
+/// The RPC layer's loop: peek(), else wait(); copies each payload, then consume().
+Task<std::vector<std::string>> peek_n(Channel* ch, std::size_t n) {
+  std::vector<std::string> out;
+  while (out.size() < n) {
+    std::optional<std::span<const std::uint8_t>> p = ch->peek();
+    if (!p) {
+      co_await ch->wait();
+      continue;
+    }
+    out.push_back(str(*p));
+    ch->consume();
+  }
+  co_return out;
+}
+
+/// Waits until a frame is buffered (wait() may complete early, so in a loop).
+Task<void> wait_one(Channel* ch) {
+  while (!ch->peek()) co_await ch->wait();
+}
+
+/// Expects wait() to fail with E; returns the message.
+template <class E>
+Task<std::string> wait_fails(Channel* ch) {
+  std::string what;
+  try {
+    while (!ch->peek()) co_await ch->wait();
+    ADD_FAILURE() << "a frame arrived";
+  } catch (const E& e) {
+    what = e.what();
+  }
+  co_return what;
 }
 
 /// Writes raw bytes from the peer, flushes them, then optionally sends EOF.
@@ -85,6 +138,8 @@ Task<Bytes> peer_read_all(BufferedStream* s) {
   co_return b;
 }
 
+Task<void> fill_more(BufferedStream* s, std::size_t n) { co_await s->fill(n); }
+
 /// Sends *out and receives one payload, concurrently; returns what arrived. `out` must
 /// outlive the task (payloads here are up to 32 MiB: no copies).
 Task<Bytes> exchange_one(Channel* ch, const std::string* out) {
@@ -94,7 +149,7 @@ Task<Bytes> exchange_one(Channel* ch, const std::string* out) {
   co_return in;
 }
 
-// ------------------------------------------------------------------- tests
+// ------------------------------------------------------------------- sending
 
 TEST_F(ChannelTest, RoundTripAndStats) {
   auto ends = testing::mem_pipe_ends(loop_);
@@ -274,9 +329,89 @@ TEST_F(ChannelTest, FramesOfOneTurnLeaveInOneWrite) {
   EXPECT_EQ(probe_->writes(), 1u);
 }
 
-TEST_F(ChannelTest, ManyFramesCoalescedInOneRead) {
+TEST_F(ChannelTest, SendingAnEmptyPayloadIsAUsageError) {
   make();
-  std::mt19937_64 rng(15);
+  EXPECT_THROW(channel_->send(std::string_view()), UsageError);
+  EXPECT_THROW(channel_->send(Buffer()), UsageError);
+  EXPECT_EQ(channel_->stats().frames_out, 0u);
+}
+
+TEST_F(ChannelTest, SmallFramesAroundTheGatherLimitMatchEncodeFrame) {
+  // Frames of up to BufferedStream::kCoalesceLimit wire bytes are gathered into the tail chunk,
+  // larger ones go through a Buffer of their own; the bytes are the same either way.
+  make(ChannelOptions{.compress = false});
+  std::mt19937_64 rng(34);
+  std::string expected;
+  const std::size_t edge = BufferedStream::kCoalesceLimit - kFrameOverhead;
+  for (std::size_t n :
+       {std::size_t{1}, std::size_t{20}, std::size_t{80}, edge - 1, edge, edge + 1, std::size_t{5000}}) {
+    const std::string p = random_text(rng, n);
+    channel_->send(p);
+    expected += encode_frame(p, channel_->options()).view();
+  }
+  Bytes wire = run(peer_read(peer_.get(), expected.size()));
+  EXPECT_TRUE(wire.view() == expected);
+  EXPECT_EQ(probe_->writes(), 1u);
+  EXPECT_EQ(channel_->stats().wire_bytes_out, expected.size());
+}
+
+// ------------------------------------------------------------------- receiving
+
+TEST_P(ChannelRecvTest, NothingBufferedIsNullopt) {
+  make();
+  EXPECT_FALSE(channel_->peek());
+  channel_->consume();  // nothing peeked: a no-op
+  EXPECT_EQ(channel_->stats().frames_in, 0u);
+}
+
+TEST_P(ChannelRecvTest, FramesTrickledOneByteAtATime) {
+  make({}, /*max_read_chunk=*/1);
+  std::mt19937_64 rng(31);
+  const std::vector<std::string> payloads = {"tiny", random_text(rng, 6000, 3), random_text(rng, 200),
+                                             random_text(rng, 6000, 3), "tiny"};
+  std::string wire;
+  for (const auto& p : payloads) wire += encode_frame(p).view();
+  run(peer_write(peer_.get(), wire, false));
+  // The first three peeked in place, the last two (compressed, raw) by recv().
+  auto got = run(peek_n(channel_.get(), 3));
+  auto rest = run(recv_n(channel_.get(), 2));
+  got.insert(got.end(), rest.begin(), rest.end());
+  EXPECT_EQ(got, payloads);
+  EXPECT_GE(probe_->reads(), wire.size());
+  const ChannelStats s = channel_->stats();
+  EXPECT_EQ(s.frames_in, 5u);
+  EXPECT_EQ(s.compressed_in, 2u);
+  EXPECT_EQ(s.wire_bytes_in, wire.size());
+  std::size_t payload_bytes = 0;
+  for (const auto& p : payloads) payload_bytes += p.size();
+  EXPECT_EQ(s.payload_bytes_in, payload_bytes);
+  EXPECT_TRUE(channel_->stream().buffer().empty());
+}
+
+TEST_P(ChannelRecvTest, WaitsUseTryReadWhenTheTransportHasIt) {
+  make({}, 7);  // seven bytes per read: frames arrive over many reads and wake-ups
+  std::string wire;
+  std::vector<std::string> want;
+  for (int i = 0; i < 20; ++i) {
+    want.push_back("message " + std::to_string(i) + std::string(static_cast<std::size_t>(i) * 13, 'x'));
+    wire += raw_frame(0, want.back());
+  }
+  testing::Background writer(loop_);
+  writer.spawn(peer_write(peer_.get(), wire, false));
+  auto got = run(peek_n(channel_.get(), want.size()));
+  EXPECT_EQ(got, want);
+  EXPECT_GE(probe_->reads(), wire.size() / 7);
+  if (GetParam()) {
+    EXPECT_EQ(probe_->task_reads(), 0u) << "every read was a try_read: no transport read task";
+  } else {
+    EXPECT_EQ(probe_->task_reads(), probe_->reads());
+  }
+  run(writer.wait());
+}
+
+TEST_P(ChannelRecvTest, CoalescedFramesComeFromOneReadInPlace) {
+  make();
+  std::mt19937_64 rng(32);
   std::vector<std::string> payloads;
   std::string wire;
   for (int i = 0; i < 100; ++i) {
@@ -289,90 +424,166 @@ TEST_F(ChannelTest, ManyFramesCoalescedInOneRead) {
   run(peer_write(peer_.get(), wire, false));
   Bytes first = run(recv_one(channel_.get()));
   EXPECT_EQ(first.view(), payloads[0]);
-  // Everything else is already buffered: the rest comes without another transport read.
-  EXPECT_EQ(channel_->stream().buffer().readable_bytes(), wire.size() - payloads[0].size() - 6);
-  const std::size_t reads = probe_->reads();
-  auto rest = run(recv_n(channel_.get(), payloads.size() - 1));
-  EXPECT_EQ(probe_->reads(), reads);
-  EXPECT_EQ(reads, 1u);
-  payloads.erase(payloads.begin());
-  EXPECT_EQ(rest, payloads);
+  // Everything else is already buffered: the rest comes without another transport read,
+  // half by recv(), half peeked in place.
+  Buffer& buf = channel_->stream().buffer();
+  EXPECT_EQ(buf.readable_bytes(), wire.size() - payloads[0].size() - kFrameOverhead);
+  EXPECT_EQ(probe_->reads(), 1u);
+  auto by_recv = run(recv_n(channel_.get(), 49));
+  EXPECT_EQ(by_recv, std::vector<std::string>(payloads.begin() + 1, payloads.begin() + 50));
+  for (std::size_t i = 50; i < payloads.size(); ++i) {
+    auto p = channel_->peek();
+    ASSERT_TRUE(p) << i;
+    EXPECT_EQ(str(*p), payloads[i]);
+    if (i < 100) {
+      // A raw payload is the stream's own bytes, just past the frame header.
+      EXPECT_EQ(p->data(), buf.peek() + kFrameHeaderSize) << i;
+    } else {
+      EXPECT_FALSE(p->data() >= buf.peek() && p->data() < buf.peek() + buf.readable_bytes())
+          << "an inflated payload lives in the decoder, not the stream buffer";
+    }
+    channel_->consume();
+  }
+  EXPECT_FALSE(channel_->peek());
+  EXPECT_EQ(probe_->reads(), 1u);
+  EXPECT_TRUE(buf.empty());
 }
 
-TEST_F(ChannelTest, FramesSplitIntoOneByteDeliveries) {
-  make({}, /*max_read_chunk=*/1);
-  std::mt19937_64 rng(16);
-  const std::string a = random_text(rng, 6000, 3);  // compressed
-  const std::string b = "tiny";
-  const std::string wire = std::string(encode_frame(a).view()) + std::string(encode_frame(b).view());
-  run(peer_write(peer_.get(), wire, false));
-  auto got = run(recv_n(channel_.get(), 2));
-  EXPECT_EQ(got, (std::vector<std::string>{a, b}));
-  EXPECT_GE(probe_->reads(), wire.size());
-  EXPECT_EQ(channel_->stats().wire_bytes_in, wire.size());
-}
-
-TEST_F(ChannelTest, EmptyFramesAreSkipped) {
+TEST_P(ChannelRecvTest, PeekingAgainShowsTheSameFrameCountedOnce) {
   make();
-  const std::string wire = raw_frame(0, "") + raw_frame(1, reference_compress("", 1)) + raw_frame(0, "x");
-  run(peer_write(peer_.get(), wire, false));
-  Bytes got = run(recv_one(channel_.get()));
-  EXPECT_EQ(got.view(), "x");
-  EXPECT_EQ(channel_->stats().frames_in, 3u);
-  EXPECT_EQ(channel_->stats().empty_frames_in, 2u);
+  run(peer_write(peer_.get(), raw_frame(0, "one") + raw_frame(0, "two"), false));
+  run(wait_one(channel_.get()));
+  auto a = channel_->peek();
+  auto b = channel_->peek();
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(str(*a), "one");
+  EXPECT_EQ(a->data(), b->data());
+  EXPECT_EQ(channel_->stats().frames_in, 1u);
+  run(wait_one(channel_.get()));  // a frame is peeked: completes at once
+  EXPECT_EQ(channel_->stats().frames_in, 1u);
+  // recv() takes the peeked frame, then the next.
+  Bytes one = run(channel_->recv());
+  EXPECT_EQ(one.view(), "one");
+  Bytes two = run(channel_->recv());  // already buffered: no wait
+  EXPECT_EQ(two.view(), "two");
+  EXPECT_EQ(channel_->stats().frames_in, 2u);
 }
 
-TEST_F(ChannelTest, SendingAnEmptyPayloadIsAUsageError) {
+TEST_P(ChannelRecvTest, CompressedViewStaysValidUntilConsume) {
   make();
-  EXPECT_THROW(channel_->send(std::string_view()), UsageError);
-  EXPECT_THROW(channel_->send(Buffer()), UsageError);
-  EXPECT_EQ(channel_->stats().frames_out, 0u);
+  std::mt19937_64 rng(33);
+  const std::string z = random_text(rng, 20000, 4);
+  const std::string zwire = std::string(encode_frame(z).view());
+  run(peer_write(peer_.get(), zwire, false));
+  run(wait_one(channel_.get()));
+  auto p = channel_->peek();
+  ASSERT_TRUE(p);
+  const std::uint8_t* at = p->data();
+  // The stream buffers a lot more behind it (its buffer grows and moves); the inflated view
+  // does not live there and is unaffected.
+  const std::string more =
+      std::string(encode_frame(std::string(50000, 'm'), ChannelOptions{.compress = false}).view());
+  run(peer_write(peer_.get(), more, false));
+  run(fill_more(&channel_->stream(), zwire.size() + more.size()));
+  EXPECT_EQ(str(*p), z);
+  auto again = channel_->peek();
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->data(), at) << "not inflated a second time";
+  channel_->consume();
+  auto next = channel_->peek();
+  ASSERT_TRUE(next);
+  EXPECT_EQ(str(*next), std::string(50000, 'm'));
+  channel_->consume();
 }
 
-TEST_F(ChannelTest, CleanEofBetweenFramesIsDisconnected) {
+TEST_P(ChannelRecvTest, RawViewIsRepointedAfterTheBufferMoved) {
+  make();
+  run(peer_write(peer_.get(), raw_frame(0, "first"), false));
+  run(wait_one(channel_.get()));
+  auto p = channel_->peek();
+  ASSERT_TRUE(p);
+  EXPECT_EQ(str(*p), "first");
+  // More data arrives and the stream's buffer grows (reallocates): peek again for a valid view.
+  const std::string big = raw_frame(0, std::string(200000, 'b'));
+  peer_->write(std::string_view(big));
+  run(fill_more(&channel_->stream(), channel_->stream().buffer().readable_bytes() + big.size()));
+  auto q = channel_->peek();
+  ASSERT_TRUE(q);
+  EXPECT_EQ(str(*q), "first");
+  EXPECT_EQ(q->data(), channel_->stream().buffer().peek() + kFrameHeaderSize);
+  channel_->consume();
+  auto r = channel_->peek();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->size(), 200000u);
+  channel_->consume();
+}
+
+TEST_P(ChannelRecvTest, EmptyFramesAreSkipped) {
+  make();
+  const std::string wire = raw_frame(0, "") + raw_frame(1, reference_compress("", 1)) + raw_frame(0, "x") +
+                           raw_frame(0, "y") + raw_frame(0, "");
+  run(peer_write(peer_.get(), wire, false));
+  EXPECT_EQ(run(recv_one(channel_.get())).view(), "x");
+  auto got = run(peek_n(channel_.get(), 1));
+  EXPECT_EQ(got, std::vector<std::string>{"y"});
+  EXPECT_FALSE(channel_->peek());  // the trailing empty frame is skipped too
+  EXPECT_EQ(channel_->stats().frames_in, 5u);
+  EXPECT_EQ(channel_->stats().empty_frames_in, 3u);
+  EXPECT_TRUE(channel_->stream().buffer().empty());
+}
+
+TEST_P(ChannelRecvTest, CleanEofBetweenFramesIsDisconnected) {
   make();
   run(peer_write(peer_.get(), raw_frame(0, "last"), true));
-  Bytes got = run(recv_one(channel_.get()));
-  EXPECT_EQ(got.view(), "last");
-  const std::string what = run(recv_fails<Disconnected>(channel_.get()));
+  auto got = run(peek_n(channel_.get(), 1));
+  EXPECT_EQ(got, std::vector<std::string>{"last"});
+  const std::string what = run(wait_fails<Disconnected>(channel_.get()));
   EXPECT_EQ(what, "connection closed by peer");
+  EXPECT_EQ(run(recv_fails<Disconnected>(channel_.get())), what);
+  EXPECT_FALSE(channel_->stream().closed()) << "left open: its owner closes it";
 }
 
-TEST_F(ChannelTest, EofInsideAFrameIsATruncatedFrame) {
+TEST_P(ChannelRecvTest, EofInsideAFrameIsATruncatedFrame) {
   for (std::size_t cut : {std::size_t{3}, std::size_t{5}, std::size_t{50}, std::size_t{105}}) {
     make();
     const std::string frame = raw_frame(0, std::string(100, 'z'));
     ASSERT_EQ(frame.size(), 106u);
     run(peer_write(peer_.get(), frame.substr(0, cut), true));
-    const std::string what = run(recv_fails<Disconnected>(channel_.get()));
-    EXPECT_NE(what.find("truncated frame"), std::string::npos) << what;
-    EXPECT_NE(what.find(std::to_string(cut) + " of"), std::string::npos) << what;
+    EXPECT_FALSE(channel_->peek());
+    const std::string what = run(wait_fails<Disconnected>(channel_.get()));
+    EXPECT_NE(what.find("truncated frame: " + std::to_string(cut) + " of"), std::string::npos) << what;
+    EXPECT_EQ(run(recv_fails<Disconnected>(channel_.get())), what);
+    EXPECT_EQ(channel_->stream().buffer().readable_bytes(), cut) << "the partial frame stays buffered";
   }
 }
 
-TEST_F(ChannelTest, ProtocolErrorClosesTheStream) {
+TEST_P(ChannelRecvTest, OversizeFrameIsAProtocolErrorThatClosesTheStream) {
   ChannelOptions opts;
   opts.max_frame_size = 1 << 20;
   make(opts);
   // An oversize header followed by bytes that must never be read as a frame.
   const std::string wire = header((1 << 20) + 1, 0) + raw_frame(0, "after");
   run(peer_write(peer_.get(), wire, false));
-  const std::string what = run(recv_fails<ProtocolError>(channel_.get()));
+  const std::string what = run(wait_fails<ProtocolError>(channel_.get()));
   EXPECT_NE(what.find("max_frame_size"), std::string::npos) << what;
   EXPECT_TRUE(channel_->closed());
   EXPECT_TRUE(channel_->stream().closed());
   EXPECT_TRUE(channel_->stream().error() != nullptr);
   EXPECT_EQ(channel_->error(), what);
   // Later calls report the closed channel with the cause.
-  const std::string again = run(recv_fails<StreamClosed>(channel_.get()));
+  EXPECT_THROW((void)channel_->peek(), StreamClosed);
+  channel_->consume();  // harmless
+  const std::string again = run(wait_fails<StreamClosed>(channel_.get()));
   EXPECT_NE(again.find("max_frame_size"), std::string::npos) << again;
+  const std::string by_recv = run(recv_fails<StreamClosed>(channel_.get()));
+  EXPECT_NE(by_recv.find("max_frame_size"), std::string::npos) << by_recv;
   EXPECT_THROW(channel_->send(std::string_view("x")), StreamClosed);
   // The peer sees the connection end.
   Bytes rest = run(peer_read_all(peer_.get()));
   EXPECT_TRUE(rest.empty());
 }
 
-TEST_F(ChannelTest, BadFlagOrTrailerClosesTheStream) {
+TEST_P(ChannelRecvTest, BadFlagOrTrailerClosesTheStream) {
   struct Case {
     std::string wire;
     const char* word;
@@ -389,7 +600,7 @@ TEST_F(ChannelTest, BadFlagOrTrailerClosesTheStream) {
   }
 }
 
-TEST_F(ChannelTest, CorruptZlibClosesTheStream) {
+TEST_P(ChannelRecvTest, CorruptZlibClosesTheStream) {
   make();
   const std::string wire = raw_frame(1, "definitely not a zlib stream") + raw_frame(0, "after");
   run(peer_write(peer_.get(), wire, false));
@@ -399,29 +610,90 @@ TEST_F(ChannelTest, CorruptZlibClosesTheStream) {
   run(recv_fails<StreamClosed>(channel_.get()));
 }
 
-TEST_F(ChannelTest, ZlibBombIsAProtocolError) {
+TEST_P(ChannelRecvTest, BadFrameAlreadyBufferedFailsPeek) {
+  make();
+  const std::string wire = raw_frame(0, "good") + raw_frame(1, "not a zlib stream") + raw_frame(0, "after");
+  run(peer_write(peer_.get(), wire, false));
+  auto got = run(peek_n(channel_.get(), 1));
+  EXPECT_EQ(got, std::vector<std::string>{"good"});
+  EXPECT_THROW((void)channel_->peek(), ProtocolError);
+  EXPECT_TRUE(channel_->stream().closed());
+  EXPECT_THROW((void)channel_->peek(), StreamClosed);
+  run(recv_fails<StreamClosed>(channel_.get()));
+}
+
+TEST_P(ChannelRecvTest, ZlibBombIsAProtocolErrorThatClosesTheStream) {
   ChannelOptions opts;
   opts.max_payload_size = 1 << 20;
   make(opts);
   const std::string bomb = zero_bomb(1 << 20, 64);     // 64 MiB of zeros
   ASSERT_GT(bomb.size(), std::size_t{64} << 10);       // more than the pipe holds:
-  peer_->write(std::string_view(raw_frame(1, bomb)));  // flushed while recv() reads
+  peer_->write(std::string_view(raw_frame(1, bomb)));  // flushed while the channel reads
   const std::string what = run(recv_fails<ProtocolError>(channel_.get()));
   EXPECT_NE(what.find("max_payload_size"), std::string::npos) << what;
   EXPECT_TRUE(channel_->stream().closed());
 }
 
-TEST_F(ChannelTest, CancelledRecvKeepsThePartialFrame) {
+TEST_P(ChannelRecvTest, ConsumeAfterCloseIsHarmless) {
+  make();
+  run(peer_write(peer_.get(), raw_frame(0, "a") + raw_frame(0, "b"), false));
+  run(wait_one(channel_.get()));
+  auto p = channel_->peek();
+  ASSERT_TRUE(p);
+  channel_->close();
+  channel_->consume();  // forgotten, nothing touched
+  channel_->consume();
+  EXPECT_THROW((void)channel_->peek(), StreamClosed);
+  EXPECT_THROW(run(wait_one(channel_.get())), StreamClosed);
+}
+
+Task<std::size_t> serve_closing_on(Channel* ch, std::string stop) {
+  // The RPC layer's order: decode (read the span), consume, act; acting may close the channel.
+  std::size_t handled = 0;
+  for (;;) {
+    std::optional<std::span<const std::uint8_t>> p = ch->peek();
+    if (!p) {
+      co_await ch->wait();
+      continue;
+    }
+    const std::string msg = str(*p);
+    ch->consume();
+    ++handled;
+    if (msg == stop) {
+      ch->close();
+      co_return handled;
+    }
+  }
+}
+
+TEST_P(ChannelRecvTest, ActingMayCloseTheChannel) {
+  make();
+  run(peer_write(peer_.get(), raw_frame(0, "1") + raw_frame(0, "quit") + raw_frame(0, "never"), false));
+  EXPECT_EQ(run(serve_closing_on(channel_.get(), "quit")), 2u);
+  EXPECT_TRUE(channel_->closed());
+}
+
+TEST_P(ChannelRecvTest, CancelledWaitOrRecvKeepsThePartialFrame) {
   make();
   const std::string frame = std::string(encode_frame(std::string(300, 'q')).view());
   run(peer_write(peer_.get(), frame.substr(0, 100), false));
-  // The frame cannot complete, so the timeout fires and destroys (cancels) the pending recv.
+  // The frame cannot complete, so the timeout fires and destroys (cancels) the pending wait,
+  // then the pending recv.
+  EXPECT_THROW(run(wait_one(channel_.get()), std::chrono::milliseconds(20)), Timeout);
+  EXPECT_EQ(channel_->stream().buffer().readable_bytes(), 100u);
   EXPECT_THROW(run(recv_one(channel_.get()), std::chrono::milliseconds(20)), Timeout);
   EXPECT_EQ(channel_->stream().buffer().readable_bytes(), 100u);
   run(peer_write(peer_.get(), frame.substr(100), false));
   Bytes got = run(recv_one(channel_.get()));
   EXPECT_EQ(got.view(), std::string(300, 'q'));
 }
+
+INSTANTIATE_TEST_SUITE_P(Reads, ChannelRecvTest, ::testing::Values(false, true),
+                         [](const ::testing::TestParamInfo<bool>& i) {
+                           return i.param ? "TryRead" : "ReadOnly";
+                         });
+
+// ------------------------------------------------------------------- both ways
 
 TEST_F(ChannelTest, ConcurrentSendWhileRecvPending) {
   auto ends = testing::mem_pipe_ends(loop_);
@@ -479,6 +751,53 @@ TEST_F(ChannelTest, OverASocketpair) {
   EXPECT_TRUE(std::get<1>(both).view() == big);
   a.close();
   const std::string what = run(recv_fails<Disconnected>(&b));
+  EXPECT_EQ(what, "connection closed by peer");
+}
+
+Task<void> echo_peeked(Channel* ch, std::size_t n) {
+  for (std::size_t i = 0; i < n;) {
+    std::optional<std::span<const std::uint8_t>> p = ch->peek();
+    if (!p) {
+      co_await ch->wait();
+      continue;
+    }
+    ch->send(std::string_view(reinterpret_cast<const char*>(p->data()), p->size()));  // from the view
+    ch->consume();
+    ++i;
+  }
+  co_await ch->drain();
+}
+
+Task<std::size_t> echo_counted(Channel* ch, std::size_t n) {
+  co_await echo_peeked(ch, n);
+  co_return n;
+}
+
+Task<std::vector<std::string>> ping(Channel* ch, const std::vector<std::string>* msgs) {
+  std::vector<std::string> out;
+  for (const std::string& m : *msgs) {
+    ch->send(m);
+    std::vector<std::string> one = co_await peek_n(ch, 1);
+    out.push_back(one[0]);
+  }
+  co_return out;
+}
+
+TEST_F(ChannelTest, EchoFromThePeekedViewOverASocketpair) {
+  auto ends = testing::socketpair_ends(loop_);
+  Channel a(stream_of(std::move(ends.a)));
+  Channel b(stream_of(std::move(ends.b)));
+  std::mt19937_64 rng(35);
+  std::vector<std::string> msgs;
+  for (int i = 0; i < 50; ++i) msgs.push_back(random_text(rng, 20 + rng() % 60));
+  msgs.push_back(random_text(rng, 5000, 4));       // compressed
+  msgs.push_back(random_text(rng, 3 << 20, 256));  // 3 MiB, compressed (incompressible)
+  msgs.push_back("last");
+  auto both = run(gather(ping(&a, &msgs), echo_counted(&b, msgs.size())));
+  EXPECT_EQ(std::get<0>(both), msgs);
+  EXPECT_EQ(std::get<1>(both), msgs.size());
+  a.close();
+  const std::string what = run(wait_fails<Disconnected>(&b));
   EXPECT_EQ(what, "connection closed by peer");
 }
 

@@ -1,4 +1,5 @@
-// Pure framing rules (no stream): encode_frame, FrameDecoder, zlib helpers.
+// Pure framing rules (no stream): encode_frame, FrameDecoder (peek / take_payload / consume:
+// frames looked at in place, the inflate storage kept between compressed frames), zlib helpers.
 
 #include "tether/channel/frame.hpp"
 
@@ -7,6 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -41,9 +43,26 @@ Buffer buffer_of(std::string_view s) {
   return b;
 }
 
-std::vector<Frame> decode_all(FrameDecoder& dec, Buffer& in) {
-  std::vector<Frame> out;
-  while (auto f = dec.decode(in)) out.push_back(std::move(*f));
+/// One frame taken whole, as the Channel's recv() takes it: peek(), the payload as owning
+/// Bytes (take_payload), consume().
+struct Taken {
+  Bytes payload;
+  std::uint8_t flag = 0;
+  std::size_t wire_size = 0;
+  [[nodiscard]] bool compressed() const noexcept { return flag != 0; }
+};
+
+std::optional<Taken> take(FrameDecoder& dec, Buffer& in) {
+  std::optional<FrameView> v = dec.peek(in);
+  if (!v) return std::nullopt;
+  Taken t{dec.take_payload(*v), v->flag, v->wire_size};
+  dec.consume(in, *v);
+  return t;
+}
+
+std::vector<Taken> take_all(FrameDecoder& dec, Buffer& in) {
+  std::vector<Taken> out;
+  while (auto f = take(dec, in)) out.push_back(std::move(*f));
   return out;
 }
 
@@ -117,7 +136,7 @@ TEST(FrameDecode, RoundTripsEncodedFrames) {
     for (int alphabet : {2, 256}) {
       const std::string p = random_text(rng, n, alphabet);
       Buffer in = buffer_of(encode_frame(p).view());
-      auto f = dec.decode(in);
+      auto f = take(dec, in);
       ASSERT_TRUE(f) << n;
       EXPECT_EQ(f->payload.view(), p) << n;
       EXPECT_EQ(f->compressed(), n > 3000) << n;
@@ -132,7 +151,7 @@ TEST(FrameDecode, FlagOtherThanZeroOrOneIsAProtocolErrorOnTheHeaderAlone) {
     FrameDecoder dec;
     Buffer in = buffer_of(header(24, static_cast<std::uint8_t>(flag)));  // no body yet
     try {
-      (void)dec.decode(in);
+      (void)take(dec, in);
       ADD_FAILURE() << "flag " << flag << " accepted";
     } catch (const ProtocolError& e) {
       EXPECT_NE(std::string(e.what()).find("flag"), std::string::npos) << e.what();
@@ -148,7 +167,7 @@ TEST(FrameDecode, LenientFramingTakesAnyNonZeroFlagAsCompressedLikeRpyc) {
   for (int flag : {1, 2, 7, 0x80, 0xFF}) {
     Buffer in = buffer_of(raw_frame(static_cast<std::uint8_t>(flag), reference_compress(p, 6)));
     FrameDecoder dec(opts);
-    auto f = dec.decode(in);
+    auto f = take(dec, in);
     ASSERT_TRUE(f);
     EXPECT_EQ(f->flag, flag);
     EXPECT_EQ(f->payload.view(), p);
@@ -158,7 +177,7 @@ TEST(FrameDecode, LenientFramingTakesAnyNonZeroFlagAsCompressedLikeRpyc) {
 TEST(FrameDecode, CompressedFourBytePayloadAccepted) {
   Buffer in = buffer_of(raw_frame(1, reference_compress("abcd", 1)));
   FrameDecoder dec;
-  auto f = dec.decode(in);
+  auto f = take(dec, in);
   ASSERT_TRUE(f);
   EXPECT_TRUE(f->compressed());
   EXPECT_EQ(f->payload.view(), "abcd");
@@ -171,7 +190,7 @@ TEST(FrameDecode, BadTrailerIsAProtocolErrorConsumingNothing) {
       const std::string body = flag ? reference_compress("payload", 1) : std::string("payload");
       Buffer in = buffer_of(raw_frame(flag, body, trailer));
       try {
-        (void)dec.decode(in);
+        (void)take(dec, in);
         ADD_FAILURE() << "trailer " << int(trailer) << " accepted";
       } catch (const ProtocolError& e) {
         EXPECT_NE(std::string(e.what()).find("trailer"), std::string::npos) << e.what();
@@ -182,10 +201,10 @@ TEST(FrameDecode, BadTrailerIsAProtocolErrorConsumingNothing) {
   // The frame before a bad one is still delivered whole.
   FrameDecoder dec;
   Buffer in = buffer_of(raw_frame(0, "good") + raw_frame(0, "bad", 'X'));
-  auto f = dec.decode(in);
+  auto f = take(dec, in);
   ASSERT_TRUE(f);
   EXPECT_EQ(f->payload.view(), "good");
-  EXPECT_THROW((void)dec.decode(in), ProtocolError);
+  EXPECT_THROW((void)take(dec, in), ProtocolError);
 }
 
 TEST(FrameDecode, LenientFramingDoesNotCheckTheTrailerLikeRpyc) {
@@ -193,7 +212,7 @@ TEST(FrameDecode, LenientFramingDoesNotCheckTheTrailerLikeRpyc) {
   opts.strict_framing = false;
   Buffer in = buffer_of(raw_frame(0, "payload", 'X') + raw_frame(0, "next", '\0'));
   FrameDecoder dec(opts);
-  auto frames = decode_all(dec, in);
+  auto frames = take_all(dec, in);
   ASSERT_EQ(frames.size(), 2u);
   EXPECT_EQ(frames[0].payload.view(), "payload");
   EXPECT_EQ(frames[1].payload.view(), "next");
@@ -202,7 +221,7 @@ TEST(FrameDecode, LenientFramingDoesNotCheckTheTrailerLikeRpyc) {
 TEST(FrameDecode, EmptyPayloadsAreFramesToo) {
   Buffer in = buffer_of(raw_frame(0, "") + encode_frame("").str() + raw_frame(1, reference_compress("", 1)));
   FrameDecoder dec;
-  auto frames = decode_all(dec, in);
+  auto frames = take_all(dec, in);
   ASSERT_EQ(frames.size(), 3u);
   for (auto& f : frames) EXPECT_TRUE(f.payload.empty());
   EXPECT_EQ(frames[0].wire_size, 6u);
@@ -220,7 +239,7 @@ TEST(FrameDecode, IncrementalByteByByte) {
   for (std::size_t i = 0; i < wire.size(); ++i) {
     in.append(wire.data() + i, 1);
     const std::size_t have = in.readable_bytes();
-    auto f = dec.decode(in);
+    auto f = take(dec, in);
     if (f) {
       got.emplace_back(f->payload.view());
       EXPECT_EQ(i + 1, got.size() == 1 ? first : wire.size());
@@ -247,7 +266,7 @@ TEST(FrameDecode, ManyFramesInOneBuffer) {
   }
   Buffer in = buffer_of(wire);
   FrameDecoder dec;
-  auto frames = decode_all(dec, in);
+  auto frames = take_all(dec, in);
   ASSERT_EQ(frames.size(), payloads.size());
   for (std::size_t i = 0; i < frames.size(); ++i) EXPECT_EQ(frames[i].payload.view(), payloads[i]);
 }
@@ -272,7 +291,7 @@ TEST(FrameDecode, SeededRandomSplits) {
       const std::size_t n = std::min<std::size_t>(wire.size() - pos, 1 + rng() % 300);
       in.append(wire.data() + pos, n);
       pos += n;
-      for (auto& f : decode_all(dec, in)) got.emplace_back(f.payload.view());
+      for (auto& f : take_all(dec, in)) got.emplace_back(f.payload.view());
     }
     EXPECT_EQ(got, payloads) << "seed " << seed;
     EXPECT_TRUE(in.empty());
@@ -285,18 +304,18 @@ TEST(FrameDecode, MaxFrameSizeCheckedOnTheHeaderAlone) {
   FrameDecoder dec(opts);
   // Exactly the limit is fine.
   Buffer ok = buffer_of(raw_frame(0, std::string(1000, 'a')));
-  auto f = dec.decode(ok);
+  auto f = take(dec, ok);
   ASSERT_TRUE(f);
   EXPECT_EQ(f->payload.size(), 1000u);
   // One more byte is refused as soon as the header is there, body or not.
   Buffer bad = buffer_of(header(1001, 0));
-  EXPECT_THROW((void)dec.decode(bad), ProtocolError);
+  EXPECT_THROW((void)take(dec, bad), ProtocolError);
   EXPECT_EQ(bad.readable_bytes(), 5u);  // nothing consumed
   // The default limit (64 MiB) against a hostile 4 GiB - 1 announcement.
   FrameDecoder def;
   Buffer huge = buffer_of(header(0xFFFFFFFFu, 1));
   try {
-    (void)def.decode(huge);
+    (void)take(def, huge);
     ADD_FAILURE() << "no error";
   } catch (const ProtocolError& e) {
     EXPECT_NE(std::string(e.what()).find("max_frame_size"), std::string::npos) << e.what();
@@ -308,13 +327,13 @@ TEST(FrameDecode, MaxPayloadSizeAppliesToRawAndCompressed) {
   opts.max_payload_size = 4000;
   FrameDecoder dec(opts);
   Buffer raw_ok = buffer_of(raw_frame(0, std::string(4000, 'x')));
-  EXPECT_TRUE(dec.decode(raw_ok));
+  EXPECT_TRUE(take(dec, raw_ok));
   Buffer raw_bad = buffer_of(raw_frame(0, std::string(4001, 'x')));
-  EXPECT_THROW((void)dec.decode(raw_bad), ProtocolError);
+  EXPECT_THROW((void)take(dec, raw_bad), ProtocolError);
   Buffer z_ok = buffer_of(raw_frame(1, reference_compress(std::string(4000, 'x'), 1)));
-  EXPECT_TRUE(dec.decode(z_ok));
+  EXPECT_TRUE(take(dec, z_ok));
   Buffer z_bad = buffer_of(raw_frame(1, reference_compress(std::string(4001, 'x'), 1)));
-  EXPECT_THROW((void)dec.decode(z_bad), ProtocolError);
+  EXPECT_THROW((void)take(dec, z_bad), ProtocolError);
 }
 
 TEST(FrameDecode, CorruptZlibIsAProtocolError) {
@@ -338,7 +357,7 @@ TEST(FrameDecode, CorruptZlibIsAProtocolError) {
     Buffer in = buffer_of(raw_frame(1, bodies[i]));
     const std::size_t before = in.readable_bytes();
     try {
-      (void)dec.decode(in);
+      (void)take(dec, in);
       ADD_FAILURE() << "body " << i << " accepted";
     } catch (const ProtocolError& e) {
       EXPECT_NE(std::string(e.what()).find("zlib"), std::string::npos) << e.what();
@@ -348,9 +367,9 @@ TEST(FrameDecode, CorruptZlibIsAProtocolError) {
   // The decoder object stays usable for a fresh, valid input.
   FrameDecoder dec;
   Buffer bad = buffer_of(raw_frame(1, "garbage"));
-  EXPECT_THROW((void)dec.decode(bad), ProtocolError);
+  EXPECT_THROW((void)take(dec, bad), ProtocolError);
   Buffer good = buffer_of(encode_frame(p).view());
-  auto f = dec.decode(good);
+  auto f = take(dec, good);
   ASSERT_TRUE(f);
   EXPECT_EQ(f->payload.view(), p);
 }
@@ -371,7 +390,7 @@ TEST(FrameDecode, ZlibBombStopsAtTheCapWithoutAllocatingMore) {
   Buffer in = buffer_of(raw_frame(1, bomb));
   testing::AllocProbe probe;
   try {
-    (void)dec.decode(in);
+    (void)take(dec, in);
     ADD_FAILURE() << "bomb accepted";
   } catch (const ProtocolError& e) {
     EXPECT_NE(std::string(e.what()).find("max_payload_size"), std::string::npos) << e.what();
@@ -381,12 +400,186 @@ TEST(FrameDecode, ZlibBombStopsAtTheCapWithoutAllocatingMore) {
   EXPECT_LE(probe.largest(), opts.max_payload_size + 1);
   EXPECT_GE(probe.largest(), opts.max_payload_size);  // the probe did see the output
   EXPECT_LE(probe.total(), 2 * opts.max_payload_size + (std::size_t{1} << 20));
+  // The decoder stays usable, and its storage never exceeds the cap either.
+  Buffer good = buffer_of(encode_frame(std::string(5000, 'g')).view());
+  auto f = dec.peek(good);
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->view(), std::string(5000, 'g'));
 }
 
 TEST(FrameDecode, PayloadExactlyAtTheCapIsAccepted) {
   const std::string bomb = zero_bomb(1 << 20, 8);  // 8 MiB
   EXPECT_EQ(zlib_decompress(bomb, 8u << 20).size(), 8u << 20);
   EXPECT_THROW((void)zlib_decompress(bomb, (8u << 20) - 1), ProtocolError);
+}
+
+TEST(FrameDecode, RawPayloadIsAViewIntoTheBufferAndNothingIsConsumed) {
+  FrameDecoder dec;
+  Buffer in = buffer_of(raw_frame(0, "hello") + raw_frame(0, "world"));
+  const std::size_t total = in.readable_bytes();
+  std::optional<FrameView> f;
+  {
+    testing::AllocProbe probe;
+    f = dec.peek(in);
+    EXPECT_EQ(probe.total(), 0u) << "peeking a raw frame allocates nothing";
+  }
+  ASSERT_TRUE(f);
+  EXPECT_EQ(f->view(), "hello");
+  EXPECT_EQ(f->payload.data(), in.peek() + kFrameHeaderSize);
+  EXPECT_EQ(f->wire_size, 5 + kFrameOverhead);
+  EXPECT_FALSE(f->compressed());
+  EXPECT_EQ(in.readable_bytes(), total);
+  // Peeking again shows the same frame.
+  auto again = dec.peek(in);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->payload.data(), f->payload.data());
+  dec.consume(in, *f);
+  EXPECT_EQ(in.readable_bytes(), total - f->wire_size);
+  auto next = dec.peek(in);
+  ASSERT_TRUE(next);
+  EXPECT_EQ(next->view(), "world");
+  dec.consume(in, *next);
+  EXPECT_TRUE(in.empty());
+  EXPECT_FALSE(dec.peek(in));
+}
+
+TEST(FrameDecode, IncompleteFramesGiveNothingByteByByte) {
+  std::mt19937_64 rng(21);
+  const std::string raw = std::string(encode_frame("abc").view());
+  const std::string z = std::string(encode_frame(random_text(rng, 5000, 4)).view());
+  for (const std::string& wire : {raw, z}) {
+    FrameDecoder dec;
+    Buffer in;
+    for (std::size_t i = 0; i + 1 < wire.size(); ++i) {
+      in.append(wire.substr(i, 1));
+      EXPECT_FALSE(dec.peek(in)) << "at " << i;
+      EXPECT_EQ(in.readable_bytes(), i + 1);
+    }
+    in.append(wire.substr(wire.size() - 1));
+    auto f = dec.peek(in);
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->wire_size, wire.size());
+  }
+}
+
+TEST(FrameDecode, EveryLimitAndErrorLeavesTheBufferUntouched) {
+  ChannelOptions opts;
+  opts.max_frame_size = 100;
+  opts.max_payload_size = 50;
+  FrameDecoder dec(opts);
+  Buffer oversize = buffer_of(header(101, 0));  // the header alone is enough
+  EXPECT_THROW((void)dec.peek(oversize), ProtocolError);
+  EXPECT_EQ(oversize.readable_bytes(), 5u);
+  Buffer raw_big = buffer_of(raw_frame(0, std::string(51, 'r')));
+  EXPECT_THROW((void)dec.peek(raw_big), ProtocolError);
+  EXPECT_EQ(raw_big.readable_bytes(), 51 + kFrameOverhead);
+  Buffer z_big = buffer_of(raw_frame(1, reference_compress(std::string(51, 'z'), 1)));
+  EXPECT_THROW((void)dec.peek(z_big), ProtocolError);
+  Buffer bad_flag = buffer_of(header(4, 2));  // the header alone is enough
+  EXPECT_THROW((void)dec.peek(bad_flag), ProtocolError);
+  EXPECT_EQ(bad_flag.readable_bytes(), 5u);
+  Buffer bad_trailer = buffer_of(raw_frame(0, "abcd", 'X'));
+  EXPECT_THROW((void)dec.peek(bad_trailer), ProtocolError);
+  EXPECT_EQ(bad_trailer.readable_bytes(), 4 + kFrameOverhead);
+  Buffer corrupt = buffer_of(raw_frame(1, "not zlib"));
+  EXPECT_THROW((void)dec.peek(corrupt), ProtocolError);
+  EXPECT_EQ(corrupt.readable_bytes(), 8 + kFrameOverhead);
+  // At the limits: accepted.
+  Buffer ok = buffer_of(raw_frame(0, std::string(50, 'r')) +
+                        raw_frame(1, reference_compress(std::string(50, 'z'), 1)));
+  auto a = dec.peek(ok);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->payload.size(), 50u);
+  dec.consume(ok, *a);
+  auto b = dec.peek(ok);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->view(), std::string(50, 'z'));
+}
+
+TEST(FrameDecode, TakePayloadIsTheViewAndConsumeRetrievesTheWireSize) {
+  std::mt19937_64 rng(22);
+  std::string wire;
+  std::vector<std::string> payloads;
+  for (int i = 0; i < 50; ++i) {
+    payloads.push_back(random_text(rng, rng() % 3 == 0 ? 3001 + rng() % 20000 : 1 + rng() % 300, 6));
+    wire += encode_frame(payloads.back()).view();
+  }
+  Buffer b = buffer_of(wire);
+  FrameDecoder db;
+  for (const std::string& p : payloads) {
+    auto v = db.peek(b);
+    ASSERT_TRUE(v);
+    EXPECT_EQ(v->view(), p);
+    EXPECT_EQ(v->flag, p.size() > 3000 ? 1 : 0);
+    EXPECT_EQ(v->wire_size, encode_frame(p).size());
+    const std::size_t before = b.readable_bytes();
+    Bytes taken = db.take_payload(*v);
+    EXPECT_EQ(taken.view(), p);
+    EXPECT_EQ(b.readable_bytes(), before) << "take_payload consumes nothing";
+    db.consume(b, *v);
+    EXPECT_EQ(b.readable_bytes(), before - encode_frame(p).size());
+  }
+  EXPECT_TRUE(b.empty());
+}
+
+TEST(FrameDecode, InflateStorageIsReusedBetweenCompressedFrames) {
+  std::mt19937_64 rng(23);
+  // Four-letter text compresses to at least a quarter, so the first guess (four times the
+  // body) already holds p1 and stays below kKeepInflated; p2 is smaller.
+  const std::string p1 = random_text(rng, 8000, 4);
+  const std::string p2 = random_text(rng, 7000, 4);
+  FrameDecoder dec;
+  Buffer in = buffer_of(std::string(encode_frame(p1).view()) + std::string(encode_frame(p2).view()));
+  auto f1 = dec.peek(in);
+  ASSERT_TRUE(f1);
+  EXPECT_EQ(f1->view(), p1);
+  const std::uint8_t* storage = f1->payload.data();
+  dec.consume(in, *f1);
+  std::optional<FrameView> f2;
+  {
+    testing::AllocProbe probe;
+    f2 = dec.peek(in);
+    EXPECT_EQ(probe.total(), 0u) << "the second frame inflated into the kept storage";
+  }
+  ASSERT_TRUE(f2);
+  EXPECT_EQ(f2->view(), p2);
+  EXPECT_EQ(f2->payload.data(), storage);
+  dec.consume(in, *f2);
+}
+
+TEST(FrameDecode, LargeInflateStorageIsReleasedOnConsume) {
+  std::mt19937_64 rng(24);
+  const std::string big = random_text(rng, 1 << 20, 4);  // inflates into ~1 MiB of storage
+  const std::string small = random_text(rng, 4000, 4);
+  FrameDecoder dec;
+  Buffer in = buffer_of(std::string(encode_frame(big).view()) + std::string(encode_frame(small).view()));
+  auto f = dec.peek(in);
+  ASSERT_TRUE(f);
+  EXPECT_TRUE(f->view() == big);
+  dec.consume(in, *f);  // above kKeepInflated: freed
+  testing::AllocProbe probe;
+  auto g = dec.peek(in);
+  ASSERT_TRUE(g);
+  EXPECT_EQ(g->view(), small);
+  EXPECT_GT(probe.total(), 0u) << "fresh storage after the large one was released";
+  EXPECT_LE(probe.largest(), FrameDecoder::kKeepInflated);
+}
+
+TEST(FrameDecode, TakePayloadMovesTheInflatedStorageOut) {
+  std::mt19937_64 rng(25);
+  const std::string p = random_text(rng, 30000, 4);
+  FrameDecoder dec;
+  Buffer in = buffer_of(encode_frame(p).view());
+  auto f = dec.peek(in);
+  ASSERT_TRUE(f);
+  const std::uint8_t* storage = f->payload.data();
+  testing::AllocProbe probe;
+  Bytes taken = dec.take_payload(*f);
+  EXPECT_EQ(probe.total(), 0u) << "moved, not copied";
+  EXPECT_EQ(taken.data(), storage);
+  EXPECT_EQ(taken.view(), p);
+  dec.consume(in, *f);
+  EXPECT_TRUE(in.empty());
 }
 
 TEST(Zlib, CompressMatchesZlibOneShot) {

@@ -23,8 +23,8 @@
 namespace tether::testing {
 namespace {
 
-/// A mem pipe end whose try_write takes at most `budget` bytes per call (0: always "would
-/// wait"), or throws once `fail` is set; counts both kinds of write.
+/// A mem pipe end whose try_write takes at most `budget` bytes per call (0: always
+/// kWouldBlock), or throws once `fail` is set; counts both kinds of write.
 class ScriptedTransport final : public ForwardingTransport {
  public:
   using ForwardingTransport::ForwardingTransport;
@@ -46,7 +46,7 @@ class ScriptedTransport final : public ForwardingTransport {
       left -= part[cut].iov_len;
       ++cut;
     }
-    if (cut == 0) return 0;
+    if (budget == 0) return kWouldBlock;
     return inner().try_write(std::span<const iovec>(part, cut));
   }
   void shutdown_write() override {

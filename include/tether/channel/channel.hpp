@@ -2,7 +2,7 @@
 /// \file Channel: RPyC frames (wire spec §2) over a BufferedStream. The rpc layer talks to a
 /// Channel and never sees bytes, sockets or zlib.
 ///
-/// Error behaviour (what recv() throws and what state it leaves):
+/// Error behaviour (what wait(), peek() and recv() throw and what state they leave):
 ///  * EOF between frames          -> Disconnected("connection closed by peer"); stream left open.
 ///  * EOF inside a frame          -> Disconnected("... truncated frame ..."); stream left open.
 ///  * oversize length, corrupt zlib body, payload inflating past max_payload_size
@@ -16,14 +16,14 @@
 /// ChannelStats::empty_frames_in. None of these leave the process in a bad state: the caller
 /// (the rpc layer) ends the connection.
 ///
-/// Receiving without a copy: try_peek() shows the next payload in place (in the stream's read
-/// buffer, or in the decoder's inflate storage for a compressed frame), consume() drops it,
-/// and wait_frame() waits until try_peek() has one:
+/// Receiving is one API of three pieces: peek() shows the next payload in place (in the
+/// stream's read buffer, or in the decoder's inflate storage for a compressed frame), consume()
+/// drops it, and wait() waits until peek() has one:
 ///
 ///     for (;;) {
-///       std::optional<std::span<const std::uint8_t>> p = ch.try_peek();
+///       std::optional<std::span<const std::uint8_t>> p = ch.peek();
 ///       if (!p) {
-///         co_await ch.wait_frame();  // throws what recv() throws (EOF, truncation, protocol)
+///         co_await ch.wait();  // throws on EOF, truncation, a protocol error (see above)
 ///         continue;
 ///       }
 ///       decode(*p);    // reads the span only
@@ -31,7 +31,7 @@
 ///       act();         // may close the channel
 ///     }
 ///
-/// recv() and try_recv() are built on the same three pieces.
+/// recv() is that loop for one payload, copied out (a helper: the same three pieces).
 
 #include <coroutine>
 #include <cstddef>
@@ -72,9 +72,9 @@ struct ChannelStats {
 /// A framed, optionally compressed message pipe over one BufferedStream, which it owns.
 ///
 /// Loop thread only (the stream's loop). Not copyable or movable: coroutines returned by
-/// recv() and drain() refer to it and must finish or be destroyed before it is. One recv()
-/// at a time (a second concurrent one is the stream's UsageError); send() may be called at
-/// any time, including while a recv() is pending.
+/// wait(), recv() and drain() refer to it and must finish or be destroyed before it is. One
+/// wait() or recv() at a time (a second concurrent one is the stream's UsageError); send() may
+/// be called at any time, including while one is pending.
 class TETHER_API Channel {
  public:
   /// Takes ownership of `stream`; it must be non-null and open.
@@ -83,37 +83,33 @@ class TETHER_API Channel {
   Channel& operator=(const Channel&) = delete;
   ~Channel();
 
-  /// Receives one non-empty payload (decompressed). Frames already buffered are returned
-  /// without a system call. See the file comment for EOF and error behaviour. Destroying
-  /// the task cancels the wait; a partly received frame stays buffered for the next recv().
+  /// Receives one non-empty payload (decompressed), as owning Bytes: peek(), a copy of the
+  /// payload (a compressed one's inflated storage is moved out, not copied), consume(); wait()
+  /// while nothing is buffered. Frames already buffered are returned without a system call.
+  /// Throws what wait() and peek() throw (see the file comment). Destroying the task cancels
+  /// the wait; a partly received frame stays buffered for the next receive.
   Task<Bytes> recv();
 
-  /// A payload already buffered, without waiting and without a coroutine frame: the next
-  /// non-empty frame if a whole one is in the stream's buffer, else nullopt (then recv()).
-  /// Throws ProtocolError (closing the channel) on a bad frame, StreamClosed after close.
-  /// Must not be called while a recv() is pending.
-  std::optional<Bytes> try_recv();
-
   /// The payload of the next non-empty frame, in place and without a copy, if a whole one is
-  /// buffered (empty frames before it are skipped and counted); else nullopt (then
-  /// wait_frame()). Calling it again before consume() returns the same frame again (counted
-  /// once in stats()). Throws ProtocolError (closing the channel) on a bad frame, StreamClosed
-  /// after close() or a protocol error. Must not be called while a recv() or wait_frame() is
-  /// pending. Never suspends, never makes a system call.
+  /// buffered (empty frames before it are skipped and counted); else nullopt (then wait()).
+  /// Calling it again before consume() returns the same frame again (counted once in
+  /// stats()). Throws ProtocolError (closing the channel) on a bad frame, StreamClosed after
+  /// close() or a protocol error. Must not be called while a recv() or wait() is pending.
+  /// Never suspends, never makes a system call.
   ///
   /// Lifetime: the span points into the stream's read buffer (raw frames) or into the
   /// decoder's inflate storage (compressed frames). It stays valid until consume(), the next
-  /// try_peek()/try_recv()/recv()/wait_frame(), close(), or the caller's next suspension (a
+  /// peek()/recv()/wait(), close(), or the caller's next suspension (a
   /// suspended caller lets the stream read more into its buffer, which may move it), whichever
   /// comes first. Read it, copy what must outlive that, then consume().
-  std::optional<std::span<const std::uint8_t>> try_peek();
+  std::optional<std::span<const std::uint8_t>> peek();
 
-  /// Drops the frame try_peek() returned (its bytes leave the stream's buffer); the span is
+  /// Drops the frame peek() returned (its bytes leave the stream's buffer); the span is
   /// invalid afterwards. A no-op when nothing is peeked, and after close() or a protocol error
   /// (a frame peeked before the close is simply forgotten). Never throws.
   void consume() noexcept;
 
-  /// What wait_frame() returns (an awaiter: no coroutine frame on transports with
+  /// What wait() returns (an awaiter: no coroutine frame on transports with
   /// Transport::try_read, the common case; a fill() task on the others).
   class TETHER_API FrameWait {
    public:
@@ -131,19 +127,19 @@ class TETHER_API Channel {
     Channel* ch_;
     bool eof_ = false;
     bool slow_ = false;
-    Task<void> fill_;  // wait_frame_task(), on transports without try_read
+    Task<void> fill_;  // wait_task(), on transports without try_read
     std::optional<BufferedStream::ReadableAwaiter> readable_;
   };
 
-  /// Completes once try_peek() would return a frame (at once if one is buffered), or, rarely,
-  /// after a spurious wake-up with none yet: call try_peek() again and wait again if it has
-  /// none (the loop above). Does not consume the frame.
-  /// Throws exactly what recv() throws: Disconnected at EOF between frames or inside one
+  /// Completes once peek() would return a frame (at once if one is buffered), or, rarely,
+  /// after a spurious wake-up with none yet: call peek() again and wait again if it has none
+  /// (the loop above). Does not consume the frame.
+  /// Throws: Disconnected at EOF between frames or inside one
   /// (truncated frame), ProtocolError on a bad frame (the channel closes), the stream's error
   /// on a transport failure, StreamClosed after close. Destroying the awaiting task cancels
   /// the wait; a partly received frame stays buffered. One at a time, and not beside a recv()
   /// (the stream's UsageError).
-  [[nodiscard]] FrameWait wait_frame() noexcept { return FrameWait(*this); }
+  [[nodiscard]] FrameWait wait() noexcept { return FrameWait(*this); }
 
   /// Queues one frame and returns at once (it never waits; pair with drain() for flow
   /// control). Frames queued in one loop turn go out together in one writev.
@@ -199,7 +195,7 @@ class TETHER_API Channel {
   bool peek_next();
   void repoint_peeked() noexcept;
   [[noreturn]] void throw_eof();
-  Task<void> wait_frame_task();  // FrameWait's path on transports without try_read
+  Task<void> wait_task();  // FrameWait's path on transports without try_read
   void send_raw(Buffer&& payload);
   /// Queues one frame of `wire_bytes` as several stream writes (`queue` makes them): the
   /// stream's limits are checked for the whole frame first, and a failure after part of it was
@@ -214,7 +210,7 @@ class TETHER_API Channel {
   Buffer* in_;  // stream_->buffer(), which lives as long as the stream
   ChannelOptions opts_;
   FrameDecoder decoder_;
-  std::optional<FrameView> peeked_;             // the frame try_peek() returned, not yet consumed
+  std::optional<FrameView> peeked_;             // the frame peek() returned, not yet consumed
   std::unique_ptr<detail::Deflater> deflater_;  // created on the first compressed send
   ChannelStats stats_;
   std::string error_;

@@ -58,18 +58,10 @@ struct ChannelOptions {
   bool strict_framing = true;
 };
 
-/// One frame as received.
-struct Frame {
-  Bytes payload;               ///< the payload, decompressed if the flag was non-zero
-  std::uint8_t flag = 0;       ///< the flag byte as received
-  std::size_t wire_size = 0;   ///< header + body + trailer bytes consumed
-  [[nodiscard]] bool compressed() const noexcept { return flag != 0; }
-};
-
 /// One whole frame at the front of a buffer, looked at without consuming it
 /// (FrameDecoder::peek). A view: `payload` points into the buffer (flag 0) or into storage the
 /// decoder keeps (compressed frames), and is valid until the buffer is modified or the
-/// decoder's next peek(), take_payload(), consume() or decode(), whichever comes first.
+/// decoder's next peek(), take_payload() or consume(), whichever comes first.
 struct FrameView {
   std::span<const std::uint8_t> payload;  ///< the payload, decompressed if the flag was non-zero
   std::uint8_t flag = 0;                  ///< the flag byte as received
@@ -103,10 +95,9 @@ class Inflater;
 /// output of the last compressed frame peek() inflated, reused by the next one (up to
 /// kKeepInflated bytes of capacity between frames).
 ///
-/// Two ways to take frames, one implementation: decode() returns an owning Frame (a copy of a
-/// raw payload; a compressed one is inflated once and moved out, not copied), and peek() +
-/// consume() look at the payload in place, without a copy or an allocation for raw frames
-/// (decode() is peek() + take_payload() + consume()).
+/// One way to take frames: peek() looks at the payload in place (no copy, no allocation for a
+/// raw frame), consume() drops it; take_payload() in between makes it owning Bytes (a copy of
+/// a raw payload; a compressed one's inflated storage moved out, not copied).
 ///
 /// Not thread-safe; owned by one reader. Movable.
 class TETHER_API FrameDecoder {
@@ -116,24 +107,19 @@ class TETHER_API FrameDecoder {
   FrameDecoder& operator=(FrameDecoder&&) noexcept;
   ~FrameDecoder();
 
-  /// Takes one whole frame from the front of `in` and returns it; returns nullopt, consuming
-  /// nothing, when `in` does not hold a whole frame yet (see bytes_needed()). Empty payloads
-  /// are returned like any other (Channel skips them).
+  /// Looks at the whole frame at the front of `in` without consuming it: its payload in place
+  /// (a span into `in`) when the flag is 0, or inflated into the decoder's own storage when it
+  /// is set, and the wire size to consume afterwards. Returns nullopt when `in` does not hold
+  /// a whole frame yet (see bytes_needed()). Empty payloads are returned like any other
+  /// (Channel skips them).
   ///
-  /// Throws ProtocolError, consuming nothing, when the header announces a body longer than
+  /// Throws ProtocolError, with `in` untouched, when the header announces a body longer than
   /// max_frame_size (checked as soon as the 5 header bytes are there), when a compressed
   /// body is not a valid zlib stream, or when it inflates past max_payload_size. After a
   /// ProtocolError the byte stream cannot be resynchronised: abandon the connection.
   /// With strict_framing (the default) a flag other than 0/1 (checked on the header alone)
   /// and a trailer other than 0x0A are ProtocolErrors too; without it they are accepted as
-  /// RPyC accepts them, and a bad trailer is logged once.
-  std::optional<Frame> decode(Buffer& in);
-
-  /// Looks at the whole frame at the front of `in` without consuming it: its payload in place
-  /// (a span into `in`) when the flag is 0, or inflated into the decoder's own storage when it
-  /// is set, and the wire size to consume afterwards. Returns nullopt when `in` does not hold
-  /// a whole frame yet. The same checks and errors as decode() (ProtocolError, `in` untouched),
-  /// so a frame peek() accepts is one decode() accepts. Peeking the same frame again is
+  /// RPyC accepts them, and a bad trailer is logged once. Peeking the same frame again is
   /// allowed (a compressed one is inflated again).
   std::optional<FrameView> peek(const Buffer& in);
 
@@ -156,9 +142,9 @@ class TETHER_API FrameDecoder {
   /// every idle channel would hold it.
   static constexpr std::size_t kKeepInflated = std::size_t{16} << 10;
 
-  /// How many readable bytes `in` must hold before decode() can return the next frame: 5
+  /// How many readable bytes `in` must hold before peek() can return the next frame: 5
   /// while the header is incomplete, then the whole frame's size. Does not validate the
-  /// header (decode() does); call decode() first.
+  /// header (peek() does); call peek() first.
   [[nodiscard]] std::size_t bytes_needed(const Buffer& in) const noexcept;
 
   [[nodiscard]] const ChannelOptions& options() const noexcept { return opts_; }

@@ -18,13 +18,19 @@ namespace tether {
 
 namespace detail {
 
-/// Intrusive FIFO of suspended waiters. A node unlinks itself when destroyed.
+struct WaitAwaiter;
+
+/// Intrusive FIFO of suspended waiters: the one wait list of the loop and stream layers
+/// (Event, Semaphore, Queue, the stream's drain/flush/close waits, the server's idle wait). A
+/// node unlinks itself when destroyed; a list destroyed while coroutines wait on it forgets
+/// them. Loop thread only.
 class TETHER_API WaitList {
  public:
   struct Node {
     Node* prev = nullptr;
     Node* next = nullptr;
     WaitList* owner = nullptr;
+    EventLoop* loop = nullptr;  // the list's loop, set when the node is pushed
     std::coroutine_handle<> handle;
     bool woken = false;
     ~Node() {
@@ -32,6 +38,7 @@ class TETHER_API WaitList {
     }
   };
 
+  /// `loop` null: bound to the loop of the first waiter.
   explicit WaitList(EventLoop* loop = nullptr) : loop_(loop) {}
   WaitList(const WaitList&) = delete;
   WaitList& operator=(const WaitList&) = delete;
@@ -40,11 +47,18 @@ class TETHER_API WaitList {
   void push(Node* n, std::coroutine_handle<> h);
   /// Schedules the oldest waiter; returns false if there is none.
   bool wake_one();
-  void wake_all();
+  /// Schedules every current waiter; returns how many there were.
+  std::size_t wake_all();
   [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
   [[nodiscard]] std::size_t size() const noexcept { return size_; }
   /// Drops the queued resumption of a woken waiter whose frame is being destroyed.
   void unschedule(std::coroutine_handle<> h) noexcept;
+
+  /// A broadcast wait, for lists woken only by wake_all(): `while (!ready) co_await
+  /// list.wait();`. Wake-ups may be spurious. A waiter cancelled after it was woken but before
+  /// it ran only drops its queued resumption (the others were woken too) and never touches the
+  /// list again, so the list may be gone by then.
+  [[nodiscard]] WaitAwaiter wait() noexcept;
 
  private:
   void unlink(Node* n) noexcept;
@@ -59,7 +73,8 @@ class TETHER_API WaitList {
 /// Suspends until woken. If the waiting task is cancelled after it was woken but before it
 /// ran, its queued resumption is dropped and the wake-up is handed on: by default to the next
 /// waiter (re-check loops such as `while (!cond) co_await ...` never lose one), or through
-/// `on_abandon(ctx)` when the owner needs something else (a semaphore returns the permit).
+/// `on_abandon(ctx)` when the owner needs something else (a semaphore returns the permit;
+/// WaitList::wait() does nothing more).
 struct WaitAwaiter {
   WaitList& list;
   void (*on_abandon)(void* ctx) = nullptr;
@@ -71,7 +86,7 @@ struct WaitAwaiter {
   void await_resume() noexcept { resumed = true; }
   ~WaitAwaiter() {
     if (node.woken && !resumed) {
-      list.unschedule(node.handle);
+      node.loop->unschedule(node.handle);
       if (on_abandon) {
         on_abandon(ctx);
       } else {
@@ -79,7 +94,11 @@ struct WaitAwaiter {
       }
     }
   }
+  /// on_abandon for broadcast waits: nothing to hand on.
+  static void keep_nothing(void*) noexcept {}
 };
+
+inline WaitAwaiter WaitList::wait() noexcept { return WaitAwaiter{*this, &WaitAwaiter::keep_nothing, nullptr}; }
 
 }  // namespace detail
 

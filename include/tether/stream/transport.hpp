@@ -35,9 +35,11 @@ class TETHER_API Transport {
   /// Returns the count; 0 means EOF (the peer closed its write side).
   virtual Task<std::size_t> read(Buffer& buf, std::size_t max_bytes) = 0;
 
-  /// try_read(): nothing to read now (wait on read_ready_slot(), then try again).
+  /// try_read() / try_write(): nothing can move now (wait on read_ready_slot(), or use
+  /// write(), then try again). The one spelling of "would block" for both directions.
   static constexpr std::size_t kWouldBlock = static_cast<std::size_t>(-1);
-  /// try_read(): this transport reads only through read() (the default).
+  /// try_read() / try_write(): this transport moves bytes only through read() / write() (the
+  /// default).
   static constexpr std::size_t kNotSupported = static_cast<std::size_t>(-2);
 
   /// read() without waiting: appends at most `max_bytes` (> 0) bytes that are there now and
@@ -64,12 +66,13 @@ class TETHER_API Transport {
   virtual Task<std::size_t> write(std::span<const iovec> chunks) = 0;
 
   /// Writes a prefix of the chunks if the transport takes bytes now, without waiting: returns
-  /// the count (> 0), or 0 when it would have to wait (or cannot write without suspending;
-  /// the default) — then write() is the way. Throws what write() would on a broken or closed
-  /// transport. Lets a stream flush without a coroutine when the kernel has room.
+  /// the count (> 0; 0 only when the chunks hold no byte), kWouldBlock when it would have to
+  /// wait, or kNotSupported (the default: it cannot write without suspending) — then write()
+  /// is the way. Throws what write() would on a broken or closed transport. Lets a stream
+  /// flush without a coroutine when the kernel has room.
   virtual std::size_t try_write(std::span<const iovec> chunks) {
     (void)chunks;
-    return 0;
+    return kNotSupported;
   }
 
   /// Sends EOF to the peer (shutdown(SHUT_WR) or the equivalent); reading continues.

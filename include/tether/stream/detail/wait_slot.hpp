@@ -1,5 +1,6 @@
 #pragma once
-/// \file Cancellation-safe wake-ups for the stream layer's awaiters.
+/// \file Cancellation-safe wake-up of one waiter, for the stream layer's readiness waits. (Waits
+/// of any number of coroutines use the loop's detail::WaitList, tether/loop/sync.hpp.)
 ///
 /// notify() queues the waiting coroutine on the loop's ready queue (EventLoop::schedule: no
 /// allocation, resumed through the loop's trampoline). If the waiting task is destroyed
@@ -9,11 +10,10 @@
 /// a re-check loop (`while (!ready) co_await slot.wait();`).
 ///
 /// Loop thread only. Used by FdTransport, the in-memory pipe and BufferedStream; transports
-/// and servers in other layers may use them too. Awaiters must not outlive their slot/queue's
-/// loop; a slot or queue destroyed while a coroutine waits on it simply forgets the waiter.
+/// and servers in other layers may use it too. Awaiters must not outlive their slot's loop; a
+/// slot destroyed while a coroutine waits on it simply forgets the waiter.
 
 #include <coroutine>
-#include <cstddef>
 #include <cstdint>
 
 #include "tether/base/export.hpp"
@@ -62,48 +62,6 @@ class TETHER_API WaitSlot {
  private:
   EventLoop* loop_;
   Awaiter* waiter_ = nullptr;
-};
-
-/// A wait point for any number of coroutines; notify_all() wakes all current waiters.
-class TETHER_API WaitQueue {
- public:
-  explicit WaitQueue(EventLoop& loop) noexcept : loop_(&loop) {}
-  WaitQueue(const WaitQueue&) = delete;
-  WaitQueue& operator=(const WaitQueue&) = delete;
-  ~WaitQueue();
-
-  class [[nodiscard]] Awaiter {
-   public:
-    explicit Awaiter(WaitQueue& q) noexcept : queue_(&q), loop_(q.loop_) {}
-    Awaiter(const Awaiter&) = delete;
-    Awaiter& operator=(const Awaiter&) = delete;
-    ~Awaiter();
-    bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) noexcept;
-    void await_resume() noexcept { resumed_ = true; }
-
-   private:
-    friend class WaitQueue;
-    void unlink() noexcept;
-    WaitQueue* queue_;  // null once woken (or when the queue is gone)
-    EventLoop* loop_;
-    Awaiter* prev_ = nullptr;
-    Awaiter* next_ = nullptr;
-    std::coroutine_handle<> handle_{};
-    bool linked_ = false;
-    bool scheduled_ = false;
-    bool resumed_ = false;
-  };
-
-  Awaiter wait() noexcept { return Awaiter(*this); }
-  /// Queues every current waiter on the ready queue. Returns how many were waiting.
-  std::size_t notify_all();
-  [[nodiscard]] bool empty() const noexcept { return head_ == nullptr; }
-
- private:
-  EventLoop* loop_;
-  Awaiter* head_ = nullptr;
-  Awaiter* tail_ = nullptr;
 };
 
 }  // namespace detail
