@@ -65,7 +65,7 @@ inline HttpReply http_get(std::uint16_t port, std::string_view path, std::string
   std::string req(method);
   req += ' ';
   req += path;
-  req += " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  req += " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
   return http_raw(port, req);
 }
 
