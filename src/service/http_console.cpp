@@ -8,7 +8,7 @@ namespace tether::http {
 namespace {
 constexpr std::string_view kPage = R"HTML(<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
-<title>tether console</title>
+<title>tether console</title><link rel="icon" href="data:,">
 <style>
 body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222;background:#fafafa}
 h1{font-size:1.3em;margin:0 0 .3em}h2{font-size:1.05em;margin:1.2em 0 .4em}
@@ -28,7 +28,7 @@ canvas{border:1px solid #ddd;background:#fff}pre{margin:0;white-space:pre-wrap}
 <h2>calls per second</h2><canvas id="spark" width="600" height="60"></canvas>
 <h2>methods</h2>
 <table id="methods"><thead><tr><th class="l">method</th><th class="l">handler</th><th>calls</th><th>calls/s</th>
-<th>errors</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th></tr></thead><tbody></tbody></table>
+<th>errors</th><th>p50 µs</th><th>p90 µs</th><th>p99 µs</th><th>p99.9 µs</th></tr></thead><tbody></tbody></table>
 <h2>connections</h2>
 <table id="connections"><thead><tr><th>id</th><th class="l">peer</th><th>gen</th><th>age s</th><th>calls</th>
 <th>errors</th><th>bytes in</th><th>bytes out</th></tr></thead><tbody></tbody></table>
@@ -46,7 +46,7 @@ function cell(row, text, left) {
   row.appendChild(td);
   return td;
 }
-function ms(s) { return (s * 1000).toFixed(3); }
+function us(s) { return (s * 1e6).toFixed(1); }
 function fill(id, rows, make) {
   const body = document.querySelector("#" + id + " tbody");
   body.replaceChildren();
@@ -55,13 +55,14 @@ function fill(id, rows, make) {
 function spark() {
   const c = document.getElementById("spark"), g = c.getContext("2d");
   g.clearRect(0, 0, c.width, c.height);
-  const top = Math.max(1, ...history);
+  const top = Math.max(1, ...history), step = c.width / 99;
   g.beginPath();
   history.forEach((v, i) => {
-    const x = c.width - (history.length - 1 - i) * 6, y = c.height - 2 - (c.height - 4) * v / top;
+    const x = c.width - (history.length - 1 - i) * step, y = c.height - 2 - (c.height - 4) * v / top;
     if (i === 0) g.moveTo(x, y); else g.lineTo(x, y);
   });
-  g.strokeStyle = "#06c"; g.stroke();
+  g.strokeStyle = "#06c"; g.lineWidth = 2; g.stroke();
+  g.fillStyle = "#555"; g.font = "11px sans-serif"; g.fillText(top.toFixed(0) + "/s", 4, 12);
 }
 function show(s, now) {
   const t = s.totals, dt = last ? (now - last.at) / 1000 : 0;
@@ -86,7 +87,7 @@ function show(s, now) {
     cell(tr, m.calls).className = "calls";
     cell(tr, dt > 0 && key in prev ? ((m.calls - prev[key]) / dt).toFixed(1) : "-");
     const e = cell(tr, m.errors); e.classList.add("errors"); if (m.errors) e.classList.add("bad");
-    cell(tr, ms(m.p50)); cell(tr, ms(m.p90)); cell(tr, ms(m.p99)); cell(tr, ms(m.p999));
+    cell(tr, us(m.p50)); cell(tr, us(m.p90)); cell(tr, us(m.p99)); cell(tr, us(m.p999));
   });
   prev = next;
   fill("connections", s.connections, (tr, c) => {
