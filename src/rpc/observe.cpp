@@ -33,7 +33,7 @@ void ConnectionCore::observe_end(rpc::CallObserver& observer, const Request& req
   const ChannelStats channel = channel_->stats();
   rec.channel = &channel;
   rec.exported = exports_.size();
-  rec.proxies = proxies_.live();
+  rec.proxies = proxies_.entries();
   rec.generation = gen_;
   observer.on_end(rec);
 }

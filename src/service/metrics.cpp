@@ -154,6 +154,20 @@ struct ServerMetrics::Conn final : rpc::CallObserver {
   std::int64_t opened_ns = 0;
   Counter started, calls, errors, generation;
   Counter wire_in, wire_out, payload_in, payload_out, exported, proxies;
+  // The last callattr name and its cell: a client calling one method over and over skips the
+  // hash lookup.
+  std::string last_name;
+  MethodCell* last_cell = nullptr;
+
+  MethodCell& callattr_cell(std::string_view name) {
+    if (last_cell && name == last_name) return *last_cell;
+    MethodCell& cell = shard->named_cell(name, owner->prefix_);
+    if (&cell != &shard->other) {
+      last_name.assign(name);
+      last_cell = &cell;
+    }
+    return cell;
+  }
 
   void on_start() noexcept override {
     started.add();
@@ -167,7 +181,7 @@ struct ServerMetrics::Conn final : rpc::CallObserver {
     try {
       if (r.error) type = rpc::python_type_of(*r.error);
       if (r.handler == rpc::Handler::kCallAttr) {
-        cell = type == "AttributeError" ? &shard->unknown : &shard->named_cell(r.name, owner->prefix_);
+        cell = type == "AttributeError" ? &shard->unknown : &callattr_cell(r.name);
       } else if (h < kHandlers) {
         cell = shard->by_handler[h].get();
       }

@@ -34,16 +34,9 @@ class Exposition {
   void family(std::string_view name, std::string_view type, std::string_view help) {
     out_ += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
   }
-  void sample(std::string_view name, std::string_view labels, double value) {
-    out_ += name;
-    if (!labels.empty()) {
-      out_ += '{';
-      out_ += labels;
-      out_ += '}';
-    }
-    out_ += fmt::format(" {}\n", value);
-  }
-  void sample(std::string_view name, std::string_view labels, std::uint64_t value) {
+  /// One sample line; `value` a std::uint64_t or a double.
+  template <class V>
+  void sample(std::string_view name, std::string_view labels, V value) {
     out_ += name;
     if (!labels.empty()) {
       out_ += '{';
@@ -126,7 +119,7 @@ std::string render_prometheus(const metrics::Snapshot& s) {
            s.payload_bytes_out);
   e.single("tether_exported_objects", "gauge", "Objects lent to peers (export tables of open connections).",
            s.exported);
-  e.single("tether_proxied_objects", "gauge", "Live proxies of peer objects on open connections.", s.proxies);
+  e.single("tether_proxied_objects", "gauge", "Proxies of peer objects held on open connections (proxy-table entries).", s.proxies);
   e.single("tether_http_requests_total", "counter", "HTTP requests answered (metrics, health, console).",
            s.http_requests);
   return e.take();

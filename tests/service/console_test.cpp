@@ -14,6 +14,7 @@
 #include <string>
 #include <thread>
 
+#include "service/observe_util.hpp"
 #include "tether/rpc/remote_exception.hpp"
 #include "tether/service/serve.hpp"
 #include "tether/service/sync.hpp"
@@ -34,15 +35,7 @@ std::string run_command(const std::string& command, int& status) {
 }
 
 TEST(ObserveConsole, BrowserShowsTheServersFigures) {
-  Service svc("Calc");
-  svc.expose("add", [](std::int64_t a, std::int64_t b) { return a + b; });
-  svc.expose("mul", [](std::int64_t a, std::int64_t b) { return a * b; });
-  svc.expose("fail", []() -> std::int64_t { throw std::invalid_argument("no good"); });
-  ServeOptions o;
-  o.host = "127.0.0.1";
-  o.port = 0;
-  o.http.on_rpc_port = true;
-  ServerThread server(svc, o);
+  ServerThread server(calc_service(), observe_options(true));
 
   SyncConnection conn = connect_sync("127.0.0.1", server.port());
   for (int i = 0; i < 30; ++i) conn.callattr<std::int64_t>("add", i, 1);

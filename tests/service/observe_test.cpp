@@ -12,6 +12,7 @@
 #include <string>
 
 #include "service/http_get.hpp"
+#include "service/observe_util.hpp"
 #include "test_util.hpp"
 #include "tether/net/connect.hpp"
 #include "tether/rpc/remote_exception.hpp"
@@ -24,19 +25,7 @@
 namespace tether::testing {
 namespace {
 
-Service calc_service() {
-  Service svc("Calc");
-  svc.expose("add", [](std::int64_t a, std::int64_t b) { return a + b; });
-  svc.expose("fail", []() -> std::int64_t { throw std::invalid_argument("no good"); });
-  return svc;
-}
-
-ServeOptions loopback() {
-  ServeOptions o;
-  o.host = "127.0.0.1";
-  o.port = 0;
-  return o;
-}
+ServeOptions loopback() { return observe_options(false); }
 
 const metrics::MethodFigures* find_method(const metrics::Snapshot& s, std::string_view method) {
   for (const auto& m : s.methods) {
@@ -133,8 +122,7 @@ TEST(ObserveHttp, OffOnTheRpcPortByDefault) {
 }
 
 TEST(ObserveHttp, EndpointsOnTheRpcPort) {
-  ServeOptions o = loopback();
-  o.http.on_rpc_port = true;
+  ServeOptions o = observe_options(true);
   o.http.timeout = std::chrono::milliseconds(300);
   ServerThread server(calc_service(), o);
   SyncConnection conn = connect_sync("127.0.0.1", server.port());

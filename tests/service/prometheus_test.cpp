@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "service/http_get.hpp"
+#include "service/observe_util.hpp"
 #include "tether/service/serve.hpp"
 #include "tether/service/sync.hpp"
 
@@ -131,13 +132,7 @@ TEST(ObservePrometheus, ScrapesRequestCountersThatGrow) {
   ASSERT_NE(::mkdtemp(tmpl), nullptr);
   const fs::path dir(tmpl);
 
-  Service svc("Calc");
-  svc.expose("add", [](std::int64_t a, std::int64_t b) { return a + b; });
-  ServeOptions o;
-  o.host = "127.0.0.1";
-  o.port = 0;
-  o.http.on_rpc_port = true;
-  ServerThread server(svc, o);
+  ServerThread server(calc_service(), observe_options(true));
   SyncConnection conn = connect_sync("127.0.0.1", server.port());
   for (int i = 0; i < 7; ++i) conn.callattr<std::int64_t>("add", i, i);
   {

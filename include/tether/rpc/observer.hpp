@@ -29,6 +29,8 @@ struct CallRecord {
   const std::exception_ptr* error = nullptr;
   /// The connection's figures after the reply was queued.
   const ChannelStats* channel = nullptr;
+  /// Objects in the export table; proxy-table entries (live proxies and dead ones not yet
+  /// pruned: counted in constant time).
   std::size_t exported = 0;
   std::size_t proxies = 0;
   Generation generation = Generation::kAuto;
