@@ -4,6 +4,7 @@
 # Each phase runs twice (N1 and N2 calls); the difference divided by N2 - N1 cancels set-up.
 #
 #   bench/instructions_per_call.sh [BUILD_DIR (build)] [PHASES (sync pipe)]
+#   EXTRA="--no-metrics" bench/instructions_per_call.sh build svc   # the cost of ServeOptions::metrics
 set -euo pipefail
 build=${1:-build}
 phases=${2:-sync pipe}
@@ -15,7 +16,7 @@ n2=${N2:-12000}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 count() {  # phase calls -> total instructions
-  valgrind --tool=callgrind --callgrind-out-file="$tmp/out" "$bin" --only "$1" --no-raw --rounds 1 --calls "$2" \
+  valgrind --tool=callgrind --callgrind-out-file="$tmp/out" "$bin" --only "$1" --no-raw --rounds 1 --calls "$2" ${EXTRA:-} \
     >/dev/null 2>"$tmp/log"
   grep -o 'refs: *[0-9,]*' "$tmp/log" | tr -dc '0-9'
 }

@@ -14,9 +14,11 @@
 //   async window 128  vs raw pipelined 32-byte window  (calls/s; the raw side batches: one read
 //                     and one write per batch on both ends, as perf-anchors.md's baseline)
 //   1 MiB echo        vs raw bulk one way              (MB/s)
+//   metrics on/off    the service add(1, 2) figure with ServeOptions::metrics on and off,
+//                     interleaved (on/off, then off/on), ratio of the medians (issue 26's cost)
 //
-// usage: bench_rpc_bench [--seconds S (1) | --calls N] [--rounds N (3)] [--pin] [--only sync|svc|pipe|echo]
-//                        [--no-raw] [--glibc-trim] [--busy-poll-us N]
+// usage: bench_rpc_bench [--seconds S (1) | --calls N] [--rounds N (3)] [--pin] [--only sync|svc|pipe|echo|metrics]
+//                        [--no-raw] [--glibc-trim] [--busy-poll-us N] [--no-metrics]
 //
 // --busy-poll-us N: both tether loops (EventLoop::set_busy_poll, ServerOptions::busy_poll) and
 // both ends of the raw epoll ping-pong spin up to N us on non-blocking polls before they sleep,
@@ -67,6 +69,7 @@ std::uint64_t g_calls = 0;
 bool g_pin = false;
 bool g_no_raw = false;
 bool g_glibc_trim = false;
+bool g_no_metrics = false;  // --no-metrics: ServeOptions::metrics off in every service phase
 
 using bench::connect_loopback;
 using bench::g_busy_poll;
@@ -350,7 +353,7 @@ Service bench_service() {
   return s;
 }
 
-Figure tether_run(Kind kind, bool compress) {
+Figure tether_run(Kind kind, bool compress, bool metrics = true) {
   std::optional<TetherServer> bench_server;
   std::optional<ServerThread> service_server;
   std::uint16_t port = 0;
@@ -360,6 +363,7 @@ Figure tether_run(Kind kind, bool compress) {
     so.port = 0;
     so.channel.compress = compress;
     so.server.busy_poll = g_busy_poll;
+    so.metrics = metrics && !g_no_metrics;
     so.on_listen = [](const std::vector<Address>&) { pin(0); };  // on the server's loop thread
     port = service_server.emplace(bench_service(), std::move(so)).port();
   } else {
@@ -412,6 +416,23 @@ void report(const char* name, const std::vector<Figure>& raw, const std::vector<
   std::fflush(stdout);
 }
 
+/// Metrics on against off (the same service call), as a ratio of the medians.
+void report_metrics(const std::vector<Figure>& off, const std::vector<Figure>& on) {
+  std::vector<double> a, b, ap, bp;
+  for (auto& f : off) {
+    a.push_back(f.rate);
+    ap.push_back(f.p50);
+  }
+  for (auto& f : on) {
+    b.push_back(f.rate);
+    bp.push_back(f.p50);
+  }
+  const double moff = median(a), mon = median(b);
+  std::printf("%-34s off %10.1f calls/s on %10.1f calls/s ratio %5.1f%%   p50 off %.1f / on %.1f us\n",
+              "service add(1,2) metrics on vs off", moff, mon, 100.0 * mon / moff, median(ap), median(bp));
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -429,6 +450,8 @@ int main(int argc, char** argv) {
       g_no_raw = true;  // tether only, for perf/strace
     } else if (a == "--glibc-trim") {
       g_glibc_trim = true;
+    } else if (a == "--no-metrics") {
+      g_no_metrics = true;
     } else if (a == "--pin") {
       g_pin = true;
     } else if (a == "--busy-poll-us" && i + 1 < argc) {
@@ -437,8 +460,8 @@ int main(int argc, char** argv) {
       only = argv[++i];
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--seconds S | --calls N] [--rounds N] [--pin] [--only sync|svc|pipe|echo] "
-                   "[--no-raw] [--glibc-trim] [--busy-poll-us N]\n",
+                   "usage: %s [--seconds S | --calls N] [--rounds N] [--pin] [--only sync|svc|pipe|echo|metrics] "
+                   "[--no-raw] [--glibc-trim] [--busy-poll-us N] [--no-metrics]\n",
                    argv[0]);
       return 2;
     }
@@ -463,7 +486,7 @@ int main(int argc, char** argv) {
                 static_cast<long long>(std::chrono::duration_cast<std::chrono::microseconds>(g_busy_poll).count()));
   }
   std::printf("\n");
-  std::vector<Figure> raw_pp, raw_epp, t_sync, raw_svc, t_svc, raw_pipe, t_pipe, raw_bulk, t_echo;
+  std::vector<Figure> raw_pp, raw_epp, t_sync, raw_svc, t_svc, raw_pipe, t_pipe, raw_bulk, t_echo, m_on, m_off;
   for (int i = 0; i < rounds; ++i) {
     if (want("sync")) {
       raw_pp.push_back(raw_run(RawMode::kEcho, 64, 1));
@@ -478,6 +501,11 @@ int main(int argc, char** argv) {
       raw_pipe.push_back(raw_run(RawMode::kEcho, 32, 128));
       t_pipe.push_back(tether_run(Kind::kPipelined, true));
     }
+    if (want("metrics")) {
+      if (i % 2 == 0) m_on.push_back(tether_run(Kind::kService, true, true));
+      m_off.push_back(tether_run(Kind::kService, true, false));
+      if (i % 2 == 1) m_on.push_back(tether_run(Kind::kService, true, true));
+    }
     if (want("echo")) {
       raw_bulk.push_back(raw_run(RawMode::kSink, 0, 0));
       t_echo.push_back(tether_run(Kind::kEcho, false));
@@ -488,6 +516,7 @@ int main(int argc, char** argv) {
     report("sync add(1,2) vs raw blocking p-p", raw_pp, t_sync, "calls/s", 1, true);
   }
   if (want("svc")) report("service add(1,2) vs raw epoll p-p", raw_svc, t_svc, "calls/s", 1, true);
+  if (want("metrics")) report_metrics(m_off, m_on);
   if (want("pipe")) report("async window 128 vs raw pipelined", raw_pipe, t_pipe, "calls/s", 1, false);
   if (want("echo")) {
     report("1 MiB echo (both ways) vs raw bulk", raw_bulk, t_echo, "MB/s", 1e6, false);

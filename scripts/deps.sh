@@ -16,7 +16,7 @@ PACKAGES=(
   # libraries
   libfmt-dev zlib1g-dev libssl-dev openssl libre2-dev
   libgtest-dev libgmock-dev googletest libbenchmark-dev
-  libcli11-dev nlohmann-json3-dev liburing-dev libcurl4-openssl-dev
+  libcli11-dev nlohmann-json3-dev liburing-dev libcurl4-openssl-dev libhttp-parser-dev
   # interop tests (Python RPyC peer) and process/network tools used by tests
   python3 python3-rpyc procps iproute2
   # nftables: random packet loss on a veth pair (tests/reliability, when run as root)
@@ -25,6 +25,8 @@ PACKAGES=(
   etcd-server
   # certificates for TLS tests against the system store
   ca-certificates
+  # observability tests: a real Prometheus scrapes /metrics, headless Chromium loads the console
+  prometheus chromium chromium-driver python3-selenium
 )
 FORMAT_PACKAGES=(clang-format clang-tidy)
 FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev)

@@ -524,6 +524,9 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
       if (cost && c.inflight_cost_ <= c.opts_.max_inflight_decoded_bytes) c.inflight_freed_.set();
     }
   } guard{*self, holds_slot, cost};
+  rpc::CallObserver* const observer = self->opts_.observer.get();
+  std::int64_t started = 0;
+  if (observer) started = observe_start(*observer);
   std::exception_ptr failure;
   Any result;
   try {
@@ -544,6 +547,7 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
     // The result could not be boxed (e.g. a Netref of a closed connection): report that.
     self->send_exception(seq, std::current_exception(), req.handler);
   }
+  if (observer) self->observe_end(*observer, req, started, failure);
   // The last reply outstanding goes out now, not after this frame's clean-up and the rest of
   // the loop iteration (the peer is waiting for it). With more requests running, the reply
   // waits for theirs: one writev for the batch.

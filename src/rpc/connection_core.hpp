@@ -88,6 +88,11 @@ class ConnectionCore {
   [[nodiscard]] Generation generation() const noexcept { return gen_; }
   [[nodiscard]] const ConnectionOptions& options() const noexcept { return opts_; }
   [[nodiscard]] ConnectionStats stats() const noexcept;
+  /// Tells the observer a request starts; returns the start time (steady clock, ns).
+  static std::int64_t observe_start(rpc::CallObserver& observer) noexcept;
+  /// Tells the observer (ConnectionOptions::observer) that `req` finished.
+  void observe_end(rpc::CallObserver& observer, const Request& req, std::int64_t started,
+                   const std::exception_ptr& failure) const noexcept;
   [[nodiscard]] std::exception_ptr error() const noexcept { return error_; }
   Task<void> wait_closed();
   void set_close_callback(std::function<void()> fn) { on_close_ = std::move(fn); }

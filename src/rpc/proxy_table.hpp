@@ -43,6 +43,8 @@ class ProxyTable {
   void forget(const std::string& key) noexcept;
   /// Proxies still alive.
   [[nodiscard]] std::size_t live() const noexcept;
+  /// Entries, live or dead and not yet pruned (constant time; live() walks the table).
+  [[nodiscard]] std::size_t entries() const noexcept { return proxies_.size(); }
 
  private:
   std::unordered_map<std::string, std::weak_ptr<NetrefState>> proxies_;  // by dumped id_pack

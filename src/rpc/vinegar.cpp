@@ -62,6 +62,17 @@ std::string text_of(const Value& v) { return v.is_str() ? v.as_str() : v.repr(40
 
 }  // namespace
 
+}  // namespace tether::rpc::detail
+
+namespace tether::rpc {
+std::string python_type_of(const std::exception_ptr& e) {
+  detail::Mapped m = detail::map_exception(e);
+  return m.module == "builtins" ? m.type : m.module + "." + m.type;
+}
+}  // namespace tether::rpc
+
+namespace tether::rpc::detail {
+
 Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceback,
                        std::string_view context, bool include_local_version) {
   try {

@@ -28,6 +28,8 @@ struct Server::Shared {
   ChannelOptions channel;
   std::string auth_token;
   Duration auth_timeout{};
+  std::shared_ptr<ServerMetrics> metrics;
+  HttpOptions http;
 
   struct Entry {
     std::weak_ptr<Session> session;
@@ -84,6 +86,23 @@ struct Registration {
   }
 };
 
+/// A connection's figures (ServeOptions::metrics): opened with the session, closed with it.
+struct Observed {
+  std::shared_ptr<ServerMetrics> metrics;
+  std::shared_ptr<rpc::CallObserver> observer;
+  Observed(const std::shared_ptr<Server::Shared>& shared, EventLoop& loop, const std::string& peer) {
+    if (shared && shared->metrics) {
+      metrics = shared->metrics;
+      observer = metrics->open_connection(loop, peer);
+    }
+  }
+  Observed(const Observed&) = delete;
+  Observed& operator=(const Observed&) = delete;
+  ~Observed() {
+    if (metrics) metrics->close_connection(observer);
+  }
+};
+
 /// Runs on_disconnect if the handler is cancelled before it could.
 struct Finisher {
   Session* session;
@@ -125,6 +144,8 @@ Task<void> run_session(std::shared_ptr<const detail::ServiceDef> def, Connection
     session->set_peer_certificate(tls->peer_certificate());
   }
   if (options.name.empty()) options.name = peer;
+  Observed observed(shared, loop, peer);
+  options.observer = observed.observer;
   auto channel = std::make_unique<Channel>(std::move(stream), channel_options);
   ObjectPtr root = make_service_root(def, session, options.policy.exposed_prefix);
   auto conn = std::make_unique<Connection>(std::move(channel), std::move(root), std::move(options));
@@ -137,6 +158,7 @@ Task<void> run_session(std::shared_ptr<const detail::ServiceDef> def, Connection
   Registration registration(std::move(shared), session, loop);
   conn->start();
   if (!refusal && !session->run_on_connect()) refusal = refusal_for(session->connect_error());
+  if (refusal && observed.metrics) observed.metrics->count_refused();
   std::optional<LingerTimer> linger;
   if (refusal) {
     // The client's first request is answered with the refusal, then the connection closes
@@ -187,6 +209,21 @@ Task<AuthOutcome> check_auth(BufferedStream& stream, std::string token) {
 /// A server connection: the auth-token check if configured, then the session.
 Task<void> serve_connection(std::shared_ptr<Server::Shared> shared, std::unique_ptr<BufferedStream> stream,
                             std::string peer) {
+  if (shared->http.on_rpc_port && shared->metrics) {
+    // An HTTP request line cannot start an RPyC frame (http::starts_request): answer it.
+    bool http = false;
+    try {
+      co_await stream->fill(4);
+      const auto* p = reinterpret_cast<const char*>(stream->buffer().peek());
+      http = http::starts_request(std::string_view(p, 4));
+    } catch (...) {
+      co_return;  // gone before sending 4 bytes
+    }
+    if (http) {
+      co_await http::serve(*stream, shared->metrics, shared->http);
+      co_return;
+    }
+  }
   std::exception_ptr refusal;
   if (!shared->auth_token.empty()) {
     AuthOutcome outcome = AuthOutcome::kRefused;
@@ -200,6 +237,7 @@ Task<void> serve_connection(std::shared_ptr<Server::Shared> shared, std::unique_
     }
     if (failed) co_return;  // timed out or went away: the stream closes with this frame
     if (outcome == AuthOutcome::kRefused) {
+      if (shared->metrics) shared->metrics->count_refused();
       TETHER_LOG_WARN("service {}: {} sent a wrong auth token", shared->def->name, peer);
       stream->close();  // the refusal byte is flushed first
       co_await stream->wait_closed();
@@ -217,6 +255,12 @@ Task<void> serve_connection(std::shared_ptr<Server::Shared> shared, std::unique_
                        shared, refusal);
 }
 
+/// An admin connection: HTTP only (owns its stream).
+Task<void> serve_http_stream(std::unique_ptr<BufferedStream> stream, std::shared_ptr<ServerMetrics> metrics,
+                             HttpOptions options) {
+  co_await http::serve(*stream, std::move(metrics), std::move(options));
+}
+
 }  // namespace
 
 // ------------------------------------------------------------------------------- Server
@@ -232,6 +276,12 @@ Server::Server(std::shared_ptr<const detail::ServiceDef> service, ServeOptions o
   shared_->channel = options_.channel;
   shared_->auth_token = options_.auth_token;
   shared_->auth_timeout = options_.auth_timeout;
+  shared_->http = options_.http;
+  if (options_.metrics) {
+    shared_->metrics =
+        std::make_shared<ServerMetrics>(shared_->def->aliases.empty() ? shared_->def->name : shared_->def->aliases.front(),
+                                        options_.connection.policy.exposed_prefix);
+  }
 }
 
 Server::~Server() { close(); }
@@ -247,6 +297,10 @@ void Server::start() {
     server_->listen_unix(options_.unix_path);
   } else {
     server_->listen(options_.port, options_.host);
+  }
+  if (shared_->metrics) {
+    start_admin();
+    shared_->metrics->set_listening(true);
   }
   if (options_.on_listen) options_.on_listen(server_->addresses());
   if (options_.hooks.empty()) return;
@@ -282,6 +336,25 @@ std::size_t Server::connections() const noexcept { return shared_->count(); }
 
 ServerStats Server::stats() const { return server_ ? server_->stats() : ServerStats{}; }
 
+std::shared_ptr<ServerMetrics> Server::metrics() const { return shared_->metrics; }
+
+std::uint16_t Server::admin_port() const {
+  if (!admin_) return 0;
+  auto ports = admin_->ports();
+  return ports.empty() ? 0 : ports.front();
+}
+
+void Server::start_admin() {
+  const HttpOptions& http = options_.http;
+  if (http.admin_port == 0 && !http.admin_port_any) return;
+  std::shared_ptr<ServerMetrics> metrics = shared_->metrics;
+  StreamServer::Handler handler = [metrics, http](std::unique_ptr<BufferedStream> stream, Address) {
+    return serve_http_stream(std::move(stream), metrics, http);
+  };
+  admin_ = std::make_unique<StreamServer>(std::move(handler), ServerOptions{});
+  admin_->listen(http.admin_port, http.admin_host);
+}
+
 EventLoop& Server::loop() const {
   if (!server_) throw UsageError("tether::Server: not started");
   return server_->loop();
@@ -295,6 +368,7 @@ Task<void> Server::shutdown() { return shutdown(options_.shutdown_grace); }
 
 Task<void> Server::shutdown(Duration grace) {
   if (!server_) co_return;
+  if (shared_->metrics) shared_->metrics->set_draining(true);  // /readyz answers 503 from now
   // The hooks move into this frame: a close() meanwhile cannot destroy one that is running.
   std::vector<std::unique_ptr<ServerHook>> hooks = std::move(hooks_);
   for (std::unique_ptr<ServerHook>& hook : hooks) {
@@ -308,11 +382,15 @@ Task<void> Server::shutdown(Duration grace) {
   server_->stop();
   shared_->drain_all();
   co_await server_->shutdown(grace);
+  if (shared_->metrics) shared_->metrics->set_listening(false);
+  if (admin_) admin_->close();
 }
 
 void Server::close() {
   hooks_.clear();
   if (server_) server_->close();
+  if (admin_) admin_->close();
+  if (shared_->metrics) shared_->metrics->set_listening(false);
 }
 
 ServerHook::~ServerHook() = default;
@@ -405,6 +483,8 @@ void ServerThread::run(std::shared_ptr<const detail::ServiceDef> def, ServeOptio
   loop_ = &loop;
   server_ = &server;
   port_ = server.port();
+  admin_port_ = server.admin_port();
+  metrics_ = server.metrics();
   addresses_ = server.addresses();
   ready->promise.set_value();  // `ready` is gone after this
   try {

@@ -23,6 +23,7 @@
 #include "tether/rpc/any.hpp"
 #include "tether/rpc/bind.hpp"  // to_any of a callable argument (Netref::call)
 #include "tether/rpc/object.hpp"
+#include "tether/rpc/observer.hpp"
 #include "tether/rpc/protocol.hpp"
 
 namespace tether {
@@ -69,6 +70,9 @@ struct ConnectionOptions {
   Duration idle_timeout = Duration::zero();
   /// Logged name of the connection.
   std::string name;
+  /// Told about every request this side serves (tether/rpc/observer.hpp); null: nothing is
+  /// measured. Servers set one per connection when ServeOptions::metrics is on.
+  std::shared_ptr<rpc::CallObserver> observer;
 };
 
 /// Counters for tests and monitoring.

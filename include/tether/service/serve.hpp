@@ -28,6 +28,8 @@
 #include "tether/net/stream_server.hpp"
 #include "tether/rpc/connection.hpp"
 #include "tether/rpc/protocol.hpp"
+#include "tether/service/http.hpp"
+#include "tether/service/metrics.hpp"
 #include "tether/service/service.hpp"
 #include "tether/stream/buffered_stream.hpp"
 
@@ -101,6 +103,12 @@ struct ServeOptions {
   std::function<void(const std::vector<Address>& addresses)> on_listen;
   /// Hooks attached to the server's life (see ServerHook), made in this order after on_listen.
   std::vector<ServerHookFactory> hooks;
+  /// Count connections, requests, errors, bytes and latencies (Server::metrics(); see
+  /// tether/service/metrics.hpp and docs/observability.md). Cheap enough to stay on.
+  bool metrics = true;
+  /// The HTTP endpoints (/metrics, /healthz, /readyz, /status.json, the console): on the RPC
+  /// port (http.on_rpc_port, off by default) and/or an admin address. Needs metrics on.
+  HttpOptions http;
 };
 
 /// A listening service (the non-blocking form of serve()). Every method on the loop that was
@@ -127,6 +135,10 @@ class TETHER_API Server {
   /// The network server's counters (accepted, rejected, ...).
   [[nodiscard]] ServerStats stats() const;
   [[nodiscard]] EventLoop& loop() const;
+  /// The server's figures (null when ServeOptions::metrics is off). Any thread.
+  [[nodiscard]] std::shared_ptr<ServerMetrics> metrics() const;
+  /// The HTTP admin port (0 when there is no admin listener).
+  [[nodiscard]] std::uint16_t admin_port() const;
 
   /// Stops accepting (open connections continue). Idempotent.
   void stop();
@@ -141,9 +153,11 @@ class TETHER_API Server {
   struct Shared;
 
  private:
+  void start_admin();
   std::shared_ptr<Shared> shared_;
   ServeOptions options_;
   std::unique_ptr<StreamServer> server_;
+  std::unique_ptr<StreamServer> admin_;
   std::vector<std::unique_ptr<ServerHook>> hooks_;
 };
 
@@ -181,6 +195,9 @@ class TETHER_API ServerThread {
   /// Open connections (any thread).
   [[nodiscard]] std::size_t connections() const noexcept;
   [[nodiscard]] ServerStats stats() const;
+  /// Server::metrics() and Server::admin_port() of the running server.
+  [[nodiscard]] std::shared_ptr<ServerMetrics> metrics() const { return metrics_; }
+  [[nodiscard]] std::uint16_t admin_port() const noexcept { return admin_port_; }
   [[nodiscard]] std::thread::id thread_id() const noexcept { return thread_.get_id(); }
   /// Graceful shutdown (options.shutdown_grace), then joins the thread. Idempotent; any thread
   /// but the server's own.
@@ -193,6 +210,8 @@ class TETHER_API ServerThread {
   Server* server_ = nullptr;
   std::shared_ptr<Event> stop_;
   std::uint16_t port_ = 0;
+  std::uint16_t admin_port_ = 0;
+  std::shared_ptr<ServerMetrics> metrics_;
   std::vector<Address> addresses_;
   std::thread thread_;
 };
