@@ -73,7 +73,9 @@ class Store {
 };
 
 tether::Service make_calculator() {
-  tether::Class<Store>("Store", "calc")
+  tether::Service calc("CalculatorService");
+  // The service's class for Store: a shared_ptr<Store> it hands out is a "calc.Store".
+  calc.define_class<Store>("Store", "calc")
       .method("put", &Store::put, tether::arg_names("key", "value"))
       .method("get", &Store::get, tether::arg_names("key"))
       .len(&Store::size)
@@ -82,7 +84,6 @@ tether::Service make_calculator() {
       .contains(&Store::has)
       .repr([](const Store& s) { return "<calc.Store with " + std::to_string(s.size()) + " keys>"; });
 
-  tether::Service calc("CalculatorService");
   // C++ integers overflow where Python's do not: check, and raise what Python would if it had
   // 64-bit ints (a + b on int64_t that overflows is undefined behaviour).
   calc.expose("add", [](std::int64_t a, std::int64_t b) {

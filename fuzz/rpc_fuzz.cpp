@@ -254,7 +254,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     auto conn = std::make_unique<tether::Connection>(
         std::make_unique<tether::Channel>(std::make_unique<tether::BufferedStream>(std::move(pipe.second))),
         std::make_shared<FuzzRoot>(), opts);
-    conn->core()->decoder().set_fast(!fast_off);
+    tether::rpc::detail::ConnectionAccess::core(*conn).decoder().set_fast(!fast_off);
     conn->start();
     std::optional<tether::Task<void>> session;
     if (client) {

@@ -102,7 +102,8 @@ void DemoCounters::note(const std::string& peer, const char* method) {
 }
 
 Service make_demo_service(std::shared_ptr<DemoCounters> c) {
-  Class<DemoStore>("Store", "demo")
+  Service demo("DemoService");
+  demo.define_class<DemoStore>("Store", "demo")
       .method("set", &DemoStore::set, arg_names("key", "value"))
       .method("get", &DemoStore::get, arg_names("key"))
       .method("delete", &DemoStore::remove, arg_names("key"))
@@ -113,7 +114,6 @@ Service make_demo_service(std::shared_ptr<DemoCounters> c) {
       .contains(&DemoStore::has)
       .repr([](const DemoStore& s) { return "<demo.Store with " + std::to_string(s.size()) + " keys>"; });
 
-  Service demo("DemoService");
   demo.on_connect([c](Session& s) {
     c->connections.fetch_add(1, std::memory_order_relaxed);
     c->open.fetch_add(1, std::memory_order_relaxed);

@@ -113,15 +113,38 @@ bool is_proxy_local_attr(std::string_view name) noexcept {
 
 namespace detail {
 
-void throw_unbound_class(const std::type_info& type) {
+namespace {
+std::string demangled(const std::type_info& type) {
   int status = 0;
   std::unique_ptr<char, void (*)(void*)> name(abi::__cxa_demangle(type.name(), nullptr, nullptr, &status), std::free);
-  const std::string shown = status == 0 && name ? std::string(name.get()) : std::string(type.name());
+  return status == 0 && name ? std::string(name.get()) : std::string(type.name());
+}
+}  // namespace
+
+void throw_unbound_class(const std::type_info& type) {
+  const std::string shown = demangled(type);
   throw UsageError(fmt::format(
-      "tether: the C++ type '{}' has no tether::Class binding (bind it with tether::Class<{}>(\"Name\") "
-      "before passing it to a peer)",
+      "tether: the C++ type '{}' has no tether::Class binding in this connection's classes (define it with "
+      "Service::define_class<{}>(\"Name\"), or in ConnectionOptions::classes, before passing it to a peer)",
       shown, shown));
 }
+
+std::string cpp_class_name(const std::type_info& type) {
+  const std::string full = demangled(type);
+  // The part after the last "::" outside template arguments.
+  int depth = 0;
+  std::size_t start = 0;
+  for (std::size_t i = 0; i + 1 < full.size(); ++i) {
+    if (full[i] == '<') ++depth;
+    if (full[i] == '>') --depth;
+    if (depth == 0 && full[i] == ':' && full[i + 1] == ':') start = i + 2;
+  }
+  return full.substr(start);
+}
+
+ClassEntryBase::~ClassEntryBase() = default;
+
+bool is_pending_instance(const Object& obj) noexcept { return typeid(obj) == typeid(PendingInstance); }
 
 std::string_view member_display_name(std::string_view key) noexcept {
   if (key.starts_with("exposed_")) key.remove_prefix(8);
@@ -153,5 +176,19 @@ std::vector<std::string> visible_names(const std::vector<std::string>& keys) {
 }
 
 }  // namespace detail
+
+// ---------------------------------------------------------------------------- ClassSet
+
+detail::ClassEntryBase& ClassSet::entry_for(const std::type_info& type) const {
+  auto it = entries_.find(std::type_index(type));
+  if (it == entries_.end()) detail::throw_unbound_class(type);
+  return *it->second;
+}
+
+ObjectPtr ClassSet::bind(const ObjectPtr& obj) const {
+  if (!obj || !detail::is_pending_instance(*obj)) return obj;
+  const auto& pending = static_cast<const detail::PendingInstance&>(*obj);
+  return entry_for(pending.type()).wrap_erased(pending.ptr());
+}
 
 }  // namespace tether

@@ -61,6 +61,10 @@ std::exception_ptr Connection::error() const noexcept { return core_->error(); }
 
 void Connection::set_close_callback(std::function<void()> fn) { core_->set_close_callback(std::move(fn)); }
 
+std::size_t Connection::serving() const noexcept { return core_->serving(); }
+
+void Connection::set_idle_callback(std::function<void()> fn) { core_->set_idle_callback(std::move(fn)); }
+
 void Connection::set_context(std::any value) { core_->context() = std::move(value); }
 
 const std::any& Connection::context() const noexcept { return core_->context(); }

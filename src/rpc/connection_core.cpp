@@ -47,6 +47,7 @@ ConnectionCore::ConnectionCore(std::unique_ptr<Channel> channel, ObjectPtr root,
       }) {
   writer_.set_generation(gen_);
   writer_.set_foreign_netref([this](const Netref& r) { return forwarding_for(r); });
+  writer_.set_classes(opts_.classes.get());
 }
 
 ObjectPtr ConnectionCore::forwarding_for(const Netref& foreign) {
@@ -288,6 +289,13 @@ void ConnectionCore::close_now(std::exception_ptr reason) noexcept {
   }
 }
 
+void ConnectionCore::notify_idle() noexcept {
+  try {
+    loop_.call_soon(Callback(on_idle_));
+  } catch (...) {
+  }
+}
+
 // ------------------------------------------------------------------------------- receiving
 
 Task<void> ConnectionCore::serve_loop() {
@@ -519,6 +527,7 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
     std::size_t cost;
     ~SlotGuard() {
       c.sched_.finished();
+      if (c.on_idle_ && c.sched_.serving() == 0) c.notify_idle();
       if (held) c.request_slots_.release();
       c.inflight_cost_ -= cost;
       if (cost && c.inflight_cost_ <= c.opts_.max_inflight_decoded_bytes) c.inflight_freed_.set();

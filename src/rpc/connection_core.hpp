@@ -96,6 +96,10 @@ class ConnectionCore {
   [[nodiscard]] std::exception_ptr error() const noexcept { return error_; }
   Task<void> wait_closed();
   void set_close_callback(std::function<void()> fn) { on_close_ = std::move(fn); }
+  [[nodiscard]] std::size_t serving() const noexcept { return sched_.serving(); }
+  void set_idle_callback(std::function<void()> fn) { on_idle_ = std::move(fn); }
+  /// The last request being served finished: on_idle_ runs soon (not inside the request).
+  void notify_idle() noexcept;
   /// What the layer above keeps with this connection (muduo's TcpConnection::setContext).
   [[nodiscard]] std::any& context() noexcept { return context_; }
 
@@ -187,11 +191,18 @@ class ConnectionCore {
   std::exception_ptr error_;
   std::exception_ptr refusal_;
   std::function<void()> on_close_;
+  std::function<void()> on_idle_;
   std::any context_;
   ConnectionStats counters_;
   ServeScheduler sched_;  // refers to tasks_ (constructed later): stores the reference only
   // Last: destroyed first, so no task outlives the state it uses.
   TaskGroup tasks_;
+};
+
+/// A public Connection's state, for the rpc layer's own code and its white-box tests (the
+/// decoder's fast path, the writer); not part of the public API.
+struct ConnectionAccess {
+  static ConnectionCore& core(const Connection& c) noexcept { return *c.core_; }
 };
 
 /// The other way: a received kwargs tuple (None: none) as Kwargs; TypeError for anything else.

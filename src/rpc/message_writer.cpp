@@ -7,6 +7,7 @@
 #include "rpc/proxy_table.hpp"
 #include "tether/base/endian.hpp"
 #include "tether/brine/codec.hpp"
+#include "tether/rpc/class.hpp"
 
 namespace tether::rpc::detail {
 
@@ -150,6 +151,13 @@ void MessageWriter::boxed(const Any& a, Buffer& out) {
     case Any::Kind::kTuple: boxed_tuple(std::get<1>(a.v_), out); return;
     case Any::Kind::kLocal: {
       const ObjectPtr& obj = std::get<2>(a.v_);
+      if (obj && ::tether::detail::is_pending_instance(*obj)) {
+        // A C++ object of a class type (to_any(shared_ptr<T>)): sent as this connection's class.
+        const auto& pending = static_cast<const ::tether::detail::PendingInstance&>(*obj);
+        if (!classes_) ::tether::detail::throw_unbound_class(pending.type());
+        boxed(Any(classes_->bind(obj)), out);
+        return;
+      }
       if (const Netref* home = obj ? obj->forwards_to() : nullptr) {
         const NetrefState* st = home->state().get();
         if (st && st->owner == owner_ && !st->core.expired()) {

@@ -19,6 +19,10 @@
 #include "tether/rpc/any.hpp"
 #include "tether/rpc/protocol.hpp"
 
+namespace tether {
+class ClassSet;
+}  // namespace tether
+
 namespace tether::rpc::detail {
 
 class ConnectionCore;
@@ -37,6 +41,8 @@ class MessageWriter {
   void set_generation(Generation g) noexcept { gen_ = g; }
   [[nodiscard]] Generation generation() const noexcept { return gen_; }
   void set_foreign_netref(ForeignNetref fn) { foreign_ = std::move(fn); }
+  /// The classes objects made by to_any(std::shared_ptr<T>) are bound to when sent (class.hpp).
+  void set_classes(const ClassSet* classes) noexcept { classes_ = classes; }
 
   /// The envelope up to the body: (msg, seq, ...) for 5.x, msg byte + (seq, ...) for 6.x.
   Buffer& begin(MsgType type, std::uint64_t seq);
@@ -72,6 +78,7 @@ class MessageWriter {
   const ConnectionCore* owner_;
   Generation gen_ = Generation::k5;
   ForeignNetref foreign_;
+  const ClassSet* classes_ = nullptr;
   const bool splice_ok_;  // the channel does not compress (its options are fixed at construction)
   Buffer scratch_;
   Bytes block_;  // a spliced bytes value, sent after scratch_'s first block_at_ bytes

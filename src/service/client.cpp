@@ -12,18 +12,6 @@ namespace tether {
 
 namespace {
 
-/// Generations learnt per endpoint (see the header). Shared by all threads.
-std::mutex g_known_mu;
-std::unordered_map<std::string, rpc::Generation>& known_table() {
-  static auto* table = new std::unordered_map<std::string, rpc::Generation>();  // leaked: used at exit
-  return *table;
-}
-
-void remember(const std::string& endpoint, rpc::Generation g) {
-  std::lock_guard<std::mutex> lock(g_known_mu);
-  known_table()[endpoint] = g;
-}
-
 /// The peer's generation if `error` is a GenerationMismatch.
 std::optional<rpc::Generation> mismatch_of(const std::exception_ptr& error) {
   if (!error) return std::nullopt;
@@ -44,6 +32,7 @@ std::unique_ptr<Connection> make_client_connection(std::unique_ptr<BufferedStrea
   ObjectPtr root;
   if (options.service) {
     auto def = options.service->snapshot();
+    co.classes = std::shared_ptr<const ClassSet>(def, &def->classes);
     session = std::make_shared<Session>(def, peer, loop);
     root = make_service_root(def, session, co.policy.exposed_prefix);
   }
@@ -104,8 +93,9 @@ Task<std::unique_ptr<Connection>> connect_endpoint(std::string endpoint, std::st
                                                    std::string unix_path, ClientOptions options) {
   ConnectionOptions co = options.connection;
   const bool probe = co.generation == rpc::Generation::kAuto;
-  if (probe) {
-    if (auto g = known_generation(endpoint)) co.first_generation = *g;
+  GenerationCache* cache = probe ? options.generations.get() : nullptr;
+  if (cache) {
+    if (auto g = cache->find(endpoint)) co.first_generation = *g;
   }
   for (int attempt = 0;; ++attempt) {
     std::unique_ptr<BufferedStream> stream = co_await open_endpoint(host, port, unix_path, options.net);
@@ -122,7 +112,7 @@ Task<std::unique_ptr<Connection>> connect_endpoint(std::string endpoint, std::st
       failure = std::current_exception();
     }
     if (!failure) {
-      remember(endpoint, co.first_generation);  // also a first-try success: the doc says "remembered"
+      if (cache) cache->remember(endpoint, co.first_generation);  // a first-try success too
       co_return conn;
     }
     std::optional<rpc::Generation> other = mismatch_of(conn->error());
@@ -172,16 +162,45 @@ Task<ProcessConnection> connect_process(std::vector<std::string> argv, ClientOpt
   return connect_child(std::move(argv), std::move(options), std::move(process_options));
 }
 
-std::optional<rpc::Generation> known_generation(const std::string& endpoint) {
-  std::lock_guard<std::mutex> lock(g_known_mu);
-  auto it = known_table().find(endpoint);
-  if (it == known_table().end()) return std::nullopt;
+// ------------------------------------------------------------------------ GenerationCache
+
+std::optional<rpc::Generation> GenerationCache::find(const std::string& endpoint) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = known_.find(endpoint);
+  if (it == known_.end()) return std::nullopt;
   return it->second;
 }
 
-void forget_known_generations() {
-  std::lock_guard<std::mutex> lock(g_known_mu);
-  known_table().clear();
+void GenerationCache::remember(const std::string& endpoint, rpc::Generation generation) {
+  std::lock_guard<std::mutex> lock(mu_);
+  known_[endpoint] = generation;
 }
+
+void GenerationCache::forget(const std::string& endpoint) {
+  std::lock_guard<std::mutex> lock(mu_);
+  known_.erase(endpoint);
+}
+
+void GenerationCache::clear() {
+  std::lock_guard<std::mutex> lock(mu_);
+  known_.clear();
+}
+
+std::size_t GenerationCache::size() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return known_.size();
+}
+
+const std::shared_ptr<GenerationCache>& GenerationCache::process_default() {
+  // Never destroyed: a connect() may still run on another thread while the process exits.
+  static const auto* cache = new std::shared_ptr<GenerationCache>(std::make_shared<GenerationCache>());
+  return *cache;
+}
+
+std::optional<rpc::Generation> known_generation(const std::string& endpoint) {
+  return GenerationCache::process_default()->find(endpoint);
+}
+
+void forget_known_generations() { GenerationCache::process_default()->clear(); }
 
 }  // namespace tether

@@ -146,8 +146,16 @@ Task<void> run_session(std::shared_ptr<const detail::ServiceDef> def, Connection
   if (options.name.empty()) options.name = peer;
   Observed observed(shared, loop, peer);
   options.observer = observed.observer;
+  options.classes = std::shared_ptr<const ClassSet>(def, &def->classes);
   auto channel = std::make_unique<Channel>(std::move(stream), channel_options);
-  ObjectPtr root = make_service_root(def, session, options.policy.exposed_prefix);
+  ObjectPtr root;
+  try {
+    root = make_service_root(def, session, options.policy.exposed_prefix);
+  } catch (...) {
+    // A custom root's factory failed: the client is refused as by on_connect.
+    TETHER_LOG_WARN("service {}: no root for {}: {}", def->name, peer, describe_current_exception());
+    if (!refusal) refusal = refusal_for(std::current_exception());
+  }
   auto conn = std::make_unique<Connection>(std::move(channel), std::move(root), std::move(options));
   session->attach(*conn);
   std::weak_ptr<Session> weak = session;

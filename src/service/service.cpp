@@ -117,13 +117,37 @@ Service& Service::doc(std::string text) {
   return *this;
 }
 
+Service& Service::root(RootFactory factory) {
+  if (!factory) throw UsageError("tether::Service::root: empty factory");
+  def_->root = std::move(factory);
+  return *this;
+}
+
+Service& Service::root(ObjectPtr shared_root) {
+  if (!shared_root) throw UsageError("tether::Service::root: null object");
+  return root([shared_root](Session&) { return shared_root; });
+}
+
 Service& Service::state_factory(std::function<std::any()> fn) {
   def_->state_factory = std::move(fn);
   return *this;
 }
 
+const ClassSet& Service::classes() const noexcept { return def_->classes; }
+
 std::shared_ptr<const detail::ServiceDef> Service::snapshot() const {
-  return std::make_shared<const detail::ServiceDef>(*def_);
+  auto snap = std::make_shared<detail::ServiceDef>(*def_);
+  // An object exposed by value of a class type becomes the service's instance of it once, so
+  // that every connection shares it (and the root can call it) without binding it again.
+  for (auto& [key, m] : snap->members) {
+    if (m.kind != detail::ServiceMember::Kind::kObject) continue;
+    try {
+      m.value = Any(snap->classes.bind(m.value.object()));
+    } catch (const UsageError& e) {
+      throw UsageError("tether::Service '" + snap->name + "': '" + key.substr(8) + "': " + e.what());
+    }
+  }
+  return snap;
 }
 
 // ------------------------------------------------------------------------------- Session
@@ -193,7 +217,20 @@ void Session::leave() noexcept {
 
 void Session::begin_drain() noexcept {
   draining_ = true;
+  if (def_->root && conn_) {
+    // A custom root's calls are not counted: the connection's own count of the requests it
+    // serves says when it is idle.
+    std::weak_ptr<Session> weak = weak_from_this();
+    conn_->set_idle_callback([weak]() {
+      if (auto s = weak.lock()) s->wake();
+    });
+  }
   wake_.set();
+}
+
+bool Session::should_close() const noexcept {
+  if (!draining_ || busy_ != 0) return false;
+  return !def_->root || !conn_ || conn_->serving() == 0;
 }
 
 Task<void> Session::wait_wake() {
@@ -389,6 +426,11 @@ class ServiceRoot final : public Object {
 
 ObjectPtr make_service_root(std::shared_ptr<const detail::ServiceDef> def, std::shared_ptr<Session> session,
                             std::string exposed_prefix) {
+  if (def->root) {
+    ObjectPtr root = def->root(*session);
+    if (!root) throw UsageError("tether::Service '" + def->name + "': the root factory returned a null object");
+    return root;
+  }
   return std::make_shared<ServiceRoot>(std::move(def), std::move(session), std::move(exposed_prefix));
 }
 

@@ -13,16 +13,13 @@ void settle(EventLoop& loop) {
   for (int i = 0; i < 3; ++i) loop.run_once(Duration::zero());
 }
 
-/// The private loop shared by the SyncConnections of a thread that has no loop of its own.
-thread_local std::weak_ptr<EventLoop> t_private_loop;
-
-/// A share of the thread's private loop, or null when the thread runs a loop of its own.
+/// The loop a new SyncConnection runs on, as a share of its ownership: a new private loop when
+/// the thread has none; the thread's loop when it is shared-owned (the private loop an earlier
+/// SyncConnection of the thread made, which the SyncConnections then own together); null when
+/// the thread runs a loop the application owns otherwise (borrowed, not owned).
 std::shared_ptr<EventLoop> acquire_loop() {
-  if (auto l = t_private_loop.lock()) return l;
-  if (EventLoop::current()) return nullptr;
-  auto l = std::make_shared<EventLoop>();
-  t_private_loop = l;
-  return l;
+  if (EventLoop* current = EventLoop::current()) return current->weak_from_this().lock();
+  return std::make_shared<EventLoop>();
 }
 
 /// Runs a connect task on the loop of `own` (or the thread's own loop); if it fails, lets a

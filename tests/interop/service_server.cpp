@@ -1,7 +1,11 @@
 // service_server: a tether::Service served with tether::serve() for stock Python RPyC clients
 // (tests/interop/test_python_service.py).
 //
-//   service_server [--grace-ms N]
+//   service_server [--grace-ms N] [--auth-token T] [--custom-root]
+//
+// --custom-root serves a Notebook (a hand-written tether::Object, one per connection) as the
+// root instead of the service's members (tether::Service::root), with the same hooks: each
+// on_connect prints "CONNECT", each on_disconnect "DISCONNECT".
 //
 // Listens on 127.0.0.1, a port from the kernel, with 2 server threads; prints "PORT <n>" on
 // stdout once listening. Serves until SIGINT/SIGTERM, drains (ServeOptions::shutdown_grace =
@@ -89,8 +93,8 @@ class Store {
   std::map<std::string, std::string> data_;
 };
 
-void bind_store() {
-  tether::Class<Store>("Store", "interop")
+tether::Class<Store> define_store(tether::Service& svc) {
+  return svc.define_class<Store>("Store", "interop")
       .doc("A thread-safe string map.")
       .method("put", &Store::put, tether::arg_names("key", "value"), tether::doc("Stores value under key."))
       .method("get", &Store::get, tether::arg_names("key"))
@@ -137,8 +141,8 @@ tether::Task<std::string> slow(std::int64_t ms, std::string tag) {
 }
 
 tether::Service make_service() {
-  bind_store();
   tether::Service svc("InteropService", {"Interop", "TetherInterop"});
+  const tether::Class<Store> store_class = define_store(svc);
   svc.with_state<ConnState>();
   svc.on_connect([](tether::Session& s) {
     auto& st = s.state_as<ConnState>();
@@ -262,7 +266,7 @@ tether::Service make_service() {
       tether::arg_names("name"));
   // --- classes as objects: Store(name) creates one; isinstance(x, Store) works in Python;
   // NoneType is Python's own type, resolved there.
-  svc.expose_object("Store", tether::Class<Store>::type_object());
+  svc.expose_object("Store", store_class.type_object());
   svc.expose_object("NoneType", tether::python_type("builtins.NoneType"));
   svc.expose_object("Opaque", std::make_shared<tether::TypeObject>("interop.Opaque"));
   // --- per-connection state
@@ -278,24 +282,93 @@ tether::Service make_service() {
 
 }  // namespace
 
+std::atomic<std::int64_t> g_notebook_disconnects{0};
+
+/// A connection's root under --custom-root: an Object written by hand, not a Service's members.
+/// write(line) -> lines so far, lines(), len(root), peer() (from the connection's Session),
+/// add(a, b), slow(ms, tag), disconnects() (on_disconnect calls so far).
+class Notebook final : public tether::Object {
+ public:
+  Notebook() {
+    add("write", [this](std::string line) {
+      lines_.push_back(std::move(line));
+      return static_cast<std::int64_t>(lines_.size());
+    }, tether::arg_names("line"));
+    add("lines", [this]() { return lines_; });
+    add("peer", [](tether::Session& s) { return s.peer(); });
+    add("add", [](std::int64_t a, std::int64_t b) { return a + b; }, tether::arg_names("a", "b"));
+    add("slow", &slow, tether::arg_names("ms", "tag"));
+    add("disconnects", []() { return g_notebook_disconnects.load(); });
+  }
+  [[nodiscard]] std::string type_name() const override { return "interop.Notebook"; }
+  [[nodiscard]] bool has_attr(std::string_view name) const override {
+    return members_.contains(name) || name == "__len__";
+  }
+  tether::Any get_attr(tether::CallContext& ctx, std::string_view name) override {
+    auto it = members_.find(name);
+    if (it == members_.end()) return tether::Object::get_attr(ctx, name);
+    return tether::Any(it->second);
+  }
+  tether::Task<tether::Any> call_attr(tether::CallContext& ctx, std::string_view name, std::vector<tether::Any> args,
+                                      tether::Kwargs kwargs) override {
+    if (name == "__len__") return length(static_cast<std::int64_t>(lines_.size()));
+    auto it = members_.find(name);
+    if (it == members_.end()) throw tether::attribute_error(name);
+    return it->second->call(ctx, std::move(args), std::move(kwargs));
+  }
+  [[nodiscard]] std::vector<std::string> attr_names() const override {
+    std::vector<std::string> names;  // both spellings, as a Class<T> object lists them
+    for (const auto& [key, fn] : members_) {
+      names.push_back(key);
+      names.push_back(key.substr(8));
+    }
+    return names;
+  }
+  [[nodiscard]] std::vector<std::string> inspect_names() const override { return {"__len__"}; }
+
+ private:
+  template <class F>
+  void add(const std::string& name, F f, tether::ArgNames names = tether::ArgNames()) {
+    members_["exposed_" + name] = tether::make_function_object(name, std::move(f), std::move(names));
+  }
+  static tether::Task<tether::Any> length(std::int64_t n) { co_return tether::Any(tether::brine::Value(n)); }
+
+  std::map<std::string, tether::ObjectPtr, std::less<>> members_;
+  std::vector<std::string> lines_;
+};
+
+tether::Service make_notebook_service() {
+  tether::Service svc("NotebookService");
+  svc.root([](tether::Session&) { return std::make_shared<Notebook>(); });
+  svc.on_connect([](tether::Session&) { say("CONNECT"); });
+  svc.on_disconnect([](tether::Session&) {
+    ++g_notebook_disconnects;
+    say("DISCONNECT");
+  });
+  return svc;
+}
+
 int main(int argc, char** argv) {
   tether::ServeOptions opts;
   opts.host = "127.0.0.1";
   opts.port = 0;
   opts.server.threads = 2;
   opts.shutdown_grace = std::chrono::seconds(10);
+  bool custom_root = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--grace-ms") == 0 && i + 1 < argc) {
       opts.shutdown_grace = std::chrono::milliseconds(std::atoll(argv[++i]));
     } else if (std::strcmp(argv[i], "--auth-token") == 0 && i + 1 < argc) {
       opts.auth_token = argv[++i];
+    } else if (std::strcmp(argv[i], "--custom-root") == 0) {
+      custom_root = true;
     } else {
-      std::fprintf(stderr, "usage: service_server [--grace-ms N] [--auth-token T]\n");
+      std::fprintf(stderr, "usage: service_server [--grace-ms N] [--auth-token T] [--custom-root]\n");
       return 2;
     }
   }
   try {
-    tether::Service svc = make_service();
+    tether::Service svc = custom_root ? make_notebook_service() : make_service();
     opts.on_listen = [](const std::vector<tether::Address>& addresses) {
       say("PORT " + std::to_string(addresses.front().port()));
     };

@@ -7,6 +7,9 @@ spellings, keyword arguments, every converted type both ways, OverflowError/Type
 messages), expose_async, expose_blocking, callbacks, a Class<T> object, the service's names,
 and per-connection state and hooks.
 
+CustomRootTest: service_server --custom-root, a hand-written tether::Object per connection
+served as the root (tether::Service::root) with the service's hooks, drained on SIGTERM too.
+
 DrainTest: a server per test; a slow call is started, SIGTERM (or SIGINT) is sent once the
 server reports the call running, and the test checks that the call still returns its result,
 that new connections are refused and idle ones closed meanwhile, and that the process exits 0.
@@ -415,6 +418,82 @@ class AuthTokenTest(unittest.TestCase):
         self.assertIsNone(self.server.proc.poll())
 
 
+def drain_and_exit(test, server, signum):
+    """A slow call survives `signum`, the idle connection is closed, the server exits 0 (`test`:
+    the TestCase checking it)."""
+    busy = server.connect()
+    idle = server.connect()
+    test.assertEqual(idle.root.add(1, 1), 2)
+    result = rpyc.async_(busy.root.slow)(2500, "drain")
+    result.set_expiry(CALL_TIMEOUT)
+    server.expect("SLOW BEGIN drain", CALL_TIMEOUT)  # the call is running on the server
+    t0 = time.monotonic()
+    server.proc.send_signal(signum)
+    # New connections are refused while the slow call is still running.
+    wait_until(lambda: connection_refused(server.port), 10, "the listening socket to close")
+    test.assertIsNone(server.proc.poll())
+    # The idle connection is closed by the server (CLOSE, then EOF).
+    def idle_closed():
+        try:
+            idle.poll(0.05)
+        except EOFError:
+            return True
+        return idle.closed
+    wait_until(idle_closed, 10, "the idle connection to be closed")
+    test.assertFalse(result.ready)
+    # The busy one gets its result, then is closed too.
+    test.assertEqual(result.value, "done drain")
+    test.assertGreater(time.monotonic() - t0, 1.0)  # not answered before the timer fired
+    rc = server.proc.wait(timeout=EXIT_TIMEOUT)
+    test.assertEqual(rc, 0)
+    test.assertLess(time.monotonic() - t0, 15)
+    server.expect("STOPPED", 5)
+    with test.assertRaises(EOFError):
+        busy.root.add(1, 2)
+
+
+class CustomRootTest(unittest.TestCase):
+    """service_server --custom-root: a hand-written tether::Object per connection as the root
+    (tether::Service::root), with the service's on_connect/on_disconnect hooks."""
+
+    def setUp(self):
+        self.server = ServerProcess("--custom-root")
+
+    def tearDown(self):
+        self.server.kill()
+
+    def test_each_connection_gets_its_own_root_object(self):
+        a = self.server.connect()
+        b = self.server.connect()
+        try:
+            self.server.expect("CONNECT", CALL_TIMEOUT)
+            self.server.expect("CONNECT", CALL_TIMEOUT)
+            self.assertEqual(a.root.write("first"), 1)
+            self.assertEqual(a.root.exposed_write(line="second"), 2)
+            self.assertEqual(tuple(a.root.lines()), ("first", "second"))
+            self.assertEqual(len(a.root), 2)
+            self.assertEqual(tuple(b.root.lines()), ())  # another connection, another root
+            self.assertEqual(len(b.root), 0)
+            self.assertEqual(b.root.add(40, 2), 42)
+            self.assertTrue(a.root.peer().startswith("127.0.0.1:"))  # the connection's Session
+            self.assertEqual(type(a.root).__name__, "interop.Notebook")
+            self.assertIn("write", dir(a.root))
+            # The custom root replaces the service's members: RPyC's service methods are not there.
+            with self.assertRaises(AttributeError):
+                a.root.get_service_name()
+            with self.assertRaises(AttributeError):
+                a.root.__class__
+        finally:
+            a.close()
+        self.server.expect("DISCONNECT", CALL_TIMEOUT)
+        self.assertEqual(b.root.disconnects(), 1)
+        b.close()
+        self.server.expect("DISCONNECT", CALL_TIMEOUT)
+
+    def test_sigterm_drains_a_call_on_the_custom_root(self):
+        drain_and_exit(self, self.server, signal.SIGTERM)
+
+
 class DrainTest(unittest.TestCase):
     def setUp(self):
         self.server = None
@@ -428,36 +507,7 @@ class DrainTest(unittest.TestCase):
         return self.server
 
     def drain(self, signum):
-        server = self.start()
-        busy = server.connect()
-        idle = server.connect()
-        self.assertEqual(idle.root.add(1, 1), 2)
-        result = rpyc.async_(busy.root.slow)(2500, "drain")
-        result.set_expiry(CALL_TIMEOUT)
-        server.expect("SLOW BEGIN drain", CALL_TIMEOUT)  # the call is running on the server
-        t0 = time.monotonic()
-        server.proc.send_signal(signum)
-        # New connections are refused while the slow call is still running.
-        wait_until(lambda: connection_refused(server.port), 10, "the listening socket to close")
-        self.assertIsNone(server.proc.poll())
-        # The idle connection is closed by the server (CLOSE, then EOF).
-        def idle_closed():
-            try:
-                idle.poll(0.05)
-            except EOFError:
-                return True
-            return idle.closed
-        wait_until(idle_closed, 10, "the idle connection to be closed")
-        self.assertFalse(result.ready)
-        # The busy one gets its result, then is closed too.
-        self.assertEqual(result.value, "done drain")
-        self.assertGreater(time.monotonic() - t0, 1.0)  # not answered before the timer fired
-        rc = server.proc.wait(timeout=EXIT_TIMEOUT)
-        self.assertEqual(rc, 0)
-        self.assertLess(time.monotonic() - t0, 15)
-        server.expect("STOPPED", 5)
-        with self.assertRaises(EOFError):
-            busy.root.add(1, 2)
+        drain_and_exit(self, self.start(), signum)
 
     def test_sigterm_drains_then_exits_0(self):
         self.drain(signal.SIGTERM)

@@ -111,7 +111,7 @@ Peer make_peer(EventLoop& loop, bool fast, Generation gen, ObjectPtr root) {
   p.conn = std::make_unique<Connection>(
       std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.second))), std::move(root),
       o);
-  p.conn->core()->decoder().set_fast(fast);
+  rpc::detail::ConnectionAccess::core(*p.conn).decoder().set_fast(fast);
   p.conn->start();
   return p;
 }
@@ -306,7 +306,7 @@ std::string damage(Corpus& c, std::string bytes) {
 
 /// The connection's state after the exchange, into the outcome.
 void note_state(const Peer& p, Outcome& o) {
-  o.fast = p.conn->core()->decoder().fast_decoded();
+  o.fast = rpc::detail::ConnectionAccess::core(*p.conn).decoder().fast_decoded();
   o.closed = p.conn->closed();
   o.error = error_text(p.conn->error());
   const ConnectionStats s = p.conn->stats();

@@ -84,7 +84,7 @@ TEST_F(EncodeTest, EncodeBoxedMatchesDumpOfBox) {
   auto p = make_rpc_pair(loop_);
   Netref remote = run(get_root(*p.client));
   ObjectPtr local = std::make_shared<TestRoot>();
-  auto& core = *p.client->core();
+  auto& core = rpc::detail::ConnectionAccess::core(*p.client);
   std::mt19937 rng(20261123);
   for (int i = 0; i < 500; ++i) {
     Any a = random_any(rng, 0, remote, local);
@@ -106,7 +106,7 @@ TEST_F(EncodeTest, EncodeBoxedMatchesDumpOfBox) {
     // Over a connection that has lent nothing yet, the origin's id_pack is free: taken as is.
     // (Where the name is taken already, a fresh instance id is used: ExportTableTest.)
     auto fresh = make_rpc_pair(loop_);
-    fresh.client->core()->writer().boxed(Any(foreign), lent);
+    rpc::detail::ConnectionAccess::core(*fresh.client).writer().boxed(Any(foreign), lent);
   }
   EXPECT_EQ(lent.view(),
             brine::dump(Value::make_tuple(label(rpc::Label::kRemoteRef), foreign.id_pack())).view());

@@ -12,12 +12,16 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "rpc_fixture.hpp"
 #include "tether/rpc/convert.hpp"
+#include "tether/loop/task_group.hpp"
+#include "tether/loop/time.hpp"
 #include "tether/rpc/remote_exception.hpp"
 
 namespace tether::testing {
@@ -220,6 +224,368 @@ TEST_F(ForwardingTest, AFarEndLeftHoldingAVanishedOriginsObjectGetsAClearError) 
   const std::string what = run(orphaned(origin_side(), far_side(), to_origin_));
   EXPECT_NE(what, "no error");
 }
+
+// ------------------------------------------------------------------ under stress
+//
+// The same three parties, with an origin that misbehaves or vanishes and a far end that goes
+// away in the middle of a forwarded call. The far end's calls must fail with a clear error
+// (TimeoutError / ConnectionError raised at the far end, or the far end's own Timeout) within
+// its deadline, the middle must go on serving its other connections (a client C of a TestRoot
+// the middle serves), and every table must return to where it started: nothing the far end
+// dropped stays exported, no request stays pending.
+
+using namespace std::chrono_literals;
+
+/// Two connections joined by an in-memory pipe of `capacity` bytes a direction, with weak
+/// references to both streams (so that a test can reset either end).
+struct WiredPair {
+  std::unique_ptr<Connection> client;
+  std::unique_ptr<Connection> server;
+  BufferedStream::WeakRef client_stream;
+  BufferedStream::WeakRef server_stream;
+};
+
+WiredPair wire(EventLoop& loop, ObjectPtr server_root, ConnectionOptions client_opts, ConnectionOptions server_opts,
+               std::size_t capacity = std::size_t{1} << 20) {
+  auto pipe = make_mem_pipe(loop, capacity);
+  auto client_stream = std::make_unique<BufferedStream>(std::move(pipe.first));
+  auto server_stream = std::make_unique<BufferedStream>(std::move(pipe.second));
+  WiredPair p;
+  p.client_stream = client_stream->weak_ref();
+  p.server_stream = server_stream->weak_ref();
+  p.client = std::make_unique<Connection>(std::make_unique<Channel>(std::move(client_stream)), nullptr,
+                                          std::move(client_opts));
+  p.server = std::make_unique<Connection>(std::make_unique<Channel>(std::move(server_stream)),
+                                          std::move(server_root), std::move(server_opts));
+  p.client->start();
+  p.server->start();
+  return p;
+}
+
+/// The middle's connection to an origin played by a raw channel (what it reads, when, and how
+/// it goes away are the test's).
+struct RawOrigin {
+  std::unique_ptr<Channel> raw;
+  std::unique_ptr<Connection> middle;
+};
+
+RawOrigin raw_origin(EventLoop& loop, ConnectionOptions middle_opts, std::size_t capacity) {
+  auto pipe = make_mem_pipe(loop, capacity);
+  RawOrigin o;
+  o.raw = std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.second)));
+  o.middle = std::make_unique<Connection>(
+      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.first))), nullptr,
+      std::move(middle_opts));
+  o.middle->start();
+  return o;
+}
+
+/// A raw answer that leaves every request unanswered.
+std::optional<Value> no_answer(const Value&) { return std::nullopt; }
+
+/// The raw origin answers GETROOT (and nothing else) for the first `count` requests it reads.
+Task<void> read_requests(Channel& raw, std::vector<Value>& got, std::size_t count) {
+  co_await serve_raw(raw, got, no_answer, count);
+}
+
+/// Lends the origin's root (the middle's proxy of it) to the far end, which keeps it.
+Task<void> far_end_keeps_origin_root(Connection& middle_to_origin, Connection& middle_to_far) {
+  Netref origin_root = co_await middle_to_origin.root();
+  Netref far_root = co_await middle_to_far.root();
+  Any ignored = co_await far_root.callattr("keep", make_args(origin_root));
+  (void)ignored;
+}
+
+/// The same with an origin played by a raw channel, which answers the middle's GETROOT (the
+/// first request it reads, kept in `got`).
+Task<void> far_end_keeps_raw_root(Channel& raw, std::vector<Value>& got, Connection& middle_to_origin,
+                                  Connection& middle_to_far) {
+  TaskGroup answering(EventLoop::current_or_throw());
+  answering.spawn(read_requests(raw, got, 1));
+  co_await far_end_keeps_origin_root(middle_to_origin, middle_to_far);
+  co_await answering.wait();
+}
+
+/// Pings on each connection until `done` holds or `limit` passes (DELs and late replies take
+/// a round trip or two to land; an origin that timed out takes its timeout).
+Task<bool> settle_on(std::vector<Connection*> conns, std::function<bool()> done, Duration limit = 5s) {
+  const TimePoint deadline = Clock::now() + limit;
+  while (!done() && Clock::now() < deadline) {
+    for (Connection* c : conns) {
+      if (!c->closed()) co_await c->ping();
+    }
+    co_await sleep(5ms);
+  }
+  co_return done();
+}
+
+class ForwardingStressTest : public LoopTest {
+ public:
+  void TearDown() override {
+    to_far_ = {};
+    to_origin_ = {};
+    to_middle_ = {};
+    origin_ = {};
+    LoopTest::TearDown();
+  }
+
+  /// The far end (a Prober, sync deadline `far_timeout`) and a client C of a TestRoot the
+  /// middle serves.
+  void start_far_and_client(Duration far_timeout) {
+    ConnectionOptions far;
+    far.sync_request_timeout = far_timeout;
+    to_far_ = wire(loop_, prober_, ConnectionOptions(), far);
+    to_middle_ = wire(loop_, middle_root_, ConnectionOptions(), ConnectionOptions());
+  }
+
+  Connection& middle_to_far() { return *to_far_.client; }
+  Connection& far() { return *to_far_.server; }
+  Connection& client_of_middle() { return *to_middle_.client; }
+
+  /// C's call on the middle's own root: the middle still serves its other connections.
+  Task<std::int64_t> middle_still_serves() {
+    Netref root = co_await client_of_middle().root();
+    std::int64_t r = co_await root.callattr<std::int64_t>("add", 20, 22);
+    co_return r;
+  }
+
+  std::shared_ptr<Prober> prober_ = std::make_shared<Prober>();
+  std::shared_ptr<TestRoot> middle_root_ = std::make_shared<TestRoot>();
+  std::shared_ptr<TestRoot> origin_root_ = std::make_shared<TestRoot>();
+  WiredPair to_far_;
+  WiredPair to_middle_;
+  WiredPair to_origin_;  // a real origin: client = the middle's side
+  RawOrigin origin_;     // or a raw one
+};
+
+/// What a far-end call ended with: "ok <repr>", "<RemoteError type>", or the local error's kind.
+Task<std::string> outcome(Task<Any> call) {
+  std::string out;
+  try {
+    Any r = co_await std::move(call);
+    out = "ok " + r.repr();
+  } catch (const RemoteError& e) {
+    out = e.type_name();
+  } catch (const Timeout&) {
+    out = "Timeout";
+  } catch (const Disconnected&) {
+    out = "Disconnected";
+  }
+  co_return out;
+}
+
+Task<void> stuck_origin(ForwardingStressTest* t, RawOrigin& origin, Connection& middle_to_far, Connection& far,
+                        std::shared_ptr<Prober> prober, std::vector<std::string>& out) {
+  std::vector<Value> got;
+  co_await far_end_keeps_raw_root(*origin.raw, got, *origin.middle, middle_to_far);  // then it reads no more
+  const ConnectionStats middle_before = origin.middle->stats();
+  // The far end calls through with 16 requests of 48 KiB each: the middle forwards them to an
+  // origin that reads nothing, so they pile up behind its full 16 KiB pipe.
+  const TimePoint t0 = Clock::now();
+  std::vector<AsyncResult> calls;
+  for (int i = 0; i < 16; ++i) {
+    calls.push_back(prober->kept.callattr_async("echo", make_args(Value(Bytes(std::string(48 << 10, 'x'))))));
+    calls.back().set_expiry(far.options().sync_request_timeout);
+  }
+  // Meanwhile the middle serves its other connections.
+  std::int64_t served = co_await t->middle_still_serves();
+  out.push_back(std::to_string(served));
+  for (AsyncResult& c : calls) out.push_back(co_await outcome(c.wait()));
+  const Duration waited = Clock::now() - t0;
+  // Every call was forwarded: the requests sit in the middle's output to the origin.
+  EXPECT_EQ(origin.middle->stats().requests_out - middle_before.requests_out, 16u);
+  out.push_back(waited < far.options().sync_request_timeout + 2s ? "within the deadline" : "late");
+  // The middle's own requests to the origin expire on its deadline; the far end drops the
+  // reference; every table returns to where it was.
+  prober->kept = Netref();
+  std::vector<Connection*> conns;  // (no braced list inside a co_await expression: GCC 12)
+  conns.push_back(&middle_to_far);
+  conns.push_back(&t->client_of_middle());
+  bool settled = co_await settle_on(conns, [&] {
+    return origin.middle->stats().pending == 0 && middle_to_far.stats().exported == 0 &&
+           far.stats().proxies == 0 && origin.middle->stats().proxies == middle_before.proxies;
+  });
+  out.push_back(settled ? "settled" : "tables not back: pending " + std::to_string(origin.middle->stats().pending) +
+                                          ", exported to far " + std::to_string(middle_to_far.stats().exported));
+  // Then the origin resets: the middle's connection to it closes, the rest goes on.
+  origin.raw->stream().abort();
+  co_await origin.middle->wait_closed();
+  served = co_await t->middle_still_serves();
+  out.push_back(std::to_string(served));
+}
+
+TEST_F(ForwardingStressTest, AnOriginThatStopsReadingTimesTheFarEndOutAndLeaksNothing) {
+  start_far_and_client(300ms);
+  ConnectionOptions middle;
+  middle.sync_request_timeout = 500ms;
+  origin_ = raw_origin(loop_, middle, 16 << 10);
+  std::vector<std::string> out;
+  run(stuck_origin(this, origin_, middle_to_far(), far(), prober_, out));
+  ASSERT_EQ(out.size(), 20u);
+  EXPECT_EQ(out[0], "42");
+  for (std::size_t i = 1; i <= 16; ++i) EXPECT_EQ(out[i], "Timeout") << i;
+  EXPECT_EQ(out[17], "within the deadline");
+  EXPECT_EQ(out[18], "settled");
+  EXPECT_EQ(out[19], "42");
+  EXPECT_FALSE(middle_to_far().closed());
+}
+
+Task<void> flood(Connection& origin, int n, std::vector<AsyncResult>& pings) {
+  for (int i = 0; i < n; ++i) {
+    pings.push_back(origin.async_request(rpc::Handler::kPing, make_args(Value(std::string(512, 'p')))));
+  }
+  co_return;
+}
+
+Task<void> calls_through_a_flood(ForwardingStressTest* t, Connection& middle_to_origin, Connection& origin,
+                                 Connection& middle_to_far, Connection& far, std::shared_ptr<Prober> prober,
+                                 std::vector<std::string>& out) {
+  co_await far_end_keeps_origin_root(middle_to_origin, middle_to_far);
+  const std::size_t origin_exports = origin.stats().exported;
+  std::vector<AsyncResult> pings;
+  co_await flood(origin, 5000, pings);  // all sent before the far end's first call
+  Duration slowest{};
+  int right = 0;
+  for (int i = 0; i < 50; ++i) {
+    const TimePoint t0 = Clock::now();
+    std::int64_t r = co_await prober->kept.callattr<std::int64_t>("add", i, 1);
+    slowest = std::max(slowest, Clock::now() - t0);
+    if (r == i + 1) ++right;
+  }
+  out.push_back(std::to_string(right));
+  out.push_back(slowest < far.options().sync_request_timeout ? "each within the deadline" : "too slow");
+  int answered = 0;
+  for (AsyncResult& p : pings) {
+    Any echo = co_await p.wait();
+    if (echo.value().as_str().size() == 512) ++answered;
+  }
+  out.push_back(std::to_string(answered));
+  std::int64_t served = co_await t->middle_still_serves();
+  out.push_back(std::to_string(served));
+  prober->kept = Netref();
+  std::vector<Connection*> conns;
+  conns.push_back(&middle_to_far);
+  conns.push_back(&middle_to_origin);
+  bool settled = co_await settle_on(conns, [&] {
+    return middle_to_origin.stats().pending == 0 && origin.stats().pending == 0 &&
+           middle_to_far.stats().exported == 0 && origin.stats().exported == origin_exports;
+  });
+  out.push_back(settled ? "settled" : "tables not back");
+}
+
+TEST_F(ForwardingStressTest, AnOriginFloodingTheMiddleDoesNotStopTheFarEndsCalls) {
+  start_far_and_client(5s);
+  to_origin_ = wire(loop_, origin_root_, ConnectionOptions(), ConnectionOptions());
+  std::vector<std::string> out;
+  run(calls_through_a_flood(this, *to_origin_.client, *to_origin_.server, middle_to_far(), far(), prober_, out),
+      60s);
+  EXPECT_EQ(out, (std::vector<std::string>{"50", "each within the deadline", "5000", "42", "settled"}));
+}
+
+enum class Vanish { kEof, kReset };
+
+Task<void> origin_vanishes(ForwardingStressTest* t, RawOrigin& origin, Vanish how, Connection& middle_to_far,
+                           Connection& far, std::shared_ptr<Prober> prober, std::vector<std::string>& out) {
+  std::vector<Value> got;
+  co_await far_end_keeps_raw_root(*origin.raw, got, *origin.middle, middle_to_far);
+  AsyncResult call = prober->kept.callattr_async("slow");
+  co_await read_requests(*origin.raw, got, 2);  // the forwarded call reached the origin ...
+  const Value& handler = got.at(1).as_tuple().at(2).as_tuple().at(0);
+  out.push_back(handler == Value(static_cast<std::int64_t>(rpc::Handler::kCallAttr)) ? "forwarded" : handler.repr());
+  const TimePoint t0 = Clock::now();
+  if (how == Vanish::kEof) {  // ... and the origin goes away before it answers
+    origin.raw->close();
+  } else {
+    origin.raw->stream().abort();
+  }
+  out.push_back(co_await outcome(call.wait()));
+  out.push_back(Clock::now() - t0 < far.options().sync_request_timeout / 2 ? "at once" : "late");
+  co_await origin.middle->wait_closed();
+  std::int64_t served = co_await t->middle_still_serves();
+  out.push_back(std::to_string(served));
+  prober->kept = Netref();
+  std::vector<Connection*> conns(1, &middle_to_far);
+  bool settled =
+      co_await settle_on(conns, [&] { return middle_to_far.stats().exported == 0 && far.stats().proxies == 0; });
+  out.push_back(settled ? "settled" : "tables not back");
+  out.push_back(middle_to_far.closed() ? "far connection closed" : "far connection open");
+}
+
+class OriginVanishesTest : public ForwardingStressTest, public ::testing::WithParamInterface<Vanish> {};
+
+TEST_P(OriginVanishesTest, MidCallTheFarEndsCallFailsAtOnce) {
+  start_far_and_client(10s);
+  origin_ = raw_origin(loop_, ConnectionOptions(), 1 << 20);
+  std::vector<std::string> out;
+  run(origin_vanishes(this, origin_, GetParam(), middle_to_far(), far(), prober_, out));
+  EXPECT_EQ(out, (std::vector<std::string>{"forwarded", "ConnectionError", "at once", "42", "settled",
+                                           "far connection open"}));
+}
+
+INSTANTIATE_TEST_SUITE_P(EofAndReset, OriginVanishesTest, ::testing::Values(Vanish::kEof, Vanish::kReset),
+                         [](const ::testing::TestParamInfo<Vanish>& i) {
+                           return i.param == Vanish::kEof ? std::string("Eof") : std::string("Reset");
+                         });
+
+/// Far end: a forwarded call waits on the origin; the far end vanishes; then the origin's
+/// reply — a reference to a fresh object of its own — arrives at a middle that has nobody to
+/// give it to, and must release it (DEL) rather than keep it.
+Task<void> far_end_vanishes(ForwardingStressTest* t, RawOrigin& origin, Vanish how, WiredPair& to_far,
+                            std::shared_ptr<Prober> prober, std::vector<std::string>& out) {
+  Connection& middle_to_far = *to_far.client;
+  std::vector<Value> got;
+  co_await far_end_keeps_raw_root(*origin.raw, got, *origin.middle, middle_to_far);
+  const ConnectionStats before = origin.middle->stats();
+  AsyncResult call = prober->kept.callattr_async("make");
+  co_await read_requests(*origin.raw, got, 2);  // the forwarded call is at the origin
+  const std::int64_t seq = got.at(1).as_tuple().at(1).as_int64();
+  if (how == Vanish::kEof) {
+    to_far.server.reset();  // the far end's connection goes, its Netrefs fail from now on
+  } else {
+    to_far.server_stream.abort();
+  }
+  co_await middle_to_far.wait_closed();
+  out.push_back(middle_to_far.closed() ? "far gone" : "far still there");
+  // The origin answers now, with a new object of its own.
+  const Value made = Value::make_tuple(Value("tests.Raw"), Value(1), Value(7));
+  send_raw_reply(*origin.raw, seq, Value::make_tuple(Value(static_cast<std::int64_t>(rpc::Label::kRemoteRef)), made));
+  // The middle releases it: a DEL of that id_pack reaches the origin.
+  bool released = false;
+  for (int i = 0; i < 5 && !released; ++i) {
+    std::vector<Value> more;
+    co_await read_requests(*origin.raw, more, 1);
+    // DEL's body: (DEL, (TUPLE, ((LOCAL_REF, id_pack), (VALUE, count)))).
+    const Value& body = more.at(0).as_tuple().at(2);
+    released = body.as_tuple().at(0) == Value(static_cast<std::int64_t>(rpc::Handler::kDel)) &&
+               body.as_tuple().at(1).as_tuple().at(1).as_tuple().at(0).as_tuple().at(1) == made;
+  }
+  out.push_back(released ? "late object released" : "late object kept");
+  std::vector<Connection*> none;
+  bool settled = co_await settle_on(none, [&] {
+    return origin.middle->stats().pending == 0 && origin.middle->stats().proxies == before.proxies;
+  });
+  out.push_back(settled ? "settled" : "tables not back: pending " + std::to_string(origin.middle->stats().pending) +
+                                          ", proxies " + std::to_string(origin.middle->stats().proxies));
+  std::int64_t served = co_await t->middle_still_serves();
+  out.push_back(std::to_string(served));
+  (void)call;
+}
+
+class FarEndVanishesTest : public ForwardingStressTest, public ::testing::WithParamInterface<Vanish> {};
+
+TEST_P(FarEndVanishesTest, WhileTheMiddleWaitsOnTheOrigin) {
+  start_far_and_client(10s);
+  origin_ = raw_origin(loop_, ConnectionOptions(), 1 << 20);
+  std::vector<std::string> out;
+  run(far_end_vanishes(this, origin_, GetParam(), to_far_, prober_, out));
+  EXPECT_EQ(out, (std::vector<std::string>{"far gone", "late object released", "settled", "42"}));
+  EXPECT_FALSE(origin_.middle->closed()) << "the middle's connection to the origin goes on";
+}
+
+INSTANTIATE_TEST_SUITE_P(EofAndReset, FarEndVanishesTest, ::testing::Values(Vanish::kEof, Vanish::kReset),
+                         [](const ::testing::TestParamInfo<Vanish>& i) {
+                           return i.param == Vanish::kEof ? std::string("Eof") : std::string("Reset");
+                         });
 
 }  // namespace
 }  // namespace tether::testing

@@ -4,6 +4,8 @@
 // what GETATTR could reach; and the values CMP, HASH, CTXEXIT, INSTANCECHECK and OLDSLICING
 // answer for a Class<T> object.
 
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -366,21 +368,21 @@ struct Gadget {
   std::int64_t size = 2;
 };
 
-void bind_gadget() {
-  Class<Gadget>("Gadget")
-      .method("get", [](const Gadget&, std::int64_t k) { return k; })
+Class<Gadget> gadget_class() {
+  Class<Gadget> c("Gadget");
+  c.method("get", [](const Gadget&, std::int64_t k) { return k; })
       .property("size", &Gadget::size)
       .len([](const Gadget& g) { return g.size; })
       .call([](const Gadget& g) { return g.size; });
+  return c;
 }
 
 class DirClassTest : public LoopTest {
  protected:
   Strings dir_with(AccessPolicy policy) {
-    bind_gadget();
     ConnectionOptions server;
     server.policy = std::move(policy);
-    auto p = connect_pair(loop_, Class<Gadget>::wrap(gadget_), {}, server);
+    auto p = connect_pair(loop_, gadget_class().wrap(gadget_), {}, server);
     return run(dir_of_root(*p.client));
   }
   std::shared_ptr<Gadget> gadget_ = std::make_shared<Gadget>();
@@ -407,6 +409,60 @@ TEST_F(DirClassTest, AllAttrsOnListsCallToo) {
   EXPECT_EQ(dir_with(p), (Strings{"__call__", "__len__", "exposed_get", "exposed_size", "get", "size"}));
 }
 
+// ------------------------------------------------- an object that checks its own access
+
+/// RPyC's _rpyc_getattr / rpyc.restricted: the object decides. It computes "calc_<x>" for any
+/// x, refuses everything else it does not hold (with its own message), and keeps what the peer
+/// sets in `data`.
+class SelfGuarded : public Object {
+ public:
+  std::map<std::string, Any, std::less<>> data = {{"plain", Any(Value("p"))}};
+  int reached = 0;
+
+  [[nodiscard]] std::string type_name() const override { return "tests.SelfGuarded"; }
+  [[nodiscard]] bool checks_own_access() const noexcept override { return true; }
+  Any get_attr(CallContext&, std::string_view name) override {
+    ++reached;
+    if (name.starts_with("calc_")) return Any(Value("computed " + std::string(name.substr(5))));
+    if (auto it = data.find(name); it != data.end()) return it->second;
+    throw PyError("AttributeError", "SelfGuarded keeps '" + std::string(name) + "' to itself");
+  }
+  void set_attr(CallContext&, std::string_view name, Any value) override {
+    ++reached;
+    data.insert_or_assign(std::string(name), std::move(value));
+  }
+  [[nodiscard]] std::vector<std::string> attr_names() const override { return {"_internal", "calc_*", "plain"}; }
+};
+
+Task<Strings> self_guarded_ops(Connection& c) {
+  Netref root = co_await c.root();
+  Strings out;
+  const Strings names_asked = {"calc_x", "plain", "_private", "__class__"};
+  for (const std::string& name : names_asked) {
+    try {
+      Any v = co_await root.getattr(name);
+      out.push_back(v.value().as_str());
+    } catch (const RemoteError& e) {
+      out.push_back(e.args().empty() ? e.type_name() : e.args().front());
+    }
+  }
+  co_await root.setattr("_set", Any(Value(5)));  // the policy's allow_setattr is off
+  Any back = co_await root.getattr("_set");
+  out.push_back(back.repr());
+  Strings names = co_await root.dir();  // the object's own list, unfiltered
+  out.push_back(fmt::format("{}", fmt::join(names, ",")));
+  co_return out;
+}
+
+TEST_F(PolicyTest, AnObjectThatChecksItsOwnAccessGetsEveryNameAsSent) {
+  auto guarded = std::make_shared<SelfGuarded>();
+  auto p = connect_pair(loop_, guarded);
+  EXPECT_EQ(run(self_guarded_ops(*p.client)),
+            (Strings{"computed x", "p", "SelfGuarded keeps '_private' to itself",
+                     "SelfGuarded keeps '__class__' to itself", "5", "_internal,calc_*,plain"}));
+  EXPECT_EQ(guarded->reached, 6) << "every attribute request reached the object, none was refused on its way";
+}
+
 // ------------------------------------------------- CMP, HASH, CTXEXIT, INSTANCECHECK, OLDSLICING
 
 /// Versions compare by number through __eq__ / __lt__ members (CMP calls them with the other
@@ -427,11 +483,13 @@ struct Lab {
   std::shared_ptr<Resource> resource = std::make_shared<Resource>();
 };
 
-void bind_lab() {
-  Class<Version>("Version")
+/// The classes of the lab's connection: a Version or a Resource a method returns is sent as one.
+std::shared_ptr<ClassSet> lab_classes() {
+  auto classes = std::make_shared<ClassSet>();
+  classes->define<Version>("Version")
       .method("__eq__", [](const Version& a, std::shared_ptr<Version> b) { return a.n == b->n; })
       .method("__lt__", [](const Version& a, std::shared_ptr<Version> b) { return a.n < b->n; });
-  Class<Resource>("Resource")
+  classes->define<Resource>("Resource")
       .method("__enter__",
               [](const std::shared_ptr<Resource>& r) {
                 ++r->entered;
@@ -444,19 +502,21 @@ void bind_lab() {
         r.last_tb_none = traceback.is_none();
         return !type.is_none();  // suppress only a real exception
       });
-  Class<Lab>("Lab")
+  classes->define<Lab>("Lab")
       .method("version", [](const Lab&, std::int64_t n) { return std::make_shared<Version>(Version{n}); })
       .method("resource", [](const Lab& l) { return l.resource; });
+  return classes;
 }
 
 class PolicyHandlerResultsTest : public LoopTest {
  protected:
-  PolicyHandlerResultsTest() { bind_lab(); }
   ConnectionPair connect(AccessPolicy policy = {}) {
     ConnectionOptions server;
     server.policy = std::move(policy);
-    return connect_pair(loop_, Class<Lab>::wrap(lab_), {}, server);
+    server.classes = classes_;
+    return connect_pair(loop_, classes_->wrap(lab_), {}, server);
   }
+  std::shared_ptr<ClassSet> classes_ = lab_classes();
   std::shared_ptr<Lab> lab_ = std::make_shared<Lab>();
 };
 
@@ -512,7 +572,7 @@ TEST_F(PolicyHandlerResultsTest, HashIsTheServerObjectsHash) {
   auto h = run(hashes(*p.client));
   ASSERT_EQ(h.size(), 4u);
   // The exported root is the one object wrap() gives while it is alive: the same hash.
-  EXPECT_EQ(h[0], Class<Lab>::wrap(lab_)->hash());
+  EXPECT_EQ(h[0], classes_->wrap(lab_)->hash());
   EXPECT_EQ(h[1], h[0]);
   EXPECT_NE(h[2], h[3]);  // two live objects, two identities
 }

@@ -336,8 +336,16 @@ struct Bag {
   std::map<std::string, std::int64_t> dict;
 };
 
-Task<void> by_reference(std::uint16_t port) {
-  Client c = co_await open_client(port);
+/// A client whose connection exports Bags as `classes` defines them.
+Task<Client> bag_client(std::uint16_t port, std::shared_ptr<const ClassSet> classes) {
+  ClientOptions opts;
+  opts.connection.classes = std::move(classes);
+  Client c = co_await open_client(port, opts);
+  co_return c;
+}
+
+Task<void> by_reference(std::uint16_t port, std::shared_ptr<const ClassSet> classes) {
+  Client c = co_await bag_client(port, std::move(classes));
   auto bag = std::make_shared<Bag>();
   bag->items = {5, 6, 7};
   // The client's object travels by reference; the server pulls it with __iter__ + BUFFITER.
@@ -347,13 +355,14 @@ Task<void> by_reference(std::uint16_t port) {
 }
 
 TEST_F(ServiceTest, SequencesArrivingByReferenceArePulled) {
-  Class<Bag>("Bag").iter([](const Bag& b) { return b.items; });
+  auto classes = std::make_shared<ClassSet>();
+  classes->define<Bag>("Bag").iter([](const Bag& b) { return b.items; });
   Service svc = conversion_service();
-  run(by_reference(start(svc)));
+  run(by_reference(start(svc), classes));
 }
 
-Task<void> dict_by_reference(std::uint16_t port) {
-  Client c = co_await open_client(port);
+Task<void> dict_by_reference(std::uint16_t port, std::shared_ptr<const ClassSet> classes) {
+  Client c = co_await bag_client(port, std::move(classes));
   auto bag = std::make_shared<Bag>();
   bag->dict = {{"x", 1}, {"y", 2}};
   auto inv = co_await c.root.callattr<std::map<std::int64_t, std::string>>("invert", bag);
@@ -362,7 +371,8 @@ Task<void> dict_by_reference(std::uint16_t port) {
 }
 
 TEST_F(ServiceTest, MappingsArrivingByReferenceArePulled) {
-  Class<Bag>("Bag")
+  auto classes = std::make_shared<ClassSet>();
+  classes->define<Bag>("Bag")
       .iter([](const Bag& b) {
         std::vector<std::string> keys;
         for (auto& [k, v] : b.dict) keys.push_back(k);
@@ -374,7 +384,7 @@ TEST_F(ServiceTest, MappingsArrivingByReferenceArePulled) {
         return it->second;
       });
   Service svc = conversion_service();
-  run(dict_by_reference(start(svc)));
+  run(dict_by_reference(start(svc), classes));
 }
 
 // --- exceptions -------------------------------------------------------------------------

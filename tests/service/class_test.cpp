@@ -42,9 +42,9 @@ class Store {
   std::int64_t limit_ = 10;
 };
 
-void bind_store() {
-  Class<Store>("Store")
-      .method("get", &Store::get)
+/// Store's members, on the class `c`.
+Class<Store> with_store_members(Class<Store> c) {
+  c.method("get", &Store::get)
       .method("put", &Store::put, arg_names("key", "value"))
       .method("clone", [](const Store& s) { return std::make_shared<Store>(s); })
       .method("same",
@@ -58,10 +58,12 @@ void bind_store() {
       .contains(&Store::has)
       .call([](Store& s, std::int64_t factor) { return s.size() * factor; })
       .repr([](const Store& s) { return "<Store of " + std::to_string(s.size()) + ">"; });
+  return c;
 }
 
 Service store_service(const std::shared_ptr<Store>& store) {
   Service svc("StoreService");
+  with_store_members(svc.define_class<Store>("Store"));
   svc.expose_object("store", store);
   svc.expose("is_main", [store](std::shared_ptr<Store> s) { return s == store; });
   return svc;
@@ -163,7 +165,6 @@ Task<void> store_ops(std::uint16_t port) {
 }
 
 TEST_F(ServiceTest, ClassObjectsThroughNetrefOperations) {
-  bind_store();
   auto store = std::make_shared<Store>();
   Service svc = store_service(store);
   run(store_ops(start(svc)));
@@ -186,7 +187,6 @@ Task<void> set_property(std::uint16_t port) {
 }
 
 TEST_F(ServiceTest, PropertySettersNeedTheSetattrPolicy) {
-  bind_store();
   auto store = std::make_shared<Store>();
   Service svc = store_service(store);
   ServeOptions opts;
@@ -197,8 +197,7 @@ TEST_F(ServiceTest, PropertySettersNeedTheSetattrPolicy) {
 }
 
 TEST(ClassBinding, InspectAdvertisesOnlyDunderOperations) {
-  bind_store();
-  ObjectPtr obj = Class<Store>::wrap(std::make_shared<Store>());
+  ObjectPtr obj = with_store_members(Class<Store>("Store")).wrap(std::make_shared<Store>());
   auto names = obj->inspect_names();
   std::sort(names.begin(), names.end());
   EXPECT_EQ(names,
@@ -209,23 +208,39 @@ TEST(ClassBinding, InspectAdvertisesOnlyDunderOperations) {
 }
 
 TEST(ClassBinding, SameObjectWhileExported) {
-  bind_store();
+  const Class<Store> cls = with_store_members(Class<Store>("Store"));
   auto s = std::make_shared<Store>();
-  ObjectPtr a = Class<Store>::wrap(s);
-  ObjectPtr b = Class<Store>::wrap(s);
+  ObjectPtr a = cls.wrap(s);
+  ObjectPtr b = cls.wrap(s);
   EXPECT_EQ(a.get(), b.get());
-  ObjectPtr other = Class<Store>::wrap(std::make_shared<Store>());
+  ObjectPtr other = cls.wrap(std::make_shared<Store>());
   EXPECT_NE(a.get(), other.get());
+  // A set holding the class, and the object to_any made, bind to that same object.
+  ClassSet set;
+  set.add(cls);
+  EXPECT_EQ(set.wrap(s).get(), a.get());
+  EXPECT_EQ(set.bind(to_any(s).object()).get(), a.get());
+  // Another class for the same type is another identity.
+  EXPECT_NE(Class<Store>("Store").wrap(s).get(), a.get());
   std::weak_ptr<Object> weak = a;
   a.reset();
   b.reset();
-  EXPECT_TRUE(weak.expired());  // the registry holds no strong reference
+  EXPECT_TRUE(weak.expired());  // the class holds no strong reference
 }
 
 struct Unbound {};
 
-TEST(ClassBinding, UnboundTypesAreAUsageError) {
-  EXPECT_THROW(to_any(std::make_shared<Unbound>()), UsageError);
+TEST(ClassBinding, UnboundTypesAreAUsageErrorWhenBound) {
+  // to_any leaves the object unbound (a connection binds it when it sends it); a set without
+  // a class for the type refuses it, and from_any still gives the C++ object back.
+  auto u = std::make_shared<Unbound>();
+  Any a = to_any(u);
+  ASSERT_TRUE(a.is_local());
+  EXPECT_EQ(a.as<std::shared_ptr<Unbound>>(), u);
+  EXPECT_THROW((void)ClassSet().bind(a.object()), UsageError);
+  EXPECT_THROW((void)ClassSet().wrap(u), UsageError);
+  ObjectPtr plain = make_function("f", [](std::vector<Any>, Kwargs) { return Any(); });
+  EXPECT_EQ(ClassSet().bind(plain), plain) << "other objects pass as they are";
 }
 
 struct Counter {
@@ -243,7 +258,8 @@ Task<void> generator_iteration(std::uint16_t port) {
 }
 
 TEST_F(ServiceTest, GeneratorIteratorsProduceItemsOnDemand) {
-  Class<Counter>("Counter", "demo").iter([](const Counter& c) {
+  Service svc("Gen");
+  svc.define_class<Counter>("Counter", "demo").iter([](const Counter& c) {
     std::int64_t next = 0;
     std::int64_t limit = c.limit;
     return std::function<std::optional<std::int64_t>()>(
@@ -254,9 +270,8 @@ TEST_F(ServiceTest, GeneratorIteratorsProduceItemsOnDemand) {
   });
   auto counter = std::make_shared<Counter>();
   counter->limit = 5;
-  Service svc("Gen");
   svc.expose_object("counter", counter);
-  EXPECT_EQ(Class<Counter>::wrap(counter)->type_name(), "demo.Counter");
+  EXPECT_EQ(svc.classes().wrap(counter)->type_name(), "demo.Counter");
   run(generator_iteration(start(svc)));
 }
 
@@ -296,16 +311,105 @@ Task<std::vector<std::string>> classes_as_objects(std::uint16_t port) {
 }
 
 TEST_F(ServiceTest, AClassIsAnObjectThePeerCanCallAndCheckInstancesAgainst) {
-  Class<Tally>("Tally", "demo")
-      .method("value", [](const Tally& t) { return t.n; })
-      .init([](std::int64_t start) { return std::make_shared<Tally>(start); }, arg_names("start"));
   Service svc("Classes");
-  svc.expose_object("Tally", Class<Tally>::type_object());
+  Class<Tally> tally = svc.define_class<Tally>("Tally", "demo");
+  tally.method("value", [](const Tally& t) { return t.n; })
+      .init([](std::int64_t start) { return std::make_shared<Tally>(start); }, arg_names("start"));
+  svc.expose_object("Tally", tally.type_object());
   svc.expose_object("Opaque", std::make_shared<TypeObject>("demo.Opaque"));
-  EXPECT_EQ(Class<Tally>::type_object(), Class<Tally>::type_object()) << "one identity";
+  EXPECT_EQ(tally.type_object(), tally.type_object()) << "one identity";
   EXPECT_EQ(run(classes_as_objects(start(svc))),
             (std::vector<std::string>{"0", "demo.Tally", "5", "same class id", "instance", "not an instance",
                                       "TypeError", "<class 'demo.Tally'>"}));
+}
+
+// --- definitions belong to whoever defines them --------------------------------------------
+
+struct Widget {
+  std::string name = "w";
+};
+
+/// A service with its own class for Widget: type name "<module>.Widget", kind() -> module.
+Service widget_service(const std::string& module, const std::shared_ptr<Widget>& shared) {
+  Service svc(module + "Service");
+  svc.define_class<Widget>("Widget", module).method("kind", [module](const Widget&) { return module; });
+  svc.expose_object("shared", shared);
+  svc.expose("make", []() { return std::make_shared<Widget>(); });
+  svc.expose("echo", [](std::shared_ptr<Widget> w) { return w; });
+  return svc;
+}
+
+/// What a client of `port` learns of the widgets: the type names and kind() of the shared one
+/// and of a made one, and whether the other service's member is there.
+Task<std::vector<std::string>> widgets_seen(std::uint16_t port, std::string other_member) {
+  Client c = co_await open_client(port);
+  std::vector<std::string> out;
+  Netref shared = co_await c.root.attr("shared");
+  out.push_back(shared.type_name());
+  out.push_back(co_await shared.callattr<std::string>("kind"));
+  Any made = co_await c.root.callattr("make");
+  out.push_back(made.netref().type_name());
+  out.push_back(co_await made.netref().callattr<std::string>("kind"));
+  Any back = co_await c.root.callattr("echo", shared);
+  out.push_back(back.netref().same_object(shared) ? "same object" : "another object");
+  Caught e = co_await expect_remote_error(shared.callattr(other_member));
+  out.push_back(e.type);
+  co_await close_client(c);
+  co_return out;
+}
+
+TEST_F(ServiceTest, TwoServicesDefiningTheSameTypeDifferentlyEachSeeTheirOwn) {
+  auto shared = std::make_shared<Widget>();  // one C++ object, exposed by both services
+  Service alpha = widget_service("alpha", shared);
+  alpha.define_class<Widget>("Widget", "alpha")  // alpha's class again, with one more method
+      .method("kind", [](const Widget&) { return std::string("alpha"); })
+      .method("only_alpha", [](const Widget&) { return 1; });
+  Service beta = widget_service("beta", shared);
+  // A copy of alpha that redefines Widget leaves alpha's class alone.
+  Service gamma = alpha;
+  gamma.define_class<Widget>("Widget", "gamma").method("kind", [](const Widget&) { return std::string("gamma"); });
+  EXPECT_EQ(alpha.classes().wrap(shared)->type_name(), "alpha.Widget");
+  EXPECT_EQ(gamma.classes().wrap(shared)->type_name(), "gamma.Widget");
+
+  const std::uint16_t alpha_port = start(alpha);
+  Server beta_server(beta, [] {
+    ServeOptions o;
+    o.host = "127.0.0.1";
+    o.port = 0;
+    return o;
+  }());
+  beta_server.start();
+  EXPECT_EQ(run(widgets_seen(alpha_port, "beta_only")),
+            (std::vector<std::string>{"alpha.Widget", "alpha", "alpha.Widget", "alpha", "same object",
+                                      "AttributeError"}));
+  EXPECT_EQ(run(widgets_seen(beta_server.port(), "only_alpha")),
+            (std::vector<std::string>{"beta.Widget", "beta", "beta.Widget", "beta", "same object",
+                                      "AttributeError"}));
+  beta_server.close();
+}
+
+Task<Caught> call_failing(std::uint16_t port, std::string name) {
+  Client c = co_await open_client(port);
+  Caught e = co_await expect_remote_error(c.root.callattr(std::move(name)));
+  Any still = co_await c.root.callattr("get_service_name");  // the connection goes on
+  (void)still;
+  co_await close_client(c);
+  co_return e;
+}
+
+TEST_F(ServiceTest, AServiceWithoutAClassForATypeCannotSendIt) {
+  // The type has a class elsewhere (another service), not in this one.
+  Service other("Other");
+  other.define_class<Widget>("Widget");
+  Service svc("Plain");
+  svc.expose("make", []() { return std::make_shared<Widget>(); });
+  const Caught e = run(call_failing(start(svc), "make"));
+  EXPECT_TRUE(e.thrown);
+  EXPECT_NE(e.message.find("no tether::Class binding"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("Widget"), std::string::npos) << e.message;
+  // Exposing one by value fails when the service is served.
+  svc.expose_object("widget", std::make_shared<Widget>());
+  EXPECT_THROW((void)Server(svc, ServeOptions()), UsageError);
 }
 
 }  // namespace

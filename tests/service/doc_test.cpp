@@ -32,8 +32,8 @@ struct Shelf {
   std::vector<std::string> items;
 };
 
-void bind_shelf() {
-  Class<Shelf>("Shelf", "library")
+Class<Shelf> define_shelf(Service& svc) {
+  return svc.define_class<Shelf>("Shelf", "library")
       .doc("A shelf of named items.")
       .method("add", [](Shelf& s, std::string item) { s.items.push_back(std::move(item)); }, arg_names("item"),
               doc("Puts an item on the shelf."))
@@ -42,15 +42,15 @@ void bind_shelf() {
 }
 
 Service documented_service() {
-  bind_shelf();
   Service svc("Doc");
+  const Class<Shelf> shelf = define_shelf(svc);
   svc.doc("Arithmetic for the tests.")
       .expose("add", [](std::int64_t a, std::int64_t b) { return a + b; }, arg_names("a", "b"),
               doc("Adds two integers."))
       .expose("greet", [](std::string name) { return "hello " + name; }, doc("Says hello."))
       .expose("plain", [](double x, std::optional<std::string> label) { return label ? x : -x; })
-      .expose_object("shelf", Class<Shelf>::wrap(std::make_shared<Shelf>()))
-      .expose_object("Shelf", Class<Shelf>::type_object())
+      .expose_object("shelf", shelf.wrap(std::make_shared<Shelf>()))
+      .expose_object("Shelf", shelf.type_object())
       .expose_object("square", make_function_object(
                                    "square", [](std::int64_t x) { return x * x; }, arg_names("x"),
                                    doc("The square of x.")));
@@ -154,7 +154,8 @@ struct NeverBound {
 
 TEST(ClassBinding, AnUnboundTypeIsNamedInTheError) {
   try {
-    Any a = to_any(std::make_shared<NeverBound>());
+    ClassSet none;
+    ObjectPtr bound = none.bind(to_any(std::make_shared<NeverBound>()).object());
     FAIL() << "expected a UsageError";
   } catch (const UsageError& e) {
     const std::string what = e.what();

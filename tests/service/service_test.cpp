@@ -217,9 +217,9 @@ Task<void> export_table(std::uint16_t port, std::shared_ptr<Hooks> hooks) {
 }
 
 TEST_F(ServiceTest, ExportTableIsEmptyOnceTheClientIsDone) {
-  Class<Thing>("Thing");
   auto hooks = std::make_shared<Hooks>();
   Service svc = session_service(hooks);
+  svc.define_class<Thing>("Thing");
   svc.expose("thing", []() { return std::make_shared<Thing>(); });
   run(export_table(start(svc), hooks));
 }
@@ -311,6 +311,50 @@ TEST_F(ServiceTest, ClientFallsBackToGeneration5AndRemembersIt) {
   std::uint16_t port = start(svc, opts);
   run(fallback(port, server_.get(), rpc::Generation::k6, rpc::Generation::k5));
   forget_known_generations();
+}
+
+/// One connect with generation = kAuto starting in 5.x, teaching `cache`; the server speaks 6.x.
+Task<rpc::Generation> generation_with(std::uint16_t port, std::shared_ptr<GenerationCache> cache) {
+  ClientOptions opts;
+  opts.connection.first_generation = rpc::Generation::k5;
+  opts.generations = std::move(cache);
+  Client c = co_await open_client(port, opts);
+  const rpc::Generation g = c.conn->generation();
+  co_await close_client(c);
+  co_return g;
+}
+
+TEST_F(ServiceTest, GenerationCachesKeepWhatTheyLearnToThemselves) {
+  // ClientOptions start with the documented process-wide cache.
+  EXPECT_EQ(ClientOptions().generations, GenerationCache::process_default());
+  forget_known_generations();
+  Service svc = calc_service();
+  ServeOptions sopts;
+  sopts.connection.generation = rpc::Generation::k6;
+  const std::uint16_t port = start(svc, sopts);
+  const std::string endpoint = "127.0.0.1:" + std::to_string(port);
+  auto first = std::make_shared<GenerationCache>();
+  auto second = std::make_shared<GenerationCache>();
+
+  EXPECT_EQ(run(generation_with(port, first)), rpc::Generation::k6);
+  EXPECT_EQ(server_->stats().accepted, 2u);  // the 5.x probe, then 6.x
+  EXPECT_EQ(first->find(endpoint), rpc::Generation::k6);
+  EXPECT_FALSE(second->find(endpoint).has_value()) << "another cache learnt nothing";
+  EXPECT_FALSE(known_generation(endpoint).has_value()) << "nor did the process-wide one";
+
+  // The second cache's client probes afresh; the first cache's goes straight to 6.x.
+  EXPECT_EQ(run(generation_with(port, second)), rpc::Generation::k6);
+  EXPECT_EQ(server_->stats().accepted, 4u);
+  EXPECT_EQ(run(generation_with(port, first)), rpc::Generation::k6);
+  EXPECT_EQ(server_->stats().accepted, 5u);
+
+  // Forgetting in one leaves the other; without a cache every connect probes.
+  first->forget(endpoint);
+  EXPECT_EQ(first->size(), 0u);
+  EXPECT_EQ(second->find(endpoint), rpc::Generation::k6);
+  EXPECT_EQ(run(generation_with(port, nullptr)), rpc::Generation::k6);
+  EXPECT_EQ(server_->stats().accepted, 7u);
+  EXPECT_FALSE(known_generation(endpoint).has_value());
 }
 
 // --- transports -------------------------------------------------------------------------

@@ -37,8 +37,9 @@ struct Box {
   std::map<std::string, std::string> items;
 };
 
-void bind_box() {
-  Class<Box>("Box")
+/// A service's class for Box (each service that sends one defines it).
+void define_box(Service& svc) {
+  svc.define_class<Box>("Box")
       .method("put", [](Box& b, std::string k, std::string v) { b.items[std::move(k)] = std::move(v); })
       .len([](const Box& b) { return b.items.size(); })
       .iter([](const Box& b) {
@@ -55,6 +56,7 @@ void bind_box() {
 
 Service sync_service() {
   Service svc("SyncService");
+  define_box(svc);
   svc.expose(
       "add", [](std::int64_t a, std::int64_t b) { return a + b; }, arg_names("a", "b"));
   svc.expose("fail", []() -> std::int64_t { throw std::invalid_argument("no good"); });
@@ -74,7 +76,6 @@ ServeOptions loopback() {
 }
 
 TEST(SyncFacade, CallsNetrefsAndErrors) {
-  bind_box();
   ServerThread server(sync_service(), loopback());
   SyncConnection conn = connect_sync("127.0.0.1", server.port());
   EXPECT_EQ(conn.callattr<std::int64_t>("add", 1, 2), 3);
@@ -116,6 +117,7 @@ TEST(SyncFacade, CallsNetrefsAndErrors) {
 
 Service typed_service() {
   Service svc("Typed");
+  define_box(svc);
   svc.expose_value("version", Any(Value("1.4")));
   svc.expose("make_box", []() { return std::make_shared<Box>(); });
   svc.expose("squares", [](std::int64_t n) {
@@ -128,7 +130,6 @@ Service typed_service() {
 }
 
 TEST(SyncFacade, TypedAccessWithoutAnys) {
-  bind_box();
   ServerThread server(typed_service(), loopback());
   SyncConnection conn = connect_sync("127.0.0.1", server.port());
   SyncNetref root = conn.root();
@@ -320,6 +321,99 @@ TEST(SyncFacade, ConnectionsOfOneThreadShareAPrivateLoop) {
   EXPECT_EQ(second.callattr<std::int64_t>("add", 2, 2), 4);
   SyncConnection moved = std::move(second);
   EXPECT_EQ(moved.callattr<std::int64_t>("add", 3, 3), 6);
+}
+
+TEST(SyncFacade, TheFacadesOwnThePrivateLoopNotTheThread) {
+  ServerThread server(sync_service(), loopback());
+  ASSERT_EQ(EventLoop::current(), nullptr);
+  {
+    SyncConnection conn = connect_sync("127.0.0.1", server.port());
+    EXPECT_EQ(EventLoop::current(), &conn.loop());
+    EXPECT_EQ(conn.callattr<std::int64_t>("add", 1, 1), 2);
+  }
+  // The last facade took the loop with it; the next one makes a new one.
+  EXPECT_EQ(EventLoop::current(), nullptr);
+  SyncConnection again = connect_sync("127.0.0.1", server.port());
+  EXPECT_EQ(again.callattr<std::int64_t>("add", 2, 2), 4);
+}
+
+TEST(SyncFacade, OneClosedAndDestroyedWhileAnotherOfTheThreadIsInUse) {
+  ServerThread server(sync_service(), loopback());
+  SyncConnection busy = connect_sync("127.0.0.1", server.port());
+  std::optional<SyncConnection> other = connect_sync("127.0.0.1", server.port());
+  EventLoop* loop = &busy.loop();
+  EXPECT_EQ(other->callattr<std::int64_t>("add", 1, 2), 3);
+  int calls = 0;
+  // Inside busy's blocking call (the server calls back into this thread, whose loop turns),
+  // the other connection is used, closed and destroyed.
+  std::function<std::int64_t(std::int64_t)> cb = [&](std::int64_t n) -> std::int64_t {
+    ++calls;
+    if (other) {
+      EXPECT_EQ(other->callattr<std::int64_t>("add", 20, 22), 42);
+      other->close();
+      EXPECT_TRUE(other->closed());
+      other.reset();
+    }
+    return n;
+  };
+  EXPECT_EQ(busy.callattr<std::int64_t>("bounce", 3, cb), 3);
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(other.has_value());
+  // The loop they shared is still the thread's, and busy goes on using it.
+  EXPECT_EQ(EventLoop::current(), loop);
+  EXPECT_EQ(busy.callattr<std::int64_t>("add", 5, 6), 11);
+  SyncConnection third = connect_sync("127.0.0.1", server.port());
+  EXPECT_EQ(&third.loop(), loop);
+  busy.close();
+  EXPECT_EQ(third.callattr<std::int64_t>("add", 7, 8), 15);
+}
+
+TEST(SyncFacade, EachThreadHasAPrivateLoopOfItsOwn) {
+  // A SyncConnection belongs to the thread that made it (its loop is that thread's); another
+  // thread's facades make and share a loop of their own, at the same time.
+  ServerThread server(sync_service(), loopback());
+  SyncConnection here = connect_sync("127.0.0.1", server.port());
+  EventLoop* other_loop = nullptr;
+  std::atomic<int> other_ok{0};
+  std::thread t([&]() {
+    SyncConnection a = connect_sync("127.0.0.1", server.port());
+    SyncConnection b = connect_sync("127.0.0.1", server.port());
+    other_loop = &a.loop();
+    if (&b.loop() != other_loop) return;
+    for (int i = 0; i < 50; ++i) {
+      if (a.callattr<std::int64_t>("add", i, 1) == i + 1 && b.callattr<std::int64_t>("add", i, 2) == i + 2) {
+        other_ok.fetch_add(1);
+      }
+    }
+    a.close();
+    if (b.callattr<std::int64_t>("add", 1, 1) == 2) other_ok.fetch_add(1);
+  });
+  int ok = 0;
+  for (int i = 0; i < 50; ++i) ok += here.callattr<std::int64_t>("add", i, 3) == i + 3 ? 1 : 0;
+  t.join();
+  EXPECT_EQ(ok, 50);
+  EXPECT_EQ(other_ok.load(), 51);
+  EXPECT_NE(other_loop, &here.loop());
+  EXPECT_EQ(here.callattr<std::int64_t>("add", 1, 2), 3);
+}
+
+TEST(SyncFacade, OnALoopTheApplicationOwnsItIsBorrowedOrShared) {
+  ServerThread server(sync_service(), loopback());
+  {
+    EventLoop mine;  // owned by the application: borrowed
+    SyncConnection conn = connect_sync("127.0.0.1", server.port());
+    EXPECT_EQ(&conn.loop(), &mine);
+    EXPECT_EQ(conn.callattr<std::int64_t>("add", 1, 2), 3);
+  }
+  // Owned through a shared_ptr: the facade takes a share, the loop lives as long as it does.
+  auto shared = std::make_shared<EventLoop>();
+  std::weak_ptr<EventLoop> weak = shared;
+  std::optional<SyncConnection> conn = connect_sync("127.0.0.1", server.port());
+  shared.reset();
+  EXPECT_FALSE(weak.expired());
+  EXPECT_EQ(conn->callattr<std::int64_t>("add", 2, 3), 5);
+  conn.reset();
+  EXPECT_TRUE(weak.expired());
 }
 
 TEST(SyncFacade, ManyClientThreadsAgainstSeveralServerThreads) {

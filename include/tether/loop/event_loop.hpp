@@ -111,7 +111,11 @@ struct BusyPoll {
   friend bool operator==(const BusyPoll&, const BusyPoll&) = default;
 };
 
-class TETHER_API EventLoop {
+/// A loop owned through std::shared_ptr (std::make_shared<EventLoop>()) hands out further
+/// shares with weak_from_this(): the blocking client facade (tether::SyncConnection) makes the
+/// private loop of a thread that has none that way, and every later facade of the thread
+/// shares it.
+class TETHER_API EventLoop : public std::enable_shared_from_this<EventLoop> {
  public:
   EventLoop();
   ~EventLoop();

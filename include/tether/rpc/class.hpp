@@ -1,7 +1,8 @@
 #pragma once
 /// \file Class<T>: expose a C++ class to the peer by reference.
 ///
-///   tether::Class<Store>("Store")
+///   tether::Service svc("StoreService");
+///   svc.define_class<Store>("Store")                     // the service's class "tether.Store"
 ///       .method("get", &Store::get)                       // root.store.get(k) / exposed_get
 ///       .method("put", &Store::put, tether::arg_names("key", "value"))
 ///       .property("size", &Store::size)                   // read-only attribute
@@ -10,15 +11,27 @@
 ///       .iter([](const Store& s) { return s.keys(); })    // for x in obj
 ///       .getitem(&Store::find)                            // obj[k]; nullopt -> KeyError
 ///       .contains(&Store::has);                           // k in obj
+///   svc.expose_object("store", std::make_shared<Store>());  // exported as a "tether.Store"
 ///
-///   tether::to_any(std::make_shared<Store>())  // exports an instance ("tether.Store")
+/// Ownership. A class definition belongs to whoever defines it: a ClassSet (a Service has one:
+/// Service::define_class, and so does ConnectionOptions::classes for connections made without
+/// a service) or, for a Class<T> made on its own, the Class<T> handles themselves. There is no
+/// process-wide registry: two services may define the same T differently, and each
+/// connection sees the definitions of its own service only.
 ///
-/// Registration: a Class<T> installs its binding in a per-type registry (a function-local
-/// static per T, shared by every connection and thread; never destroyed). Bind classes at
-/// start-up, before serving: each builder call publishes a new immutable definition, and an
-/// instance keeps the definition it was exported with. Binding T again replaces the definition
-/// for instances exported afterwards. The dynamic type does not matter: a shared_ptr<Derived>
-/// needs a Class<Derived> binding.
+/// Which definition an object gets. Class<T>::wrap(obj) exports obj under that Class<T>.
+/// Everywhere else — to_any(std::shared_ptr<T>), hence returning a shared_ptr<T> from a bound
+/// function, passing one as an argument, expose_object — the C++ object travels unbound (a
+/// detail::PendingInstance) until a connection sends it: the connection binds it then to the
+/// definition of T in its ClassSet (ConnectionOptions::classes, which serve()/connect() set to
+/// the service's). Sending an object whose T the connection's ClassSet does not define is a
+/// UsageError naming T (the peer gets it as the failed call's exception). The dynamic type
+/// does not matter: a shared_ptr<Derived> needs a definition of Derived.
+///
+/// Definitions change by publication: each builder call publishes a new immutable definition,
+/// and an instance keeps the definition it was exported with. Define classes before serving.
+/// ClassSet::define<T> again replaces T's class in that set only (instances exported afterwards
+/// get the new one).
 ///
 /// Names. Ordinary members are stored as "exposed_<name>", RPyC's convention, so the access
 /// check (wire spec §12.2) resolves both `obj.get` and `obj.exposed_get` with the default
@@ -26,7 +39,8 @@
 /// any "__op__" given to method()) are stored as they are and advertised in INSPECT (§5.5), so
 /// a stock Python client can call len(), iterate, index and call the object; dunders Python's
 /// proxy handles itself (__repr__, __str__, __hash__, __eq__ ...) are not advertised (use
-/// repr()/str(); __eq__ etc. are still served through CMP).
+/// repr()/str(); __eq__ etc. are still served through CMP). In signatures and conversion
+/// errors a shared_ptr<T> parameter is named by T's C++ name without namespaces.
 ///
 /// Methods are typed bindings (bind.hpp): a member function pointer, or a callable whose first
 /// parameter is the object (T&, const T&, T* or std::shared_ptr<T>), optionally followed by
@@ -37,10 +51,10 @@
 /// without requests (not Python lists/dicts), and a peer can set attributes only when the
 /// connection's AccessPolicy has allow_setattr (RPyC's default refuses).
 ///
-/// Identity: while an instance is exported (on any connection), exporting the same T* again
-/// yields the same object, so the peer sees one id_pack. Exported objects run on every
-/// connection's loop thread that holds them; the C++ object must tolerate that (with
-/// ServeOptions::server.threads > 1 calls may arrive concurrently).
+/// Identity: while an instance is exported under a class (on any connection), exporting the
+/// same T* under that class again yields the same object, so the peer sees one id_pack.
+/// Exported objects run on every connection's loop thread that holds them; the C++ object must
+/// tolerate that (with ServeOptions::server.threads > 1 calls may arrive concurrently).
 
 #include <functional>
 #include <map>
@@ -50,6 +64,7 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <typeindex>
 #include <typeinfo>
 #include <unordered_map>
 #include <utility>
@@ -120,26 +135,46 @@ struct ClassDef {
 template <class T>
 class Instance;
 
-/// The per-type registry (see the file comment). Leaked on purpose: instances may be released
-/// during static destruction.
-template <class T>
-struct ClassRegistry {
-  std::mutex mu;
-  std::shared_ptr<const ClassDef<T>> def;
-  std::unordered_map<const T*, std::weak_ptr<Instance<T>>> live;
-  ObjectPtr type;  ///< Class<T>::type_object(), made once
-  static ClassRegistry& get() {
-    static auto* r = new ClassRegistry();
-    return *r;
-  }
+/// The name of a C++ class as tether shows it: demangled, without namespaces ("Store").
+TETHER_API std::string cpp_class_name(const std::type_info& type);
+
+/// One class: T's current definition, the instances exported under it (one object per T* while
+/// it lives: the peer sees one identity) and its class object. Shared by the Class<T> handles
+/// and the ClassSets that hold it, and by its instances.
+class TETHER_API ClassEntryBase {
+ public:
+  virtual ~ClassEntryBase();
+  /// The exported object for the C++ object `p` of this class's type.
+  virtual ObjectPtr wrap_erased(std::shared_ptr<void> p) = 0;
 };
 
 template <class T>
-std::string class_name() {
-  auto& r = ClassRegistry<T>::get();
-  std::lock_guard<std::mutex> lock(r.mu);
-  return r.def ? r.def->name : std::string("object");
-}
+class ClassEntry final : public ClassEntryBase, public std::enable_shared_from_this<ClassEntry<T>> {
+ public:
+  std::shared_ptr<const ClassDef<T>> definition() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return def_;
+  }
+  void publish(std::shared_ptr<const ClassDef<T>> d) {
+    std::lock_guard<std::mutex> lock(mu_);
+    def_ = std::move(d);
+  }
+  ObjectPtr wrap(std::shared_ptr<T> p);
+  ObjectPtr wrap_erased(std::shared_ptr<void> p) override { return wrap(std::static_pointer_cast<T>(std::move(p))); }
+  ObjectPtr type_object();
+  /// An instance is gone: forget it (unless `p` was exported again meanwhile).
+  void forget(const T* p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = live_.find(p);
+    if (it != live_.end() && it->second.expired()) live_.erase(it);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const ClassDef<T>> def_;
+  std::unordered_map<const T*, std::weak_ptr<Instance<T>>> live_;
+  ObjectPtr type_;  ///< type_object(), made once
+};
 
 /// Display name of a member ("exposed_get" -> "get").
 TETHER_API std::string_view member_display_name(std::string_view key) noexcept;
@@ -152,14 +187,9 @@ TETHER_API std::vector<std::string> visible_names(const std::vector<std::string>
 template <class T>
 class Instance final : public Object {
  public:
-  Instance(std::shared_ptr<T> ptr, std::shared_ptr<const ClassDef<T>> def)
-      : ptr_(std::move(ptr)), def_(std::move(def)) {}
-  ~Instance() override {
-    auto& r = ClassRegistry<T>::get();
-    std::lock_guard<std::mutex> lock(r.mu);
-    auto it = r.live.find(ptr_.get());
-    if (it != r.live.end() && it->second.expired()) r.live.erase(it);
-  }
+  Instance(std::shared_ptr<T> ptr, std::shared_ptr<const ClassDef<T>> def, std::shared_ptr<ClassEntry<T>> entry)
+      : ptr_(std::move(ptr)), def_(std::move(def)), entry_(std::move(entry)) {}
+  ~Instance() override { entry_->forget(ptr_.get()); }
   Instance(const Instance&) = delete;
   Instance& operator=(const Instance&) = delete;
 
@@ -234,23 +264,61 @@ class Instance final : public Object {
 
   std::shared_ptr<T> ptr_;
   std::shared_ptr<const ClassDef<T>> def_;
+  std::shared_ptr<ClassEntry<T>> entry_;  // its identity table
 };
 
-/// The exported object for `p` (the same one while it is alive). UsageError if T is not bound.
 template <class T>
-ObjectPtr wrap_instance(std::shared_ptr<T> p) {
-  auto& r = ClassRegistry<T>::get();
-  std::shared_ptr<Instance<T>> out;
-  std::lock_guard<std::mutex> lock(r.mu);
-  if (!r.def) detail::throw_unbound_class(typeid(T));
-  auto& slot = r.live[p.get()];
-  out = slot.lock();
+ObjectPtr ClassEntry<T>::wrap(std::shared_ptr<T> p) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = live_[p.get()];
+  std::shared_ptr<Instance<T>> out = slot.lock();
   if (!out) {
-    out = std::make_shared<Instance<T>>(std::move(p), r.def);
+    out = std::make_shared<Instance<T>>(std::move(p), def_, this->shared_from_this());
     slot = out;
   }
   return out;
 }
+
+template <class T>
+ObjectPtr ClassEntry<T>::type_object() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!type_) {
+    // The definition is looked up at each call: init() bound later still counts. The class
+    // object is the entry's own: it refers back to it weakly.
+    std::weak_ptr<ClassEntry<T>> weak = this->weak_from_this();
+    NativeFunction construct = [weak](CallContext& ctx, std::vector<Any> args, Kwargs kwargs) -> Task<Any> {
+      std::shared_ptr<ClassEntry<T>> entry = weak.lock();
+      if (!entry) throw PyError("TypeError", "the class is no longer defined");
+      std::shared_ptr<const ClassDef<T>> def = entry->definition();
+      if (!def->construct) throw PyError("TypeError", "cannot create '" + def->type_name + "' instances");
+      Any made = co_await def->construct(ctx, std::move(args), std::move(kwargs));  // def lives here
+      co_return made;
+    };
+    type_ = std::make_shared<TypeObject>(def_->type_name, std::move(construct), def_->doc);
+  }
+  return type_;
+}
+
+class PendingInstance;
+/// Whether `obj` is a PendingInstance (cheaper than a dynamic_cast: the class is final).
+TETHER_API bool is_pending_instance(const Object& obj) noexcept;
+
+/// What to_any(std::shared_ptr<T>) makes of an object of a class type: the C++ object, not yet
+/// tied to a definition. A connection binds it to its ClassSet's class for T when it sends it
+/// (see the file comment); from_any gives the C++ object back.
+class TETHER_API PendingInstance final : public Object {
+ public:
+  PendingInstance(std::shared_ptr<void> ptr, const std::type_info& type) noexcept
+      : ptr_(std::move(ptr)), type_(type) {}
+  /// The C++ type's name (the object has no Python type name until it is bound).
+  [[nodiscard]] std::string type_name() const override { return cpp_class_name(type_); }
+  [[nodiscard]] const std::shared_ptr<void>& ptr() const noexcept { return ptr_; }
+  [[nodiscard]] const std::type_info& type() const noexcept { return type_; }
+
+ private:
+  std::shared_ptr<void> ptr_;
+  const std::type_info& type_;
+};
 
 /// Converts the object as a method's self parameter expects it.
 template <class S0, class T>
@@ -352,13 +420,15 @@ class Class {
  public:
   using Def = detail::ClassDef<T>;
 
-  /// Binds T under the Python type name "<module>.<name>" (e.g. "tether.Store"; an empty
-  /// module gives just `name`). Replaces an earlier binding of T.
-  explicit Class(std::string name, std::string module = "tether") {
+  /// A new class for T under the Python type name "<module>.<name>" (e.g. "tether.Store"; an
+  /// empty module gives just `name`), owned by this handle and its copies (and by the ClassSets
+  /// it is added to: ClassSet::add). ClassSet::define / Service::define_class make one in a set.
+  explicit Class(std::string name, std::string module = "tether")
+      : entry_(std::make_shared<detail::ClassEntry<T>>()), name_(name) {
     auto d = std::make_shared<Def>();
     d->type_name = module.empty() ? name : module + "." + name;
     d->name = std::move(name);
-    publish(std::move(d));
+    entry_->publish(std::move(d));
   }
 
   /// A method (see the file comment). Dunder names are stored raw and advertised in INSPECT.
@@ -399,7 +469,7 @@ class Class {
   Class& property(std::string name, G getter, S setter) {
     typename Def::Member m;
     m.getter = [g = std::move(getter)](T& obj) -> Any { return to_any(std::invoke(g, obj)); };
-    m.setter = make_setter(ref().name + "." + name, std::move(setter));
+    m.setter = make_setter(name_ + "." + name, std::move(setter));
     return add_member(key_of(name), std::move(m));
   }
 
@@ -416,7 +486,7 @@ class Class {
     using S0 = typename detail::FirstParam<Params>::type;
     using K = typename detail::LastParam<Params>::type;
     using W = detail::GetItem<T, F, S0, K, detail::ResultOf<F>>;
-    return method("__getitem__", W{std::move(f), ref().name});
+    return method("__getitem__", W{std::move(f), name_});
   }
   /// obj[key] = value: f(T&, K, V).
   template <class F>
@@ -461,38 +531,23 @@ class Class {
   Class& init(F f, ArgNames names = ArgNames()) {
     static_assert(std::is_same_v<std::remove_cvref_t<detail::ResultOf<F>>, std::shared_ptr<T>>,
                   "Class<T>::init: the constructor function must return std::shared_ptr<T>");
-    NativeFunction fn = bind_function(ref().name, std::move(f), std::move(names));
+    NativeFunction fn = bind_function(name_, std::move(f), std::move(names));
     return update([&](Def& d) { d.construct = std::move(fn); });
   }
 
-  /// The exported object for `obj` (what to_any(obj) carries).
-  static ObjectPtr wrap(std::shared_ptr<T> obj) { return detail::wrap_instance<T>(std::move(obj)); }
+  /// `obj` exported under this class (the same object for the same T* while it lives).
+  [[nodiscard]] ObjectPtr wrap(std::shared_ptr<T> obj) const { return entry_->wrap(std::move(obj)); }
 
   /// The class itself, as an object for the peer (expose it, return it, pass it): a
   /// TypeObject named like the instances, so that a Python peer's isinstance(obj, cls) holds
-  /// for them; calling it calls init()'s function (TypeError without one). One object per T:
-  /// the peer sees one identity. UsageError if T is not bound.
-  static ObjectPtr type_object() {
-    auto& r = detail::ClassRegistry<T>::get();
-    std::lock_guard<std::mutex> lock(r.mu);
-    if (!r.def) detail::throw_unbound_class(typeid(T));
-    if (!r.type) {
-      // The definition is looked up at each call: init() bound later still counts.
-      NativeFunction construct = [](CallContext& ctx, std::vector<Any> args, Kwargs kwargs) -> Task<Any> {
-        std::shared_ptr<const Def> def;
-        {
-          auto& reg = detail::ClassRegistry<T>::get();
-          std::lock_guard<std::mutex> l(reg.mu);
-          def = reg.def;
-        }
-        if (!def->construct) throw PyError("TypeError", "cannot create '" + def->type_name + "' instances");
-        Any made = co_await def->construct(ctx, std::move(args), std::move(kwargs));  // def lives here
-        co_return made;
-      };
-      r.type = std::make_shared<TypeObject>(r.def->type_name, std::move(construct), r.def->doc);
-    }
-    return r.type;
-  }
+  /// for them; calling it calls init()'s function (TypeError without one). One object per
+  /// class: the peer sees one identity.
+  [[nodiscard]] ObjectPtr type_object() const { return entry_->type_object(); }
+
+  /// The definition as it stands (immutable; each builder call publishes a new one).
+  [[nodiscard]] std::shared_ptr<const Def> definition() const { return entry_->definition(); }
+  /// The shared class state (ClassSet keeps it).
+  [[nodiscard]] const std::shared_ptr<detail::ClassEntry<T>>& entry() const noexcept { return entry_; }
 
  private:
   static std::string key_of(const std::string& name) {
@@ -500,12 +555,10 @@ class Class {
     return "exposed_" + name;
   }
 
-  const Def& ref() const { return *def_; }
-
   template <detail::CallMode M, class F>
   Class& add_method(std::string name, F f, ArgNames names, std::string doc) {
     using B = detail::BinderFor<F, T, M>;
-    auto b = std::make_shared<const B>(ref().name + "." + name, std::move(f), std::move(names));
+    auto b = std::make_shared<const B>(name_ + "." + name, std::move(f), std::move(names));
     typename Def::Member m;
     m.method = [b](CallContext& ctx, std::shared_ptr<T> self, std::vector<Any> args, Kwargs kwargs) {
       return detail::run_binding<B>(b, ctx, std::move(self), std::move(args), std::move(kwargs));
@@ -547,20 +600,58 @@ class Class {
 
   template <class Fn>
   Class& update(Fn&& fn) {
-    auto next = std::make_shared<Def>(*def_);
+    // From the class's current definition: every handle of the class builds on the others.
+    auto next = std::make_shared<Def>(*entry_->definition());
     fn(*next);
-    publish(std::move(next));
+    entry_->publish(std::move(next));
     return *this;
   }
 
-  void publish(std::shared_ptr<Def> d) {
-    auto& r = detail::ClassRegistry<T>::get();
-    std::lock_guard<std::mutex> lock(r.mu);
-    r.def = d;
-    def_ = std::move(d);
-  }
+  std::shared_ptr<detail::ClassEntry<T>> entry_;
+  std::string name_;  ///< "Store": names bindings in messages
+};
 
-  std::shared_ptr<Def> def_;
+/// The classes a Service (Service::define_class) or a connection (ConnectionOptions::classes)
+/// knows, at most one per C++ type: what the objects made by to_any(std::shared_ptr<T>) are
+/// bound to when a connection sends them (see the file comment). A value: copying a set copies
+/// its table, whose classes the copies then share until one of them defines T again. Define
+/// classes before connections use the set (it is read by their loop threads, unlocked).
+class TETHER_API ClassSet {
+ public:
+  /// A new class for T in this set (replacing the set's earlier one for T), under the Python
+  /// type name "<module>.<name>": configure it through the handle returned.
+  template <class T>
+  Class<T> define(std::string name, std::string module = "tether") {
+    Class<T> c(std::move(name), std::move(module));
+    add(c);
+    return c;
+  }
+  /// Puts an existing class in this set (replacing the set's earlier one for T): sets that add
+  /// the same Class<T> share it.
+  template <class T>
+  ClassSet& add(const Class<T>& c) {
+    entries_[std::type_index(typeid(T))] = c.entry();
+    return *this;
+  }
+  /// Whether the set has a class for T.
+  template <class T>
+  [[nodiscard]] bool contains() const {
+    return entries_.contains(std::type_index(typeid(T)));
+  }
+  /// `obj` exported under this set's class for T. UsageError (naming T) without one.
+  template <class T>
+  [[nodiscard]] ObjectPtr wrap(std::shared_ptr<T> obj) const {
+    return entry_for(typeid(T)).wrap_erased(std::static_pointer_cast<void>(std::const_pointer_cast<std::remove_const_t<T>>(obj)));
+  }
+  /// What a connection sends for `obj`: a detail::PendingInstance bound to this set's class
+  /// for its type (UsageError naming the type without one); any other object as it is.
+  [[nodiscard]] ObjectPtr bind(const ObjectPtr& obj) const;
+  [[nodiscard]] std::size_t size() const noexcept { return entries_.size(); }
+
+ private:
+  detail::ClassEntryBase& entry_for(const std::type_info& type) const;
+
+  std::unordered_map<std::type_index, std::shared_ptr<detail::ClassEntryBase>> entries_;
 };
 
 /// shared_ptr<T> of a class bound with Class<T>: exported by reference (see the file
@@ -569,15 +660,20 @@ template <class T>
   requires(std::is_class_v<T> && !std::is_base_of_v<Object, std::remove_const_t<T>>)
 struct Converter<std::shared_ptr<T>> {
   using U = std::remove_const_t<T>;
-  static std::string py_name() { return detail::class_name<U>(); }
+  static std::string py_name() { return detail::cpp_class_name(typeid(U)); }
+  /// Unbound until a connection sends it (see the file comment).
   static Any to_any(const std::shared_ptr<T>& p) {
     if (!p) return Any();
-    return Any(detail::wrap_instance<U>(std::const_pointer_cast<U>(p)));
+    return Any(std::make_shared<detail::PendingInstance>(std::const_pointer_cast<U>(p), typeid(U)));
   }
   static std::shared_ptr<T> from_any_now(const Any& a) {
     if (a.is_none()) return nullptr;
     if (a.is_local()) {
       if (auto inst = std::dynamic_pointer_cast<detail::Instance<U>>(a.object())) return inst->ptr();
+      if (auto pending = std::dynamic_pointer_cast<detail::PendingInstance>(a.object());
+          pending && pending->type() == typeid(U)) {
+        return std::static_pointer_cast<U>(pending->ptr());
+      }
     }
     detail::conversion_error(py_name(), a);
   }

@@ -28,6 +28,8 @@
 
 namespace tether {
 
+class ClassSet;
+
 struct ConnectionOptions {
   /// kAuto: a server detects the peer's generation from its first message; a client that must
   /// speak first uses `first_generation`. Set k5 or k6 to force one.
@@ -68,6 +70,11 @@ struct ConnectionOptions {
   /// pending or being served in either direction is closed (it closes after one to two
   /// idle_timeouts of silence). Zero (the default): idle connections stay open.
   Duration idle_timeout = Duration::zero();
+  /// The classes (rpc/class.hpp) that C++ objects made by to_any(std::shared_ptr<T>) are
+  /// exported as on this connection; sending one of a type it has no class for is a UsageError.
+  /// serve() and connect() set it to their Service's classes (Service::define_class). Null:
+  /// none.
+  std::shared_ptr<const ClassSet> classes;
   /// Logged name of the connection.
   std::string name;
   /// Told about every request this side serves (tether/rpc/observer.hpp); null: nothing is
@@ -101,6 +108,10 @@ class TETHER_API GenerationMismatch : public ProtocolError {
 };
 
 class Connection;
+
+namespace rpc::detail {
+struct ConnectionAccess;
+}  // namespace rpc::detail
 
 namespace detail {
 /// Connection::callattr's body: a named coroutine owning its arguments (GCC 12 rules).
@@ -149,6 +160,12 @@ class TETHER_API Connection {
   [[nodiscard]] std::exception_ptr error() const noexcept;
   /// fn runs once when the connection closes.
   void set_close_callback(std::function<void()> fn);
+  /// Requests from the peer being served now (a reply, or an exception, not yet queued).
+  [[nodiscard]] std::size_t serving() const noexcept;
+  /// fn runs on the loop thread whenever the last request being served finishes (serving()
+  /// drops to zero); an empty fn removes it. For a server draining a connection before it
+  /// closes it.
+  void set_idle_callback(std::function<void()> fn);
   /// A slot for what the layer above keeps with this connection (muduo's
   /// TcpConnection::setContext): the service layer keeps its Session there. Handlers reach it
   /// through CallContext::context(). Loop thread only.
@@ -159,9 +176,9 @@ class TETHER_API Connection {
   [[nodiscard]] ConnectionStats stats() const noexcept;
   [[nodiscard]] EventLoop& loop() const noexcept;
   [[nodiscard]] const ConnectionOptions& options() const noexcept;
-  [[nodiscard]] const std::shared_ptr<rpc::detail::ConnectionCore>& core() const noexcept { return core_; }
 
  private:
+  friend struct rpc::detail::ConnectionAccess;  // the rpc layer's own code reaches the state
   std::shared_ptr<rpc::detail::ConnectionCore> core_;
 };
 

@@ -44,14 +44,14 @@ TETHER_API bool is_safe_attr(std::string_view name) noexcept;
 /// through (RPyC's list has only __doc__); on a tether object they are plain strings.
 TETHER_API bool is_descriptive_attr(std::string_view name) noexcept;
 
-/// What a handler knows about the request it serves.
+/// What a handler knows about the request it serves: the connection it came in on, through
+/// the operations below (made by the connection for each request; copyable, valid while the
+/// handler runs).
 class TETHER_API CallContext {
  public:
-  explicit CallContext(rpc::detail::ConnectionCore& core) noexcept : core_(core) {}
-  /// The connection the request came in on (to call the peer back, reach its root, etc.).
-  [[nodiscard]] rpc::detail::ConnectionCore& core() const noexcept { return core_; }
-  /// The peer's root object (GETROOT, cached).
+  /// The peer's root object (GETROOT, cached): to call the peer back.
   Task<Netref> peer_root() const;
+  /// The connection's loop.
   [[nodiscard]] EventLoop& loop() const noexcept;
   /// Keeps the connection's state alive (not open) for as long as the pointer lives.
   [[nodiscard]] std::shared_ptr<void> keep_alive() const;
@@ -59,6 +59,8 @@ class TETHER_API CallContext {
   [[nodiscard]] const std::any& context() const noexcept;
 
  private:
+  friend class rpc::detail::ConnectionCore;
+  explicit CallContext(rpc::detail::ConnectionCore& core) noexcept : core_(core) {}
   rpc::detail::ConnectionCore& core_;
 };
 

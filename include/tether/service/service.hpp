@@ -53,6 +53,12 @@ namespace tether {
 
 class Session;
 
+/// Makes one connection's root object (Service::root): any tether::Object, typically a fresh
+/// one per connection that keeps the connection's state. Called on the connection's loop
+/// thread once the Session exists (peer(), state() and peer_certificate() are set; connection()
+/// is still null), before on_connect.
+using RootFactory = std::function<ObjectPtr(Session& session)>;
+
 namespace detail {
 
 /// One exposed member of a service.
@@ -75,6 +81,8 @@ struct ServiceDef {
   std::function<void(Session&)> on_connect;
   std::function<void(Session&)> on_disconnect;
   std::function<std::any()> state_factory;
+  RootFactory root;  ///< set: a custom root (Service::root) instead of the members' root
+  ClassSet classes;  ///< the service's classes (define_class): its connections' ConnectionOptions::classes
 };
 
 }  // namespace detail
@@ -131,7 +139,9 @@ class TETHER_API Session : public std::enable_shared_from_this<Session> {
   void enter() noexcept { ++busy_; }
   void leave() noexcept;
   void begin_drain() noexcept;
-  [[nodiscard]] bool should_close() const noexcept { return draining_ && busy_ == 0; }
+  /// Draining and idle: no call into the service running (a custom root's connection: no
+  /// request being served at all).
+  [[nodiscard]] bool should_close() const noexcept;
   /// Wakes the server's per-connection task (connection closed, or drain progress).
   void wake() noexcept { wake_.set(); }
   Task<void> wait_wake();
@@ -231,9 +241,27 @@ class TETHER_API Service {
     return expose_property(std::move(name), std::move(get), std::move(set));
   }
   Service& expose_property(std::string name, NativeFunction getter, NativeFunction setter);
+  /// A class of this service for the C++ type T (rpc/class.hpp), named "<module>.<name>" for
+  /// the peer: every T this service's connections send (a shared_ptr<T> a function returns or
+  /// an argument of a call to the peer, an expose_object) is exported as an instance of it.
+  /// Configure it through the handle returned (.method(), .property() ...). Replaces the
+  /// service's earlier class for T; other services, even copies of this one, keep theirs.
+  template <class T>
+  Class<T> define_class(std::string name, std::string module = "tether") {
+    return def_->classes.define<T>(std::move(name), std::move(module));
+  }
+  /// Adds an existing class (shared with every other set or service that holds it).
+  template <class T>
+  Service& add_class(const Class<T>& c) {
+    def_->classes.add(c);
+    return *this;
+  }
+  /// The service's classes.
+  [[nodiscard]] const ClassSet& classes() const noexcept;
   /// An object shared by every connection (exported by reference).
   Service& expose_object(std::string name, ObjectPtr obj);
-  /// An instance of a class bound with tether::Class<T> (or an Object subclass).
+  /// An instance of a class of this service (define_class; bound to it when the service is
+  /// served or connected: a T without a class is a UsageError then), or an Object subclass.
   template <class T>
   Service& expose_object(std::string name, std::shared_ptr<T> obj) {
     return expose_any(std::move(name), to_any(std::move(obj)), true);
@@ -249,6 +277,18 @@ class TETHER_API Service {
   /// (on_disconnect is not called). A client that sends nothing is dropped after 10 s.
   Service& on_connect(std::function<void(Session&)> fn);
   Service& on_disconnect(std::function<void(Session&)> fn);
+  /// A custom root: each connection's root object is what `factory` returns — any
+  /// tether::Object (rpc/object.hpp) — instead of the root made from this service's members,
+  /// which it replaces (expose()d members, get_service_name and get_service_aliases are then
+  /// not served unless the object answers them itself). Everything else of the service
+  /// applies to it: on_connect/on_disconnect, the Session (a `Session&` parameter of bindings
+  /// the object calls, Session::find(ctx)), the state factory, the classes, the name and
+  /// aliases (ServerInfo, registry announcements). On a server, an exception from the factory
+  /// refuses the client as one from on_connect does. A graceful shutdown closes such a
+  /// connection once no request is being served on it (Connection::serving()).
+  Service& root(RootFactory factory);
+  /// The same `shared_root` for every connection (shared by all connections and loop threads).
+  Service& root(ObjectPtr shared_root);
   /// Initial per-connection state (Session::state()).
   Service& state_factory(std::function<std::any()> fn);
   /// Per-connection state default-constructed as S.
@@ -257,7 +297,9 @@ class TETHER_API Service {
     return state_factory([] { return std::any(S{}); });
   }
 
-  /// An immutable snapshot (what servers and connections use).
+  /// An immutable snapshot (what servers and connections use). Objects given to
+  /// expose_object are bound to the service's classes here (UsageError for a C++ type the
+  /// service has no class for). The classes themselves are shared with the snapshot.
   [[nodiscard]] std::shared_ptr<const detail::ServiceDef> snapshot() const;
 
  private:
@@ -266,7 +308,8 @@ class TETHER_API Service {
   std::shared_ptr<detail::ServiceDef> def_;
 };
 
-/// The root object of one connection serving `def` (used by serve()/connect()). Its members
+/// The root object of one connection serving `def` (used by serve()/connect()): the custom
+/// root's factory's (Service::root), else the root made from the service's members. Members
 /// answer under `exposed_prefix` (the connection's AccessPolicy::exposed_prefix), so that a
 /// custom prefix reaches them ("api_add") and the default one ("exposed_add") then does not.
 TETHER_API ObjectPtr make_service_root(std::shared_ptr<const detail::ServiceDef> def,

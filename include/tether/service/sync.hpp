@@ -7,8 +7,9 @@
 ///   for (tether::Any key : store) { ... }
 ///
 /// A SyncConnection runs on the calling thread: it uses that thread's EventLoop, or — when the
-/// thread has none — a private loop shared by the thread's SyncConnections (created with the
-/// first, destroyed with the last). Every blocking call runs the loop
+/// thread has none — a private loop that the thread's SyncConnections own together (made by
+/// the first, through std::shared_ptr; each later one takes a share of it, found as the
+/// thread's current loop; destroyed with the last). Every blocking call runs the loop
 /// (EventLoop::run_until_complete) until its reply arrives, so requests from the peer —
 /// callbacks into this process, INSPECT, DEL — are served while it waits, and blocking calls
 /// nest: a C++ callback called by the server may itself make blocking calls (each level nests
@@ -328,7 +329,7 @@ class TETHER_API SyncConnection {
   /// Waits (bounded) for the child to exit, kills it past the grace, reaps it.
   void reap_child();
 
-  std::shared_ptr<EventLoop> own_loop_;  // the thread's private loop (shared), destroyed last
+  std::shared_ptr<EventLoop> own_loop_;  // a share of the loop when shared-owned (the private one), destroyed last
   EventLoop* loop_ = nullptr;
   std::unique_ptr<Connection> conn_;
   std::unique_ptr<ChildProcess> process_;  // connect_sync_process only; destroyed before conn_
