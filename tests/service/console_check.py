@@ -29,26 +29,31 @@ def main():
         # Three polls: rates and the sparkline need two, the third shows a steady page.
         WebDriverWait(driver, 20, poll_frequency=0.2).until(
             lambda d: int(d.find_element(By.ID, "poll").get_attribute("data-polls") or 0) >= 3)
-        text = lambda i: driver.find_element(By.ID, i).text
-        methods = {}
-        for row in driver.find_elements(By.CSS_SELECTOR, "#methods tbody tr"):
-            key = row.get_attribute("data-handler") + "/" + row.get_attribute("data-method")
-            methods[key] = {
-                "calls": int(row.find_element(By.CSS_SELECTOR, ".calls").text),
-                "errors": int(row.find_element(By.CSS_SELECTOR, ".errors").text),
+        # One script reads the whole page: it runs between two of the page's own re-renders,
+        # so rows replaced by the next poll cannot go stale half-way through the reading.
+        seen = driver.execute_script("""
+            const text = (id) => document.getElementById(id).textContent.trim();
+            const methods = {};
+            for (const row of document.querySelectorAll('#methods tbody tr')) {
+              methods[row.dataset.handler + '/' + row.dataset.method] = {
+                calls: parseInt(row.querySelector('.calls').textContent, 10),
+                errors: parseInt(row.querySelector('.errors').textContent, 10),
+              };
             }
-        seen = {
-            "service": text("service"),
-            "state": text("state"),
-            "connections_open": int(text("connections-open")),
-            "requests": int(text("requests-total")),
-            "errors": int(text("errors-total")),
-            "rate": float(text("rate")),
-            "methods": methods,
-            "connection_rows": len(driver.find_elements(By.CSS_SELECTOR, "#connections tbody tr")),
-            "error_rows": len(driver.find_elements(By.CSS_SELECTOR, "#errors tbody tr")),
+            return {
+              service: text('service'),
+              state: text('state'),
+              connections_open: parseInt(text('connections-open'), 10),
+              requests: parseInt(text('requests-total'), 10),
+              errors: parseInt(text('errors-total'), 10),
+              rate: parseFloat(text('rate')),
+              methods: methods,
+              connection_rows: document.querySelectorAll('#connections tbody tr').length,
+              error_rows: document.querySelectorAll('#errors tbody tr').length,
+            };""")
+        seen.update({
             "console_errors": [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"],
-        }
+        })
         driver.save_screenshot(screenshot)
         print(json.dumps(seen))
     finally:
