@@ -24,7 +24,29 @@ using testing::SocketPair;
 using testing::take;
 using namespace std::chrono_literals;
 
-class BusyPollTest : public LoopFixture {};
+class BusyPollTest : public LoopFixture {
+ protected:
+  /// One iteration of the loop, woken by a byte another thread writes `gap` after the loop
+  /// starts waiting (pacing the peer, not synchronising: the gap is what the loop learns from).
+  void wake_by_a_byte_after(Duration gap) {
+    SocketPair sp;
+    std::string got;
+    IoWatcher w(loop_, sp.a.get());
+    w.set_handler([&](std::uint32_t) { got += take(sp.a); });
+    w.enable_reading();
+    std::atomic<bool> waiting{false};
+    std::thread writer([&] {
+      while (!waiting.load()) std::this_thread::yield();
+      std::this_thread::sleep_for(gap);
+      put(sp.b, "x");
+    });
+    waiting = true;
+    loop_.run_once(5s);
+    writer.join();
+    w.disable_reading();
+    ASSERT_EQ(got, "x");
+  }
+};
 
 /// CPU time this thread has used.
 Duration thread_cpu() {
@@ -133,21 +155,7 @@ TEST_F(BusyPollTest, AdaptiveIdleLoopDoesNotSpin) {
 // spin stops -- and the wait after that costs no CPU.
 TEST_F(BusyPollTest, AdaptiveLearnsFromAQuickWakeUpThenForgetsWhenNothingComes) {
   loop_.set_busy_poll(BusyPoll::adaptive_up_to(1s));
-  SocketPair sp;
-  std::string got;
-  IoWatcher w(loop_, sp.a.get());
-  w.set_handler([&](std::uint32_t) { got += take(sp.a); });
-  w.enable_reading();
-  std::atomic<bool> waiting{false};
-  std::thread writer([&] {
-    while (!waiting.load()) std::this_thread::yield();
-    std::this_thread::sleep_for(20ms);  // pacing the peer, not synchronising: the gap to learn
-    put(sp.b, "x");
-  });
-  waiting = true;
-  loop_.run_once(5s);
-  writer.join();
-  ASSERT_EQ(got, "x");
+  ASSERT_NO_FATAL_FAILURE(wake_by_a_byte_after(20ms));
   const Duration learned = loop_.busy_poll_learned();
   EXPECT_GE(learned, 20ms) << "twice a gap of about 20 ms";
   EXPECT_LE(learned, 1s) << "never past the cap";
@@ -168,29 +176,13 @@ TEST_F(BusyPollTest, AdaptiveLearnsFromAQuickWakeUpThenForgetsWhenNothingComes) 
   EXPECT_LT(thread_cpu() - before, 5ms) << "no spin after the spin was forgotten";
   EXPECT_EQ(loop_.stats().busy_poll_time, spun_total);
   EXPECT_EQ(loop_.stats().busy_poll_missed, missed);
-  w.disable_reading();
 }
 
 // A wake-up later than the cap (a peer calling once in a while) teaches nothing.
 TEST_F(BusyPollTest, AdaptiveIgnoresWakeUpsLaterThanTheCap) {
   loop_.set_busy_poll(BusyPoll::adaptive_up_to(5ms));
-  SocketPair sp;
-  std::string got;
-  IoWatcher w(loop_, sp.a.get());
-  w.set_handler([&](std::uint32_t) { got += take(sp.a); });
-  w.enable_reading();
-  std::atomic<bool> waiting{false};
-  std::thread writer([&] {
-    while (!waiting.load()) std::this_thread::yield();
-    std::this_thread::sleep_for(60ms);
-    put(sp.b, "x");
-  });
-  waiting = true;
-  loop_.run_once(5s);
-  writer.join();
-  ASSERT_EQ(got, "x");
+  ASSERT_NO_FATAL_FAILURE(wake_by_a_byte_after(60ms));
   EXPECT_EQ(loop_.busy_poll_learned(), Duration::zero());
-  w.disable_reading();
 }
 
 // A peer answering at once (a thread echoing every byte): after the first exchange the loop
