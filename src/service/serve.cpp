@@ -219,13 +219,22 @@ Task<void> serve_connection(std::shared_ptr<Server::Shared> shared, std::unique_
                             std::string peer) {
   if (shared->http.on_rpc_port && shared->metrics) {
     // An HTTP request line cannot start an RPyC frame (http::starts_request): answer it.
+    // A client idle before its first byte is left alone, as on the RPC path; once a first
+    // byte has come, the rest of the four must follow within frame_timeout, as a begun RPC
+    // frame must (else a peer sending one byte would be held for ever).
     bool http = false;
     try {
-      co_await stream->fill(4);
+      co_await stream->fill(1);
+      const Duration limit = shared->connection.frame_timeout;
+      if (limit > Duration::zero()) {
+        co_await with_timeout(limit, stream->fill(4));
+      } else {
+        co_await stream->fill(4);
+      }
       const auto* p = reinterpret_cast<const char*>(stream->buffer().peek());
       http = http::starts_request(std::string_view(p, 4));
     } catch (...) {
-      co_return;  // gone before sending 4 bytes
+      co_return;  // gone, or stalled, before sending 4 bytes
     }
     if (http) {
       co_await http::serve(*stream, shared->metrics, shared->http);

@@ -151,7 +151,7 @@ TEST_F(BusyPollTest, AdaptiveIdleLoopDoesNotSpin) {
 }
 
 // A wake-up by I/O within the cap teaches a spin of twice the gap; the next wait, finding
-// nothing, spins that long (the thread's CPU shows it), then halves it -- below cap / 16 the
+// nothing, spins that long (the loop's spin time shows it), then halves it -- below cap / 16 the
 // spin stops -- and the wait after that costs no CPU.
 TEST_F(BusyPollTest, AdaptiveLearnsFromAQuickWakeUpThenForgetsWhenNothingComes) {
   loop_.set_busy_poll(BusyPoll::adaptive_up_to(1s));

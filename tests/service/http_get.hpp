@@ -19,6 +19,7 @@ struct HttpReply {
   std::string head;
   std::string body;
   std::string raw;
+  bool closed_by_server = false;  ///< the server closed the connection (not our receive timeout)
 };
 
 /// Sends `request` as is to 127.0.0.1:port and reads the whole answer (5 s receive timeout).
@@ -46,6 +47,7 @@ inline HttpReply http_raw(std::uint16_t port, std::string_view request) {
   char buf[16384];
   for (;;) {
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n == 0) r.closed_by_server = true;
     if (n <= 0) break;
     r.raw.append(buf, static_cast<std::size_t>(n));
   }

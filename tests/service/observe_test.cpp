@@ -178,6 +178,20 @@ TEST(ObserveHttp, EndpointsOnTheRpcPort) {
   EXPECT_EQ(server.metrics()->snapshot().http_requests, 12u);
 }
 
+// A peer that sends fewer bytes than it takes to tell HTTP from RPyC and stalls is cut after
+// the connection's frame_timeout, as a stalled RPC frame is; one that sends nothing at all is
+// an idle client and stays, and RPC goes on.
+TEST(ObserveHttp, APeerStallingBeforeFourBytesIsCutAfterTheFrameTimeout) {
+  ServeOptions o = observe_options(true);
+  o.connection.frame_timeout = std::chrono::milliseconds(300);
+  ServerThread server(calc_service(), o);
+  HttpReply stalled = http_raw(server.port(), "GE");  // reads for up to 5 s
+  EXPECT_TRUE(stalled.closed_by_server) << "held past the frame timeout";
+  EXPECT_EQ(stalled.status, 0);
+  SyncConnection conn = connect_sync("127.0.0.1", server.port());
+  EXPECT_EQ(conn.callattr<std::int64_t>("add", 1, 2), 3);
+}
+
 /// GET `path` from 127.0.0.1:port on this loop; the whole answer.
 Task<std::string> fetch(std::uint16_t port, std::string path) {
   ConnectOptions copts;
