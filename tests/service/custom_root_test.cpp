@@ -161,34 +161,12 @@ TEST_F(ServiceTest, ARootFactoryThatThrowsRefusesTheClient) {
   EXPECT_THROW(Service("Bad").root(ObjectPtr()), UsageError);
 }
 
-Task<void> shutdown_within(Server& server) { co_await server.shutdown(std::chrono::seconds(30)); }
-
-Task<void> drain_custom_root(std::uint16_t port, Server& server, std::shared_ptr<Greeter> root, EventLoop& loop) {
-  Client idle = co_await open_client(port);
-  Client busy = co_await open_client(port);
-  AsyncResult pending = busy.root.callattr_async("hold");
-  co_await root->entered->wait();
-  const auto t0 = Clock::now();
-  TaskGroup group(loop);
-  group.spawn(shutdown_within(server));
-  // The idle connection closes at once; the busy one once its call on the root has finished.
-  co_await idle.conn->wait_closed();
-  EXPECT_FALSE(busy.conn->closed());
-  root->release->set();
-  Any r = co_await pending.wait();
-  EXPECT_EQ(r.value().as_int64(), 7);
-  co_await busy.conn->wait_closed();
-  co_await group.wait();
-  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(10));  // far from the 30 s grace period
-  EXPECT_EQ(server.connections(), 0u);
-}
-
 TEST_F(ServiceTest, ShutdownDrainsACallOnACustomRoot) {
   auto root = std::make_shared<Greeter>("drain");
   Service svc("Drain");
   svc.root(root);
   const std::uint16_t port = start(svc);
-  run(drain_custom_root(port, *server_, root, loop_));
+  run(expect_graceful_drain(port, *server_, *root->entered, *root->release, loop_));
 }
 
 Task<std::string> server_asks_client(std::uint16_t port, const Service* client_service) {

@@ -10,6 +10,8 @@
 #include <utility>
 
 #include "test_util.hpp"
+#include "tether/loop/sync.hpp"
+#include "tether/loop/task_group.hpp"
 #include "tether/rpc/remote_exception.hpp"
 #include "tether/service/client.hpp"
 #include "tether/service/serve.hpp"
@@ -94,6 +96,33 @@ inline Task<Client> open_client(std::uint16_t port) {
 inline Task<void> close_client(Client& c) {
   c.root = Netref();
   co_await c.conn->close();
+}
+
+/// A graceful shutdown with a 30 s grace period.
+inline Task<void> shutdown_with_grace(Server& server) { co_await server.shutdown(std::chrono::seconds(30)); }
+
+/// Graceful shutdown with an idle client and a busy one: `port`'s server is shut down (30 s
+/// grace) once the busy client's call to `hold` has signalled `entered`; the idle connection
+/// must close at once, the busy one only after `release` lets its call answer 7, and the
+/// whole drain must take far less than the grace period. The events belong to the caller.
+inline Task<void> expect_graceful_drain(std::uint16_t port, Server& server, Event& entered, Event& release,
+                                        EventLoop& loop) {
+  Client idle = co_await open_client(port);
+  Client busy = co_await open_client(port);
+  AsyncResult pending = busy.root.callattr_async("hold");
+  co_await entered.wait();
+  const auto t0 = Clock::now();
+  TaskGroup group(loop);
+  group.spawn(shutdown_with_grace(server));
+  co_await idle.conn->wait_closed();
+  EXPECT_FALSE(busy.conn->closed());
+  release.set();
+  Any r = co_await pending.wait();
+  EXPECT_EQ(r.value().as_int64(), 7);
+  co_await busy.conn->wait_closed();
+  co_await group.wait();
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(10));  // far from the 30 s grace period
+  EXPECT_EQ(server.connections(), 0u);
 }
 
 }  // namespace tether::testing

@@ -488,34 +488,12 @@ Task<std::int64_t> hold(std::shared_ptr<Gate> gate) {
   co_return 7;
 }
 
-Task<void> shutdown_now(Server& server) { co_await server.shutdown(std::chrono::seconds(30)); }
-
-Task<void> drain(std::uint16_t port, Server& server, std::shared_ptr<Gate> gate, EventLoop& loop) {
-  Client idle = co_await open_client(port);
-  Client busy = co_await open_client(port);
-  AsyncResult pending = busy.root.callattr_async("hold");
-  co_await gate->entered.wait();
-  const auto t0 = Clock::now();
-  TaskGroup group(loop);
-  group.spawn(shutdown_now(server));
-  // The idle connection is closed at once; the busy one once its call has finished.
-  co_await idle.conn->wait_closed();
-  EXPECT_FALSE(busy.conn->closed());
-  gate->release.set();
-  Any r = co_await pending.wait();
-  EXPECT_EQ(r.value().as_int64(), 7);
-  co_await busy.conn->wait_closed();
-  co_await group.wait();
-  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(10));  // far from the 30 s grace period
-  EXPECT_EQ(server.connections(), 0u);
-}
-
 TEST_F(ServiceTest, ShutdownDrainsConnections) {
   auto gate = std::make_shared<Gate>();
   Service svc("Drain");
   svc.expose_async("hold", [gate]() { return hold(gate); });
   std::uint16_t port = start(svc);
-  run(drain(port, *server_, gate, loop_));
+  run(expect_graceful_drain(port, *server_, gate->entered, gate->release, loop_));
 }
 
 // --- hooks ----------------------------------------------------------------------------------
@@ -578,7 +556,7 @@ TEST_F(ServiceTest, HooksAreToldAboutTheServerAndRunBeforeAGracefulShutdownStops
   EXPECT_EQ(info.aliases, (std::vector<std::string>{"CALC", "MATH"}));
   EXPECT_FALSE(info.tls);
   EXPECT_EQ(info.generation, rpc::Generation::k6);
-  run(shutdown_now(*server_));
+  run(shutdown_with_grace(*server_));
   EXPECT_EQ(log.events, (std::vector<std::string>{"on_shutdown", "destroyed"}));
   EXPECT_TRUE(log.accepted_during_shutdown);
 }
