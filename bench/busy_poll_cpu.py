@@ -17,22 +17,13 @@ the one that never spins. Aims (issue 25): idle <= 1 %, one call a second <= 2 %
 """
 import argparse
 import os
-import subprocess
-import sys
 import time
 
 import rpyc
 
+from python_client_bench import start  # calc_server on a free port: (process, port)
+
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def start(argv):
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    line = proc.stdout.readline()
-    if not line.startswith("listening on "):
-        proc.kill()
-        sys.exit(f"busy_poll_cpu: {argv[0]} did not start (printed {line!r})")
-    return proc, int(line.rsplit(":", 1)[1])
 
 
 def cpu_of(pid):
