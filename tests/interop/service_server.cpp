@@ -106,7 +106,48 @@ tether::Class<Store> define_store(tether::Service& svc) {
       .getitem(&Store::get)
       .contains(&Store::has)
       .repr([](const Store& s) { return "<interop.Store " + s.name() + ">"; })
-      .init([](std::string name) { return std::make_shared<Store>(std::move(name)); }, tether::arg_names("name"));
+      .init([](std::string name) { return std::make_shared<Store>(std::move(name)); },
+            tether::arg_names("name"));
+}
+
+/// A context manager (upstream test_context_managers): records how `with` left it. __exit__
+/// takes RPyC's three arguments; it suppresses the exception when made with suppress=true.
+class Guard {
+ public:
+  explicit Guard(bool suppress) : suppress_(suppress) {}
+  std::string enter() {
+    ++entered_;
+    return "entered";
+  }
+  bool exit(const tether::Any& type, const tether::Any& value, const tether::Any& tb) {
+    auto kind = [](const tether::Any& a) -> std::string {
+      if (a.is_none()) return "None";
+      return a.is_netref() ? "proxy" : "value";
+    };
+    last_ = kind(type) + " " + kind(value) + " " + kind(tb);
+    return suppress_;
+  }
+  std::string last_exit() const { return last_; }
+  std::int64_t entered() const { return entered_; }
+
+ private:
+  const bool suppress_;
+  std::int64_t entered_ = 0;
+  std::string last_ = "never";
+};
+
+tether::Class<Guard> define_guard(tether::Service& svc) {
+  return svc.define_class<Guard>("Guard", "interop")
+      .method("__enter__", &Guard::enter)
+      .method(
+          "__exit__",
+          [](Guard& g, tether::Any type, tether::Any value, tether::Any tb) {
+            return g.exit(type, value, tb);
+          },
+          tether::arg_names("exc_type", "exc_value", "traceback"))
+      .method("last_exit", &Guard::last_exit)
+      .property("entered", &Guard::entered)
+      .init([](bool suppress) { return std::make_shared<Guard>(suppress); }, tether::arg_names("suppress"));
 }
 
 /// Per-connection state (Session::state()).
@@ -267,6 +308,7 @@ tether::Service make_service() {
   // --- classes as objects: Store(name) creates one; isinstance(x, Store) works in Python;
   // NoneType is Python's own type, resolved there.
   svc.expose_object("Store", store_class.type_object());
+  svc.expose_object("Guard", define_guard(svc).type_object());
   svc.expose_object("NoneType", tether::python_type("builtins.NoneType"));
   svc.expose_object("Opaque", std::make_shared<tether::TypeObject>("interop.Opaque"));
   // --- per-connection state
@@ -290,13 +332,17 @@ std::atomic<std::int64_t> g_notebook_disconnects{0};
 class Notebook final : public tether::Object {
  public:
   Notebook() {
-    add("write", [this](std::string line) {
-      lines_.push_back(std::move(line));
-      return static_cast<std::int64_t>(lines_.size());
-    }, tether::arg_names("line"));
+    add(
+        "write",
+        [this](std::string line) {
+          lines_.push_back(std::move(line));
+          return static_cast<std::int64_t>(lines_.size());
+        },
+        tether::arg_names("line"));
     add("lines", [this]() { return lines_; });
     add("peer", [](tether::Session& s) { return s.peer(); });
-    add("add", [](std::int64_t a, std::int64_t b) { return a + b; }, tether::arg_names("a", "b"));
+    add(
+        "add", [](std::int64_t a, std::int64_t b) { return a + b; }, tether::arg_names("a", "b"));
     add("slow", &slow, tether::arg_names("ms", "tag"));
     add("disconnects", []() { return g_notebook_disconnects.load(); });
   }
@@ -309,8 +355,8 @@ class Notebook final : public tether::Object {
     if (it == members_.end()) return tether::Object::get_attr(ctx, name);
     return tether::Any(it->second);
   }
-  tether::Task<tether::Any> call_attr(tether::CallContext& ctx, std::string_view name, std::vector<tether::Any> args,
-                                      tether::Kwargs kwargs) override {
+  tether::Task<tether::Any> call_attr(tether::CallContext& ctx, std::string_view name,
+                                      std::vector<tether::Any> args, tether::Kwargs kwargs) override {
     if (name == "__len__") return length(static_cast<std::int64_t>(lines_.size()));
     auto it = members_.find(name);
     if (it == members_.end()) throw tether::attribute_error(name);

@@ -336,6 +336,25 @@ class ServiceTest(unittest.TestCase):
         with self.assertRaises(TypeError):
             self.root.Opaque()  # a class without a constructor cannot be instantiated
 
+    # --- context managers (upstream test_context_managers) ---------------------------------
+
+    def test_with_block_reaches_exit_with_three_arguments(self):
+        g = self.root.Guard(False)
+        with g as entered:
+            self.assertEqual(entered, "entered")
+        self.assertEqual(g.entered, 1)
+        self.assertEqual(g.last_exit(), "None None None")
+        # RPyC's client sends the exception type only: the value is made by calling it (a
+        # proxy of the client's KeyError), and no traceback travels.
+        with self.assertRaises(KeyError):
+            with g:
+                raise KeyError("k")
+        self.assertEqual(g.last_exit(), "proxy proxy None")
+        swallowing = self.root.Guard(True)
+        with swallowing:
+            raise ValueError("suppressed by __exit__ returning True")
+        self.assertEqual(swallowing.last_exit(), "proxy proxy None")
+
     def test_help_shows_signatures_and_doc_strings(self):
         # IPython's `?` and inspect.getdoc read __doc__ (stock RPyC lets it through); tether
         # also answers __name__, __qualname__ and __module__. (pydoc's help() reads a proxy's

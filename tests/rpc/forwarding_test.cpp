@@ -19,9 +19,9 @@
 #include <vector>
 
 #include "rpc_fixture.hpp"
-#include "tether/rpc/convert.hpp"
 #include "tether/loop/task_group.hpp"
 #include "tether/loop/time.hpp"
+#include "tether/rpc/convert.hpp"
 #include "tether/rpc/remote_exception.hpp"
 
 namespace tether::testing {
@@ -66,6 +66,22 @@ Task<Any> probe(Netref x) {
   Netref add = co_await x.attr("add");
   Any called = co_await add.call(make_args(Value(40), Value(2)));
   out.emplace_back(Value(called.repr()));
+  // Keyword arguments, through CALLATTR and through CALL of the bound method.
+  Kwargs b5;
+  b5.emplace_back("b", Any(Value(5)));
+  Any kw_attr = co_await x.callattr("add", make_args(Value(2)), std::move(b5));
+  Kwargs b2;
+  b2.emplace_back("b", Any(Value(2)));
+  Any kw_call = co_await add.call(make_args(Value(40)), std::move(b2));
+  out.emplace_back(Value(kw_attr.repr() + " " + kw_call.repr()));
+  // STR (the origin's differs from its REPR), HASH and INSPECT, compared by the caller with
+  // what the origin answers directly.
+  std::string text = co_await x.str();
+  out.emplace_back(Value(text));
+  std::int64_t h = co_await x.hash();
+  out.emplace_back(Value(std::to_string(h)));
+  std::vector<std::string> inspected = co_await x.inspect();
+  out.emplace_back(Value(fmt::format("{}", fmt::join(inspected, ","))));
   co_return Any::tuple(std::move(out));
 }
 
@@ -128,7 +144,7 @@ class ForwardingTest : public LoopTest {
 Task<Strings> probe_through_middle(Connection& origin_side, Connection& far_side) {
   Netref origin_root = co_await origin_side.root();
   Netref made = co_await origin_root.attr("make");  // a bound method of the origin's root
-  Any obj = co_await made.call();                    // a fresh TestRoot on the origin
+  Any obj = co_await made.call();                   // a fresh TestRoot on the origin
   Netref far_root = co_await far_side.root();
   Any report = co_await far_root.callattr("probe", make_args(obj));
   Strings out;
@@ -137,19 +153,28 @@ Task<Strings> probe_through_middle(Connection& origin_side, Connection& far_side
   out.push_back(direct == out.at(2) ? "same repr" : "repr differs: " + direct);
   std::vector<std::string> names = co_await obj.netref().dir();
   out.push_back(fmt::format("{}", fmt::join(names, ",")) == out.at(3) ? "same dir" : "dir differs");
+  std::int64_t h = co_await obj.netref().hash();
+  out.push_back(std::to_string(h) == out.at(8) ? "same hash" : "hash differs: " + std::to_string(h));
+  std::vector<std::string> inspected = co_await obj.netref().inspect();
+  out.push_back(fmt::format("{}", fmt::join(inspected, ",")) == out.at(9) ? "same inspect"
+                                                                          : "inspect differs");
   co_return out;
 }
 
 TEST_F(ForwardingTest, EveryOperationOfTheFarEndReachesTheOrigin) {
   const Strings got = run(probe_through_middle(origin_side(), far_side()));
-  ASSERT_EQ(got.size(), 8u);
+  ASSERT_EQ(got.size(), 14u);
   EXPECT_EQ(got[0], "42");
   EXPECT_EQ(got[1], "5");
   EXPECT_NE(got[2].find("tests.TestRoot"), std::string::npos) << got[2];
-  EXPECT_EQ(got[7], "same dir");
   EXPECT_EQ(got[4], "ValueError: far away");
   EXPECT_EQ(got[5], "42");
-  EXPECT_EQ(got[6], "same repr");
+  EXPECT_EQ(got[6], "7 42");  // keyword arguments arrived through CALLATTR and CALL
+  EXPECT_EQ(got[7], "a test root");
+  EXPECT_EQ(got[10], "same repr");
+  EXPECT_EQ(got[11], "same dir");
+  EXPECT_EQ(got[12], "same hash");
+  EXPECT_EQ(got[13], "same inspect");
 }
 
 Task<Strings> round_trip_home(Connection& origin_side, Connection& far_side) {
@@ -170,8 +195,9 @@ TEST_F(ForwardingTest, AReferenceThatComesBackIsTheOriginalAgain) {
   EXPECT_EQ(run(round_trip_home(origin_side(), far_side())), (Strings{"same proxy", "home"}));
 }
 
-Task<void> lend_and_release(ForwardingTest* t, Connection& origin_side, Connection& far_side, Connection& origin,
-                            std::shared_ptr<Prober> prober, std::vector<std::size_t>& exported) {
+Task<void> lend_and_release(ForwardingTest* t, Connection& origin_side, Connection& far_side,
+                            Connection& origin, std::shared_ptr<Prober> prober,
+                            std::vector<std::size_t>& exported) {
   Netref origin_root = co_await origin_side.root();
   Netref far_root = co_await far_side.root();
   exported.push_back(origin.stats().exported);  // the root only
@@ -245,8 +271,8 @@ struct WiredPair {
   BufferedStream::WeakRef server_stream;
 };
 
-WiredPair wire(EventLoop& loop, ObjectPtr server_root, ConnectionOptions client_opts, ConnectionOptions server_opts,
-               std::size_t capacity = std::size_t{1} << 20) {
+WiredPair wire(EventLoop& loop, ObjectPtr server_root, ConnectionOptions client_opts,
+               ConnectionOptions server_opts, std::size_t capacity = std::size_t{1} << 20) {
   auto pipe = make_mem_pipe(loop, capacity);
   auto client_stream = std::make_unique<BufferedStream>(std::move(pipe.first));
   auto server_stream = std::make_unique<BufferedStream>(std::move(pipe.second));
@@ -374,8 +400,8 @@ Task<std::string> outcome(Task<Any> call) {
   co_return out;
 }
 
-Task<void> stuck_origin(ForwardingStressTest* t, RawOrigin& origin, Connection& middle_to_far, Connection& far,
-                        std::shared_ptr<Prober> prober, std::vector<std::string>& out) {
+Task<void> stuck_origin(ForwardingStressTest* t, RawOrigin& origin, Connection& middle_to_far,
+                        Connection& far, std::shared_ptr<Prober> prober, std::vector<std::string>& out) {
   std::vector<Value> got;
   co_await far_end_keeps_raw_root(*origin.raw, got, *origin.middle, middle_to_far);  // then it reads no more
   const ConnectionStats middle_before = origin.middle->stats();
@@ -405,8 +431,9 @@ Task<void> stuck_origin(ForwardingStressTest* t, RawOrigin& origin, Connection& 
     return origin.middle->stats().pending == 0 && middle_to_far.stats().exported == 0 &&
            far.stats().proxies == 0 && origin.middle->stats().proxies == middle_before.proxies;
   });
-  out.push_back(settled ? "settled" : "tables not back: pending " + std::to_string(origin.middle->stats().pending) +
-                                          ", exported to far " + std::to_string(middle_to_far.stats().exported));
+  out.push_back(settled ? "settled"
+                        : "tables not back: pending " + std::to_string(origin.middle->stats().pending) +
+                              ", exported to far " + std::to_string(middle_to_far.stats().exported));
   // Then the origin resets: the middle's connection to it closes, the rest goes on.
   origin.raw->stream().abort();
   co_await origin.middle->wait_closed();
@@ -477,7 +504,8 @@ TEST_F(ForwardingStressTest, AnOriginFloodingTheMiddleDoesNotStopTheFarEndsCalls
   start_far_and_client(5s);
   to_origin_ = wire(loop_, origin_root_, ConnectionOptions(), ConnectionOptions());
   std::vector<std::string> out;
-  run(calls_through_a_flood(this, *to_origin_.client, *to_origin_.server, middle_to_far(), far(), prober_, out),
+  run(calls_through_a_flood(this, *to_origin_.client, *to_origin_.server, middle_to_far(), far(), prober_,
+                            out),
       60s);
   EXPECT_EQ(out, (std::vector<std::string>{"50", "each within the deadline", "5000", "42", "settled"}));
 }
@@ -491,7 +519,8 @@ Task<void> origin_vanishes(ForwardingStressTest* t, RawOrigin& origin, Vanish ho
   AsyncResult call = prober->kept.callattr_async("slow");
   co_await read_requests(*origin.raw, got, 2);  // the forwarded call reached the origin ...
   const Value& handler = got.at(1).as_tuple().at(2).as_tuple().at(0);
-  out.push_back(handler == Value(static_cast<std::int64_t>(rpc::Handler::kCallAttr)) ? "forwarded" : handler.repr());
+  out.push_back(handler == Value(static_cast<std::int64_t>(rpc::Handler::kCallAttr)) ? "forwarded"
+                                                                                     : handler.repr());
   const TimePoint t0 = Clock::now();
   if (how == Vanish::kEof) {  // ... and the origin goes away before it answers
     origin.raw->close();
@@ -505,8 +534,8 @@ Task<void> origin_vanishes(ForwardingStressTest* t, RawOrigin& origin, Vanish ho
   out.push_back(std::to_string(served));
   prober->kept = Netref();
   std::vector<Connection*> conns(1, &middle_to_far);
-  bool settled =
-      co_await settle_on(conns, [&] { return middle_to_far.stats().exported == 0 && far.stats().proxies == 0; });
+  bool settled = co_await settle_on(
+      conns, [&] { return middle_to_far.stats().exported == 0 && far.stats().proxies == 0; });
   out.push_back(settled ? "settled" : "tables not back");
   out.push_back(middle_to_far.closed() ? "far connection closed" : "far connection open");
 }
@@ -548,7 +577,8 @@ Task<void> far_end_vanishes(ForwardingStressTest* t, RawOrigin& origin, Vanish h
   out.push_back(middle_to_far.closed() ? "far gone" : "far still there");
   // The origin answers now, with a new object of its own.
   const Value made = Value::make_tuple(Value("tests.Raw"), Value(1), Value(7));
-  send_raw_reply(*origin.raw, seq, Value::make_tuple(Value(static_cast<std::int64_t>(rpc::Label::kRemoteRef)), made));
+  send_raw_reply(*origin.raw, seq,
+                 Value::make_tuple(Value(static_cast<std::int64_t>(rpc::Label::kRemoteRef)), made));
   // The middle releases it: a DEL of that id_pack reaches the origin.
   bool released = false;
   for (int i = 0; i < 5 && !released; ++i) {
@@ -564,8 +594,9 @@ Task<void> far_end_vanishes(ForwardingStressTest* t, RawOrigin& origin, Vanish h
   bool settled = co_await settle_on(none, [&] {
     return origin.middle->stats().pending == 0 && origin.middle->stats().proxies == before.proxies;
   });
-  out.push_back(settled ? "settled" : "tables not back: pending " + std::to_string(origin.middle->stats().pending) +
-                                          ", proxies " + std::to_string(origin.middle->stats().proxies));
+  out.push_back(settled ? "settled"
+                        : "tables not back: pending " + std::to_string(origin.middle->stats().pending) +
+                              ", proxies " + std::to_string(origin.middle->stats().proxies));
   std::int64_t served = co_await t->middle_still_serves();
   out.push_back(std::to_string(served));
   (void)call;

@@ -48,6 +48,8 @@ class TestRoot : public Object {
     return method_of(this, name);
   }
   Task<Any> call_attr(CallContext& ctx, std::string_view name, std::vector<Any> args, Kwargs kwargs) override;
+  /// Unlike repr(): the forwarding tests tell STR from REPR by it.
+  [[nodiscard]] std::string str() const override { return "a test root"; }
 
   std::shared_ptr<Event> release = std::make_shared<Event>();
   int calls = 0;
@@ -80,8 +82,8 @@ struct RpcPair : ConnectionPair {
   std::shared_ptr<TestRoot> server_root = std::make_shared<TestRoot>();
 };
 
-inline RpcPair make_rpc_pair(EventLoop& loop, ConnectionOptions client_opts = {}, ConnectionOptions server_opts = {},
-                             ObjectPtr client_root = nullptr) {
+inline RpcPair make_rpc_pair(EventLoop& loop, ConnectionOptions client_opts = {},
+                             ConnectionOptions server_opts = {}, ObjectPtr client_root = nullptr) {
   RpcPair p;
   static_cast<ConnectionPair&>(p) =
       connect_pair(loop, p.server_root, client_opts, server_opts, std::move(client_root));
