@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,7 +38,7 @@ class Prober : public Object {
   [[nodiscard]] std::string type_name() const override { return "tests.Prober"; }
   [[nodiscard]] bool has_attr(std::string_view n) const override {
     return n == "exposed_probe" || n == "exposed_probe_kept" || n == "exposed_keep" || n == "exposed_drop" ||
-           n == "exposed_back";
+           n == "exposed_back" || n == "exposed_poke";
   }
   Any get_attr(CallContext&, std::string_view name) override { return method_of(this, name); }
   Task<Any> call_attr(CallContext& ctx, std::string_view name, std::vector<Any> args, Kwargs kwargs) override;
@@ -85,6 +86,21 @@ Task<Any> probe(Netref x) {
   co_return Any::tuple(std::move(out));
 }
 
+/// SETATTR, GETATTR and DELATTR of one attribute of x, and a GETATTR after the delete:
+/// "<value read> <what the last read raised>".
+Task<Any> poke(Netref x) {
+  co_await x.setattr("colour", Any(Value("red")));
+  Any got = co_await x.getattr("colour");
+  co_await x.delattr("colour");
+  std::string after = "nothing raised";
+  try {
+    (void)co_await x.getattr("colour");
+  } catch (const RemoteException& e) {
+    after = e.type_name();
+  }
+  co_return Any(Value(got.value().as_str() + " " + after));
+}
+
 Task<Any> Prober::call_attr(CallContext&, std::string_view name, std::vector<Any> args, Kwargs) {
   if (name == "exposed_probe") {
     Any r = co_await probe(args.at(0).netref());
@@ -103,6 +119,10 @@ Task<Any> Prober::call_attr(CallContext&, std::string_view name, std::vector<Any
     co_return Any();
   }
   if (name == "exposed_back") co_return args.at(0);
+  if (name == "exposed_poke") {
+    Any r = co_await poke(args.at(0).netref());
+    co_return r;
+  }
   throw attribute_error(name);
 }
 
@@ -193,6 +213,53 @@ Task<Strings> round_trip_home(Connection& origin_side, Connection& far_side) {
 
 TEST_F(ForwardingTest, AReferenceThatComesBackIsTheOriginalAgain) {
   EXPECT_EQ(run(round_trip_home(origin_side(), far_side())), (Strings{"same proxy", "home"}));
+}
+
+/// An origin object with plain attributes that may be set and deleted; it logs each change.
+class Slots : public Object {
+ public:
+  [[nodiscard]] std::string type_name() const override { return "tests.Slots"; }
+  [[nodiscard]] bool has_attr(std::string_view n) const override {
+    return values_.count(std::string(n)) != 0;
+  }
+  Any get_attr(CallContext& ctx, std::string_view n) override {
+    auto it = values_.find(std::string(n));
+    if (it == values_.end()) return Object::get_attr(ctx, n);
+    return Any(Value(it->second));
+  }
+  void set_attr(CallContext&, std::string_view n, Any v) override {
+    values_[std::string(n)] = v.value().as_str();
+    log.push_back(fmt::format("set {}={}", n, v.value().as_str()));
+  }
+  void del_attr(CallContext& ctx, std::string_view n) override {
+    if (values_.erase(std::string(n)) == 0) Object::del_attr(ctx, n);
+    log.push_back(fmt::format("del {}", n));
+  }
+
+  Strings log;
+
+ private:
+  std::map<std::string, std::string> values_;
+};
+
+Task<std::string> poke_through_middle(Connection& slots_side, Connection& far_side) {
+  Netref slots = co_await slots_side.root();
+  Netref far_root = co_await far_side.root();
+  Any r = co_await far_root.callattr("poke", make_args(slots));
+  co_return r.value().as_str();
+}
+
+// SETATTR and DELATTR by the far end change the origin's object; the origin's own policy
+// (here one that allows them) decides, and its AttributeError comes back through the middle.
+TEST_F(ForwardingTest, SetattrAndDelattrOfTheFarEndReachTheOrigin) {
+  auto slots = std::make_shared<Slots>();
+  ConnectionOptions open;
+  open.policy.allow_public_attrs = true;
+  open.policy.allow_setattr = true;
+  open.policy.allow_delattr = true;
+  ConnectionPair to_slots = connect_pair(loop_, slots, {}, open);
+  EXPECT_EQ(run(poke_through_middle(*to_slots.client, far_side())), "red AttributeError");
+  EXPECT_EQ(slots->log, (Strings{"set colour=red", "del colour"}));
 }
 
 Task<void> lend_and_release(ForwardingTest* t, Connection& origin_side, Connection& far_side,
