@@ -93,7 +93,6 @@ struct BusyPoll {
   bool adaptive = false;
 
   BusyPoll() = default;
-  BusyPoll(Duration fixed_spin) : spin(fixed_spin) {}  // NOLINT(google-explicit-constructor)
   template <class Rep, class Period>
   BusyPoll(std::chrono::duration<Rep, Period> fixed_spin)  // NOLINT(google-explicit-constructor)
       : spin(std::chrono::duration_cast<Duration>(fixed_spin)) {}
