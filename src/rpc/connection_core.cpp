@@ -45,6 +45,13 @@ ConnectionCore::ConnectionCore(std::unique_ptr<Channel> channel, ObjectPtr root,
           TETHER_LOG_WARN("rpc connection {}: task failed: {}", opts_.name, describe_current_exception());
         }
       }) {
+  if (std::any_of(opts_.interceptors.begin(), opts_.interceptors.end(), [](const auto& i) { return i != nullptr; })) {
+    auto chain = std::make_shared<InterceptorChain>();
+    for (const auto& i : opts_.interceptors) {
+      if (i) chain->push_back(i);
+    }
+    interceptors_ = std::move(chain);
+  }
   writer_.set_generation(gen_);
   writer_.set_foreign_netref([this](const Netref& r) { return forwarding_for(r); });
   writer_.set_classes(opts_.classes.get());
@@ -106,22 +113,54 @@ std::shared_ptr<PendingCall> ConnectionCore::finish_request(Handler h, std::uint
   return p;
 }
 
-std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, std::vector<Any> args) {
-  check_open();
+std::shared_ptr<PendingCall> ConnectionCore::send_request_now(Handler h, std::vector<Any>& args) {
   const std::uint64_t seq = pending_.take_seq();
   Buffer& out = writer_.begin_request(h, seq);
   writer_.boxed_tuple(args, out);
   return finish_request(h, seq);
 }
 
-template <class EncodeArgs>
-std::shared_ptr<PendingCall> ConnectionCore::send_callattr_with(const Netref& target, std::string_view name,
-                                                                EncodeArgs&& encode_args, Kwargs kwargs) {
+std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, std::vector<Any> args) {
+  check_open();
+  if (!interceptors_) return send_request_now(h, args);
+  CallInfo info = call_info(CallSide::kSent, h);
+  describe_items(info, args);
+  std::unique_ptr<InterceptScope> scope = intercept_sent(std::move(info));
+  std::shared_ptr<PendingCall> p;
+  try {
+    p = send_request_now(h, args);
+  } catch (...) {
+    scope->after(std::current_exception());
+    throw;
+  }
+  p->intercept = std::move(scope);
+  return p;
+}
+
+void ConnectionCore::check_callattr(std::string_view name) const {
   if (auto bad = brine::find_invalid_utf8(name)) {
     throw UsageError(fmt::format("brine str: text is not valid UTF-8 (byte 0x{:02x} at offset {})",
                                  static_cast<unsigned char>(name[*bad]), *bad));
   }
   check_open();
+}
+
+template <class EncodeArgs>
+std::shared_ptr<PendingCall> ConnectionCore::send_callattr_with(const Netref& target, std::string_view name,
+                                                                EncodeArgs&& encode_args, Kwargs kwargs,
+                                                                std::unique_ptr<InterceptScope> scope) {
+  if (scope) {
+    // Intercepted: the scope hears how the send ended, and then how the call did.
+    std::shared_ptr<PendingCall> p;
+    try {
+      p = send_callattr_with(target, name, std::forward<EncodeArgs>(encode_args), std::move(kwargs), nullptr);
+    } catch (...) {
+      scope->after(std::current_exception());
+      throw;
+    }
+    p->intercept = std::move(scope);
+    return p;
+  }
   const std::uint64_t seq = pending_.take_seq();
   Buffer& out = writer_.begin_request(Handler::kCallAttr, seq);
   // (TUPLE, (target, (VALUE, name), args, kwargs)), written without building it.
@@ -145,14 +184,28 @@ std::shared_ptr<PendingCall> ConnectionCore::send_callattr_with(const Netref& ta
 
 std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target, std::string_view name,
                                                            std::vector<Any>& args, Kwargs kwargs) {
+  check_callattr(name);
+  std::unique_ptr<InterceptScope> scope;
+  if (interceptors_) {
+    CallInfo info = call_info(CallSide::kSent, Handler::kCallAttr);
+    describe_callattr(info, name, args, kwargs);
+    scope = intercept_sent(std::move(info));
+  }
   return send_callattr_with(
-      target, name, [&](Buffer& out) { writer_.boxed_tuple_owned(args, out); }, std::move(kwargs));
+      target, name, [&](Buffer& out) { writer_.boxed_tuple_owned(args, out); }, std::move(kwargs), std::move(scope));
 }
 
 std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target, std::string_view name,
                                                            std::span<brine::Value> args) {
+  check_callattr(name);
+  std::unique_ptr<InterceptScope> scope;
+  if (interceptors_) {
+    CallInfo info = call_info(CallSide::kSent, Handler::kCallAttr);
+    describe_callattr(info, name, args);
+    scope = intercept_sent(std::move(info));
+  }
   return send_callattr_with(
-      target, name, [&](Buffer& out) { writer_.value_tuple(args, out); }, Kwargs{});
+      target, name, [&](Buffer& out) { writer_.value_tuple(args, out); }, Kwargs{}, std::move(scope));
 }
 
 AsyncResult ConnectionCore::start_sync(Handler h, std::vector<Any> args) {
@@ -537,15 +590,24 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
   std::int64_t started = 0;
   if (observer) started = observe_start(*observer);
   std::exception_ptr failure;
+  // Interceptors (null when none is installed): `before` may refuse the call.
+  std::unique_ptr<InterceptScope> scope;
+  if (self->interceptors_) failure = self->intercept_served(req, scope);
   Any result;
-  try {
-    CallContext ctx(*self);
-    Any r = co_await self->dispatch(ctx, req);
-    result = std::move(r);
-  } catch (...) {
-    failure = std::current_exception();
+  if (!failure) {
+    try {
+      CallContext ctx(*self);
+      Any r = co_await self->dispatch(ctx, req);
+      result = std::move(r);
+    } catch (...) {
+      failure = std::current_exception();
+    }
   }
-  if (self->closed_) co_return;
+  if (self->closed_) {
+    if (scope) scope->after(failure);
+    co_return;
+  }
+  std::exception_ptr reply_failure;
   try {
     if (failure) {
       self->send_exception(seq, failure, req.handler);
@@ -554,8 +616,10 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
     }
   } catch (...) {
     // The result could not be boxed (e.g. a Netref of a closed connection): report that.
-    self->send_exception(seq, std::current_exception(), req.handler);
+    reply_failure = std::current_exception();
+    self->send_exception(seq, reply_failure, req.handler);
   }
+  if (scope) scope->after(reply_failure ? reply_failure : failure);
   if (observer) self->observe_end(*observer, req, started, failure);
   // The last reply outstanding goes out now, not after this frame's clean-up and the rest of
   // the loop iteration (the peer is waiting for it). With more requests running, the reply

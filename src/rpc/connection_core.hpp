@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "rpc/export_table.hpp"
+#include "rpc/intercept.hpp"
 #include "rpc/message_reader.hpp"
 #include "rpc/message_writer.hpp"
 #include "rpc/pending_calls.hpp"
@@ -93,6 +94,18 @@ class ConnectionCore {
   /// Tells the observer (ConnectionOptions::observer) that `req` finished.
   void observe_end(rpc::CallObserver& observer, const Request& req, std::int64_t started,
                    const std::exception_ptr& failure) const noexcept;
+  /// Interceptors (ConnectionOptions::interceptors; intercept.cpp). A served request: its
+  /// CallInfo, the chain's `before` run; returns what the call fails with (null: go on).
+  std::exception_ptr intercept_served(const Request& req, std::unique_ptr<InterceptScope>& scope);
+  /// A request about to be sent: runs `before`; throws when the chain refuses it.
+  std::unique_ptr<InterceptScope> intercept_sent(CallInfo info);
+  [[nodiscard]] CallInfo call_info(CallSide side, Handler h) const;
+  /// Name and arguments of a request from its argument tuple as on the wire.
+  void describe_items(CallInfo& info, std::span<const Any> items) const;
+  void describe_callattr(CallInfo& info, std::string_view name, std::span<const Any> args,
+                         const Kwargs& kwargs) const;
+  void describe_callattr(CallInfo& info, std::string_view name, std::span<const brine::Value> args) const;
+  [[nodiscard]] bool intercepting() const noexcept { return interceptors_ != nullptr; }
   [[nodiscard]] std::exception_ptr error() const noexcept { return error_; }
   Task<void> wait_closed();
   void set_close_callback(std::function<void()> fn) { on_close_ = std::move(fn); }
@@ -136,12 +149,16 @@ class ConnectionCore {
   std::shared_ptr<PendingCall> finish_request(Handler h, std::uint64_t seq);
   template <class EncodeArgs>
   std::shared_ptr<PendingCall> send_callattr_with(const Netref& target, std::string_view name,
-                                                  EncodeArgs&& encode_args, Kwargs kwargs);
+                                                  EncodeArgs&& encode_args, Kwargs kwargs,
+                                                  std::unique_ptr<InterceptScope> scope);
+  std::shared_ptr<PendingCall> send_request_now(Handler h, std::vector<Any>& args);
   void send_reply(std::uint64_t seq, Any result);
   void send_close_request();
   void send_exception(std::uint64_t seq, std::exception_ptr e, Handler h);
   /// Not closed, or Disconnected.
   void check_open() const;
+  /// A CALLATTR may be sent: its name is valid UTF-8 and the connection open.
+  void check_callattr(std::string_view name) const;
 
   // --- backpressure and watchdogs
   /// True when serve_loop must stop reading: requests in flight hold too much decoded memory,
@@ -155,6 +172,8 @@ class ConnectionCore {
   std::unique_ptr<Channel> channel_;
   ObjectPtr root_;
   ConnectionOptions opts_;
+  /// opts_.interceptors without nulls; null when there are none (the one check per request).
+  std::shared_ptr<const InterceptorChain> interceptors_;
   Generation gen_;
   bool gen_locked_ = false;
   bool sent_first_ = false;
@@ -211,6 +230,14 @@ Kwargs as_kwargs(const Any& a);
 /// Builds the exception-reply body (vinegar, §9) for a C++ exception.
 brine::Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceback,
                               std::string_view context, bool include_local_version = true);
+/// An exception as the peer sees it: its Python type name ("ValueError", "mymod.MyError") and
+/// its arguments as text.
+struct PythonError {
+  std::string type;
+  std::string message;
+};
+PythonError python_error_of(const std::exception_ptr& e);
+
 /// Turns an exception-reply body into the C++ exception to throw.
 std::exception_ptr decode_exception(const brine::Value& body);
 

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <utility>
 
+#include "rpc/intercept.hpp"
 #include "tether/base/log.hpp"
 
 namespace tether::rpc::detail {
@@ -22,6 +23,10 @@ void complete_pending(const std::shared_ptr<PendingCall>& p, Any v, std::excepti
   p->done = true;
   p->value = std::move(v);
   p->error = std::move(e);
+  if (p->intercept) {
+    std::unique_ptr<InterceptScope> scope = std::move(p->intercept);
+    scope->after(p->error);
+  }
   if (p->expiry) {
     p->loop->cancel_timer(p->expiry);
     p->expiry = {};

@@ -19,6 +19,7 @@
 namespace tether::rpc::detail {
 
 class ConnectionCore;
+class InterceptScope;
 
 /// One request awaiting its reply.
 struct PendingCall {
@@ -34,6 +35,8 @@ struct PendingCall {
   tether::detail::WaitList waiters;
   std::vector<std::function<void(const AsyncResult&)>> callbacks;
   TimerId expiry{};
+  /// Set when interceptors watch this request: told how it ended.
+  std::unique_ptr<InterceptScope> intercept;
 
   explicit PendingCall(EventLoop* l) : loop(l), waiters(l) {}
   ~PendingCall();

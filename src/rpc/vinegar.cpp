@@ -72,6 +72,19 @@ std::string python_type_of(const std::exception_ptr& e) {
 }  // namespace tether::rpc
 
 namespace tether::rpc::detail {
+PythonError python_error_of(const std::exception_ptr& e) {
+  Mapped m = map_exception(e);
+  PythonError out;
+  out.type = m.module == "builtins" ? std::move(m.type) : m.module + "." + m.type;
+  for (const auto& a : m.args) {
+    if (!out.message.empty()) out.message += ", ";
+    out.message += text_of(a);
+  }
+  return out;
+}
+}  // namespace tether::rpc::detail
+
+namespace tether::rpc::detail {
 
 Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceback,
                        std::string_view context, bool include_local_version) {
