@@ -122,7 +122,7 @@ std::shared_ptr<PendingCall> ConnectionCore::send_request_now(Handler h, std::ve
 
 std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, std::vector<Any> args) {
   check_open();
-  if (!interceptors_) return send_request_now(h, args);
+  if (!interceptors_ || h == Handler::kClose) return send_request_now(h, args);
   CallInfo info = call_info(CallSide::kSent, h);
   describe_items(info, args);
   std::unique_ptr<InterceptScope> scope = intercept_sent(std::move(info));
