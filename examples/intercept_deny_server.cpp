@@ -34,7 +34,8 @@ std::string host_of(const std::string& peer) {
 
 class DenyMethod final : public tether::rpc::CallInterceptor {
  public:
-  DenyMethod(std::string method, std::set<std::string> allowed) : method_(std::move(method)), allowed_(std::move(allowed)) {}
+  DenyMethod(std::string method, std::set<std::string> allowed)
+      : method_(std::move(method)), allowed_(std::move(allowed)) {}
   tether::rpc::Decision before(tether::rpc::CallInfo& info) override {
     if (info.name != method_) return tether::rpc::Decision::proceed();
     const std::string host = host_of(info.peer);
@@ -63,7 +64,8 @@ int main(int argc, char** argv) {
     } else if (std::strcmp(argv[i], "--allow") == 0) {
       allowed.insert(argv[i + 1]);
     } else {
-      std::fprintf(stderr, "usage: intercept_deny_server [--host H] [--port P] [--deny METHOD] [--allow IP]...\n");
+      std::fprintf(stderr,
+                   "usage: intercept_deny_server [--host H] [--port P] [--deny METHOD] [--allow IP]...\n");
       return 2;
     }
   }

@@ -37,14 +37,11 @@ class JsonLog final : public tether::rpc::CallInterceptor {
     return tether::rpc::Decision::proceed();
   }
   void after(const tether::rpc::CallInfo& info, const tether::rpc::CallOutcome& outcome) override {
-    nlohmann::json line = {{"trace", info.trace_id},
-                           {"side", info.side == tether::rpc::CallSide::kServed ? "served" : "sent"},
-                           {"peer", info.peer},
-                           {"handler", lower(tether::rpc::handler_name(info.handler))},
-                           {"method", info.name},
-                           {"args", info.args},
-                           {"ok", outcome.ok},
-                           {"seconds", static_cast<double>(outcome.nanos) / 1e9}};
+    nlohmann::json line = {
+        {"trace", info.trace_id}, {"side", info.side == tether::rpc::CallSide::kServed ? "served" : "sent"},
+        {"peer", info.peer},      {"handler", lower(tether::rpc::handler_name(info.handler))},
+        {"method", info.name},    {"args", info.args},
+        {"ok", outcome.ok},       {"seconds", static_cast<double>(outcome.nanos) / 1e9}};
     if (!outcome.ok) {
       line["error_type"] = outcome.error_type;
       line["error"] = outcome.error_message;

@@ -101,9 +101,10 @@ void add_serve(CLI::App& app, Runner& run) {
   sub->add_option("ADDR", args->addr,
                   "host:port (port 0: a free one), [v6]:port, unix:/path, unix:@name, tls://host:port")
       ->capture_default_str();
-  sub->add_flag("--http", args->http,
-                "Also answer HTTP on the RPC port: /metrics, /healthz, /readyz, /status.json (tether stats) and the "
-                "web console (docs/observability.md)");
+  sub->add_flag(
+      "--http", args->http,
+      "Also answer HTTP on the RPC port: /metrics, /healthz, /readyz, /status.json (tether stats) and the "
+      "web console (docs/observability.md)");
   sub->add_option("--threads", args->threads, "Loop threads serving connections")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));

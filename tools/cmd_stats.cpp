@@ -46,7 +46,8 @@ Task<std::string> http_get(Target target, double timeout) {
   } else {
     stream = co_await open_connection(target.host, target.port, net);
   }
-  stream->write("GET /status.json HTTP/1.1\r\nHost: tether\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
+  stream->write(
+      "GET /status.json HTTP/1.1\r\nHost: tether\r\nAccept: application/json\r\nConnection: close\r\n\r\n");
   Bytes answer = co_await stream->read_until_close();
   co_return std::string(answer.view());
 }
@@ -59,13 +60,15 @@ json fetch_status(const Target& target, double timeout) {
   try {
     answer = loop.run_until_complete(with_timeout(seconds_to_duration(timeout), http_get(target, timeout)));
   } catch (const Timeout&) {
-    throw CliError(kExitConnection,
-                   fmt::format("{} gave no HTTP answer within {} s (a tether server answers HTTP on its RPC port only "
-                               "with HTTP on the RPC port turned on; else give its admin address)",
-                               where, timeout));
+    throw CliError(
+        kExitConnection,
+        fmt::format("{} gave no HTTP answer within {} s (a tether server answers HTTP on its RPC port only "
+                    "with HTTP on the RPC port turned on; else give its admin address)",
+                    where, timeout));
   } catch (const Error& e) {
     if (e.kind() == ErrorKind::kLimitExceeded) {
-      throw CliError(kExitConnection, fmt::format("{}: the answer is larger than {} bytes", where, kMaxAnswer));
+      throw CliError(kExitConnection,
+                     fmt::format("{}: the answer is larger than {} bytes", where, kMaxAnswer));
     }
     throw CliError(kExitConnection, fmt::format("cannot fetch /status.json from {}: {}", where, e.what()));
   }
@@ -122,27 +125,31 @@ std::string render_table(const json& s, const json* previous, double dt) {
   std::string out;
   const bool ready = s.value("ready", false);
   out += fmt::format("service {}  up {:.0f} s  {}\n", str(s, "service"), num(s, "uptime_seconds"),
-                     s.value("draining", false) ? "draining" : ready ? "ready" : "not ready");
+                     s.value("draining", false) ? "draining"
+                     : ready                    ? "ready"
+                                                : "not ready");
   std::string closed;
   if (s.contains("closed_by_reason") && s["closed_by_reason"].is_object()) {
     for (const auto& [reason, n] : s["closed_by_reason"].items()) {
-      closed += fmt::format("{}{} {}", closed.empty() ? " (" : ", ", reason, n.is_number() ? n.get<std::uint64_t>() : 0);
+      closed += fmt::format("{}{} {}", closed.empty() ? " (" : ", ", reason,
+                            n.is_number() ? n.get<std::uint64_t>() : 0);
     }
     if (!closed.empty()) closed += ")";
   }
-  out += fmt::format("connections  open {}  accepted {}  refused {}  closed {}{}\n", u64(t, "connections_open"),
-                     u64(t, "connections_accepted"), u64(t, "connections_refused"), u64(t, "connections_closed"),
-                     closed);
+  out += fmt::format("connections  open {}  accepted {}  refused {}  closed {}{}\n",
+                     u64(t, "connections_open"), u64(t, "connections_accepted"),
+                     u64(t, "connections_refused"), u64(t, "connections_closed"), closed);
   std::string rate;
   if (previous && dt > 0) {
-    const double calls = static_cast<double>(u64(t, "requests")) - static_cast<double>(u64((*previous)["totals"], "requests"));
+    const double calls =
+        static_cast<double>(u64(t, "requests")) - static_cast<double>(u64((*previous)["totals"], "requests"));
     rate = fmt::format("  calls/s {:.1f}", calls / dt);
   }
   out += fmt::format("requests     {}  errors {}  in flight {}{}\n", u64(t, "requests"), u64(t, "errors"),
                      u64(t, "in_flight"), rate);
-  out += fmt::format("bytes        wire in {}  out {}  payload in {}  out {}\n", bytes_text(u64(t, "wire_bytes_in")),
-                     bytes_text(u64(t, "wire_bytes_out")), bytes_text(u64(t, "payload_bytes_in")),
-                     bytes_text(u64(t, "payload_bytes_out")));
+  out += fmt::format("bytes        wire in {}  out {}  payload in {}  out {}\n",
+                     bytes_text(u64(t, "wire_bytes_in")), bytes_text(u64(t, "wire_bytes_out")),
+                     bytes_text(u64(t, "payload_bytes_in")), bytes_text(u64(t, "payload_bytes_out")));
   out += fmt::format("objects      exported {}  proxies {}\n", u64(t, "exported"), u64(t, "proxies"));
   if (s.contains("registry") && s["registry"].value("configured", false)) {
     const json& r = s["registry"];
@@ -152,26 +159,28 @@ std::string render_table(const json& s, const json* previous, double dt) {
   }
   std::map<std::string, std::uint64_t> before;
   if (previous) {
-    for (const json& m : (*previous)["methods"]) before[str(m, "handler") + "/" + str(m, "method")] = u64(m, "calls");
+    for (const json& m : (*previous)["methods"])
+      before[str(m, "handler") + "/" + str(m, "method")] = u64(m, "calls");
   }
-  out += fmt::format("\n{:<24} {:<10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}\n", "METHOD", "HANDLER", "CALLS",
-                     "ERRORS", "CALLS/S", "P50 ms", "P90 ms", "P99 ms", "P99.9 ms");
+  out += fmt::format("\n{:<24} {:<10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}\n", "METHOD", "HANDLER",
+                     "CALLS", "ERRORS", "CALLS/S", "P50 ms", "P90 ms", "P99 ms", "P99.9 ms");
   for (const json& m : s["methods"]) {
     const std::string key = str(m, "handler") + "/" + str(m, "method");
     std::string per_s = "-";
     if (previous && dt > 0) {
       const auto it = before.find(key);
       const std::uint64_t was = it == before.end() ? 0 : it->second;
-      per_s = fmt::format("{:.1f}", static_cast<double>(u64(m, "calls") - std::min(was, u64(m, "calls"))) / dt);
+      per_s =
+          fmt::format("{:.1f}", static_cast<double>(u64(m, "calls") - std::min(was, u64(m, "calls"))) / dt);
     }
     const std::string method = str(m, "method");
-    out += fmt::format("{:<24} {:<10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}\n", method.empty() ? "-" : method,
-                       str(m, "handler"), u64(m, "calls"), u64(m, "errors"), per_s, ms(num(m, "p50")),
-                       ms(num(m, "p90")), ms(num(m, "p99")), ms(num(m, "p999")));
+    out += fmt::format("{:<24} {:<10} {:>10} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9}\n",
+                       method.empty() ? "-" : method, str(m, "handler"), u64(m, "calls"), u64(m, "errors"),
+                       per_s, ms(num(m, "p50")), ms(num(m, "p90")), ms(num(m, "p99")), ms(num(m, "p999")));
   }
   if (s.contains("loops") && s["loops"].is_array() && !s["loops"].empty()) {
-    out += fmt::format("\n{:<6} {:>12} {:>12} {:>14} {:>8} {:>8} {:>8} {:>8}\n", "LOOP", "LAG avg ms", "LAG max ms",
-                       "BUSY-POLL ms", "CAUGHT", "MISSED", "QUEUED", "RUNNING");
+    out += fmt::format("\n{:<6} {:>12} {:>12} {:>14} {:>8} {:>8} {:>8} {:>8}\n", "LOOP", "LAG avg ms",
+                       "LAG max ms", "BUSY-POLL ms", "CAUGHT", "MISSED", "QUEUED", "RUNNING");
     for (const json& l : s["loops"]) {
       out += fmt::format("{:<6} {:>12} {:>12} {:>14} {:>8} {:>8} {:>8} {:>8}\n", u64(l, "loop"),
                          ms(num(l, "lag_avg_seconds")), ms(num(l, "lag_max_seconds")),
@@ -185,8 +194,9 @@ std::string render_table(const json& s, const json* previous, double dt) {
 int run_stats(const StatsArgs& a) {
   const Target target = parse_target(a.addr);
   if (target.kind == Target::Kind::kService || target.tls) {
-    throw CliError(kExitUsage, "stats: give host:port (the RPC port with HTTP on it, or the admin address) or "
-                               "unix:PATH");
+    throw CliError(kExitUsage,
+                   "stats: give host:port (the RPC port with HTTP on it, or the admin address) or "
+                   "unix:PATH");
   }
   json previous;
   auto taken = std::chrono::steady_clock::now();
@@ -199,7 +209,9 @@ int run_stats(const StatsArgs& a) {
       text = s.dump(a.watch ? -1 : 2, ' ', false, json::error_handler_t::replace) + "\n";
     } else {
       text = render_table(s, previous.is_null() ? nullptr : &previous, dt);
-      if (a.watch) text = "\x1b[H\x1b[2J" + fmt::format("tether stats {}  every {} s\n", target.to_string(), a.interval) + text;
+      if (a.watch)
+        text = "\x1b[H\x1b[2J" +
+               fmt::format("tether stats {}  every {} s\n", target.to_string(), a.interval) + text;
     }
     std::fwrite(text.data(), 1, text.size(), stdout);
     std::fflush(stdout);
@@ -216,9 +228,11 @@ int run_stats(const StatsArgs& a) {
 void add_stats(CLI::App& app, Runner& run) {
   auto a = std::make_shared<StatsArgs>();
   CLI::App* sub = app.add_subcommand(
-      "stats", "Show a tether server's figures (connections, requests, errors, latency, bytes) from its /status.json");
-  sub->add_option("ADDR", a->addr,
-                  "host:port of the server's RPC port (with HTTP on it) or of its admin address, or unix:/path")
+      "stats",
+      "Show a tether server's figures (connections, requests, errors, latency, bytes) from its /status.json");
+  sub->add_option(
+         "ADDR", a->addr,
+         "host:port of the server's RPC port (with HTTP on it) or of its admin address, or unix:/path")
       ->required();
   sub->add_flag("--json", a->json_out, "Print the server's JSON instead of the table");
   sub->add_flag("-w,--watch", a->watch, "Refresh like top(1) until interrupted (or --count)");

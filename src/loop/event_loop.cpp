@@ -299,7 +299,8 @@ void EventLoop::poll_busily(int timeout_ms, std::vector<detail::PollEvent>& batc
     // within the cap makes the next waits spin twice as long as it (capped); a longer one
     // (an idle peer, one call a second) teaches nothing.
     const Duration gap = Clock::now() - start;
-    if (gap <= busy_poll_.spin) learned_spin_ = std::min<Duration>(busy_poll_.spin, std::max(learned_spin_, 2 * gap));
+    if (gap <= busy_poll_.spin)
+      learned_spin_ = std::min<Duration>(busy_poll_.spin, std::max(learned_spin_, 2 * gap));
   }
 }
 
@@ -551,8 +552,8 @@ LoopStats EventLoop::stats() const {
   s.signals = signals_ ? signals_->size() : 0;
   s.busy_poll_caught = figures_->busy_poll_caught.load(std::memory_order_relaxed);
   s.busy_poll_missed = figures_->busy_poll_missed.load(std::memory_order_relaxed);
-  s.busy_poll_time =
-      std::chrono::nanoseconds(static_cast<std::int64_t>(figures_->busy_poll_nanos.load(std::memory_order_relaxed)));
+  s.busy_poll_time = std::chrono::nanoseconds(
+      static_cast<std::int64_t>(figures_->busy_poll_nanos.load(std::memory_order_relaxed)));
   return s;
 }
 

@@ -147,7 +147,8 @@ std::unique_ptr<ServerHook> make_etcd_announcer(const ServerInfo& info, const Re
     keys.push_back(service_key(options.etcd.prefix, alias, host, port));
   EtcdConfig config{url.etcd_endpoints, url.username, url.password, options.etcd};
   return std::make_unique<EtcdAnnouncer>(*info.loop, std::move(config), std::move(keys),
-                                         service_value(info.generation, info.tls, options.weight), info.metrics);
+                                         service_value(info.generation, info.tls, options.weight),
+                                         info.metrics);
 }
 
 }  // namespace tether::registry::detail

@@ -45,7 +45,8 @@ ConnectionCore::ConnectionCore(std::unique_ptr<Channel> channel, ObjectPtr root,
           TETHER_LOG_WARN("rpc connection {}: task failed: {}", opts_.name, describe_current_exception());
         }
       }) {
-  if (std::any_of(opts_.interceptors.begin(), opts_.interceptors.end(), [](const auto& i) { return i != nullptr; })) {
+  if (std::any_of(opts_.interceptors.begin(), opts_.interceptors.end(),
+                  [](const auto& i) { return i != nullptr; })) {
     auto chain = std::make_shared<InterceptorChain>();
     for (const auto& i : opts_.interceptors) {
       if (i) chain->push_back(i);
@@ -192,7 +193,8 @@ std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target,
     scope = intercept_sent(std::move(info));
   }
   return send_callattr_with(
-      target, name, [&](Buffer& out) { writer_.boxed_tuple_owned(args, out); }, std::move(kwargs), std::move(scope));
+      target, name, [&](Buffer& out) { writer_.boxed_tuple_owned(args, out); }, std::move(kwargs),
+      std::move(scope));
 }
 
 std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target, std::string_view name,
@@ -256,8 +258,9 @@ void ConnectionCore::send_close_request() {
   const std::uint64_t seq = pending_.take_unreused_seq();
   close_seq_ = seq;
   writer_.send(MsgType::kRequest, seq,
-               Value::make_tuple(Value(static_cast<std::int64_t>(Handler::kClose)),
-                                 Value::make_tuple(Value(static_cast<std::int64_t>(Label::kValue)), Value::make_tuple())));
+               Value::make_tuple(
+                   Value(static_cast<std::int64_t>(Handler::kClose)),
+                   Value::make_tuple(Value(static_cast<std::int64_t>(Label::kValue)), Value::make_tuple())));
 }
 
 void ConnectionCore::send_reply(std::uint64_t seq, Any result) {
@@ -269,8 +272,9 @@ void ConnectionCore::send_reply(std::uint64_t seq, Any result) {
 
 void ConnectionCore::send_exception(std::uint64_t seq, std::exception_ptr e, Handler h) {
   if (closed_) return;
-  writer_.send(MsgType::kException, seq,
-               encode_exception(e, gen_, opts_.include_traceback, handler_name(h), opts_.include_local_version));
+  writer_.send(
+      MsgType::kException, seq,
+      encode_exception(e, gen_, opts_.include_traceback, handler_name(h), opts_.include_local_version));
 }
 
 Task<void> ConnectionCore::close_gracefully() {
@@ -558,7 +562,8 @@ void ConnectionCore::handle_del(std::uint64_t seq, std::span<Any> items) {
     if (items.empty() || items.size() > 2) throw PyError("TypeError", "bad DEL arguments");
     if (!items[0].is_local()) throw PyError("TypeError", "DEL needs a reference to a local object");
     std::uint64_t count = 1;
-    if (items.size() > 1 && items[1].is_value() && items[1].value().is_int64() && items[1].value().as_int64() > 0) {
+    if (items.size() > 1 && items[1].is_value() && items[1].value().is_int64() &&
+        items[1].value().as_int64() > 0) {
       count = static_cast<std::uint64_t>(items[1].value().as_int64());
     }
     const std::optional<ExportTable::Key> key = exports_.id_of(items[0].object().get());
@@ -572,8 +577,8 @@ void ConnectionCore::handle_del(std::uint64_t seq, std::span<Any> items) {
   }
 }
 
-Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq, Request req, bool holds_slot,
-                                         std::size_t cost) {
+Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq, Request req,
+                                         bool holds_slot, std::size_t cost) {
   struct SlotGuard {
     ConnectionCore& c;
     bool held;
@@ -694,7 +699,8 @@ void ConnectionCore::on_watchdog() noexcept {
       arm_watchdog(true);
     }
   } catch (...) {
-    TETHER_LOG_ERROR("rpc connection {}: cannot arm its watchdog: {}", opts_.name, describe_current_exception());
+    TETHER_LOG_ERROR("rpc connection {}: cannot arm its watchdog: {}", opts_.name,
+                     describe_current_exception());
   }
 }
 

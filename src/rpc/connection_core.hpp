@@ -60,8 +60,8 @@ class ConnectionCore {
   std::shared_ptr<PendingCall> send_request(Handler h, std::vector<Any> args);
   /// CALLATTR(target, name, args, kwargs), encoded straight from the pieces. A large bytes
   /// argument is moved out of `args` and sent without a copy.
-  std::shared_ptr<PendingCall> send_callattr(const Netref& target, std::string_view name, std::vector<Any>& args,
-                                             Kwargs kwargs);
+  std::shared_ptr<PendingCall> send_callattr(const Netref& target, std::string_view name,
+                                             std::vector<Any>& args, Kwargs kwargs);
   /// The same with plain positional arguments and no keyword arguments: one (VALUE, tuple).
   std::shared_ptr<PendingCall> send_callattr(const Netref& target, std::string_view name,
                                              std::span<brine::Value> args);

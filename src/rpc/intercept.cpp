@@ -22,7 +22,8 @@ namespace tether::rpc::detail {
 namespace {
 
 std::int64_t steady_nanos() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -30,7 +31,8 @@ constexpr std::string_view kEllipsis = "...";
 
 /// The attribute a request names in items[1] (CALLATTR, GETATTR, SETATTR, DELATTR).
 bool names_attribute(Handler h) noexcept {
-  return h == Handler::kCallAttr || h == Handler::kGetAttr || h == Handler::kSetAttr || h == Handler::kDelAttr;
+  return h == Handler::kCallAttr || h == Handler::kGetAttr || h == Handler::kSetAttr ||
+         h == Handler::kDelAttr;
 }
 
 /// Handlers whose first argument is the target object (left out of the repr).
@@ -122,13 +124,15 @@ std::exception_ptr InterceptScope::before() {
       d = ic->before(info_);
     } catch (...) {
       TETHER_LOG_WARN("rpc connection {}: an interceptor's before() threw for {} {}: {} (the call fails)",
-                      info_.connection, handler_name(info_.handler), info_.name, describe_current_exception());
+                      info_.connection, handler_name(info_.handler), info_.name,
+                      describe_current_exception());
       denied_ = true;
       return std::current_exception();
     }
     if (!d.allow) {
       denied_ = true;
-      return std::make_exception_ptr(PyError("PermissionError", d.message.empty() ? "call denied" : d.message));
+      return std::make_exception_ptr(
+          PyError("PermissionError", d.message.empty() ? "call denied" : d.message));
     }
   }
   return nullptr;
@@ -191,7 +195,8 @@ void ConnectionCore::describe_items(CallInfo& info, std::span<const Any> items) 
   info.args = std::move(repr).take();
 }
 
-std::exception_ptr ConnectionCore::intercept_served(const Request& req, std::unique_ptr<InterceptScope>& scope) {
+std::exception_ptr ConnectionCore::intercept_served(const Request& req,
+                                                    std::unique_ptr<InterceptScope>& scope) {
   try {
     CallInfo info = call_info(CallSide::kServed, req.handler);
     if (req.call.present) {

@@ -54,7 +54,8 @@ std::uint64_t PendingCalls::take_seq() noexcept {
   return seq;
 }
 
-std::shared_ptr<PendingCall> PendingCalls::add(std::uint64_t seq, Handler h, std::weak_ptr<ConnectionCore> core) {
+std::shared_ptr<PendingCall> PendingCalls::add(std::uint64_t seq, Handler h,
+                                               std::weak_ptr<ConnectionCore> core) {
   auto p = std::allocate_shared<PendingCall>(PoolAllocator<PendingCall>{}, &loop_);
   p->seq = seq;
   p->serial = next_serial_++;

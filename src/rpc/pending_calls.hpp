@@ -58,7 +58,8 @@ void complete_pending(const std::shared_ptr<PendingCall>& p, Any v, std::excepti
 class PendingCalls {
  public:
   using Table =
-      std::unordered_map<std::uint64_t, std::shared_ptr<PendingCall>, std::hash<std::uint64_t>, std::equal_to<>,
+      std::unordered_map<std::uint64_t, std::shared_ptr<PendingCall>, std::hash<std::uint64_t>,
+                         std::equal_to<>,
                          PoolAllocator<std::pair<const std::uint64_t, std::shared_ptr<PendingCall>>>>;
 
   explicit PendingCalls(EventLoop& loop) : loop_(loop) {}

@@ -86,8 +86,8 @@ PythonError python_error_of(const std::exception_ptr& e) {
 
 namespace tether::rpc::detail {
 
-Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceback,
-                       std::string_view context, bool include_local_version) {
+Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceback, std::string_view context,
+                       bool include_local_version) {
   try {
     std::rethrow_exception(e);
   } catch (const StopIteration&) {
@@ -95,8 +95,9 @@ Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceb
   } catch (...) {
   }
   Mapped m = map_exception(e);
-  const std::string_view version =
-      !include_local_version ? std::string_view("<version denied>") : gen == Generation::k6 ? kVersion6 : kVersion5;
+  const std::string_view version = !include_local_version  ? std::string_view("<version denied>")
+                                   : gen == Generation::k6 ? kVersion6
+                                                           : kVersion5;
   std::string tb;
   if (include_traceback) {
     std::string what;

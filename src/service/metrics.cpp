@@ -66,7 +66,8 @@ namespace {
 using metrics::Counter;
 
 std::int64_t now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -141,7 +142,8 @@ struct ServerMetrics::Shard {
     if (named.size() >= kMaxMethods) return other;
     auto cell = std::make_unique<MethodCell>();
     cell->handler = "callattr";
-    cell->method = std::string(!prefix.empty() && name.starts_with(prefix) ? name.substr(prefix.size()) : name);
+    cell->method =
+        std::string(!prefix.empty() && name.starts_with(prefix) ? name.substr(prefix.size()) : name);
     MethodCell& ref = *cell;
     std::lock_guard<std::mutex> lock(mu);
     named.emplace(std::string(name), std::move(cell));
@@ -270,7 +272,8 @@ void ServerMetrics::set_registry(std::string registry) {
 }
 
 void ServerMetrics::record_announcement(bool acknowledged, const std::string& error) {
-  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   std::lock_guard<std::mutex> lock(mu_);
   registry_.configured = true;
   registry_.registered = acknowledged;
@@ -286,7 +289,8 @@ void ServerMetrics::record_announcement(bool acknowledged, const std::string& er
   }
 }
 
-void ServerMetrics::close_connection(const std::shared_ptr<rpc::CallObserver>& observer, std::string_view reason) {
+void ServerMetrics::close_connection(const std::shared_ptr<rpc::CallObserver>& observer,
+                                     std::string_view reason) {
   const auto* c = static_cast<const Conn*>(observer.get());
   if (!c) return;
   std::shared_ptr<Conn> keep;
@@ -415,7 +419,8 @@ metrics::Snapshot ServerMetrics::snapshot() const {
   s.registry = registry_;
   std::sort(s.loops.begin(), s.loops.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
   for (std::size_t i = 0; i < recent_.size(); ++i) {
-    s.recent_errors.push_back(recent_[(recent_.size() < kRecentErrors ? i : (recent_next_ + i) % kRecentErrors)]);
+    s.recent_errors.push_back(
+        recent_[(recent_.size() < kRecentErrors ? i : (recent_next_ + i) % kRecentErrors)]);
   }
   return s;
 }

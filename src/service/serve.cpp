@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include <future>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "tether/base/log.hpp"
@@ -290,11 +290,13 @@ Task<void> serve_connection(std::shared_ptr<Server::Shared> shared, std::unique_
       co_return;
     }
     if (outcome == AuthOutcome::kNoPreamble) {
-      TETHER_LOG_WARN("service {}: {} did not send the auth token (not a tether client with "
-                      "ClientOptions::auth_token); refusing it", shared->def->name, peer);
-      refusal = std::make_exception_ptr(
-          PyError("PermissionError", "this server requires an auth token (a tether client's "
-                                     "ClientOptions::auth_token); connection refused"));
+      TETHER_LOG_WARN(
+          "service {}: {} did not send the auth token (not a tether client with "
+          "ClientOptions::auth_token); refusing it",
+          shared->def->name, peer);
+      refusal = std::make_exception_ptr(PyError("PermissionError",
+                                                "this server requires an auth token (a tether client's "
+                                                "ClientOptions::auth_token); connection refused"));
     }
   }
   co_await run_session(shared->def, shared->connection, shared->channel, std::move(stream), std::move(peer),
@@ -324,9 +326,9 @@ Server::Server(std::shared_ptr<const detail::ServiceDef> service, ServeOptions o
   shared_->auth_timeout = options_.auth_timeout;
   shared_->http = options_.http;
   if (options_.metrics) {
-    shared_->metrics =
-        std::make_shared<ServerMetrics>(shared_->def->aliases.empty() ? shared_->def->name : shared_->def->aliases.front(),
-                                        options_.connection.policy.exposed_prefix);
+    shared_->metrics = std::make_shared<ServerMetrics>(
+        shared_->def->aliases.empty() ? shared_->def->name : shared_->def->aliases.front(),
+        options_.connection.policy.exposed_prefix);
   }
 }
 

@@ -23,9 +23,9 @@
 #include "tether/base/log.hpp"
 #include "tether/loop/io_watcher.hpp"
 #include "tether/loop/stop_signals.hpp"
-#include "tether/loop/worker_pool.hpp"
 #include "tether/loop/task.hpp"
 #include "tether/loop/time.hpp"
+#include "tether/loop/worker_pool.hpp"
 
 namespace tether {
 namespace {
@@ -878,9 +878,11 @@ TEST(LoopFiguresTest, WorkerPoolQueueDepthAndRunningJobs) {
   std::promise<void> release;
   std::shared_future<void> gate = release.get_future().share();
   for (int i = 0; i < 3; ++i) loop.workers().submit([gate] { gate.wait(); });
-  EXPECT_TRUE(testing::eventually([&] { return figures->worker_running.load() == 1 && figures->worker_queued.load() == 2; }));
+  EXPECT_TRUE(testing::eventually(
+      [&] { return figures->worker_running.load() == 1 && figures->worker_queued.load() == 2; }));
   release.set_value();
-  EXPECT_TRUE(testing::eventually([&] { return figures->worker_running.load() == 0 && figures->worker_queued.load() == 0; }));
+  EXPECT_TRUE(testing::eventually(
+      [&] { return figures->worker_running.load() == 0 && figures->worker_queued.load() == 0; }));
 }
 
 }  // namespace

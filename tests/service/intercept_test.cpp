@@ -44,7 +44,8 @@ class Recorder final : public rpc::CallInterceptor {
     std::lock_guard<std::mutex> lock(mu_);
     if (order_) order_->push_back(tag_ + ".before");
     info.trace_id = tag_ + "-" + std::to_string(++n_);
-    if (!throw_in_before.empty() && info.name == throw_in_before) throw std::runtime_error("interceptor broke");
+    if (!throw_in_before.empty() && info.name == throw_in_before)
+      throw std::runtime_error("interceptor broke");
     for (const auto& d : deny) {
       if (info.name == d) return Decision::deny("'" + d + "' is not allowed from " + info.peer);
     }
@@ -147,7 +148,8 @@ TEST(Intercept, ServerDeniesAMethodAndTheConnectionStaysOpen) {
     ADD_FAILURE() << "mul was not denied";
   } catch (const RemoteError& e) {
     EXPECT_EQ(e.type_name(), "PermissionError");
-    EXPECT_NE(std::string(e.what()).find("'mul' is not allowed from 127.0.0.1"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("'mul' is not allowed from 127.0.0.1"), std::string::npos)
+        << e.what();
   }
   EXPECT_EQ(conn.callattr<std::int64_t>("add", 3, 4), 7);  // same connection, still served
   const Seen mul = rec->last("mul");

@@ -138,9 +138,12 @@ TEST(ObserveHttp, EndpointsOnTheRpcPort) {
   EXPECT_NE(m.head.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
   EXPECT_NE(m.body.find("tether_requests_total{method=\"add\",handler=\"callattr\"} 5\n"), std::string::npos)
       << m.body;
-  EXPECT_NE(m.body.find("tether_request_errors_total{method=\"fail\",handler=\"callattr\"} 2\n"), std::string::npos);
-  EXPECT_NE(m.body.find("tether_request_duration_seconds_bucket{method=\"add\",handler=\"callattr\",le=\"+Inf\"} 5\n"),
+  EXPECT_NE(m.body.find("tether_request_errors_total{method=\"fail\",handler=\"callattr\"} 2\n"),
             std::string::npos);
+  EXPECT_NE(
+      m.body.find(
+          "tether_request_duration_seconds_bucket{method=\"add\",handler=\"callattr\",le=\"+Inf\"} 5\n"),
+      std::string::npos);
   EXPECT_NE(m.body.find("tether_errors_total{type=\"ValueError\"} 2\n"), std::string::npos);
   EXPECT_NE(m.body.find("tether_connections_open 1\n"), std::string::npos);
 
@@ -170,7 +173,8 @@ TEST(ObserveHttp, EndpointsOnTheRpcPort) {
   HttpReply post = http_get(server.port(), "/metrics", "POST");
   EXPECT_EQ(post.status, 405);
   EXPECT_NE(post.head.find("Allow: GET, HEAD"), std::string::npos);
-  EXPECT_EQ(http_raw(server.port(), "GET /metrics HTTP/1.1\r\nX-Big: " + std::string(10000, 'a') + "\r\n\r\n").status,
+  EXPECT_EQ(http_raw(server.port(), "GET /metrics HTTP/1.1\r\nX-Big: " + std::string(10000, 'a') + "\r\n\r\n")
+                .status,
             431);
   EXPECT_EQ(http_raw(server.port(), std::string("GET /\x01 HTTP/1.1\r\n\r\n")).status, 400);
   EXPECT_EQ(http_raw(server.port(), "GET / HTTP/2.0\r\n\r\n").status, 400);
@@ -245,7 +249,6 @@ TEST_F(ObserveAdmin, AdminPortAndReadyzWhileDraining) {
   server.close();
 }
 
-
 /// Connections of `m` that closed for `reason` so far.
 std::uint64_t closed_for(const ServerMetrics& m, const std::string& reason) {
   const metrics::Snapshot s = m.snapshot();
@@ -282,7 +285,8 @@ TEST(ObserveMetrics, ConnectionsClosedByReason) {
   const metrics::Snapshot s = m.snapshot();
   EXPECT_EQ(s.connections_closed, 3u);
   const std::string text = render_prometheus(s);
-  EXPECT_NE(text.find("tether_connections_closed_by_reason_total{reason=\"idle_timeout\"} 1\n"), std::string::npos);
+  EXPECT_NE(text.find("tether_connections_closed_by_reason_total{reason=\"idle_timeout\"} 1\n"),
+            std::string::npos);
   const auto j = nlohmann::json::parse(render_status_json(s));
   EXPECT_EQ(j["closed_by_reason"]["peer_close"], 1);
 }
@@ -312,12 +316,14 @@ TEST(ObserveMetrics, LoopFiguresOfTheServingLoop) {
   EXPECT_EQ(s.loops[0].index, 0u);
   EXPECT_GE(s.loops[0].lag_samples, 2u);
   EXPECT_GT(s.loops[0].lag_max_seconds, 0.0);
-  EXPECT_GE(s.loops[0].lag_max_seconds * static_cast<double>(s.loops[0].lag_samples), s.loops[0].lag_sum_seconds);
+  EXPECT_GE(s.loops[0].lag_max_seconds * static_cast<double>(s.loops[0].lag_samples),
+            s.loops[0].lag_sum_seconds);
   const std::string text = render_prometheus(s);
-  for (const char* name : {"tether_loop_lag_seconds_count{loop=\"0\"}", "tether_loop_lag_max_seconds{loop=\"0\"}",
-                           "tether_busy_poll_seconds_total{loop=\"0\"}", "tether_busy_poll_caught_total{loop=\"0\"}",
-                           "tether_busy_poll_missed_total{loop=\"0\"}", "tether_worker_jobs_queued{loop=\"0\"}",
-                           "tether_worker_jobs_running{loop=\"0\"}"}) {
+  for (const char* name :
+       {"tether_loop_lag_seconds_count{loop=\"0\"}", "tether_loop_lag_max_seconds{loop=\"0\"}",
+        "tether_busy_poll_seconds_total{loop=\"0\"}", "tether_busy_poll_caught_total{loop=\"0\"}",
+        "tether_busy_poll_missed_total{loop=\"0\"}", "tether_worker_jobs_queued{loop=\"0\"}",
+        "tether_worker_jobs_running{loop=\"0\"}"}) {
     EXPECT_NE(text.find(name), std::string::npos) << name;
   }
   EXPECT_EQ(text.find("tether_registry_"), std::string::npos);  // no registry configured

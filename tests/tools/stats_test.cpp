@@ -176,7 +176,8 @@ TEST(ToolsStatsErrors, HttpServersThatAreNotTether) {
     EXPECT_NE(r.err.find("not as a tether server does (HTTP/1.1 404 Not Found"), std::string::npos) << r.err;
   }
   {
-    CannedHttp web("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"a\": 1}");
+    CannedHttp web(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n{\"a\": 1}");
     ToolResult r = run_tool({"stats", web.addr()});
     EXPECT_EQ(r.code, 3) << r.err;
     EXPECT_NE(r.err.find("not with a tether server's figures"), std::string::npos) << r.err;

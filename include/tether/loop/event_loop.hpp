@@ -313,7 +313,7 @@ class TETHER_API EventLoop : public std::enable_shared_from_this<EventLoop> {
   Duration learned_spin_ = Duration::zero();  // adaptive busy polling's current spin
   std::shared_ptr<LoopFigures> figures_;
   std::uint32_t lag_tick_ = 0;  // iterations woken by I/O, for sampling the lag
-  int sole_taken_ = 0;     // take_sole_ready() hand-offs in this iteration (bounded)
+  int sole_taken_ = 0;          // take_sole_ready() hand-offs in this iteration (bounded)
   std::atomic<bool> stop_requested_{false};
 };
 

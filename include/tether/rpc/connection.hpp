@@ -23,8 +23,8 @@
 #include "tether/loop/task.hpp"
 #include "tether/rpc/any.hpp"
 #include "tether/rpc/bind.hpp"  // to_any of a callable argument (Netref::call)
-#include "tether/rpc/object.hpp"
 #include "tether/rpc/interceptor.hpp"
+#include "tether/rpc/object.hpp"
 #include "tether/rpc/observer.hpp"
 #include "tether/rpc/protocol.hpp"
 
@@ -95,9 +95,9 @@ struct ConnectionOptions {
 
 /// Counters for tests and monitoring.
 struct ConnectionStats {
-  std::size_t exported = 0;       ///< objects in the export table
-  std::size_t proxies = 0;        ///< live Netrefs to peer objects
-  std::size_t pending = 0;        ///< requests awaiting a reply
+  std::size_t exported = 0;  ///< objects in the export table
+  std::size_t proxies = 0;   ///< live Netrefs to peer objects
+  std::size_t pending = 0;   ///< requests awaiting a reply
   std::uint64_t requests_in = 0;
   std::uint64_t requests_out = 0;
   /// Bytes of large bytes values (a reply's result, a CALLATTR argument) handed to the stream

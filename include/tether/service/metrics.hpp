@@ -94,9 +94,9 @@ struct LoopThread {
 
 /// The server's registration with a registry (set by the announcing hook, tether/registry).
 struct RegistryFigures {
-  bool configured = false;  ///< an announcing hook runs
-  bool registered = false;  ///< the last announcement was acknowledged
-  std::string registry;     ///< where it announces ("udp://255.255.255.255:18811", "etcd://...")
+  bool configured = false;        ///< an announcing hook runs
+  bool registered = false;        ///< the last announcement was acknowledged
+  std::string registry;           ///< where it announces ("udp://255.255.255.255:18811", "etcd://...")
   double last_announce_unix = 0;  ///< when the last acknowledged announcement was made (0: never)
   double last_attempt_unix = 0;   ///< when the last announcement was tried
   std::uint64_t announcements = 0, failures = 0;
@@ -111,7 +111,7 @@ inline constexpr std::string_view kIdleTimeout = "idle_timeout";    ///< Connect
 inline constexpr std::string_view kFrameTimeout = "frame_timeout";  ///< a frame stalled (frame_timeout)
 inline constexpr std::string_view kProtocolError = "protocol_error";
 inline constexpr std::string_view kLimitExceeded = "limit_exceeded";
-inline constexpr std::string_view kRefused = "refused";  ///< auth token or on_connect refused it
+inline constexpr std::string_view kRefused = "refused";           ///< auth token or on_connect refused it
 inline constexpr std::string_view kShutdown = "server_shutdown";  ///< drained by a graceful shutdown
 inline constexpr std::string_view kCancelled = "cancelled";       ///< Server::close() cut it
 inline constexpr std::string_view kIoError = "io_error";          ///< any other error
@@ -144,7 +144,9 @@ struct Snapshot {
 /// One writer's counter: relaxed load + store, read from any thread.
 class Counter {
  public:
-  void add(std::uint64_t n = 1) noexcept { v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
+  void add(std::uint64_t n = 1) noexcept {
+    v_.store(v_.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+  }
   void set(std::uint64_t n) noexcept { v_.store(n, std::memory_order_relaxed); }
   [[nodiscard]] std::uint64_t get() const noexcept { return v_.load(std::memory_order_relaxed); }
 
@@ -163,7 +165,8 @@ class TETHER_API ServerMetrics : public std::enable_shared_from_this<ServerMetri
   /// Recent errors kept for /status.json.
   static constexpr std::size_t kRecentErrors = 32;
 
-  /// Make it with std::make_shared. `service`: its name; `exposed_prefix`: stripped from method names ("exposed_add" -> "add").
+  /// Make it with std::make_shared. `service`: its name; `exposed_prefix`: stripped from method names
+  /// ("exposed_add" -> "add").
   ServerMetrics(std::string service, std::string exposed_prefix);
   ~ServerMetrics();
   ServerMetrics(const ServerMetrics&) = delete;
