@@ -123,45 +123,25 @@ std::shared_ptr<PendingCall> ConnectionCore::send_request_now(Handler h, std::ve
 
 std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, std::vector<Any> args) {
   check_open();
-  if (!interceptors_ || h == Handler::kClose) return send_request_now(h, args);
-  CallInfo info = call_info(CallSide::kSent, h);
-  describe_items(info, args);
-  std::unique_ptr<InterceptScope> scope = intercept_sent(std::move(info));
-  std::shared_ptr<PendingCall> p;
-  try {
-    p = send_request_now(h, args);
-  } catch (...) {
-    scope->after(std::current_exception());
-    throw;
-  }
-  p->intercept = std::move(scope);
-  return p;
+  if (interceptors_ && h != Handler::kClose) [[unlikely]]
+    return send_request_intercepted(h, args);
+  return send_request_now(h, args);
 }
 
-void ConnectionCore::check_callattr(std::string_view name) const {
+std::shared_ptr<PendingCall> ConnectionCore::send_request_intercepted(Handler h, std::vector<Any>& args) {
+  CallInfo info = call_info(CallSide::kSent, h);
+  describe_items(info, args);
+  return sent_under(intercept_sent(std::move(info)), [&] { return send_request_now(h, args); });
+}
+
+template <class EncodeArgs>
+std::shared_ptr<PendingCall> ConnectionCore::send_callattr_with(const Netref& target, std::string_view name,
+                                                                EncodeArgs&& encode_args, Kwargs kwargs) {
   if (auto bad = brine::find_invalid_utf8(name)) {
     throw UsageError(fmt::format("brine str: text is not valid UTF-8 (byte 0x{:02x} at offset {})",
                                  static_cast<unsigned char>(name[*bad]), *bad));
   }
   check_open();
-}
-
-template <class EncodeArgs>
-std::shared_ptr<PendingCall> ConnectionCore::send_callattr_with(const Netref& target, std::string_view name,
-                                                                EncodeArgs&& encode_args, Kwargs kwargs,
-                                                                std::unique_ptr<InterceptScope> scope) {
-  if (scope) {
-    // Intercepted: the scope hears how the send ended, and then how the call did.
-    std::shared_ptr<PendingCall> p;
-    try {
-      p = send_callattr_with(target, name, std::forward<EncodeArgs>(encode_args), std::move(kwargs), nullptr);
-    } catch (...) {
-      scope->after(std::current_exception());
-      throw;
-    }
-    p->intercept = std::move(scope);
-    return p;
-  }
   const std::uint64_t seq = pending_.take_seq();
   Buffer& out = writer_.begin_request(Handler::kCallAttr, seq);
   // (TUPLE, (target, (VALUE, name), args, kwargs)), written without building it.
@@ -185,29 +165,41 @@ std::shared_ptr<PendingCall> ConnectionCore::send_callattr_with(const Netref& ta
 
 std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target, std::string_view name,
                                                            std::vector<Any>& args, Kwargs kwargs) {
-  check_callattr(name);
-  std::unique_ptr<InterceptScope> scope;
-  if (interceptors_) {
-    CallInfo info = call_info(CallSide::kSent, Handler::kCallAttr);
-    describe_callattr(info, name, args, kwargs);
-    scope = intercept_sent(std::move(info));
-  }
+  if (interceptors_) [[unlikely]]
+    return send_callattr_intercepted(target, name, args, std::move(kwargs));
   return send_callattr_with(
-      target, name, [&](Buffer& out) { writer_.boxed_tuple_owned(args, out); }, std::move(kwargs),
-      std::move(scope));
+      target, name, [&](Buffer& out) { writer_.boxed_tuple_owned(args, out); }, std::move(kwargs));
 }
 
 std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target, std::string_view name,
                                                            std::span<brine::Value> args) {
-  check_callattr(name);
-  std::unique_ptr<InterceptScope> scope;
-  if (interceptors_) {
-    CallInfo info = call_info(CallSide::kSent, Handler::kCallAttr);
-    describe_callattr(info, name, args);
-    scope = intercept_sent(std::move(info));
-  }
+  if (interceptors_) [[unlikely]]
+    return send_callattr_intercepted(target, name, args);
   return send_callattr_with(
-      target, name, [&](Buffer& out) { writer_.value_tuple(args, out); }, Kwargs{}, std::move(scope));
+      target, name, [&](Buffer& out) { writer_.value_tuple(args, out); }, Kwargs{});
+}
+
+std::shared_ptr<PendingCall> ConnectionCore::send_callattr_intercepted(const Netref& target,
+                                                                       std::string_view name,
+                                                                       std::vector<Any>& args,
+                                                                       Kwargs kwargs) {
+  CallInfo info = call_info(CallSide::kSent, Handler::kCallAttr);
+  describe_callattr(info, name, args, kwargs);
+  return sent_under(intercept_sent(std::move(info)), [&] {
+    return send_callattr_with(
+        target, name, [&](Buffer& out) { writer_.boxed_tuple_owned(args, out); }, std::move(kwargs));
+  });
+}
+
+std::shared_ptr<PendingCall> ConnectionCore::send_callattr_intercepted(const Netref& target,
+                                                                       std::string_view name,
+                                                                       std::span<brine::Value> args) {
+  CallInfo info = call_info(CallSide::kSent, Handler::kCallAttr);
+  describe_callattr(info, name, args);
+  return sent_under(intercept_sent(std::move(info)), [&] {
+    return send_callattr_with(
+        target, name, [&](Buffer& out) { writer_.value_tuple(args, out); }, Kwargs{});
+  });
 }
 
 AsyncResult ConnectionCore::start_sync(Handler h, std::vector<Any> args) {
@@ -543,6 +535,14 @@ void ConnectionCore::on_request(Message& m) {
     std::span<Any> items = m.args.items();
     req.args.assign(std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
   }
+  if (interceptors_) [[unlikely]] {
+    try {
+      req.intercept = intercept_served(req);
+    } catch (...) {
+      send_exception(m.seq, std::current_exception(), h);
+      return;
+    }
+  }
   // The read loop waits for a free slot before reading the next message, so this succeeds.
   const bool holds_slot = request_slots_.try_acquire();
   inflight_cost_ += m.cost;
@@ -595,24 +595,15 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
   std::int64_t started = 0;
   if (observer) started = observe_start(*observer);
   std::exception_ptr failure;
-  // Interceptors (null when none is installed): `before` may refuse the call.
-  std::unique_ptr<InterceptScope> scope;
-  if (self->interceptors_) failure = self->intercept_served(req, scope);
   Any result;
-  if (!failure) {
-    try {
-      CallContext ctx(*self);
-      Any r = co_await self->dispatch(ctx, req);
-      result = std::move(r);
-    } catch (...) {
-      failure = std::current_exception();
-    }
+  try {
+    CallContext ctx(*self);
+    Any r = co_await self->dispatch(ctx, req);
+    result = std::move(r);
+  } catch (...) {
+    failure = std::current_exception();
   }
-  if (self->closed_) {
-    if (scope) scope->after(failure);
-    co_return;
-  }
-  std::exception_ptr reply_failure;
+  if (self->closed_) co_return;
   try {
     if (failure) {
       self->send_exception(seq, failure, req.handler);
@@ -621,10 +612,10 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
     }
   } catch (...) {
     // The result could not be boxed (e.g. a Netref of a closed connection): report that.
-    reply_failure = std::current_exception();
-    self->send_exception(seq, reply_failure, req.handler);
+    if (req.intercept) req.intercept->after(std::current_exception());
+    self->send_exception(seq, std::current_exception(), req.handler);
   }
-  if (scope) scope->after(reply_failure ? reply_failure : failure);
+  if (req.intercept) req.intercept->after(failure);
   if (observer) self->observe_end(*observer, req, started, failure);
   // The last reply outstanding goes out now, not after this frame's clean-up and the rest of
   // the loop iteration (the peer is waiting for it). With more requests running, the reply

@@ -43,6 +43,8 @@ struct Request {
   Handler handler = Handler::kPing;
   std::vector<Any> args;
   CallShape call;  // CALLATTR/CALL/GETATTR in the usual shape (then args is empty)
+  /// Set when interceptors watch it (ConnectionOptions::interceptors).
+  std::unique_ptr<InterceptScope> intercept;
 };
 
 class ConnectionCore {
@@ -94,9 +96,9 @@ class ConnectionCore {
   /// Tells the observer (ConnectionOptions::observer) that `req` finished.
   void observe_end(rpc::CallObserver& observer, const Request& req, std::int64_t started,
                    const std::exception_ptr& failure) const noexcept;
-  /// Interceptors (ConnectionOptions::interceptors; intercept.cpp). A served request: its
-  /// CallInfo, the chain's `before` run; returns what the call fails with (null: go on).
-  std::exception_ptr intercept_served(const Request& req, std::unique_ptr<InterceptScope>& scope);
+  /// Interceptors (ConnectionOptions::interceptors; intercept.cpp). A served request's scope,
+  /// made as it is decoded; its `before` runs when the request is dispatched.
+  std::unique_ptr<InterceptScope> intercept_served(const Request& req);
   /// A request about to be sent: runs `before`; throws when the chain refuses it.
   std::unique_ptr<InterceptScope> intercept_sent(CallInfo info);
   [[nodiscard]] CallInfo call_info(CallSide side, Handler h) const;
@@ -149,16 +151,32 @@ class ConnectionCore {
   std::shared_ptr<PendingCall> finish_request(Handler h, std::uint64_t seq);
   template <class EncodeArgs>
   std::shared_ptr<PendingCall> send_callattr_with(const Netref& target, std::string_view name,
-                                                  EncodeArgs&& encode_args, Kwargs kwargs,
-                                                  std::unique_ptr<InterceptScope> scope);
+                                                  EncodeArgs&& encode_args, Kwargs kwargs);
   std::shared_ptr<PendingCall> send_request_now(Handler h, std::vector<Any>& args);
+  // The sending side with interceptors (out of line: the common path stays as it was).
+  std::shared_ptr<PendingCall> send_request_intercepted(Handler h, std::vector<Any>& args);
+  std::shared_ptr<PendingCall> send_callattr_intercepted(const Netref& target, std::string_view name,
+                                                         std::vector<Any>& args, Kwargs kwargs);
+  std::shared_ptr<PendingCall> send_callattr_intercepted(const Netref& target, std::string_view name,
+                                                         std::span<brine::Value> args);
+  /// Sends with `send` under `scope`: its `after` hears of a failed send, or of the reply.
+  template <class Send>
+  std::shared_ptr<PendingCall> sent_under(std::unique_ptr<InterceptScope> scope, Send&& send) {
+    std::shared_ptr<PendingCall> p;
+    try {
+      p = send();
+    } catch (...) {
+      scope->after(std::current_exception());
+      throw;
+    }
+    p->intercept = std::move(scope);
+    return p;
+  }
   void send_reply(std::uint64_t seq, Any result);
   void send_close_request();
   void send_exception(std::uint64_t seq, std::exception_ptr e, Handler h);
   /// Not closed, or Disconnected.
   void check_open() const;
-  /// A CALLATTR may be sent: its name is valid UTF-8 and the connection open.
-  void check_callattr(std::string_view name) const;
 
   // --- backpressure and watchdogs
   /// True when serve_loop must stop reading: requests in flight hold too much decoded memory,

@@ -138,6 +138,11 @@ std::exception_ptr InterceptScope::before() {
   return nullptr;
 }
 
+InterceptScope::~InterceptScope() {
+  // A served request dropped before its reply was sent (the connection closed meanwhile).
+  if (!finished_) after(std::make_exception_ptr(Disconnected("connection closed before the reply was sent")));
+}
+
 void InterceptScope::after(const std::exception_ptr& failure) noexcept {
   if (finished_) return;
   finished_ = true;
@@ -195,23 +200,17 @@ void ConnectionCore::describe_items(CallInfo& info, std::span<const Any> items) 
   info.args = std::move(repr).take();
 }
 
-std::exception_ptr ConnectionCore::intercept_served(const Request& req,
-                                                    std::unique_ptr<InterceptScope>& scope) {
-  try {
-    CallInfo info = call_info(CallSide::kServed, req.handler);
-    if (req.call.present) {
-      if (names_attribute(req.handler)) info.name = req.call.name;
-      CappedRepr repr(opts_.interceptor_repr_limit);
-      repr.call_args(req.call.args, &req.call.kwargs);
-      info.args = std::move(repr).take();
-    } else {
-      describe_items(info, req.args);
-    }
-    scope = std::make_unique<InterceptScope>(interceptors_, std::move(info));
-    return scope->before();
-  } catch (...) {
-    return std::current_exception();
+std::unique_ptr<InterceptScope> ConnectionCore::intercept_served(const Request& req) {
+  CallInfo info = call_info(CallSide::kServed, req.handler);
+  if (req.call.present) {
+    if (names_attribute(req.handler)) info.name = req.call.name;
+    CappedRepr repr(opts_.interceptor_repr_limit);
+    repr.call_args(req.call.args, &req.call.kwargs);
+    info.args = std::move(repr).take();
+  } else {
+    describe_items(info, req.args);
   }
+  return std::make_unique<InterceptScope>(interceptors_, std::move(info));
 }
 
 std::unique_ptr<InterceptScope> ConnectionCore::intercept_sent(CallInfo info) {

@@ -52,6 +52,10 @@ class InterceptScope {
  public:
   InterceptScope(std::shared_ptr<const InterceptorChain> chain, CallInfo info)
       : chain_(std::move(chain)), info_(std::move(info)) {}
+  /// Runs `after` if nothing did yet (the call was dropped unanswered).
+  ~InterceptScope();
+  InterceptScope(const InterceptScope&) = delete;
+  InterceptScope& operator=(const InterceptScope&) = delete;
   /// Runs every `before` in order: null when all allowed; else what the call fails with
   /// (PermissionError for a deny, or what `before` threw).
   std::exception_ptr before();
