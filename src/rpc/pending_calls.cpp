@@ -4,7 +4,6 @@
 #include <chrono>
 #include <utility>
 
-#include "rpc/intercept.hpp"
 #include "tether/base/log.hpp"
 
 namespace tether::rpc::detail {

@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "rpc/intercept.hpp"
 #include "rpc/pool_alloc.hpp"
 #include "tether/loop/event_loop.hpp"
 #include "tether/loop/sync.hpp"
@@ -19,7 +20,6 @@
 namespace tether::rpc::detail {
 
 class ConnectionCore;
-class InterceptScope;
 
 /// One request awaiting its reply.
 struct PendingCall {
