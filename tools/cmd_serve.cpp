@@ -27,6 +27,7 @@ struct ServeArgs {
   std::string tls_cert, tls_key, tls_client_ca;
   long busy_poll_us = -1;  // -1: the adaptive default
   std::vector<std::string> registries;
+  bool http = false;
 };
 
 int run_serve(const ServeArgs& a) {
@@ -43,6 +44,7 @@ int run_serve(const ServeArgs& a) {
     opts.port = t.port;
   }
   opts.server.threads = a.threads;
+  opts.http.on_rpc_port = a.http;
   if (a.busy_poll_us >= 0) opts.server.busy_poll = std::chrono::microseconds(a.busy_poll_us);
   if (a.generation == "5") opts.connection.generation = rpc::Generation::k5;
   if (a.generation == "6") opts.connection.generation = rpc::Generation::k6;
@@ -99,6 +101,10 @@ void add_serve(CLI::App& app, Runner& run) {
   sub->add_option("ADDR", args->addr,
                   "host:port (port 0: a free one), [v6]:port, unix:/path, unix:@name, tls://host:port")
       ->capture_default_str();
+  sub->add_flag(
+      "--http", args->http,
+      "Also answer HTTP on the RPC port: /metrics, /healthz, /readyz, /status.json (tether stats) and the "
+      "web console (docs/observability.md)");
   sub->add_option("--threads", args->threads, "Loop threads serving connections")
       ->capture_default_str()
       ->check(CLI::Range(1, 256));

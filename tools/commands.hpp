@@ -29,6 +29,7 @@ void add_serve(CLI::App& app, Runner& run);
 void add_call(CLI::App& app, Runner& run);
 void add_inspect(CLI::App& app, Runner& run);
 void add_ping(CLI::App& app, Runner& run);
+void add_stats(CLI::App& app, Runner& run);
 void add_bench(CLI::App& app, Runner& run);
 void add_tap(CLI::App& app, Runner& run);
 void add_registry(CLI::App& app, Runner& run);

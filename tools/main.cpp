@@ -54,6 +54,7 @@ int main(int argc, char** argv) {
   tether::tools::add_call(app, run);
   tether::tools::add_inspect(app, run);
   tether::tools::add_ping(app, run);
+  tether::tools::add_stats(app, run);
   tether::tools::add_bench(app, run);
   tether::tools::add_tap(app, run);
   tether::tools::add_registry(app, run);

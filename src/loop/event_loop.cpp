@@ -22,6 +22,16 @@
 namespace tether {
 
 namespace {
+
+/// Adds to a figure only this thread writes (no locked read-modify-write).
+void bump(std::atomic<std::uint64_t>& figure, std::uint64_t n) noexcept {
+  figure.store(figure.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
+}
+
+std::uint64_t nanos_of(Duration d) noexcept {
+  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d).count();
+  return ns > 0 ? static_cast<std::uint64_t>(ns) : 0;
+}
 thread_local EventLoop* t_current_loop = nullptr;
 
 void run_guarded(Callback& fn, const char* what) noexcept {
@@ -138,7 +148,8 @@ void TimerHandle::cancel() noexcept {
 EventLoop::EventLoop()
     : thread_(std::this_thread::get_id()),
       poller_(detail::make_epoll_poller()),
-      timers_(std::make_unique<detail::TimerQueue>()) {
+      timers_(std::make_unique<detail::TimerQueue>()),
+      figures_(std::make_shared<LoopFigures>()) {
   if (t_current_loop) throw UsageError("this thread already has an EventLoop");
   wake_fd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   if (wake_fd_ < 0) throw IoError(errno, "eventfd");
@@ -230,6 +241,15 @@ int EventLoop::compute_timeout_ms(std::optional<Duration> max_wait) {
   return static_cast<int>(std::min<long long>(ms, INT_MAX));
 }
 
+void EventLoop::record_lag(Duration lag) noexcept {
+  const std::uint64_t ns = nanos_of(lag);
+  bump(figures_->lag_samples, 1);
+  bump(figures_->lag_sum_nanos, ns);
+  if (ns > figures_->lag_max_nanos.load(std::memory_order_relaxed)) {
+    figures_->lag_max_nanos.store(ns, std::memory_order_relaxed);
+  }
+}
+
 void EventLoop::set_busy_poll(BusyPoll mode) {
   assert_in_loop_thread();
   if (mode.spin < Duration::zero()) throw UsageError("EventLoop::set_busy_poll: negative duration");
@@ -250,8 +270,8 @@ void EventLoop::poll_busily(int timeout_ms, std::vector<detail::PollEvent>& batc
     do {
       poller_->poll(0, batch);
       if (!batch.empty()) {  // caught while spinning: the learned spin stands
-        ++spins_caught_;
-        spin_time_ += Clock::now() - start;
+        bump(figures_->busy_poll_caught, 1);
+        bump(figures_->busy_poll_nanos, nanos_of(Clock::now() - start));
         return;
       }
       // Give the core away if another thread wants it: on a machine with fewer cores than busy
@@ -260,8 +280,8 @@ void EventLoop::poll_busily(int timeout_ms, std::vector<detail::PollEvent>& batc
       ::sched_yield();
       now = Clock::now();
     } while (now < until);
-    ++spins_missed_;
-    spin_time_ += now - start;
+    bump(figures_->busy_poll_missed, 1);
+    bump(figures_->busy_poll_nanos, nanos_of(now - start));
     // Nothing came: an adaptive spin halves, and below a sixteenth of the cap stops.
     if (busy_poll_.adaptive) {
       learned_spin_ /= 2;
@@ -279,7 +299,8 @@ void EventLoop::poll_busily(int timeout_ms, std::vector<detail::PollEvent>& batc
     // within the cap makes the next waits spin twice as long as it (capped); a longer one
     // (an idle peer, one call a second) teaches nothing.
     const Duration gap = Clock::now() - start;
-    if (gap <= busy_poll_.spin) learned_spin_ = std::min<Duration>(busy_poll_.spin, std::max(learned_spin_, 2 * gap));
+    if (gap <= busy_poll_.spin)
+      learned_spin_ = std::min<Duration>(busy_poll_.spin, std::max(learned_spin_, 2 * gap));
   }
 }
 
@@ -306,6 +327,9 @@ void EventLoop::run_once(std::optional<Duration> max_wait) {
       poller_->poll(timeout, batch);
     }
   }
+  // Loop lag, sampled: from here (events ready) to the end of the iteration that handles them.
+  TimePoint woke{};
+  if (!batch.empty() && ++lag_tick_ % LoopFigures::kLagSampleEvery == 0) woke = Clock::now();
   // 2. dispatch; a watcher destroyed meanwhile has its entries nulled by watcher_removed().
   for (std::size_t i = 0; i < batch.size(); ++i) {
     detail::PollEvent ev = batch[i];
@@ -325,6 +349,7 @@ void EventLoop::run_once(std::optional<Duration> max_wait) {
   run_ready();
   // 6. end-of-iteration work (writes queued by this iteration go out together)
   run_end_hooks();
+  if (woke != TimePoint{}) record_lag(Clock::now() - woke);
   --depth_;
 }
 
@@ -493,6 +518,7 @@ WorkerPool& EventLoop::workers() {
     std::size_t n = worker_threads_;
     if (n == 0) n = std::max<std::size_t>(4, std::thread::hardware_concurrency());
     workers_ = std::make_unique<WorkerPool>(n);
+    workers_->report_to(&figures_->worker_queued, &figures_->worker_running);
   }
   return *workers_;
 }
@@ -524,9 +550,10 @@ LoopStats EventLoop::stats() const {
     s.ready += posted_.size();
   }
   s.signals = signals_ ? signals_->size() : 0;
-  s.busy_poll_caught = spins_caught_;
-  s.busy_poll_missed = spins_missed_;
-  s.busy_poll_time = spin_time_;
+  s.busy_poll_caught = figures_->busy_poll_caught.load(std::memory_order_relaxed);
+  s.busy_poll_missed = figures_->busy_poll_missed.load(std::memory_order_relaxed);
+  s.busy_poll_time = std::chrono::nanoseconds(
+      static_cast<std::int64_t>(figures_->busy_poll_nanos.load(std::memory_order_relaxed)));
   return s;
 }
 

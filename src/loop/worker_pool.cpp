@@ -24,8 +24,21 @@ void WorkerPool::submit(Callback job) {
     std::lock_guard lock(mu_);
     if (stopping_) throw UsageError("WorkerPool is stopping");
     jobs_.push_back(std::move(job));
+    publish();
   }
   cv_.notify_one();
+}
+
+void WorkerPool::report_to(std::atomic<std::uint64_t>* queued, std::atomic<std::uint64_t>* running) {
+  std::lock_guard lock(mu_);
+  queued_gauge_ = queued;
+  running_gauge_ = running;
+  publish();
+}
+
+void WorkerPool::publish() noexcept {
+  if (queued_gauge_) queued_gauge_->store(jobs_.size(), std::memory_order_relaxed);
+  if (running_gauge_) running_gauge_->store(running_, std::memory_order_relaxed);
 }
 
 std::size_t WorkerPool::pending() const {
@@ -43,6 +56,7 @@ void WorkerPool::worker_main() {
       job = std::move(jobs_.front());
       jobs_.pop_front();
       ++running_;
+      publish();
     }
     try {
       job();
@@ -51,6 +65,7 @@ void WorkerPool::worker_main() {
     }
     std::lock_guard lock(mu_);
     --running_;
+    publish();
   }
 }
 

@@ -33,12 +33,14 @@ namespace {
 class RpycAnnouncer final : public ServerHook {
  public:
   RpycAnnouncer(EventLoop& loop, RegistryClient client, std::vector<std::string> aliases, std::uint16_t port,
-                AnnounceOptions options)
+                AnnounceOptions options, std::shared_ptr<ServerMetrics> metrics)
       : client_(std::move(client)),
         aliases_(std::move(aliases)),
         port_(port),
         options_(std::move(options)),
+        metrics_(std::move(metrics)),
         tasks_(loop) {
+    if (metrics_) metrics_->set_registry(client_.describe());
     tasks_.spawn(run(this));
   }
 
@@ -65,6 +67,9 @@ class RpycAnnouncer final : public ServerHook {
       }
       warned = !ok;
       registered = ok;
+      if (self->metrics_) {
+        self->metrics_->record_announcement(ok, ok ? std::string() : "no registry acknowledged the REGISTER");
+      }
       co_await sleep(ok ? self->options_.reregister_interval : self->options_.retry_interval);
     }
   }
@@ -73,6 +78,7 @@ class RpycAnnouncer final : public ServerHook {
   std::vector<std::string> aliases_;
   std::uint16_t port_;
   AnnounceOptions options_;
+  std::shared_ptr<ServerMetrics> metrics_;
   TaskGroup tasks_;
 };
 
@@ -85,7 +91,7 @@ std::unique_ptr<ServerHook> make_rpyc_announcer(const ServerInfo& info, const Re
   // The registry records the address a REGISTER came from: send it from the listening one.
   if (url.kind == RegistryUrl::Kind::kUdp) co.interface = listening_ip(info);
   return std::make_unique<RpycAnnouncer>(*info.loop, RegistryClient(std::move(co)), info.aliases,
-                                         *listening_port(info), options);
+                                         *listening_port(info), options, info.metrics);
 }
 
 }  // namespace detail

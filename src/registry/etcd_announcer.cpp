@@ -39,8 +39,14 @@ std::string route_source(const std::string& endpoint) {
 
 class EtcdAnnouncer final : public ServerHook {
  public:
-  EtcdAnnouncer(EventLoop& loop, EtcdConfig config, std::vector<std::string> keys, std::string value)
-      : client_(loop, std::move(config)), keys_(std::move(keys)), value_(std::move(value)), tasks_(loop) {
+  EtcdAnnouncer(EventLoop& loop, EtcdConfig config, std::vector<std::string> keys, std::string value,
+                std::shared_ptr<ServerMetrics> metrics)
+      : client_(loop, std::move(config)),
+        keys_(std::move(keys)),
+        value_(std::move(value)),
+        metrics_(std::move(metrics)),
+        tasks_(loop) {
+    if (metrics_) metrics_->set_registry("etcd://" + client_.describe());
     tasks_.spawn(run(this));
   }
 
@@ -103,6 +109,7 @@ class EtcdAnnouncer final : public ServerHook {
       } catch (const std::exception& e) {
         failure = e.what();
       }
+      if (self->metrics_) self->metrics_->record_announcement(failure.empty(), failure);
       if (!failure.empty()) {
         next = backoff.next();
         if (!failing) {
@@ -122,6 +129,7 @@ class EtcdAnnouncer final : public ServerHook {
   std::string value_;
   std::int64_t lease_ = 0;
   bool keys_put_ = false;
+  std::shared_ptr<ServerMetrics> metrics_;
   TaskGroup tasks_;  // destroyed first: its task uses the members above
 };
 
@@ -139,7 +147,8 @@ std::unique_ptr<ServerHook> make_etcd_announcer(const ServerInfo& info, const Re
     keys.push_back(service_key(options.etcd.prefix, alias, host, port));
   EtcdConfig config{url.etcd_endpoints, url.username, url.password, options.etcd};
   return std::make_unique<EtcdAnnouncer>(*info.loop, std::move(config), std::move(keys),
-                                         service_value(info.generation, info.tls, options.weight));
+                                         service_value(info.generation, info.tls, options.weight),
+                                         info.metrics);
 }
 
 }  // namespace tether::registry::detail

@@ -45,6 +45,14 @@ ConnectionCore::ConnectionCore(std::unique_ptr<Channel> channel, ObjectPtr root,
           TETHER_LOG_WARN("rpc connection {}: task failed: {}", opts_.name, describe_current_exception());
         }
       }) {
+  if (std::any_of(opts_.interceptors.begin(), opts_.interceptors.end(),
+                  [](const auto& i) { return i != nullptr; })) {
+    auto chain = std::make_shared<InterceptorChain>();
+    for (const auto& i : opts_.interceptors) {
+      if (i) chain->push_back(i);
+    }
+    interceptors_ = std::move(chain);
+  }
   writer_.set_generation(gen_);
   writer_.set_foreign_netref([this](const Netref& r) { return forwarding_for(r); });
   writer_.set_classes(opts_.classes.get());
@@ -106,12 +114,24 @@ std::shared_ptr<PendingCall> ConnectionCore::finish_request(Handler h, std::uint
   return p;
 }
 
-std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, std::vector<Any> args) {
-  check_open();
+std::shared_ptr<PendingCall> ConnectionCore::send_request_now(Handler h, std::vector<Any>& args) {
   const std::uint64_t seq = pending_.take_seq();
   Buffer& out = writer_.begin_request(h, seq);
   writer_.boxed_tuple(args, out);
   return finish_request(h, seq);
+}
+
+std::shared_ptr<PendingCall> ConnectionCore::send_request(Handler h, std::vector<Any> args) {
+  check_open();
+  if (interceptors_ && h != Handler::kClose) [[unlikely]]
+    return send_request_intercepted(h, args);
+  return send_request_now(h, args);
+}
+
+std::shared_ptr<PendingCall> ConnectionCore::send_request_intercepted(Handler h, std::vector<Any>& args) {
+  CallInfo info = call_info(CallSide::kSent, h);
+  describe_items(info, args);
+  return sent_under(intercept_sent(std::move(info)), [&] { return send_request_now(h, args); });
 }
 
 template <class EncodeArgs>
@@ -145,14 +165,41 @@ std::shared_ptr<PendingCall> ConnectionCore::send_callattr_with(const Netref& ta
 
 std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target, std::string_view name,
                                                            std::vector<Any>& args, Kwargs kwargs) {
+  if (interceptors_) [[unlikely]]
+    return send_callattr_intercepted(target, name, args, std::move(kwargs));
   return send_callattr_with(
       target, name, [&](Buffer& out) { writer_.boxed_tuple_owned(args, out); }, std::move(kwargs));
 }
 
 std::shared_ptr<PendingCall> ConnectionCore::send_callattr(const Netref& target, std::string_view name,
                                                            std::span<brine::Value> args) {
+  if (interceptors_) [[unlikely]]
+    return send_callattr_intercepted(target, name, args);
   return send_callattr_with(
       target, name, [&](Buffer& out) { writer_.value_tuple(args, out); }, Kwargs{});
+}
+
+std::shared_ptr<PendingCall> ConnectionCore::send_callattr_intercepted(const Netref& target,
+                                                                       std::string_view name,
+                                                                       std::vector<Any>& args,
+                                                                       Kwargs kwargs) {
+  CallInfo info = call_info(CallSide::kSent, Handler::kCallAttr);
+  describe_callattr(info, name, args, kwargs);
+  return sent_under(intercept_sent(std::move(info)), [&] {
+    return send_callattr_with(
+        target, name, [&](Buffer& out) { writer_.boxed_tuple_owned(args, out); }, std::move(kwargs));
+  });
+}
+
+std::shared_ptr<PendingCall> ConnectionCore::send_callattr_intercepted(const Netref& target,
+                                                                       std::string_view name,
+                                                                       std::span<brine::Value> args) {
+  CallInfo info = call_info(CallSide::kSent, Handler::kCallAttr);
+  describe_callattr(info, name, args);
+  return sent_under(intercept_sent(std::move(info)), [&] {
+    return send_callattr_with(
+        target, name, [&](Buffer& out) { writer_.value_tuple(args, out); }, Kwargs{});
+  });
 }
 
 AsyncResult ConnectionCore::start_sync(Handler h, std::vector<Any> args) {
@@ -203,8 +250,9 @@ void ConnectionCore::send_close_request() {
   const std::uint64_t seq = pending_.take_unreused_seq();
   close_seq_ = seq;
   writer_.send(MsgType::kRequest, seq,
-               Value::make_tuple(Value(static_cast<std::int64_t>(Handler::kClose)),
-                                 Value::make_tuple(Value(static_cast<std::int64_t>(Label::kValue)), Value::make_tuple())));
+               Value::make_tuple(
+                   Value(static_cast<std::int64_t>(Handler::kClose)),
+                   Value::make_tuple(Value(static_cast<std::int64_t>(Label::kValue)), Value::make_tuple())));
 }
 
 void ConnectionCore::send_reply(std::uint64_t seq, Any result) {
@@ -216,8 +264,9 @@ void ConnectionCore::send_reply(std::uint64_t seq, Any result) {
 
 void ConnectionCore::send_exception(std::uint64_t seq, std::exception_ptr e, Handler h) {
   if (closed_) return;
-  writer_.send(MsgType::kException, seq,
-               encode_exception(e, gen_, opts_.include_traceback, handler_name(h), opts_.include_local_version));
+  writer_.send(
+      MsgType::kException, seq,
+      encode_exception(e, gen_, opts_.include_traceback, handler_name(h), opts_.include_local_version));
 }
 
 Task<void> ConnectionCore::close_gracefully() {
@@ -486,6 +535,14 @@ void ConnectionCore::on_request(Message& m) {
     std::span<Any> items = m.args.items();
     req.args.assign(std::make_move_iterator(items.begin()), std::make_move_iterator(items.end()));
   }
+  if (interceptors_) [[unlikely]] {
+    try {
+      req.intercept = intercept_served(req);
+    } catch (...) {
+      send_exception(m.seq, std::current_exception(), h);
+      return;
+    }
+  }
   // The read loop waits for a free slot before reading the next message, so this succeeds.
   const bool holds_slot = request_slots_.try_acquire();
   inflight_cost_ += m.cost;
@@ -505,7 +562,8 @@ void ConnectionCore::handle_del(std::uint64_t seq, std::span<Any> items) {
     if (items.empty() || items.size() > 2) throw PyError("TypeError", "bad DEL arguments");
     if (!items[0].is_local()) throw PyError("TypeError", "DEL needs a reference to a local object");
     std::uint64_t count = 1;
-    if (items.size() > 1 && items[1].is_value() && items[1].value().is_int64() && items[1].value().as_int64() > 0) {
+    if (items.size() > 1 && items[1].is_value() && items[1].value().is_int64() &&
+        items[1].value().as_int64() > 0) {
       count = static_cast<std::uint64_t>(items[1].value().as_int64());
     }
     const std::optional<ExportTable::Key> key = exports_.id_of(items[0].object().get());
@@ -519,8 +577,8 @@ void ConnectionCore::handle_del(std::uint64_t seq, std::span<Any> items) {
   }
 }
 
-Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq, Request req, bool holds_slot,
-                                         std::size_t cost) {
+Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq, Request req,
+                                         bool holds_slot, std::size_t cost) {
   struct SlotGuard {
     ConnectionCore& c;
     bool held;
@@ -554,8 +612,10 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
     }
   } catch (...) {
     // The result could not be boxed (e.g. a Netref of a closed connection): report that.
+    if (req.intercept) req.intercept->after(std::current_exception());
     self->send_exception(seq, std::current_exception(), req.handler);
   }
+  if (req.intercept) req.intercept->after(failure);
   if (observer) self->observe_end(*observer, req, started, failure);
   // The last reply outstanding goes out now, not after this frame's clean-up and the rest of
   // the loop iteration (the peer is waiting for it). With more requests running, the reply
@@ -630,7 +690,8 @@ void ConnectionCore::on_watchdog() noexcept {
       arm_watchdog(true);
     }
   } catch (...) {
-    TETHER_LOG_ERROR("rpc connection {}: cannot arm its watchdog: {}", opts_.name, describe_current_exception());
+    TETHER_LOG_ERROR("rpc connection {}: cannot arm its watchdog: {}", opts_.name,
+                     describe_current_exception());
   }
 }
 

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "rpc/export_table.hpp"
+#include "rpc/intercept.hpp"
 #include "rpc/message_reader.hpp"
 #include "rpc/message_writer.hpp"
 #include "rpc/pending_calls.hpp"
@@ -42,6 +43,8 @@ struct Request {
   Handler handler = Handler::kPing;
   std::vector<Any> args;
   CallShape call;  // CALLATTR/CALL/GETATTR in the usual shape (then args is empty)
+  /// Set when interceptors watch it (ConnectionOptions::interceptors).
+  std::unique_ptr<InterceptScope> intercept;
 };
 
 class ConnectionCore {
@@ -59,8 +62,8 @@ class ConnectionCore {
   std::shared_ptr<PendingCall> send_request(Handler h, std::vector<Any> args);
   /// CALLATTR(target, name, args, kwargs), encoded straight from the pieces. A large bytes
   /// argument is moved out of `args` and sent without a copy.
-  std::shared_ptr<PendingCall> send_callattr(const Netref& target, std::string_view name, std::vector<Any>& args,
-                                             Kwargs kwargs);
+  std::shared_ptr<PendingCall> send_callattr(const Netref& target, std::string_view name,
+                                             std::vector<Any>& args, Kwargs kwargs);
   /// The same with plain positional arguments and no keyword arguments: one (VALUE, tuple).
   std::shared_ptr<PendingCall> send_callattr(const Netref& target, std::string_view name,
                                              std::span<brine::Value> args);
@@ -93,6 +96,18 @@ class ConnectionCore {
   /// Tells the observer (ConnectionOptions::observer) that `req` finished.
   void observe_end(rpc::CallObserver& observer, const Request& req, std::int64_t started,
                    const std::exception_ptr& failure) const noexcept;
+  /// Interceptors (ConnectionOptions::interceptors; intercept.cpp). A served request's scope,
+  /// made as it is decoded; its `before` runs when the request is dispatched.
+  std::unique_ptr<InterceptScope> intercept_served(const Request& req);
+  /// A request about to be sent: runs `before`; throws when the chain refuses it.
+  std::unique_ptr<InterceptScope> intercept_sent(CallInfo info);
+  [[nodiscard]] CallInfo call_info(CallSide side, Handler h) const;
+  /// Name and arguments of a request from its argument tuple as on the wire.
+  void describe_items(CallInfo& info, std::span<const Any> items) const;
+  void describe_callattr(CallInfo& info, std::string_view name, std::span<const Any> args,
+                         const Kwargs& kwargs) const;
+  void describe_callattr(CallInfo& info, std::string_view name, std::span<const brine::Value> args) const;
+  [[nodiscard]] bool intercepting() const noexcept { return interceptors_ != nullptr; }
   [[nodiscard]] std::exception_ptr error() const noexcept { return error_; }
   Task<void> wait_closed();
   void set_close_callback(std::function<void()> fn) { on_close_ = std::move(fn); }
@@ -137,6 +152,26 @@ class ConnectionCore {
   template <class EncodeArgs>
   std::shared_ptr<PendingCall> send_callattr_with(const Netref& target, std::string_view name,
                                                   EncodeArgs&& encode_args, Kwargs kwargs);
+  std::shared_ptr<PendingCall> send_request_now(Handler h, std::vector<Any>& args);
+  // The sending side with interceptors (out of line: the common path stays as it was).
+  std::shared_ptr<PendingCall> send_request_intercepted(Handler h, std::vector<Any>& args);
+  std::shared_ptr<PendingCall> send_callattr_intercepted(const Netref& target, std::string_view name,
+                                                         std::vector<Any>& args, Kwargs kwargs);
+  std::shared_ptr<PendingCall> send_callattr_intercepted(const Netref& target, std::string_view name,
+                                                         std::span<brine::Value> args);
+  /// Sends with `send` under `scope`: its `after` hears of a failed send, or of the reply.
+  template <class Send>
+  std::shared_ptr<PendingCall> sent_under(std::unique_ptr<InterceptScope> scope, Send&& send) {
+    std::shared_ptr<PendingCall> p;
+    try {
+      p = send();
+    } catch (...) {
+      scope->after(std::current_exception());
+      throw;
+    }
+    p->intercept = std::move(scope);
+    return p;
+  }
   void send_reply(std::uint64_t seq, Any result);
   void send_close_request();
   void send_exception(std::uint64_t seq, std::exception_ptr e, Handler h);
@@ -155,6 +190,8 @@ class ConnectionCore {
   std::unique_ptr<Channel> channel_;
   ObjectPtr root_;
   ConnectionOptions opts_;
+  /// opts_.interceptors without nulls; null when there are none (the one check per request).
+  std::shared_ptr<const InterceptorChain> interceptors_;
   Generation gen_;
   bool gen_locked_ = false;
   bool sent_first_ = false;
@@ -211,6 +248,14 @@ Kwargs as_kwargs(const Any& a);
 /// Builds the exception-reply body (vinegar, §9) for a C++ exception.
 brine::Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceback,
                               std::string_view context, bool include_local_version = true);
+/// An exception as the peer sees it: its Python type name ("ValueError", "mymod.MyError") and
+/// its arguments as text.
+struct PythonError {
+  std::string type;
+  std::string message;
+};
+PythonError python_error_of(const std::exception_ptr& e);
+
 /// Turns an exception-reply body into the C++ exception to throw.
 std::exception_ptr decode_exception(const brine::Value& body);
 

@@ -88,9 +88,10 @@ Access check_access(const AccessPolicy& p, const Object& obj, std::string_view n
                     bool master_switch) {
   if (!master_switch) return Access::kRefused;
   const std::string_view prefix = policy_prefix(p);
-  const bool plain =
-      p.allow_all_attrs || (p.allow_exposed_attrs && !prefix.empty() && name.starts_with(prefix)) ||
-      (p.allow_safe_attrs && (is_safe_attr(name) || is_descriptive_attr(name))) || (p.allow_public_attrs && !name.starts_with("_"));
+  const bool plain = p.allow_all_attrs ||
+                     (p.allow_exposed_attrs && !prefix.empty() && name.starts_with(prefix)) ||
+                     (p.allow_safe_attrs && (is_safe_attr(name) || is_descriptive_attr(name))) ||
+                     (p.allow_public_attrs && !name.starts_with("_"));
   const bool has_exposed = !prefix.empty() && obj.has_attr(exposed);
   if (plain && (!has_exposed || obj.has_attr(name))) return Access::kName;
   if (has_exposed) return Access::kExposed;
@@ -205,8 +206,12 @@ Task<Any> do_repr_or_str(CallContext& ctx, Request& r, Handler h) {
   }
   co_return Any(Value(std::move(text)));
 }
-Task<Any> do_repr(ConnectionCore&, CallContext& ctx, Request& r) { return do_repr_or_str(ctx, r, Handler::kRepr); }
-Task<Any> do_str(ConnectionCore&, CallContext& ctx, Request& r) { return do_repr_or_str(ctx, r, Handler::kStr); }
+Task<Any> do_repr(ConnectionCore&, CallContext& ctx, Request& r) {
+  return do_repr_or_str(ctx, r, Handler::kRepr);
+}
+Task<Any> do_str(ConnectionCore&, CallContext& ctx, Request& r) {
+  return do_repr_or_str(ctx, r, Handler::kStr);
+}
 
 Task<Any> do_cmp(ConnectionCore& c, CallContext& ctx, Request& r) {
   require_args(r.args, 2, 3, Handler::kCmp);
@@ -315,7 +320,8 @@ Task<Any> do_ctx_exit(ConnectionCore& c, CallContext& ctx, Request& r) {
   } else if (!type.is_none()) {
     value = type;  // a plain value (a tether client's exception value): given as both
   }
-  Any result = co_await obj->call_attr(ctx, name, make_args(std::move(type), std::move(value), Any()), Kwargs{});
+  Any result =
+      co_await obj->call_attr(ctx, name, make_args(std::move(type), std::move(value), Any()), Kwargs{});
   co_return result;
 }
 
@@ -331,9 +337,9 @@ Task<Any> do_instance_check(ConnectionCore&, CallContext& ctx, Request& r) {
 
 /// By handler number (index 0, CLOSE and DEL unused: the read loop acts on those).
 constexpr std::array<HandlerFn, 21> kHandlers = {
-    nullptr,       do_ping,     nullptr,      do_get_root,    do_get_attr,     do_del_attr,     do_set_attr,
-    do_call,       do_call_attr, do_repr,     do_str,         do_cmp,          do_hash,         do_dir,
-    do_pickle,     nullptr,     do_inspect,   do_buff_iter,   do_old_slicing,  do_ctx_exit,     do_instance_check,
+    nullptr,   do_ping,      nullptr,    do_get_root,  do_get_attr,    do_del_attr, do_set_attr,
+    do_call,   do_call_attr, do_repr,    do_str,       do_cmp,         do_hash,     do_dir,
+    do_pickle, nullptr,      do_inspect, do_buff_iter, do_old_slicing, do_ctx_exit, do_instance_check,
 };
 
 }  // namespace
@@ -355,6 +361,10 @@ Kwargs as_kwargs(const Any& a) {
 
 Task<Any> ConnectionCore::dispatch(CallContext& ctx, Request& req) {
   if (refusal_) std::rethrow_exception(refusal_);
+  if (req.intercept) [[unlikely]] {
+    // The interceptors' `before`: a deny (or an exception) is the call's exception.
+    if (std::exception_ptr refused = req.intercept->before()) std::rethrow_exception(refused);
+  }
   const auto n = static_cast<std::size_t>(req.handler);
   HandlerFn fn = n < kHandlers.size() ? kHandlers[n] : nullptr;
   if (!fn) throw PyError("builtins", "KeyError", {Value(static_cast<std::int64_t>(n))});

@@ -22,6 +22,10 @@ void complete_pending(const std::shared_ptr<PendingCall>& p, Any v, std::excepti
   p->done = true;
   p->value = std::move(v);
   p->error = std::move(e);
+  if (p->intercept) {
+    std::unique_ptr<InterceptScope> scope = std::move(p->intercept);
+    scope->after(p->error);
+  }
   if (p->expiry) {
     p->loop->cancel_timer(p->expiry);
     p->expiry = {};
@@ -49,7 +53,8 @@ std::uint64_t PendingCalls::take_seq() noexcept {
   return seq;
 }
 
-std::shared_ptr<PendingCall> PendingCalls::add(std::uint64_t seq, Handler h, std::weak_ptr<ConnectionCore> core) {
+std::shared_ptr<PendingCall> PendingCalls::add(std::uint64_t seq, Handler h,
+                                               std::weak_ptr<ConnectionCore> core) {
   auto p = std::allocate_shared<PendingCall>(PoolAllocator<PendingCall>{}, &loop_);
   p->seq = seq;
   p->serial = next_serial_++;

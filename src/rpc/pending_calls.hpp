@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "rpc/intercept.hpp"
 #include "rpc/pool_alloc.hpp"
 #include "tether/loop/event_loop.hpp"
 #include "tether/loop/sync.hpp"
@@ -34,6 +35,8 @@ struct PendingCall {
   tether::detail::WaitList waiters;
   std::vector<std::function<void(const AsyncResult&)>> callbacks;
   TimerId expiry{};
+  /// Set when interceptors watch this request: told how it ended.
+  std::unique_ptr<InterceptScope> intercept;
 
   explicit PendingCall(EventLoop* l) : loop(l), waiters(l) {}
   ~PendingCall();
@@ -55,7 +58,8 @@ void complete_pending(const std::shared_ptr<PendingCall>& p, Any v, std::excepti
 class PendingCalls {
  public:
   using Table =
-      std::unordered_map<std::uint64_t, std::shared_ptr<PendingCall>, std::hash<std::uint64_t>, std::equal_to<>,
+      std::unordered_map<std::uint64_t, std::shared_ptr<PendingCall>, std::hash<std::uint64_t>,
+                         std::equal_to<>,
                          PoolAllocator<std::pair<const std::uint64_t, std::shared_ptr<PendingCall>>>>;
 
   explicit PendingCalls(EventLoop& loop) : loop_(loop) {}

@@ -72,9 +72,22 @@ std::string python_type_of(const std::exception_ptr& e) {
 }  // namespace tether::rpc
 
 namespace tether::rpc::detail {
+PythonError python_error_of(const std::exception_ptr& e) {
+  Mapped m = map_exception(e);
+  PythonError out;
+  out.type = m.module == "builtins" ? std::move(m.type) : m.module + "." + m.type;
+  for (const auto& a : m.args) {
+    if (!out.message.empty()) out.message += ", ";
+    out.message += text_of(a);
+  }
+  return out;
+}
+}  // namespace tether::rpc::detail
 
-Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceback,
-                       std::string_view context, bool include_local_version) {
+namespace tether::rpc::detail {
+
+Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceback, std::string_view context,
+                       bool include_local_version) {
   try {
     std::rethrow_exception(e);
   } catch (const StopIteration&) {
@@ -82,8 +95,9 @@ Value encode_exception(std::exception_ptr e, Generation gen, bool include_traceb
   } catch (...) {
   }
   Mapped m = map_exception(e);
-  const std::string_view version =
-      !include_local_version ? std::string_view("<version denied>") : gen == Generation::k6 ? kVersion6 : kVersion5;
+  const std::string_view version = !include_local_version  ? std::string_view("<version denied>")
+                                   : gen == Generation::k6 ? kVersion6
+                                                           : kVersion5;
   std::string tb;
   if (include_traceback) {
     std::string what;

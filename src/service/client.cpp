@@ -42,6 +42,7 @@ std::unique_ptr<Connection> make_client_connection(std::unique_ptr<BufferedStrea
     }
   }
   if (co.name.empty()) co.name = peer;
+  if (co.peer.empty()) co.peer = peer;
   auto channel = std::make_unique<Channel>(std::move(stream), options.channel);
   auto conn = std::make_unique<Connection>(std::move(channel), std::move(root), std::move(co));
   if (session) {

@@ -32,6 +32,13 @@ canvas{border:1px solid #ddd;background:#fff}pre{margin:0;white-space:pre-wrap}
 <h2>connections</h2>
 <table id="connections"><thead><tr><th>id</th><th class="l">peer</th><th>gen</th><th>age s</th><th>calls</th>
 <th>errors</th><th>bytes in</th><th>bytes out</th></tr></thead><tbody></tbody></table>
+<h2>loop threads</h2>
+<table id="loops"><thead><tr><th>loop</th><th>lag avg µs</th><th>lag max µs</th><th>lag samples</th>
+<th>busy-poll ms</th><th>caught</th><th>missed</th><th>workers queued</th><th>workers running</th></tr></thead>
+<tbody></tbody></table>
+<h2>connections closed</h2>
+<table id="closed"><thead><tr><th class="l">reason</th><th>connections</th></tr></thead><tbody></tbody></table>
+<h2>registry</h2><p id="registry">none configured</p>
 <h2>recent errors</h2>
 <table id="errors"><thead><tr><th class="l">time</th><th class="l">peer</th><th class="l">method</th>
 <th class="l">type</th><th class="l">message</th></tr></thead><tbody></tbody></table>
@@ -95,6 +102,23 @@ function show(s, now) {
     cell(tr, c.id); cell(tr, c.peer, true); cell(tr, c.generation || "?"); cell(tr, c.age_seconds.toFixed(1));
     cell(tr, c.calls).className = "calls"; cell(tr, c.errors); cell(tr, c.wire_bytes_in); cell(tr, c.wire_bytes_out);
   });
+  fill("loops", s.loops, (tr, l) => {
+    tr.dataset.loop = l.loop;
+    cell(tr, l.loop); cell(tr, us(l.lag_avg_seconds)); cell(tr, us(l.lag_max_seconds)); cell(tr, l.lag_samples);
+    cell(tr, (l.busy_poll_seconds * 1e3).toFixed(1)); cell(tr, l.busy_poll_caught); cell(tr, l.busy_poll_missed);
+    cell(tr, l.worker_queued); cell(tr, l.worker_running);
+  });
+  fill("closed", Object.entries(s.closed_by_reason), (tr, [reason, n]) => {
+    tr.dataset.reason = reason; cell(tr, reason, true); cell(tr, n);
+  });
+  const reg = s.registry, rp = document.getElementById("registry");
+  if (reg.configured) {
+    rp.textContent = (reg.registered ? "registered" : "NOT registered") + " with " + reg.registry +
+      (reg.last_announce ? ", last announced " + new Date(reg.last_announce * 1000).toISOString() : "") +
+      " (" + reg.announcements + " announcements, " + reg.failures + " failed" +
+      (reg.last_error ? ": " + reg.last_error : "") + ")";
+    rp.className = reg.registered ? "ok" : "bad";
+  }
   fill("errors", s.recent_errors.slice().reverse(), (tr, e) => {
     cell(tr, new Date(e.time * 1000).toISOString(), true); cell(tr, e.peer, true);
     cell(tr, e.method || e.handler, true); cell(tr, e.type, true);

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <utility>
 
+#include "tether/loop/event_loop.hpp"
 #include "tether/rpc/protocol.hpp"
 
 namespace tether {
@@ -65,7 +66,8 @@ namespace {
 using metrics::Counter;
 
 std::int64_t now_ns() noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
 
@@ -120,6 +122,8 @@ struct ServerMetrics::Shard {
   MethodCell other;    // callattr beyond kMaxMethods names
   MethodCell unknown;  // callattr of a name the access check refused
   Counter started, finished;
+  std::size_t index = 0;
+  std::shared_ptr<const tether::LoopFigures> loop;
 
   Shard() {
     for (std::size_t h = 0; h < kHandlers; ++h) {
@@ -138,7 +142,8 @@ struct ServerMetrics::Shard {
     if (named.size() >= kMaxMethods) return other;
     auto cell = std::make_unique<MethodCell>();
     cell->handler = "callattr";
-    cell->method = std::string(!prefix.empty() && name.starts_with(prefix) ? name.substr(prefix.size()) : name);
+    cell->method =
+        std::string(!prefix.empty() && name.starts_with(prefix) ? name.substr(prefix.size()) : name);
     MethodCell& ref = *cell;
     std::lock_guard<std::mutex> lock(mu);
     named.emplace(std::string(name), std::move(cell));
@@ -233,7 +238,11 @@ ServerMetrics::~ServerMetrics() = default;
 
 ServerMetrics::Shard& ServerMetrics::shard_for(EventLoop& loop) {
   std::unique_ptr<Shard>& s = shards_[&loop];
-  if (!s) s = std::make_unique<Shard>();
+  if (!s) {
+    s = std::make_unique<Shard>();
+    s->index = shards_.size() - 1;
+    s->loop = loop.figures();
+  }
   return *s;
 }
 
@@ -250,7 +259,38 @@ std::shared_ptr<rpc::CallObserver> ServerMetrics::open_connection(EventLoop& loo
   return c;
 }
 
-void ServerMetrics::close_connection(const std::shared_ptr<rpc::CallObserver>& observer) {
+void ServerMetrics::watch_loop(EventLoop& loop) {
+  std::lock_guard<std::mutex> lock(mu_);
+  shard_for(loop);
+}
+
+void ServerMetrics::set_registry(std::string registry) {
+  std::lock_guard<std::mutex> lock(mu_);
+  registry_.configured = true;
+  registry_.registry = std::move(registry);
+  unregistered_.store(!registry_.registered, std::memory_order_relaxed);
+}
+
+void ServerMetrics::record_announcement(bool acknowledged, const std::string& error) {
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::lock_guard<std::mutex> lock(mu_);
+  registry_.configured = true;
+  registry_.registered = acknowledged;
+  unregistered_.store(!acknowledged, std::memory_order_relaxed);
+  registry_.last_attempt_unix = now;
+  if (acknowledged) {
+    registry_.last_announce_unix = now;
+    ++registry_.announcements;
+    registry_.last_error.clear();
+  } else {
+    ++registry_.failures;
+    registry_.last_error = error;
+  }
+}
+
+void ServerMetrics::close_connection(const std::shared_ptr<rpc::CallObserver>& observer,
+                                     std::string_view reason) {
   const auto* c = static_cast<const Conn*>(observer.get());
   if (!c) return;
   std::shared_ptr<Conn> keep;
@@ -261,6 +301,9 @@ void ServerMetrics::close_connection(const std::shared_ptr<rpc::CallObserver>& o
     keep = std::move(it->second);
     open_.erase(it);
     ++closed_;
+    auto r = closed_by_reason_.find(reason);
+    if (r == closed_by_reason_.end()) r = closed_by_reason_.emplace(std::string(reason), 0).first;
+    ++r->second;
     closed_bytes_[0] += c->wire_in.get();
     closed_bytes_[1] += c->wire_out.get();
     closed_bytes_[2] += c->payload_in.get();
@@ -306,6 +349,7 @@ metrics::Snapshot ServerMetrics::snapshot() const {
   s.uptime_seconds = static_cast<double>(now - started_ns_) / 1e9;
   s.listening = listening_.load(std::memory_order_relaxed);
   s.draining = draining_.load(std::memory_order_relaxed);
+  s.ready = ready();
   s.connections_refused = refused_.load(std::memory_order_relaxed);
   s.http_requests = http_requests_.load(std::memory_order_relaxed);
   std::map<std::pair<std::string, std::string>, metrics::MethodFigures> merged;
@@ -322,7 +366,21 @@ metrics::Snapshot ServerMetrics::snapshot() const {
     }
   };
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& [loop, shard] : shards_) {
+  for (const auto& [key, shard] : shards_) {
+    if (shard->loop) {
+      const tether::LoopFigures& lf = *shard->loop;
+      metrics::LoopThread t;
+      t.index = shard->index;
+      t.lag_samples = lf.lag_samples.load(std::memory_order_relaxed);
+      t.lag_sum_seconds = static_cast<double>(lf.lag_sum_nanos.load(std::memory_order_relaxed)) / 1e9;
+      t.lag_max_seconds = static_cast<double>(lf.lag_max_nanos.load(std::memory_order_relaxed)) / 1e9;
+      t.busy_poll_caught = lf.busy_poll_caught.load(std::memory_order_relaxed);
+      t.busy_poll_missed = lf.busy_poll_missed.load(std::memory_order_relaxed);
+      t.busy_poll_seconds = static_cast<double>(lf.busy_poll_nanos.load(std::memory_order_relaxed)) / 1e9;
+      t.worker_queued = lf.worker_queued.load(std::memory_order_relaxed);
+      t.worker_running = lf.worker_running.load(std::memory_order_relaxed);
+      s.loops.push_back(t);
+    }
     const std::uint64_t finished = shard->finished.get();
     const std::uint64_t started = shard->started.get();
     s.in_flight += started > finished ? started - finished : 0;
@@ -357,8 +415,12 @@ metrics::Snapshot ServerMetrics::snapshot() const {
             [](const auto& a, const auto& b) { return a.id < b.id; });
   s.connections_open = s.connections.size();
   s.errors_by_type = errors_by_type_;
+  s.closed_by_reason.insert(closed_by_reason_.begin(), closed_by_reason_.end());
+  s.registry = registry_;
+  std::sort(s.loops.begin(), s.loops.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
   for (std::size_t i = 0; i < recent_.size(); ++i) {
-    s.recent_errors.push_back(recent_[(recent_.size() < kRecentErrors ? i : (recent_next_ + i) % kRecentErrors)]);
+    s.recent_errors.push_back(
+        recent_[(recent_.size() < kRecentErrors ? i : (recent_next_ + i) % kRecentErrors)]);
   }
   return s;
 }

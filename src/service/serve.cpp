@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include <future>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <unordered_map>
 
 #include "tether/base/log.hpp"
@@ -90,6 +90,8 @@ struct Registration {
 struct Observed {
   std::shared_ptr<ServerMetrics> metrics;
   std::shared_ptr<rpc::CallObserver> observer;
+  /// Why the connection closed; a session cancelled before it could say is "cancelled".
+  std::string_view reason = metrics::close_reason::kCancelled;
   Observed(const std::shared_ptr<Server::Shared>& shared, EventLoop& loop, const std::string& peer) {
     if (shared && shared->metrics) {
       metrics = shared->metrics;
@@ -99,9 +101,32 @@ struct Observed {
   Observed(const Observed&) = delete;
   Observed& operator=(const Observed&) = delete;
   ~Observed() {
-    if (metrics) metrics->close_connection(observer);
+    if (metrics) metrics->close_connection(observer, reason);
   }
 };
+
+/// Why a connection closed, from how it ended (metrics::close_reason).
+std::string_view close_reason_of(const Connection& conn, bool refused, bool drained) {
+  namespace reason = metrics::close_reason;
+  if (refused) return reason::kRefused;
+  if (drained) return reason::kShutdown;
+  const std::exception_ptr error = conn.error();
+  if (!error) return reason::kPeerClose;
+  try {
+    std::rethrow_exception(error);
+  } catch (const Timeout& e) {
+    // The connection's two watchdogs (connection_core.cpp) say which fired.
+    return std::string_view(e.what()).starts_with("idle") ? reason::kIdleTimeout : reason::kFrameTimeout;
+  } catch (const Disconnected&) {
+    return reason::kDisconnected;
+  } catch (const ProtocolError&) {
+    return reason::kProtocolError;
+  } catch (const LimitExceeded&) {
+    return reason::kLimitExceeded;
+  } catch (...) {
+  }
+  return reason::kIoError;
+}
 
 /// Runs on_disconnect if the handler is cancelled before it could.
 struct Finisher {
@@ -144,6 +169,7 @@ Task<void> run_session(std::shared_ptr<const detail::ServiceDef> def, Connection
     session->set_peer_certificate(tls->peer_certificate());
   }
   if (options.name.empty()) options.name = peer;
+  if (options.peer.empty()) options.peer = peer;
   Observed observed(shared, loop, peer);
   options.observer = observed.observer;
   options.classes = std::shared_ptr<const ClassSet>(def, &def->classes);
@@ -168,6 +194,7 @@ Task<void> run_session(std::shared_ptr<const detail::ServiceDef> def, Connection
   if (!refusal && !session->run_on_connect()) refusal = refusal_for(session->connect_error());
   if (refusal && observed.metrics) observed.metrics->count_refused();
   std::optional<LingerTimer> linger;
+  bool drained = false;
   if (refusal) {
     // The client's first request is answered with the refusal, then the connection closes
     // (Connection::refuse); a client that sends nothing is dropped after kRefusalLinger.
@@ -178,6 +205,7 @@ Task<void> run_session(std::shared_ptr<const detail::ServiceDef> def, Connection
   while (!conn->closed()) {
     co_await session->wait_wake();
     if (!conn->closed() && session->should_close()) {
+      drained = true;
       // Like a 5.x peer's close: CLOSE goes out after the replies already queued, then the
       // socket closes (no waiting for the client, which may not be reading).
       try {
@@ -188,6 +216,7 @@ Task<void> run_session(std::shared_ptr<const detail::ServiceDef> def, Connection
       conn->abort();
     }
   }
+  observed.reason = close_reason_of(*conn, refusal != nullptr, drained);
   session->finish(true);
 }
 
@@ -261,11 +290,13 @@ Task<void> serve_connection(std::shared_ptr<Server::Shared> shared, std::unique_
       co_return;
     }
     if (outcome == AuthOutcome::kNoPreamble) {
-      TETHER_LOG_WARN("service {}: {} did not send the auth token (not a tether client with "
-                      "ClientOptions::auth_token); refusing it", shared->def->name, peer);
-      refusal = std::make_exception_ptr(
-          PyError("PermissionError", "this server requires an auth token (a tether client's "
-                                     "ClientOptions::auth_token); connection refused"));
+      TETHER_LOG_WARN(
+          "service {}: {} did not send the auth token (not a tether client with "
+          "ClientOptions::auth_token); refusing it",
+          shared->def->name, peer);
+      refusal = std::make_exception_ptr(PyError("PermissionError",
+                                                "this server requires an auth token (a tether client's "
+                                                "ClientOptions::auth_token); connection refused"));
     }
   }
   co_await run_session(shared->def, shared->connection, shared->channel, std::move(stream), std::move(peer),
@@ -295,9 +326,9 @@ Server::Server(std::shared_ptr<const detail::ServiceDef> service, ServeOptions o
   shared_->auth_timeout = options_.auth_timeout;
   shared_->http = options_.http;
   if (options_.metrics) {
-    shared_->metrics =
-        std::make_shared<ServerMetrics>(shared_->def->aliases.empty() ? shared_->def->name : shared_->def->aliases.front(),
-                                        options_.connection.policy.exposed_prefix);
+    shared_->metrics = std::make_shared<ServerMetrics>(
+        shared_->def->aliases.empty() ? shared_->def->name : shared_->def->aliases.front(),
+        options_.connection.policy.exposed_prefix);
   }
 }
 
@@ -317,6 +348,7 @@ void Server::start() {
   }
   if (shared_->metrics) {
     start_admin();
+    shared_->metrics->watch_loop(server_->loop());
     shared_->metrics->set_listening(true);
   }
   if (options_.on_listen) options_.on_listen(server_->addresses());
@@ -329,6 +361,7 @@ void Server::start() {
   info.aliases = shared_->def->aliases;
   info.tls = options_.server.tls.has_value();
   info.generation = options_.connection.generation;
+  info.metrics = shared_->metrics;
   try {
     for (const ServerHookFactory& make : options_.hooks) {
       if (std::unique_ptr<ServerHook> hook = make(info)) hooks_.push_back(std::move(hook));

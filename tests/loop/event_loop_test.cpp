@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include "eventually.hpp"
 #include "loop_fixture.hpp"
 #include "tether/base/fd.hpp"
 #include "tether/base/log.hpp"
@@ -24,6 +25,7 @@
 #include "tether/loop/stop_signals.hpp"
 #include "tether/loop/task.hpp"
 #include "tether/loop/time.hpp"
+#include "tether/loop/worker_pool.hpp"
 
 namespace tether {
 namespace {
@@ -834,6 +836,53 @@ TEST_F(EventLoopTest, EndOfIterationHookMayRunANestedIteration) {
   EXPECT_EQ(log.events, (std::vector<std::string>{"hook", "nested ran other"}));
   EXPECT_EQ(other.events, (std::vector<std::string>{"other"}));
   EXPECT_EQ(loop_.stats().ready, 0u);
+}
+
+}  // namespace
+}  // namespace tether
+
+// ------------------------------------------------------------------------------ LoopFigures
+
+namespace tether {
+namespace {
+
+TEST_F(EventLoopTest, FiguresSampleTheLagOfIterationsWokenByIo) {
+  SocketPair sp;
+  IoWatcher w(loop_, sp.a.get(), IoWatcher::Mode::kLevel);
+  int woken = 0;
+  w.set_handler([&](std::uint32_t) {
+    ++woken;
+    (void)take(sp.a);
+  });
+  w.enable_reading();
+  std::shared_ptr<const LoopFigures> figures = loop_.figures();
+  const std::uint64_t before = figures->lag_samples.load();
+  // Each put wakes one iteration with a ready event; one in kLagSampleEvery is measured.
+  const int rounds = 3 * static_cast<int>(LoopFigures::kLagSampleEvery);
+  for (int i = 0; i < rounds; ++i) {
+    put(sp.b, "x");
+    const int was = woken;
+    ASSERT_TRUE(turn_until([&] { return woken > was; }));
+  }
+  const std::uint64_t samples = figures->lag_samples.load() - before;
+  EXPECT_GE(samples, 2u);
+  EXPECT_LE(samples, 3u + 1u);
+  EXPECT_GE(figures->lag_max_nanos.load() * figures->lag_samples.load(), figures->lag_sum_nanos.load());
+  w.disable_reading();
+}
+
+TEST(LoopFiguresTest, WorkerPoolQueueDepthAndRunningJobs) {
+  EventLoop loop;
+  loop.set_worker_threads(1);
+  std::shared_ptr<const LoopFigures> figures = loop.figures();
+  std::promise<void> release;
+  std::shared_future<void> gate = release.get_future().share();
+  for (int i = 0; i < 3; ++i) loop.workers().submit([gate] { gate.wait(); });
+  EXPECT_TRUE(testing::eventually(
+      [&] { return figures->worker_running.load() == 1 && figures->worker_queued.load() == 2; }));
+  release.set_value();
+  EXPECT_TRUE(testing::eventually(
+      [&] { return figures->worker_running.load() == 0 && figures->worker_queued.load() == 0; }));
 }
 
 }  // namespace

@@ -88,10 +88,28 @@ TEST_F(AnnounceTest, RetriesUntilARegistryAnswers) {
   log.watch("no registry acknowledged", unanswered);
   servers_.push_back(start_announced("a", a));
   run(wait_for(unanswered, 5s));
+  // The server's figures tell: a registry configured, not registered, so not ready.
+  std::shared_ptr<ServerMetrics> metrics = servers_[0]->metrics();
+  ASSERT_TRUE(metrics);
+  metrics::Snapshot s = metrics->snapshot();
+  EXPECT_TRUE(s.registry.configured);
+  EXPECT_FALSE(s.registry.registered);
+  EXPECT_NE(s.registry.registry.find(std::to_string(port)), std::string::npos) << s.registry.registry;
+  EXPECT_GE(s.registry.failures, 1u);
+  EXPECT_EQ(s.registry.last_announce_unix, 0.0);
+  EXPECT_FALSE(metrics->ready());
   holder.reset();
   start_registry(port, /*tcp=*/false);
   run(wait_for(added_, 5s));  // a later REGISTER reaches it (the retry, not a new start)
   EXPECT_EQ(registry_->table().entries(), 1u);
+  // The acknowledgement reaches the announcer just after the registry recorded the server.
+  for (int i = 0; i < 500 && !metrics->ready(); ++i) run(sleep(10ms));
+  s = metrics->snapshot();
+  EXPECT_TRUE(s.registry.registered);
+  EXPECT_TRUE(metrics->ready());
+  EXPECT_GE(s.registry.announcements, 1u);
+  EXPECT_GT(s.registry.last_announce_unix, 0.0);
+  EXPECT_TRUE(s.registry.last_error.empty());
 }
 
 TEST_F(AnnounceTest, AServerOnAUnixSocketIsNotAnnounced) {

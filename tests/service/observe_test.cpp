@@ -2,7 +2,11 @@
 // RPC port (opt-in) and on an admin address, their limits and error answers, /readyz during a
 // graceful shutdown, and RPC connections undisturbed by HTTP on the same port.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
@@ -11,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "eventually.hpp"
 #include "service/http_get.hpp"
 #include "service/observe_util.hpp"
 #include "test_util.hpp"
@@ -133,9 +138,12 @@ TEST(ObserveHttp, EndpointsOnTheRpcPort) {
   EXPECT_NE(m.head.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
   EXPECT_NE(m.body.find("tether_requests_total{method=\"add\",handler=\"callattr\"} 5\n"), std::string::npos)
       << m.body;
-  EXPECT_NE(m.body.find("tether_request_errors_total{method=\"fail\",handler=\"callattr\"} 2\n"), std::string::npos);
-  EXPECT_NE(m.body.find("tether_request_duration_seconds_bucket{method=\"add\",handler=\"callattr\",le=\"+Inf\"} 5\n"),
+  EXPECT_NE(m.body.find("tether_request_errors_total{method=\"fail\",handler=\"callattr\"} 2\n"),
             std::string::npos);
+  EXPECT_NE(
+      m.body.find(
+          "tether_request_duration_seconds_bucket{method=\"add\",handler=\"callattr\",le=\"+Inf\"} 5\n"),
+      std::string::npos);
   EXPECT_NE(m.body.find("tether_errors_total{type=\"ValueError\"} 2\n"), std::string::npos);
   EXPECT_NE(m.body.find("tether_connections_open 1\n"), std::string::npos);
 
@@ -165,7 +173,8 @@ TEST(ObserveHttp, EndpointsOnTheRpcPort) {
   HttpReply post = http_get(server.port(), "/metrics", "POST");
   EXPECT_EQ(post.status, 405);
   EXPECT_NE(post.head.find("Allow: GET, HEAD"), std::string::npos);
-  EXPECT_EQ(http_raw(server.port(), "GET /metrics HTTP/1.1\r\nX-Big: " + std::string(10000, 'a') + "\r\n\r\n").status,
+  EXPECT_EQ(http_raw(server.port(), "GET /metrics HTTP/1.1\r\nX-Big: " + std::string(10000, 'a') + "\r\n\r\n")
+                .status,
             431);
   EXPECT_EQ(http_raw(server.port(), std::string("GET /\x01 HTTP/1.1\r\n\r\n")).status, 400);
   EXPECT_EQ(http_raw(server.port(), "GET / HTTP/2.0\r\n\r\n").status, 400);
@@ -238,6 +247,89 @@ TEST_F(ObserveAdmin, AdminPortAndReadyzWhileDraining) {
   EXPECT_TRUE(during.starts_with("HTTP/1.1 503 ")) << during;
   EXPECT_NE(during.find("draining"), std::string::npos);
   server.close();
+}
+
+/// Connections of `m` that closed for `reason` so far.
+std::uint64_t closed_for(const ServerMetrics& m, const std::string& reason) {
+  const metrics::Snapshot s = m.snapshot();
+  const auto it = s.closed_by_reason.find(reason);
+  return it == s.closed_by_reason.end() ? 0 : it->second;
+}
+
+/// Connects a plain TCP socket to 127.0.0.1:port and closes it without a word.
+void connect_and_hang_up(std::uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ::close(fd);
+}
+
+TEST(ObserveMetrics, ConnectionsClosedByReason) {
+  ServeOptions o = loopback();
+  o.connection.idle_timeout = std::chrono::milliseconds(100);
+  ServerThread server(calc_service(), o);
+  const ServerMetrics& m = *server.metrics();
+  {
+    SyncConnection conn = connect_sync("127.0.0.1", server.port());
+    EXPECT_EQ(conn.callattr<std::int64_t>("add", 1, 2), 3);
+    conn.close();  // CLOSE
+  }
+  EXPECT_TRUE(eventually([&] { return closed_for(m, "peer_close") == 1; }));
+  connect_and_hang_up(server.port());
+  EXPECT_TRUE(eventually([&] { return closed_for(m, "disconnected") == 1; }));
+  SyncConnection idle = connect_sync("127.0.0.1", server.port());
+  EXPECT_TRUE(eventually([&] { return closed_for(m, "idle_timeout") == 1; }));
+  const metrics::Snapshot s = m.snapshot();
+  EXPECT_EQ(s.connections_closed, 3u);
+  const std::string text = render_prometheus(s);
+  EXPECT_NE(text.find("tether_connections_closed_by_reason_total{reason=\"idle_timeout\"} 1\n"),
+            std::string::npos);
+  const auto j = nlohmann::json::parse(render_status_json(s));
+  EXPECT_EQ(j["closed_by_reason"]["peer_close"], 1);
+}
+
+TEST(ObserveMetrics, RefusedAndShutdownReasons) {
+  ServeOptions guarded = loopback();
+  guarded.auth_token = "secret";
+  ServerThread locked(calc_service(), guarded);
+  EXPECT_THROW(connect_sync("127.0.0.1", locked.port()), Error);
+  EXPECT_TRUE(eventually([&] { return closed_for(*locked.metrics(), "refused") == 1; }));
+
+  ServerThread server(calc_service(), loopback());
+  std::shared_ptr<ServerMetrics> m = server.metrics();
+  SyncConnection conn = connect_sync("127.0.0.1", server.port());
+  EXPECT_EQ(conn.callattr<std::int64_t>("add", 1, 2), 3);
+  server.stop();  // drains the idle connection
+  EXPECT_EQ(closed_for(*m, "server_shutdown"), 1u);
+}
+
+TEST(ObserveMetrics, LoopFiguresOfTheServingLoop) {
+  ServerThread server(calc_service(), loopback());
+  SyncConnection conn = connect_sync("127.0.0.1", server.port());
+  // Each call wakes the server's loop at least once; one wake-up in 64 is measured.
+  for (int i = 0; i < 300; ++i) ASSERT_EQ(conn.callattr<std::int64_t>("add", i, 1), i + 1);
+  const metrics::Snapshot s = server.metrics()->snapshot();
+  ASSERT_FALSE(s.loops.empty());
+  EXPECT_EQ(s.loops[0].index, 0u);
+  EXPECT_GE(s.loops[0].lag_samples, 2u);
+  EXPECT_GT(s.loops[0].lag_max_seconds, 0.0);
+  EXPECT_GE(s.loops[0].lag_max_seconds * static_cast<double>(s.loops[0].lag_samples),
+            s.loops[0].lag_sum_seconds);
+  const std::string text = render_prometheus(s);
+  for (const char* name :
+       {"tether_loop_lag_seconds_count{loop=\"0\"}", "tether_loop_lag_max_seconds{loop=\"0\"}",
+        "tether_busy_poll_seconds_total{loop=\"0\"}", "tether_busy_poll_caught_total{loop=\"0\"}",
+        "tether_busy_poll_missed_total{loop=\"0\"}", "tether_worker_jobs_queued{loop=\"0\"}",
+        "tether_worker_jobs_running{loop=\"0\"}"}) {
+    EXPECT_NE(text.find(name), std::string::npos) << name;
+  }
+  EXPECT_EQ(text.find("tether_registry_"), std::string::npos);  // no registry configured
+  const auto j = nlohmann::json::parse(render_status_json(s));
+  EXPECT_EQ(j["loops"][0]["lag_samples"], s.loops[0].lag_samples);
+  EXPECT_EQ(j["registry"]["configured"], false);
 }
 
 }  // namespace

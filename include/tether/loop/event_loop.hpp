@@ -86,6 +86,30 @@ struct LoopStats {
   Duration busy_poll_time{};           ///< time spent spinning
 };
 
+/// What a loop measures of itself for monitoring (EventLoop::figures()): written by the
+/// loop's thread (and its worker pool's), readable from any thread at any time, and kept alive
+/// by whoever holds it after the loop is gone. Relaxed atomics: a reader sees each figure
+/// whole, not all of them at one instant.
+struct LoopFigures {
+  /// Busy polling (as LoopStats): waits ended by I/O while spinning, spins that caught
+  /// nothing, time spent spinning.
+  std::atomic<std::uint64_t> busy_poll_caught{0};
+  std::atomic<std::uint64_t> busy_poll_missed{0};
+  std::atomic<std::uint64_t> busy_poll_nanos{0};
+  /// Loop lag, sampled in one of every kLagSampleEvery iterations that epoll woke with ready
+  /// events: the time from epoll_wait returning to the end of that iteration (the handlers of
+  /// those events, the timers and ready work run; the longest a ready event waited for its
+  /// handler in that iteration). Count, sum and largest sample.
+  std::atomic<std::uint64_t> lag_samples{0};
+  std::atomic<std::uint64_t> lag_sum_nanos{0};
+  std::atomic<std::uint64_t> lag_max_nanos{0};
+  /// The loop's worker pool (run_in_worker): jobs waiting for a thread, and jobs running.
+  std::atomic<std::uint64_t> worker_queued{0};
+  std::atomic<std::uint64_t> worker_running{0};
+
+  static constexpr std::uint32_t kLagSampleEvery = 64;
+};
+
 /// How a loop busy-polls before it sleeps (EventLoop::set_busy_poll, ServerOptions::busy_poll).
 /// A plain Duration converts to a fixed spin, and zero to off.
 struct BusyPoll {
@@ -232,6 +256,8 @@ class TETHER_API EventLoop : public std::enable_shared_from_this<EventLoop> {
 #endif
   }
   [[nodiscard]] LoopStats stats() const;
+  /// The loop's self-measurement (busy polling, loop lag, worker pool), for any thread.
+  [[nodiscard]] std::shared_ptr<const LoopFigures> figures() const noexcept { return figures_; }
   [[nodiscard]] bool running() const noexcept { return depth_ > 0; }
 
   // Internal: used by IoWatcher.
@@ -246,6 +272,7 @@ class TETHER_API EventLoop : public std::enable_shared_from_this<EventLoop> {
   void run_ready();
   int compute_timeout_ms(std::optional<Duration> max_wait);
   void poll_busily(int timeout_ms, std::vector<detail::PollEvent>& batch);
+  void record_lag(Duration lag) noexcept;
 
   std::thread::id thread_;
   std::unique_ptr<detail::Poller> poller_;
@@ -283,10 +310,9 @@ class TETHER_API EventLoop : public std::enable_shared_from_this<EventLoop> {
   int polls_skipped_ = 0;  // consecutive iterations that ran ready work without polling I/O
   BusyPoll busy_poll_;
   Duration learned_spin_ = Duration::zero();  // adaptive busy polling's current spin
-  std::uint64_t spins_caught_ = 0;
-  std::uint64_t spins_missed_ = 0;
-  Duration spin_time_ = Duration::zero();
-  int sole_taken_ = 0;     // take_sole_ready() hand-offs in this iteration (bounded)
+  std::shared_ptr<LoopFigures> figures_;
+  std::uint32_t lag_tick_ = 0;  // iterations woken by I/O, for sampling the lag
+  int sole_taken_ = 0;          // take_sole_ready() hand-offs in this iteration (bounded)
   std::atomic<bool> stop_requested_{false};
 };
 

@@ -1,6 +1,7 @@
 #pragma once
 /// \file WorkerPool and run_in_worker: blocking work off the loop thread.
 
+#include <atomic>
 #include <condition_variable>
 #include <coroutine>
 #include <cstddef>
@@ -34,6 +35,9 @@ class TETHER_API WorkerPool {
   [[nodiscard]] std::size_t threads() const noexcept { return threads_.size(); }
   /// Jobs queued or running.
   [[nodiscard]] std::size_t pending() const;
+  /// From now on the pool keeps `queued` (jobs waiting for a thread) and `running` up to date
+  /// (EventLoop::figures()). Both must outlive the pool.
+  void report_to(std::atomic<std::uint64_t>* queued, std::atomic<std::uint64_t>* running);
 
  private:
   void worker_main();
@@ -43,6 +47,9 @@ class TETHER_API WorkerPool {
   std::deque<Callback> jobs_;
   std::size_t running_ = 0;
   bool stopping_ = false;
+  std::atomic<std::uint64_t>* queued_gauge_ = nullptr;
+  std::atomic<std::uint64_t>* running_gauge_ = nullptr;
+  void publish() noexcept;  // under mu_
   std::vector<std::thread> threads_;
 };
 

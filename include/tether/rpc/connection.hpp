@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "tether/base/export.hpp"
 #include "tether/brine/codec.hpp"
@@ -22,6 +23,7 @@
 #include "tether/loop/task.hpp"
 #include "tether/rpc/any.hpp"
 #include "tether/rpc/bind.hpp"  // to_any of a callable argument (Netref::call)
+#include "tether/rpc/interceptor.hpp"
 #include "tether/rpc/object.hpp"
 #include "tether/rpc/observer.hpp"
 #include "tether/rpc/protocol.hpp"
@@ -77,6 +79,15 @@ struct ConnectionOptions {
   std::shared_ptr<const ClassSet> classes;
   /// Logged name of the connection.
   std::string name;
+  /// The other end's address ("127.0.0.1:50312", "unix:/run/x.sock", "stream"), as
+  /// interceptors see it (CallInfo::peer). serve() and connect() set it when empty.
+  std::string peer;
+  /// Before/after hooks on every request this side serves and sends, run in this order
+  /// (tether/rpc/interceptor.hpp; docs/observability.md#interceptors). Empty: none, and no
+  /// cost beyond one check per request.
+  std::vector<std::shared_ptr<rpc::CallInterceptor>> interceptors;
+  /// Most bytes of CallInfo::args (the arguments' repr) an interceptor is shown.
+  std::size_t interceptor_repr_limit = 256;
   /// Told about every request this side serves (tether/rpc/observer.hpp); null: nothing is
   /// measured. Servers set one per connection when ServeOptions::metrics is on.
   std::shared_ptr<rpc::CallObserver> observer;
@@ -84,9 +95,9 @@ struct ConnectionOptions {
 
 /// Counters for tests and monitoring.
 struct ConnectionStats {
-  std::size_t exported = 0;       ///< objects in the export table
-  std::size_t proxies = 0;        ///< live Netrefs to peer objects
-  std::size_t pending = 0;        ///< requests awaiting a reply
+  std::size_t exported = 0;  ///< objects in the export table
+  std::size_t proxies = 0;   ///< live Netrefs to peer objects
+  std::size_t pending = 0;   ///< requests awaiting a reply
   std::uint64_t requests_in = 0;
   std::uint64_t requests_out = 0;
   /// Bytes of large bytes values (a reply's result, a CALLATTR argument) handed to the stream

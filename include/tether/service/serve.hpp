@@ -50,6 +50,9 @@ struct ServerInfo {
   bool tls = false;
   /// The RPyC generation the server speaks (kAuto: either, detected per connection).
   rpc::Generation generation = rpc::Generation::kAuto;
+  /// The server's figures (null when ServeOptions::metrics is off): a hook reports its state
+  /// there (the registry's announcer: ServerMetrics::set_registry / record_announcement).
+  std::shared_ptr<ServerMetrics> metrics;
 };
 
 /// Behaviour attached to a Server's life by an upper layer (the registry announces the server
