@@ -37,7 +37,7 @@ ConnectionCore::ConnectionCore(std::unique_ptr<Channel> channel, ObjectPtr root,
       writer_(*channel_, exports_, this),
       decoder_(exports_, opts_.limits),
       request_slots_(std::max<std::size_t>(1, opts_.max_concurrent_requests)),
-      sched_(loop_, tasks_),
+      sched_(loop_, tasks_, *channel_),
       tasks_(loop_, [this](std::exception_ptr e) {
         try {
           std::rethrow_exception(e);
@@ -203,8 +203,9 @@ void ConnectionCore::send_close_request() {
   const std::uint64_t seq = pending_.take_unreused_seq();
   close_seq_ = seq;
   writer_.send(MsgType::kRequest, seq,
-               Value::make_tuple(Value(static_cast<std::int64_t>(Handler::kClose)),
-                                 Value::make_tuple(Value(static_cast<std::int64_t>(Label::kValue)), Value::make_tuple())));
+               Value::make_tuple(
+                   Value(static_cast<std::int64_t>(Handler::kClose)),
+                   Value::make_tuple(Value(static_cast<std::int64_t>(Label::kValue)), Value::make_tuple())));
 }
 
 void ConnectionCore::send_reply(std::uint64_t seq, Any result) {
@@ -216,8 +217,9 @@ void ConnectionCore::send_reply(std::uint64_t seq, Any result) {
 
 void ConnectionCore::send_exception(std::uint64_t seq, std::exception_ptr e, Handler h) {
   if (closed_) return;
-  writer_.send(MsgType::kException, seq,
-               encode_exception(e, gen_, opts_.include_traceback, handler_name(h), opts_.include_local_version));
+  writer_.send(
+      MsgType::kException, seq,
+      encode_exception(e, gen_, opts_.include_traceback, handler_name(h), opts_.include_local_version));
 }
 
 Task<void> ConnectionCore::close_gracefully() {
@@ -300,6 +302,7 @@ void ConnectionCore::notify_idle() noexcept {
 
 Task<void> ConnectionCore::serve_loop() {
   std::exception_ptr failure;
+  sched_.begin_pass();
   try {
     while (!closed_) {
       // Each frame is read where it lies in the stream's buffer (no copy, no coroutine frame
@@ -307,14 +310,14 @@ Task<void> ConnectionCore::serve_loop() {
       // may close the channel), so the view is not used after anything happened.
       std::optional<std::span<const std::uint8_t>> frame = channel_->peek();
       if (!frame) {
+        // Replies this pass wrote itself (DEL, refusals) leave now, before the wait is re-armed,
+        // unless requests still running will write theirs (then together): the flush rule.
+        sched_.end_pass();
         if (std::coroutine_handle<> held = sched_.take_held()) {
           // The one request this pass decoded runs now, handed the thread directly; this loop
           // re-arms its wait after it (after its reply has gone out, see serve_request).
           co_await ServeScheduler::HandOff{loop_, held};
         } else {
-          // Replies this pass wrote itself (DEL, refusals) leave before the wait is re-armed,
-          // unless requests still running will write theirs (then together).
-          if (sched_.serving() == 0) channel_->write_now();
           // A reply this pass decoded woke its caller: when that is all there is to run, it
           // runs now, and its next request leaves at the end of this iteration, before this
           // loop re-arms its wait (in the next). Only after a pass that decoded something: two
@@ -352,12 +355,14 @@ Task<void> ConnectionCore::serve_loop() {
         // peer that keeps the socket full would hold the loop thread here for ever. After
         // this many frames the loop's other work (other connections, timers, I/O) runs first.
         sched_.release_held();
+        sched_.end_pass();
         co_await ServeScheduler::HandOff{loop_, std::noop_coroutine()};
         sched_.begin_pass();
       }
       if (request_slots_.available() == 0 && !closed_) {
         // Backpressure: stop reading until a request handler finishes.
         sched_.release_held();
+        sched_.end_pass();
         co_await request_slots_.acquire();
         request_slots_.release();
         sched_.begin_pass();
@@ -365,6 +370,7 @@ Task<void> ConnectionCore::serve_loop() {
       if (!closed_ && must_pause()) {
         // Backpressure: too much decoded memory in flight, or replies piling up unread.
         sched_.release_held();
+        sched_.end_pass();
         co_await wait_unpaused();
         sched_.begin_pass();
       }
@@ -401,6 +407,7 @@ Task<void> ConnectionCore::serve_loop() {
   // A request still held never started: it goes with the connection's other tasks.
   sched_.drop_held();
   close_now(failure);
+  sched_.end_pass();
 }
 
 Generation ConnectionCore::check_generation(std::uint8_t first) {
@@ -491,7 +498,7 @@ void ConnectionCore::on_request(Message& m) {
   inflight_cost_ += m.cost;
   try {
     // Handlers run as tasks started by the scheduler, never on top of this read loop's frame.
-    sched_.spawn(serve_request(this, m.seq, std::move(req), holds_slot, m.cost));
+    sched_.spawn(serve_request(this, m.seq, std::move(req), holds_slot, m.cost, sched_.request_hold()));
   } catch (...) {
     inflight_cost_ -= m.cost;
     if (holds_slot) request_slots_.release();
@@ -505,7 +512,8 @@ void ConnectionCore::handle_del(std::uint64_t seq, std::span<Any> items) {
     if (items.empty() || items.size() > 2) throw PyError("TypeError", "bad DEL arguments");
     if (!items[0].is_local()) throw PyError("TypeError", "DEL needs a reference to a local object");
     std::uint64_t count = 1;
-    if (items.size() > 1 && items[1].is_value() && items[1].value().is_int64() && items[1].value().as_int64() > 0) {
+    if (items.size() > 1 && items[1].is_value() && items[1].value().is_int64() &&
+        items[1].value().as_int64() > 0) {
       count = static_cast<std::uint64_t>(items[1].value().as_int64());
     }
     const std::optional<ExportTable::Key> key = exports_.id_of(items[0].object().get());
@@ -519,8 +527,8 @@ void ConnectionCore::handle_del(std::uint64_t seq, std::span<Any> items) {
   }
 }
 
-Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq, Request req, bool holds_slot,
-                                         std::size_t cost) {
+Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq, Request req,
+                                         bool holds_slot, std::size_t cost, Channel::FlushHold reply_hold) {
   struct SlotGuard {
     ConnectionCore& c;
     bool held;
@@ -557,81 +565,15 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
     self->send_exception(seq, std::current_exception(), req.handler);
   }
   if (observer) self->observe_end(*observer, req, started, failure);
-  // The last reply outstanding goes out now, not after this frame's clean-up and the rest of
-  // the loop iteration (the peer is waiting for it). With more requests running, the reply
-  // waits for theirs: one writev for the batch.
   if (self->refusal_) {
     // Refused (Connection::refuse): the answer goes out, then the connection closes.
     self->close_now(std::make_exception_ptr(Disconnected("connection refused")));
     co_return;
   }
-  if (self->sched_.last_reply()) self->channel_->write_now();
-}
-
-// ------------------------------------------------------------------ backpressure, watchdogs
-
-bool ConnectionCore::must_pause() const noexcept {
-  if (inflight_cost_ > opts_.max_inflight_decoded_bytes) return true;
-  if (!opts_.pause_reading_on_backlog) return false;
-  BufferedStream& st = channel_->stream();
-  return st.write_buffer_size() > st.options().write_high_water;
-}
-
-Task<void> ConnectionCore::wait_unpaused() {
-  while (!closed_ && must_pause()) {
-    if (inflight_cost_ > opts_.max_inflight_decoded_bytes) {
-      inflight_freed_.clear();
-      co_await inflight_freed_.wait();  // set by serve_request as requests finish
-    } else {
-      // Until the output is back at the low watermark (the peer reads again), or the stream
-      // fails (then the next read says why).
-      co_await channel_->drain();
-    }
-  }
-}
-
-void ConnectionCore::arm_watchdog(bool idle) {
-  watch_idle_ = idle;
-  watch_bytes_ = channel_->stream().stats().bytes_read;
-  watch_frames_ = channel_->stats().frames_in;
-  const Duration window = idle ? opts_.idle_timeout : opts_.frame_timeout;
-  watchdog_ = loop_.call_later(window, [this]() { on_watchdog(); }).id();
-}
-
-void ConnectionCore::on_watchdog() noexcept {
-  watchdog_ = {};
-  if (closed_) return;
-  const std::uint64_t bytes = channel_->stream().stats().bytes_read - watch_bytes_;
-  const std::uint64_t frames = channel_->stats().frames_in - watch_frames_;
-  const bool partial = waiting_frame_ && channel_->stream().buffer().readable_bytes() > 0;
-  if (watch_idle_) {
-    if (frames == 0 && bytes == 0 && pending_.empty() && sched_.serving() == 0 && waiting_frame_) {
-      TETHER_LOG_INFO("rpc connection {}: closing: idle for {} ms", opts_.name,
-                      std::chrono::duration_cast<std::chrono::milliseconds>(opts_.idle_timeout).count());
-      close_now(std::make_exception_ptr(Timeout("idle connection closed")));
-      return;
-    }
-  } else if (partial) {
-    const double seconds = std::chrono::duration<double>(opts_.frame_timeout).count();
-    if (static_cast<double>(bytes) < static_cast<double>(opts_.min_frame_rate) * seconds) {
-      TETHER_LOG_WARN("rpc connection {}: closing: a frame stalled ({} bytes in {} ms, below {} bytes/s)",
-                      opts_.name, bytes,
-                      std::chrono::duration_cast<std::chrono::milliseconds>(opts_.frame_timeout).count(),
-                      opts_.min_frame_rate);
-      close_now(std::make_exception_ptr(Timeout("frame not received in time (peer too slow or stalled)")));
-      return;
-    }
-  }
-  try {
-    // Another window: the frame still in progress, or (idle_timeout) the next idle check.
-    if (partial && opts_.frame_timeout > Duration::zero()) {
-      arm_watchdog(false);
-    } else if (opts_.idle_timeout > Duration::zero()) {
-      arm_watchdog(true);
-    }
-  } catch (...) {
-    TETHER_LOG_ERROR("rpc connection {}: cannot arm its watchdog: {}", opts_.name, describe_current_exception());
-  }
+  // The reply is queued. The last one outstanding goes out now, not after this frame's
+  // clean-up and the rest of the loop iteration (the peer is waiting for it); with more
+  // requests running, it waits for theirs: one writev for the batch (the channel's rule).
+  reply_hold.release();
 }
 
 }  // namespace tether::rpc::detail

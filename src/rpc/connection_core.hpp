@@ -59,8 +59,8 @@ class ConnectionCore {
   std::shared_ptr<PendingCall> send_request(Handler h, std::vector<Any> args);
   /// CALLATTR(target, name, args, kwargs), encoded straight from the pieces. A large bytes
   /// argument is moved out of `args` and sent without a copy.
-  std::shared_ptr<PendingCall> send_callattr(const Netref& target, std::string_view name, std::vector<Any>& args,
-                                             Kwargs kwargs);
+  std::shared_ptr<PendingCall> send_callattr(const Netref& target, std::string_view name,
+                                             std::vector<Any>& args, Kwargs kwargs);
   /// The same with plain positional arguments and no keyword arguments: one (VALUE, tuple).
   std::shared_ptr<PendingCall> send_callattr(const Netref& target, std::string_view name,
                                              std::span<brine::Value> args);
@@ -128,8 +128,10 @@ class ConnectionCore {
   void handle_del(std::uint64_t seq, std::span<Any> items);
   /// A reply or exception whose seq has no pending call.
   void on_unexpected_reply(std::uint64_t seq) noexcept;
+  /// Serves one request; `reply_hold` (ServeScheduler::request_hold) is let go once its reply
+  /// is queued.
   static Task<void> serve_request(ConnectionCore* self, std::uint64_t seq, Request req, bool holds_slot,
-                                  std::size_t cost);
+                                  std::size_t cost, Channel::FlushHold reply_hold);
   /// The handler's result for `req` (the handler table in dispatch.cpp).
   Task<Any> dispatch(CallContext& ctx, Request& req);
 

@@ -80,8 +80,8 @@ struct RpcPair : ConnectionPair {
   std::shared_ptr<TestRoot> server_root = std::make_shared<TestRoot>();
 };
 
-inline RpcPair make_rpc_pair(EventLoop& loop, ConnectionOptions client_opts = {}, ConnectionOptions server_opts = {},
-                             ObjectPtr client_root = nullptr) {
+inline RpcPair make_rpc_pair(EventLoop& loop, ConnectionOptions client_opts = {},
+                             ConnectionOptions server_opts = {}, ObjectPtr client_root = nullptr) {
   RpcPair p;
   static_cast<ConnectionPair&>(p) =
       connect_pair(loop, p.server_root, client_opts, server_opts, std::move(client_root));
@@ -131,7 +131,7 @@ inline RawServerPeer make_raw_server_peer(EventLoop& loop, ConnectionOptions opt
 inline void send_raw_reply(Channel& raw, std::int64_t seq, brine::Value boxed) {
   std::string out;
   brine::dump_into(brine::Value::make_tuple(brine::Value(2), brine::Value(seq), std::move(boxed)), out);
-  raw.send(out);
+  raw.send(OutFrame::copied(out));
 }
 
 /// The id_pack of the raw server's root.
