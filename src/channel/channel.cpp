@@ -71,12 +71,6 @@ Task<void> Channel::drain() {
   co_await stream_->drain();
 }
 
-void Channel::release_hold() noexcept {
-  // The last producer of a batch let go: what the batch queued leaves now, not at the end of
-  // the loop iteration (a closed channel writes nothing more; close() decides).
-  if (--holds_ == 0 && !closed_) stream_->write_now();
-}
-
 bool Channel::peek_next() {
   check_open();
   Buffer& in = *in_;
@@ -198,17 +192,6 @@ Task<Bytes> Channel::recv() {
       co_return payload;
     }
     co_await wait();
-  }
-}
-
-void Channel::send(OutFrame frame) {
-  check_open();
-  switch (frame.kind_) {
-    case OutFrame::Kind::kView: send_copy(frame.view_); return;
-    case OutFrame::Kind::kBuffer: send_buffer(std::move(frame.buf_)); return;
-    case OutFrame::Kind::kSpliced:
-      send_spliced(std::move(frame.buf_), frame.at_, std::move(frame.block_));
-      return;
   }
 }
 

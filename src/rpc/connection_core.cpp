@@ -498,7 +498,7 @@ void ConnectionCore::on_request(Message& m) {
   inflight_cost_ += m.cost;
   try {
     // Handlers run as tasks started by the scheduler, never on top of this read loop's frame.
-    sched_.spawn(serve_request(this, m.seq, std::move(req), holds_slot, m.cost, sched_.request_hold()));
+    sched_.spawn(serve_request(this, m.seq, std::move(req), holds_slot, m.cost));
   } catch (...) {
     inflight_cost_ -= m.cost;
     if (holds_slot) request_slots_.release();
@@ -528,7 +528,7 @@ void ConnectionCore::handle_del(std::uint64_t seq, std::span<Any> items) {
 }
 
 Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq, Request req,
-                                         bool holds_slot, std::size_t cost, Channel::FlushHold reply_hold) {
+                                         bool holds_slot, std::size_t cost) {
   struct SlotGuard {
     ConnectionCore& c;
     bool held;
@@ -570,10 +570,19 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
     self->close_now(std::make_exception_ptr(Disconnected("connection refused")));
     co_return;
   }
-  // The reply is queued. The last one outstanding goes out now, not after this frame's
-  // clean-up and the rest of the loop iteration (the peer is waiting for it); with more
-  // requests running, it waits for theirs: one writev for the batch (the channel's rule).
-  reply_hold.release();
+  // The reply is queued: the guard's finished() lets go of this request's hold on the flush.
+  // The last reply outstanding goes out then, at once, not after the rest of the loop
+  // iteration (the peer is waiting for it); with more requests running, it waits for theirs:
+  // one writev for the batch (the channel's rule).
+}
+
+// In this file, not with the rest of the backpressure (connection_watch.cpp): serve_loop asks
+// after every frame, and here it is inlined.
+bool ConnectionCore::must_pause() const noexcept {
+  if (inflight_cost_ > opts_.max_inflight_decoded_bytes) return true;
+  if (!opts_.pause_reading_on_backlog) return false;
+  BufferedStream& st = channel_->stream();
+  return st.write_buffer_size() > st.options().write_high_water;
 }
 
 }  // namespace tether::rpc::detail

@@ -128,10 +128,8 @@ class ConnectionCore {
   void handle_del(std::uint64_t seq, std::span<Any> items);
   /// A reply or exception whose seq has no pending call.
   void on_unexpected_reply(std::uint64_t seq) noexcept;
-  /// Serves one request; `reply_hold` (ServeScheduler::request_hold) is let go once its reply
-  /// is queued.
   static Task<void> serve_request(ConnectionCore* self, std::uint64_t seq, Request req, bool holds_slot,
-                                  std::size_t cost, Channel::FlushHold reply_hold);
+                                  std::size_t cost);
   /// The handler's result for `req` (the handler table in dispatch.cpp).
   Task<Any> dispatch(CallContext& ctx, Request& req);
 

@@ -1,4 +1,4 @@
-// ConnectionCore's backpressure (when serve_loop stops reading) and watchdogs (frame_timeout,
+// ConnectionCore's backpressure (waiting until serve_loop may read again) and watchdogs (frame_timeout,
 // idle_timeout): one timer, armed only when serve_loop waits with part of a frame buffered, or
 // when idle_timeout is set.
 #include <chrono>
@@ -7,13 +7,6 @@
 #include "tether/base/log.hpp"
 
 namespace tether::rpc::detail {
-
-bool ConnectionCore::must_pause() const noexcept {
-  if (inflight_cost_ > opts_.max_inflight_decoded_bytes) return true;
-  if (!opts_.pause_reading_on_backlog) return false;
-  BufferedStream& st = channel_->stream();
-  return st.write_buffer_size() > st.options().write_high_water;
-}
 
 Task<void> ConnectionCore::wait_unpaused() {
   while (!closed_ && must_pause()) {

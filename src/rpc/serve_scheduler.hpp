@@ -5,11 +5,12 @@
 //    pass ends by a symmetric transfer from the read loop (HandOff): in this loop iteration,
 //    not the next, and not on top of the read loop's frame;
 //  * requests decoded together go through the ready queue in arrival order;
-//  * when replies leave is the channel's flush rule (Channel::FlushHold): each request being
-//    served holds the channel's flush until its reply is queued, and the read loop holds it
-//    while a pass runs (begin_pass .. end_pass). The last hold released writes at once: the
-//    last running request's reply, or, when nothing runs, the replies the pass wrote itself
-//    (DEL, refusals). With more running, replies wait for each other and leave in one write;
+//  * when replies leave is the channel's flush rule (Channel::hold_flush): each request being
+//    served holds the channel's flush from spawn() until finished() (its reply is queued),
+//    and the read loop holds it while a pass runs (begin_pass .. end_pass). The last hold
+//    released writes at once: the last running request's reply, or, when nothing runs, the
+//    replies the pass wrote itself (DEL, refusals). With more running, replies wait for each
+//    other and leave in one write;
 //  * after kFramesPerTurn frames the read loop gives the loop back (fairness).
 
 #include <coroutine>
@@ -50,11 +51,9 @@ class ServeScheduler {
     bool resumed_ = false;
   };
 
-  /// What a request holds from its decoding until its reply is queued (then it releases it).
-  [[nodiscard]] Channel::FlushHold request_hold() noexcept { return Channel::FlushHold(channel_); }
-  /// Starts a decoded request (see the file comment). Counted as serving from now: requests
-  /// decoded in one batch all count (and hold the flush, request_hold) before the first of
-  /// them replies.
+  /// Starts a decoded request (see the file comment). Counted as serving, and holding the
+  /// channel's flush, from now until finished(): requests decoded in one batch all count
+  /// before the first of them replies.
   void spawn(Task<void> request);
   /// Queues the held request (the order of requests is kept).
   void release_held();
@@ -83,8 +82,12 @@ class ServeScheduler {
     return true;
   }
 
-  /// A request finished (its reply, if any, is queued).
-  void finished() noexcept { --serving_; }
+  /// A request finished: its reply, if any, is queued. It lets go of the flush: the last hold
+  /// released writes at once.
+  void finished() noexcept {
+    --serving_;
+    channel_.release_flush();
+  }
   [[nodiscard]] std::size_t serving() const noexcept { return serving_; }
 
   static constexpr std::uint32_t kFramesPerTurn = 256;

@@ -3,7 +3,7 @@
 // the flush holds that decide when a reply is written at once ("the last reply out
 // flushes", the channel's rule), the fairness counter, and HandOff's symmetric transfer. The
 // "requests" here are small coroutines that do what serve_request does at its end: queue a
-// reply, let go of their hold (request_hold) and see whether that wrote, then finished().
+// reply, then finished() (which lets go of the request's hold) and see whether that wrote.
 #include "rpc/serve_scheduler.hpp"
 
 #include <gtest/gtest.h>
@@ -29,26 +29,24 @@ using Log = std::vector<std::string>;
 
 /// What a request does once it has its result: queues the reply and lets go of its hold;
 /// records whether that wrote to the transport at once ("last") or left the reply queued.
-void reply(ServeScheduler* s, Channel* ch, Log* log, const std::string& name, Channel::FlushHold& hold) {
+void reply(ServeScheduler* s, Channel* ch, Log* log, const std::string& name) {
   ch->send(OutFrame::copied(name));
   const std::uint64_t writes = ch->stream().stats().write_calls;
-  hold.release();
-  log->push_back(name + (ch->stream().stats().write_calls > writes ? " last" : " more"));
   s->finished();
+  log->push_back(name + (ch->stream().stats().write_calls > writes ? " last" : " more"));
 }
 
 /// A request: replies at once.
-Task<void> request_task(ServeScheduler* s, Channel* ch, Log* log, std::string name, Channel::FlushHold hold) {
-  reply(s, ch, log, name, hold);
+Task<void> request_task(ServeScheduler* s, Channel* ch, Log* log, std::string name) {
+  reply(s, ch, log, name);
   co_return;
 }
 
 /// A request that waits for `ev` before it replies.
-Task<void> waiting_task(ServeScheduler* s, Channel* ch, Log* log, Event* ev, std::string name,
-                        Channel::FlushHold hold) {
+Task<void> waiting_task(ServeScheduler* s, Channel* ch, Log* log, Event* ev, std::string name) {
   log->push_back(name + " waits");
   co_await ev->wait();
-  reply(s, ch, log, name, hold);
+  reply(s, ch, log, name);
 }
 
 Task<void> note(Log* log, std::string what) {
@@ -77,11 +75,9 @@ class ServeSchedulerTest : public LoopTest {
     LoopTest::TearDown();
   }
   void finish_all() { run(tasks_.wait()); }
-  Task<void> request(std::string name) {
-    return request_task(&sched_, ch_, &log_, std::move(name), sched_.request_hold());
-  }
+  Task<void> request(std::string name) { return request_task(&sched_, ch_, &log_, std::move(name)); }
   Task<void> waiting_request(Event* ev, std::string name) {
-    return waiting_task(&sched_, ch_, &log_, ev, std::move(name), sched_.request_hold());
+    return waiting_task(&sched_, ch_, &log_, ev, std::move(name));
   }
 
   PipeChannel pipe_{loop_};
@@ -181,6 +177,7 @@ TEST_F(ServeSchedulerTest, ADroppedRequestGoesWithTheGroup) {
 TEST_F(ServeSchedulerTest, AnEmptyRequestIsRefusedAndNotCounted) {
   EXPECT_THROW(sched_.spawn(Task<void>()), UsageError);
   EXPECT_EQ(sched_.serving(), 0u);
+  EXPECT_EQ(ch_->flush_holds(), 0u);
   EXPECT_FALSE(sched_.holding());
 
   // Refused while another is held: the held one is queued first, and still counted.
@@ -270,9 +267,9 @@ Task<void> reader_pass(EventLoop* loop, TaskGroup* tasks, ServeScheduler* s, Cha
   log->push_back("reader");
   tasks->spawn(note(log, "queued before"));
   if (ev) {
-    s->spawn(waiting_task(s, ch, log, ev, "held", s->request_hold()));
+    s->spawn(waiting_task(s, ch, log, ev, "held"));
   } else {
-    s->spawn(request_task(s, ch, log, "held", s->request_hold()));
+    s->spawn(request_task(s, ch, log, "held"));
   }
   s->end_pass();
   std::coroutine_handle<> h = s->take_held();

@@ -42,6 +42,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 
 #include "tether/base/buffer.hpp"
 #include "tether/base/bytes.hpp"
@@ -93,36 +94,33 @@ struct ChannelStats {
 /// Making one never throws and never copies payload bytes.
 class TETHER_API OutFrame {
  public:
-  explicit OutFrame(Buffer&& payload) noexcept : kind_(Kind::kBuffer), buf_(std::move(payload)) {}
+  explicit OutFrame(Buffer&& payload) noexcept : v_(std::in_place_index<kBuffer>, std::move(payload)) {}
   [[nodiscard]] static OutFrame copied(std::string_view payload) noexcept { return OutFrame(payload); }
   [[nodiscard]] static OutFrame spliced(Buffer&& head, std::size_t at, Bytes block) noexcept {
-    return OutFrame(std::move(head), at, std::move(block));
+    return OutFrame(Spliced{std::move(head), std::move(block), at});
   }
-  OutFrame(OutFrame&&) noexcept = default;
-  OutFrame& operator=(OutFrame&&) noexcept = default;
 
   /// Payload bytes (before compression).
   [[nodiscard]] std::size_t size() const noexcept {
-    switch (kind_) {
-      case Kind::kView: return view_.size();
-      case Kind::kBuffer: return buf_.readable_bytes();
-      case Kind::kSpliced: break;
-    }
-    return buf_.readable_bytes() + block_.size();
+    if (const auto* view = std::get_if<kView>(&v_)) return view->size();
+    if (const auto* buf = std::get_if<kBuffer>(&v_)) return buf->readable_bytes();
+    const Spliced& sp = std::get<kSpliced>(v_);
+    return sp.head.readable_bytes() + sp.block.size();
   }
 
  private:
   friend class Channel;
-  enum class Kind : std::uint8_t { kBuffer, kView, kSpliced };
-  explicit OutFrame(std::string_view view) noexcept : kind_(Kind::kView), view_(view) {}
-  OutFrame(Buffer&& head, std::size_t at, Bytes&& block) noexcept
-      : kind_(Kind::kSpliced), buf_(std::move(head)), block_(std::move(block)), at_(at) {}
+  struct Spliced {
+    Buffer head;
+    Bytes block;
+    std::size_t at;  // where the block goes in the head
+  };
+  static constexpr std::size_t kView = 0, kBuffer = 1, kSpliced = 2;  // v_'s alternatives
+  explicit OutFrame(std::string_view view) noexcept : v_(std::in_place_index<kView>, view) {}
+  explicit OutFrame(Spliced&& sp) noexcept : v_(std::in_place_index<kSpliced>, std::move(sp)) {}
 
-  Kind kind_;
-  Buffer buf_;             // kBuffer: the payload; kSpliced: the head
-  std::string_view view_;  // kView: the caller's bytes
-  Bytes block_;            // kSpliced: the block
-  std::size_t at_ = 0;     // kSpliced: where the block goes in the head
+  // A view first: the common small frame is made and destroyed without touching a Buffer.
+  std::variant<std::string_view, Buffer, Spliced> v_;
 };
 
 /// A framed, optionally compressed message pipe over one BufferedStream, which it owns.
@@ -215,23 +213,45 @@ class TETHER_API Channel {
   /// error. If the stream fails after part of a frame was queued (memory), the channel closes,
   /// since its framing is broken, and the error propagates. The frame's buffers are released
   /// whether or not it was sent.
-  void send(OutFrame frame);
+  void send(OutFrame frame) {
+    // Inline, so that a caller's frame kind is known where it is made (no dispatch left).
+    check_open();
+    if (const auto* view = std::get_if<OutFrame::kView>(&frame.v_)) {
+      send_copy(*view);
+    } else if (auto* buf = std::get_if<OutFrame::kBuffer>(&frame.v_)) {
+      send_buffer(std::move(*buf));
+    } else {
+      OutFrame::Spliced& sp = *std::get_if<OutFrame::kSpliced>(&frame.v_);
+      send_spliced(std::move(sp.head), sp.at, std::move(sp.block));
+    }
+  }
 
-  /// A producer of frames the others should wait for (the flush rule's "hold"). While any
-  /// FlushHold on the channel is held, a frame queued by one producer does not leave before
-  /// the others' (at once), but the end of the loop iteration still writes everything queued
-  /// in it, held or not: a hold never delays a frame past its loop turn. Releasing the last
-  /// hold writes what is queued at once (BufferedStream::write_now), rather than at the end of
-  /// the iteration. The rpc layer holds one per request being served, released once its reply
-  /// is queued, and one for its read loop's pass (released whenever the read loop suspends):
-  /// the last outstanding reply goes out at once, and replies of a batch leave in one writev.
+  /// The flush rule's hold, counted: a producer of frames the others should wait for. While
+  /// any hold on the channel is held, a frame queued by one producer does not leave before the
+  /// others' (at once), but the end of the loop iteration still writes everything queued in
+  /// it, held or not: a hold never delays a frame past its loop turn. Releasing the last hold
+  /// writes what is queued at once (BufferedStream::write_now), rather than at the end of the
+  /// iteration. The rpc layer holds one per request being served, from its decoding until its
+  /// reply is queued, and one for its read loop's pass (released whenever the read loop
+  /// suspends): the last outstanding reply goes out at once, and a batch's replies leave in
+  /// one writev.
   ///
-  /// Move-only; must not outlive the channel. Releasing never throws; after close() it writes
-  /// nothing (what close() does with queued frames stands). Loop thread only.
+  /// Each hold_flush() is paired with exactly one release_flush() (FlushHold, below, does the
+  /// pairing). Never throws; after close() a release writes nothing (what close() does with
+  /// queued frames stands). Loop thread only.
+  void hold_flush() noexcept { ++holds_; }
+  void release_flush() noexcept {
+    if (--holds_ == 0 && !closed_) stream_->write_now();
+  }
+  /// Holds held now.
+  [[nodiscard]] std::size_t flush_holds() const noexcept { return holds_; }
+
+  /// One hold_flush() / release_flush() pair as a move-only value: released by release() or
+  /// the destructor, once. Must not outlive the channel.
   class TETHER_API FlushHold {
    public:
     FlushHold() noexcept = default;  ///< holds nothing
-    explicit FlushHold(Channel& ch) noexcept : ch_(&ch) { ++ch.holds_; }
+    explicit FlushHold(Channel& ch) noexcept : ch_(&ch) { ch.hold_flush(); }
     FlushHold(FlushHold&& o) noexcept : ch_(std::exchange(o.ch_, nullptr)) {}
     FlushHold& operator=(FlushHold&& o) noexcept {
       if (this != &o) {
@@ -243,19 +263,20 @@ class TETHER_API Channel {
     ~FlushHold() { release(); }
     /// Lets go (a no-op when not holding); the last hold released writes what is queued now.
     void release() noexcept {
-      if (ch_) std::exchange(ch_, nullptr)->release_hold();
+      if (ch_) std::exchange(ch_, nullptr)->release_flush();
     }
     /// Holds `ch`: a no-op if this holds it already; a hold of another channel is let go.
     void hold(Channel& ch) noexcept {
-      if (ch_ != &ch) *this = FlushHold(ch);
+      if (ch_ == &ch) return;
+      release();
+      ch_ = &ch;
+      ch.hold_flush();
     }
     [[nodiscard]] bool holding() const noexcept { return ch_ != nullptr; }
 
    private:
     Channel* ch_ = nullptr;
   };
-  /// FlushHolds held now.
-  [[nodiscard]] std::size_t flush_holds() const noexcept { return holds_; }
 
   /// Waits until the stream's write queue is at or below its low watermark.
   Task<void> drain();
@@ -294,7 +315,6 @@ class TETHER_API Channel {
   void count_raw_out(std::size_t n) noexcept;  // the stats of an uncompressed frame sent
   void send_compressed(const std::uint8_t* data, std::size_t n);
   void fail(const std::string& why);
-  void release_hold() noexcept;  // the end of a FlushHold
 
   std::unique_ptr<BufferedStream> stream_;
   Buffer* in_;  // stream_->buffer(), which lives as long as the stream
