@@ -196,8 +196,8 @@ class TETHER_API Channel {
   [[nodiscard]] FrameWait wait() noexcept { return FrameWait(*this); }
 
   /// Queues one frame and returns at once: the one way to send (see OutFrame for what it
-  /// takes and what it copies). It never waits and never makes a system call except on the
-  /// release of the last FlushHold (below); pair it with drain() for flow control.
+  /// takes and what it copies). It never waits and makes no system call; pair it with drain()
+  /// for flow control.
   ///
   /// When it leaves (the flush rule): frames queued in one loop turn go out together in one
   /// writev at the end of the loop iteration; while FlushHolds are held, the release of the
