@@ -54,8 +54,8 @@ std::string make_payload(std::size_t n, int kind) {
     for (auto& c : s) c = static_cast<char>(rng());
   } else {
     // Words from a small vocabulary: compresses roughly like serialized RPC traffic.
-    static const char* kWords[] = {"call ", "reply ", "netref ", "id_pack ", "tuple ", "value ",
-                                   "0123 ", "add ", "getattr ", "exposed_ "};
+    static const char* kWords[] = {"call ",  "reply ", "netref ", "id_pack ", "tuple ",
+                                   "value ", "0123 ",  "add ",    "getattr ", "exposed_ "};
     std::size_t i = 0;
     while (i < n) {
       const char* w = kWords[rng() % 10];
@@ -70,7 +70,7 @@ std::size_t batch_for(std::size_t n) { return std::max<std::size_t>(1, (256 << 1
 
 Task<void> channel_batch(Channel* tx, Channel* rx, const std::string* payload, std::size_t count) {
   for (std::size_t i = 0; i < count; ++i) {
-    tx->send(std::string_view(*payload));
+    tx->send(tether::OutFrame::copied(*payload));
     if (payload->size() >= (64 << 10)) {
       Bytes got = co_await rx->recv();
       benchmark::DoNotOptimize(got.data());
@@ -118,8 +118,8 @@ void BM_ChannelMemPipe(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * batch * n));
   state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations() * batch));
   const ChannelStats s = tx.stats();
-  state.counters["wire/payload"] =
-      static_cast<double>(s.wire_bytes_out) / static_cast<double>(std::max<std::uint64_t>(1, s.payload_bytes_out));
+  state.counters["wire/payload"] = static_cast<double>(s.wire_bytes_out) /
+                                   static_cast<double>(std::max<std::uint64_t>(1, s.payload_bytes_out));
 }
 
 /// Baseline: the same payload bytes, unframed, through the same streams and pipe.
@@ -157,12 +157,12 @@ void BM_EncodeDecode(benchmark::State& state) {
 
 void frame_args(benchmark::internal::Benchmark* b) {
   b->ArgNames({"size", "text", "zlib"});
-  b->Args({64, kText, 1});             // below the threshold: raw
-  b->Args({4 << 10, kText, 1});        // compressed
-  b->Args({4 << 10, kRandom, 1});      // compressed, incompressible
-  b->Args({1 << 20, kRandom, 0});      // raw
-  b->Args({1 << 20, kText, 1});        // compressed
-  b->Args({1 << 20, kRandom, 1});      // compressed, incompressible
+  b->Args({64, kText, 1});         // below the threshold: raw
+  b->Args({4 << 10, kText, 1});    // compressed
+  b->Args({4 << 10, kRandom, 1});  // compressed, incompressible
+  b->Args({1 << 20, kRandom, 0});  // raw
+  b->Args({1 << 20, kText, 1});    // compressed
+  b->Args({1 << 20, kRandom, 1});  // compressed, incompressible
 }
 
 void stream_args(benchmark::internal::Benchmark* b) {
@@ -201,7 +201,7 @@ ChannelPair make_channels(EventLoop& loop, bool socketpair) {
 /// Client side of one request/reply exchange per frame pair: send, then wait for the echo.
 Task<void> ping_recv(Channel* ch, const std::string* msg, std::size_t rounds) {
   for (std::size_t i = 0; i < rounds; ++i) {
-    ch->send(std::string_view(*msg));
+    ch->send(tether::OutFrame::copied(*msg));
     Bytes got = co_await ch->recv();
     benchmark::DoNotOptimize(got.data());
   }
@@ -211,14 +211,14 @@ Task<void> ping_recv(Channel* ch, const std::string* msg, std::size_t rounds) {
 Task<void> pong_recv(Channel* ch, std::size_t rounds) {
   for (std::size_t i = 0; i < rounds; ++i) {
     Bytes got = co_await ch->recv();
-    ch->send(got.view());
+    ch->send(tether::OutFrame::copied(got.view()));
   }
 }
 
 /// The same with the zero-copy receive: peek(), else wait(); consume() after use.
 Task<void> ping_peek(Channel* ch, const std::string* msg, std::size_t rounds) {
   for (std::size_t i = 0; i < rounds; ++i) {
-    ch->send(std::string_view(*msg));
+    ch->send(tether::OutFrame::copied(*msg));
     for (;;) {
       std::optional<std::span<const std::uint8_t>> got = ch->peek();
       if (!got) {
@@ -240,7 +240,8 @@ Task<void> pong_peek(Channel* ch, std::size_t rounds) {
       co_await ch->wait();
       continue;
     }
-    ch->send(std::string_view(reinterpret_cast<const char*>(got->data()), got->size()));
+    ch->send(
+        tether::OutFrame::copied(std::string_view(reinterpret_cast<const char*>(got->data()), got->size())));
     ch->consume();
     ++i;
   }
@@ -256,7 +257,7 @@ void run_pingpong(EventLoop& loop, ChannelPair& p, const std::string& msg, std::
 /// Small frames in batches of 64 per turn, received with recv().
 Task<void> batch_recv(Channel* tx, Channel* rx, const std::string* msg, std::size_t batches) {
   for (std::size_t b = 0; b < batches; ++b) {
-    for (int i = 0; i < 64; ++i) tx->send(std::string_view(*msg));
+    for (int i = 0; i < 64; ++i) tx->send(tether::OutFrame::copied(*msg));
     for (int i = 0; i < 64; ++i) {
       Bytes got = co_await rx->recv();
       benchmark::DoNotOptimize(got.data());
@@ -266,7 +267,7 @@ Task<void> batch_recv(Channel* tx, Channel* rx, const std::string* msg, std::siz
 
 Task<void> batch_peek(Channel* tx, Channel* rx, const std::string* msg, std::size_t batches) {
   for (std::size_t b = 0; b < batches; ++b) {
-    for (int i = 0; i < 64; ++i) tx->send(std::string_view(*msg));
+    for (int i = 0; i < 64; ++i) tx->send(tether::OutFrame::copied(*msg));
     for (int i = 0; i < 64;) {
       std::optional<std::span<const std::uint8_t>> got = rx->peek();
       if (!got) {

@@ -1,11 +1,11 @@
 // Channel (channel/channel.hpp) over an in-memory pipe under fuzzed chunking: the input, after
 // the frame options, a chunk plan and a receive plan, is the byte stream the peer sends. The
 // channel takes it with recv() or peek() + consume() (+ wait() when nothing is buffered; the
-// frame peeked once, or twice before it is consumed), chosen per frame; the non-empty payloads, then the terminal error
-// (Disconnected at EOF, ProtocolError on a bad frame), must be those of the reference decode
-// (frame_reference.hpp), with matching stats. Every payload received is sent back (send of a
-// string_view or of a Buffer, compressed above the fuzzed threshold) and what reaches the
-// other end must decode to the same payloads.
+// frame peeked once, or twice before it is consumed), chosen per frame; the non-empty payloads, then the
+// terminal error (Disconnected at EOF, ProtocolError on a bad frame), must be those of the reference decode
+// (frame_reference.hpp), with matching stats. Every payload received is sent back (an
+// OutFrame copied, of a Buffer or spliced, compressed above the fuzzed threshold) and what
+// reaches the other end must decode to the same payloads.
 
 #include <cstddef>
 #include <cstdint>
@@ -162,17 +162,26 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       FUZZ_CHECK(got < want.size());
       FUZZ_CHECK(st.payload == want[got]);
       ++got;
-      // Echo it (alternating the two send forms), written out at once so nothing is lost if
-      // a later frame closes the channel.
-      if (got % 2 == 0) {
-        ch.send(std::string_view(st.payload));
-      } else {
+      // Echo it (the three kinds of OutFrame in turn), written out at once (the release of
+      // the only flush hold) so nothing is lost if a later frame closes the channel.
+      tether::Channel::FlushHold hold(ch);
+      if (got % 3 == 0) {
+        ch.send(tether::OutFrame::copied(st.payload));
+      } else if (got % 3 == 1) {
         tether::Buffer b;
         b.append(st.payload);
-        ch.send(std::move(b));
+        ch.send(tether::OutFrame(std::move(b)));
+      } else {
+        // The middle third as a spliced block, the rest around it in the head.
+        const std::size_t at = st.payload.size() / 3;
+        const std::size_t len = st.payload.size() / 3;
+        tether::Buffer head;
+        head.append(std::string_view(st.payload).substr(0, at));
+        head.append(std::string_view(st.payload).substr(at + len));
+        ch.send(tether::OutFrame::spliced(std::move(head), at, tether::Bytes(st.payload.substr(at, len))));
       }
       echoed.push_back(st.payload);
-      ch.write_now();
+      hold.release();
       collect(ch, driver.writer(), sent);
     }
     const tether::ChannelStats stats = ch.stats();

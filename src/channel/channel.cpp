@@ -71,10 +71,6 @@ Task<void> Channel::drain() {
   co_await stream_->drain();
 }
 
-void Channel::write_now() noexcept {
-  if (!closed_) stream_->write_now();
-}
-
 bool Channel::peek_next() {
   check_open();
   Buffer& in = *in_;
@@ -199,8 +195,7 @@ Task<Bytes> Channel::recv() {
   }
 }
 
-void Channel::send(std::string_view payload) {
-  check_open();
+void Channel::send_copy(std::string_view payload) {
   const std::size_t n = payload.size();
   if (n == 0) throw UsageError("Channel::send: empty payload (stock RPyC peers ignore empty frames)");
   if (opts_.compress && n > opts_.compress_threshold) {
@@ -227,8 +222,7 @@ void Channel::send(std::string_view payload) {
   send_raw(std::move(buf));
 }
 
-void Channel::send(Buffer&& payload) {
-  check_open();
+void Channel::send_buffer(Buffer&& payload) {
   const std::size_t n = payload.readable_bytes();
   if (n == 0) throw UsageError("Channel::send: empty payload (stock RPyC peers ignore empty frames)");
   if (opts_.compress && n > opts_.compress_threshold) {
@@ -281,9 +275,8 @@ void Channel::send_raw(Buffer&& payload) {
 }
 
 void Channel::send_spliced(Buffer&& head, std::size_t at, Bytes block) {
-  check_open();
   const std::size_t h = head.readable_bytes();
-  if (at > h) throw UsageError(fmt::format("Channel::send_spliced: split at {} of a {}-byte head", at, h));
+  if (at > h) throw UsageError(fmt::format("Channel::send: splice at {} of a {}-byte head", at, h));
   const std::size_t n = h + block.size();
   if (block.empty() || (opts_.compress && n > opts_.compress_threshold)) {
     Buffer joined;
@@ -291,7 +284,7 @@ void Channel::send_spliced(Buffer&& head, std::size_t at, Bytes block) {
     joined.append(head.peek(), at);
     joined.append(block.data(), block.size());
     joined.append(head.peek() + at, h - at);
-    send(std::move(joined));
+    send_buffer(std::move(joined));
     return;
   }
   check_body_size(n);

@@ -37,7 +37,7 @@ ConnectionCore::ConnectionCore(std::unique_ptr<Channel> channel, ObjectPtr root,
       writer_(*channel_, exports_, this),
       decoder_(exports_, opts_.limits),
       request_slots_(std::max<std::size_t>(1, opts_.max_concurrent_requests)),
-      sched_(loop_, tasks_),
+      sched_(loop_, tasks_, *channel_),
       tasks_(loop_, [this](std::exception_ptr e) {
         try {
           std::rethrow_exception(e);
@@ -349,6 +349,7 @@ void ConnectionCore::notify_idle() noexcept {
 
 Task<void> ConnectionCore::serve_loop() {
   std::exception_ptr failure;
+  sched_.begin_pass();
   try {
     while (!closed_) {
       // Each frame is read where it lies in the stream's buffer (no copy, no coroutine frame
@@ -356,14 +357,14 @@ Task<void> ConnectionCore::serve_loop() {
       // may close the channel), so the view is not used after anything happened.
       std::optional<std::span<const std::uint8_t>> frame = channel_->peek();
       if (!frame) {
+        // Replies this pass wrote itself (DEL, refusals) leave now, before the wait is re-armed,
+        // unless requests still running will write theirs (then together): the flush rule.
+        sched_.end_pass();
         if (std::coroutine_handle<> held = sched_.take_held()) {
           // The one request this pass decoded runs now, handed the thread directly; this loop
           // re-arms its wait after it (after its reply has gone out, see serve_request).
           co_await ServeScheduler::HandOff{loop_, held};
         } else {
-          // Replies this pass wrote itself (DEL, refusals) leave before the wait is re-armed,
-          // unless requests still running will write theirs (then together).
-          if (sched_.serving() == 0) channel_->write_now();
           // A reply this pass decoded woke its caller: when that is all there is to run, it
           // runs now, and its next request leaves at the end of this iteration, before this
           // loop re-arms its wait (in the next). Only after a pass that decoded something: two
@@ -401,12 +402,14 @@ Task<void> ConnectionCore::serve_loop() {
         // peer that keeps the socket full would hold the loop thread here for ever. After
         // this many frames the loop's other work (other connections, timers, I/O) runs first.
         sched_.release_held();
+        sched_.end_pass();
         co_await ServeScheduler::HandOff{loop_, std::noop_coroutine()};
         sched_.begin_pass();
       }
       if (request_slots_.available() == 0 && !closed_) {
         // Backpressure: stop reading until a request handler finishes.
         sched_.release_held();
+        sched_.end_pass();
         co_await request_slots_.acquire();
         request_slots_.release();
         sched_.begin_pass();
@@ -414,6 +417,7 @@ Task<void> ConnectionCore::serve_loop() {
       if (!closed_ && must_pause()) {
         // Backpressure: too much decoded memory in flight, or replies piling up unread.
         sched_.release_held();
+        sched_.end_pass();
         co_await wait_unpaused();
         sched_.begin_pass();
       }
@@ -450,6 +454,7 @@ Task<void> ConnectionCore::serve_loop() {
   // A request still held never started: it goes with the connection's other tasks.
   sched_.drop_held();
   close_now(failure);
+  sched_.end_pass();
 }
 
 Generation ConnectionCore::check_generation(std::uint8_t first) {
@@ -617,82 +622,24 @@ Task<void> ConnectionCore::serve_request(ConnectionCore* self, std::uint64_t seq
   }
   if (req.intercept) req.intercept->after(failure);
   if (observer) self->observe_end(*observer, req, started, failure);
-  // The last reply outstanding goes out now, not after this frame's clean-up and the rest of
-  // the loop iteration (the peer is waiting for it). With more requests running, the reply
-  // waits for theirs: one writev for the batch.
   if (self->refusal_) {
     // Refused (Connection::refuse): the answer goes out, then the connection closes.
     self->close_now(std::make_exception_ptr(Disconnected("connection refused")));
     co_return;
   }
-  if (self->sched_.last_reply()) self->channel_->write_now();
+  // The reply is queued: the guard's finished() lets go of this request's hold on the flush.
+  // The last reply outstanding goes out then, at once, not after the rest of the loop
+  // iteration (the peer is waiting for it); with more requests running, it waits for theirs:
+  // one writev for the batch (the channel's rule).
 }
 
-// ------------------------------------------------------------------ backpressure, watchdogs
-
+// In this file, not with the rest of the backpressure (connection_watch.cpp): serve_loop asks
+// after every frame, and here it is inlined.
 bool ConnectionCore::must_pause() const noexcept {
   if (inflight_cost_ > opts_.max_inflight_decoded_bytes) return true;
   if (!opts_.pause_reading_on_backlog) return false;
   BufferedStream& st = channel_->stream();
   return st.write_buffer_size() > st.options().write_high_water;
-}
-
-Task<void> ConnectionCore::wait_unpaused() {
-  while (!closed_ && must_pause()) {
-    if (inflight_cost_ > opts_.max_inflight_decoded_bytes) {
-      inflight_freed_.clear();
-      co_await inflight_freed_.wait();  // set by serve_request as requests finish
-    } else {
-      // Until the output is back at the low watermark (the peer reads again), or the stream
-      // fails (then the next read says why).
-      co_await channel_->drain();
-    }
-  }
-}
-
-void ConnectionCore::arm_watchdog(bool idle) {
-  watch_idle_ = idle;
-  watch_bytes_ = channel_->stream().stats().bytes_read;
-  watch_frames_ = channel_->stats().frames_in;
-  const Duration window = idle ? opts_.idle_timeout : opts_.frame_timeout;
-  watchdog_ = loop_.call_later(window, [this]() { on_watchdog(); }).id();
-}
-
-void ConnectionCore::on_watchdog() noexcept {
-  watchdog_ = {};
-  if (closed_) return;
-  const std::uint64_t bytes = channel_->stream().stats().bytes_read - watch_bytes_;
-  const std::uint64_t frames = channel_->stats().frames_in - watch_frames_;
-  const bool partial = waiting_frame_ && channel_->stream().buffer().readable_bytes() > 0;
-  if (watch_idle_) {
-    if (frames == 0 && bytes == 0 && pending_.empty() && sched_.serving() == 0 && waiting_frame_) {
-      TETHER_LOG_INFO("rpc connection {}: closing: idle for {} ms", opts_.name,
-                      std::chrono::duration_cast<std::chrono::milliseconds>(opts_.idle_timeout).count());
-      close_now(std::make_exception_ptr(Timeout("idle connection closed")));
-      return;
-    }
-  } else if (partial) {
-    const double seconds = std::chrono::duration<double>(opts_.frame_timeout).count();
-    if (static_cast<double>(bytes) < static_cast<double>(opts_.min_frame_rate) * seconds) {
-      TETHER_LOG_WARN("rpc connection {}: closing: a frame stalled ({} bytes in {} ms, below {} bytes/s)",
-                      opts_.name, bytes,
-                      std::chrono::duration_cast<std::chrono::milliseconds>(opts_.frame_timeout).count(),
-                      opts_.min_frame_rate);
-      close_now(std::make_exception_ptr(Timeout("frame not received in time (peer too slow or stalled)")));
-      return;
-    }
-  }
-  try {
-    // Another window: the frame still in progress, or (idle_timeout) the next idle check.
-    if (partial && opts_.frame_timeout > Duration::zero()) {
-      arm_watchdog(false);
-    } else if (opts_.idle_timeout > Duration::zero()) {
-      arm_watchdog(true);
-    }
-  } catch (...) {
-    TETHER_LOG_ERROR("rpc connection {}: cannot arm its watchdog: {}", opts_.name,
-                     describe_current_exception());
-  }
 }
 
 }  // namespace tether::rpc::detail

@@ -61,15 +61,15 @@ void MessageWriter::finish() {
     const std::size_t n = block_.size();
     Buffer head(std::move(out));
     scratch_ = Buffer();
-    channel_.send_spliced(std::move(head), block_at_, std::exchange(block_, Bytes()));
+    channel_.send(OutFrame::spliced(std::move(head), block_at_, std::exchange(block_, Bytes())));
     uncopied_ += n;
     return;
   }
   if (out.readable_bytes() <= kCopiedMessage) {
-    channel_.send(out.view());
+    channel_.send(OutFrame::copied(out.view()));
     out.retrieve_all();
   } else {
-    channel_.send(std::move(out));
+    channel_.send(OutFrame(std::move(out)));
     scratch_ = Buffer();
   }
 }
@@ -105,7 +105,8 @@ void MessageWriter::boxed_tuple_owned(std::vector<Any>& items, Buffer& out) {
     brine::dump_tuple_header(items.size(), out);
     for (Any& item : items) {
       Value& v = std::get<0>(item.v_);
-      if (!(splice_ok_ && !has_block_ && v.is_bytes() && splice_bytes(v, out, false))) brine::dump_into(v, out);
+      if (!(splice_ok_ && !has_block_ && v.is_bytes() && splice_bytes(v, out, false)))
+        brine::dump_into(v, out);
     }
     return;
   }

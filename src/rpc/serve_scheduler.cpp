@@ -17,6 +17,7 @@ std::coroutine_handle<> ServeScheduler::HandOff::await_suspend(std::coroutine_ha
 
 void ServeScheduler::spawn(Task<void> request) {
   ++serving_;
+  channel_.hold_flush();
   try {
     if (!held_ && !pass_scheduled_) {
       // Perhaps the only request of this pass: the read loop starts it itself once the pass
@@ -30,6 +31,7 @@ void ServeScheduler::spawn(Task<void> request) {
     pass_scheduled_ = true;
   } catch (...) {
     --serving_;
+    channel_.release_flush();
     throw;
   }
 }

@@ -4,6 +4,7 @@
 // A missing python3 or rpyc is a test FAILURE, not a skip.
 
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
@@ -18,8 +19,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "frame_test_util.hpp"
 #include "test_util.hpp"
@@ -143,14 +142,16 @@ Task<void> converse(Channel* ch, const std::vector<std::string>* payloads, Outco
   const std::string zlib_tag = std::string("zlib=") + zlibVersion();
   const bool same_zlib = out->hello.find(zlib_tag) != std::string::npos;
   if (!same_zlib) {
-    std::fprintf(stderr, "note: zlib versions differ (python: %s, C++: %s); compressed frames are "
-                 "compared by header and content only\n", out->hello.c_str(), zlibVersion());
+    std::fprintf(stderr,
+                 "note: zlib versions differ (python: %s, C++: %s); compressed frames are "
+                 "compared by header and content only\n",
+                 out->hello.c_str(), zlibVersion());
   }
 
   // 1. tether encodes, Python's Channel.recv decodes and re-sends with Channel.send; the frame
   //    Python produced is compared with encode_frame byte for byte.
   for (const std::string& p : *payloads) {
-    ch->send(std::string_view(p));
+    ch->send(OutFrame::copied(p));
     co_await ch->drain();
     Bytes raw = co_await read_raw_frame(&ch->stream());
     const Bytes expected = encode_frame(p, opts);
@@ -179,14 +180,14 @@ Task<void> converse(Channel* ch, const std::vector<std::string>* payloads, Outco
   }
 
   // 2. Python sends an empty frame: Channel::recv skips it.
-  ch->send(std::string_view("CMD:empty"));
+  ch->send(OutFrame::copied("CMD:empty"));
   Bytes after = co_await ch->recv();
   EXPECT_EQ(after.view(), "after-empty");
   EXPECT_EQ(ch->stats().empty_frames_in, 1u);
 
   // 3. The Channel::recv path on Python-encoded frames (compressed ones included).
   for (const std::string& p : *payloads) {
-    ch->send(std::string_view(p));
+    ch->send(OutFrame::copied(p));
     Bytes echo = co_await ch->recv();
     EXPECT_TRUE(echo.view() == p) << "echo of " << p.size() << " bytes";
   }
@@ -204,10 +205,10 @@ std::vector<std::string> interop_payloads() {
   v.push_back(random_text(rng, 3000, 4));
   v.push_back(random_text(rng, 3001, 4));
   v.push_back(random_text(rng, 70000, 256));
-  v.push_back(random_text(rng, 1 << 20, 4));    // 1 MiB compressible
-  v.push_back(random_text(rng, 1 << 20, 256));  // 1 MiB random
-  v.push_back(random_text(rng, 32 << 20, 4));   // 32 MiB compressible
-  v.push_back(random_text(rng, 32 << 20, 256)); // 32 MiB random
+  v.push_back(random_text(rng, 1 << 20, 4));     // 1 MiB compressible
+  v.push_back(random_text(rng, 1 << 20, 256));   // 1 MiB random
+  v.push_back(random_text(rng, 32 << 20, 4));    // 32 MiB compressible
+  v.push_back(random_text(rng, 32 << 20, 256));  // 32 MiB random
   return v;
 }
 

@@ -2,12 +2,15 @@
 // hand-made frames, trickled and coalesced deliveries, compressed and empty frames, error and
 // EOF paths. Receiving is one API (peek / consume / wait, recv() a helper on top): the receive
 // cases run twice, over a transport with try_read (the frame-free wait) and over one that
-// reads only through read(). Sending: the no-copy paths, splicing, gathered small frames.
+// reads only through read(). Sending is one API (send(OutFrame)): the no-copy paths, splicing,
+// gathered small frames; and the flush rule (FlushHold).
 
 #include "tether/channel/channel.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <random>
@@ -56,7 +59,9 @@ class ChannelTest : public testing::LoopTest {
     channel_ = std::make_unique<Channel>(stream_of(std::move(probe)), opts);
     peer_ = stream_of(std::move(ends.b));
   }
-  void make(ChannelOptions opts = {}, std::size_t max_read_chunk = 0) { make_with(false, opts, max_read_chunk); }
+  void make(ChannelOptions opts = {}, std::size_t max_read_chunk = 0) {
+    make_with(false, opts, max_read_chunk);
+  }
 
   std::unique_ptr<Channel> channel_;
   std::unique_ptr<BufferedStream> peer_;
@@ -143,7 +148,7 @@ Task<void> fill_more(BufferedStream* s, std::size_t n) { co_await s->fill(n); }
 /// Sends *out and receives one payload, concurrently; returns what arrived. `out` must
 /// outlive the task (payloads here are up to 32 MiB: no copies).
 Task<Bytes> exchange_one(Channel* ch, const std::string* out) {
-  ch->send(std::string_view(*out));
+  ch->send(OutFrame::copied(*out));
   Bytes in = co_await ch->recv();
   co_await ch->drain();
   co_return in;
@@ -158,8 +163,8 @@ TEST_F(ChannelTest, RoundTripAndStats) {
   std::mt19937_64 rng(11);
   const std::string small = "ping";
   const std::string big = random_text(rng, 5000, 4);  // compressed
-  a.send(small);
-  a.send(big);
+  a.send(OutFrame::copied(small));
+  a.send(OutFrame::copied(big));
   auto got = run(recv_n(&b, 2));
   EXPECT_EQ(got, (std::vector<std::string>{small, big}));
   const ChannelStats sa = a.stats();
@@ -183,10 +188,10 @@ TEST_F(ChannelTest, WireBytesEqualEncodeFrame) {
     for (std::size_t n : {1u, 5u, 3000u, 3001u, 100000u}) {
       const std::string p = random_text(rng, n, 8);
       expected += encode_frame(p, channel_->options()).view();
-      channel_->send(p);  // string_view form
+      channel_->send(OutFrame::copied(p));  // string_view form
       Buffer b;
       b.append(p);
-      channel_->send(std::move(b));  // Buffer form (head-room path)
+      channel_->send(OutFrame(std::move(b)));  // Buffer form (head-room path)
       expected += encode_frame(p, channel_->options()).view();
     }
     Bytes wire = run(peer_read(peer_.get(), expected.size()));
@@ -207,7 +212,7 @@ TEST_F(ChannelTest, UncompressedPayloadIsNotCopied) {
     ASSERT_GE(b.prependable_bytes(), kFrameHeaderSize);
     ASSERT_EQ(b.writable_bytes() > 0, spare);
     const std::uint8_t* payload_at = b.peek();
-    channel_->send(std::move(b));
+    channel_->send(OutFrame(std::move(b)));
     Bytes wire = run(peer_read(peer_.get(), p.size() + kFrameOverhead));
     EXPECT_EQ(wire.view(), encode_frame(p, channel_->options()).view());
     // The transport was handed the caller's own storage, starting with the header.
@@ -231,7 +236,7 @@ TEST_F(ChannelTest, BufferWithoutHeadOrTailRoomIsSentInPieces) {
   ASSERT_EQ(b.prependable_bytes(), 0u);
   ASSERT_EQ(b.writable_bytes(), 0u);
   const std::string sent = "12345678" + p;
-  channel_->send(std::move(b));
+  channel_->send(OutFrame(std::move(b)));
   Bytes wire = run(peer_read(peer_.get(), sent.size() + kFrameOverhead));
   EXPECT_EQ(wire.view(), encode_frame(sent, channel_->options()).view());
 }
@@ -250,7 +255,7 @@ TEST_F(ChannelTest, SplicedFrameIsTheJoinedPayloadWithTheBlockUncopied) {
     const std::string joined = head_text.substr(0, at) + block_text + head_text.substr(at);
     const std::uint64_t before = channel_->stats().spliced_out;
     const std::size_t seen = probe_->chunks().size();  // only this frame's writes count
-    channel_->send_spliced(std::move(head), at, std::move(block));
+    channel_->send(OutFrame::spliced(std::move(head), at, std::move(block)));
     Bytes wire = run(peer_read(peer_.get(), joined.size() + kFrameOverhead));
     EXPECT_EQ(wire.view(), encode_frame(joined, channel_->options()).view()) << "split at " << at;
     EXPECT_EQ(channel_->stats().spliced_out, before + 1);
@@ -271,7 +276,7 @@ TEST_F(ChannelTest, SplicedFrameIsCompressedWhole) {
   const std::string joined = head_text.substr(0, 10) + block_text + head_text.substr(10);
   Buffer head;
   head.append(head_text);
-  channel_->send_spliced(std::move(head), 10, Bytes(block_text));
+  channel_->send(OutFrame::spliced(std::move(head), 10, Bytes(block_text)));
   const Bytes expected = encode_frame(joined, channel_->options());
   ASSERT_LT(expected.size(), joined.size()) << "expected a compressed frame";
   Bytes wire = run(peer_read(peer_.get(), expected.size()));
@@ -284,10 +289,11 @@ TEST_F(ChannelTest, SpliceAfterTheHeadIsAUsageErrorAndQueuesNothing) {
   make(ChannelOptions{.compress = false});
   Buffer head;
   head.append("abc", 3);
-  EXPECT_THROW(channel_->send_spliced(std::move(head), 4, Bytes(std::string(70000, 'b'))), UsageError);
+  EXPECT_THROW(channel_->send(OutFrame::spliced(std::move(head), 4, Bytes(std::string(70000, 'b')))),
+               UsageError);
   EXPECT_FALSE(channel_->closed());
   EXPECT_EQ(channel_->stats().frames_out, 0u);
-  channel_->send("after");  // the channel still frames correctly
+  channel_->send(OutFrame::copied("after"));  // the channel still frames correctly
   Bytes wire = run(peer_read(peer_.get(), 5 + kFrameOverhead));
   EXPECT_EQ(wire.view(), encode_frame("after").view());
 }
@@ -302,16 +308,17 @@ TEST_F(ChannelTest, APieceWiseFrameOverTheWriteLimitIsRefusedWhole) {
   peer_ = stream_of(std::move(ends.b));
   Buffer head;
   head.append("head", 4);
-  EXPECT_THROW(channel_->send_spliced(std::move(head), 2, Bytes(std::string(90000, 'b'))), LimitExceeded);
+  EXPECT_THROW(channel_->send(OutFrame::spliced(std::move(head), 2, Bytes(std::string(90000, 'b')))),
+               LimitExceeded);
   Buffer full;  // filled to the end: header and trailer go as pieces of their own
   full.ensure_writable(85000);
   full.append(std::string(full.writable_bytes(), 'f'));
   full.prepend("12345678", 8);
-  EXPECT_THROW(channel_->send(std::move(full)), LimitExceeded);
+  EXPECT_THROW(channel_->send(OutFrame(std::move(full))), LimitExceeded);
   EXPECT_FALSE(channel_->closed());
   EXPECT_EQ(channel_->stats().frames_out, 0u);
   EXPECT_EQ(channel_->stream().write_buffer_size(), 0u);
-  channel_->send("after");
+  channel_->send(OutFrame::copied("after"));
   Bytes wire = run(peer_read(peer_.get(), 5 + kFrameOverhead));
   EXPECT_EQ(wire.view(), encode_frame("after").view());
 }
@@ -321,7 +328,7 @@ TEST_F(ChannelTest, FramesOfOneTurnLeaveInOneWrite) {
   std::string expected;
   for (int i = 0; i < 200; ++i) {
     const std::string p = "frame " + std::to_string(i);
-    channel_->send(p);
+    channel_->send(OutFrame::copied(p));
     expected += encode_frame(p).view();
   }
   Bytes wire = run(peer_read(peer_.get(), expected.size()));
@@ -331,8 +338,8 @@ TEST_F(ChannelTest, FramesOfOneTurnLeaveInOneWrite) {
 
 TEST_F(ChannelTest, SendingAnEmptyPayloadIsAUsageError) {
   make();
-  EXPECT_THROW(channel_->send(std::string_view()), UsageError);
-  EXPECT_THROW(channel_->send(Buffer()), UsageError);
+  EXPECT_THROW(channel_->send(OutFrame::copied(std::string_view())), UsageError);
+  EXPECT_THROW(channel_->send(OutFrame(Buffer())), UsageError);
   EXPECT_EQ(channel_->stats().frames_out, 0u);
 }
 
@@ -346,13 +353,131 @@ TEST_F(ChannelTest, SmallFramesAroundTheGatherLimitMatchEncodeFrame) {
   for (std::size_t n :
        {std::size_t{1}, std::size_t{20}, std::size_t{80}, edge - 1, edge, edge + 1, std::size_t{5000}}) {
     const std::string p = random_text(rng, n);
-    channel_->send(p);
+    channel_->send(OutFrame::copied(p));
     expected += encode_frame(p, channel_->options()).view();
   }
   Bytes wire = run(peer_read(peer_.get(), expected.size()));
   EXPECT_TRUE(wire.view() == expected);
   EXPECT_EQ(probe_->writes(), 1u);
   EXPECT_EQ(channel_->stats().wire_bytes_out, expected.size());
+}
+
+// ------------------------------------------------------------------- the one send API
+
+TEST_F(ChannelTest, EveryKindOfOutFrameIsOneFrameOfItsPayload) {
+  std::mt19937_64 rng(35);
+  for (bool compress : {false, true}) {
+    make(ChannelOptions{.compress = compress});
+    const std::string small = random_text(rng, 40);
+    const std::string large = random_text(rng, 80000, 8);  // compressed when compression is on
+    const std::string head_text = random_text(rng, 30);
+    const std::string joined = head_text.substr(0, 12) + large + head_text.substr(12);
+
+    OutFrame copied = OutFrame::copied(small);
+    EXPECT_EQ(copied.size(), small.size());
+    Buffer b;
+    b.append(large);
+    OutFrame owned(std::move(b));
+    EXPECT_EQ(owned.size(), large.size());
+    Buffer head;
+    head.append(head_text);
+    OutFrame spliced = OutFrame::spliced(std::move(head), 12, Bytes(large));
+    EXPECT_EQ(spliced.size(), joined.size());
+
+    channel_->send(std::move(copied));
+    channel_->send(std::move(owned));
+    channel_->send(std::move(spliced));
+    const std::string expected = std::string(encode_frame(small, channel_->options()).view()) +
+                                 std::string(encode_frame(large, channel_->options()).view()) +
+                                 std::string(encode_frame(joined, channel_->options()).view());
+    Bytes wire = run(peer_read(peer_.get(), expected.size()));
+    EXPECT_TRUE(wire.view() == expected) << "compress=" << compress;
+    const ChannelStats st = channel_->stats();
+    EXPECT_EQ(st.frames_out, 3u);
+    EXPECT_EQ(st.payload_bytes_out, small.size() + large.size() + joined.size());
+    EXPECT_EQ(st.spliced_out, compress ? 0u : 1u);  // compressed: joined first
+    EXPECT_EQ(st.compressed_out, compress ? 2u : 0u);
+  }
+}
+
+TEST_F(ChannelTest, ACopiedFrameIsCopiedDuringSend) {
+  // The frame refers to the caller's bytes until send() returns, no longer: changing them
+  // afterwards (before the frame leaves) changes nothing on the wire.
+  for (std::size_t n : {std::size_t{100}, std::size_t{5000}}) {  // gathered, or a Buffer of its own
+    make(ChannelOptions{.compress = false});
+    std::string text(n, 'a');
+    channel_->send(OutFrame::copied(text));
+    std::fill(text.begin(), text.end(), 'z');
+    Bytes wire = run(peer_read(peer_.get(), n + kFrameOverhead));
+    EXPECT_EQ(wire.view(), encode_frame(std::string(n, 'a'), channel_->options()).view()) << n;
+  }
+}
+
+// ------------------------------------------------------------------- the flush rule
+
+TEST_F(ChannelTest, WithoutHoldsFramesLeaveAtTheEndOfTheLoopIteration) {
+  make(ChannelOptions{.compress = false});
+  for (int i = 0; i < 3; ++i) channel_->send(OutFrame::copied("frame " + std::to_string(i)));
+  EXPECT_EQ(probe_->writes(), 0u) << "send() wrote at once";
+  loop_.run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(probe_->writes(), 1u);
+  EXPECT_EQ(channel_->stream().write_buffer_size(), 0u);
+}
+
+TEST_F(ChannelTest, TheLastHoldReleasedWritesAtOnce) {
+  make(ChannelOptions{.compress = false});
+  Channel::FlushHold a(*channel_);
+  Channel::FlushHold b(*channel_);
+  EXPECT_EQ(channel_->flush_holds(), 2u);
+  channel_->send(OutFrame::copied("first"));
+  a.release();
+  EXPECT_FALSE(a.holding());
+  EXPECT_EQ(channel_->flush_holds(), 1u);
+  EXPECT_EQ(probe_->writes(), 0u) << "written while another producer still held the flush";
+  channel_->send(OutFrame::copied("second"));
+  b.release();  // the last one: both frames now, in one write, outside any loop iteration
+  EXPECT_EQ(channel_->flush_holds(), 0u);
+  EXPECT_EQ(probe_->writes(), 1u);
+  b.release();  // released already: nothing more
+  a.release();
+  EXPECT_EQ(channel_->flush_holds(), 0u);
+  const std::string expected =
+      std::string(encode_frame("first").view()) + std::string(encode_frame("second").view());
+  Bytes wire = run(peer_read(peer_.get(), expected.size()));
+  EXPECT_EQ(wire.view(), expected);
+  EXPECT_EQ(probe_->writes(), 1u);
+}
+
+TEST_F(ChannelTest, AHoldNeverDelaysAFramePastItsLoopIteration) {
+  make(ChannelOptions{.compress = false});
+  Channel::FlushHold h(*channel_);
+  channel_->send(OutFrame::copied("held"));
+  loop_.run_once(std::chrono::milliseconds(0));
+  EXPECT_EQ(probe_->writes(), 1u) << "the end of the iteration wrote nothing while a hold was held";
+  h.release();  // nothing queued: no write
+  EXPECT_EQ(probe_->writes(), 1u);
+}
+
+TEST_F(ChannelTest, FlushHoldsMoveAndReleaseOnce) {
+  make(ChannelOptions{.compress = false});
+  {
+    Channel::FlushHold a(*channel_);
+    Channel::FlushHold moved(std::move(a));
+    EXPECT_FALSE(a.holding());
+    EXPECT_TRUE(moved.holding());
+    EXPECT_EQ(channel_->flush_holds(), 1u);
+    Channel::FlushHold none;
+    EXPECT_FALSE(none.holding());
+    none.hold(*channel_);
+    none.hold(*channel_);  // holding it already: still one hold
+    EXPECT_EQ(channel_->flush_holds(), 2u);
+    none = std::move(moved);  // lets go of its own, takes the other
+    EXPECT_EQ(channel_->flush_holds(), 1u);
+    channel_->send(OutFrame::copied("x"));
+    EXPECT_EQ(probe_->writes(), 0u);
+  }  // the last one destroyed: released, so written now
+  EXPECT_EQ(channel_->flush_holds(), 0u);
+  EXPECT_EQ(probe_->writes(), 1u);
 }
 
 // ------------------------------------------------------------------- receiving
@@ -577,7 +702,7 @@ TEST_P(ChannelRecvTest, OversizeFrameIsAProtocolErrorThatClosesTheStream) {
   EXPECT_NE(again.find("max_frame_size"), std::string::npos) << again;
   const std::string by_recv = run(recv_fails<StreamClosed>(channel_.get()));
   EXPECT_NE(by_recv.find("max_frame_size"), std::string::npos) << by_recv;
-  EXPECT_THROW(channel_->send(std::string_view("x")), StreamClosed);
+  EXPECT_THROW(channel_->send(OutFrame::copied("x")), StreamClosed);
   // The peer sees the connection end.
   Bytes rest = run(peer_read_all(peer_.get()));
   EXPECT_TRUE(rest.empty());
@@ -761,7 +886,8 @@ Task<void> echo_peeked(Channel* ch, std::size_t n) {
       co_await ch->wait();
       continue;
     }
-    ch->send(std::string_view(reinterpret_cast<const char*>(p->data()), p->size()));  // from the view
+    ch->send(OutFrame::copied(
+        std::string_view(reinterpret_cast<const char*>(p->data()), p->size())));  // from the view
     ch->consume();
     ++i;
   }
@@ -776,7 +902,7 @@ Task<std::size_t> echo_counted(Channel* ch, std::size_t n) {
 Task<std::vector<std::string>> ping(Channel* ch, const std::vector<std::string>* msgs) {
   std::vector<std::string> out;
   for (const std::string& m : *msgs) {
-    ch->send(m);
+    ch->send(OutFrame::copied(m));
     std::vector<std::string> one = co_await peek_n(ch, 1);
     out.push_back(one[0]);
   }

@@ -39,7 +39,8 @@ std::string exc_name(const Value& body) { return body.as_tuple()[0].as_tuple()[1
 class BadInputTest : public LoopTest {};
 
 Task<std::string> unknown_handler(RawPeer& p) {
-  p.raw->send(payload5(1, 0, Value::tuple({Value(99), Value::tuple({Value(1), Value::tuple({})})})));
+  p.raw->send(OutFrame::copied(
+      payload5(1, 0, Value::tuple({Value(99), Value::tuple({Value(1), Value::tuple({})})}))));
   auto r = co_await reply_to(*p.raw, 0);
   co_return r.first == 3 ? exc_name(r.second) : "no exception";
 }
@@ -52,7 +53,8 @@ TEST_F(BadInputTest, UnknownHandlerIsKeyErrorAndConnectionStaysUp) {
 
 Task<std::string> wrong_arity(RawPeer& p) {
   // GETATTR with one argument instead of two
-  p.raw->send(payload5(1, 0, Value::tuple({Value(4), Value::tuple({Value(1), Value::tuple({Value("x")})})})));
+  p.raw->send(OutFrame::copied(
+      payload5(1, 0, Value::tuple({Value(4), Value::tuple({Value(1), Value::tuple({Value("x")})})}))));
   auto r = co_await reply_to(*p.raw, 0);
   co_return r.first == 3 ? exc_name(r.second) : "no exception";
 }
@@ -65,9 +67,9 @@ TEST_F(BadInputTest, WrongArityIsTypeError) {
 
 Task<std::string> del_unknown(RawPeer& p) {
   Value id_pack = Value::tuple({Value("tests.TestRoot"), Value(1), Value(424242)});
-  Value args = Value::tuple({Value(2), Value::tuple({Value::tuple({Value(3), id_pack}),
-                                                     Value::tuple({Value(1), Value(1)})})});
-  p.raw->send(payload5(1, 7, Value::tuple({Value(15), args})));
+  Value args = Value::tuple(
+      {Value(2), Value::tuple({Value::tuple({Value(3), id_pack}), Value::tuple({Value(1), Value(1)})})});
+  p.raw->send(OutFrame::copied(payload5(1, 7, Value::tuple({Value(15), args}))));
   auto r = co_await reply_to(*p.raw, 7);
   co_return r.first == 3 ? exc_name(r.second) : "no exception";
 }
@@ -79,7 +81,8 @@ TEST_F(BadInputTest, DelForUnknownIdIsKeyError) {
 }
 
 Task<std::string> bad_label(RawPeer& p) {
-  p.raw->send(payload5(1, 0, Value::tuple({Value(1), Value::tuple({Value(9), Value("x")})})));
+  p.raw->send(
+      OutFrame::copied(payload5(1, 0, Value::tuple({Value(1), Value::tuple({Value(9), Value("x")})}))));
   auto r = co_await reply_to(*p.raw, 0);
   co_return r.first == 3 ? exc_name(r.second) : "no exception";
 }
@@ -90,7 +93,7 @@ TEST_F(BadInputTest, InvalidLabelIsValueError) {
 }
 
 Task<void> send_and_wait_closed(RawPeer& p, std::string payload) {
-  p.raw->send(payload);
+  p.raw->send(OutFrame::copied(payload));
   co_await p.server->wait_closed();
 }
 
@@ -161,10 +164,10 @@ std::string frame_header(std::uint32_t len, std::uint8_t flag) {
 TEST_F(BadInputTest, MalformedFramesCloseWithProtocolError) {
   const std::string body("\x12\x51\x50\x00", 4);  // would decode as a message if framing let it
   const std::string cases[] = {
-      frame_header(4, 0) + body + "X",                    // bad trailer
-      frame_header(4, 5) + body + "\n",                   // bad flag
-      frame_header(0x7FFFFFFF, 0),                        // oversize length, header alone
-      frame_header(8, 1) + "not zlib" + "\n",             // corrupt zlib body
+      frame_header(4, 0) + body + "X",         // bad trailer
+      frame_header(4, 5) + body + "\n",        // bad flag
+      frame_header(0x7FFFFFFF, 0),             // oversize length, header alone
+      frame_header(8, 1) + "not zlib" + "\n",  // corrupt zlib body
   };
   for (const std::string& wire : cases) {
     auto p = make_raw_peer(loop_);
@@ -176,7 +179,8 @@ TEST_F(BadInputTest, MalformedFramesCloseWithProtocolError) {
 Task<int> flood_then_call(RpcPair& victim, RawPeer& flooder) {
   // The flooder queues 5000 requests; the other connection on the same loop still gets served.
   for (int i = 0; i < 5000; ++i) {
-    flooder.raw->send(payload5(1, i, Value::tuple({Value(1), Value::tuple({Value(1), Value::tuple({Value("x")})})})));
+    flooder.raw->send(OutFrame::copied(
+        payload5(1, i, Value::tuple({Value(1), Value::tuple({Value(1), Value::tuple({Value("x")})})}))));
   }
   Netref root = co_await victim.client->root();
   std::int64_t r = co_await root.callattr<std::int64_t>("add", 2, 3);
@@ -206,9 +210,9 @@ Task<int> sequential_calls(RpcPair& victim, int n) {
 TEST_F(BadInputTest, ContinuousFloodFromAnotherThreadDoesNotStarveAnother) {
   int sv[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
-  auto flooded = std::make_unique<Connection>(
-      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::make_unique<FdTransport>(loop_, Fd(sv[0])))),
-      std::make_shared<TestRoot>());
+  auto flooded = std::make_unique<Connection>(std::make_unique<Channel>(std::make_unique<BufferedStream>(
+                                                  std::make_unique<FdTransport>(loop_, Fd(sv[0])))),
+                                              std::make_shared<TestRoot>());
   flooded->start();
   std::string block;
   for (int i = 0; i < 256; ++i) {
@@ -231,9 +235,11 @@ TEST_F(BadInputTest, ContinuousFloodFromAnotherThreadDoesNotStarveAnother) {
   auto victim = make_rpc_pair(loop_);
   constexpr int kCalls = 50;  // enough for the per-call ratio; bounded under TSan too
   // Let the flood build up first: the victim starts once the flooded server is busy.
-  run([](Connection* c) -> Task<void> {
-    while (c->stats().requests_in < 5000) co_await tether::sleep(1ms);
-  }(flooded.get()), 10s);
+  run(
+      [](Connection* c) -> Task<void> {
+        while (c->stats().requests_in < 5000) co_await tether::sleep(1ms);
+      }(flooded.get()),
+      10s);
   const std::uint64_t flood_before = flooded->stats().requests_in;
   const int ok = run(sequential_calls(victim, kCalls), 20s);
   const std::uint64_t flood_during = flooded->stats().requests_in - flood_before;
@@ -257,7 +263,7 @@ Task<std::string> call_against_bad_reply(RawServerPeer& p, std::string bad) {
   AsyncResult pending = p.client->async_request(rpc::Handler::kPing, make_args(Value("x")));
   Bytes req = co_await p.raw->recv();
   (void)req;
-  p.raw->send(bad);
+  p.raw->send(OutFrame::copied(bad));
   try {
     Any v = co_await pending;
     (void)v;
@@ -270,8 +276,8 @@ Task<std::string> call_against_bad_reply(RawServerPeer& p, std::string bad) {
 }
 
 TEST_F(BadInputTest, PendingCallFailsWithProtocolErrorOnAMalformedReply) {
-  for (const std::string& bad : {payload5(9, 0, Value()),                               // unknown message type
-                                 std::string("\x14\x02\x00\x00"),                   // truncated brine
+  for (const std::string& bad : {payload5(9, 0, Value()),          // unknown message type
+                                 std::string("\x14\x02\x00\x00"),  // truncated brine
                                  payload5(2, 0, Value::tuple({Value(77), Value(1)}))}) {  // bad boxing label
     auto p = make_raw_server_peer(loop_);
     const std::string got = run(call_against_bad_reply(p, bad));

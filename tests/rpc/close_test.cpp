@@ -2,13 +2,12 @@
 // reply or EOF, bounded by close_grace; 5.x sends CLOSE and hangs up at once. The peer here is
 // a raw channel, so each case is the peer's choice, not tether's server behaviour.
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <optional>
 #include <string>
-
-#include <fmt/format.h>
 
 #include "rpc_fixture.hpp"
 #include "tether/loop/task_group.hpp"
@@ -21,7 +20,9 @@ using namespace std::chrono_literals;
 
 class CloseTest : public LoopTest {};
 
-Value boxed_none() { return Value::make_tuple(Value(static_cast<std::int64_t>(rpc::Label::kValue)), Value()); }
+Value boxed_none() {
+  return Value::make_tuple(Value(static_cast<std::int64_t>(rpc::Label::kValue)), Value());
+}
 
 /// A 6.x frame: the message type byte, then (seq, body).
 std::string frame6(std::int64_t msg, std::int64_t seq, Value body) {
@@ -62,7 +63,7 @@ Task<Received> close_and_answer(Connection& client, Channel& raw, bool reply) {
     got = parse6(frame);
     if (reply) {
       // (REPLY, seq, (VALUE, None)) in the 6.x layout: message type byte, then (seq, body).
-      raw.send(frame6(2, got.seq, boxed_none()));
+      raw.send(OutFrame::copied(frame6(2, got.seq, boxed_none())));
     }
   };
   co_await close_beside(client, peer());
@@ -106,15 +107,16 @@ Task<std::string> reply_to_other_seq(Connection& client, Channel& raw) {
   auto peer = [&]() -> Task<void> {
     Bytes frame = co_await raw.recv();
     Received got = parse6(frame);
-    raw.send(frame6(2, got.seq + 7, boxed_none()));
+    raw.send(OutFrame::copied(frame6(2, got.seq + 7, boxed_none())));
     const Value ping_args = Value::make_tuple(Value(static_cast<std::int64_t>(rpc::Label::kValue)),
                                               Value::make_tuple(Value("still there?")));
-    raw.send(frame6(1, 900, Value::make_tuple(Value(static_cast<std::int64_t>(rpc::Handler::kPing)), ping_args)));
+    raw.send(OutFrame::copied(
+        frame6(1, 900, Value::make_tuple(Value(static_cast<std::int64_t>(rpc::Handler::kPing)), ping_args))));
     Bytes answer = co_await raw.recv();
     Value v = brine::load(answer.span().subspan(1));
-    seen = fmt::format("msg {} seq {} {} closed={}", static_cast<int>(answer[0]), v.as_tuple().at(0).as_int64(),
-                       v.as_tuple().at(1).repr(100), client.closed());
-    raw.send(frame6(2, got.seq, boxed_none()));
+    seen = fmt::format("msg {} seq {} {} closed={}", static_cast<int>(answer[0]),
+                       v.as_tuple().at(0).as_int64(), v.as_tuple().at(1).repr(100), client.closed());
+    raw.send(OutFrame::copied(frame6(2, got.seq, boxed_none())));
   };
   co_await close_beside(client, peer());
   co_return seen;

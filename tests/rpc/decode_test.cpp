@@ -141,12 +141,12 @@ struct Known {
 
 Task<Known> handshake(Peer& p) {
   std::vector<std::string> ignored;
-  p.raw->send(envelope(p.gen, 1, 0, T({Value(3), T({Value(2), T({})})})));
+  p.raw->send(OutFrame::copied(envelope(p.gen, 1, 0, T({Value(3), T({Value(2), T({})})}))));
   Bytes b = co_await p.raw->recv();
   Known k;
   k.root = parse(p.gen, b).body.as_tuple()[1];
   Value getattr = T({Value(4), T({Value(2), T({T({Value(3), k.root}), boxed(Value("add"))})})});
-  p.raw->send(envelope(p.gen, 1, 1, getattr));
+  p.raw->send(OutFrame::copied(envelope(p.gen, 1, 1, getattr)));
   Bytes m = co_await p.raw->recv();
   k.method = parse(p.gen, m).body.as_tuple()[1];
   co_return k;
@@ -320,9 +320,10 @@ Task<Outcome> serve_one(Peer& p, std::string message) {
   Outcome o;
   Known k = co_await handshake(p);
   (void)k;
-  p.raw->send(message);
+  p.raw->send(OutFrame::copied(message));
   // A PING after it: its reply marks the end of everything the message caused.
-  p.raw->send(envelope(p.gen, 1, 900, T({Value(1), T({Value(2), T({boxed(Value("end"))})})})));
+  p.raw->send(
+      OutFrame::copied(envelope(p.gen, 1, 900, T({Value(1), T({Value(2), T({boxed(Value("end"))})})}))));
   co_await collect_until(p, 900, o.frames);
   note_state(p, o);
   co_return o;
@@ -380,7 +381,7 @@ Task<Outcome> receive_one(Peer& p, Corpus& corpus, const Known& peer_known) {
       m.body.as_tuple()[1].as_tuple()[1].as_tuple()[0].as_tuple()[1];  // (PING, (TUPLE, ((REMOTE_REF, id),)))
   std::string reply = damage(corpus, envelope(p.gen, corpus.below(8) == 0 ? 3 : 2, m.seq, corpus.reply(k)));
   if (corpus.below(10) == 0) reply = envelope(p.gen, 2, m.seq + 50, corpus.reply(k));  // unknown seq
-  p.raw->send(reply);
+  p.raw->send(OutFrame::copied(reply));
   AsyncResult marker;
   bool sent = false;
   try {
@@ -399,7 +400,7 @@ Task<Outcome> receive_one(Peer& p, Corpus& corpus, const Known& peer_known) {
     if (!eof) {
       Parsed mm = parse(p.gen, mreq);
       if (mm.msg == 1 && !p.conn->closed()) {
-        p.raw->send(envelope(p.gen, 2, mm.seq, boxed(Value("end"))));
+        p.raw->send(OutFrame::copied(envelope(p.gen, 2, mm.seq, boxed(Value("end")))));
         try {
           Any ignored = co_await marker;
         } catch (const std::exception&) {

@@ -1,6 +1,6 @@
 // Large bytes values (a reply's result, a CALLATTR argument) leave without being copied into
 // the encoded message when the channel does not compress: the frame is spliced around them
-// (Channel::send_spliced). The bytes on the wire must be those of the ordinary encoding, for
+// (OutFrame::spliced). The bytes on the wire must be those of the ordinary encoding, for
 // every split, generation and mix of arguments; compressing channels and small values take
 // the ordinary path; a message whose encoding fails after its block was set aside leaves
 // nothing behind for the next one.

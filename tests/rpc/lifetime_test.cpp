@@ -46,9 +46,7 @@ class LifeRoot : public Object {
     return n == "exposed_hold" || n == "exposed_same" || n == "exposed_other" || n == "exposed_triple" ||
            n == "exposed_fresh" || n == "exposed_keep";
   }
-  Any get_attr(CallContext&, std::string_view name) override {
-    return method_of(this, name);
-  }
+  Any get_attr(CallContext&, std::string_view name) override { return method_of(this, name); }
   Task<Any> call_attr(CallContext&, std::string_view name, std::vector<Any> args, Kwargs) override {
     if (name == "exposed_hold") {
       const std::int64_t i = args.at(0).value().as_int64();
@@ -90,7 +88,8 @@ struct LifePair : ConnectionPair {
   std::shared_ptr<LifeRoot> root = std::make_shared<LifeRoot>();
 };
 
-LifePair make_life_pair(EventLoop& loop, ConnectionOptions client_opts = {}, ConnectionOptions server_opts = {}) {
+LifePair make_life_pair(EventLoop& loop, ConnectionOptions client_opts = {},
+                        ConnectionOptions server_opts = {}) {
   LifePair p;
   static_cast<ConnectionPair&>(p) = connect_pair(loop, p.root, client_opts, server_opts);
   return p;
@@ -416,7 +415,8 @@ constexpr int kInFlight = 5000;
 /// Issues n hold(i) calls (odd i by CALLATTR, even i by CALL on the bound method), waits until
 /// `expect_together` of them are inside the server's handler at the same moment, then
 /// releases them and checks every result.
-Task<void> many_in_flight(Connection& client, Connection& server, LifeRoot& gate, int n, long expect_together) {
+Task<void> many_in_flight(Connection& client, Connection& server, LifeRoot& gate, int n,
+                          long expect_together) {
   Netref root = co_await client.root();
   Netref hold = co_await root.attr("hold");
   gate.target = expect_together;
@@ -603,7 +603,8 @@ TEST_F(LifetimeTest, NetrefUsedAfterAbort) {
 /// server kept, capturing a Netref to a server object): the export table is dropped during
 /// the close, those Netrefs die then without sending anything, and the server's Netref to the
 /// callback reports the closed connection.
-Task<void> exports_holding_netrefs(std::unique_ptr<Connection>& client, Connection& server, LifeRoot& root_obj) {
+Task<void> exports_holding_netrefs(std::unique_ptr<Connection>& client, Connection& server,
+                                   LifeRoot& root_obj) {
   Netref root = co_await client->root();
   Any got = co_await root.callattr("same");
   Netref inner = got.netref();
@@ -751,7 +752,8 @@ const Value kOther = T({Value("tests.Thing"), Value(7), Value(100)});
 /// same → a reference to kThing, other → kOther, barrier → "ok", DEL → None (the holder
 /// drops it), anything else unanswered.
 std::optional<Value> thing_server(const Value& msg) {
-  if (handler_of(msg) == static_cast<std::int64_t>(rpc::Handler::kDel)) return T({label(rpc::Label::kValue), Value()});
+  if (handler_of(msg) == static_cast<std::int64_t>(rpc::Handler::kDel))
+    return T({label(rpc::Label::kValue), Value()});
   const std::string name = callattr_name(msg);
   if (name == "same") return T({label(rpc::Label::kRemoteRef), kThing});
   if (name == "other") return T({label(rpc::Label::kRemoteRef), kOther});
@@ -770,8 +772,8 @@ std::vector<Value> dels_in(const std::vector<Value>& log) {
 /// What a DEL(id_pack, count) request body is on the wire (§10.2, §15.2).
 Value del_body(const Value& id_pack, std::int64_t count) {
   return T({handler(rpc::Handler::kDel),
-            T({label(rpc::Label::kTuple),
-               T({T({label(rpc::Label::kLocalRef), id_pack}), T({label(rpc::Label::kValue), Value(count)})})})});
+            T({label(rpc::Label::kTuple), T({T({label(rpc::Label::kLocalRef), id_pack}),
+                                             T({label(rpc::Label::kValue), Value(count)})})})});
 }
 
 Task<void> del_counts(Connection& c, const std::vector<Value>& log) {
@@ -830,7 +832,8 @@ Task<std::pair<std::int64_t, Value>> reply_to(Channel& ch, std::int64_t seq) {
 /// not covered), DEL(1) removes it and frees the table's reference; one more DEL is a KeyError
 /// and the connection stays up.
 Task<void> server_refcount(Connection& server, Channel& raw, LifeRoot& root_obj) {
-  raw.send(payload5(1, 0, T({handler(rpc::Handler::kGetRoot), T({label(rpc::Label::kValue), T({})})})));
+  raw.send(OutFrame::copied(
+      payload5(1, 0, T({handler(rpc::Handler::kGetRoot), T({label(rpc::Label::kValue), T({})})}))));
   auto got_root = co_await reply_to(raw, 0);
   EXPECT_EQ(got_root.first, 2);
   EXPECT_EQ(got_root.second.as_tuple().at(0), label(rpc::Label::kRemoteRef));
@@ -838,14 +841,13 @@ Task<void> server_refcount(Connection& server, Channel& raw, LifeRoot& root_obj)
   EXPECT_EQ(server.stats().exported, 1u);
 
   const Value none_args = T({label(rpc::Label::kValue), T({})});
-  const Value same_call =
-      T({handler(rpc::Handler::kCallAttr),
-         T({label(rpc::Label::kTuple),
-            T({T({label(rpc::Label::kLocalRef), root_id}), T({label(rpc::Label::kValue), Value("same")}), none_args,
-               none_args})})});
+  const Value same_call = T({handler(rpc::Handler::kCallAttr),
+                             T({label(rpc::Label::kTuple),
+                                T({T({label(rpc::Label::kLocalRef), root_id}),
+                                   T({label(rpc::Label::kValue), Value("same")}), none_args, none_args})})});
   Value same_id;
   for (std::int64_t seq = 1; seq <= 3; ++seq) {
-    raw.send(payload5(1, seq, same_call));
+    raw.send(OutFrame::copied(payload5(1, seq, same_call)));
     auto r = co_await reply_to(raw, seq);
     EXPECT_EQ(r.first, 2);
     EXPECT_EQ(r.second.as_tuple().at(0), label(rpc::Label::kRemoteRef));
@@ -855,20 +857,20 @@ Task<void> server_refcount(Connection& server, Channel& raw, LifeRoot& root_obj)
   EXPECT_EQ(server.stats().exported, 2u);
   EXPECT_EQ(root_obj.shared.use_count(), 2);
 
-  raw.send(payload5(1, 4, del_body(same_id, 2)));
+  raw.send(OutFrame::copied(payload5(1, 4, del_body(same_id, 2))));
   auto d1 = co_await reply_to(raw, 4);
   EXPECT_EQ(d1.first, 2);
   EXPECT_EQ(d1.second, T({label(rpc::Label::kValue), Value()}));
   EXPECT_EQ(server.stats().exported, 2u);  // sent 3 times, 2 released: still held
   EXPECT_EQ(root_obj.shared.use_count(), 2);
 
-  raw.send(payload5(1, 5, del_body(same_id, 1)));
+  raw.send(OutFrame::copied(payload5(1, 5, del_body(same_id, 1))));
   auto d2 = co_await reply_to(raw, 5);
   EXPECT_EQ(d2.first, 2);
   EXPECT_EQ(server.stats().exported, 1u);  // the root alone
   EXPECT_EQ(root_obj.shared.use_count(), 1);
 
-  raw.send(payload5(1, 6, del_body(same_id, 1)));
+  raw.send(OutFrame::copied(payload5(1, 6, del_body(same_id, 1))));
   auto d3 = co_await reply_to(raw, 6);
   EXPECT_EQ(d3.first, 3);  // an exception: the id is no longer exported
   if (d3.first == 3) {

@@ -133,7 +133,7 @@ inline RawServerPeer make_raw_server_peer(EventLoop& loop, ConnectionOptions opt
 inline void send_raw_reply(Channel& raw, std::int64_t seq, brine::Value boxed) {
   std::string out;
   brine::dump_into(brine::Value::make_tuple(brine::Value(2), brine::Value(seq), std::move(boxed)), out);
-  raw.send(out);
+  raw.send(OutFrame::copied(out));
 }
 
 /// The id_pack of the raw server's root.

@@ -1,7 +1,9 @@
 // A server connection starts a request that arrived alone itself, in the loop iteration that
 // read it (the hand-off of serve_loop), and the others through the ready queue. Whatever the
 // mix, requests start in the order they arrived, replies leave, and a request decoded just
-// before the connection breaks goes with it.
+// before the connection breaks goes with it. When replies leave (the channel's flush rule,
+// held by each request until its reply is queued): a lone reply at once, not at the end of
+// the loop iteration; the replies of a pipelined batch together, in one write.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -88,14 +90,100 @@ TEST_F(ServeOrderTest, WithOneRequestSlotTheHeldRequestStillRuns) {
   EXPECT_TRUE(std::is_sorted(p.root->started.begin(), p.root->started.end()));
 }
 
+/// add(a, b). The first call of a loop iteration registers an end-of-iteration hook that notes
+/// how many writes the server's stream had made by then (before the stream's own end-of-
+/// iteration flush, which is registered later, by the reply).
+class FlushProbeRoot : public Object {
+ public:
+  [[nodiscard]] std::string type_name() const override { return "tests.FlushProbeRoot"; }
+  [[nodiscard]] bool has_attr(std::string_view n) const override { return n == "exposed_add"; }
+  Task<Any> call_attr(CallContext&, std::string_view, std::vector<Any> args, Kwargs) override {
+    if (!hooked_) {
+      hooked_ = true;
+      writes_before = server->stream().stats().write_calls;
+      EventLoop::current_or_throw().at_end_of_iteration(&FlushProbeRoot::at_end, this);
+    }
+    ++calls;
+    co_return Any(Value(args.at(0).value().as_int64() + args.at(1).value().as_int64()));
+  }
+  static void at_end(void* self) noexcept {
+    auto* r = static_cast<FlushProbeRoot*>(self);
+    r->hooked_ = false;
+    r->writes_at_end = r->server->stream().stats().write_calls;
+  }
+
+  Channel* server = nullptr;  // the server connection's channel
+  std::uint64_t writes_before = 0;
+  std::uint64_t writes_at_end = 0;
+  int calls = 0;
+
+ private:
+  bool hooked_ = false;
+};
+
+struct FlushProbePair {
+  std::shared_ptr<FlushProbeRoot> root = std::make_shared<FlushProbeRoot>();
+  std::unique_ptr<Connection> client;
+  std::unique_ptr<Connection> server;
+};
+
+FlushProbePair make_flush_probe_pair(EventLoop& loop) {
+  FlushProbePair p;
+  auto pipe = make_mem_pipe(loop, 1 << 20);
+  auto server_channel = std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.second)));
+  p.root->server = server_channel.get();
+  p.client = std::make_unique<Connection>(
+      std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.first))), nullptr);
+  p.server = std::make_unique<Connection>(std::move(server_channel), p.root);
+  p.client->start();
+  p.server->start();
+  return p;
+}
+
+Task<void> one_call(Connection& c) {
+  Netref root = co_await c.root();
+  EXPECT_EQ(co_await root.callattr<std::int64_t>("add", 1, 2), 3);
+}
+
+Task<void> pipelined_calls(Connection& c, int n) {
+  Netref root = co_await c.root();
+  std::vector<AsyncResult> batch;
+  for (int i = 0; i < n; ++i) batch.push_back(root.callattr_async("add", make_args(Value(i), Value(1))));
+  for (int i = 0; i < n; ++i) {
+    Any v = co_await batch[static_cast<std::size_t>(i)];
+    EXPECT_EQ(v.value().as_int64(), i + 1);
+  }
+}
+
+TEST_F(ServeOrderTest, ALoneReplyIsWrittenAtOnceNotAtTheEndOfTheIteration) {
+  FlushProbePair p = make_flush_probe_pair(loop_);
+  run(one_call(*p.client));
+  ASSERT_EQ(p.root->calls, 1);
+  // Written by the time the end-of-iteration hooks ran, and by the first of them: at once.
+  EXPECT_EQ(p.root->writes_at_end, p.root->writes_before + 1);
+}
+
+TEST_F(ServeOrderTest, ThePipelinedRepliesOfABatchLeaveInOneWrite) {
+  FlushProbePair p = make_flush_probe_pair(loop_);
+  run(one_call(*p.client));  // the root reference first
+  const std::uint64_t before = p.root->server->stream().stats().write_calls;
+  run(pipelined_calls(*p.client, 32));
+  ASSERT_EQ(p.root->calls, 33);
+  // The 32 requests arrived in one write and were served in one pass of the ready queue: the
+  // last reply wrote all 32, at once.
+  EXPECT_EQ(p.root->server->stream().stats().write_calls, before + 1);
+  EXPECT_EQ(p.root->writes_at_end, p.root->writes_before + 1);
+}
+
 Value label(rpc::Label l) { return Value(static_cast<std::int64_t>(l)); }
 Value handler(rpc::Handler h) { return Value(static_cast<std::int64_t>(h)); }
 
 Task<void> request_then_garbage(Channel& raw, const OrderRoot& root) {
   // GETROOT, answered (REMOTE_REF, id_pack).
-  raw.send(payload5(1, 0,
-                    Value::tuple({handler(rpc::Handler::kGetRoot),
-                                  Value::tuple({label(rpc::Label::kValue), Value::tuple({})})})));
+  raw.send(OutFrame::copied(
+      payload5(1, 0,
+               Value::tuple({handler(rpc::Handler::kGetRoot),
+                             Value::tuple({label(rpc::Label::kValue), Value::tuple({})})}))));
   const Value id_pack = brine::load((co_await raw.recv()).span()).as_tuple().at(2).as_tuple().at(1);
   // A good request, CALLATTR note(7), and a bad frame body in one write: the server decodes the
   // first (and holds it to start at the end of the pass), then meets the second and closes.
@@ -106,8 +194,9 @@ Task<void> request_then_garbage(Channel& raw, const OrderRoot& root) {
                      Value::tuple({label(rpc::Label::kTuple),
                                    Value::tuple({Value::tuple({label(rpc::Label::kValue), Value(7)})})}),
                      Value::tuple({label(rpc::Label::kTuple), Value::tuple({})})})});
-  raw.send(payload5(1, 1, Value::tuple({handler(rpc::Handler::kCallAttr), std::move(args)})));
-  raw.send(std::string_view("\x7f not brine"));
+  raw.send(
+      OutFrame::copied(payload5(1, 1, Value::tuple({handler(rpc::Handler::kCallAttr), std::move(args)}))));
+  raw.send(OutFrame::copied("\x7f not brine"));
   bool eof = false;
   while (!eof) {
     try {

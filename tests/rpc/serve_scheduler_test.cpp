@@ -1,8 +1,9 @@
 // ServeScheduler on its own: which decoded request is held for the read loop's hand-off and
-// which go through the ready queue (in arrival order), the count of requests being served
-// that decides when a reply is written at once ("the last reply out flushes"), the fairness
-// counter, and HandOff's symmetric transfer. The "requests" here are small coroutines that do
-// what serve_request does at its end: look at last_reply(), then finished().
+// which go through the ready queue (in arrival order), the count of requests being served,
+// the flush holds that decide when a reply is written at once ("the last reply out
+// flushes", the channel's rule), the fairness counter, and HandOff's symmetric transfer. The
+// "requests" here are small coroutines that do what serve_request does at its end: queue a
+// reply, then finished() (which lets go of the request's hold) and see whether that wrote.
 #include "rpc/serve_scheduler.hpp"
 
 #include <gtest/gtest.h>
@@ -15,8 +16,10 @@
 
 #include "test_util.hpp"
 #include "tether/base/error.hpp"
+#include "tether/channel/channel.hpp"
 #include "tether/loop/sync.hpp"
 #include "tether/loop/task_group.hpp"
+#include "tether/stream/mem_pipe.hpp"
 
 namespace tether::testing {
 namespace {
@@ -24,19 +27,26 @@ namespace {
 using rpc::detail::ServeScheduler;
 using Log = std::vector<std::string>;
 
-/// A request: records whether its reply would be written at once, then finishes.
-Task<void> request(ServeScheduler* s, Log* log, std::string name) {
-  log->push_back(name + (s->last_reply() ? " last" : " more"));
+/// What a request does once it has its result: queues the reply and lets go of its hold;
+/// records whether that wrote to the transport at once ("last") or left the reply queued.
+void reply(ServeScheduler* s, Channel* ch, Log* log, const std::string& name) {
+  ch->send(OutFrame::copied(name));
+  const std::uint64_t writes = ch->stream().stats().write_calls;
   s->finished();
+  log->push_back(name + (ch->stream().stats().write_calls > writes ? " last" : " more"));
+}
+
+/// A request: replies at once.
+Task<void> request_task(ServeScheduler* s, Channel* ch, Log* log, std::string name) {
+  reply(s, ch, log, name);
   co_return;
 }
 
 /// A request that waits for `ev` before it replies.
-Task<void> waiting_request(ServeScheduler* s, Log* log, Event* ev, std::string name) {
+Task<void> waiting_task(ServeScheduler* s, Channel* ch, Log* log, Event* ev, std::string name) {
   log->push_back(name + " waits");
   co_await ev->wait();
-  log->push_back(name + (s->last_reply() ? " last" : " more"));
-  s->finished();
+  reply(s, ch, log, name);
 }
 
 Task<void> note(Log* log, std::string what) {
@@ -44,17 +54,41 @@ Task<void> note(Log* log, std::string what) {
   co_return;
 }
 
+/// A channel on one end of an in-memory pipe (the replies go there), the other end kept open.
+struct PipeChannel {
+  explicit PipeChannel(EventLoop& loop) : pipe(make_mem_pipe(loop, 1 << 20)) {
+    channel = std::make_unique<Channel>(std::make_unique<BufferedStream>(std::move(pipe.first)));
+    peer = std::make_unique<BufferedStream>(std::move(pipe.second));
+  }
+  MemPipePair pipe;
+  std::unique_ptr<Channel> channel;
+  std::unique_ptr<BufferedStream> peer;
+};
+
 class ServeSchedulerTest : public LoopTest {
  protected:
+  void TearDown() override {
+    tasks_.cancel_all();
+    sched_.end_pass();
+    pipe_.channel.reset();  // before LoopTest checks that the loop is empty
+    pipe_.peer.reset();
+    LoopTest::TearDown();
+  }
   void finish_all() { run(tasks_.wait()); }
+  Task<void> request(std::string name) { return request_task(&sched_, ch_, &log_, std::move(name)); }
+  Task<void> waiting_request(Event* ev, std::string name) {
+    return waiting_task(&sched_, ch_, &log_, ev, std::move(name));
+  }
 
+  PipeChannel pipe_{loop_};
+  Channel* ch_ = pipe_.channel.get();
   TaskGroup tasks_{loop_};
-  ServeScheduler sched_{loop_, tasks_};
+  ServeScheduler sched_{loop_, tasks_, *ch_};
   Log log_;
 };
 
 TEST_F(ServeSchedulerTest, ALoneRequestIsHeldNotQueued) {
-  sched_.spawn(request(&sched_, &log_, "a"));
+  sched_.spawn(request("a"));
   EXPECT_TRUE(sched_.holding());
   EXPECT_EQ(sched_.serving(), 1u);
   EXPECT_EQ(tasks_.size(), 1u);  // owned by the group already
@@ -73,11 +107,11 @@ TEST_F(ServeSchedulerTest, ALoneRequestIsHeldNotQueued) {
 }
 
 TEST_F(ServeSchedulerTest, RequestsDecodedTogetherRunInArrivalOrder) {
-  sched_.spawn(request(&sched_, &log_, "a"));
+  sched_.spawn(request("a"));
   EXPECT_TRUE(sched_.holding());
-  sched_.spawn(request(&sched_, &log_, "b"));
+  sched_.spawn(request("b"));
   EXPECT_FALSE(sched_.holding()) << "the held one must go to the queue ahead of the second";
-  sched_.spawn(request(&sched_, &log_, "c"));
+  sched_.spawn(request("c"));
   EXPECT_FALSE(sched_.holding());
   EXPECT_EQ(sched_.serving(), 3u);
   EXPECT_EQ(loop_.stats().ready, 3u);
@@ -88,30 +122,31 @@ TEST_F(ServeSchedulerTest, RequestsDecodedTogetherRunInArrivalOrder) {
 }
 
 TEST_F(ServeSchedulerTest, OnlyTheFirstRequestOfAPassIsHeld) {
-  sched_.spawn(request(&sched_, &log_, "a"));
-  sched_.spawn(request(&sched_, &log_, "b"));
+  sched_.spawn(request("a"));
+  sched_.spawn(request("b"));
   finish_all();
   // The pass that queued requests is not over: another one is queued too.
-  sched_.spawn(request(&sched_, &log_, "c"));
+  sched_.spawn(request("c"));
   EXPECT_FALSE(sched_.holding());
   finish_all();
   // A new pass: its first request is held again.
   sched_.begin_pass();
-  sched_.spawn(request(&sched_, &log_, "d"));
+  sched_.spawn(request("d"));
   EXPECT_TRUE(sched_.holding());
   sched_.release_held();
+  sched_.end_pass();  // as the read loop does before it suspends
   finish_all();
   EXPECT_EQ(log_, (Log{"a more", "b last", "c last", "d last"}));
 }
 
 TEST_F(ServeSchedulerTest, ReleasingTheHeldRequestQueuesItFirst) {
-  sched_.spawn(request(&sched_, &log_, "a"));
+  sched_.spawn(request("a"));
   sched_.release_held();
   EXPECT_FALSE(sched_.holding());
   EXPECT_FALSE(sched_.take_held());
   EXPECT_EQ(loop_.stats().ready, 1u);
   // The pass has queued a request: the next one is queued behind it, not held.
-  sched_.spawn(request(&sched_, &log_, "b"));
+  sched_.spawn(request("b"));
   EXPECT_FALSE(sched_.holding());
   finish_all();
   EXPECT_EQ(log_, (Log{"a more", "b last"}));
@@ -120,7 +155,7 @@ TEST_F(ServeSchedulerTest, ReleasingTheHeldRequestQueuesItFirst) {
 TEST_F(ServeSchedulerTest, ReleasingWithNothingHeldChangesNothing) {
   sched_.release_held();
   EXPECT_EQ(loop_.stats().ready, 0u);
-  sched_.spawn(request(&sched_, &log_, "a"));
+  sched_.spawn(request("a"));
   EXPECT_TRUE(sched_.holding()) << "an empty release marked the pass as having queued";
   sched_.release_held();
   finish_all();
@@ -128,7 +163,7 @@ TEST_F(ServeSchedulerTest, ReleasingWithNothingHeldChangesNothing) {
 }
 
 TEST_F(ServeSchedulerTest, ADroppedRequestGoesWithTheGroup) {
-  sched_.spawn(request(&sched_, &log_, "a"));
+  sched_.spawn(request("a"));
   sched_.drop_held();
   EXPECT_FALSE(sched_.holding());
   EXPECT_FALSE(sched_.take_held());
@@ -142,10 +177,11 @@ TEST_F(ServeSchedulerTest, ADroppedRequestGoesWithTheGroup) {
 TEST_F(ServeSchedulerTest, AnEmptyRequestIsRefusedAndNotCounted) {
   EXPECT_THROW(sched_.spawn(Task<void>()), UsageError);
   EXPECT_EQ(sched_.serving(), 0u);
+  EXPECT_EQ(ch_->flush_holds(), 0u);
   EXPECT_FALSE(sched_.holding());
 
   // Refused while another is held: the held one is queued first, and still counted.
-  sched_.spawn(request(&sched_, &log_, "a"));
+  sched_.spawn(request("a"));
   EXPECT_THROW(sched_.spawn(Task<void>()), UsageError);
   EXPECT_EQ(sched_.serving(), 1u);
   finish_all();
@@ -153,22 +189,50 @@ TEST_F(ServeSchedulerTest, AnEmptyRequestIsRefusedAndNotCounted) {
 }
 
 TEST_F(ServeSchedulerTest, TheLastReplyIsTheOneWrittenAtOnce) {
-  EXPECT_FALSE(sched_.last_reply());  // nothing served
+  EXPECT_EQ(ch_->flush_holds(), 0u);  // nothing served
   Event ev;
-  sched_.spawn(waiting_request(&sched_, &log_, &ev, "slow"));
-  sched_.spawn(request(&sched_, &log_, "fast"));
+  sched_.spawn(waiting_request(&ev, "slow"));
+  sched_.spawn(request("fast"));
   EXPECT_EQ(sched_.serving(), 2u);
-  EXPECT_FALSE(sched_.last_reply());
+  EXPECT_EQ(ch_->flush_holds(), 2u);  // a hold per request, from its decoding
+  const std::uint64_t writes = ch_->stream().stats().write_calls;
   loop_.run_once(std::chrono::milliseconds(0));
-  // fast replied while slow was running: its reply waits; slow's, the last, goes at once.
+  // fast replied while slow was running: its reply waited, and left at the end of the loop
+  // iteration (a hold never delays a frame past its turn); slow's, the last, goes at once.
   EXPECT_EQ(log_, (Log{"slow waits", "fast more"}));
+  EXPECT_EQ(ch_->stream().stats().write_calls, writes + 1);
   EXPECT_EQ(sched_.serving(), 1u);
-  EXPECT_TRUE(sched_.last_reply());
+  EXPECT_EQ(ch_->flush_holds(), 1u);
   ev.set();
   finish_all();
   EXPECT_EQ(log_, (Log{"slow waits", "fast more", "slow last"}));
   EXPECT_EQ(sched_.serving(), 0u);
-  EXPECT_FALSE(sched_.last_reply());
+  EXPECT_EQ(ch_->flush_holds(), 0u);
+}
+
+TEST_F(ServeSchedulerTest, APassHoldsTheFlushUntilItEnds) {
+  // Replies queued while the read loop's pass runs wait for it; the pass's end writes them at
+  // once when no request is running, and leaves them to the last request when one is.
+  sched_.begin_pass();
+  EXPECT_EQ(ch_->flush_holds(), 1u);
+  sched_.begin_pass();  // a pass already held: still one hold
+  EXPECT_EQ(ch_->flush_holds(), 1u);
+  ch_->send(OutFrame::copied("DEL reply"));
+  std::uint64_t writes = ch_->stream().stats().write_calls;
+  sched_.end_pass();
+  EXPECT_EQ(ch_->stream().stats().write_calls, writes + 1) << "nothing running: the pass's end writes";
+  EXPECT_EQ(ch_->flush_holds(), 0u);
+
+  sched_.begin_pass();
+  ch_->send(OutFrame::copied("another DEL reply"));
+  sched_.spawn(request("a"));
+  writes = ch_->stream().stats().write_calls;
+  sched_.end_pass();
+  EXPECT_EQ(ch_->stream().stats().write_calls, writes) << "a request runs: the pass's replies wait for it";
+  sched_.release_held();
+  finish_all();
+  EXPECT_EQ(log_, (Log{"a last"}));
+  EXPECT_EQ(ch_->stream().stats().write_calls, writes + 1) << "one write for both";
 }
 
 TEST_F(ServeSchedulerTest, PassDecodedLastsOnePass) {
@@ -197,28 +261,31 @@ TEST_F(ServeSchedulerTest, TurnOverComesOncePerFramesPerTurn) {
 // ------------------------------------------------------------------------------- HandOff
 
 /// A read loop's pass: queues other work, decodes one request, hands off to it.
-Task<void> reader_pass(EventLoop* loop, TaskGroup* tasks, ServeScheduler* s, Log* log, Event* ev) {
+Task<void> reader_pass(EventLoop* loop, TaskGroup* tasks, ServeScheduler* s, Channel* ch, Log* log,
+                       Event* ev) {
+  s->begin_pass();
   log->push_back("reader");
   tasks->spawn(note(log, "queued before"));
   if (ev) {
-    s->spawn(waiting_request(s, log, ev, "held"));
+    s->spawn(waiting_task(s, ch, log, ev, "held"));
   } else {
-    s->spawn(request(s, log, "held"));
+    s->spawn(request_task(s, ch, log, "held"));
   }
+  s->end_pass();
   std::coroutine_handle<> h = s->take_held();
   co_await ServeScheduler::HandOff{*loop, h};
   log->push_back("reader back");
 }
 
 TEST_F(ServeSchedulerTest, HandOffRunsTheRequestAtOnceAndTheReaderAfterQueuedWork) {
-  run(reader_pass(&loop_, &tasks_, &sched_, &log_, nullptr));
+  run(reader_pass(&loop_, &tasks_, &sched_, ch_, &log_, nullptr));
   finish_all();
   EXPECT_EQ(log_, (Log{"reader", "held last", "queued before", "reader back"}));
 }
 
 TEST_F(ServeSchedulerTest, ARequestThatWaitsDoesNotWaitOnTopOfTheReader) {
   Event ev;
-  run(reader_pass(&loop_, &tasks_, &sched_, &log_, &ev));
+  run(reader_pass(&loop_, &tasks_, &sched_, ch_, &log_, &ev));
   EXPECT_EQ(log_, (Log{"reader", "held waits", "queued before", "reader back"}));
   EXPECT_EQ(sched_.serving(), 1u);
   ev.set();
