@@ -17,28 +17,7 @@
 namespace tether::testing {
 namespace {
 
-
-class ToolsCliServer : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    server_ = new Background({"serve", "--demo", "127.0.0.1:0"});
-    addr_ = server_->listening_address();
-  }
-  static void TearDownTestSuite() {
-    server_->signal(SIGTERM);
-    ToolResult r = server_->wait(15);
-    EXPECT_EQ(r.code, 0) << r.err;  // graceful stop on SIGTERM
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override { ASSERT_FALSE(addr_.empty()) << "tether serve --demo did not start"; }
-
-  static Background* server_;
-  static std::string addr_;
-};
-
-Background* ToolsCliServer::server_ = nullptr;
-std::string ToolsCliServer::addr_;
+class ToolsCliServer : public DemoServerSuite<false> {};
 
 TEST(ToolsCli, HelpAndVersion) {
   ToolResult v = run_tool({"--version"});
@@ -217,7 +196,8 @@ TEST_F(ToolsCliServer, Inspect) {
   EXPECT_TRUE(std::regex_search(r.out, std::regex("\\n  countdown +function")));
   EXPECT_TRUE(std::regex_search(r.out, std::regex("\\n  store +object +demo.Store")));
   // A tether server's functions show their signature (the first line of their __doc__).
-  EXPECT_TRUE(std::regex_search(r.out, std::regex("\\n  upper +function +upper\\(text: str\\) -> str\\n"))) << r.out;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("\\n  upper +function +upper\\(text: str\\) -> str\\n")))
+      << r.out;
   r = run_tool({"inspect", addr_, "--json"});
   ASSERT_EQ(r.code, 0) << r.err;
   std::string upper_doc;

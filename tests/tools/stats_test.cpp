@@ -26,27 +26,7 @@ std::size_t count_of(const std::string& text, const std::string& what) {
   return n;
 }
 
-class ToolsStats : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    server_ = new Background({"serve", "--demo", "--http", "127.0.0.1:0"});
-    addr_ = server_->listening_address();
-  }
-  static void TearDownTestSuite() {
-    server_->signal(SIGTERM);
-    ToolResult r = server_->wait(15);
-    EXPECT_EQ(r.code, 0) << r.err;
-    delete server_;
-    server_ = nullptr;
-  }
-  void SetUp() override { ASSERT_FALSE(addr_.empty()) << "tether serve --demo --http did not start"; }
-
-  static Background* server_;
-  static std::string addr_;
-};
-
-Background* ToolsStats::server_ = nullptr;
-std::string ToolsStats::addr_;
+class ToolsStats : public DemoServerSuite<true> {};
 
 TEST_F(ToolsStats, JsonTableAndWatch) {
   for (int i = 0; i < 3; ++i) ASSERT_EQ(run_tool({"call", addr_, "add", "1", "2"}).code, 0);

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -222,6 +223,31 @@ class Background {
   int code_ = -1;
   std::string out_;
   std::string err_;
+};
+
+/// A `tether serve --demo` (with --http when kHttp) on a loopback port from the kernel, started
+/// once for a test suite and stopped gracefully after it (SIGTERM: exit code 0 expected).
+template <bool kHttp>
+class DemoServerSuite : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    std::vector<std::string> args{"serve", "--demo"};
+    if (kHttp) args.emplace_back("--http");
+    args.emplace_back("127.0.0.1:0");
+    server_ = new Background(args);
+    addr_ = server_->listening_address();
+  }
+  static void TearDownTestSuite() {
+    server_->signal(SIGTERM);
+    ToolResult r = server_->wait(15);
+    EXPECT_EQ(r.code, 0) << r.err;  // graceful stop on SIGTERM
+    delete server_;
+    server_ = nullptr;
+  }
+  void SetUp() override { ASSERT_FALSE(addr_.empty()) << "tether serve --demo did not start"; }
+
+  static inline Background* server_ = nullptr;
+  static inline std::string addr_;
 };
 
 /// A loopback socket bound to a free port: listening (but never accepting) or closed again.
