@@ -50,6 +50,10 @@ def main():
               methods: methods,
               connection_rows: document.querySelectorAll('#connections tbody tr').length,
               error_rows: document.querySelectorAll('#errors tbody tr').length,
+              loop_rows: document.querySelectorAll('#loops tbody tr').length,
+              lag_samples: Array.from(document.querySelectorAll('#loops tbody tr'),
+                                      (row) => parseInt(row.cells[3].textContent, 10)),
+              registry: text('registry'),
             };""")
         seen.update({
             "console_errors": [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"],

@@ -54,9 +54,9 @@ TEST(ObserveConsole, BrowserShowsTheServersFigures) {
   std::filesystem::remove(shot);
   const std::string url = "http://127.0.0.1:" + std::to_string(server.port()) + "/";
   int status = -1;
-  const std::string out =
-      run_command(std::string(TETHER_SYSTEM_PYTHON3) + " " + TETHER_CONSOLE_CHECK + " " + url + " " + shot.string(),
-                  status);
+  const std::string out = run_command(
+      std::string(TETHER_SYSTEM_PYTHON3) + " " + TETHER_CONSOLE_CHECK + " " + url + " " + shot.string(),
+      status);
   stop = true;
   load.join();
   ASSERT_EQ(status, 0) << out;
@@ -84,6 +84,16 @@ TEST(ObserveConsole, BrowserShowsTheServersFigures) {
   EXPECT_GE(seen["requests"].get<std::uint64_t>(), 32u + mul_seen);
   EXPECT_LE(seen["requests"].get<std::uint64_t>(), s.requests);
   EXPECT_GT(seen["rate"].get<double>(), 0.0);
+  // One row per serving loop; the lag samples the page showed no more than the server
+  // counts now (it samples as it serves); no registry configured.
+  ASSERT_EQ(seen["loop_rows"].get<std::size_t>(), s.loops.size());
+  std::uint64_t samples_seen = 0;
+  std::uint64_t samples_now = 0;
+  for (const auto& n : seen["lag_samples"]) samples_seen += n.get<std::uint64_t>();
+  for (const auto& l : s.loops) samples_now += l.lag_samples;
+  EXPECT_GT(samples_seen, 0u);
+  EXPECT_LE(samples_seen, samples_now);
+  EXPECT_EQ(seen["registry"], "none configured");
   EXPECT_TRUE(seen["console_errors"].empty()) << seen["console_errors"];
   ASSERT_TRUE(std::filesystem::exists(shot));
   EXPECT_GT(std::filesystem::file_size(shot), 1000u);
