@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -14,6 +15,7 @@
 #include "eventually.hpp"
 #include "service/observe_util.hpp"
 #include "tether/brine/utf8.hpp"
+#include "tether/loop/time.hpp"
 #include "tether/rpc/interceptor.hpp"
 #include "tether/rpc/py_error.hpp"
 #include "tether/service/serve.hpp"
@@ -250,6 +252,32 @@ TEST(Intercept, ClientSideSeesSentCallsAndMayDenyThem) {
   EXPECT_TRUE(rec->last("mul").outcome.denied);
   // The denied call never reached the server.
   for (const auto& m : server.metrics()->snapshot().methods) EXPECT_NE(m.method, "mul");
+}
+
+Task<std::int64_t> hang_for(std::int64_t ms) {
+  co_await sleep(std::chrono::milliseconds(ms));
+  co_return ms;
+}
+
+// The peer never answers within the caller's deadline: `after` still runs, once, with the
+// timeout as the outcome.
+TEST(Intercept, ClientSideAfterRunsWhenThePeerNeverAnswers) {
+  Service svc = test_service();
+  svc.expose_async("hang", &hang_for);
+  ServerThread server(std::move(svc), observe_options(false));
+  auto rec = std::make_shared<Recorder>("c");
+  ClientOptions co;
+  co.connection.interceptors = {rec};
+  co.connection.sync_request_timeout = std::chrono::milliseconds(200);
+  SyncConnection conn = connect_sync("127.0.0.1", server.port(), co);
+  EXPECT_THROW(conn.callattr<std::int64_t>("hang", 1500), Timeout);
+  const Seen hang = rec->last("hang");
+  EXPECT_FALSE(hang.outcome.ok);
+  EXPECT_FALSE(hang.outcome.denied);
+  EXPECT_FALSE(hang.outcome.error_type.empty());
+  int calls = 0;
+  for (const Seen& seen : rec->seen()) calls += seen.info.name == "hang" ? 1 : 0;
+  EXPECT_EQ(calls, 1);
 }
 
 }  // namespace
